@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the images the engine and host tests use, from this machine's own binaries (no registry is reachable).
+#   agent-sandbox-test/busybox : busybox-static only (tiny, for hardening and mirror tests)
+#   agent-sandbox-test/node    : busybox + bash + the host's node and git with the libraries they link
+# Both have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt only when missing or --force.
+set -euo pipefail
+force="${1:-}"
+need() { [ "$force" = "--force" ] || ! docker image inspect "$1" >/dev/null 2>&1; }
+
+# The image has no libc of its own for busybox, so it must be the static build.
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+  echo "[images] installing Debian's busybox-static" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >&2
+fi
+
+base_rootfs() {
+  local root="$1"
+  mkdir -p "$root"/{bin,etc,tmp,home/sandbox,workspace,proc,sys,dev,usr/bin}
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/sh\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nsandbox:x:1000:\n' > "$root/etc/group"
+  chmod 1777 "$root/tmp"
+  chown 1000:1000 "$root/home/sandbox" "$root/workspace"
+}
+
+copy_with_libs() {
+  local root="$1" bin="$2"
+  mkdir -p "$root$(dirname "$bin")"
+  cp -L "$bin" "$root$bin"
+  ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+if need agent-sandbox-test/busybox; then
+  tmp=$(mktemp -d)
+  base_rootfs "$tmp"
+  tar -C "$tmp" -c . | docker import -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin' - agent-sandbox-test/busybox >/dev/null
+  rm -rf "$tmp"
+  echo "[images] built agent-sandbox-test/busybox" >&2
+fi
+
+if need agent-sandbox-test/node; then
+  tmp=$(mktemp -d)
+  base_rootfs "$tmp"
+  copy_with_libs "$tmp" "$(readlink -f "$(command -v node)")"
+  [ -e "$tmp/usr/bin/node" ] || ln -s "$(readlink -f "$(command -v node)")" "$tmp/usr/bin/node"
+  copy_with_libs "$tmp" /usr/bin/git
+  copy_with_libs "$tmp" /bin/bash
+  rm -f "$tmp/bin/sh"; ln -s bash "$tmp/bin/sh"
+  # git's helpers (git-remote-*, etc.) live in git-core; copy the directory as is.
+  mkdir -p "$tmp/usr/lib/git-core" "$tmp/usr/share"
+  cp -a /usr/lib/git-core/. "$tmp/usr/lib/git-core/"
+  [ -d /usr/share/git-core ] && cp -a /usr/share/git-core "$tmp/usr/share/"
+  [ -d /usr/share/terminfo ] && cp -a /usr/share/terminfo "$tmp/usr/share/"
+  [ -d /lib/terminfo ] && { mkdir -p "$tmp/lib"; cp -a /lib/terminfo "$tmp/lib/"; }
+  printf 'root:x:0:0:root:/root:/bin/bash\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/bash\n' > "$tmp/etc/passwd"
+  tar -C "$tmp" -c . | docker import -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin TERM=xterm-256color' - agent-sandbox-test/node >/dev/null
+  rm -rf "$tmp"
+  echo "[images] built agent-sandbox-test/node" >&2
+fi

@@ -1,0 +1,431 @@
+/**
+ * Every request and notification between the extension host (client) and the engine server.
+ * One namespace per message; each carries its `method` and a typed `type`. Data shapes that cross the wire
+ * are declared here too, so both sides and standalone clients share one definition.
+ *
+ * This file depends on nothing but the JSON-RPC message types (no `vscode`, no Node APIs), and
+ * `docs/protocol.md` documents it for clients that do not use TypeScript.
+ */
+import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
+
+// ---------------------------------------------------------------------------------------------------------
+// Settings that the engine needs (the host reads them from VS Code settings and sends them along).
+
+/** How the box is made. Every field has a default in the server; a client sends only what it overrides. */
+export interface BoxSettings {
+  /** Image to run, e.g. `node:22-bookworm`. Must already be present locally (see `sandbox/pullImage`). */
+  image: string;
+  /** Memory limit in MiB; swap is the same value (no swap beyond it). */
+  memoryMiB: number;
+  /** CPU limit in cores (fractions allowed). */
+  cpus: number;
+  /** Maximum number of processes and threads in the box. */
+  pidsLimit: number;
+  /** Size of the `/workspace` volume in MiB. */
+  workspaceSizeMiB: number;
+  /** `tmpfs`: the workspace volume lives in memory (default). `disk`: a disk-backed local volume. */
+  workspaceVolume: 'tmpfs' | 'disk';
+  /** Size of the tmpfs mounts at `/tmp` and `$HOME`, in MiB. */
+  tmpSizeMiB: number;
+  /** OCI runtime name, e.g. `runsc` for gVisor; empty for the engine's default. */
+  runtime: string;
+  /** Names of host environment variables passed into the box (nothing else from the host is). */
+  envAllowlist: string[];
+  /** Extra glob patterns (workspace-relative) that are never sent to the box. */
+  exclude: string[];
+  /** Also leave out what the workspace's `.gitignore` files ignore. */
+  useGitignore: boolean;
+  /** Default timeout for a run, in seconds (0 = none). */
+  runTimeoutSeconds: number;
+  /** Output kept per run and stream, in KiB; beyond it the output is cut with a visible marker. */
+  outputLimitKiB: number;
+  /** Minutes a box may sit unused before the server removes it (0 = never). */
+  idleTimeoutMinutes: number;
+}
+
+/** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
+export interface EngineSettings {
+  /** Overrides `DOCKER_HOST` and contexts, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376`. */
+  dockerHost?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors.
+
+/** Why a request failed; carried in a JSON-RPC error's `data.reason` so clients never match on text. */
+export type ErrorReason =
+  | 'engine-unreachable'
+  | 'engine-error'
+  | 'image-missing'
+  | 'invalid-setting'
+  | 'timeout'
+  | 'cancelled'
+  | 'no-box'
+  | 'path-outside-workspace'
+  | 'not-found'
+  | 'edit-no-match'
+  | 'edit-ambiguous'
+  | 'workspace-full'
+  | 'internal';
+
+/** The `data` of every JSON-RPC error the server sends. */
+export interface ErrorData {
+  /** Machine-readable cause. */
+  reason: ErrorReason;
+  /** For `invalid-setting`: the setting's key, e.g. `agentSandbox.memoryMiB`. */
+  setting?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Data shapes.
+
+/** A file system entry type as the box and the baseline know it. */
+export type EntryType = 'file' | 'directory' | 'symlink';
+
+/** Why an entry from the box was refused. Refused entries are listed, never written. */
+export type RefusedReason =
+  | 'absolute-path'
+  | 'parent-traversal'
+  | 'symlink-outside'
+  | 'hard-link'
+  | 'device'
+  | 'fifo'
+  | 'setuid-setgid'
+  | 'invalid-name'
+  | 'type-change-under-symlink';
+
+/** An entry from the box that collect refused. */
+export interface RefusedEntry {
+  /** Workspace-relative path as the box reported it (possibly hostile; display only). */
+  path: string;
+  /** Why it was refused. */
+  reason: RefusedReason;
+  /** Human-readable detail, e.g. the symlink target. */
+  detail: string;
+}
+
+/** The kind of change a file went through in the box. */
+export type ChangeKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'mode';
+
+/** Why applying a change needs a deliberate approval (design.md invariant 5). */
+export type FlagReason = 'host-executed' | 'newly-executable' | 'git-internal';
+
+/** One changed path in the box relative to the baseline. */
+export interface ChangeEntry {
+  /** Workspace-relative POSIX path (the new path for renames). */
+  path: string;
+  /** What happened to it. */
+  kind: ChangeKind;
+  /** For renames: the path it had in the baseline. */
+  fromPath?: string;
+  /** Entry type in the box (for deletions: the type it had in the baseline). */
+  type: EntryType;
+  /** POSIX mode bits (permissions only) in the box; absent for deletions. */
+  mode?: number;
+  /** Mode bits in the baseline; absent for additions. */
+  baseMode?: number;
+  /** Size in bytes in the box; absent for deletions. */
+  size?: number;
+  /** SHA-256 (hex) of the content in the box; absent for deletions and directories. */
+  hash?: string;
+  /** SHA-256 (hex) of the baseline content; absent for additions. */
+  baseHash?: string;
+  /** Symlink target in the box, when `type` is `symlink`. */
+  linkTarget?: string;
+  /** True when the content in the box is not text (NUL bytes or invalid UTF-8). */
+  binary: boolean;
+  /** Reasons this change must be approved deliberately; empty when none. */
+  flags: FlagReason[];
+}
+
+/** Everything the box changed relative to the baseline, plus what was refused. */
+export interface ChangeSet {
+  /** Absolute path of the workspace folder on the host. */
+  folder: string;
+  /** Changed paths, sorted by path. */
+  changes: ChangeEntry[];
+  /** Entries that were refused, with reasons. */
+  refused: RefusedEntry[];
+  /** Paths that changed in the box but are excluded from sync (secrets, exclude globs); never proposed. */
+  ignoredCount: number;
+}
+
+/** How a run ended. */
+export type RunOutcome = 'exited' | 'timeout' | 'cancelled' | 'oom' | 'engine-error';
+
+/** Result of `sandbox/exec`. */
+export interface ExecResult {
+  /** Id of the run (unique per server process). */
+  runId: string;
+  /** How it ended. */
+  outcome: RunOutcome;
+  /** Exit code; `null` when the process was killed or never started. */
+  exitCode: number | null;
+  /** Captured stdout (UTF-8, possibly cut; see `truncated`). */
+  stdout: string;
+  /** Captured stderr (UTF-8, possibly cut; see `truncated`). */
+  stderr: string;
+  /** True when output beyond `outputLimitKiB` was dropped; the text ends with a visible marker. */
+  truncated: boolean;
+  /** Milliseconds from start to end. */
+  durationMs: number;
+  /** Image reference and digest (`sha256:…` image id) the run used. */
+  image: { reference: string; id: string };
+  /** Engine error text when `outcome` is `engine-error`. */
+  error?: string;
+  /** Paths whose content the catch-up before this run sent to the box. */
+  caughtUp: string[];
+  /** Paths changed on both sides at catch-up: the box's version was kept and they are conflicts. */
+  conflicts: string[];
+}
+
+/** A box as the server knows it. */
+export interface BoxInfo {
+  /** Workspace folder the box mirrors. */
+  folder: string;
+  /** Container id. */
+  containerId: string;
+  /** Workspace volume name. */
+  volumeName: string;
+  /** Image reference and id. */
+  image: { reference: string; id: string };
+  /** Files and bytes sent when the box was created. */
+  mirrored: { files: number; bytes: number };
+}
+
+/** Result of `sandbox/checkEngine`. */
+export interface EngineReport {
+  /** The engine address used, e.g. `unix:///var/run/docker.sock`. */
+  host: string;
+  /** Where that address came from: `setting`, `DOCKER_HOST`, `DOCKER_CONTEXT`, `context:<name>`, `default`. */
+  source: string;
+  /** Engine version, e.g. `20.10.24`. */
+  version: string;
+  /** Engine API version, e.g. `1.41`. */
+  apiVersion: string;
+  /** Operating system and architecture of the engine. */
+  os: string;
+  /** Runtimes the engine offers (e.g. `runc`, `runsc`). */
+  runtimes: string[];
+  /** Default runtime of the engine. */
+  defaultRuntime: string;
+  /** The configured image and whether it is present locally. */
+  image: { reference: string; present: boolean; id?: string };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Requests.
+
+/** Parameters shared by requests that address one workspace folder's box. */
+export interface FolderParams {
+  /** Absolute path of the workspace folder on the host. */
+  folder: string;
+}
+
+/** Sets engine and box settings; sent once after start and again when settings change. */
+export namespace ConfigureRequest {
+  export const method = 'sandbox/configure' as const;
+  export interface Params {
+    /** Engine location overrides. */
+    engine: EngineSettings;
+    /** Box settings; fields left out keep their defaults. */
+    box: Partial<BoxSettings>;
+  }
+  export const type = new RequestType<Params, void, void>(method);
+}
+
+/** Reports on the Docker engine: version, runtimes, whether the image is present. */
+export namespace CheckEngineRequest {
+  export const method = 'sandbox/checkEngine' as const;
+  export const type = new RequestType0<EngineReport, void>(method);
+}
+
+/** Pulls the configured image (or a given one) with `sandbox/progress` notifications. */
+export namespace PullImageRequest {
+  export const method = 'sandbox/pullImage' as const;
+  export interface Params {
+    /** Image reference; defaults to the configured image. */
+    image?: string;
+    /** Token for `sandbox/progress` notifications. */
+    progressToken?: string;
+  }
+  export const type = new RequestType<Params, void, void>(method);
+}
+
+/** Creates the folder's box and mirrors the workspace in, or returns the existing one. */
+export namespace EnsureBoxRequest {
+  export const method = 'sandbox/ensureBox' as const;
+  export interface Params extends FolderParams {
+    /** Token for `sandbox/progress` notifications while mirroring. */
+    progressToken?: string;
+  }
+  export const type = new RequestType<Params, BoxInfo, void>(method);
+}
+
+/** Runs a command in the folder's box (creating it if needed), after catching up with host edits. */
+export namespace ExecRequest {
+  export const method = 'sandbox/exec' as const;
+  export interface Params extends FolderParams {
+    /** Command line, run with the image's `/bin/sh -c`. */
+    command: string;
+    /** Working directory relative to `/workspace`; must stay inside it. */
+    cwd?: string;
+    /** Text written to the command's stdin, then closed. */
+    stdin?: string;
+    /** Timeout in seconds; defaults to the `runTimeoutSeconds` setting; 0 = none. */
+    timeoutSeconds?: number;
+    /** Client-chosen id for `sandbox/output` notifications and `sandbox/cancelRun`. */
+    runId?: string;
+  }
+  export const type = new RequestType<Params, ExecResult, void>(method);
+}
+
+/** Cancels a running exec: kills its whole process tree in the box. */
+export namespace CancelRunRequest {
+  export const method = 'sandbox/cancelRun' as const;
+  export interface Params {
+    /** The run to cancel. */
+    runId: string;
+  }
+  export const type = new RequestType<Params, boolean, void>(method);
+}
+
+/** Reads the box's tree and returns what changed relative to the baseline. */
+export namespace CollectRequest {
+  export const method = 'sandbox/collect' as const;
+  export type Params = FolderParams;
+  export const type = new RequestType<Params, ChangeSet, void>(method);
+}
+
+/** Reads the box's content of a changed file from the last collect (base64). */
+export namespace ReadProposalRequest {
+  export const method = 'sandbox/readProposal' as const;
+  export interface Params extends FolderParams {
+    /** Workspace-relative path from the change set. */
+    path: string;
+  }
+  export interface Result {
+    /** Content as base64; empty for directories and deletions. */
+    base64: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * Applies changes from the last collect to the folder on disk (for standalone clients; VS Code applies
+ * through `WorkspaceEdit` and then sends `sandbox/markApplied`). Conflicts and flagged paths are skipped
+ * unless listed in `approveFlagged`; `.git/` is never written.
+ */
+export namespace ApplyRequest {
+  export const method = 'sandbox/apply' as const;
+  export interface Params extends FolderParams {
+    /** Paths to apply; all pending changes when omitted. */
+    paths?: string[];
+    /** Flagged paths the caller approves deliberately. */
+    approveFlagged?: string[];
+  }
+  export interface Result {
+    /** Paths written, created, renamed or deleted. */
+    applied: string[];
+    /** Paths not applied because the workspace changed since the baseline. */
+    conflicts: string[];
+    /** Flagged paths skipped for lack of approval, and `.git/` paths that are never applied. */
+    skipped: { path: string; reason: string }[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/** Tells the server the host applied these paths itself: their baseline advances to the box's version. */
+export namespace MarkAppliedRequest {
+  export const method = 'sandbox/markApplied' as const;
+  export interface Params extends FolderParams {
+    /** Paths (as in the change set) now equal in the workspace and the box. */
+    paths: string[];
+  }
+  export const type = new RequestType<Params, void, void>(method);
+}
+
+/** Reverts paths in the box to the workspace's current version (all pending changes when omitted). */
+export namespace DiscardRequest {
+  export const method = 'sandbox/discard' as const;
+  export interface Params extends FolderParams {
+    /** Paths to revert; all pending when omitted. */
+    paths?: string[];
+  }
+  export const type = new RequestType<Params, void, void>(method);
+}
+
+/** Removes the folder's box and volume (or every box of this server when `folder` is omitted). */
+export namespace ResetRequest {
+  export const method = 'sandbox/reset' as const;
+  export interface Params {
+    /** Folder whose box to remove; all when omitted. */
+    folder?: string;
+  }
+  export const type = new RequestType<Params, void, void>(method);
+}
+
+/** File operations for agents, executed in the box. Paths are workspace-relative. */
+export namespace FileOpRequest {
+  export const method = 'sandbox/fileOp' as const;
+  export type Params =
+    | (FolderParams & { op: 'read'; path: string })
+    | (FolderParams & { op: 'write'; path: string; content: string })
+    | (FolderParams & { op: 'edit'; path: string; oldString: string; newString: string; replaceAll?: boolean })
+    | (FolderParams & { op: 'delete'; path: string })
+    | (FolderParams & { op: 'list'; path: string });
+  export interface Result {
+    /** `read`: file content (UTF-8). */
+    content?: string;
+    /** `list`: entries with a trailing `/` on directories. */
+    entries?: string[];
+    /** `edit`: number of replacements made. */
+    replacements?: number;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Notifications (server → client).
+
+/** A chunk of a run's output, as it happens. */
+export namespace OutputNotification {
+  export const method = 'sandbox/output' as const;
+  export interface Params {
+    /** The run it belongs to. */
+    runId: string;
+    /** Which stream. */
+    stream: 'stdout' | 'stderr';
+    /** The text (UTF-8). */
+    text: string;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** Progress of long work (mirroring, pulling): sent with the `progressToken` the request carried. */
+export namespace ProgressNotification {
+  export const method = 'sandbox/progress' as const;
+  export interface Params {
+    /** The token from the request. */
+    token: string;
+    /** What is happening, e.g. `Mirroring workspace`. */
+    message: string;
+    /** Units done so far (files, bytes or layers), if known. */
+    done?: number;
+    /** Units in total, if known. */
+    total?: number;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** The server removed boxes it found left behind (orphans from a crashed server or window). */
+export namespace OrphansRemovedNotification {
+  export const method = 'sandbox/orphansRemoved' as const;
+  export interface Params {
+    /** Container names removed. */
+    containers: string[];
+    /** Volume names removed. */
+    volumes: string[];
+  }
+  export const type = new NotificationType<Params>(method);
+}
