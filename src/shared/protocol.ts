@@ -335,6 +335,49 @@ export namespace ApplyRequest {
   export const type = new RequestType<Params, Result, void>(method);
 }
 
+/** One operation of an apply plan. */
+export interface ApplyOperation {
+  /** What to do at `path`. */
+  kind: 'write' | 'delete' | 'rename' | 'chmod' | 'symlink' | 'mkdir';
+  /** Workspace-relative target path. */
+  path: string;
+  /** For `rename`: the source path. */
+  fromPath?: string;
+  /** For `write`, `chmod`, `mkdir`: the mode bits to set. */
+  mode?: number;
+  /** For `symlink`: the link target. */
+  linkTarget?: string;
+  /** For `write`: SHA-256 of the content to write (checked before writing). */
+  hash?: string;
+}
+
+/** What applying a selection would do, computed against the workspace's current state. */
+export interface ApplyPlan {
+  /** Operations in a safe order. */
+  operations: ApplyOperation[];
+  /** Paths the developer changed since the baseline: never overwritten. */
+  conflicts: { path: string; reason: string }[];
+  /** Paths left out: flagged without approval, or under `.git/`. */
+  skipped: { path: string; reason: string }[];
+}
+
+/**
+ * Plans applying changes from the last collect against the workspace's current state, without writing.
+ * The host sends the content hashes of dirty editors so unsaved edits count as changes (conflicts).
+ */
+export namespace PlanApplyRequest {
+  export const method = 'sandbox/planApply' as const;
+  export interface Params extends FolderParams {
+    /** Paths to apply; all pending changes when omitted. */
+    paths?: string[];
+    /** Flagged paths the caller approves deliberately. */
+    approveFlagged?: string[];
+    /** Open editors with unsaved changes: workspace-relative path and SHA-256 of their current text. */
+    dirtyEditors?: { path: string; hash: string }[];
+  }
+  export const type = new RequestType<Params, ApplyPlan, void>(method);
+}
+
 /** Tells the server the host applied these paths itself: their baseline advances to the box's version. */
 export namespace MarkAppliedRequest {
   export const method = 'sandbox/markApplied' as const;

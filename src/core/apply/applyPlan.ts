@@ -1,0 +1,172 @@
+import type { ChangeEntry, EntryType } from '../../shared/protocol';
+import { isGitInternal } from '../changes/flags';
+import type { Manifest, ManifestEntry } from '../workspace/manifest';
+import { sameState } from '../workspace/manifest';
+import { ancestorsOf } from '../workspace/pathGuard';
+
+/** One step of applying changes to a folder. */
+export interface ApplyOperation {
+  kind: 'write' | 'delete' | 'rename' | 'chmod' | 'symlink' | 'mkdir';
+  /** Workspace-relative target (the new path for renames). */
+  path: string;
+  /** Renames: the path moved from. */
+  fromPath?: string;
+  /** Permission bits to set (write, rename, chmod, mkdir). */
+  mode?: number;
+  /** Symlinks: the target to store. */
+  linkTarget?: string;
+  /** Writes: SHA-256 the content must have; renames: the hash the moved file has. */
+  hash?: string;
+  /** Deletes: the type removed (a directory is removed only once empty). */
+  type?: EntryType;
+  /** Mkdirs: a parent created for other operations, not a change of its own. */
+  implied?: boolean;
+}
+
+/** What to do, what clashes with the developer's own edits, and what is left out on purpose. */
+export interface ApplyPlan {
+  /** In a safe order: see `planApply`. */
+  operations: ApplyOperation[];
+  /** Paths changed in the workspace since the baseline; never overwritten (design.md invariant 6). */
+  conflicts: { path: string; reason: string }[];
+  /** `.git` paths (never applied) and flagged paths not approved. */
+  skipped: { path: string; reason: string }[];
+}
+
+/** Input of `planApply`. */
+export interface ApplyPlanInput {
+  /** What the box was given. */
+  baseline: Manifest;
+  /** Changes from the last collect. */
+  changes: ChangeEntry[];
+  /** The workspace now: must hold every path of `changes` (and `fromPath` of renames) that exists on disk. */
+  current: Manifest;
+  /** Paths (or rename sources) to apply; all changes when omitted. */
+  selected?: string[];
+  /** Flagged paths approved deliberately. `.git` paths are never applied, approved or not. */
+  approveFlagged?: string[];
+}
+
+/**
+ * Plans applying changes, purely. A change is a conflict when the workspace's entry at any path it touches
+ * differs from the baseline (content, type, permission bits, link target, or existence). Order of the
+ * operations, so that each one finds what it needs:
+ * 1. deletes of files and symlinks (incl. the old entry of a type change);
+ * 2. mkdirs, parents first (explicit ones and `implied` parents of what is created);
+ * 3. renames (their source is still there, their target's parent exists);
+ * 4. deletes of directories, deepest first (their content is gone by then);
+ * 5. writes and symlinks (a path freed by a rename or delete is free by then);
+ * 6. chmods, deepest first (a directory made read-only last).
+ */
+export function planApply(input: ApplyPlanInput): ApplyPlan {
+  const selected = input.selected === undefined ? undefined : new Set(input.selected);
+  const approved = new Set(input.approveFlagged ?? []);
+  const conflicts: ApplyPlan['conflicts'] = [];
+  const skipped: ApplyPlan['skipped'] = [];
+  const phases: ApplyOperation[][] = [[], [], [], [], [], []];
+  const created: string[] = [];
+
+  for (const change of [...input.changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const paths = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
+    if (selected !== undefined && !paths.some((p) => selected.has(p))) {
+      continue;
+    }
+    if (paths.some(isGitInternal)) {
+      skipped.push({ path: change.path, reason: 'git-internal: changes under .git/ are never applied' });
+      continue;
+    }
+    const flags = change.flags.filter((flag) => flag !== 'git-internal');
+    if (flags.length > 0 && !paths.some((p) => approved.has(p))) {
+      skipped.push({ path: change.path, reason: `flagged (${flags.join(', ')}): needs a deliberate approval` });
+      continue;
+    }
+    const conflict = paths.map((p) => conflictAt(p, input.baseline.get(p), input.current.get(p))).find((reason) => reason !== undefined);
+    if (conflict !== undefined) {
+      conflicts.push({ path: change.path, reason: conflict });
+      continue;
+    }
+
+    const base = input.baseline.get(change.fromPath ?? change.path);
+    const removeOld = (): void => {
+      if (base !== undefined) {
+        phases[base.type === 'directory' ? 3 : 0].push({ kind: 'delete', path: change.path, type: base.type });
+      }
+    };
+    const createNew = (): void => {
+      created.push(change.path);
+      switch (change.type) {
+        case 'directory':
+          phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode });
+          break;
+        case 'symlink':
+          phases[4].push({ kind: 'symlink', path: change.path, linkTarget: change.linkTarget ?? '' });
+          break;
+        default:
+          phases[4].push({ kind: 'write', path: change.path, mode: change.mode, hash: change.hash });
+      }
+    };
+    switch (change.kind) {
+      case 'added':
+        createNew();
+        break;
+      case 'deleted':
+        removeOld();
+        break;
+      case 'renamed':
+        created.push(change.path);
+        phases[2].push({ kind: 'rename', path: change.path, fromPath: change.fromPath, mode: change.mode, hash: change.hash });
+        break;
+      case 'mode':
+        phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+        break;
+      case 'modified':
+        if (base !== undefined && base.type !== change.type) {
+          removeOld();
+          createNew();
+        } else if (change.type === 'directory') {
+          phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+        } else {
+          createNew();
+        }
+        break;
+    }
+  }
+
+  const explicitDirectories = new Set(phases[1].map((op) => op.path));
+  const implied = new Set<string>();
+  for (const relPath of created) {
+    for (const ancestor of ancestorsOf(relPath)) {
+      const existing = input.current.get(ancestor) ?? input.baseline.get(ancestor);
+      if (!explicitDirectories.has(ancestor) && existing?.type !== 'directory') {
+        implied.add(ancestor);
+      }
+    }
+  }
+  phases[1].push(...[...implied].map((path): ApplyOperation => ({ kind: 'mkdir', path, implied: true })));
+
+  const depth = (relPath: string): number => relPath.split('/').length;
+  phases[1].sort((a, b) => depth(a.path) - depth(b.path) || compare(a.path, b.path));
+  phases[3].sort((a, b) => depth(b.path) - depth(a.path) || compare(a.path, b.path));
+  phases[5].sort((a, b) => depth(b.path) - depth(a.path) || compare(a.path, b.path));
+  return { operations: phases.flat(), conflicts, skipped };
+}
+
+function conflictAt(relPath: string, base: ManifestEntry | undefined, current: ManifestEntry | undefined): string | undefined {
+  if (sameState(base, current)) {
+    return undefined;
+  }
+  if (base === undefined) {
+    return `"${relPath}" was created in the workspace since the box was synced`;
+  }
+  if (current === undefined) {
+    return `"${relPath}" was deleted in the workspace since the box was synced`;
+  }
+  if (base.type !== current.type) {
+    return `"${relPath}" became a ${current.type} in the workspace since the box was synced`;
+  }
+  return `"${relPath}" was changed in the workspace since the box was synced`;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,244 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import * as tarStream from 'tar-stream';
+import type { BoxSettings } from '../../shared/protocol';
+import { SandboxError } from '../errors';
+import type { DockerEngine } from '../docker/dockerEngine';
+import { engineStatusOf } from '../docker/dockerEngine';
+import {
+  allowlistedEnv,
+  BOX_GID,
+  BOX_UID,
+  boxLabels,
+  boxNames,
+  containerCreateOptions,
+  validateBoxSettings,
+  volumeCreateOptions,
+  WORKSPACE_DIR,
+} from './boxConfig';
+import type { ExecOptions, ExecOutcome } from './boxExec';
+import { runInBox } from './boxExec';
+
+export interface BoxCreateOptions {
+  /** Absolute path of the workspace folder the box mirrors. */
+  folder: string;
+  /** Id of this server instance (label `dev.agent-sandbox.owner`). */
+  ownerId: string;
+  /**
+   * `NAME=value` entries passed into the box. When absent, they are taken from this process's environment
+   * for the names in `settings.envAllowlist` (nothing else from the host ever is).
+   */
+  env?: string[];
+  signal?: AbortSignal;
+}
+
+/** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
+const ARCHIVE_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * One hardened container with its workspace volume. Created with `Box.create`; `remove()` deletes both.
+ * All engine calls go through the `DockerEngine`, so each has a timeout, cancellation and a friendly error.
+ */
+export class Box {
+  private constructor(
+    readonly engine: DockerEngine,
+    readonly settings: BoxSettings,
+    readonly folder: string,
+    readonly containerId: string,
+    readonly containerName: string,
+    readonly volumeName: string,
+    readonly image: { reference: string; id: string },
+  ) {}
+
+  static async create(engine: DockerEngine, settingsIn: BoxSettings, options: BoxCreateOptions): Promise<Box> {
+    const settings = validateBoxSettings(settingsIn);
+    const { signal } = options;
+    const reference = settings.image;
+    const image = await engine.inspectImage(reference, { signal });
+    if (!image) {
+      throw new SandboxError(
+        'image-missing',
+        `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`,
+        { setting: 'agentSandbox.image' },
+      );
+    }
+    const { name, volumeName } = boxNames(options.folder);
+    const labels = boxLabels({ folder: options.folder, ownerId: options.ownerId, ownerPid: process.pid, ownerHost: os.hostname() });
+    const env = options.env ?? allowlistedEnv(settings.envAllowlist, process.env);
+    const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env });
+
+    let volumeCreated = false;
+    let containerId: string | undefined;
+    try {
+      await engine.call(
+        `creating volume ${volumeName}`,
+        (d, abortSignal) => d.createVolume({ ...volumeCreateOptions(settings, { volumeName, labels }), abortSignal }),
+        { signal },
+      );
+      volumeCreated = true;
+      if (settings.workspaceVolume === 'disk') {
+        await giveWorkspaceToBoxUser(engine, settings, { volumeName, labels, signal });
+      }
+      const container = await engine.call(
+        `creating container ${name}`,
+        (d, abortSignal) => d.createContainer({ ...createOptions, abortSignal }),
+        { signal, image: reference },
+      );
+      containerId = container.id;
+      await engine.call(`starting container ${name}`, (d, abortSignal) => d.getContainer(container.id).start({ abortSignal }), {
+        signal,
+      });
+      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id });
+    } catch (error) {
+      // Nothing half-made is left behind: a failed create removes what it created.
+      await removeQuietly(engine, containerId, volumeCreated ? volumeName : undefined);
+      throw error;
+    }
+  }
+
+  /** Extracts a tar stream into the box at `options.path` (absolute inside /workspace, or relative to it). */
+  async putArchive(tar: Readable, options: { path: string; signal?: AbortSignal }): Promise<void> {
+    const target = workspacePath(options.path);
+    await this.engine.call(
+      `sending files to ${target} in the box`,
+      (d, abortSignal) => d.getContainer(this.containerId).putArchive(tar, { path: target, abortSignal }).then(() => undefined),
+      { signal: options.signal, timeoutMs: ARCHIVE_TIMEOUT_MS },
+    );
+  }
+
+  /** A tar stream of `path` (absolute inside /workspace, or relative to it) as the box has it. */
+  async getArchive(archivePath: string, signal?: AbortSignal): Promise<Readable> {
+    const target = workspacePath(archivePath);
+    return this.engine.call(
+      `reading ${target} from the box`,
+      (d, abortSignal) => d.getContainer(this.containerId).getArchive({ path: target, abortSignal }) as Promise<Readable>,
+      { signal },
+    );
+  }
+
+  /** Runs a command; see `runInBox`. */
+  exec(options: ExecOptions): Promise<ExecOutcome> {
+    return runInBox(this.engine, this.containerId, options);
+  }
+
+  /** True while the container exists and runs. */
+  async isRunning(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const info = await this.engine.call('inspecting the box', (d, abortSignal) => d.getContainer(this.containerId).inspect({ abortSignal }), {
+        signal,
+      });
+      return info.State.Running;
+    } catch (error) {
+      if (SandboxError.is(error, 'not-found')) {
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  /** Removes the container (forced) and its volume. Already-gone parts are fine. */
+  async remove(): Promise<void> {
+    await removeContainerAndVolume(this.engine, this.containerId, this.volumeName);
+  }
+}
+
+/** Removes a container (forced) and then a volume; a 404 on either counts as done. */
+export async function removeContainerAndVolume(engine: DockerEngine, containerId: string | undefined, volumeName: string | undefined): Promise<void> {
+  if (containerId) {
+    await ignoreNotFound(
+      engine.call(`removing container ${containerId.slice(0, 12)}`, (d, abortSignal) =>
+        d.getContainer(containerId).remove({ force: true, v: false, abortSignal }),
+      ),
+    );
+  }
+  if (volumeName) {
+    await ignoreNotFound(
+      engine.call(`removing volume ${volumeName}`, (d, abortSignal) => d.getVolume(volumeName).remove({ abortSignal })),
+    );
+  }
+}
+
+async function removeQuietly(engine: DockerEngine, containerId: string | undefined, volumeName: string | undefined): Promise<void> {
+  try {
+    await removeContainerAndVolume(engine, containerId, volumeName);
+  } catch {
+    // The original error matters more; orphan cleanup catches anything left.
+  }
+}
+
+async function ignoreNotFound(promise: Promise<unknown>): Promise<void> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!SandboxError.is(error, 'not-found') && engineStatusOf(error) !== 404) {
+      throw error;
+    }
+  }
+}
+
+/** `/workspace`-rooted absolute path for an archive operation; refuses anything outside. */
+function workspacePath(p: string): string {
+  const resolved = path.posix.resolve(WORKSPACE_DIR, p.replace(/\\/g, '/'));
+  if (resolved !== WORKSPACE_DIR && !resolved.startsWith(`${WORKSPACE_DIR}/`)) {
+    throw new SandboxError('path-outside-workspace', `${JSON.stringify(p)} is outside /workspace in the box.`);
+  }
+  return resolved;
+}
+
+/**
+ * A fresh disk volume's root belongs to root, and the box has no capability to chown it. The archive API
+ * does chown from tar headers, but skips the extraction root itself, and refuses a read-only root file
+ * system. So a never-started helper container (writable root, same image, no network) mounts the volume
+ * and receives a `workspace/` entry owned by the box user at `/`. Nothing runs in the helper.
+ */
+async function giveWorkspaceToBoxUser(
+  engine: DockerEngine,
+  settings: BoxSettings,
+  options: { volumeName: string; labels: Record<string, string>; signal?: AbortSignal },
+): Promise<void> {
+  const tar = await workspaceOwnerTar();
+  let helperId: string | undefined;
+  try {
+    const helper = await engine.call(
+      'creating the volume preparation container',
+      (d, abortSignal) =>
+        d.createContainer({
+          Image: settings.image,
+          Entrypoint: [],
+          Cmd: ['true'],
+          User: '0:0',
+          NetworkDisabled: true,
+          Labels: options.labels,
+          HostConfig: {
+            NetworkMode: 'none',
+            CapDrop: ['ALL'],
+            SecurityOpt: ['no-new-privileges'],
+            Mounts: [{ Type: 'volume', Source: options.volumeName, Target: WORKSPACE_DIR, VolumeOptions: { NoCopy: true } as never }],
+          },
+          abortSignal,
+        }),
+      { signal: options.signal, image: settings.image },
+    );
+    helperId = helper.id;
+    await engine.call(
+      'preparing the workspace volume',
+      (d, abortSignal) => d.getContainer(helper.id).putArchive(tar, { path: '/', abortSignal }).then(() => undefined),
+      { signal: options.signal },
+    );
+  } finally {
+    await removeQuietly(engine, helperId, undefined);
+  }
+}
+
+function workspaceOwnerTar(): Promise<Buffer> {
+  const pack = tarStream.pack();
+  pack.entry({ name: 'workspace/', type: 'directory', mode: 0o755, uid: BOX_UID, gid: BOX_GID, mtime: new Date() });
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+    pack.on('end', () => resolve(Buffer.concat(chunks)));
+    pack.on('error', reject);
+  });
+}

@@ -1,0 +1,294 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import type * as Dockerode from 'dockerode';
+import type { BoxSettings } from '../../shared/protocol';
+import { SandboxError } from '../errors';
+
+export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
+  image: 'node:22-bookworm',
+  memoryMiB: 2048,
+  cpus: 2,
+  pidsLimit: 512,
+  workspaceSizeMiB: 2048,
+  workspaceVolume: 'tmpfs',
+  tmpSizeMiB: 512,
+  runtime: '',
+  envAllowlist: Object.freeze([]) as unknown as string[],
+  exclude: Object.freeze([]) as unknown as string[],
+  useGitignore: false,
+  runTimeoutSeconds: 600,
+  outputLimitKiB: 1024,
+  idleTimeoutMinutes: 30,
+}) as BoxSettings;
+
+/** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
+export const BOX_UID = 1000;
+export const BOX_GID = 1000;
+export const BOX_USER = `${BOX_UID}:${BOX_GID}`;
+export const WORKSPACE_DIR = '/workspace';
+export const BOX_HOME = '/home/sandbox';
+export const BOX_TERM = 'xterm-256color';
+
+/** Labels on every container and volume the extension creates; `managed` is what finds them all. */
+export const LABEL_MANAGED = 'dev.agent-sandbox.managed';
+export const LABEL_FOLDER = 'dev.agent-sandbox.folder';
+export const LABEL_OWNER = 'dev.agent-sandbox.owner';
+export const LABEL_OWNER_PID = 'dev.agent-sandbox.owner-pid';
+/** Host name of the owner process: a pid only means something on the machine that issued it. */
+export const LABEL_OWNER_HOST = 'dev.agent-sandbox.owner-host';
+/** On containers: the name of their workspace volume. */
+export const LABEL_VOLUME = 'dev.agent-sandbox.volume';
+
+/**
+ * The box's main process. Box processes run as the same uid and could kill a bare `sleep infinity`
+ * (`killall sleep`), which would stop the box; this loop outlives its sleeps and ignores polite signals
+ * (including those the init forwards). It works with busybox and GNU sleep alike.
+ */
+export const KEEPALIVE_SCRIPT = 'trap "" TERM INT HUP QUIT USR1 USR2; while :; do sleep 86400; done';
+
+/** Names the box owns; the allowlist cannot bring them in from the host. */
+const RESERVED_ENV = new Set(['HOME', 'PATH']);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const RUNTIME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+// Docker's reference grammar (distribution/reference), without the case-folding exceptions.
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const NAME = `(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*`;
+const TAG = '[\\w][\\w.-]{0,127}';
+const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+const IMAGE_REFERENCE = new RegExp(`^${NAME}(?::${TAG})?(?:@${DIGEST})?$`);
+
+export function isImageReference(value: string): boolean {
+  return value.length <= 512 && IMAGE_REFERENCE.test(value);
+}
+
+type IntegerKey = 'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes';
+
+/** Inclusive ranges; lower bounds leave room for the box's own helpers (init, exec, the tree killer). */
+export const INTEGER_RANGES: Record<IntegerKey, { min: number; max: number; unit: string }> = {
+  memoryMiB: { min: 32, max: 1_048_576, unit: 'MiB' },
+  pidsLimit: { min: 16, max: 1_000_000, unit: 'processes' },
+  workspaceSizeMiB: { min: 16, max: 1_048_576, unit: 'MiB' },
+  tmpSizeMiB: { min: 8, max: 1_048_576, unit: 'MiB' },
+  runTimeoutSeconds: { min: 0, max: 604_800, unit: 'seconds (0 = none)' },
+  outputLimitKiB: { min: 1, max: 1_048_576, unit: 'KiB' },
+  idleTimeoutMinutes: { min: 0, max: 10_080, unit: 'minutes (0 = never)' },
+};
+export const CPUS_RANGE = { min: 0.01, max: 1024 };
+
+function invalid(key: keyof BoxSettings, message: string): SandboxError {
+  return new SandboxError('invalid-setting', `agentSandbox.${key}: ${message}`, { setting: `agentSandbox.${key}` });
+}
+
+/**
+ * Fills in defaults and checks every value; the first bad one throws `invalid-setting` naming the key and
+ * the valid range. Unknown keys are ignored (a newer client may send more than this server knows).
+ */
+export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings {
+  if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+    throw new SandboxError('invalid-setting', 'Box settings must be an object of agentSandbox.* values.');
+  }
+  const value = <K extends keyof BoxSettings>(key: K): unknown =>
+    partial[key] === undefined ? DEFAULT_BOX_SETTINGS[key] : partial[key];
+
+  const image = value('image');
+  if (typeof image !== 'string' || !image.trim()) {
+    throw invalid('image', 'must be an image reference such as node:22-bookworm.');
+  }
+  if (!isImageReference(image.trim())) {
+    throw invalid('image', `"${image}" is not a valid image reference (expected e.g. node:22-bookworm, ghcr.io/org/image:tag or name@sha256:…; lower-case repository names).`);
+  }
+
+  const integers = {} as Record<IntegerKey, number>;
+  for (const key of Object.keys(INTEGER_RANGES) as IntegerKey[]) {
+    const v = value(key);
+    const { min, max, unit } = INTEGER_RANGES[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw invalid(key, `${JSON.stringify(v)} is not valid; use a whole number from ${min} to ${max} ${unit}.`);
+    }
+    integers[key] = v;
+  }
+
+  const cpus = value('cpus');
+  if (typeof cpus !== 'number' || !Number.isFinite(cpus) || cpus < CPUS_RANGE.min || cpus > CPUS_RANGE.max) {
+    throw invalid('cpus', `${JSON.stringify(cpus)} is not valid; use a number of cores from ${CPUS_RANGE.min} to ${CPUS_RANGE.max} (fractions allowed).`);
+  }
+
+  const workspaceVolume = value('workspaceVolume');
+  if (workspaceVolume !== 'tmpfs' && workspaceVolume !== 'disk') {
+    throw invalid('workspaceVolume', `${JSON.stringify(workspaceVolume)} is not valid; use "tmpfs" or "disk".`);
+  }
+
+  const runtime = value('runtime');
+  if (typeof runtime !== 'string' || (runtime !== '' && !RUNTIME_NAME.test(runtime))) {
+    throw invalid('runtime', `${JSON.stringify(runtime)} is not a runtime name; use e.g. "runsc", or "" for the engine's default.`);
+  }
+
+  const envAllowlist = value('envAllowlist');
+  if (!Array.isArray(envAllowlist)) {
+    throw invalid('envAllowlist', 'must be a list of environment variable names.');
+  }
+  for (const name of envAllowlist) {
+    if (typeof name !== 'string' || !ENV_NAME.test(name)) {
+      throw invalid('envAllowlist', `${JSON.stringify(name)} is not an environment variable name (letters, digits and _; not starting with a digit).`);
+    }
+    if (RESERVED_ENV.has(name)) {
+      throw invalid('envAllowlist', `${name} is set by the box itself and cannot come from the host.`);
+    }
+  }
+
+  const exclude = value('exclude');
+  if (!Array.isArray(exclude) || exclude.some((glob) => typeof glob !== 'string' || !glob.trim())) {
+    throw invalid('exclude', 'must be a list of non-empty glob patterns, e.g. ["dist/**", "*.log"].');
+  }
+
+  const useGitignore = value('useGitignore');
+  if (typeof useGitignore !== 'boolean') {
+    throw invalid('useGitignore', 'must be true or false.');
+  }
+
+  return {
+    image: image.trim(),
+    memoryMiB: integers.memoryMiB,
+    cpus,
+    pidsLimit: integers.pidsLimit,
+    workspaceSizeMiB: integers.workspaceSizeMiB,
+    workspaceVolume,
+    tmpSizeMiB: integers.tmpSizeMiB,
+    runtime,
+    envAllowlist: [...(envAllowlist as string[])],
+    exclude: [...(exclude as string[])],
+    useGitignore,
+    runTimeoutSeconds: integers.runTimeoutSeconds,
+    outputLimitKiB: integers.outputLimitKiB,
+    idleTimeoutMinutes: integers.idleTimeoutMinutes,
+  };
+}
+
+/** `NAME=value` for each allowlisted variable present in `hostEnv`; nothing else from the host. */
+export function allowlistedEnv(allowlist: readonly string[], hostEnv: Record<string, string | undefined>): string[] {
+  return allowlist.filter((name) => !RESERVED_ENV.has(name) && hostEnv[name] !== undefined).map((name) => `${name}=${hostEnv[name]}`);
+}
+
+export interface BoxOwner {
+  /** Absolute path of the workspace folder. */
+  folder: string;
+  /** Id of the server instance that created the box. */
+  ownerId: string;
+  /** Pid of that server process. */
+  ownerPid: number;
+  /** Host name of the machine the server runs on. */
+  ownerHost: string;
+}
+
+export function boxLabels(owner: BoxOwner): Record<string, string> {
+  return {
+    [LABEL_MANAGED]: 'true',
+    [LABEL_FOLDER]: owner.folder,
+    [LABEL_OWNER]: owner.ownerId,
+    [LABEL_OWNER_PID]: String(owner.ownerPid),
+    [LABEL_OWNER_HOST]: owner.ownerHost,
+  };
+}
+
+/** A container name and volume name for a folder: readable, unique per box. */
+export function boxNames(folder: string): { name: string; volumeName: string } {
+  const base = path.basename(folder).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 32) || 'folder';
+  const digest = createHash('sha256').update(folder).digest('hex').slice(0, 8);
+  const name = `agent-sandbox-${base}-${digest}-${randomBytes(3).toString('hex')}`;
+  return { name, volumeName: `${name}-workspace` };
+}
+
+/**
+ * The workspace volume. `tmpfs`: a local volume mounted as tmpfs, owned by the box user and capped in size;
+ * it is a volume (not a `--tmpfs` mount) because only volumes are reachable by the archive API.
+ * `disk`: a plain local volume (its size cannot be capped by the local driver; see Box.create for ownership).
+ */
+export function volumeCreateOptions(
+  settings: BoxSettings,
+  options: { volumeName: string; labels: Record<string, string> },
+): Dockerode.VolumeCreateOptions {
+  if (settings.workspaceVolume === 'disk') {
+    return { Name: options.volumeName, Driver: 'local', Labels: options.labels };
+  }
+  return {
+    Name: options.volumeName,
+    Driver: 'local',
+    DriverOpts: {
+      type: 'tmpfs',
+      device: 'tmpfs',
+      o: `size=${settings.workspaceSizeMiB}m,uid=${BOX_UID},gid=${BOX_GID},mode=0755,nosuid,nodev`,
+    },
+    Labels: options.labels,
+  };
+}
+
+/**
+ * The hardened box. Every field here is checked from inside a running box by test/engine/boxHardening.test.ts.
+ * `/tmp` and `$HOME` keep `exec`: tools unpack and run helpers there, and `/workspace` is executable anyway.
+ */
+export function containerCreateOptions(
+  settings: BoxSettings,
+  options: { name: string; volumeName: string; labels: Record<string, string>; env: string[] },
+): Dockerode.ContainerCreateOptions {
+  for (const entry of options.env) {
+    const name = entry.slice(0, entry.indexOf('='));
+    if (entry.indexOf('=') <= 0 || !ENV_NAME.test(name) || RESERVED_ENV.has(name)) {
+      throw new SandboxError('invalid-setting', `agentSandbox.envAllowlist: ${JSON.stringify(entry)} cannot be passed into the box.`, {
+        setting: 'agentSandbox.envAllowlist',
+      });
+    }
+  }
+  const memoryBytes = settings.memoryMiB * 1024 * 1024;
+  const hostConfig: Dockerode.HostConfig = {
+    ReadonlyRootfs: true,
+    Tmpfs: {
+      '/tmp': `rw,exec,nosuid,nodev,size=${settings.tmpSizeMiB}m,mode=1777`,
+      [BOX_HOME]: `rw,exec,nosuid,nodev,size=${settings.tmpSizeMiB}m,mode=0755,uid=${BOX_UID},gid=${BOX_GID}`,
+    },
+    Mounts: [
+      {
+        Type: 'volume',
+        Source: options.volumeName,
+        Target: WORKSPACE_DIR,
+        // The image's own /workspace content must not leak into the mirror.
+        VolumeOptions: { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>,
+      },
+    ],
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    NetworkMode: 'none',
+    PidsLimit: settings.pidsLimit,
+    Memory: memoryBytes,
+    MemorySwap: memoryBytes,
+    NanoCpus: Math.round(settings.cpus * 1e9),
+    Init: true,
+    Privileged: false,
+    IpcMode: 'private',
+    RestartPolicy: { Name: 'no' },
+    AutoRemove: false,
+  };
+  if (settings.runtime) {
+    hostConfig.Runtime = settings.runtime;
+  }
+  return {
+    name: options.name,
+    Image: settings.image,
+    User: BOX_USER,
+    WorkingDir: WORKSPACE_DIR,
+    Hostname: 'agent-sandbox',
+    Env: [`HOME=${BOX_HOME}`, `TERM=${BOX_TERM}`, ...options.env],
+    Entrypoint: [],
+    Cmd: ['/bin/sh', '-c', KEEPALIVE_SCRIPT],
+    Labels: { ...options.labels, [LABEL_VOLUME]: options.volumeName },
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    OpenStdin: false,
+    Tty: false,
+    NetworkDisabled: true,
+    HostConfig: hostConfig,
+  };
+}

@@ -1,0 +1,488 @@
+import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { Writable } from 'node:stream';
+import type * as Dockerode from 'dockerode';
+import type { RunOutcome } from '../../shared/protocol';
+import { SandboxError } from '../errors';
+import type { DockerEngine } from '../docker/dockerEngine';
+import { engineStatusOf } from '../docker/dockerEngine';
+import { WORKSPACE_DIR } from './boxConfig';
+
+export interface ExecOptions {
+  /** Command line, run by the image's `/bin/sh -c`. */
+  command: string;
+  /** Working directory relative to `/workspace`; must stay inside it. */
+  cwd?: string;
+  /** Written to the command's stdin, which is then closed. Without it, stdin is empty. */
+  stdin?: string | Buffer;
+  /** Kill the run's process tree after this long; 0 or absent = no limit. */
+  timeoutMs?: number;
+  /** Aborting kills the run's process tree. */
+  signal?: AbortSignal;
+  /** Extra `NAME=value` entries for this run only. */
+  env?: string[];
+  /** Bytes kept per stream; the rest is dropped behind a visible marker. */
+  outputLimitBytes: number;
+  /** Output as it arrives (after the cap only the marker is reported). */
+  onOutput?(stream: 'stdout' | 'stderr', text: string): void;
+}
+
+export interface ExecOutcome {
+  /** How it ended. `oom`: exit 137 and the box's cgroup counted a new OOM kill during the run. */
+  outcome: RunOutcome;
+  /** Exit code from the engine; `null` when the run was killed by timeout or cancellation, or never reported one. */
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  /** True when either stream was cut at `outputLimitBytes`. */
+  truncated: boolean;
+  durationMs: number;
+  /** Engine error text when `outcome` is `engine-error`. */
+  error?: string;
+}
+
+/**
+ * The run's shell prints its own pid first (on stderr, consumed here, never shown), then becomes the
+ * command with `exec`, keeping that pid. runc makes every exec process a session and process-group leader,
+ * so that pid is also the pgid and sid of everything the command starts: the handle for killing the tree.
+ */
+const RUN_WRAPPER = 'echo "$$" >&2; exec /bin/sh -c "$1"';
+
+/**
+ * Kills a run's whole tree, given the pid of its exec process. Only shell builtins (no fork), so it also
+ * works when a fork bomb has used up the pids limit (joining the cgroup is not limited, forking is).
+ * Freezes the process group first so nothing forks mid-walk, then collects everything in that group or
+ * session or descending from a collected process (catches children that called setsid while their parent
+ * lived), freezing each as found, and finally SIGKILLs the lot. Works in busybox ash, dash and bash.
+ */
+export const KILL_TREE_SCRIPT = `
+P="$1"
+case "$P" in ''|*[!0-9]*) exit 2;; esac
+kill -s STOP -- "-$P" 2>/dev/null
+kill -s STOP "$P" 2>/dev/null
+S=" $P "
+n=0
+while [ "$n" -lt 30 ]; do
+  n=$((n+1))
+  changed=0
+  for f in /proc/[0-9]*/stat; do
+    pid=\${f#/proc/}; pid=\${pid%/stat}
+    case "$S" in *" $pid "*) continue;; esac
+    line=
+    read -r line 2>/dev/null < "$f"
+    [ -n "$line" ] || continue
+    rest=\${line##*) }
+    set -- $rest
+    hit=0
+    [ "$3" = "$P" ] && hit=1
+    [ "$4" = "$P" ] && hit=1
+    case "$S" in *" $2 "*) hit=1;; esac
+    if [ "$hit" = 1 ]; then
+      kill -s STOP "$pid" 2>/dev/null
+      S="$S$pid "
+      changed=1
+    fi
+  done
+  [ "$changed" = 0 ] && break
+done
+for pid in $S; do kill -s KILL "$pid" 2>/dev/null; done
+kill -s KILL -- "-$P" 2>/dev/null
+exit 0
+`;
+
+/** Prints the box cgroup's OOM-kill counter (cgroup v2 `memory.events`, v1 `memory.oom_control`), or -1. */
+export const OOM_COUNT_SCRIPT = `
+for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
+  if [ -r "$f" ]; then
+    while read -r k v; do
+      if [ "$k" = oom_kill ]; then echo "$v"; exit 0; fi
+    done < "$f"
+  fi
+done
+echo -1
+`;
+
+/** How long a killed run may take to close its streams before they are torn down. */
+const STREAM_GRACE_MS = 5_000;
+/** How long to wait for the run's pid line before killing blind is pointless. */
+const PID_WAIT_MS = 5_000;
+const HELPER_TIMEOUT_MS = 15_000;
+/** How often a run's own process is checked for having exited while its output pipe stays open. */
+const MAIN_EXIT_POLL_MS = 1_000;
+/** Output still in flight when the run's process has exited gets this long to arrive. */
+const MAIN_EXIT_DRAIN_MS = 500;
+
+/** Resolves `cwd` (relative to /workspace) to an absolute path inside it, or throws `path-outside-workspace`. */
+export function resolveBoxCwd(cwd: string | undefined): string {
+  if (cwd === undefined || cwd === '' || cwd === '.') {
+    return WORKSPACE_DIR;
+  }
+  if (cwd.includes('\0')) {
+    throw new SandboxError('path-outside-workspace', `Working directory ${JSON.stringify(cwd)} contains a NUL character.`);
+  }
+  const posix = cwd.replace(/\\/g, '/');
+  const resolved = path.posix.resolve(WORKSPACE_DIR, posix);
+  if (resolved !== WORKSPACE_DIR && !resolved.startsWith(`${WORKSPACE_DIR}/`)) {
+    throw new SandboxError(
+      'path-outside-workspace',
+      `Working directory ${JSON.stringify(cwd)} is outside /workspace. Use a path relative to the workspace root, e.g. "src".`,
+    );
+  }
+  return resolved;
+}
+
+/** The marker line that replaces output beyond the cap. */
+export function truncationMarker(limitBytes: number): string {
+  const size = limitBytes % 1024 === 0 ? `${limitBytes / 1024} KiB` : `${limitBytes} bytes`;
+  return `\n[agent-sandbox: output truncated after ${size}]\n`;
+}
+
+/** Keeps up to `limit` bytes of one stream as text, reporting chunks as they come. */
+class OutputCollector {
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly parts: string[] = [];
+  private kept = 0;
+  truncated = false;
+
+  constructor(
+    private readonly limit: number,
+    private readonly emit: (text: string) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.truncated) {
+      return;
+    }
+    const room = this.limit - this.kept;
+    if (chunk.length <= room) {
+      this.kept += chunk.length;
+      this.add(this.decoder.write(chunk));
+      return;
+    }
+    this.kept = this.limit;
+    // A character cut in half at the limit is dropped rather than shown as U+FFFD.
+    this.add(this.decoder.write(chunk.subarray(0, room)));
+    this.truncated = true;
+    this.add(truncationMarker(this.limit));
+  }
+
+  finish(): void {
+    if (!this.truncated) {
+      this.add(this.decoder.end());
+    }
+  }
+
+  get text(): string {
+    return this.parts.join('');
+  }
+
+  private add(text: string): void {
+    if (text) {
+      this.parts.push(text);
+      this.emit(text);
+    }
+  }
+}
+
+/** Runs a small helper script in the box and returns its stdout (helpers print little). */
+export async function runBoxHelper(
+  engine: DockerEngine,
+  containerId: string,
+  script: string,
+  args: string[] = [],
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const timeoutMs = options.timeoutMs ?? HELPER_TIMEOUT_MS;
+  return engine.call(
+    'running a helper in the box',
+    async (docker, abortSignal) => {
+      const exec = await docker.getContainer(containerId).exec({
+        Cmd: ['/bin/sh', '-c', script, 'agent-sandbox-helper', ...args],
+        AttachStdout: true,
+        AttachStderr: true,
+        abortSignal,
+      } as Dockerode.ExecCreateOptions);
+      const stream = (await exec.start({ hijack: false, stdin: false, abortSignal })) as NodeJS.ReadableStream;
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.demuxStream(stream, sink((c) => out.push(c)), sink((c) => err.push(c)));
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', reject);
+      });
+      const info = await exec.inspect({ abortSignal });
+      return {
+        exitCode: info.Running ? null : info.ExitCode,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      };
+    },
+    { timeoutMs, signal: options.signal },
+  );
+}
+
+/** Kills the process tree of a run whose exec process has `pid` (as seen inside the box). */
+export async function killRunTree(engine: DockerEngine, containerId: string, pid: number): Promise<void> {
+  const result = await runBoxHelper(engine, containerId, KILL_TREE_SCRIPT, [String(pid)]);
+  if (result.exitCode !== 0) {
+    throw new SandboxError('engine-error', `Could not kill run ${pid} in the box (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+}
+
+/** The box's OOM-kill counter, or -1 when the cgroup files are not visible (e.g. another runtime). */
+export async function readOomKillCount(engine: DockerEngine, containerId: string): Promise<number> {
+  try {
+    const result = await runBoxHelper(engine, containerId, OOM_COUNT_SCRIPT);
+    const count = Number.parseInt(result.stdout.trim(), 10);
+    return Number.isFinite(count) ? count : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Runs one command in the box: streams demultiplexed output (capped), writes stdin then closes it, enforces
+ * timeout and cancellation by killing the run's whole process tree, checks the exit code through exec
+ * inspect and tells an OOM kill from other deaths. Throws only when the run could not be started.
+ */
+export async function runInBox(engine: DockerEngine, containerId: string, options: ExecOptions): Promise<ExecOutcome> {
+  const workingDir = resolveBoxCwd(options.cwd);
+  if (!Number.isInteger(options.outputLimitBytes) || options.outputLimitBytes < 1) {
+    throw new SandboxError('invalid-setting', 'agentSandbox.outputLimitKiB must be at least 1.', { setting: 'agentSandbox.outputLimitKiB' });
+  }
+  const started = Date.now();
+  const hasStdin = options.stdin !== undefined;
+  const cancelledBeforeStart = (): ExecOutcome => ({
+    outcome: 'cancelled',
+    exitCode: null,
+    stdout: '',
+    stderr: '',
+    truncated: false,
+    durationMs: Date.now() - started,
+  });
+  if (options.signal?.aborted) {
+    return cancelledBeforeStart();
+  }
+  let oomBefore: number;
+  let exec: Dockerode.Exec;
+  try {
+    [oomBefore, exec] = await Promise.all([
+    readOomKillCount(engine, containerId),
+    engine.call(
+      'creating a run in the box',
+      (docker, abortSignal) =>
+        docker.getContainer(containerId).exec({
+          Cmd: ['/bin/sh', '-c', RUN_WRAPPER, 'agent-sandbox-run', options.command],
+          AttachStdin: hasStdin,
+          AttachStdout: true,
+          AttachStderr: true,
+          Tty: false,
+          Env: options.env ?? [],
+          WorkingDir: workingDir,
+          abortSignal,
+        } as Dockerode.ExecCreateOptions),
+      { signal: options.signal },
+    ),
+  ]);
+  } catch (error) {
+    if (SandboxError.is(error, 'cancelled')) {
+      return cancelledBeforeStart();
+    }
+    throw boxGoneError(error);
+  }
+
+  const stdout = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stdout', text));
+  const stderr = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stderr', text));
+  let pidLine: Buffer | undefined = Buffer.alloc(0);
+  let resolvePid: (pid: number | undefined) => void = () => undefined;
+  const pidKnown = new Promise<number | undefined>((resolve) => (resolvePid = resolve));
+  const onStderr = (chunk: Buffer): void => {
+    if (pidLine === undefined) {
+      stderr.push(chunk);
+      return;
+    }
+    pidLine = Buffer.concat([pidLine, chunk]);
+    const newline = pidLine.indexOf(0x0a);
+    if (newline < 0 && pidLine.length < 32) {
+      return;
+    }
+    const first = newline < 0 ? '' : pidLine.subarray(0, newline).toString('latin1');
+    const rest = pidLine;
+    pidLine = undefined;
+    if (/^[0-9]+$/.test(first)) {
+      resolvePid(Number(first));
+      if (rest.length > newline + 1) {
+        stderr.push(rest.subarray(newline + 1));
+      }
+    } else {
+      // The wrapper did not run (e.g. no /bin/sh): whatever came is the engine's or runtime's message.
+      resolvePid(undefined);
+      stderr.push(rest);
+    }
+  };
+
+  const stream = await engine.call(
+    'starting a run in the box',
+    async (docker, abortSignal) => {
+      const s = (await exec.start({ hijack: hasStdin, stdin: hasStdin, abortSignal })) as NodeJS.ReadWriteStream & { destroy?(): void };
+      docker.modem.demuxStream(s, sink((c) => stdout.push(c)), sink(onStderr));
+      return s;
+    },
+    // No signal here: once started, only the tree killer below may stop the run, or it would be orphaned.
+  );
+
+  let streamError: unknown;
+  const streamDone = new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', (error) => {
+      streamError ??= error;
+      resolve();
+    });
+  });
+
+  if (hasStdin) {
+    const data = typeof options.stdin === 'string' ? Buffer.from(options.stdin, 'utf8') : (options.stdin as Buffer);
+    // Half-closing the hijacked connection is what makes the engine close the process's stdin.
+    if (data.length > 0) {
+      stream.end(data);
+    } else {
+      stream.end();
+    }
+  }
+
+  let stopped: 'timeout' | 'cancelled' | undefined;
+  let killError: unknown;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: 'timeout' | 'cancelled'): void => {
+    if (stopped) {
+      return;
+    }
+    stopped = why;
+    stopping = (async () => {
+      const pid = await Promise.race([pidKnown, delay(PID_WAIT_MS).then(() => undefined)]);
+      if (pid !== undefined) {
+        try {
+          await killRunTree(engine, containerId, pid);
+        } catch (error) {
+          killError = error;
+        }
+      }
+      const closed = await Promise.race([streamDone.then(() => true), delay(STREAM_GRACE_MS).then(() => false)]);
+      if (!closed) {
+        // Something escaped the tree and still holds the output pipe; stop listening to it.
+        stream.destroy?.();
+      }
+    })();
+  };
+  const timer = options.timeoutMs && options.timeoutMs > 0 ? setTimeout(() => stop('timeout'), options.timeoutMs) : undefined;
+  const onAbort = (): void => stop('cancelled');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) {
+    onAbort();
+  }
+
+  // A command that leaves a background process behind (`server &`) would keep the output pipe, and so the
+  // run, open forever. Like a shell, the run ends when its own process does; stragglers keep running.
+  let finished = false;
+  const watchMainProcess = (async () => {
+    while (!finished && !stopped) {
+      await Promise.race([delay(MAIN_EXIT_POLL_MS), streamDone]);
+      if (finished || stopped) {
+        return;
+      }
+      let running = true;
+      try {
+        running = (await engine.call('checking a run', (_d, abortSignal) => exec.inspect({ abortSignal }))).Running;
+      } catch {
+        continue;
+      }
+      if (!running) {
+        const closed = await Promise.race([streamDone.then(() => true), delay(MAIN_EXIT_DRAIN_MS).then(() => false)]);
+        if (!closed && !stopped) {
+          stream.destroy?.();
+        }
+        return;
+      }
+    }
+  })();
+
+  try {
+    await streamDone;
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  await stopping;
+  await watchMainProcess;
+  if (pidLine !== undefined && pidLine.length > 0) {
+    stderr.push(pidLine);
+    pidLine = undefined;
+  }
+  resolvePid(undefined);
+  stdout.finish();
+  stderr.finish();
+
+  const truncated = stdout.truncated || stderr.truncated;
+  const result = (outcome: RunOutcome, exitCode: number | null, error?: string): ExecOutcome => ({
+    outcome,
+    exitCode,
+    stdout: stdout.text,
+    stderr: stderr.text,
+    truncated,
+    durationMs: Date.now() - started,
+    ...(error ? { error } : {}),
+  });
+
+  if (stopped) {
+    return result(stopped, null, killError ? (killError as Error).message : undefined);
+  }
+  let info: Dockerode.ExecInspectInfo;
+  try {
+    info = await engine.call('reading the run exit code', (_docker, abortSignal) => exec.inspect({ abortSignal }));
+  } catch (error) {
+    return result('engine-error', null, (error as Error).message);
+  }
+  if (streamError && (info.Running || info.ExitCode === null)) {
+    return result('engine-error', null, (streamError as Error).message);
+  }
+  if (info.Running) {
+    return result('engine-error', null, 'The run\'s output stream closed while the process was still running.');
+  }
+  const exitCode = info.ExitCode;
+  if (exitCode === 137 && oomBefore >= 0) {
+    const oomAfter = await readOomKillCount(engine, containerId);
+    if (oomAfter > oomBefore) {
+      return result('oom', exitCode);
+    }
+  }
+  return result('exited', exitCode);
+}
+
+/** 404/409 on a box container: it was removed or its main process ended (a command may have killed it). */
+export function boxGoneError(error: unknown): unknown {
+  const status = engineStatusOf(error);
+  if (status === 404 || status === 409) {
+    return new SandboxError(
+      'no-box',
+      `The box is gone or has stopped (${(error as Error).message}). Reset the box (Agent Sandbox: Reset Box) to start a fresh one.`,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+function sink(onChunk: (chunk: Buffer) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      onChunk(chunk);
+      callback();
+    },
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+}

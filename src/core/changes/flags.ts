@@ -1,0 +1,154 @@
+import picomatch from 'picomatch';
+import type { ChangeEntry, FlagReason } from '../../shared/protocol';
+
+/**
+ * Flags for changes that need a deliberate approval (design.md invariant 5): anything in a `.git` directory,
+ * files the host runs or that steer what it runs (editor tasks, dev containers, CI, hooks, build files,
+ * package scripts, lockfiles, package-manager config), and files that become executable.
+ */
+
+/** Globs (matched against the whole workspace-relative path, any depth, case-insensitive) for host-executed files. */
+export const HOST_EXECUTED_GLOBS: readonly string[] = [
+  '**/.vscode/*.json',
+  '**/*.code-workspace',
+  '**/.devcontainer/**',
+  '**/.devcontainer.json',
+  '**/.github/workflows/**',
+  '**/.github/actions/**',
+  '**/.gitlab-ci.yml',
+  '**/.husky/**',
+  '**/.githooks/**',
+  '**/.pre-commit-config.yaml',
+  '**/lefthook.yml',
+  '**/.gitmodules',
+  '**/Makefile',
+  '**/GNUmakefile',
+  '**/*.mk',
+  '**/.envrc',
+  '**/Dockerfile*',
+  '**/*.dockerfile',
+  '**/Containerfile*',
+  '**/docker-compose*.yml',
+  '**/docker-compose*.yaml',
+  '**/compose.yml',
+  '**/compose.yaml',
+  '**/.npmrc',
+  '**/.yarnrc',
+  '**/.yarnrc.yml',
+  '**/.pnpmfile.cjs',
+  '**/bunfig.toml',
+  '**/pip.conf',
+  '**/.pypirc',
+  '**/.tool-versions',
+  '**/.nvmrc',
+  ...[
+    'package-lock.json',
+    'npm-shrinkwrap.json',
+    'yarn.lock',
+    'pnpm-lock.yaml',
+    'bun.lock',
+    'bun.lockb',
+    'Cargo.lock',
+    'poetry.lock',
+    'Pipfile.lock',
+    'uv.lock',
+    'pdm.lock',
+    'Gemfile.lock',
+    'go.sum',
+    'composer.lock',
+    'mix.lock',
+    'Podfile.lock',
+    'packages.lock.json',
+    'gradle.lockfile',
+    'flake.lock',
+  ].map((lockfile) => `**/${lockfile}`),
+];
+
+const isHostExecutedPath = picomatch(HOST_EXECUTED_GLOBS as string[], { dot: true, nocase: true });
+
+/** True for paths in a `.git` directory (or a `.git` file), at any depth: nested repositories have hooks too. */
+export function isGitInternal(relPath: string): boolean {
+  return relPath.split('/').includes('.git');
+}
+
+/** True when git or a tool on the host would run the file, or it changes what they run. */
+export function isHostExecuted(relPath: string): boolean {
+  return isHostExecutedPath(relPath);
+}
+
+/** What `flagsFor` needs of a change. */
+export type FlaggableChange = Pick<ChangeEntry, 'path' | 'kind' | 'type'> & Partial<Pick<ChangeEntry, 'fromPath' | 'mode' | 'baseMode'>>;
+
+/**
+ * Flags for one change. `contents` lets `package.json` be judged by its `scripts`: flagged when they differ
+ * between base and box, when either side is unparsable, or when a side is needed but not given.
+ * Deletions are only flagged inside `.git` (removing a build file runs nothing).
+ */
+export function flagsFor(change: FlaggableChange, contents: { base?: Buffer; box?: Buffer } = {}): FlagReason[] {
+  const flags: FlagReason[] = [];
+  if (isGitInternal(change.path) || (change.fromPath !== undefined && isGitInternal(change.fromPath))) {
+    flags.push('git-internal');
+  }
+  if (change.kind === 'added' || change.kind === 'modified' || change.kind === 'renamed') {
+    if (isHostExecuted(change.path) || (isPackageJson(change.path) && packageScriptsChanged(change, contents))) {
+      flags.push('host-executed');
+    }
+  }
+  if (
+    change.kind !== 'deleted' &&
+    change.type === 'file' &&
+    change.mode !== undefined &&
+    (change.mode & 0o111) !== 0 &&
+    ((change.baseMode ?? 0) & 0o111) === 0
+  ) {
+    flags.push('newly-executable');
+  }
+  return flags;
+}
+
+function isPackageJson(relPath: string): boolean {
+  return relPath === 'package.json' || relPath.endsWith('/package.json');
+}
+
+function packageScriptsChanged(change: FlaggableChange, contents: { base?: Buffer; box?: Buffer }): boolean {
+  if (change.type !== 'file' || contents.box === undefined) {
+    return true;
+  }
+  const boxScripts = scriptsOf(contents.box);
+  if (boxScripts === undefined) {
+    return true;
+  }
+  // A new package.json (or one renamed here) runs its scripts on the next install: flag it if it has any.
+  if (change.kind !== 'modified') {
+    return boxScripts !== NO_SCRIPTS;
+  }
+  if (contents.base === undefined) {
+    return true;
+  }
+  const baseScripts = scriptsOf(contents.base);
+  return baseScripts === undefined || baseScripts !== boxScripts;
+}
+
+const NO_SCRIPTS = '[]';
+
+/** Canonical JSON of `scripts` (entries sorted by key; absent = none); undefined when the file is not a JSON object. */
+function scriptsOf(content: Buffer): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return undefined;
+  }
+  const scripts = (parsed as { scripts?: unknown }).scripts;
+  if (scripts === undefined) {
+    return NO_SCRIPTS;
+  }
+  if (scripts === null || typeof scripts !== 'object' || Array.isArray(scripts)) {
+    return JSON.stringify(scripts);
+  }
+  const sorted = Object.keys(scripts).sort().map((key) => [key, (scripts as Record<string, unknown>)[key]]);
+  return JSON.stringify(sorted);
+}

@@ -1,0 +1,400 @@
+import type { Readable } from 'node:stream';
+import type {
+  ApplyPlan,
+  BoxInfo,
+  BoxSettings,
+  ChangeSet,
+  ExecResult,
+} from '../../shared/protocol';
+import { planApply } from '../apply/applyPlan';
+import { applyToFolder } from '../apply/applyToFolder';
+import { Box } from '../box/box';
+import type { ExecOutcome } from '../box/boxExec';
+import { readBoxTree } from '../changes/boxTree';
+import { computeChangeSet } from '../changes/changeSet';
+import type { DockerEngine } from '../docker/dockerEngine';
+import { removeInBox } from './fileOps';
+import { SandboxError } from '../errors';
+import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
+import { ancestorsOf } from '../workspace/pathGuard';
+import { SyncFilter } from '../workspace/syncFilter';
+import { scanWorkspace } from '../workspace/workspaceScan';
+import { packWorkspace } from '../workspace/workspaceTar';
+
+/** uid/gid of the box user; every file sent in is owned by it (the engine's copyUIDGID is unreliable). */
+const BOX_UID = 1000;
+const BOX_GID = 1000;
+/** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
+const PER_PATH_CHECK_LIMIT = 200;
+
+export interface BoxSessionOptions {
+  engine: DockerEngine;
+  settings: BoxSettings;
+  /** Absolute path of the workspace folder on the host. */
+  folder: string;
+  /** Identifies the server process that owns the box (label on the container). */
+  ownerId: string;
+  /** `NAME=value` pairs from the env allowlist. */
+  env: string[];
+  log: (line: string) => void;
+}
+
+/** Progress callback for long work: files and bytes so far. */
+export type ProgressReporter = (message: string, done?: number, total?: number) => void;
+
+/** What the box has that differs from the baseline, as of the last collect. */
+interface CollectedState {
+  changeSet: ChangeSet;
+  boxEntries: Manifest;
+  contents: Map<string, Buffer>;
+}
+
+/**
+ * One workspace folder's box and everything known about it: the baseline (what the box was given, path by
+ * path), and the last collected change set with the proposal contents. Owns the loop of design.md:
+ * mirror in, catch up, run, collect, apply / discard.
+ *
+ * Two manifests, updated together at every sync:
+ * - `baseline`: what the box holds as agreed content — what was actually sent in (a sanitized `.git/config`,
+ *   the bytes of a file that changed while being sent), or what was applied from the box. Collect compares
+ *   the box with it; apply plans compare the workspace with it.
+ * - `hostState`: what the workspace looked like at that sync. Catch-up compares the workspace with it, so a
+ *   file that is sent altered (`.git/config`) is not sent again on every run.
+ */
+export class BoxSession {
+  private collected: CollectedState | undefined;
+
+  private constructor(
+    private readonly options: BoxSessionOptions,
+    readonly box: Box,
+    private readonly filter: SyncFilter,
+    private readonly baseline: Manifest,
+    private readonly hostState: Manifest,
+    readonly mirrored: { files: number; bytes: number },
+  ) {}
+
+  /** Creates the box and mirrors the workspace into it. */
+  static async open(options: BoxSessionOptions, progress: ProgressReporter, signal?: AbortSignal): Promise<BoxSession> {
+    const { settings, folder } = options;
+    const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore });
+    progress('Scanning workspace');
+    const scanned = await scanWorkspace(folder, filter, {
+      signal,
+      onProgress: (files) => progress('Scanning workspace', files),
+    });
+    const files = [...scanned.values()].filter((e) => e.type === 'file');
+    const totalBytes = files.reduce((n, e) => n + e.size, 0);
+    progress('Starting box');
+    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal });
+    const sent: Manifest = new Map();
+    try {
+      const tar = packWorkspace(folder, scanned.values(), {
+        uid: BOX_UID,
+        gid: BOX_GID,
+        signal,
+        onProgress: (done, bytes) => progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
+        onEntry: (entry) => sent.set(entry.path, entry),
+        onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+      });
+      await box.putArchive(tar, { path: '/workspace', signal });
+    } catch (error) {
+      await box.remove().catch(() => undefined);
+      throw error;
+    }
+    options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
+    return new BoxSession(options, box, filter, sent, scanned, { files: files.length, bytes: totalBytes });
+  }
+
+  get info(): BoxInfo {
+    return {
+      folder: this.options.folder,
+      containerId: this.box.containerId,
+      volumeName: this.box.volumeName,
+      image: this.box.image,
+      mirrored: this.mirrored,
+    };
+  }
+
+  /** The change set of the last collect, if any. */
+  get lastChangeSet(): ChangeSet | undefined {
+    return this.collected?.changeSet;
+  }
+
+  /**
+   * Sends the box what the developer changed in the workspace since the baseline: only those paths. A path the
+   * box changed too keeps the box's version and is reported as a conflict.
+   */
+  async catchUp(signal?: AbortSignal): Promise<{ sent: string[]; conflicts: string[] }> {
+    const current = await this.scanHost(signal);
+    const hostChanged = diffManifests(this.hostState, current);
+    if (hostChanged.length === 0) {
+      return { sent: [], conflicts: [] };
+    }
+    const boxChanged = await this.boxChangedAmong(hostChanged, signal);
+    const conflicts = hostChanged.filter((p) => boxChanged.has(p));
+    const toSync = hostChanged.filter((p) => !boxChanged.has(p));
+    await this.pushWorkspaceState(toSync, current, signal);
+    return { sent: toSync, conflicts };
+  }
+
+  /** Runs a command after catching up. */
+  async exec(
+    request: { command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string },
+    onOutput: (stream: 'stdout' | 'stderr', text: string) => void,
+    signal?: AbortSignal,
+  ): Promise<ExecResult> {
+    const { settings } = this.options;
+    const { sent, conflicts } = await this.catchUp(signal);
+    const timeoutSeconds = request.timeoutSeconds ?? settings.runTimeoutSeconds;
+    let outcome: ExecOutcome;
+    try {
+      outcome = await this.box.exec({
+        command: request.command,
+        cwd: request.cwd,
+        stdin: request.stdin,
+        timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
+        signal,
+        env: this.options.env,
+        outputLimitBytes: settings.outputLimitKiB * 1024,
+        onOutput,
+      });
+    } catch (error) {
+      if (SandboxError.is(error, 'path-outside-workspace') || SandboxError.is(error, 'cancelled')) {
+        throw error;
+      }
+      outcome = {
+        outcome: 'engine-error',
+        exitCode: null,
+        stdout: '',
+        stderr: '',
+        truncated: false,
+        durationMs: 0,
+      };
+      return { runId: request.runId, ...outcome, image: this.box.image, error: errorText(error), caughtUp: sent, conflicts };
+    }
+    return { runId: request.runId, ...outcome, image: this.box.image, caughtUp: sent, conflicts };
+  }
+
+  /** Reads the box's whole tree and computes the change set against the baseline. */
+  async collect(signal?: AbortSignal): Promise<ChangeSet> {
+    const stream = await this.box.getArchive('/workspace', signal);
+    const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, signal });
+    const changeSet = computeChangeSet(this.options.folder, this.baseline, tree);
+    this.collected = { changeSet, boxEntries: tree.entries, contents: tree.contents };
+    return changeSet;
+  }
+
+  /** The box's content of a changed file from the last collect. */
+  readProposal(path: string): Buffer {
+    const collected = this.requireCollected();
+    const change = collected.changeSet.changes.find((c) => c.path === path);
+    if (!change) {
+      throw new SandboxError('not-found', `"${path}" is not among the pending changes. Collect the box's changes again.`);
+    }
+    if (change.kind === 'deleted' || change.type !== 'file') {
+      return Buffer.alloc(0);
+    }
+    const content = collected.contents.get(path);
+    if (content === undefined) {
+      throw new SandboxError('not-found', `The box's content of "${path}" is no longer held. Collect the box's changes again.`);
+    }
+    return content;
+  }
+
+  /** Plans applying the selection against the workspace's current state (dirty editors count as changes). */
+  async planApply(
+    selection: { paths?: string[]; approveFlagged?: string[]; dirtyEditors?: { path: string; hash: string }[] },
+    signal?: AbortSignal,
+  ): Promise<ApplyPlan> {
+    const collected = this.requireCollected();
+    const current = await this.scanHost(signal);
+    for (const dirty of selection.dirtyEditors ?? []) {
+      const entry = current.get(dirty.path);
+      current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
+    }
+    return planApply({
+      baseline: this.baseline,
+      changes: collected.changeSet.changes,
+      current,
+      selected: selection.paths,
+      approveFlagged: selection.approveFlagged,
+    });
+  }
+
+  /** Applies the selection to the folder on disk, then advances the baseline for what was written. */
+  async apply(selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
+    const plan = await this.planApply(selection, signal);
+    const applied = await applyToFolder(this.options.folder, plan, (p) => this.readProposal(p));
+    this.markApplied(applied);
+    return { applied, conflicts: plan.conflicts.map((c) => c.path), skipped: plan.skipped };
+  }
+
+  /** The workspace now holds the box's version of these paths: the baseline advances to it. */
+  markApplied(paths: string[]): void {
+    const collected = this.requireCollected();
+    const done = new Set(paths);
+    for (const change of collected.changeSet.changes) {
+      if (!done.has(change.path)) continue;
+      if (change.kind === 'renamed' && change.fromPath) {
+        this.forget(change.fromPath);
+      }
+      const boxEntry = collected.boxEntries.get(change.path);
+      if (change.kind === 'deleted' || !boxEntry) {
+        this.forget(change.path);
+      } else {
+        this.adopt(boxEntry);
+      }
+      // Applying created the parent directories on the host too.
+      for (const dir of ancestorsOf(change.path)) {
+        const boxDir = collected.boxEntries.get(dir);
+        if (boxDir && !this.baseline.has(dir)) this.adopt(boxDir);
+      }
+    }
+    this.dropPending(done);
+  }
+
+  /** Reverts paths in the box to the workspace's current version; the baseline follows the workspace. */
+  async discard(paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
+    const pending = this.collected?.changeSet.changes ?? [];
+    const selected = paths ? pending.filter((c) => paths.includes(c.path)) : pending;
+    const affected = new Set<string>();
+    for (const change of selected) {
+      affected.add(change.path);
+      if (change.fromPath) affected.add(change.fromPath);
+    }
+    if (affected.size === 0) return;
+    const current = await this.scanHost(signal);
+    await this.pushWorkspaceState([...affected], current, signal);
+    this.dropPending(new Set(selected.map((c) => c.path)));
+  }
+
+  /** Removes the box and its volume. */
+  async remove(): Promise<void> {
+    await this.box.remove();
+  }
+
+  /** Paths among `paths` whose content in the box differs from the baseline. */
+  private async boxChangedAmong(paths: string[], signal?: AbortSignal): Promise<Set<string>> {
+    if (paths.length > PER_PATH_CHECK_LIMIT) {
+      const changeSet = await this.collect(signal);
+      const changed = new Set<string>();
+      for (const c of changeSet.changes) {
+        changed.add(c.path);
+        if (c.fromPath) changed.add(c.fromPath);
+      }
+      return changed;
+    }
+    const changed = new Set<string>();
+    for (const p of paths) {
+      const inBox = await this.statInBox(p, signal);
+      const base = this.baseline.get(p);
+      if (!sameState(base, inBox)) {
+        changed.add(p);
+      }
+    }
+    return changed;
+  }
+
+  /** The box's entry at `path` (undefined when absent), read through a one-path archive. */
+  private async statInBox(path: string, signal?: AbortSignal): Promise<ManifestEntry | undefined> {
+    let stream: Readable;
+    try {
+      stream = await this.box.getArchive(`/workspace/${path}`, signal);
+    } catch (error) {
+      if (SandboxError.is(error, 'not-found')) return undefined;
+      throw error;
+    }
+    const name = path.split('/').pop() ?? path;
+    const tree = await readBoxTree(stream, { prefix: '', baseline: new Map(), filter: this.filter, signal });
+    return tree.entries.get(name);
+  }
+
+  /** Makes the box hold the workspace's state (`current`) at `paths`; the baseline follows. */
+  private async pushWorkspaceState(paths: string[], current: Manifest, signal?: AbortSignal): Promise<void> {
+    const present: ManifestEntry[] = [];
+    const absent: string[] = [];
+    for (const p of paths) {
+      const entry = current.get(p);
+      if (entry) present.push(entry);
+      else absent.push(p);
+    }
+    await removeInBox(this.box, absent, signal);
+    const sent: ManifestEntry[] = [];
+    if (present.length > 0) {
+      const withParents = addParentDirectories(present, current);
+      const tar = packWorkspace(this.options.folder, withParents, {
+        uid: BOX_UID,
+        gid: BOX_GID,
+        signal,
+        onEntry: (entry) => sent.push(entry),
+        onSkipped: (relPath, reason) => this.options.log(`[session] not sent: ${relPath} (${reason})`),
+      });
+      await this.box.putArchive(tar, { path: '/workspace', signal });
+    }
+    for (const p of absent) this.forget(p);
+    for (const entry of sent) this.baseline.set(entry.path, entry);
+    for (const entry of present) this.hostState.set(entry.path, entry);
+  }
+
+  /** The box's entry is now what both sides hold. */
+  private adopt(boxEntry: ManifestEntry): void {
+    this.baseline.set(boxEntry.path, boxEntry);
+    // No mtime: the next scan hashes the file again and finds it equal.
+    this.hostState.set(boxEntry.path, { ...boxEntry, mtimeMs: undefined });
+  }
+
+  private forget(relPath: string): void {
+    this.baseline.delete(relPath);
+    this.hostState.delete(relPath);
+  }
+
+  private scanHost(signal?: AbortSignal): Promise<Manifest> {
+    return scanWorkspace(this.options.folder, this.filter, { previous: this.hostState, signal });
+  }
+
+  private dropPending(paths: Set<string>): void {
+    if (!this.collected) return;
+    const changeSet = this.collected.changeSet;
+    changeSet.changes = changeSet.changes.filter((c) => !paths.has(c.path));
+    for (const p of paths) this.collected.contents.delete(p);
+  }
+
+  private requireCollected(): CollectedState {
+    if (!this.collected) {
+      throw new SandboxError('not-found', 'No changes were collected from this box yet. Run a command or collect first.');
+    }
+    return this.collected;
+  }
+}
+
+/** Paths whose entry differs between two manifests (added, removed or changed). */
+export function diffManifests(before: Manifest, after: Manifest): string[] {
+  const paths = new Set<string>();
+  for (const [p, entry] of after) {
+    if (!sameState(before.get(p), entry)) paths.add(p);
+  }
+  for (const p of before.keys()) {
+    if (!after.has(p)) paths.add(p);
+  }
+  return [...paths].sort();
+}
+
+/** The entries plus every directory above them, so a tar that creates `a/b/c` also carries `a` and `a/b`. */
+function addParentDirectories(entries: ManifestEntry[], current: Manifest): ManifestEntry[] {
+  const seen = new Set(entries.map((e) => e.path));
+  const parents: ManifestEntry[] = [];
+  for (const entry of entries) {
+    const parts = entry.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (seen.has(dir)) continue;
+      seen.add(dir);
+      parents.push(current.get(dir) ?? { path: dir, type: 'directory', mode: 0o755, size: 0 });
+    }
+  }
+  return [...parents.sort((a, b) => a.path.localeCompare(b.path)), ...entries];
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

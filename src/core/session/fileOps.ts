@@ -1,0 +1,174 @@
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import type { FileOpRequest } from '../../shared/protocol';
+import type { Box } from '../box/box';
+import { SandboxError } from '../errors';
+
+/** Largest file an agent may read or edit through a file operation. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+const BOX_UID = 1000;
+const BOX_GID = 1000;
+
+/** What file operations need from a session: its box, brought up to date with the workspace first. */
+export interface FileOpTarget {
+  readonly box: Box;
+  catchUp(signal?: AbortSignal): Promise<unknown>;
+}
+
+/**
+ * File operations for agents, executed in the box (never on the host). Paths are workspace-relative and must
+ * stay inside `/workspace`. Names reach the box as tar headers or NUL-separated stdin, never through a shell.
+ */
+export async function runFileOp(target: FileOpTarget, params: FileOpRequest.Params, signal?: AbortSignal): Promise<FileOpRequest.Result> {
+  const rel = toBoxRelative(params.path);
+  await target.catchUp(signal);
+  const { box } = target;
+  switch (params.op) {
+    case 'read': {
+      const file = await readBoxFile(box, rel, signal);
+      return { content: file.content.toString('utf8') };
+    }
+    case 'write': {
+      const existing = await readBoxFile(box, rel, signal).catch((error) => {
+        if (SandboxError.is(error, 'not-found')) return undefined;
+        throw error;
+      });
+      await writeBoxFile(box, rel, Buffer.from(params.content, 'utf8'), existing?.mode ?? 0o644, signal);
+      return {};
+    }
+    case 'edit': {
+      const file = await readBoxFile(box, rel, signal);
+      const text = file.content.toString('utf8');
+      const count = countOccurrences(text, params.oldString);
+      if (count === 0) {
+        throw new SandboxError('edit-no-match', `The text to replace was not found in ${rel}. Read the file again and pass its exact current text.`);
+      }
+      if (count > 1 && !params.replaceAll) {
+        throw new SandboxError(
+          'edit-ambiguous',
+          `The text to replace occurs ${count} times in ${rel}. Include more surrounding text so it matches once, or set replaceAll.`,
+        );
+      }
+      const updated = params.replaceAll ? text.split(params.oldString).join(params.newString) : text.replace(params.oldString, () => params.newString);
+      await writeBoxFile(box, rel, Buffer.from(updated, 'utf8'), file.mode, signal);
+      return { replacements: params.replaceAll ? count : 1 };
+    }
+    case 'delete': {
+      await readBoxFile(box, rel, signal, { allowDirectory: true });
+      await removeInBox(box, [rel], signal);
+      return {};
+    }
+    case 'list': {
+      return { entries: await listBoxDirectory(box, rel, signal) };
+    }
+  }
+}
+
+/** Normalizes a workspace-relative path; refuses absolute paths and anything that leaves the workspace. */
+export function toBoxRelative(input: string): string {
+  if (input.includes('\0')) {
+    throw new SandboxError('path-outside-workspace', 'A path must not contain NUL characters.');
+  }
+  const trimmed = input.replace(/^\/workspace(\/|$)/, '').replace(/\\/g, '/');
+  if (path.posix.isAbsolute(trimmed)) {
+    throw new SandboxError('path-outside-workspace', `"${input}" is outside the workspace. Use a path relative to the workspace root.`);
+  }
+  const normalized = path.posix.normalize(trimmed === '' ? '.' : trimmed);
+  if (normalized === '..' || normalized.startsWith('../')) {
+    throw new SandboxError('path-outside-workspace', `"${input}" is outside the workspace. Use a path relative to the workspace root.`);
+  }
+  return normalized === '.' ? '.' : normalized.replace(/\/$/, '');
+}
+
+/** Removes paths inside `/workspace`, names passed NUL-separated on stdin. */
+export async function removeInBox(box: Box, relPaths: string[], signal?: AbortSignal): Promise<void> {
+  if (relPaths.length === 0) return;
+  const result = await box.exec({
+    command: 'cd /workspace && xargs -0 rm -rf --',
+    stdin: Buffer.from(relPaths.map((p) => `${p}\0`).join('')),
+    signal,
+    outputLimitBytes: 64 * 1024,
+  });
+  if (result.exitCode !== 0) {
+    throw new SandboxError('engine-error', `Could not remove ${relPaths.length} path(s) in the box: ${result.stderr.trim()}`);
+  }
+}
+
+async function readBoxFile(
+  box: Box,
+  rel: string,
+  signal?: AbortSignal,
+  options: { allowDirectory?: boolean } = {},
+): Promise<{ content: Buffer; mode: number }> {
+  let stream: Readable;
+  try {
+    stream = await box.getArchive(`/workspace/${rel}`, signal);
+  } catch (error) {
+    if (SandboxError.is(error, 'not-found')) {
+      throw new SandboxError('not-found', `${rel} does not exist in the box.`);
+    }
+    throw error;
+  }
+  const extract = tar.extract();
+  stream.pipe(extract);
+  for await (const entry of extract) {
+    const header = entry.header;
+    if (header.type === 'directory' && options.allowDirectory) {
+      entry.resume();
+      stream.destroy();
+      return { content: Buffer.alloc(0), mode: header.mode ?? 0o755 };
+    }
+    if (header.type !== 'file') {
+      entry.resume();
+      stream.destroy();
+      throw new SandboxError('not-found', `${rel} is a ${header.type} in the box, not a file.`);
+    }
+    if ((header.size ?? 0) > MAX_FILE_BYTES) {
+      entry.resume();
+      stream.destroy();
+      throw new SandboxError('invalid-setting', `${rel} is ${header.size} bytes; file operations handle files up to ${MAX_FILE_BYTES} bytes. Use a command instead.`);
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) chunks.push(chunk as Buffer);
+    stream.destroy();
+    return { content: Buffer.concat(chunks), mode: (header.mode ?? 0o644) & 0o7777 };
+  }
+  throw new SandboxError('not-found', `${rel} does not exist in the box.`);
+}
+
+async function writeBoxFile(box: Box, rel: string, content: Buffer, mode: number, signal?: AbortSignal): Promise<void> {
+  const dir = path.posix.dirname(rel);
+  if (dir !== '.') {
+    // Created by the box user so the new directories are its own, as if the agent had made them.
+    const result = await box.exec({ command: 'cd /workspace && IFS= read -r d; mkdir -p -- "$d"', stdin: `${dir}\n`, signal, outputLimitBytes: 64 * 1024 });
+    if (result.exitCode !== 0) {
+      throw new SandboxError('engine-error', `Could not create ${dir} in the box: ${result.stderr.trim()}`);
+    }
+  }
+  const pack = tar.pack();
+  pack.entry({ name: rel, type: 'file', mode: mode & 0o777, uid: BOX_UID, gid: BOX_GID, size: content.length, mtime: new Date() }, content);
+  pack.finalize();
+  // tar-stream's pack is a streamx stream; the archive API takes a Node stream.
+  await box.putArchive(Readable.from(pack, { objectMode: false }), { path: '/workspace', signal });
+}
+
+async function listBoxDirectory(box: Box, rel: string, signal?: AbortSignal): Promise<string[]> {
+  const result = await box.exec({
+    command: 'cd /workspace && IFS= read -r d; cd -- "$d" && ls -1Ap',
+    stdin: `${rel}\n`,
+    signal,
+    outputLimitBytes: 4 * 1024 * 1024,
+  });
+  if (result.exitCode !== 0) {
+    throw new SandboxError('not-found', `Cannot list ${rel} in the box: ${result.stderr.trim() || 'not a directory'}`);
+  }
+  return result.stdout.split('\n').filter((line) => line !== '');
+}
+
+function countOccurrences(text: string, needle: string): number {
+  if (needle === '') return 0;
+  let count = 0;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) count++;
+  return count;
+}

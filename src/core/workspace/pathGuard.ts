@@ -1,0 +1,182 @@
+import { promises as fs } from 'node:fs';
+import type { Stats } from 'node:fs';
+import * as path from 'node:path';
+import type { RefusedReason } from '../../shared/protocol';
+import { SandboxError } from '../errors';
+
+/**
+ * Path safety shared by collect (names from a possibly hostile tar) and apply (writes to the real workspace).
+ * Workspace-relative paths are POSIX, have no leading `./`, no trailing `/`, no empty, `.` or `..` segment.
+ */
+
+/** A checked name: either a safe workspace-relative path or why it cannot be one. */
+export type RelativeCheck = { ok: true; path: string } | { ok: false; reason: RefusedReason };
+
+/**
+ * Turns a name from the box into a safe workspace-relative POSIX path, or says why it cannot be one.
+ * `..` is refused anywhere (even `a/../b`): a name that needs it is not one a real tree produces.
+ * Backslashes are refused because a Windows host would read them as separators.
+ */
+export function checkRelative(name: string): RelativeCheck {
+  if (name.length === 0 || name.includes('\0') || name.includes('\\')) {
+    return { ok: false, reason: 'invalid-name' };
+  }
+  if (name.startsWith('/') || /^[a-zA-Z]:/.test(name)) {
+    return { ok: false, reason: 'absolute-path' };
+  }
+  const segments: string[] = [];
+  for (const segment of name.split('/')) {
+    if (segment === '..') {
+      return { ok: false, reason: 'parent-traversal' };
+    }
+    if (segment !== '' && segment !== '.') {
+      segments.push(segment);
+    }
+  }
+  return segments.length === 0 ? { ok: false, reason: 'invalid-name' } : { ok: true, path: segments.join('/') };
+}
+
+/**
+ * `checkRelative` as a plain value: the safe path, or the reason. Prefer `checkRelative` where a file could
+ * legitimately be named like a reason (e.g. `fifo`).
+ */
+export function toSafeRelative(name: string): string | RefusedReason {
+  const checked = checkRelative(name);
+  return checked.ok ? checked.path : checked.reason;
+}
+
+/** True when `abs` is `root` itself or below it (lexically; callers check symlinks separately). */
+export function isInside(root: string, abs: string): boolean {
+  const relative = path.relative(path.resolve(root), path.resolve(abs));
+  return relative === '' || (relative !== '..' && !relative.startsWith('..' + path.sep) && !path.isAbsolute(relative));
+}
+
+/** Ancestors of a relative path, shallowest first: `a/b/c` → `a`, `a/b`. */
+export function ancestorsOf(relPath: string): string[] {
+  const parts = relPath.split('/');
+  const result: string[] = [];
+  for (let i = 1; i < parts.length; i++) {
+    result.push(parts.slice(0, i).join('/'));
+  }
+  return result;
+}
+
+/** Parent of a relative path; '' for top-level entries. */
+export function parentOf(relPath: string): string {
+  const index = relPath.lastIndexOf('/');
+  return index < 0 ? '' : relPath.slice(0, index);
+}
+
+/** What a tree lookup tells the symlink resolver about one path. */
+export type TreeLookup = (relPath: string) => { type: 'file' | 'directory' | 'symlink'; linkTarget?: string } | undefined;
+
+/**
+ * Resolves the symlink at `linkPath` the way the kernel would, inside a tree known only through `lookup`,
+ * and says whether it stays inside the root. Symlinks met on the way are followed (with the kernel's limit of
+ * 40 hops, a loop counts as outside); paths the tree does not hold are resolved lexically from there on.
+ * This is stricter than a lexical check: `sub/up -> ..` plus `sub/l -> up/../x` escapes although
+ * `sub/up/../x` looks inside.
+ */
+export function symlinkStaysInside(linkPath: string, linkTarget: string, lookup: TreeLookup): boolean {
+  if (linkTarget.length === 0 || linkTarget.startsWith('/') || linkTarget.includes('\0')) {
+    return false;
+  }
+  const stack = parentOf(linkPath) === '' ? [] : parentOf(linkPath).split('/');
+  let pending = linkTarget.split('/');
+  let hops = 0;
+  while (pending.length > 0) {
+    const segment = pending.shift()!;
+    if (segment === '' || segment === '.') {
+      continue;
+    }
+    if (segment === '..') {
+      if (stack.length === 0) {
+        return false;
+      }
+      stack.pop();
+      continue;
+    }
+    stack.push(segment);
+    const entry = lookup(stack.join('/'));
+    if (entry?.type === 'symlink') {
+      if (++hops > 40) {
+        return false;
+      }
+      const target = entry.linkTarget ?? '';
+      if (target.length === 0 || target.startsWith('/')) {
+        return false;
+      }
+      stack.pop();
+      pending = [...target.split('/'), ...pending];
+    }
+  }
+  return true;
+}
+
+/**
+ * Checks, with lstat, that every existing ancestor of `relPath` below `root` is a real directory (not a
+ * symlink, not a file) and that the path stays inside `root`; returns the absolute path. Missing ancestors are
+ * fine (the caller creates them with `ensureParentDirectories`). Throws `path-outside-workspace` otherwise.
+ */
+export async function guardedAbsolute(root: string, relPath: string): Promise<string> {
+  const checked = checkRelative(relPath);
+  if (!checked.ok || checked.path !== relPath) {
+    throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path.`);
+  }
+  const absolute = path.join(root, ...relPath.split('/'));
+  if (!isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
+    throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it resolves outside the workspace ${root}.`);
+  }
+  for (const ancestor of ancestorsOf(relPath)) {
+    const stat = await lstatOrUndefined(path.join(root, ...ancestor.split('/')));
+    if (stat === undefined) {
+      break;
+    }
+    if (stat.isSymbolicLink()) {
+      throw new SandboxError(
+        'path-outside-workspace',
+        `Refusing to write "${relPath}": its parent "${ancestor}" is a symbolic link, and apply never writes through links.`,
+      );
+    }
+    if (!stat.isDirectory()) {
+      throw new SandboxError(
+        'path-outside-workspace',
+        `Refusing to write "${relPath}": its parent "${ancestor}" is not a directory in the workspace.`,
+      );
+    }
+  }
+  return absolute;
+}
+
+/** Creates the missing ancestors of `relPath` one by one, re-checking each with lstat (never through a link). */
+export async function ensureParentDirectories(root: string, relPath: string): Promise<void> {
+  for (const ancestor of ancestorsOf(relPath)) {
+    const absolute = path.join(root, ...ancestor.split('/'));
+    try {
+      await fs.mkdir(absolute);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw error;
+      }
+    }
+    const stat = await fs.lstat(absolute);
+    if (!stat.isDirectory()) {
+      throw new SandboxError(
+        'path-outside-workspace',
+        `Refusing to write "${relPath}": its parent "${ancestor}" is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}.`,
+      );
+    }
+  }
+}
+
+/** lstat, or undefined when nothing is there (a missing or non-directory parent counts as nothing). */
+export async function lstatOrUndefined(absolute: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(absolute);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      return undefined;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { constants as fsConstants, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { SandboxError } from '../errors';
+import { isGitConfigPath, sanitizeGitConfig } from './gitConfigSanitizer';
+import type { ManifestEntry } from './manifest';
+import { comparePaths } from './manifest';
+
+type TarHeader = Partial<tar.Header> & { name: string };
+type TarSink = ReturnType<tar.Pack['entry']>;
+
+/** Files up to this size are read whole before their header is written, so header and body always agree. */
+export const WHOLE_FILE_LIMIT = 8 * 1024 * 1024;
+
+/** Options for `packWorkspace`. */
+export interface PackOptions {
+  /** Owner written into every header (the box's user, e.g. 1000). */
+  uid: number;
+  gid: number;
+  signal?: AbortSignal;
+  /** Running totals of files and bytes sent. */
+  onProgress?(files: number, bytes: number): void;
+  /**
+   * Called for every entry as actually sent: the hash and size of the bytes in the tar (which differ from the
+   * scan for a sanitized `.git/config` or a file that changed meanwhile). Build the baseline from these.
+   */
+  onEntry?(entry: ManifestEntry): void;
+  /** Called for an entry that could not be sent (vanished, became another type, unreadable). */
+  onSkipped?(relPath: string, reason: string): void;
+}
+
+/**
+ * Streams the given entries as a tar whose names are workspace-relative (the box extracts it at
+ * `/workspace`): directories, regular files read from disk without following symlinks, and symlinks as
+ * links. Modes (without setuid/setgid) and mtimes are kept; owner is `uid`/`gid`. Git config files are sent
+ * sanitized. Entries are written parents first whatever order they come in.
+ */
+export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, options: PackOptions): Readable {
+  const pack = tar.pack();
+  // Errors reach the consumer through the Node stream below; without a listener streamx would also throw them.
+  pack.on('error', () => undefined);
+  const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const onAbort = (): void => {
+    pack.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  void (async () => {
+    let files = 0;
+    let bytes = 0;
+    for (const entry of sorted) {
+      if (options.signal?.aborted || pack.destroyed) {
+        return;
+      }
+      const header: TarHeader = {
+        name: entry.path,
+        mode: entry.mode & 0o1777,
+        uid: options.uid,
+        gid: options.gid,
+        mtime: new Date(entry.mtimeMs ?? Date.now()),
+      };
+      if (entry.type === 'directory') {
+        await writeEntry(pack, { ...header, type: 'directory' });
+        options.onEntry?.({ ...entry, mode: header.mode! });
+      } else if (entry.type === 'symlink') {
+        await writeEntry(pack, { ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
+        options.onEntry?.({ ...entry });
+      } else {
+        const sent = await writeFile(pack, root, entry, header, options);
+        if (sent !== undefined) {
+          files += 1;
+          bytes += sent.size;
+          options.onEntry?.(sent);
+          options.onProgress?.(files, bytes);
+        }
+      }
+    }
+    pack.finalize();
+  })()
+    .catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))))
+    .finally(() => options.signal?.removeEventListener('abort', onAbort));
+  // A Node stream for callers (dockerode, stream.pipeline); destroying it ends the iteration, which destroys the pack.
+  return Readable.from(pack, { objectMode: false });
+}
+
+async function writeFile(
+  pack: tar.Pack,
+  root: string,
+  entry: ManifestEntry,
+  header: TarHeader,
+  options: PackOptions,
+): Promise<ManifestEntry | undefined> {
+  const absolute = path.join(root, ...entry.path.split('/'));
+  let handle: fs.FileHandle;
+  try {
+    // O_NOFOLLOW: a file swapped for a symlink since the scan must not smuggle the link's target in.
+    handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    options.onSkipped?.(entry.path, `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    return undefined;
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      options.onSkipped?.(entry.path, 'no longer a regular file');
+      return undefined;
+    }
+    const mode = stat.mode & 0o1777;
+    if (stat.size <= WHOLE_FILE_LIMIT || isGitConfigPath(entry.path)) {
+      let content = await handle.readFile();
+      if (isGitConfigPath(entry.path)) {
+        content = Buffer.from(sanitizeGitConfig(content.toString('utf8')), 'utf8');
+      }
+      await writeEntry(pack, { ...header, type: 'file', mode, size: content.length }, content);
+      return { ...entry, mode, size: content.length, hash: sha256Hex(content), mtimeMs: stat.mtimeMs };
+    }
+    // Large file: the header promises fstat's size; a file that shrinks meanwhile is padded with zeros and
+    // one that grows is cut, so the tar stays valid. The reported hash is of the bytes actually sent.
+    const size = stat.size;
+    const hash = createHash('sha256');
+    const sink = pack.entry({ ...header, type: 'file', mode, size });
+    const finished = waitFinished(sink);
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    let position = 0;
+    while (position < size) {
+      if (options.signal?.aborted) {
+        sink.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
+        return undefined;
+      }
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+      const chunk = bytesRead === 0 ? Buffer.alloc(Math.min(buffer.length, size - position)) : Buffer.from(buffer.subarray(0, bytesRead));
+      hash.update(chunk);
+      position += chunk.length;
+      if (!sink.write(chunk)) {
+        await new Promise<void>((resolve) => sink.once('drain', resolve));
+      }
+    }
+    sink.end(undefined);
+    await finished;
+    return { ...entry, mode, size, hash: hash.digest('hex'), mtimeMs: stat.mtimeMs };
+  } finally {
+    await handle.close();
+  }
+}
+
+function writeEntry(pack: tar.Pack, header: TarHeader, content?: Buffer): Promise<void> {
+  const sink = pack.entry(header);
+  const finished = waitFinished(sink);
+  if (content !== undefined && content.length > 0) {
+    sink.write(content);
+  }
+  sink.end(undefined);
+  return finished;
+}
+
+function waitFinished(sink: TarSink): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    sink.once('error', reject);
+    sink.once('finish', () => resolve());
+    sink.once('close', () => resolve());
+  });
+}
+
+function sha256Hex(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}

@@ -1,0 +1,76 @@
+import * as vscode from 'vscode';
+import type { EngineReport } from '../../shared/protocol';
+import type { EngineClient } from '../engineClient';
+import { showEngineError } from '../errorMessages';
+import { pickWorkspaceFolder } from '../workspaceFolders';
+
+export interface EngineCommandDeps {
+  engine: EngineClient;
+  log: vscode.LogOutputChannel;
+}
+
+/** `Agent Sandbox: Check Docker Engine`: engine and API version, runtimes, whether the image is present. */
+export async function checkEngine(deps: EngineCommandDeps): Promise<EngineReport | undefined> {
+  try {
+    const report = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: 'Agent Sandbox: checking the Docker engine' },
+      () => deps.engine.checkEngine(),
+    );
+    const lines = [
+      `Docker engine ${report.version} (API ${report.apiVersion}, ${report.os}) at ${report.host} [from ${report.source}]`,
+      `Runtimes: ${report.runtimes.join(', ') || '(none reported)'}; default ${report.defaultRuntime || '?'}`,
+      `Image ${report.image.reference}: ${report.image.present ? `present (${report.image.id})` : 'not present locally'}`,
+    ];
+    lines.forEach((line) => deps.log.info(`[check] ${line}`));
+    const actions = report.image.present ? ['Show Log'] : ['Pull Image', 'Show Log'];
+    const choice = await vscode.window.showInformationMessage(`Agent Sandbox: ${lines.join(' · ')}`, ...actions);
+    if (choice === 'Pull Image') await vscode.commands.executeCommand('agentSandbox.pullImage');
+    if (choice === 'Show Log') deps.log.show(true);
+    return report;
+  } catch (error) {
+    await showEngineError(error, deps.log);
+    return undefined;
+  }
+}
+
+/** `Agent Sandbox: Pull Image`: pulls the configured image with progress. */
+export async function pullImage(deps: EngineCommandDeps, image?: string): Promise<boolean> {
+  try {
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Agent Sandbox: pulling ${image ?? 'the sandbox image'}`, cancellable: true },
+      async (progress, token) => {
+        const progressToken = deps.engine.newProgressToken();
+        const sub = deps.engine.onProgress((p) => {
+          if (p.token === progressToken) progress.report({ message: p.message });
+        });
+        try {
+          await deps.engine.pullImage({ image, progressToken }, token);
+        } finally {
+          sub.dispose();
+        }
+      },
+    );
+    void vscode.window.showInformationMessage('Agent Sandbox: image pulled.');
+    return true;
+  } catch (error) {
+    await showEngineError(error, deps.log);
+    return false;
+  }
+}
+
+/** `Agent Sandbox: Reset Sandbox`: removes the folder's box (or every box when asked to). */
+export async function resetSandbox(deps: EngineCommandDeps, folderArg?: string | { all: true }): Promise<void> {
+  try {
+    if (typeof folderArg === 'object' && folderArg.all) {
+      await deps.engine.reset();
+    } else {
+      const folder = typeof folderArg === 'string' ? folderArg : (await pickWorkspaceFolder())?.uri.fsPath;
+      if (!folder) return;
+      await deps.engine.reset(folder);
+    }
+    deps.log.info('[host] sandbox reset');
+    void vscode.window.setStatusBarMessage('Agent Sandbox: box removed; the next run starts a fresh one', 4000);
+  } catch (error) {
+    await showEngineError(error, deps.log);
+  }
+}

@@ -1,0 +1,196 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChangeSet, ExecResult } from '../../shared/protocol';
+import type { EngineClient } from '../engineClient';
+import { errorReason, showEngineError } from '../errorMessages';
+import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
+import { proposalUri } from '../review/proposalDocuments';
+import { pickWorkspaceFolder } from '../workspaceFolders';
+
+/** What to do with the changes once the run ends; `ask` shows the notification with the three choices. */
+export type RunDecision = 'ask' | 'apply' | 'discard' | 'keep';
+
+/** Arguments of `agentSandbox.runCommand` when called programmatically (a string is just the command). */
+export interface RunCommandArgs {
+  command: string;
+  /** Absolute path of the workspace folder; the active one when omitted. */
+  folder?: string;
+  cwd?: string;
+  timeoutSeconds?: number;
+  decision?: RunDecision;
+}
+
+/** What the command returns, so callers (agents, tests, keybindings) can act on it. */
+export interface RunCommandResult {
+  result: ExecResult;
+  changeSet: ChangeSet;
+  decision: 'applied' | 'discarded' | 'kept';
+  applied?: ApplyOutcome;
+}
+
+export interface RunCommandDeps {
+  engine: EngineClient;
+  log: vscode.LogOutputChannel;
+  output: vscode.OutputChannel;
+}
+
+/**
+ * `Agent Sandbox: Run Command in Sandbox…`: runs a command in the folder's box with its output streamed to
+ * the "Agent Sandbox: Run Output" channel, collects what it changed and offers Review / Apply All / Discard.
+ */
+export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | RunCommandArgs): Promise<RunCommandResult | undefined> {
+  const request: Partial<RunCommandArgs> = typeof args === 'string' ? { command: args } : (args ?? {});
+  const folder = request.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
+  if (!folder) {
+    void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the sandbox mirrors a workspace folder.');
+    return undefined;
+  }
+  const command =
+    request.command ??
+    (await vscode.window.showInputBox({
+      title: 'Run Command in Sandbox',
+      prompt: `Runs in the box of ${path.basename(folder)} (no network); changes come back for review`,
+      placeHolder: 'npm test',
+      ignoreFocusOut: true,
+    }));
+  if (!command) return undefined;
+
+  const { engine, output } = deps;
+  try {
+    const run = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'Agent Sandbox', cancellable: true },
+      async (progress, token) => {
+        const progressToken = engine.newProgressToken();
+        const sub = engine.onProgress((p) => {
+          if (p.token === progressToken) progress.report({ message: p.total ? `${p.message} ${percent(p.done, p.total)}` : p.message });
+        });
+        try {
+          progress.report({ message: 'Preparing the box…' });
+          await engine.ensureBox({ folder, progressToken }, token);
+          const runId = `host-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+          output.appendLine(`$ ${command}`);
+          output.show(true);
+          const outputSub = engine.onOutput((chunk) => {
+            if (chunk.runId === runId) output.append(chunk.text);
+          });
+          const cancelSub = token.onCancellationRequested(() => void engine.cancelRun(runId));
+          progress.report({ message: `Running: ${command}` });
+          try {
+            const result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId });
+            output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
+            progress.report({ message: 'Collecting changes…' });
+            const changeSet = await engine.collect(folder);
+            return { result, changeSet };
+          } finally {
+            outputSub.dispose();
+            cancelSub.dispose();
+          }
+        } finally {
+          sub.dispose();
+        }
+      },
+    );
+    return await decide(deps, command, run.result, run.changeSet, request.decision ?? 'ask');
+  } catch (error) {
+    if (errorReason(error) !== 'cancelled') await showEngineError(error, deps.log);
+    if (request.decision && request.decision !== 'ask') throw error;
+    return undefined;
+  }
+}
+
+async function decide(
+  deps: RunCommandDeps,
+  command: string,
+  result: ExecResult,
+  changeSet: ChangeSet,
+  decision: RunDecision,
+): Promise<RunCommandResult> {
+  const { engine } = deps;
+  const n = changeSet.changes.length;
+  for (const conflict of result.conflicts) {
+    deps.log.warn(`[host] conflict: ${conflict} changed in the workspace and in the box; the box kept its version`);
+  }
+  if (changeSet.refused.length > 0) {
+    deps.log.warn(`[host] refused ${changeSet.refused.length} unsafe entr(ies) from the box: ${changeSet.refused.map((r) => `${r.path} (${r.reason})`).join(', ')}`);
+  }
+  let choice: RunDecision | 'review' | undefined = decision;
+  while (choice === 'ask' || choice === 'review') {
+    if (n === 0) {
+      void vscode.window.showInformationMessage(`Agent Sandbox: ${describeOutcome(result)}; no files changed.`);
+      return { result, changeSet, decision: 'kept' };
+    }
+    if (choice === 'review') await openReview(changeSet, command);
+    const picked = await vscode.window.showInformationMessage(
+      `Agent Sandbox: ${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`,
+      'Review',
+      'Apply All',
+      'Discard',
+    );
+    choice = picked === 'Review' ? 'review' : picked === 'Apply All' ? 'apply' : picked === 'Discard' ? 'discard' : 'keep';
+  }
+  if (choice === 'discard') {
+    await engine.discard(changeSet.folder);
+    return { result, changeSet, decision: 'discarded' };
+  }
+  if (choice === 'apply') {
+    const flagged = flaggedPaths(changeSet);
+    let approveFlagged: string[] = [];
+    if (flagged.length > 0 && decision === 'ask') {
+      const confirm = await vscode.window.showWarningMessage(
+        `These changes can run code on your machine: ${flagged.join(', ')}. Apply them too?`,
+        { modal: true, detail: 'Choosing "Apply Others" applies everything else and leaves these pending.' },
+        'Apply All Including These',
+        'Apply Others',
+      );
+      if (!confirm) return { result, changeSet, decision: 'kept' };
+      if (confirm === 'Apply All Including These') approveFlagged = flagged;
+    }
+    const applied = await applyChanges(engine, changeSet, { approveFlagged, label: `Agent Sandbox: ${command}` });
+    reportApplied(applied);
+    return { result, changeSet, decision: 'applied', applied };
+  }
+  return { result, changeSet, decision: 'kept' };
+}
+
+/** Opens the changes in VS Code's multi-file diff editor: the real file on the left, the box's on the right. */
+async function openReview(changeSet: ChangeSet, command: string): Promise<void> {
+  const folder = changeSet.folder;
+  const version = Date.now();
+  const resources = changeSet.changes
+    .filter((c) => c.type === 'file')
+    .map((c) => {
+      const real = vscode.Uri.file(path.join(folder, ...(c.fromPath ?? c.path).split('/')));
+      const left = c.kind === 'added' ? proposalUri(folder, c.path, { empty: true, version }) : real;
+      const right = c.kind === 'deleted' ? proposalUri(folder, c.path, { empty: true, version }) : proposalUri(folder, c.path, { version });
+      return [vscode.Uri.file(path.join(folder, ...c.path.split('/'))), left, right] as const;
+    });
+  await vscode.commands.executeCommand('vscode.changes', `Agent Sandbox: ${command}`, resources);
+}
+
+function reportApplied(outcome: ApplyOutcome): void {
+  const parts = [`applied ${outcome.applied.length} change(s)`];
+  if (outcome.conflicts.length) parts.push(`${outcome.conflicts.length} conflict(s) left pending: ${outcome.conflicts.join(', ')}`);
+  if (outcome.skipped.length) parts.push(`${outcome.skipped.length} skipped: ${outcome.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}`);
+  const message = `Agent Sandbox: ${parts.join('; ')}.`;
+  if (outcome.conflicts.length || outcome.skipped.length) void vscode.window.showWarningMessage(message);
+  else void vscode.window.showInformationMessage(message);
+}
+
+function describeOutcome(result: ExecResult): string {
+  switch (result.outcome) {
+    case 'exited':
+      return `exited with ${result.exitCode}`;
+    case 'timeout':
+      return 'timed out and was stopped';
+    case 'cancelled':
+      return 'was cancelled';
+    case 'oom':
+      return 'was killed: out of memory (raise agentSandbox.memoryMiB)';
+    case 'engine-error':
+      return `failed: ${result.error ?? 'engine error'}`;
+  }
+}
+
+function percent(done = 0, total = 1): string {
+  return `${Math.min(100, Math.round((done / Math.max(total, 1)) * 100))}%`;
+}

@@ -1,0 +1,221 @@
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  State,
+  TransportKind,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+import {
+  ApplyRequest,
+  CancelRunRequest,
+  CheckEngineRequest,
+  CollectRequest,
+  ConfigureRequest,
+  DiscardRequest,
+  EnsureBoxRequest,
+  ExecRequest,
+  FileOpRequest,
+  MarkAppliedRequest,
+  OrphansRemovedNotification,
+  OutputNotification,
+  PlanApplyRequest,
+  ProgressNotification,
+  PullImageRequest,
+  ReadProposalRequest,
+  ResetRequest,
+} from '../shared/protocol';
+import { Disposable } from '../core/lifecycle';
+import type { SandboxSettings } from './settings';
+
+/** Restarts allowed within `RESTART_WINDOW_MS` before the client gives up and says so. */
+const MAX_RESTARTS = 4;
+const RESTART_WINDOW_MS = 3 * 60_000;
+
+export interface EngineClientOptions {
+  /** Absolute path of `dist/server.js`. */
+  serverModule: string;
+  log: vscode.LogOutputChannel;
+  settings: SandboxSettings;
+}
+
+/**
+ * The extension host's side of the engine server: starts it on first use (never at activation), keeps it
+ * configured, restarts it when it crashes and tells the user, and exposes the protocol as typed methods.
+ */
+export class EngineClient extends Disposable {
+  private client: LanguageClient | undefined;
+  private starting: Promise<LanguageClient> | undefined;
+  private readonly restarts: number[] = [];
+  private progressCounter = 0;
+
+  private readonly outputEmitter = this._register(new vscode.EventEmitter<OutputNotification.Params>());
+  /** Output chunks of runs, as they happen. */
+  readonly onOutput = this.outputEmitter.event;
+  private readonly progressEmitter = this._register(new vscode.EventEmitter<ProgressNotification.Params>());
+  readonly onProgress = this.progressEmitter.event;
+  private readonly restartEmitter = this._register(new vscode.EventEmitter<void>());
+  /** Fires after the server was restarted following a crash (its boxes and pending changes are gone). */
+  readonly onDidRestart = this.restartEmitter.event;
+
+  constructor(private readonly options: EngineClientOptions) {
+    super();
+    this._register(options.settings.onDidChange(() => void this.configure()));
+  }
+
+  /** The running client, started on first use. */
+  private async ready(): Promise<LanguageClient> {
+    if (this.client?.state === State.Running) return this.client;
+    this.starting ??= this.start().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async start(): Promise<LanguageClient> {
+    const { log, serverModule } = this.options;
+    const serverOptions: ServerOptions = {
+      run: { module: serverModule, transport: TransportKind.ipc },
+      debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6011'] } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [],
+      outputChannel: log,
+      revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => this.onServerClosed(),
+      },
+    };
+    const client = this.client ?? new LanguageClient('agentSandbox.engine', 'Agent Sandbox Engine', serverOptions, clientOptions);
+    if (!this.client) {
+      this.client = client;
+      this._register(client.onNotification(OutputNotification.type, (p) => this.outputEmitter.fire(p)));
+      this._register(client.onNotification(ProgressNotification.type, (p) => this.progressEmitter.fire(p)));
+      this._register(
+        client.onNotification(OrphansRemovedNotification.type, (p) =>
+          log.info(`[engine] removed ${p.containers.length} orphaned box(es) and ${p.volumes.length} volume(s)`),
+        ),
+      );
+      this._register(
+        client.onDidChangeState((event) => {
+          if (event.oldState === State.Starting && event.newState === State.Running && this.restarts.length > 0) {
+            void this.afterRestart();
+          }
+        }),
+      );
+      this._register({ dispose: () => void client.stop().catch(() => undefined) });
+    }
+    const started = Date.now();
+    await client.start();
+    log.info(`[client] engine server started in ${Date.now() - started} ms`);
+    await this.configure(client);
+    return client;
+  }
+
+  private onServerClosed() {
+    const now = Date.now();
+    while (this.restarts.length > 0 && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
+    this.restarts.push(now);
+    if (this.restarts.length > MAX_RESTARTS) {
+      this.options.log.error('[client] the engine server crashed repeatedly; not restarting it');
+      void vscode.window.showErrorMessage(
+        'The Agent Sandbox engine stopped repeatedly and was not restarted. See the "Agent Sandbox" output for details, then run "Agent Sandbox: Reset Sandbox" to try again.',
+      );
+      return { action: CloseAction.DoNotRestart, handled: true };
+    }
+    this.options.log.warn('[client] the engine server stopped unexpectedly; restarting it');
+    return { action: CloseAction.Restart, handled: true };
+  }
+
+  private async afterRestart(): Promise<void> {
+    await this.configure();
+    void vscode.window.showWarningMessage(
+      'The Agent Sandbox engine stopped unexpectedly and was restarted. Boxes it left behind were removed; the next run starts a fresh box.',
+    );
+    // The first engine call of the new server removes the dead server's boxes (found by label).
+    await this.checkEngine().catch((error) => this.options.log.warn(`[client] engine check after restart failed: ${error}`));
+    this.restartEmitter.fire();
+  }
+
+  private async configure(client?: LanguageClient): Promise<void> {
+    const target = client ?? (this.client?.state === State.Running ? this.client : undefined);
+    if (!target) return;
+    try {
+      await target.sendRequest(ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box() });
+    } catch (error) {
+      this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
+      void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {
+        if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
+      });
+    }
+  }
+
+  /** A fresh token for `sandbox/progress` notifications. */
+  newProgressToken(): string {
+    return `progress-${++this.progressCounter}`;
+  }
+
+  async checkEngine() {
+    return (await this.ready()).sendRequest(CheckEngineRequest.type);
+  }
+
+  async pullImage(params: PullImageRequest.Params, token?: vscode.CancellationToken) {
+    return (await this.ready()).sendRequest(PullImageRequest.type, params, token);
+  }
+
+  async ensureBox(params: EnsureBoxRequest.Params, token?: vscode.CancellationToken) {
+    return (await this.ready()).sendRequest(EnsureBoxRequest.type, params, token);
+  }
+
+  async exec(params: ExecRequest.Params, token?: vscode.CancellationToken) {
+    return (await this.ready()).sendRequest(ExecRequest.type, params, token);
+  }
+
+  async cancelRun(runId: string) {
+    return (await this.ready()).sendRequest(CancelRunRequest.type, { runId });
+  }
+
+  async collect(folder: string, token?: vscode.CancellationToken) {
+    return (await this.ready()).sendRequest(CollectRequest.type, { folder }, token);
+  }
+
+  async readProposal(folder: string, path: string): Promise<Uint8Array> {
+    const result = await (await this.ready()).sendRequest(ReadProposalRequest.type, { folder, path });
+    return Buffer.from(result.base64, 'base64');
+  }
+
+  async planApply(params: PlanApplyRequest.Params) {
+    return (await this.ready()).sendRequest(PlanApplyRequest.type, params);
+  }
+
+  async apply(params: ApplyRequest.Params) {
+    return (await this.ready()).sendRequest(ApplyRequest.type, params);
+  }
+
+  async markApplied(folder: string, paths: string[]) {
+    return (await this.ready()).sendRequest(MarkAppliedRequest.type, { folder, paths });
+  }
+
+  async discard(folder: string, paths?: string[]) {
+    return (await this.ready()).sendRequest(DiscardRequest.type, { folder, paths });
+  }
+
+  async fileOp(params: FileOpRequest.Params) {
+    return (await this.ready()).sendRequest(FileOpRequest.type, params);
+  }
+
+  /** Removes boxes; does nothing when the server never started (there are none). */
+  async reset(folder?: string) {
+    if (!this.client || this.client.state !== State.Running) return;
+    await this.client.sendRequest(ResetRequest.type, { folder });
+  }
+
+  /** Stops the server; it removes its boxes on shutdown. */
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (client && client.state === State.Running) {
+      await client.stop(10_000).catch((error) => this.options.log.warn(`[client] stopping the engine server: ${error}`));
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import * as vscode from 'vscode';
+import type { ErrorData, ErrorReason } from '../shared/protocol';
+
+/** The typed reason of an error from the engine server, if it carried one. */
+export function errorReason(error: unknown): ErrorReason | undefined {
+  const data = (error as { data?: Partial<ErrorData> } | undefined)?.data;
+  return typeof data?.reason === 'string' ? data.reason : undefined;
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Shows an engine error with the action that fixes it: pull a missing image, check the engine, open the
+ * offending setting. Cancellation is not an error worth a message.
+ */
+export async function showEngineError(error: unknown, log: vscode.LogOutputChannel): Promise<void> {
+  const reason = errorReason(error);
+  const message = errorText(error);
+  if (reason === 'cancelled') return;
+  log.error(`[host] ${reason ?? 'error'}: ${message}`);
+  switch (reason) {
+    case 'image-missing': {
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Pull Image', 'Open Settings');
+      if (choice === 'Pull Image') await vscode.commands.executeCommand('agentSandbox.pullImage');
+      if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
+      return;
+    }
+    case 'engine-unreachable': {
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Check Docker Engine', 'Open Settings');
+      if (choice === 'Check Docker Engine') await vscode.commands.executeCommand('agentSandbox.checkEngine');
+      if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
+      return;
+    }
+    case 'invalid-setting': {
+      const setting = (error as { data?: ErrorData }).data?.setting ?? 'agentSandbox';
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Open Settings');
+      if (choice) await vscode.commands.executeCommand('workbench.action.openSettings', setting);
+      return;
+    }
+    default: {
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Show Log');
+      if (choice) log.show(true);
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChangeSet } from '../../shared/protocol';
+import type { EngineClient } from '../engineClient';
+
+export interface ApplyOutcome {
+  /** Paths now equal in the workspace and the box. */
+  applied: string[];
+  /** Paths left alone because the developer changed them since the baseline. */
+  conflicts: string[];
+  /** Paths left out (flagged without approval, `.git/`). */
+  skipped: { path: string; reason: string }[];
+}
+
+/**
+ * Applies approved changes to the real workspace through one `WorkspaceEdit` (one undo step, open editors
+ * follow). The plan comes from the server and counts dirty editors as changes, so nothing the developer
+ * changed since the baseline is overwritten. Mode bits, symlinks and empty directories, which a
+ * `WorkspaceEdit` cannot express, are applied by the server afterwards.
+ */
+export async function applyChanges(
+  engine: EngineClient,
+  changeSet: ChangeSet,
+  selection: { paths?: string[]; approveFlagged?: string[]; label: string },
+): Promise<ApplyOutcome> {
+  const folder = changeSet.folder;
+  const plan = await engine.planApply({
+    folder,
+    paths: selection.paths,
+    approveFlagged: selection.approveFlagged,
+    dirtyEditors: dirtyEditorsIn(folder),
+  });
+  const edit = new vscode.WorkspaceEdit();
+  const viaServer: string[] = [];
+  const metadata: vscode.WorkspaceEditEntryMetadata = { label: selection.label, needsConfirmation: false };
+  const uriOf = (rel: string) => vscode.Uri.file(path.join(folder, ...rel.split('/')));
+  for (const op of plan.operations) {
+    switch (op.kind) {
+      case 'write': {
+        const contents = await engine.readProposal(folder, op.path);
+        edit.createFile(uriOf(op.path), { overwrite: true, contents }, metadata);
+        // Executable files need their mode bits, which only the server can set.
+        if (op.mode !== undefined && (op.mode & 0o111) !== 0) viaServer.push(op.path);
+        break;
+      }
+      case 'delete':
+        edit.deleteFile(uriOf(op.path), { recursive: true, ignoreIfNotExists: true }, metadata);
+        break;
+      case 'rename':
+        if (op.fromPath) edit.renameFile(uriOf(op.fromPath), uriOf(op.path), { overwrite: false }, metadata);
+        break;
+      case 'chmod':
+      case 'symlink':
+      case 'mkdir':
+        viaServer.push(op.path);
+        break;
+    }
+  }
+  const editedPaths = plan.operations.filter((op) => !viaServer.includes(op.path) || op.kind === 'write').map((op) => op.path);
+  if (edit.size > 0) {
+    const ok = await vscode.workspace.applyEdit(edit, { isRefactoring: false });
+    if (!ok) {
+      throw new Error('VS Code refused the workspace edit; nothing was applied. See the "Agent Sandbox" output.');
+    }
+  }
+  const applied = new Set<string>();
+  if (editedPaths.length > 0) {
+    await engine.markApplied(folder, unique(editedPaths));
+    editedPaths.forEach((p) => applied.add(p));
+  }
+  if (viaServer.length > 0) {
+    const result = await engine.apply({ folder, paths: unique(viaServer), approveFlagged: selection.approveFlagged });
+    result.applied.forEach((p) => applied.add(p));
+  }
+  return {
+    applied: [...applied].sort(),
+    conflicts: plan.conflicts.map((c) => c.path),
+    skipped: plan.skipped,
+  };
+}
+
+/** Flagged changes in a plan-to-be: the paths that need a deliberate approval. */
+export function flaggedPaths(changeSet: ChangeSet, paths?: string[]): string[] {
+  return changeSet.changes
+    .filter((c) => c.flags.length > 0 && !c.flags.includes('git-internal') && (!paths || paths.includes(c.path)))
+    .map((c) => c.path);
+}
+
+function dirtyEditorsIn(folder: string): { path: string; hash: string }[] {
+  const result: { path: string; hash: string }[] = [];
+  for (const doc of vscode.workspace.textDocuments) {
+    if (!doc.isDirty || doc.uri.scheme !== 'file') continue;
+    const rel = path.relative(folder, doc.uri.fsPath);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) continue;
+    result.push({ path: rel.split(path.sep).join('/'), hash: createHash('sha256').update(doc.getText()).digest('hex') });
+  }
+  return result;
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
+

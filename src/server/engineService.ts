@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import type {
+  ApplyPlan,
+  BoxInfo,
+  BoxSettings,
+  ChangeSet,
+  EngineReport,
+  EngineSettings,
+  ExecResult,
+  FileOpRequest,
+} from '../shared/protocol';
+import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import { removeOrphans } from '../core/box/orphans';
+import { DockerEngine } from '../core/docker/dockerEngine';
+import { resolveEngineLocation } from '../core/docker/engineLocation';
+import { SandboxError } from '../core/errors';
+import { Disposable, toDisposable } from '../core/lifecycle';
+import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
+import { runFileOp } from '../core/session/fileOps';
+
+export interface EngineServiceOptions {
+  log: (line: string) => void;
+  /** Called when orphaned boxes were removed at the first contact with the engine. */
+  onOrphansRemoved?: (removed: { containers: string[]; volumes: string[] }) => void;
+  /** The process environment (for the engine location and the env allowlist). */
+  env?: Record<string, string | undefined>;
+  homeDir?: string;
+}
+
+/**
+ * The engine server's state: settings, the Docker engine, one box session per workspace folder, and the
+ * runs in flight. Request handlers in `main.ts` call into it; it knows nothing of JSON-RPC.
+ */
+export class EngineService extends Disposable {
+  /** Identifies this server process on the boxes it creates. */
+  readonly ownerId = randomUUID();
+  private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
+  private engineSettings: EngineSettings = {};
+  private engine: DockerEngine | undefined;
+  private orphansChecked: Promise<void> | undefined;
+  private readonly sessions = new Map<string, Promise<BoxSession>>();
+  private readonly runs = new Map<string, AbortController>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+  private runCounter = 0;
+
+  constructor(private readonly options: EngineServiceOptions) {
+    super();
+    this._register(toDisposable(() => {
+      for (const timer of this.idleTimers.values()) clearTimeout(timer);
+      for (const run of this.runs.values()) run.abort();
+    }));
+  }
+
+  private get env(): Record<string, string | undefined> {
+    return this.options.env ?? process.env;
+  }
+
+  configure(engine: EngineSettings, box: Partial<BoxSettings>): void {
+    // Validate first so a bad setting leaves the previous configuration in force.
+    const validated = validateBoxSettings(box);
+    if ((engine.dockerHost ?? '') !== (this.engineSettings.dockerHost ?? '')) {
+      this.engine = undefined;
+      this.orphansChecked = undefined;
+    }
+    this.engineSettings = { ...engine };
+    this.boxSettings = validated;
+  }
+
+  get settings(): BoxSettings {
+    return this.boxSettings;
+  }
+
+  /** The engine wrapper; the first call also removes boxes left behind by dead servers. */
+  async getEngine(): Promise<DockerEngine> {
+    if (!this.engine) {
+      const location = resolveEngineLocation({
+        setting: this.engineSettings.dockerHost || undefined,
+        env: this.env,
+        homeDir: this.options.homeDir ?? require('node:os').homedir(),
+        platform: process.platform,
+      });
+      this.engine = new DockerEngine(location, { log: this.options.log });
+    }
+    const engine = this.engine;
+    if (!this.orphansChecked) {
+      this.orphansChecked = removeOrphans(engine, { isAlive: isProcessAlive, currentOwnerId: this.ownerId })
+        .then((removed) => {
+          if (removed.containers.length + removed.volumes.length > 0) {
+            this.options.log(`[engine] removed orphaned boxes: ${removed.containers.join(', ') || '-'}; volumes: ${removed.volumes.join(', ') || '-'}`);
+            this.options.onOrphansRemoved?.(removed);
+          }
+        })
+        .catch((error) => {
+          this.orphansChecked = undefined;
+          throw error;
+        });
+    }
+    await this.orphansChecked;
+    return engine;
+  }
+
+  async checkEngine(): Promise<EngineReport> {
+    const engine = await this.getEngine();
+    const [version, info] = await Promise.all([engine.version(), engine.info()]);
+    const image = await engine.inspectImage(this.boxSettings.image);
+    return {
+      host: engine.location.host,
+      source: engine.location.source,
+      version: version.Version,
+      apiVersion: version.ApiVersion,
+      os: `${version.Os}/${version.Arch}`,
+      runtimes: Object.keys(info.Runtimes ?? {}),
+      defaultRuntime: info.DefaultRuntime ?? '',
+      image: { reference: this.boxSettings.image, present: image !== undefined, id: image?.Id },
+    };
+  }
+
+  async pullImage(reference: string | undefined, progress: ProgressReporter, signal?: AbortSignal): Promise<void> {
+    const engine = await this.getEngine();
+    await engine.pullImage(reference ?? this.boxSettings.image, progress, signal);
+  }
+
+  /** The folder's box, created and mirrored on first use. Concurrent callers share one creation. */
+  async ensureBox(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<BoxSession> {
+    const key = normalizeFolder(folder);
+    let pending = this.sessions.get(key);
+    if (!pending) {
+      pending = (async () => {
+        const engine = await this.getEngine();
+        return BoxSession.open(
+          { engine, settings: this.boxSettings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log },
+          progress,
+          signal,
+        );
+      })();
+      this.sessions.set(key, pending);
+      pending.catch(() => {
+        if (this.sessions.get(key) === pending) this.sessions.delete(key);
+      });
+    }
+    const session = await pending;
+    this.touch(key);
+    return session;
+  }
+
+  async boxInfo(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<BoxInfo> {
+    return (await this.ensureBox(folder, progress, signal)).info;
+  }
+
+  async exec(
+    params: { folder: string; command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId?: string },
+    onOutput: (runId: string, stream: 'stdout' | 'stderr', text: string) => void,
+    progress: ProgressReporter,
+    signal?: AbortSignal,
+  ): Promise<ExecResult> {
+    const runId = params.runId ?? `run-${++this.runCounter}`;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort);
+    this.runs.set(runId, controller);
+    try {
+      const session = await this.ensureBox(params.folder, progress, controller.signal);
+      const result = await session.exec(
+        { command: params.command, cwd: params.cwd, stdin: params.stdin, timeoutSeconds: params.timeoutSeconds, runId },
+        (stream, text) => onOutput(runId, stream, text),
+        controller.signal,
+      );
+      this.touch(normalizeFolder(params.folder));
+      return result;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.runs.delete(runId);
+    }
+  }
+
+  cancelRun(runId: string): boolean {
+    const run = this.runs.get(runId);
+    run?.abort();
+    return run !== undefined;
+  }
+
+  async collect(folder: string, signal?: AbortSignal): Promise<ChangeSet> {
+    const session = await this.existingSession(folder);
+    return session.collect(signal);
+  }
+
+  async readProposal(folder: string, filePath: string): Promise<Buffer> {
+    return (await this.existingSession(folder)).readProposal(filePath);
+  }
+
+  async planApply(
+    folder: string,
+    selection: { paths?: string[]; approveFlagged?: string[]; dirtyEditors?: { path: string; hash: string }[] },
+    signal?: AbortSignal,
+  ): Promise<ApplyPlan> {
+    return (await this.existingSession(folder)).planApply(selection, signal);
+  }
+
+  async apply(folder: string, selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
+    return (await this.existingSession(folder)).apply(selection, signal);
+  }
+
+  async markApplied(folder: string, paths: string[]): Promise<void> {
+    (await this.existingSession(folder)).markApplied(paths);
+  }
+
+  async discard(folder: string, paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
+    await (await this.existingSession(folder)).discard(paths, signal);
+  }
+
+  async fileOp(params: FileOpRequest.Params, progress: ProgressReporter, signal?: AbortSignal): Promise<FileOpRequest.Result> {
+    const session = await this.ensureBox(params.folder, progress, signal);
+    return runFileOp(session, params, signal);
+  }
+
+  /** Removes one folder's box, or all of this server's boxes. */
+  async reset(folder?: string): Promise<void> {
+    const keys = folder ? [normalizeFolder(folder)] : [...this.sessions.keys()];
+    await Promise.all(keys.map((key) => this.removeSession(key)));
+  }
+
+  private async removeSession(key: string): Promise<void> {
+    const pending = this.sessions.get(key);
+    this.sessions.delete(key);
+    const timer = this.idleTimers.get(key);
+    if (timer) clearTimeout(timer);
+    this.idleTimers.delete(key);
+    if (!pending) return;
+    const session = await pending.catch(() => undefined);
+    await session?.remove();
+    this.options.log(`[engine] removed the box of ${key}`);
+  }
+
+  private async existingSession(folder: string): Promise<BoxSession> {
+    const key = normalizeFolder(folder);
+    const pending = this.sessions.get(key);
+    if (!pending) {
+      throw new SandboxError('no-box', `There is no box for ${key} yet. Run a command in the sandbox first.`);
+    }
+    const session = await pending;
+    this.touch(key);
+    return session;
+  }
+
+  /** Restarts the idle countdown of a folder's box. */
+  private touch(key: string): void {
+    const minutes = this.boxSettings.idleTimeoutMinutes;
+    const previous = this.idleTimers.get(key);
+    if (previous) clearTimeout(previous);
+    if (minutes <= 0) return;
+    const timer = setTimeout(() => {
+      if ([...this.runs.keys()].length > 0) {
+        this.touch(key);
+        return;
+      }
+      this.options.log(`[engine] ${key}: idle for ${minutes} min, removing its box`);
+      void this.removeSession(key).catch((error) => this.options.log(`[engine] idle removal failed: ${error}`));
+    }, minutes * 60_000);
+    timer.unref();
+    this.idleTimers.set(key, timer);
+  }
+
+  private allowlistedEnv(): string[] {
+    return this.boxSettings.envAllowlist.flatMap((name) => {
+      const value = this.env[name];
+      return value === undefined ? [] : [`${name}=${value}`];
+    });
+  }
+}
+
+function normalizeFolder(folder: string): string {
+  if (!path.isAbsolute(folder)) {
+    throw new SandboxError('path-outside-workspace', `The folder must be an absolute path, got "${folder}".`);
+  }
+  return path.resolve(folder);
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

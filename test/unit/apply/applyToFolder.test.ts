@@ -1,0 +1,123 @@
+import * as assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { ChangeEntry } from '../../../src/shared/protocol';
+import { planApply } from '../../../src/core/apply/applyPlan';
+import type { ApplyPlan } from '../../../src/core/apply/applyPlan';
+import { applyToFolder } from '../../../src/core/apply/applyToFolder';
+import { SandboxError } from '../../../src/core/errors';
+import { SyncFilter } from '../../../src/core/workspace/syncFilter';
+import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
+import { makeTempDir, removeDir, writeTree } from '../workspace/treeFixtures';
+
+suite('applyToFolder', () => {
+  let root: string;
+  let outside: string;
+
+  setup(async () => {
+    root = await makeTempDir('apply');
+    outside = await makeTempDir('apply-outside');
+  });
+
+  teardown(async () => {
+    await removeDir(root);
+    await removeDir(outside);
+  });
+
+  test('applies a planned change set to disk: writes, renames, deletes, symlinks, modes, directories', async () => {
+    await writeTree(root, { 'src/a.ts': 'a', 'old.ts': 'o', 'gone/x': 'x', 'script.sh': 's' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const contents: Record<string, string> = { 'src/a.ts': 'A!', 'new/deep/file.ts': 'new' };
+    const changes: ChangeEntry[] = [
+      { path: 'src/a.ts', kind: 'modified', type: 'file', hash: sha256('A!'), mode: 0o644, binary: false, flags: [] },
+      { path: 'new/deep/file.ts', kind: 'added', type: 'file', hash: sha256('new'), mode: 0o600, binary: false, flags: [] },
+      { path: 'moved/old.ts', kind: 'renamed', fromPath: 'old.ts', type: 'file', hash: sha256('o'), mode: 0o644, binary: false, flags: [] },
+      { path: 'gone', kind: 'deleted', type: 'directory', binary: false, flags: [] },
+      { path: 'gone/x', kind: 'deleted', type: 'file', binary: false, flags: [] },
+      { path: 'script.sh', kind: 'mode', type: 'file', mode: 0o755, binary: false, flags: ['newly-executable'] },
+      { path: 'link', kind: 'added', type: 'symlink', linkTarget: 'src/a.ts', binary: false, flags: [] },
+      { path: 'empty', kind: 'added', type: 'directory', mode: 0o700, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline, approveFlagged: ['script.sh'] });
+    const applied = await applyToFolder(root, plan, (p) => Buffer.from(contents[p]));
+    assert.deepEqual(applied.sort(), ['empty', 'gone', 'gone/x', 'link', 'moved/old.ts', 'new/deep/file.ts', 'script.sh', 'src/a.ts']);
+
+    assert.equal(await fs.readFile(path.join(root, 'src/a.ts'), 'utf8'), 'A!');
+    assert.equal(await fs.readFile(path.join(root, 'new/deep/file.ts'), 'utf8'), 'new');
+    assert.equal((await fs.stat(path.join(root, 'new/deep/file.ts'))).mode & 0o777, 0o600);
+    assert.equal(await fs.readFile(path.join(root, 'moved/old.ts'), 'utf8'), 'o');
+    await assert.rejects(fs.lstat(path.join(root, 'old.ts')), { code: 'ENOENT' });
+    await assert.rejects(fs.lstat(path.join(root, 'gone')), { code: 'ENOENT' });
+    assert.equal((await fs.stat(path.join(root, 'script.sh'))).mode & 0o777, 0o755);
+    assert.equal(await fs.readlink(path.join(root, 'link')), 'src/a.ts');
+    assert.equal((await fs.stat(path.join(root, 'empty'))).mode & 0o777, 0o700);
+    const leftovers = (await fs.readdir(root, { recursive: true })).filter((name) => String(name).includes('agent-sandbox'));
+    assert.deepEqual(leftovers, [], 'no temp files remain');
+  });
+
+  test('refuses to write through a symlinked parent and writes nothing outside', async () => {
+    await fs.symlink(outside, path.join(root, 'escape'));
+    const plan: ApplyPlan = { operations: [{ kind: 'write', path: 'escape/pwned.txt', hash: sha256('x'), mode: 0o644 }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, plan, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    assert.deepEqual(await fs.readdir(outside), []);
+
+    for (const kind of ['mkdir', 'symlink', 'delete', 'chmod'] as const) {
+      const other: ApplyPlan = { operations: [{ kind, path: 'escape/x', linkTarget: 'y', mode: 0o600 }], conflicts: [], skipped: [] };
+      await assert.rejects(applyToFolder(root, other, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), kind);
+    }
+    const traversal: ApplyPlan = { operations: [{ kind: 'write', path: '../x', hash: sha256('x') }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, traversal, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    assert.deepEqual(await fs.readdir(outside), []);
+  });
+
+  test('replaces a symlink at the target instead of writing through it', async () => {
+    await writeTree(outside, { 'victim.txt': 'untouched' });
+    await fs.symlink(path.join(outside, 'victim.txt'), path.join(root, 'file.txt'));
+    const plan: ApplyPlan = { operations: [{ kind: 'write', path: 'file.txt', hash: sha256('new'), mode: 0o644 }], conflicts: [], skipped: [] };
+    await applyToFolder(root, plan, () => Buffer.from('new'));
+    assert.equal(await fs.readFile(path.join(outside, 'victim.txt'), 'utf8'), 'untouched');
+    assert.ok((await fs.lstat(path.join(root, 'file.txt'))).isFile());
+    assert.equal(await fs.readFile(path.join(root, 'file.txt'), 'utf8'), 'new');
+
+    const victimMode = (await fs.stat(path.join(outside, 'victim.txt'))).mode;
+    await fs.symlink(path.join(outside, 'victim.txt'), path.join(root, 'chmod-me'));
+    const chmod: ApplyPlan = { operations: [{ kind: 'chmod', path: 'chmod-me', mode: 0o777 }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, chmod, () => Buffer.alloc(0)));
+    assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode, victimMode);
+  });
+
+  test('atomic: content with the wrong hash is never written and the old file stays whole', async () => {
+    await writeTree(root, { 'a.txt': 'original' });
+    const plan: ApplyPlan = {
+      operations: [
+        { kind: 'write', path: 'b.txt', hash: sha256('b') },
+        { kind: 'write', path: 'a.txt', hash: sha256('reviewed') },
+      ],
+      conflicts: [],
+      skipped: [],
+    };
+    await assert.rejects(
+      applyToFolder(root, plan, (p) => Buffer.from(p === 'b.txt' ? 'b' : 'tampered')),
+      (e) => SandboxError.is(e, 'internal') && /not the reviewed one/.test((e as Error).message),
+    );
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
+    assert.equal(await fs.readFile(path.join(root, 'b.txt'), 'utf8'), 'b');
+    assert.deepEqual((await fs.readdir(root)).sort(), ['a.txt', 'b.txt'], 'no temp file left behind');
+  });
+
+  test('atomic: a failing content read leaves the target untouched', async () => {
+    await writeTree(root, { 'a.txt': 'original' });
+    const plan: ApplyPlan = { operations: [{ kind: 'write', path: 'a.txt', hash: sha256('x') }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, plan, () => Promise.reject(new Error('box went away'))), /box went away/);
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
+    assert.deepEqual(await fs.readdir(root), ['a.txt']);
+  });
+
+  test('a directory delete leaves a directory the developer still has content in', async () => {
+    await writeTree(root, { 'd/kept.txt': 'mine' });
+    const plan: ApplyPlan = { operations: [{ kind: 'delete', path: 'd', type: 'directory' }], conflicts: [], skipped: [] };
+    assert.deepEqual(await applyToFolder(root, plan, () => Buffer.alloc(0)), []);
+    assert.equal(await fs.readFile(path.join(root, 'd/kept.txt'), 'utf8'), 'mine');
+  });
+});

@@ -1,0 +1,190 @@
+import * as assert from 'node:assert/strict';
+import type { RefusedReason } from '../../../src/shared/protocol';
+import { readBoxTree } from '../../../src/core/changes/boxTree';
+import { SandboxError } from '../../../src/core/errors';
+import type { Manifest } from '../../../src/core/workspace/manifest';
+import { SyncFilter } from '../../../src/core/workspace/syncFilter';
+import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { tarStream } from '../workspace/treeFixtures';
+import type { TarEntrySpec } from '../workspace/treeFixtures';
+
+const W = 'workspace/';
+
+async function read(entries: TarEntrySpec[], baseline: Manifest = new Map(), exclude: string[] = []) {
+  const filter = await SyncFilter.create('/nonexistent', { exclude, useGitignore: false });
+  return readBoxTree(tarStream(entries), { prefix: 'workspace/', baseline, filter });
+}
+
+async function refusedReasons(entries: TarEntrySpec[]): Promise<[string, RefusedReason][]> {
+  const tree = await read([{ name: W, type: 'directory' }, ...entries]);
+  return tree.refused.map((r) => [r.path, r.reason]);
+}
+
+suite('boxTree', () => {
+  test('reads files, directories and symlinks under the prefix; keeps content only when new or changed', async () => {
+    const baseline: Manifest = new Map([
+      ['same.txt', { path: 'same.txt', type: 'file', mode: 0o644, size: 4, hash: sha256('same') }],
+      ['changed.txt', { path: 'changed.txt', type: 'file', mode: 0o644, size: 3, hash: sha256('old') }],
+    ]);
+    const tree = await read(
+      [
+        { name: W, type: 'directory' },
+        { name: `${W}same.txt`, type: 'file', content: 'same' },
+        { name: `${W}changed.txt`, type: 'file', content: 'new', mode: 0o755 },
+        { name: `${W}added.txt`, type: 'file', content: 'added' },
+        { name: `${W}dir/`, type: 'directory', mode: 0o700 },
+        { name: `${W}dir/link`, type: 'symlink', linkname: '../same.txt' },
+      ],
+      baseline,
+    );
+    assert.deepEqual([...tree.entries.keys()], ['added.txt', 'changed.txt', 'dir', 'dir/link', 'same.txt']);
+    assert.deepEqual([...tree.contents.keys()].sort(), ['added.txt', 'changed.txt']);
+    assert.equal(tree.contents.get('changed.txt')!.toString(), 'new');
+    assert.equal(tree.entries.get('changed.txt')!.mode, 0o755);
+    assert.equal(tree.entries.get('same.txt')!.hash, sha256('same'));
+    assert.equal(tree.entries.get('dir')!.type, 'directory');
+    assert.equal(tree.entries.get('dir')!.mode, 0o700);
+    assert.equal(tree.entries.get('dir/link')!.linkTarget, '../same.txt');
+    assert.deepEqual(tree.refused, []);
+  });
+
+  test('handles pax long names', async () => {
+    const long = `${'d'.repeat(120)}/${'f'.repeat(150)}.txt`;
+    const tree = await read([{ name: `${W}${long}`, type: 'file', content: 'long' }]);
+    assert.deepEqual([...tree.entries.keys()], [long]);
+    assert.equal(tree.contents.get(long)!.toString(), 'long');
+  });
+
+  test('refuses an absolute path', async () => {
+    assert.deepEqual(await refusedReasons([{ name: '/etc/passwd', type: 'file', content: 'root::0:0' }]), [['/etc/passwd', 'absolute-path']]);
+  });
+
+  test('refuses parent traversal', async () => {
+    assert.deepEqual(await refusedReasons([{ name: `${W}../x`, type: 'file', content: 'x' }]), [['../x', 'parent-traversal']]);
+    assert.deepEqual(await refusedReasons([{ name: '../x', type: 'file', content: 'x' }]), [['../x', 'parent-traversal']]);
+  });
+
+  test('refuses a symlink with an absolute target or one resolving outside, also through another link', async () => {
+    assert.deepEqual(
+      await refusedReasons([
+        { name: `${W}abs`, type: 'symlink', linkname: '/etc/passwd' },
+        { name: `${W}rel`, type: 'symlink', linkname: '../../etc/passwd' },
+        { name: `${W}sub/`, type: 'directory' },
+        { name: `${W}sub/up`, type: 'symlink', linkname: '..' },
+        { name: `${W}sub/sneaky`, type: 'symlink', linkname: 'up/../outside' },
+        { name: `${W}ok`, type: 'symlink', linkname: 'sub/up' },
+      ]),
+      [
+        ['abs', 'symlink-outside'],
+        ['rel', 'symlink-outside'],
+        ['sub/sneaky', 'symlink-outside'],
+      ],
+    );
+  });
+
+  test('refuses a hard link', async () => {
+    assert.deepEqual(
+      await refusedReasons([
+        { name: `${W}a`, type: 'file', content: 'a' },
+        { name: `${W}b`, type: 'link', linkname: `${W}a` },
+      ]),
+      [['b', 'hard-link']],
+    );
+  });
+
+  test('refuses character and block devices', async () => {
+    assert.deepEqual(
+      await refusedReasons([
+        { name: `${W}null`, type: 'character-device', devmajor: 1, devminor: 3 },
+        { name: `${W}sda`, type: 'block-device', devmajor: 8, devminor: 0 },
+      ]),
+      [
+        ['null', 'device'],
+        ['sda', 'device'],
+      ],
+    );
+  });
+
+  test('refuses a fifo', async () => {
+    assert.deepEqual(await refusedReasons([{ name: `${W}pipe`, type: 'fifo' }]), [['pipe', 'fifo']]);
+  });
+
+  test('refuses setuid and setgid bits on files and directories', async () => {
+    assert.deepEqual(
+      await refusedReasons([
+        { name: `${W}suid`, type: 'file', mode: 0o4755, content: 'x' },
+        { name: `${W}sgid/`, type: 'directory', mode: 0o2775 },
+        { name: `${W}sticky/`, type: 'directory', mode: 0o1777 },
+      ]),
+      [
+        ['sgid', 'setuid-setgid'],
+        ['suid', 'setuid-setgid'],
+      ],
+    );
+  });
+
+  test('refuses invalid names and entries outside the prefix', async () => {
+    assert.deepEqual(await refusedReasons([{ name: `${W}a\\b`, type: 'file', content: 'x' }]), [['a\\b', 'invalid-name']]);
+    assert.deepEqual(await refusedReasons([{ name: 'etc/passwd', type: 'file', content: 'x' }]), [['etc/passwd', 'invalid-name']]);
+  });
+
+  test('refuses what lies below a symlink: a symlinked dir with a file written through it', async () => {
+    const tree = await read([
+      { name: W, type: 'directory' },
+      { name: `${W}real/`, type: 'directory' },
+      { name: `${W}d`, type: 'symlink', linkname: 'real' },
+      { name: `${W}d/evil.sh`, type: 'file', content: 'rm -rf ~' },
+      { name: `${W}out`, type: 'symlink', linkname: '/etc' },
+      { name: `${W}out/cron.d/job`, type: 'file', content: 'x' },
+    ]);
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [
+        ['d/evil.sh', 'type-change-under-symlink'],
+        ['out', 'symlink-outside'],
+        ['out/cron.d/job', 'type-change-under-symlink'],
+      ],
+    );
+    assert.deepEqual([...tree.entries.keys()], ['d', 'real']);
+    assert.equal(tree.contents.size, 0);
+  });
+
+  test('a later entry replaces an earlier one, as extraction would', async () => {
+    const tree = await read([
+      { name: `${W}d/`, type: 'directory' },
+      { name: `${W}d/x`, type: 'file', content: 'x' },
+      { name: `${W}d`, type: 'symlink', linkname: '.' },
+    ]);
+    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['d/x', 'type-change-under-symlink']]);
+    assert.equal(tree.entries.get('d')!.type, 'symlink');
+  });
+
+  test('excluded paths are listed as ignored (topmost only), never returned as entries', async () => {
+    const tree = await read(
+      [
+        { name: `${W}.env`, type: 'file', content: 'TOKEN=1' },
+        { name: `${W}node_modules/`, type: 'directory' },
+        { name: `${W}node_modules/a/index.js`, type: 'file', content: 'x' },
+        { name: `${W}keep.txt`, type: 'file', content: 'k' },
+      ],
+      new Map(),
+      ['node_modules'],
+    );
+    assert.deepEqual([...tree.entries.keys()], ['keep.txt']);
+    assert.deepEqual(tree.ignored, ['.env', 'node_modules']);
+    assert.ok(!tree.contents.has('.env'));
+  });
+
+  test('a broken tar is an engine-error; an aborted read is cancelled', async () => {
+    const filter = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false });
+    const { Readable } = await import('node:stream');
+    const garbage = Readable.from([Buffer.alloc(512, 0x41)]);
+    await assert.rejects(readBoxTree(garbage, { prefix: W, baseline: new Map(), filter }), (e) => SandboxError.is(e, 'engine-error'));
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(
+      readBoxTree(tarStream([{ name: `${W}a`, type: 'file', content: 'a' }]), { prefix: W, baseline: new Map(), filter, signal: controller.signal }),
+      (e) => SandboxError.is(e, 'cancelled'),
+    );
+  });
+});

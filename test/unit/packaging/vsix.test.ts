@@ -1,0 +1,68 @@
+// What `vsce` would put in the .vsix: only the bundles, media, README, LICENSE, CHANGELOG and the manifest.
+// Asked of vsce itself (`vsce ls`), so the test follows vsce's own .vscodeignore semantics.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..', '..', '..');
+const vsceBin = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
+
+const allowed = [/^dist\/extension\.js$/, /^dist\/server\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/];
+
+function vsceList(folder: string): string[] {
+  const out = execFileSync(process.execPath, [vsceBin, 'ls', '--no-dependencies'], { cwd: folder, encoding: 'utf8', timeout: 60_000 });
+  return out
+    .split('\n')
+    .map((line) => line.trim().replace(/\\/g, '/'))
+    .filter((line) => line.length > 0)
+    .sort();
+}
+
+function filesUnder(folder: string, prefix: string): string[] {
+  if (!fs.existsSync(folder)) return [];
+  return fs.readdirSync(folder, { withFileTypes: true }).flatMap((entry) => {
+    const rel = `${prefix}/${entry.name}`;
+    return entry.isDirectory() ? filesUnder(path.join(folder, entry.name), rel) : [rel];
+  });
+}
+
+function write(folder: string, rel: string, text = 'x'): void {
+  fs.mkdirSync(path.dirname(path.join(folder, rel)), { recursive: true });
+  fs.writeFileSync(path.join(folder, rel), text);
+}
+
+suite('Packaging: .vsix contents', function () {
+  this.timeout(60_000);
+
+  test('the repository packages only the bundles, media, README, LICENSE and the manifest', () => {
+    const listed = vsceList(root);
+    const stray = listed.filter((file) => !allowed.some((pattern) => pattern.test(file)));
+    assert.deepEqual(stray, [], `files that must not ship: ${stray.join(', ')}`);
+    for (const required of ['package.json', 'LICENSE', 'README.md', 'dist/extension.js', 'dist/server.js']) {
+      assert.ok(listed.includes(required), `${required} is missing from the package (listed: ${listed.join(', ')})`);
+    }
+    for (const media of filesUnder(path.join(root, 'media'), 'media')) {
+      assert.ok(listed.includes(media), `${media} is missing from the package`);
+    }
+  });
+
+  test('the .vscodeignore allow-list keeps sources, tests, maps, dependencies and secrets out', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-vsix-'));
+    try {
+      fs.copyFileSync(path.join(root, 'package.json'), path.join(folder, 'package.json'));
+      fs.copyFileSync(path.join(root, '.vscodeignore'), path.join(folder, '.vscodeignore'));
+      const shipped = ['LICENSE', 'README.md', 'CHANGELOG.md', 'dist/extension.js', 'dist/server.js', 'media/history.js', 'media/history.css'];
+      const kept = [
+        'src/extension.ts', 'test/unit/a.test.ts', 'out/src/extension.js', 'dist/extension.js.map', 'dist/server.js.map',
+        'dist/stray.js', 'node_modules/dockerode/index.js', 'scripts/run-tests.mjs', '.env', 'secret.pem', '.github/workflows/ci.yml',
+        'tsconfig.json', 'esbuild.config.mjs', 'package-lock.json', 'test-results/host.json', 'agent-sandbox.vsix', '.ci/run',
+      ];
+      for (const rel of [...shipped, ...kept]) write(folder, rel);
+      assert.deepEqual(vsceList(folder), [...shipped, 'package.json'].sort());
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
