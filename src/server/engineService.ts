@@ -168,6 +168,17 @@ export class EngineService extends Disposable {
       );
       this.touch(normalizeFolder(params.folder));
       return result;
+    } catch (error) {
+      if (SandboxError.is(error, 'no-box')) {
+        // The container is gone or stopped (killed from inside or outside): forget it so the next run starts fresh.
+        await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
+        throw new SandboxError(
+          'no-box',
+          'The box stopped while in use (killed from inside or removed from outside); its pending changes are lost. The next run starts a fresh box.',
+          { cause: error },
+        );
+      }
+      throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.runs.delete(runId);

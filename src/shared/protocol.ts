@@ -335,29 +335,33 @@ export namespace ApplyRequest {
   export const type = new RequestType<Params, Result, void>(method);
 }
 
-/** One operation of an apply plan. */
+/** One step of applying changes to a folder. */
 export interface ApplyOperation {
   /** What to do at `path`. */
   kind: 'write' | 'delete' | 'rename' | 'chmod' | 'symlink' | 'mkdir';
-  /** Workspace-relative target path. */
+  /** Workspace-relative target (the new path for renames). */
   path: string;
-  /** For `rename`: the source path. */
+  /** Renames: the path moved from. */
   fromPath?: string;
-  /** For `write`, `chmod`, `mkdir`: the mode bits to set. */
+  /** Permission bits to set (write, rename, chmod, mkdir). */
   mode?: number;
-  /** For `symlink`: the link target. */
+  /** Symlinks: the target to store. */
   linkTarget?: string;
-  /** For `write`: SHA-256 of the content to write (checked before writing). */
+  /** Writes: SHA-256 the content must have; renames: the hash the moved file has. */
   hash?: string;
+  /** Deletes: the type removed (a directory is removed only once empty). */
+  type?: EntryType;
+  /** Mkdirs: a parent created for other operations, not a change of its own. */
+  implied?: boolean;
 }
 
 /** What applying a selection would do, computed against the workspace's current state. */
 export interface ApplyPlan {
-  /** Operations in a safe order. */
+  /** Operations in a safe order: file deletes, mkdirs (parents first), renames, directory deletes, writes and symlinks, chmods. */
   operations: ApplyOperation[];
-  /** Paths the developer changed since the baseline: never overwritten. */
+  /** Paths changed in the workspace since the baseline; never overwritten (design.md invariant 6). */
   conflicts: { path: string; reason: string }[];
-  /** Paths left out: flagged without approval, or under `.git/`. */
+  /** `.git` paths (never applied) and flagged paths not approved. */
   skipped: { path: string; reason: string }[];
 }
 

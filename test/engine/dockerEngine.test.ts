@@ -17,6 +17,7 @@ suite('engine: DockerEngine', () => {
   let hungServer: net.Server;
   let hungSocketPath: string;
   const hungConnections: { closed: boolean }[] = [];
+  const hungSockets: net.Socket[] = [];
 
   suiteSetup(async () => {
     engine = await connectTestEngine();
@@ -26,13 +27,17 @@ suite('engine: DockerEngine', () => {
     hungServer = net.createServer((socket) => {
       const state = { closed: false };
       hungConnections.push(state);
+      hungSockets.push(socket);
       socket.on('close', () => (state.closed = true));
+      // Reading is what makes the client's close visible here.
+      socket.resume();
       socket.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => hungServer.listen(hungSocketPath, resolve));
   });
 
   suiteTeardown(async () => {
+    hungSockets.forEach((socket) => socket.destroy());
     await new Promise<void>((resolve) => (hungServer ? hungServer.close(() => resolve()) : resolve()));
     rmSync(dir, { recursive: true, force: true });
     await removeEverythingOwnedBy(engine, ownerId);

@@ -34,7 +34,7 @@ const statsMarker = 'AGENT_SANDBOX_HOST_STATS ';
  * routine connection chatter or the refused gallery lookups; they still go to test-results/host-workbench.log.
  */
 const workbenchChatter =
-  /^(Resolving connection token|Resolved connection token|Creating a socket|\[reconnection-grace-time\]|\[AccountPolicyGate\]|\[AgentHost|\[ChatModelSelection\]|Updating additional builtin extensions cache|\[Service Worker\] registration|Timed out waiting for authentication provider 'github')|ECONNREFUSED 127\.0\.0\.1:9\b/;
+  /^(Resolving connection token|Resolved connection token|Creating a socket|\[reconnection-grace-time\]|\[AccountPolicyGate\]|\[AgentHost|\[ChatModelSelection\]|Updating additional builtin extensions cache|\[Service Worker\] registration)|Timed out waiting for authentication provider 'github'|ECONNREFUSED 127\.0\.0\.1:9\b|A bad HTTP response code \(404\) was received when fetching the script/;
 
 interface Stats {
   passed: number;
@@ -176,8 +176,10 @@ async function main(): Promise<number> {
       'update.mode': 'none',
       'chat.disableAIFeatures': true,
       'workbench.welcomePage.walkthroughs.openOnInstall': false,
-      // Server-side requests (the extension gallery) go to a closed loopback port instead of the internet.
+      // The server's own requests (the extension gallery) go to a closed loopback port instead of the internet;
+      // the extension host is left unpatched, so the extension's traffic is exactly what it does itself.
       'http.proxy': 'http://127.0.0.1:9',
+      'http.proxySupport': 'off',
     }),
   );
   const statsFile = path.join(tmp, 'stats.json');
@@ -220,8 +222,18 @@ async function main(): Promise<number> {
         env: { ...process.env, AGENT_SANDBOX_HOST_STATS_FILE: statsFile, VSCODE_CLI: undefined, ELECTRON_RUN_AS_NODE: undefined },
       },
     );
+    // The exit code reaches the rig through the workbench (codeAutomationExit). If the extension host dies
+    // without the workbench reporting it, the server's log is the only sign; allow the report a grace period.
+    let onExtensionHostExit: (line: string) => void = () => undefined;
+    const extensionHostDied = new Promise<string>((resolve) => {
+      onExtensionHostExit = (line) => setTimeout(() => resolve(line), 15_000).unref();
+    });
     const collect = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) serverLogLines.push(line);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        serverLogLines.push(line);
+        if (/Extension Host Process exited with code/.test(line)) onExtensionHostExit(line);
+      }
     };
     server.stdout?.on('data', collect);
     server.stderr?.on('data', collect);
@@ -239,22 +251,27 @@ async function main(): Promise<number> {
     });
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     // Nothing leaves loopback: the product's extension gallery and any other remote fetch is refused.
-    await context.route('**/*', (route) => (isLoopback(route.request().url()) ? route.continue() : route.abort('blockedbyclient')));
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (isLoopback(url)) return route.continue();
+      pageErrors.push(`blocked a request beyond loopback: ${url}`);
+      return route.abort('blockedbyclient');
+    });
     page = await context.newPage();
 
-    const exited = new Promise<number>((resolve) => {
-      void page!.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
-        const text = format(...(Array.isArray(args) ? args : [args]));
-        suiteLog.push(text);
-        if (!workbenchChatter.test(text)) (type === 'error' ? console.error : console.log)(text);
-      });
-      void page!.exposeFunction('codeAutomationExit', (exitCode: number) => resolve(Number(exitCode)));
+    await page.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
+      const text = format(...(Array.isArray(args) ? args : [args]));
+      suiteLog.push(text);
+      if (!workbenchChatter.test(text)) (type === 'error' ? console.error : console.log)(text);
     });
+    let onExit: (exitCode: number) => void = () => undefined;
+    const exited = new Promise<number>((resolve) => (onExit = resolve));
+    await page.exposeFunction('codeAutomationExit', (exitCode: number) => onExit(Number(exitCode)));
     page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.stack ?? error.message}`));
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(`console.error: ${message.text()}`);
     });
-    page.on('crash', () => pageErrors.push('the page crashed'));
+    const pageCrashed = new Promise<'page-crash'>((resolve) => page!.once('crash', () => resolve('page-crash')));
 
     const workspaceFolder = dirs.workspace.split(path.sep).join('/');
     const remote = (p: string): string => `vscode-remote://127.0.0.1:${port}${p.split(path.sep).join('/')}`;
@@ -273,7 +290,7 @@ async function main(): Promise<number> {
     });
     const serverDied = new Promise<'server-exit'>((resolve) => server!.once('exit', () => resolve('server-exit')));
     const browserDied = new Promise<'browser-exit'>((resolve) => browser!.once('disconnected', () => resolve('browser-exit')));
-    const outcome = await Promise.race([exited, timedOut, serverDied, browserDied]);
+    const outcome = await Promise.race([exited, timedOut, serverDied, browserDied, pageCrashed, extensionHostDied]);
 
     stats = readStats(statsFile, suiteLog);
     if (typeof outcome === 'number') {
@@ -282,8 +299,11 @@ async function main(): Promise<number> {
       if (!stats) console.error('[host rig] the suite reported no stats: it crashed before Mocha finished (see the log above).');
     } else if (outcome === 'timeout') {
       console.error(`[host rig] FAILED: the host suite did not finish within ${runTimeoutMs / 1000} s (AGENT_SANDBOX_HOST_TIMEOUT_MS).`);
+    } else if (outcome === 'server-exit' || outcome === 'browser-exit' || outcome === 'page-crash') {
+      const what = { 'server-exit': 'the VS Code server exited', 'browser-exit': 'Chromium exited', 'page-crash': 'the workbench page crashed' };
+      console.error(`[host rig] FAILED: ${what[outcome]} during the run.`);
     } else {
-      console.error(`[host rig] FAILED: ${outcome === 'server-exit' ? 'the VS Code server' : 'Chromium'} exited during the run.`);
+      console.error(`[host rig] FAILED: the extension host exited but the workbench reported no result (${outcome.trim()}).`);
     }
   } catch (error) {
     console.error(`[host rig] FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
@@ -299,7 +319,7 @@ async function main(): Promise<number> {
       }
       const distinctPageErrors = [...new Set(pageErrors)].filter((e) => !workbenchChatter.test(e.replace(/^console\.error: (%c\s*ERR color: #f33 )?/, '')));
       if (distinctPageErrors.length) console.error(`[host rig] page errors:\n${distinctPageErrors.slice(-50).join('\n')}`);
-      const serverErrors = serverLogLines.filter((l) => /error|exception|fail/i.test(l));
+      const serverErrors = serverLogLines.filter((l) => /error|exception|fail/i.test(l) && !workbenchChatter.test(l));
       if (serverErrors.length) console.error(`[host rig] server errors:\n${serverErrors.slice(-50).join('\n')}`);
     }
     fs.writeFileSync(path.join(resultsDir, 'host-server.log'), serverLogLines.join('\n') + '\n');

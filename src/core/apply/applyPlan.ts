@@ -1,37 +1,8 @@
-import type { ChangeEntry, EntryType } from '../../shared/protocol';
+import type { ApplyOperation, ApplyPlan, ChangeEntry } from '../../shared/protocol';
 import { isGitInternal } from '../changes/flags';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
 import { sameState } from '../workspace/manifest';
 import { ancestorsOf } from '../workspace/pathGuard';
-
-/** One step of applying changes to a folder. */
-export interface ApplyOperation {
-  kind: 'write' | 'delete' | 'rename' | 'chmod' | 'symlink' | 'mkdir';
-  /** Workspace-relative target (the new path for renames). */
-  path: string;
-  /** Renames: the path moved from. */
-  fromPath?: string;
-  /** Permission bits to set (write, rename, chmod, mkdir). */
-  mode?: number;
-  /** Symlinks: the target to store. */
-  linkTarget?: string;
-  /** Writes: SHA-256 the content must have; renames: the hash the moved file has. */
-  hash?: string;
-  /** Deletes: the type removed (a directory is removed only once empty). */
-  type?: EntryType;
-  /** Mkdirs: a parent created for other operations, not a change of its own. */
-  implied?: boolean;
-}
-
-/** What to do, what clashes with the developer's own edits, and what is left out on purpose. */
-export interface ApplyPlan {
-  /** In a safe order: see `planApply`. */
-  operations: ApplyOperation[];
-  /** Paths changed in the workspace since the baseline; never overwritten (design.md invariant 6). */
-  conflicts: { path: string; reason: string }[];
-  /** `.git` paths (never applied) and flagged paths not approved. */
-  skipped: { path: string; reason: string }[];
-}
 
 /** Input of `planApply`. */
 export interface ApplyPlanInput {

@@ -3,7 +3,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
 import { ensureParentDirectories, guardedAbsolute, lstatOrUndefined } from '../workspace/pathGuard';
-import type { ApplyOperation, ApplyPlan } from './applyPlan';
+import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 
 /**
  * Carries out a plan on disk (for standalone clients; VS Code applies through `WorkspaceEdit`). Per operation:

@@ -31,6 +31,9 @@ export interface BoxCreateOptions {
    */
   env?: string[];
   signal?: AbortSignal;
+  /** Owner labels to record; default this process's pid and this machine's host name. */
+  ownerPid?: number;
+  ownerHost?: string;
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -64,7 +67,7 @@ export class Box {
       );
     }
     const { name, volumeName } = boxNames(options.folder);
-    const labels = boxLabels({ folder: options.folder, ownerId: options.ownerId, ownerPid: process.pid, ownerHost: os.hostname() });
+    const labels = boxLabels({ folder: options.folder, ownerId: options.ownerId, ownerPid: options.ownerPid ?? process.pid, ownerHost: options.ownerHost ?? os.hostname() });
     const env = options.env ?? allowlistedEnv(settings.envAllowlist, process.env);
     const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env });
 

@@ -195,7 +195,7 @@ export function boxLabels(owner: BoxOwner): Record<string, string> {
 
 /** A container name and volume name for a folder: readable, unique per box. */
 export function boxNames(folder: string): { name: string; volumeName: string } {
-  const base = path.basename(folder).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 32) || 'folder';
+  const base = path.basename(folder).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 32) || 'folder';
   const digest = createHash('sha256').update(folder).digest('hex').slice(0, 8);
   const name = `agent-sandbox-${base}-${digest}-${randomBytes(3).toString('hex')}`;
   return { name, volumeName: `${name}-workspace` };

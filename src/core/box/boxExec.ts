@@ -109,7 +109,7 @@ const PID_WAIT_MS = 5_000;
 const HELPER_TIMEOUT_MS = 15_000;
 /** How often a run's own process is checked for having exited while its output pipe stays open. */
 const MAIN_EXIT_POLL_MS = 1_000;
-/** Output still in flight when the run's process has exited gets this long to arrive. */
+/** After the run's process has exited, the stream is dropped once it has been quiet this long. */
 const MAIN_EXIT_DRAIN_MS = 500;
 
 /** Resolves `cwd` (relative to /workspace) to an absolute path inside it, or throws `path-outside-workspace`. */
@@ -268,23 +268,23 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   let exec: Dockerode.Exec;
   try {
     [oomBefore, exec] = await Promise.all([
-    readOomKillCount(engine, containerId),
-    engine.call(
-      'creating a run in the box',
-      (docker, abortSignal) =>
-        docker.getContainer(containerId).exec({
-          Cmd: ['/bin/sh', '-c', RUN_WRAPPER, 'agent-sandbox-run', options.command],
-          AttachStdin: hasStdin,
-          AttachStdout: true,
-          AttachStderr: true,
-          Tty: false,
-          Env: options.env ?? [],
-          WorkingDir: workingDir,
-          abortSignal,
-        } as Dockerode.ExecCreateOptions),
-      { signal: options.signal },
-    ),
-  ]);
+      readOomKillCount(engine, containerId),
+      engine.call(
+        'creating a run in the box',
+        (docker, abortSignal) =>
+          docker.getContainer(containerId).exec({
+            Cmd: ['/bin/sh', '-c', RUN_WRAPPER, 'agent-sandbox-run', options.command],
+            AttachStdin: hasStdin,
+            AttachStdout: true,
+            AttachStderr: true,
+            Tty: false,
+            Env: options.env ?? [],
+            WorkingDir: workingDir,
+            abortSignal,
+          } as Dockerode.ExecCreateOptions),
+        { signal: options.signal },
+      ),
+    ]);
   } catch (error) {
     if (SandboxError.is(error, 'cancelled')) {
       return cancelledBeforeStart();
@@ -322,15 +322,21 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     }
   };
 
-  const stream = await engine.call(
-    'starting a run in the box',
-    async (docker, abortSignal) => {
-      const s = (await exec.start({ hijack: hasStdin, stdin: hasStdin, abortSignal })) as NodeJS.ReadWriteStream & { destroy?(): void };
-      docker.modem.demuxStream(s, sink((c) => stdout.push(c)), sink(onStderr));
-      return s;
-    },
-    // No signal here: once started, only the tree killer below may stop the run, or it would be orphaned.
-  );
+  let lastDataAt = Date.now();
+  const stream = await engine
+    .call(
+      'starting a run in the box',
+      async (docker, abortSignal) => {
+        const s = (await exec.start({ hijack: hasStdin, stdin: hasStdin, abortSignal })) as NodeJS.ReadWriteStream & { destroy?(): void };
+        s.on('data', () => (lastDataAt = Date.now()));
+        docker.modem.demuxStream(s, sink((c) => stdout.push(c)), sink(onStderr));
+        return s;
+      },
+      // No signal here: once started, only the tree killer below may stop the run, or it would be orphaned.
+    )
+    .catch((error: unknown) => {
+      throw boxGoneError(error);
+    });
 
   let streamError: unknown;
   const streamDone = new Promise<void>((resolve) => {
@@ -399,7 +405,15 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
         continue;
       }
       if (!running) {
-        const closed = await Promise.race([streamDone.then(() => true), delay(MAIN_EXIT_DRAIN_MS).then(() => false)]);
+        // Output written before the exit may still be in flight: wait until the stream has been quiet a while.
+        let closed = false;
+        while (!closed && !stopped) {
+          const quietFor = Date.now() - lastDataAt;
+          if (quietFor >= MAIN_EXIT_DRAIN_MS) {
+            break;
+          }
+          closed = await Promise.race([streamDone.then(() => true), delay(MAIN_EXIT_DRAIN_MS - quietFor).then(() => false)]);
+        }
         if (!closed && !stopped) {
           stream.destroy?.();
         }

@@ -44,7 +44,8 @@ export function resolveEngineLocation(input: EngineLocationInput): EngineLocatio
   const dockerHost = env.DOCKER_HOST?.trim();
   if (dockerHost) {
     const host = normalizeHost(dockerHost, 'DOCKER_HOST');
-    return { host, source: 'DOCKER_HOST', tls: tlsFromEnv(host, env, configDir) };
+    const tls = tlsFromEnv(host, env, configDir);
+    return tls ? { host, source: 'DOCKER_HOST', tls } : { host, source: 'DOCKER_HOST' };
   }
   const envContext = env.DOCKER_CONTEXT?.trim();
   if (envContext) {

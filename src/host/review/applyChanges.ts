@@ -16,8 +16,9 @@ export interface ApplyOutcome {
 /**
  * Applies approved changes to the real workspace through one `WorkspaceEdit` (one undo step, open editors
  * follow). The plan comes from the server and counts dirty editors as changes, so nothing the developer
- * changed since the baseline is overwritten. Mode bits, symlinks and empty directories, which a
- * `WorkspaceEdit` cannot express, are applied by the server afterwards.
+ * changed since the baseline is overwritten. What a `WorkspaceEdit` cannot express — executable files, mode
+ * changes, symlinks, empty directories, removing a directory only once it is empty — the server applies
+ * afterwards, with the same guards (temp file + rename, never through a symlink).
  */
 export async function applyChanges(
   engine: EngineClient,
@@ -32,45 +33,35 @@ export async function applyChanges(
     dirtyEditors: dirtyEditorsIn(folder),
   });
   const edit = new vscode.WorkspaceEdit();
-  const viaServer: string[] = [];
   const metadata: vscode.WorkspaceEditEntryMetadata = { label: selection.label, needsConfirmation: false };
   const uriOf = (rel: string) => vscode.Uri.file(path.join(folder, ...rel.split('/')));
+  const edited: string[] = [];
+  const viaServer: string[] = [];
   for (const op of plan.operations) {
-    switch (op.kind) {
-      case 'write': {
-        const contents = await engine.readProposal(folder, op.path);
-        edit.createFile(uriOf(op.path), { overwrite: true, contents }, metadata);
-        // Executable files need their mode bits, which only the server can set.
-        if (op.mode !== undefined && (op.mode & 0o111) !== 0) viaServer.push(op.path);
-        break;
-      }
-      case 'delete':
-        edit.deleteFile(uriOf(op.path), { recursive: true, ignoreIfNotExists: true }, metadata);
-        break;
-      case 'rename':
-        if (op.fromPath) edit.renameFile(uriOf(op.fromPath), uriOf(op.path), { overwrite: false }, metadata);
-        break;
-      case 'chmod':
-      case 'symlink':
-      case 'mkdir':
-        viaServer.push(op.path);
-        break;
+    if (op.kind === 'mkdir' && op.implied) continue; // writing a file creates its parents
+    if (op.kind === 'write' && op.mode !== undefined && (op.mode & 0o111) === 0) {
+      const contents = await engine.readProposal(folder, op.path);
+      edit.createFile(uriOf(op.path), { overwrite: true, contents }, metadata);
+      edited.push(op.path);
+    } else if (op.kind === 'delete' && op.type !== 'directory') {
+      edit.deleteFile(uriOf(op.path), { ignoreIfNotExists: true }, metadata);
+      edited.push(op.path);
+    } else if (op.kind === 'rename' && op.fromPath) {
+      edit.renameFile(uriOf(op.fromPath), uriOf(op.path), { overwrite: false }, metadata);
+      edited.push(op.path);
+    } else {
+      // Executable files, symlinks, mode changes, empty directories and directory removals (only once empty).
+      viaServer.push(op.path);
     }
   }
-  const editedPaths = plan.operations.filter((op) => !viaServer.includes(op.path) || op.kind === 'write').map((op) => op.path);
-  if (edit.size > 0) {
-    const ok = await vscode.workspace.applyEdit(edit, { isRefactoring: false });
-    if (!ok) {
-      throw new Error('VS Code refused the workspace edit; nothing was applied. See the "Agent Sandbox" output.');
-    }
+  if (edit.size > 0 && !(await vscode.workspace.applyEdit(edit, { isRefactoring: false }))) {
+    throw new Error('VS Code refused the workspace edit; nothing was applied. See the "Agent Sandbox" output.');
   }
-  const applied = new Set<string>();
-  if (editedPaths.length > 0) {
-    await engine.markApplied(folder, unique(editedPaths));
-    editedPaths.forEach((p) => applied.add(p));
-  }
-  if (viaServer.length > 0) {
-    const result = await engine.apply({ folder, paths: unique(viaServer), approveFlagged: selection.approveFlagged });
+  const applied = new Set<string>(edited);
+  if (edited.length > 0) await engine.markApplied(folder, unique(edited));
+  const rest = unique(viaServer).filter((p) => !applied.has(p));
+  if (rest.length > 0) {
+    const result = await engine.apply({ folder, paths: rest, approveFlagged: selection.approveFlagged });
     result.applied.forEach((p) => applied.add(p));
   }
   return {

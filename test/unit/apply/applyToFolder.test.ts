@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
-import type { ApplyPlan } from '../../../src/core/apply/applyPlan';
+import type { ApplyPlan } from '../../../src/shared/protocol';
 import { applyToFolder } from '../../../src/core/apply/applyToFolder';
 import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';

@@ -87,29 +87,39 @@ function vscodeStub(): unknown {
   return stub;
 }
 
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 suite('Packaging: bundles', function () {
   this.timeout(30_000);
+  const cleanups: Array<() => void> = [];
+  teardown(() => {
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  });
 
   test('dist/server.js answers an LSP initialize request over stdio on its own', async () => {
     const copy = isolatedCopy('server.js');
+    cleanups.push(copy.dispose);
     const child = spawn(process.execPath, [copy.file, '--stdio'], { cwd: path.dirname(copy.file), stdio: 'pipe' });
+    cleanups.push(() => child.kill('SIGKILL'));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      const rpc = new StdioRpc(child);
-      const result = (await rpc.request('initialize', { processId: process.pid, rootUri: null, capabilities: {} }).catch((error: Error) => {
-        throw new Error(`${error.message}\nstderr: ${stderr}`);
-      })) as { capabilities?: unknown };
-      assert.equal(typeof result?.capabilities, 'object', `initialize returned ${JSON.stringify(result)}`);
-      rpc.notify('initialized', {});
-      await rpc.request('shutdown', null);
-      rpc.notify('exit');
-      assert.equal(await exited, 0, `the server did not exit cleanly after shutdown/exit; stderr: ${stderr}`);
-    } finally {
-      child.kill('SIGKILL');
-      copy.dispose();
-    }
+    const rpc = new StdioRpc(child);
+    const initialize = rpc.request('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+    const result = (await within(10_000, 'initialize', initialize).catch((error: Error) => {
+      throw new Error(`${error.message}\nstderr: ${stderr}`);
+    })) as { capabilities?: unknown };
+    assert.equal(typeof result?.capabilities, 'object', `initialize returned ${JSON.stringify(result)}`);
+    rpc.notify('initialized', {});
+    await within(10_000, 'shutdown', rpc.request('shutdown', null));
+    rpc.notify('exit');
+    assert.equal(await within(10_000, 'exit', exited), 0, `the server did not exit cleanly after shutdown/exit; stderr: ${stderr}`);
   });
 
   test('dist/extension.js loads outside VS Code and needs nothing but Node built-ins and vscode', () => {

@@ -48,6 +48,36 @@ suite('Packaging: .vsix contents', function () {
     }
   });
 
+  test("the vsce step of `npm run package` builds a .vsix from the current tree", () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    const step = (manifest.scripts?.package ?? '').split('&&').map((part) => part.trim()).find((part) => part.startsWith('vsce package'));
+    assert.ok(step, `the "package" script has no \`vsce package\` step: ${manifest.scripts?.package}`);
+    const args = step.split(/\s+/).slice(1);
+    const out = args.findIndex((arg) => arg === '-o' || arg === '--out');
+    if (out >= 0) args.splice(out, 2);
+    // Packaged from a copy of what ships, so a `vscode:prepublish` script cannot rebuild dist/ under other tests.
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-vsix-'));
+    try {
+      const tree = path.join(folder, 'tree');
+      for (const rel of ['.vscodeignore', 'README.md', 'CHANGELOG.md', 'LICENSE', 'dist', 'media']) {
+        if (fs.existsSync(path.join(root, rel))) fs.cpSync(path.join(root, rel), path.join(tree, rel), { recursive: true });
+      }
+      const copied = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+      delete copied.scripts?.['vscode:prepublish'];
+      fs.writeFileSync(path.join(tree, 'package.json'), JSON.stringify(copied, null, 2));
+      const vsix = path.join(folder, 'agent-sandbox.vsix');
+      try {
+        execFileSync(process.execPath, [vsceBin, ...args, '-o', vsix], { cwd: tree, encoding: 'utf8', timeout: 60_000, stdio: 'pipe' });
+      } catch (error) {
+        const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+        assert.fail(`\`${step}\` failed:\n${stdout}${stderr}`);
+      }
+      assert.ok(fs.statSync(vsix).size > 0);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   test('the .vscodeignore allow-list keeps sources, tests, maps, dependencies and secrets out', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-vsix-'));
     try {
@@ -58,6 +88,7 @@ suite('Packaging: .vsix contents', function () {
         'src/extension.ts', 'test/unit/a.test.ts', 'out/src/extension.js', 'dist/extension.js.map', 'dist/server.js.map',
         'dist/stray.js', 'node_modules/dockerode/index.js', 'scripts/run-tests.mjs', '.env', 'secret.pem', '.github/workflows/ci.yml',
         'tsconfig.json', 'esbuild.config.mjs', 'package-lock.json', 'test-results/host.json', 'agent-sandbox.vsix', '.ci/run',
+        'test/fixtures/host-workspace/package.json', 'test/fixtures/host-workspace/README.md', '.vscode-test/vscode/LICENSE',
       ];
       for (const rel of [...shipped, ...kept]) write(folder, rel);
       assert.deepEqual(vsceList(folder), [...shipped, 'package.json'].sort());
