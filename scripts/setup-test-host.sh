@@ -39,7 +39,7 @@ fi
 
 server="$cache/code-server/node_modules/code-server/lib/vscode/out/server-main.js"
 if ! [ -f "$server" ] || ! [ -f "$cache/code-server/.complete" ]; then
-  echo "[test-host] installing code-server@$CODE_SERVER_VERSION (about 80 s)" >&2
+  echo "[test-host] installing code-server@$CODE_SERVER_VERSION (about 4 min: native modules are built)" >&2
   rm -rf "$cache/code-server"; mkdir -p "$cache/code-server"
   (
     cd "$cache/code-server"

@@ -15,7 +15,8 @@ export interface ApplyOutcome {
 
 /**
  * Applies approved changes to the real workspace through one `WorkspaceEdit` (one undo step, open editors
- * follow). The plan comes from the server and counts dirty editors as changes, so nothing the developer
+ * follow): new files are created, existing text files are edited as text and saved, deletions and renames are
+ * file operations. The plan comes from the server and counts dirty editors as changes, so nothing the developer
  * changed since the baseline is overwritten. What a `WorkspaceEdit` cannot express — executable files, mode
  * changes, symlinks, empty directories, removing a directory only once it is empty — the server applies
  * afterwards, with the same guards (temp file + rename, never through a symlink).
@@ -37,12 +38,30 @@ export async function applyChanges(
   const uriOf = (rel: string) => vscode.Uri.file(path.join(folder, ...rel.split('/')));
   const edited: string[] = [];
   const viaServer: string[] = [];
+  const toSave: vscode.TextDocument[] = [];
+  const changeByPath = new Map(changeSet.changes.map((c) => [c.path, c]));
   for (const op of plan.operations) {
     if (op.kind === 'mkdir' && op.implied) continue; // writing a file creates its parents
-    if (op.kind === 'write' && op.mode !== undefined && (op.mode & 0o111) === 0) {
+    const change = changeByPath.get(op.path);
+    if (op.kind === 'write' && op.mode !== undefined && (op.mode & 0o111) === 0 && change) {
       const contents = await engine.readProposal(folder, op.path);
-      edit.createFile(uriOf(op.path), { overwrite: true, contents }, metadata);
-      edited.push(op.path);
+      if (change.kind === 'added') {
+        edit.createFile(uriOf(op.path), { contents }, metadata);
+        edited.push(op.path);
+        continue;
+      }
+      // An existing text file is changed as text, so Undo gives the old text back (undoing a create that
+      // overwrote a file would delete it). Files whose bytes a text edit cannot reproduce go through the server.
+      const document = change.binary || change.type !== 'file' ? undefined : await openAsText(uriOf(op.path));
+      const text = Buffer.from(contents).toString('utf8');
+      if (document && textEditKeepsBytes(document, text)) {
+        const all = new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length));
+        edit.replace(document.uri, all, text, metadata);
+        toSave.push(document);
+        edited.push(op.path);
+      } else {
+        viaServer.push(op.path);
+      }
     } else if (op.kind === 'delete' && op.type !== 'directory') {
       edit.deleteFile(uriOf(op.path), { ignoreIfNotExists: true }, metadata);
       edited.push(op.path);
@@ -50,12 +69,21 @@ export async function applyChanges(
       edit.renameFile(uriOf(op.fromPath), uriOf(op.path), { overwrite: false }, metadata);
       edited.push(op.path);
     } else {
-      // Executable files, symlinks, mode changes, empty directories and directory removals (only once empty).
+      // Executable files, binary or odd-EOL modifications, symlinks, mode changes, empty directories and
+      // directory removals (only once empty).
       viaServer.push(op.path);
     }
   }
-  if (edit.size > 0 && !(await vscode.workspace.applyEdit(edit, { isRefactoring: false }))) {
+  // `WorkspaceEdit.size` counts text edits only, so what was queued is tracked in `edited`.
+  if (edited.length > 0 && !(await vscode.workspace.applyEdit(edit, { isRefactoring: false }))) {
     throw new Error('VS Code refused the workspace edit; nothing was applied. See the "Agent Sandbox" output.');
+  }
+  // Text edits land in the editor buffers; saving writes them. (Save participants such as format-on-save may
+  // still change a file: the next run then sends that version to the box.)
+  for (const document of toSave) {
+    if (!(await document.save())) {
+      throw new Error(`Could not save ${vscode.workspace.asRelativePath(document.uri)} after applying; it is left modified in its editor.`);
+    }
   }
   const applied = new Set<string>(edited);
   if (edited.length > 0) await engine.markApplied(folder, unique(edited));
@@ -76,6 +104,27 @@ export function flaggedPaths(changeSet: ChangeSet, paths?: string[]): string[] {
   return changeSet.changes
     .filter((c) => c.flags.length > 0 && !c.flags.includes('git-internal') && (!paths || paths.includes(c.path)))
     .map((c) => c.path);
+}
+
+async function openAsText(uri: vscode.Uri): Promise<vscode.TextDocument | undefined> {
+  try {
+    return await vscode.workspace.openTextDocument(uri);
+  } catch {
+    return undefined; // too large, or not text after all
+  }
+}
+
+/**
+ * True when replacing the document's text with `text` and saving writes exactly `text`'s UTF-8 bytes:
+ * the editor normalizes line endings to the document's EOL and handles a BOM by encoding.
+ */
+function textEditKeepsBytes(document: vscode.TextDocument, text: string): boolean {
+  if (text.startsWith('\uFEFF') || document.encoding !== 'utf8') return false;
+  const crlf = (text.match(/\r\n/g) ?? []).length;
+  const lf = (text.match(/\n/g) ?? []).length - crlf;
+  if (crlf > 0 && lf > 0) return false;
+  if (crlf > 0) return document.eol === vscode.EndOfLine.CRLF;
+  return lf === 0 || document.eol === vscode.EndOfLine.LF;
 }
 
 function dirtyEditorsIn(folder: string): { path: string; hash: string }[] {

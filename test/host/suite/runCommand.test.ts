@@ -79,15 +79,17 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     assert.equal(run.decision, 'applied');
     assert.deepEqual(run.applied?.applied, ['README.md', 'created.txt', 'src/app.js']);
     const workspace = snapshot(folder);
-    assert.deepEqual(workspace, await boxSnapshot(folder));
     assert.equal(workspace['created.txt'], 'created in the box\n');
     assert.equal(workspace['README.md'], undefined);
+    assert.equal(workspace['src/app.js'], `${original['src/app.js']}// changed in the box\n`);
+    assert.deepEqual(await boxSnapshot(folder), workspace);
 
-    // The apply is one workspace edit: one undo reverts all three files.
-    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
-    await vscode.commands.executeCommand('workbench.files.action.focusFilesExplorer');
+    // The apply is one workspace edit: one Undo reverts all three files (the edited text comes back in its
+    // editor, to be saved as after any undo).
+    await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder, 'src', 'app.js')));
     await vscode.commands.executeCommand('undo');
-    await waitFor(() => JSON.stringify(snapshot(folder)) === JSON.stringify(original), 'undo restores the workspace');
+    await vscode.workspace.saveAll(false);
+    await waitFor(() => JSON.stringify(snapshot(folder)) === JSON.stringify(original), () => `undo restores the workspace; it is ${JSON.stringify(snapshot(folder))}`);
   });
 
   test('Discard leaves the workspace untouched and reverts the box', async () => {
@@ -100,10 +102,10 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
   });
 });
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+async function waitFor(condition: () => boolean, what: () => string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what()}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
