@@ -23,9 +23,11 @@ export async function checkEngine(deps: EngineCommandDeps): Promise<EngineReport
     ];
     lines.forEach((line) => deps.log.info(`[check] ${line}`));
     const actions = report.image.present ? ['Show Log'] : ['Pull Image', 'Show Log'];
-    const choice = await vscode.window.showInformationMessage(`Agent Sandbox: ${lines.join(' · ')}`, ...actions);
-    if (choice === 'Pull Image') await vscode.commands.executeCommand('agentSandbox.pullImage');
-    if (choice === 'Show Log') deps.log.show(true);
+    // The report is returned at once (callers and tests need not wait for the notification to be dismissed).
+    void vscode.window.showInformationMessage(`Agent Sandbox: ${lines.join(' · ')}`, ...actions).then((choice) => {
+      if (choice === 'Pull Image') void vscode.commands.executeCommand('agentSandbox.pullImage');
+      if (choice === 'Show Log') deps.log.show(true);
+    });
     return report;
   } catch (error) {
     await showEngineError(error, deps.log);

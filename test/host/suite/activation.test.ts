@@ -31,3 +31,17 @@ suite('Activation', () => {
     assert.equal(image, 'agent-sandbox-test/node');
   });
 });
+
+suite('Check Docker Engine', () => {
+  test('reports the real engine and the configured image', async () => {
+    const report = (await vscode.commands.executeCommand('agentSandbox.checkEngine')) as
+      | { version: string; host: string; source: string; runtimes: string[]; image: { reference: string; present: boolean } }
+      | undefined;
+    assert.ok(report, 'checkEngine returned nothing (see the Agent Sandbox log)');
+    assert.match(report.version, /^\d+\.\d+/);
+    assert.equal(report.host, process.env.DOCKER_HOST, 'the engine is found through DOCKER_HOST');
+    assert.equal(report.source, 'DOCKER_HOST');
+    assert.ok(report.runtimes.includes('runc'));
+    assert.deepEqual(report.image, { ...report.image, reference: 'agent-sandbox-test/node', present: true });
+  });
+});
