@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
 import type * as Dockerode from 'dockerode';
-import type { RunOutcome } from '../../shared/protocol';
+import type { ExecResult, RunOutcome } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
@@ -27,19 +27,8 @@ export interface ExecOptions {
   onOutput?(stream: 'stdout' | 'stderr', text: string): void;
 }
 
-export interface ExecOutcome {
-  /** How it ended. `oom`: exit 137 and the box's cgroup counted a new OOM kill during the run. */
-  outcome: RunOutcome;
-  /** Exit code from the engine; `null` when the run was killed by timeout or cancellation, or never reported one. */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  /** True when either stream was cut at `outputLimitBytes`. */
-  truncated: boolean;
-  durationMs: number;
-  /** Engine error text when `outcome` is `engine-error`. */
-  error?: string;
-}
+/** How a run in the box ended: the run-level fields of the protocol's `ExecResult`. */
+export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error'>;
 
 /**
  * The run's shell prints its own pid first (on stderr, consumed here, never shown), then becomes the

@@ -14,6 +14,7 @@ import { readBoxTree } from '../changes/boxTree';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox } from './fileOps';
+import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
 import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { ancestorsOf } from '../workspace/pathGuard';
@@ -21,9 +22,6 @@ import { SyncFilter } from '../workspace/syncFilter';
 import { scanWorkspace } from '../workspace/workspaceScan';
 import { packWorkspace } from '../workspace/workspaceTar';
 
-/** uid/gid of the box user; every file sent in is owned by it (the engine's copyUIDGID is unreliable). */
-const BOX_UID = 1000;
-const BOX_GID = 1000;
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
 
@@ -159,7 +157,9 @@ export class BoxSession {
         onOutput,
       });
     } catch (error) {
-      if (SandboxError.is(error, 'path-outside-workspace') || SandboxError.is(error, 'cancelled')) {
+      // Errors about the request or the box itself go to the caller; an engine failure mid-run is the run's outcome.
+      const passOn = ['path-outside-workspace', 'cancelled', 'no-box', 'engine-unreachable'] as const;
+      if (passOn.some((reason) => SandboxError.is(error, reason))) {
         throw error;
       }
       outcome = {

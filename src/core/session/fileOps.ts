@@ -3,12 +3,11 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import type { FileOpRequest } from '../../shared/protocol';
 import type { Box } from '../box/box';
+import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
 
 /** Largest file an agent may read or edit through a file operation. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
-const BOX_UID = 1000;
-const BOX_GID = 1000;
 
 /** What file operations need from a session: its box, brought up to date with the workspace first. */
 export interface FileOpTarget {
