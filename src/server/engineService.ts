@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type {
   ApplyPlan,
@@ -77,7 +78,7 @@ export class EngineService extends Disposable {
       const location = resolveEngineLocation({
         setting: this.engineSettings.dockerHost || undefined,
         env: this.env,
-        homeDir: this.options.homeDir ?? require('node:os').homedir(),
+        homeDir: this.options.homeDir ?? os.homedir(),
         platform: process.platform,
       });
       this.engine = new DockerEngine(location, { log: this.options.log });
