@@ -3,6 +3,7 @@ import { runCommandInSandbox, type RunCommandArgs } from './host/commands/runCom
 import { checkEngine, pullImage, resetSandbox } from './host/commands/engineCommands';
 import { EngineClient } from './host/engineClient';
 import { ProposalDocuments } from './host/review/proposalDocuments';
+import { RunEvents } from './host/runEvents';
 import { SandboxSettings } from './host/settings';
 
 let engine: EngineClient | undefined;
@@ -14,9 +15,10 @@ export function activate(context: vscode.ExtensionContext) {
   const settings = new SandboxSettings();
   engine = new EngineClient({ serverModule: context.asAbsolutePath('dist/server.js'), log, settings });
   const proposals = new ProposalDocuments(engine);
-  context.subscriptions.push(log, output, settings, engine, proposals);
+  const runEvents = new RunEvents();
+  context.subscriptions.push(log, output, settings, engine, proposals, runEvents);
 
-  const deps = { engine, log, output };
+  const deps = { engine, log, output, runEvents };
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),

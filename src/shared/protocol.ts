@@ -153,6 +153,21 @@ export interface ChangeSet {
 /** How a run ended. */
 export type RunOutcome = 'exited' | 'timeout' | 'cancelled' | 'oom' | 'engine-error';
 
+/** The limits and isolation a run had, recorded with it. */
+export interface RunPolicy {
+  /** Always `none`: the box has no network. */
+  network: 'none';
+  /** `uid:gid` the command ran as. */
+  user: string;
+  memoryMiB: number;
+  cpus: number;
+  pidsLimit: number;
+  /** OCI runtime (`runc` when the engine's default). */
+  runtime: string;
+  /** Names of host variables passed in (values are never recorded). */
+  envNames: string[];
+}
+
 /** Result of `sandbox/exec`. */
 export interface ExecResult {
   /** Id of the run (unique per server process). */
@@ -171,6 +186,8 @@ export interface ExecResult {
   durationMs: number;
   /** Image reference and digest (`sha256:…` image id) the run used. */
   image: { reference: string; id: string };
+  /** The box's policy for this run. */
+  policy: RunPolicy;
   /** Engine error text when `outcome` is `engine-error`. */
   error?: string;
   /** Paths whose content the catch-up before this run sent to the box. */

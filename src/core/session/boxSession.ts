@@ -5,6 +5,7 @@ import type {
   BoxSettings,
   ChangeSet,
   ExecResult,
+  RunPolicy,
 } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
@@ -170,9 +171,23 @@ export class BoxSession {
         truncated: false,
         durationMs: 0,
       };
-      return { runId: request.runId, ...outcome, image: this.box.image, error: errorText(error), caughtUp: sent, conflicts };
+      return { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, error: errorText(error), caughtUp: sent, conflicts };
     }
-    return { runId: request.runId, ...outcome, image: this.box.image, caughtUp: sent, conflicts };
+    return { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, caughtUp: sent, conflicts };
+  }
+
+  /** The limits and isolation every run in this box has. */
+  get policy(): RunPolicy {
+    const { settings, env } = this.options;
+    return {
+      network: 'none',
+      user: `${BOX_UID}:${BOX_GID}`,
+      memoryMiB: settings.memoryMiB,
+      cpus: settings.cpus,
+      pidsLimit: settings.pidsLimit,
+      runtime: settings.runtime || 'runc',
+      envNames: env.map((pair) => pair.slice(0, pair.indexOf('='))),
+    };
   }
 
   /** Reads the box's whole tree and computes the change set against the baseline. */

@@ -2,9 +2,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeSet, ExecResult } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
-import { errorReason, showEngineError } from '../errorMessages';
+import { errorReason, errorText, showEngineError } from '../errorMessages';
 import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
 import { proposalUri } from '../review/proposalDocuments';
+import type { RunEvents } from '../runEvents';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 
 /** What to do with the changes once the run ends; `ask` shows the notification with the three choices. */
@@ -30,6 +31,7 @@ export interface RunCommandResult {
 
 export interface RunCommandDeps {
   engine: EngineClient;
+  runEvents: RunEvents;
   log: vscode.LogOutputChannel;
   output: vscode.OutputChannel;
 }
@@ -75,12 +77,18 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
           });
           const cancelSub = token.onCancellationRequested(() => void engine.cancelRun(runId));
           progress.report({ message: `Running: ${command}` });
+          deps.runEvents.fireStarted({ runId, folder, source: 'command', command, cwd: request.cwd, startedAt: Date.now() });
+          let result: ExecResult | undefined;
           try {
-            const result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId });
+            result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId });
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
             progress.report({ message: 'Collecting changes…' });
             const changeSet = await engine.collect(folder);
+            deps.runEvents.fireEnded({ runId, folder, result, changeSet, endedAt: Date.now() });
             return { result, changeSet };
+          } catch (error) {
+            deps.runEvents.fireEnded({ runId, folder, result, error: { reason: errorReason(error), message: errorText(error) }, endedAt: Date.now() });
+            throw error;
           } finally {
             outputSub.dispose();
             cancelSub.dispose();
@@ -130,6 +138,7 @@ async function decide(
   }
   if (choice === 'discard') {
     await engine.discard(changeSet.folder);
+    deps.runEvents.fireDecided({ folder: changeSet.folder, paths: changeSet.changes.map((c) => c.path), decision: 'rejected', at: Date.now() });
     return { result, changeSet, decision: 'discarded' };
   }
   if (choice === 'apply') {
@@ -146,6 +155,7 @@ async function decide(
       if (confirm === 'Apply All Including These') approveFlagged = flagged;
     }
     const applied = await applyChanges(engine, changeSet, { approveFlagged, label: `Agent Sandbox: ${command}` });
+    deps.runEvents.fireDecided({ folder: changeSet.folder, paths: applied.applied, decision: 'accepted', at: Date.now() });
     reportApplied(applied);
     return { result, changeSet, decision: 'applied', applied };
   }
