@@ -13,7 +13,12 @@ export function activate(context: vscode.ExtensionContext) {
   const log = vscode.window.createOutputChannel('Agent Sandbox', { log: true });
   const output = vscode.window.createOutputChannel('Agent Sandbox: Run Output');
   const settings = new SandboxSettings();
-  engine = new EngineClient({ serverModule: context.asAbsolutePath('dist/server.js'), log, settings });
+  engine = new EngineClient({
+    serverModule: context.asAbsolutePath('dist/server.js'),
+    storagePath: context.storageUri?.fsPath,
+    log,
+    settings,
+  });
   const proposals = new ProposalDocuments(engine);
   const runEvents = new RunEvents();
   context.subscriptions.push(log, output, settings, engine, proposals, runEvents);

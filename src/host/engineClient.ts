@@ -9,6 +9,7 @@ import {
   type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
+  AdvanceBaselineRequest,
   ApplyRequest,
   CancelRunRequest,
   CheckEngineRequest,
@@ -21,11 +22,13 @@ import {
   MarkAppliedRequest,
   OrphansRemovedNotification,
   OutputNotification,
+  PendingChangesRequest,
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
   ReadProposalRequest,
   ResetRequest,
+  type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
 import type { SandboxSettings } from './settings';
@@ -37,6 +40,8 @@ const RESTART_WINDOW_MS = 3 * 60_000;
 export interface EngineClientOptions {
   /** Absolute path of `dist/server.js`. */
   serverModule: string;
+  /** The extension's workspace storage, where the server persists pending reviews. */
+  storagePath?: string;
   log: vscode.LogOutputChannel;
   settings: SandboxSettings;
 }
@@ -80,6 +85,7 @@ export class EngineClient extends Disposable {
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [],
+      initializationOptions: { storagePath: this.options.storagePath } satisfies InitializationOptions,
       outputChannel: log,
       revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
       errorHandler: {
@@ -191,6 +197,14 @@ export class EngineClient extends Disposable {
 
   async apply(params: ApplyRequest.Params) {
     return (await this.ready()).sendRequest(ApplyRequest.type, params);
+  }
+
+  async pendingChanges(folder: string) {
+    return (await this.ready()).sendRequest(PendingChangesRequest.type, { folder });
+  }
+
+  async advanceBaseline(folder: string, paths: string[]) {
+    return (await this.ready()).sendRequest(AdvanceBaselineRequest.type, { folder, paths });
   }
 
   async markApplied(folder: string, paths: string[]) {

@@ -19,11 +19,14 @@ import { SandboxError } from '../core/errors';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
 import { runFileOp } from '../core/session/fileOps';
+import { ReviewStore } from '../core/review/reviewStore';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
   /** Called when orphaned boxes were removed at the first contact with the engine. */
   onOrphansRemoved?: (removed: { containers: string[]; volumes: string[] }) => void;
+  /** Where pending reviews persist; without it they live only as long as the process. */
+  storageDir?: string;
   /** The process environment (for the engine location and the env allowlist). */
   env?: Record<string, string | undefined>;
   homeDir?: string;
@@ -44,9 +47,11 @@ export class EngineService extends Disposable {
   private readonly runs = new Map<string, AbortController>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private runCounter = 0;
+  private reviewStore: ReviewStore | undefined;
 
   constructor(private readonly options: EngineServiceOptions) {
     super();
+    if (options.storageDir) this.setStorageDir(options.storageDir);
     this._register(toDisposable(() => {
       for (const timer of this.idleTimers.values()) clearTimeout(timer);
       for (const run of this.runs.values()) run.abort();
@@ -55,6 +60,11 @@ export class EngineService extends Disposable {
 
   private get env(): Record<string, string | undefined> {
     return this.options.env ?? process.env;
+  }
+
+  /** Pending reviews persist under this directory from now on (the extension's workspace storage). */
+  setStorageDir(dir: string): void {
+    this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
   }
 
   configure(engine: EngineSettings, box: Partial<BoxSettings>): void {
@@ -129,10 +139,13 @@ export class EngineService extends Disposable {
     if (!pending) {
       pending = (async () => {
         const engine = await this.getEngine();
+        const reviewStore = this.reviewStore;
+        const restore = await reviewStore?.load(key);
         return BoxSession.open(
-          { engine, settings: this.boxSettings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log },
+          { engine, settings: this.boxSettings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log, reviewStore },
           progress,
           signal,
+          restore,
         );
       })();
       this.sessions.set(key, pending);
@@ -197,8 +210,34 @@ export class EngineService extends Disposable {
     return session.collect(signal);
   }
 
+  /**
+   * The folder's pending changes without touching the engine: the live box's last collect, or the review
+   * persisted by an earlier window or server, or nothing.
+   */
+  async pendingChanges(folder: string): Promise<ChangeSet> {
+    const key = normalizeFolder(folder);
+    const live = this.sessions.get(key);
+    if (live) {
+      const session = await live.catch(() => undefined);
+      if (session?.lastChangeSet) return session.lastChangeSet;
+    }
+    const stored = await this.reviewStore?.load(key);
+    return stored?.changeSet ?? { folder: key, changes: [], refused: [], ignoredCount: 0 };
+  }
+
   async readProposal(folder: string, filePath: string): Promise<Buffer> {
-    return (await this.existingSession(folder)).readProposal(filePath);
+    const key = normalizeFolder(folder);
+    if (!this.sessions.has(key)) {
+      // After a reload the proposals are read from the persisted review; no box is started to show a diff.
+      const stored = await this.reviewStore?.load(key);
+      const change = stored?.changeSet.changes.find((c) => c.path === filePath);
+      if (stored && change) {
+        if (change.kind === 'deleted' || change.type !== 'file') return Buffer.alloc(0);
+        const content = stored.contents.get(filePath);
+        if (content) return content;
+      }
+    }
+    return (await this.reviewSession(folder)).readProposal(filePath);
   }
 
   async planApply(
@@ -206,19 +245,23 @@ export class EngineService extends Disposable {
     selection: { paths?: string[]; approveFlagged?: string[]; dirtyEditors?: { path: string; hash: string }[] },
     signal?: AbortSignal,
   ): Promise<ApplyPlan> {
-    return (await this.existingSession(folder)).planApply(selection, signal);
+    return (await this.reviewSession(folder, signal)).planApply(selection, signal);
   }
 
   async apply(folder: string, selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
-    return (await this.existingSession(folder)).apply(selection, signal);
+    return (await this.reviewSession(folder, signal)).apply(selection, signal);
   }
 
   async markApplied(folder: string, paths: string[]): Promise<void> {
-    (await this.existingSession(folder)).markApplied(paths);
+    await (await this.reviewSession(folder)).markApplied(paths);
+  }
+
+  async advanceBaseline(folder: string, paths: string[], signal?: AbortSignal): Promise<ChangeSet> {
+    return (await this.reviewSession(folder, signal)).advanceBaseline(paths, signal);
   }
 
   async discard(folder: string, paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
-    await (await this.existingSession(folder)).discard(paths, signal);
+    await (await this.reviewSession(folder, signal)).discard(paths, signal);
   }
 
   async fileOp(params: FileOpRequest.Params, progress: ProgressReporter, signal?: AbortSignal): Promise<FileOpRequest.Result> {
@@ -242,6 +285,18 @@ export class EngineService extends Disposable {
     const session = await pending.catch(() => undefined);
     await session?.remove();
     this.options.log(`[engine] removed the box of ${key}`);
+  }
+
+  /**
+   * The session a review action works on: the live box, or — when only a persisted review exists (after a
+   * reload or a server restart) — a new box that gets those pending changes back first.
+   */
+  private async reviewSession(folder: string, signal?: AbortSignal): Promise<BoxSession> {
+    const key = normalizeFolder(folder);
+    if (!this.sessions.has(key) && (await this.reviewStore?.load(key))) {
+      return this.ensureBox(key, () => undefined, signal);
+    }
+    return this.existingSession(key);
   }
 
   private async existingSession(folder: string): Promise<BoxSession> {

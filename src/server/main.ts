@@ -10,6 +10,7 @@ import {
   type Connection,
 } from 'vscode-languageserver/node';
 import {
+  AdvanceBaselineRequest,
   ApplyRequest,
   CancelRunRequest,
   CheckEngineRequest,
@@ -22,12 +23,14 @@ import {
   MarkAppliedRequest,
   OrphansRemovedNotification,
   OutputNotification,
+  PendingChangesRequest,
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
   ReadProposalRequest,
   ResetRequest,
   type ErrorData,
+  type InitializationOptions,
 } from '../shared/protocol';
 import { SandboxError } from '../core/errors';
 import type { ProgressReporter } from '../core/session/boxSession';
@@ -70,10 +73,14 @@ export function startServer(connection: Connection): EngineService {
     };
   }
 
-  connection.onInitialize(() => ({
+  connection.onInitialize((params) => {
+    const options = params.initializationOptions as InitializationOptions | undefined;
+    if (options?.storagePath) service.setStorageDir(options.storagePath);
+    return {
     capabilities: {},
     serverInfo: { name: 'agent-sandbox-engine', version: '0.1.0' },
-  }));
+    };
+  });
 
   connection.onRequest(ConfigureRequest.type, handle((p) => service.configure(p.engine ?? {}, p.box ?? {})));
   connection.onRequest(CheckEngineRequest.type, (token) => handle(() => service.checkEngine())(undefined, token));
@@ -105,6 +112,8 @@ export function startServer(connection: Connection): EngineService {
   connection.onRequest(PlanApplyRequest.type, handle((p, signal) => service.planApply(p.folder, p, signal)));
   connection.onRequest(ApplyRequest.type, handle((p, signal) => service.apply(p.folder, p, signal)));
   connection.onRequest(MarkAppliedRequest.type, handle((p) => service.markApplied(p.folder, p.paths)));
+  connection.onRequest(PendingChangesRequest.type, handle((p) => service.pendingChanges(p.folder)));
+  connection.onRequest(AdvanceBaselineRequest.type, handle((p, signal) => service.advanceBaseline(p.folder, p.paths, signal)));
   connection.onRequest(DiscardRequest.type, handle((p, signal) => service.discard(p.folder, p.paths, signal)));
   connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder)));
   connection.onRequest(FileOpRequest.type, handle((p, signal) => service.fileOp(p, () => undefined, signal)));

@@ -233,6 +233,15 @@ export interface EngineReport {
 // ---------------------------------------------------------------------------------------------------------
 // Requests.
 
+/** `initializationOptions` of the LSP `initialize` request. */
+export interface InitializationOptions {
+  /**
+   * Directory where pending reviews persist (VS Code passes the extension's workspace storage), so a window
+   * reload or a server restart loses no pending change. Without it, reviews live as long as the process.
+   */
+  storagePath?: string;
+}
+
 /** Parameters shared by requests that address one workspace folder's box. */
 export interface FolderParams {
   /** Absolute path of the workspace folder on the host. */
@@ -407,6 +416,30 @@ export namespace MarkAppliedRequest {
     paths: string[];
   }
   export const type = new RequestType<Params, void, void>(method);
+}
+
+/**
+ * The folder's pending changes without touching the engine: the live box's last collect, or the review
+ * persisted by an earlier window or server (see `InitializationOptions.storagePath`), or an empty set.
+ */
+export namespace PendingChangesRequest {
+  export const method = 'sandbox/pendingChanges' as const;
+  export type Params = FolderParams;
+  export const type = new RequestType<Params, ChangeSet, void>(method);
+}
+
+/**
+ * The workspace now holds what the developer settled on for these pending paths (one hunk accepted, or merged
+ * by hand): their baseline advances to the workspace's current version, and each stays pending only as far as
+ * the box still differs. Returns the updated change set.
+ */
+export namespace AdvanceBaselineRequest {
+  export const method = 'sandbox/advanceBaseline' as const;
+  export interface Params extends FolderParams {
+    /** Pending paths whose workspace version is now agreed. */
+    paths: string[];
+  }
+  export const type = new RequestType<Params, ChangeSet, void>(method);
 }
 
 /** Reverts paths in the box to the workspace's current version (all pending changes when omitted). */

@@ -1,4 +1,8 @@
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as tarStream from 'tar-stream';
 import type {
   ApplyPlan,
   BoxInfo,
@@ -11,12 +15,13 @@ import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box } from '../box/box';
 import type { ExecOutcome } from '../box/boxExec';
-import { readBoxTree } from '../changes/boxTree';
+import { readBoxTree, type BoxTree } from '../changes/boxTree';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox } from './fileOps';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
+import type { PendingReview, ReviewStore } from '../review/reviewStore';
 import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { ancestorsOf } from '../workspace/pathGuard';
 import { SyncFilter } from '../workspace/syncFilter';
@@ -36,6 +41,8 @@ export interface BoxSessionOptions {
   /** `NAME=value` pairs from the env allowlist. */
   env: string[];
   log: (line: string) => void;
+  /** Where pending reviews persist (survives window reloads and server restarts); none for throwaway clients. */
+  reviewStore?: ReviewStore;
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -44,8 +51,8 @@ export type ProgressReporter = (message: string, done?: number, total?: number) 
 /** What the box has that differs from the baseline, as of the last collect. */
 interface CollectedState {
   changeSet: ChangeSet;
-  boxEntries: Manifest;
-  contents: Map<string, Buffer>;
+  /** The parsed box tree of that collect (all entries; contents of changed files only). */
+  tree: BoxTree;
 }
 
 /**
@@ -72,8 +79,16 @@ export class BoxSession {
     readonly mirrored: { files: number; bytes: number },
   ) {}
 
-  /** Creates the box and mirrors the workspace into it. */
-  static async open(options: BoxSessionOptions, progress: ProgressReporter, signal?: AbortSignal): Promise<BoxSession> {
+  /**
+   * Creates the box and mirrors the workspace into it. With `restore` (a review persisted from an earlier box),
+   * the box then gets those pending changes back, against their old baseline, so the review goes on as it was.
+   */
+  static async open(
+    options: BoxSessionOptions,
+    progress: ProgressReporter,
+    signal?: AbortSignal,
+    restore?: PendingReview,
+  ): Promise<BoxSession> {
     const { settings, folder } = options;
     const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore });
     progress('Scanning workspace');
@@ -101,7 +116,17 @@ export class BoxSession {
       throw error;
     }
     options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
-    return new BoxSession(options, box, filter, sent, scanned, { files: files.length, bytes: totalBytes });
+    const session = new BoxSession(options, box, filter, sent, scanned, { files: files.length, bytes: totalBytes });
+    if (restore && restore.changeSet.changes.length > 0) {
+      try {
+        await session.restore(restore, signal);
+        options.log(`[session] ${folder}: restored ${restore.changeSet.changes.length} pending change(s) into the new box`);
+      } catch (error) {
+        await box.remove().catch(() => undefined);
+        throw error;
+      }
+    }
+    return session;
   }
 
   get info(): BoxInfo {
@@ -195,7 +220,8 @@ export class BoxSession {
     const stream = await this.box.getArchive('/workspace', signal);
     const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, signal });
     const changeSet = computeChangeSet(this.options.folder, this.baseline, tree);
-    this.collected = { changeSet, boxEntries: tree.entries, contents: tree.contents };
+    this.collected = { changeSet, tree };
+    await this.persist();
     return changeSet;
   }
 
@@ -209,7 +235,7 @@ export class BoxSession {
     if (change.kind === 'deleted' || change.type !== 'file') {
       return Buffer.alloc(0);
     }
-    const content = collected.contents.get(path);
+    const content = collected.tree.contents.get(path);
     if (content === undefined) {
       throw new SandboxError('not-found', `The box's content of "${path}" is no longer held. Collect the box's changes again.`);
     }
@@ -240,12 +266,12 @@ export class BoxSession {
   async apply(selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
     const plan = await this.planApply(selection, signal);
     const applied = await applyToFolder(this.options.folder, plan, (p) => this.readProposal(p));
-    this.markApplied(applied);
+    await this.markApplied(applied);
     return { applied, conflicts: plan.conflicts.map((c) => c.path), skipped: plan.skipped };
   }
 
   /** The workspace now holds the box's version of these paths: the baseline advances to it. */
-  markApplied(paths: string[]): void {
+  async markApplied(paths: string[]): Promise<void> {
     const collected = this.requireCollected();
     const done = new Set(paths);
     for (const change of collected.changeSet.changes) {
@@ -253,7 +279,7 @@ export class BoxSession {
       if (change.kind === 'renamed' && change.fromPath) {
         this.forget(change.fromPath);
       }
-      const boxEntry = collected.boxEntries.get(change.path);
+      const boxEntry = collected.tree.entries.get(change.path);
       if (change.kind === 'deleted' || !boxEntry) {
         this.forget(change.path);
       } else {
@@ -261,11 +287,34 @@ export class BoxSession {
       }
       // Applying created the parent directories on the host too.
       for (const dir of ancestorsOf(change.path)) {
-        const boxDir = collected.boxEntries.get(dir);
+        const boxDir = collected.tree.entries.get(dir);
         if (boxDir && !this.baseline.has(dir)) this.adopt(boxDir);
       }
     }
-    this.dropPending(done);
+    await this.dropPending(done);
+  }
+
+  /**
+   * The workspace now holds what the developer settled on for these pending paths (after accepting one hunk,
+   * or merging by hand): the baseline advances to the workspace's current version, and each path stays pending
+   * only as far as the box still differs from it.
+   */
+  async advanceBaseline(paths: string[], signal?: AbortSignal): Promise<ChangeSet> {
+    const collected = this.requireCollected();
+    const current = await this.scanHost(signal);
+    for (const p of paths) {
+      const entry = current.get(p);
+      if (entry) {
+        this.baseline.set(p, entry);
+        this.hostState.set(p, entry);
+      } else {
+        this.forget(p);
+      }
+    }
+    const changeSet = computeChangeSet(this.options.folder, this.baseline, collected.tree);
+    this.collected = { changeSet, tree: collected.tree };
+    await this.persist();
+    return changeSet;
   }
 
   /** Reverts paths in the box to the workspace's current version; the baseline follows the workspace. */
@@ -280,7 +329,7 @@ export class BoxSession {
     if (affected.size === 0) return;
     const current = await this.scanHost(signal);
     await this.pushWorkspaceState([...affected], current, signal);
-    this.dropPending(new Set(selected.map((c) => c.path)));
+    await this.dropPending(new Set(selected.map((c) => c.path)));
   }
 
   /** Removes the box and its volume. */
@@ -367,11 +416,104 @@ export class BoxSession {
     return scanWorkspace(this.options.folder, this.filter, { previous: this.hostState, signal });
   }
 
-  private dropPending(paths: Set<string>): void {
+  private async dropPending(paths: Set<string>): Promise<void> {
     if (!this.collected) return;
     const changeSet = this.collected.changeSet;
     changeSet.changes = changeSet.changes.filter((c) => !paths.has(c.path));
-    for (const p of paths) this.collected.contents.delete(p);
+    for (const p of paths) this.collected.tree.contents.delete(p);
+    await this.persist();
+  }
+
+  /** The pending review as it must survive a reload: change set, baseline and box entries, contents. */
+  get pendingReview(): PendingReview | undefined {
+    if (!this.collected) return undefined;
+    const { changeSet, tree } = this.collected;
+    const review: PendingReview = { changeSet, baseline: new Map(), boxEntries: new Map(), contents: new Map() };
+    for (const change of changeSet.changes) {
+      for (const p of change.fromPath ? [change.path, change.fromPath] : [change.path]) {
+        const base = this.baseline.get(p);
+        if (base) review.baseline.set(p, base);
+        const boxEntry = tree.entries.get(p);
+        if (boxEntry) review.boxEntries.set(p, boxEntry);
+        const content = tree.contents.get(p);
+        if (content) review.contents.set(p, content);
+      }
+    }
+    return review;
+  }
+
+  private async persist(): Promise<void> {
+    const store = this.options.reviewStore;
+    const review = this.pendingReview;
+    if (!store || !review) return;
+    try {
+      if (review.changeSet.changes.length === 0 && review.changeSet.refused.length === 0) {
+        await store.clear(this.options.folder);
+      } else {
+        await store.save(this.options.folder, review);
+      }
+    } catch (error) {
+      // The review itself is intact in memory; only its copy for a later reload could not be written.
+      this.options.log(`[session] could not persist the pending review of ${this.options.folder}: ${errorText(error)}`);
+    }
+  }
+
+  /** Puts a persisted review's pending changes into this (freshly mirrored) box, against their old baseline. */
+  private async restore(review: PendingReview, signal?: AbortSignal): Promise<void> {
+    const remove: string[] = [];
+    const write: { entry: ManifestEntry; content?: Buffer }[] = [];
+    for (const change of review.changeSet.changes) {
+      if (change.fromPath) remove.push(change.fromPath);
+      const boxEntry = review.boxEntries.get(change.path);
+      if (change.kind === 'deleted' || !boxEntry) {
+        remove.push(change.path);
+      } else {
+        const content = boxEntry.type === 'file' ? (review.contents.get(change.path) ?? (await this.readWorkspaceFile(change.path, boxEntry.hash))) : undefined;
+        if (boxEntry.type === 'file' && !content) {
+          this.options.log(`[session] cannot restore ${change.path}: its content was not kept`);
+          continue;
+        }
+        write.push({ entry: boxEntry, content });
+      }
+      for (const p of change.fromPath ? [change.path, change.fromPath] : [change.path]) {
+        const base = review.baseline.get(p);
+        if (base) this.baseline.set(p, base);
+        else this.baseline.delete(p);
+      }
+    }
+    await removeInBox(this.box, remove, signal);
+    if (write.length > 0) {
+      const pack = tarStream.pack();
+      const dirs = new Set<string>();
+      for (const { entry, content } of write) {
+        for (const dir of ancestorsOf(entry.path)) {
+          if (dirs.has(dir)) continue;
+          dirs.add(dir);
+          const mode = (review.boxEntries.get(dir) ?? this.baseline.get(dir))?.mode ?? 0o755;
+          pack.entry({ name: dir, type: 'directory', mode: mode & 0o777, uid: BOX_UID, gid: BOX_GID });
+        }
+        const header = { name: entry.path, mode: entry.mode & 0o777, uid: BOX_UID, gid: BOX_GID };
+        if (entry.type === 'file') pack.entry({ ...header, type: 'file', size: content!.length }, content!);
+        else if (entry.type === 'symlink') pack.entry({ ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
+        else pack.entry({ ...header, type: 'directory' });
+      }
+      pack.finalize();
+      // tar-stream's pack is a streamx stream; the archive API takes a Node stream.
+      await this.box.putArchive(Readable.from(pack, { objectMode: false }), { path: '/workspace', signal });
+    }
+    await this.collect(signal);
+  }
+
+  /** The workspace file's bytes when they still have `hash` (a mode-only change keeps the base content). */
+  private async readWorkspaceFile(relPath: string, hash: string | undefined): Promise<Buffer | undefined> {
+    try {
+      const file = path.join(this.options.folder, ...relPath.split('/'));
+      if (!(await fs.lstat(file)).isFile()) return undefined;
+      const content = await fs.readFile(file);
+      return createHash('sha256').update(content).digest('hex') === hash ? content : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private requireCollected(): CollectedState {

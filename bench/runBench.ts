@@ -1,0 +1,493 @@
+// `npm run bench [-- --quick]`: the engine against the tools a user could use instead, in the same run on the
+// same engine. Prints a table, writes bench/results/*.json and (full runs) regenerates docs/benchmarks.md.
+// Every box, volume, server process and temp dir it creates is removed at the end, also on failure.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, appendFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Dockerode = require('dockerode');
+import {
+  createProtocolConnection,
+  InitializeRequest,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type ProtocolConnection,
+} from 'vscode-languageserver-protocol/node';
+import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ResetRequest, type BoxSettings } from '../src/shared/protocol';
+import { Box } from '../src/core/box/box';
+import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER } from '../src/core/box/boxConfig';
+import { DockerEngine } from '../src/core/docker/dockerEngine';
+import { dockerodeOptions, resolveEngineLocation } from '../src/core/docker/engineLocation';
+import { BoxSession } from '../src/core/session/boxSession';
+import { ancestorsOf } from '../src/core/workspace/pathGuard';
+import { SyncFilter } from '../src/core/workspace/syncFilter';
+import { bash, dockerSync, median, memoryOf, q, timed } from './benchUtil';
+import { writeReport, type BenchResults, type Row } from './report';
+import { generateTree } from './trees';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const quick = process.argv.includes('--quick');
+const IMAGE = 'agent-sandbox-test/busybox';
+const REPS = quick ? 1 : 3;
+const EXEC_REPS = quick ? 10 : 40;
+
+interface Workspace {
+  name: string;
+  root: string;
+  /** Regular files, workspace-relative. */
+  files: string[];
+  bytes: number;
+  /** Largest tree: catch-up/collect targets and the server's RSS are measured on it. */
+  largest?: boolean;
+}
+
+const ownerId = `bench-${process.pid}-${Date.now().toString(36)}`;
+const settings: BoxSettings = {
+  ...DEFAULT_BOX_SETTINGS,
+  image: IMAGE,
+  memoryMiB: 1024,
+  cpus: 2,
+  workspaceSizeMiB: 2048,
+  idleTimeoutMinutes: 0,
+};
+const logLines: string[] = [];
+const log = (line: string) => logLines.push(line);
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const location = resolveEngineLocation({ env: process.env, homeDir: os.homedir(), platform: process.platform });
+  const engine = new DockerEngine(location, { defaultTimeoutMs: 60_000 });
+  const version = await engine.version({ timeoutMs: 10_000 });
+  if (!(await engine.inspectImage(IMAGE))) {
+    throw new Error(`The benchmark needs the image ${IMAGE}: run \`bash scripts/build-test-images.sh\`.`);
+  }
+  const docker = new Dockerode(dockerodeOptions(location));
+  const temp = mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-bench-'));
+  const servers: ChildProcess[] = [];
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+  try {
+    const workspaces = prepareWorkspaces(temp);
+    for (const ws of workspaces) {
+      say(`${ws.name}: ${ws.files.length} files, ${(ws.bytes / 1e6).toFixed(0)} MB`);
+    }
+
+    // 1. Cold box, on the smallest tree.
+    rows.push(...(await coldBox(engine, workspaces[0])));
+
+    // 2–4, 6: per tree, mirror in with its baselines, then catch-up, collect and apply on the mirrored box.
+    for (const ws of workspaces) {
+      rows.push(...(await treeScenarios(engine, ws, temp, details)));
+    }
+
+    // 5. Warm exec.
+    rows.push(...(await warmExec(docker, workspaces[0], servers)));
+
+    // 7. Activation and bundles.
+    rows.push(...activation());
+
+    // 8. Server peak RSS while mirroring the largest tree.
+    const largest = workspaces.find((w) => w.largest) ?? workspaces[workspaces.length - 1];
+    rows.push(...(await serverMemory(largest, servers)));
+
+    const results: BenchResults = {
+      mode: quick ? 'quick' : 'full',
+      date: new Date().toISOString(),
+      durationSeconds: Math.round((Date.now() - started) / 1000),
+      repetitions: REPS,
+      machine: {
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        cores: os.cpus().length,
+        memoryGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+        os: `${os.type()} ${os.release()} ${os.arch()}`,
+        node: process.version,
+      },
+      engine: { version: version.Version, apiVersion: version.ApiVersion, storageDriver: (await engine.info()).Driver ?? '' },
+      image: IMAGE,
+      workspaces: workspaces.map((w) => ({ name: w.name, files: w.files.length, bytes: w.bytes })),
+      rows,
+      details,
+    };
+    writeReport(results, { repoRoot, writeDocs: !quick });
+  } finally {
+    for (const server of servers) server.kill();
+    await removeOwned(engine, temp);
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+function prepareWorkspaces(temp: string): Workspace[] {
+  const sizes = quick ? [1_000] : [1_000, 10_000, 50_000];
+  const workspaces: Workspace[] = [];
+  for (const count of sizes) {
+    const name = `generated ${count / 1000}k`;
+    say(`generating ${name}`);
+    const tree = generateTree(path.join(temp, `tree-${count}`), count);
+    workspaces.push({ name, root: tree.root, files: tree.files, bytes: tree.bytes });
+  }
+  workspaces[workspaces.length - 1].largest = true;
+  if (!quick) {
+    // A real tree nobody here wrote, copied so the host edits of the scenarios never touch the installed one.
+    say('copying node_modules');
+    const root = path.join(temp, 'node_modules-copy');
+    cpSync(path.join(repoRoot, 'node_modules'), root, { recursive: true, verbatimSymlinks: true });
+    const listed = spawnSync('find', ['.', '-type', 'f', '-printf', '%P\\t%s\\n'], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const files: string[] = [];
+    let bytes = 0;
+    for (const line of listed.stdout.split('\n')) {
+      if (!line) continue;
+      const [p, size] = line.split('\t');
+      files.push(p);
+      bytes += Number(size);
+    }
+    workspaces.push({ name: 'node_modules (real)', root, files, bytes });
+  }
+  return workspaces;
+}
+
+async function openSession(engine: DockerEngine, ws: Workspace): Promise<{ session: BoxSession; totalMs: number; createMs: number; mirrorMs: number }> {
+  let boxStart = 0;
+  let firstSend = 0;
+  const start = performance.now();
+  const session = await BoxSession.open({ engine, settings, folder: ws.root, ownerId, env: [], log }, (message) => {
+    if (message === 'Starting box') boxStart = performance.now();
+    else if (firstSend === 0 && message.startsWith('Mirroring')) firstSend = performance.now();
+  });
+  const end = performance.now();
+  // Box create + start is what lies between 'Starting box' and the first file sent.
+  const createMs = firstSend > 0 && boxStart > 0 ? firstSend - boxStart : 0;
+  return { session, totalMs: end - start, createMs, mirrorMs: end - start - createMs };
+}
+
+async function coldBox(engine: DockerEngine, ws: Workspace): Promise<Row[]> {
+  const ours: number[] = [];
+  const cli: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    const { ms } = await timed(async () => {
+      const { session } = await openSession(engine, ws);
+      const r = await session.exec({ command: 'true', runId: 'cold' }, () => undefined);
+      if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}`);
+      await session.remove();
+    });
+    ours.push(ms);
+    const name = `${ownerId}-cold-${i}`;
+    const labels = `--label ${LABEL_MANAGED}=true --label ${LABEL_OWNER}=${ownerId}`;
+    const { ms: cliMs } = await timed(() =>
+      bash(
+        `set -e
+docker volume create ${labels} --driver local --opt type=tmpfs --opt device=tmpfs --opt o=size=2048m,uid=1000,gid=1000 ${name} >/dev/null
+docker run -d --name ${name} ${labels} --network none --read-only --user 1000:1000 --cap-drop ALL --security-opt no-new-privileges --init -v ${name}:/workspace ${IMAGE} sleep 86400 >/dev/null
+docker cp ${q(ws.root)}/. ${name}:/workspace
+docker exec ${name} true`,
+      ),
+    );
+    cli.push(cliMs);
+    dockerSync(['rm', '-f', name]);
+    dockerSync(['volume', 'rm', name]);
+  }
+  const m = median(ours);
+  const b = median(cli);
+  return [{ scenario: 'cold box: create + start + mirror + exec true', workspace: ws.name, ms: m, baselines: { 'docker run + cp + exec': b }, ratio: m / b, ratioOf: 'docker run + cp + exec' }];
+}
+
+/** Edits files in the box through one exec: names on stdin, a line appended to each. */
+async function editInBox(session: BoxSession, files: string[]): Promise<void> {
+  const r = await session.box.exec({
+    command: `cd /workspace && xargs -0 sh -c 'for f; do echo "edited in the box" >> "$f"; done' sh`,
+    stdin: Buffer.from(files.map((f) => `${f}\0`).join('')),
+    outputLimitBytes: 65536,
+    timeoutMs: 120_000,
+  });
+  if (r.exitCode !== 0) throw new Error(`editing in the box failed: ${r.stderr}`);
+}
+
+async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, details: Record<string, unknown>): Promise<Row[]> {
+  const m = { mirror: [] as number[], create: [] as number[], dockerCp: [] as number[], tarPipe: [] as number[], hostTar: [] as number[] };
+  const c = { rescan: [] as number[], catchUp10: [] as number[], collect10: [] as number[], collect1000: [] as number[], apply1000: [] as number[], tarApply: [] as number[] };
+  // Host edits and box edits touch disjoint files, spread over the tree.
+  const filter = await SyncFilter.create(ws.root, { exclude: [], useGitignore: false });
+  const sendable = ws.files.filter((f) => !filter.isExcluded(f, false) && !ancestorsOf(f).some((d) => filter.isExcluded(d, true)));
+  const stride = Math.max(1, Math.floor(sendable.length / 1100));
+  const spread = sendable.filter((_, i) => i % stride === 0);
+  const hostEdits = spread.slice(0, 10);
+  const boxEdits = spread.slice(10, 1010);
+  const applyCopy = path.join(temp, 'apply-baseline');
+  for (let rep = 0; rep < REPS; rep++) {
+    say(`${ws.name}: repetition ${rep + 1}/${REPS}`);
+    // Mirror in, as the product does it.
+    const opened = await openSession(engine, ws);
+    m.mirror.push(opened.mirrorMs);
+    m.create.push(opened.createMs);
+    const { session } = opened;
+    try {
+      // Catch-up with nothing changed: the cost every run pays.
+      c.rescan.push((await timed(() => session.catchUp())).ms);
+      for (const f of hostEdits) appendFileSync(path.join(ws.root, f), `// host edit ${rep}\n`);
+      const catchUp = await timed(() => session.catchUp());
+      if (catchUp.value.sent.length !== hostEdits.length) throw new Error(`catch-up sent ${catchUp.value.sent.length}, expected ${hostEdits.length}`);
+      c.catchUp10.push(catchUp.ms);
+
+      await editInBox(session, boxEdits.slice(0, 10));
+      const collect10 = await timed(() => session.collect());
+      if (collect10.value.changes.length !== 10) throw new Error(`collect found ${collect10.value.changes.length} changes, expected 10`);
+      c.collect10.push(collect10.ms);
+      await editInBox(session, boxEdits.slice(10));
+      const collect1000 = await timed(() => session.collect());
+      if (collect1000.value.changes.length !== boxEdits.length) throw new Error(`collect found ${collect1000.value.changes.length} changes, expected ${boxEdits.length}`);
+      c.collect1000.push(collect1000.ms);
+
+      // The floor for apply: the same files out of the box as a tar, extracted by GNU tar into a copy.
+      rmSync(applyCopy, { recursive: true, force: true });
+      mkdirSync(applyCopy);
+      c.tarApply.push(
+        (
+          await timed(() =>
+            bash(`docker exec -i ${session.box.containerId} tar -C /workspace -cf - -T - | tar -C ${q(applyCopy)} -xf -`, {
+              input: boxEdits.join('\n') + '\n',
+            }),
+          )
+        ).ms,
+      );
+      rmSync(applyCopy, { recursive: true, force: true });
+      const applied = await timed(() => session.apply({}));
+      if (applied.value.applied.length !== boxEdits.length) throw new Error(`applied ${applied.value.applied.length} of ${boxEdits.length}`);
+      c.apply1000.push(applied.ms);
+    } finally {
+      await session.remove();
+    }
+
+    // Baselines into the same kind of box (created by the same code, not timed).
+    const box = await Box.create(engine, settings, { folder: ws.root, ownerId, env: [] });
+    try {
+      m.dockerCp.push((await timed(() => bash(`docker cp ${q(ws.root)}/. ${box.containerId}:/workspace`))).ms);
+    } finally {
+      await box.remove();
+    }
+    const box2 = await Box.create(engine, settings, { folder: ws.root, ownerId, env: [] });
+    try {
+      m.tarPipe.push((await timed(() => bash(`tar -C ${q(ws.root)} -cf - . | docker exec -i ${box2.containerId} tar -C /workspace -xf -`))).ms);
+    } finally {
+      await box2.remove();
+    }
+    const shm = mkdtempSync(path.join(existsDir('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'agent-sandbox-bench-'));
+    try {
+      m.hostTar.push((await timed(() => bash(`tar -C ${q(ws.root)} -cf - . | tar -C ${q(shm)} -xf -`))).ms);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
+  }
+  const mirror = median(m.mirror);
+  const cp = median(m.dockerCp);
+  details[ws.name] = { ...m, ...c };
+  const rows: Row[] = [
+    {
+      scenario: 'mirror in',
+      workspace: ws.name,
+      ms: mirror,
+      baselines: { 'docker cp': cp, 'tar | docker exec tar -x': median(m.tarPipe), 'GNU tar → host tmpfs (floor)': median(m.hostTar) },
+      ratio: mirror / cp,
+      ratioOf: 'docker cp',
+      target: 1.0,
+      note: `box create + start ${median(m.create).toFixed(0)} ms not included`,
+    },
+    { scenario: 'catch-up, nothing changed (rescan)', workspace: ws.name, ms: median(c.rescan), baselines: { 'full mirror': mirror }, ratio: median(c.rescan) / mirror, ratioOf: 'full mirror' },
+    {
+      scenario: 'catch-up after 10 host edits',
+      workspace: ws.name,
+      ms: median(c.catchUp10),
+      baselines: { 'full mirror': mirror },
+      ratio: median(c.catchUp10) / mirror,
+      ratioOf: 'full mirror',
+      target: ws.largest ? 0.1 : undefined,
+    },
+    {
+      scenario: 'collect after 10 box edits',
+      workspace: ws.name,
+      ms: median(c.collect10),
+      baselines: { 'full mirror': mirror },
+      ratio: median(c.collect10) / mirror,
+      ratioOf: 'full mirror',
+      target: ws.largest ? 0.1 : undefined,
+    },
+    { scenario: 'collect after 1,000 box edits', workspace: ws.name, ms: median(c.collect1000), baselines: { 'full mirror': mirror }, ratio: median(c.collect1000) / mirror, ratioOf: 'full mirror' },
+    {
+      scenario: 'apply 1,000 changed files to the folder',
+      workspace: ws.name,
+      ms: median(c.apply1000),
+      baselines: { 'docker exec tar -c | tar -x': median(c.tarApply) },
+      ratio: median(c.apply1000) / median(c.tarApply),
+      ratioOf: 'docker exec tar -c | tar -x',
+    },
+  ];
+  return rows;
+}
+
+function existsDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function startServer(servers: ChildProcess[]): Promise<{ server: ChildProcess; connection: ProtocolConnection }> {
+  const serverJs = path.join(repoRoot, 'dist', 'server.js');
+  const server = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'ignore'], env: process.env });
+  servers.push(server);
+  const connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
+  connection.listen();
+  await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
+  await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: settings });
+  return { server, connection };
+}
+
+async function stopServer(server: ChildProcess, connection: ProtocolConnection): Promise<void> {
+  try {
+    await connection.sendRequest(ResetRequest.type, {});
+  } finally {
+    connection.dispose();
+    server.kill();
+  }
+}
+
+async function warmExec(docker: Dockerode, ws: Workspace, servers: ChildProcess[]): Promise<Row[]> {
+  const { server, connection } = await startServer(servers);
+  try {
+    const info = await connection.sendRequest(EnsureBoxRequest.type, { folder: ws.root });
+    const viaServer: number[] = [];
+    const direct: number[] = [];
+    const cli: number[] = [];
+    const container = docker.getContainer(info.containerId);
+    const dockerodeExec = async () => {
+      const exec = await container.exec({ Cmd: ['true'], AttachStdout: true, AttachStderr: true, User: '1000:1000', WorkingDir: '/workspace' });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      await new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', reject);
+        stream.resume();
+      });
+      const inspected = await exec.inspect();
+      if (inspected.ExitCode !== 0) throw new Error(`true exited ${inspected.ExitCode}`);
+    };
+    // One warm-up of each, then interleaved so drift hits all three alike.
+    await connection.sendRequest(ExecRequest.type, { folder: ws.root, command: 'true' });
+    await dockerodeExec();
+    dockerSync(['exec', info.containerId, 'true']);
+    for (let i = 0; i < EXEC_REPS; i++) {
+      viaServer.push(
+        (
+          await timed(async () => {
+            const r = await connection.sendRequest(ExecRequest.type, { folder: ws.root, command: 'true' });
+            if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}`);
+          })
+        ).ms,
+      );
+      direct.push((await timed(dockerodeExec)).ms);
+      cli.push((await timed(() => bash(`docker exec ${info.containerId} true`))).ms);
+    }
+    const ours = median(viaServer);
+    const d = median(direct);
+    return [
+      {
+        scenario: 'warm exec `true` (server protocol, incl. catch-up)',
+        workspace: ws.name,
+        ms: ours,
+        baselines: { 'dockerode directly': d, 'docker exec': median(cli) },
+        ratio: ours / d,
+        ratioOf: 'dockerode directly',
+        target: 1.2,
+        note: `median of ${EXEC_REPS}`,
+      },
+    ];
+  } finally {
+    await stopServer(server, connection);
+  }
+}
+
+function activation(): Row[] {
+  const probe = path.join(repoRoot, 'out', 'bench', 'activationProbe.js');
+  const runs: { requireMs: number; activateMs: number; totalMs: number }[] = [];
+  for (let i = 0; i < (quick ? 3 : 10); i++) {
+    const r = spawnSync(process.execPath, [probe, repoRoot], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`activation probe failed: ${r.stderr}`);
+    runs.push(JSON.parse(r.stdout.trim().split('\n').pop()!));
+  }
+  const total = median(runs.map((r) => r.totalMs));
+  const size = (f: string) => statSync(path.join(repoRoot, 'dist', f)).size;
+  return [
+    {
+      scenario: 'activation: require(dist/extension.js) + activate() (plain Node, stub vscode)',
+      workspace: '–',
+      ms: total,
+      baselines: { 'require only': median(runs.map((r) => r.requireMs)), 'activate() only': median(runs.map((r) => r.activateMs)) },
+      ratio: total / 50,
+      ratioOf: '50 ms budget',
+      target: 1.0,
+    },
+    {
+      scenario: 'bundle sizes (dist, as built by `npm run build`)',
+      workspace: '–',
+      bytes: size('extension.js'),
+      baselines: {},
+      extra: { 'dist/extension.js': size('extension.js'), 'dist/server.js': size('server.js') },
+    },
+  ];
+}
+
+async function serverMemory(ws: Workspace, servers: ChildProcess[]): Promise<Row[]> {
+  const { server, connection } = await startServer(servers);
+  try {
+    let peak = 0;
+    const sampler = setInterval(() => {
+      const m = memoryOf(server.pid!);
+      if (m && m.rss > peak) peak = m.rss;
+    }, 50);
+    const { ms } = await timed(() => connection.sendRequest(EnsureBoxRequest.type, { folder: ws.root }));
+    clearInterval(sampler);
+    const hwm = memoryOf(server.pid!)?.hwm ?? peak;
+    return [
+      {
+        scenario: 'server peak RSS (VmHWM) while mirroring',
+        workspace: ws.name,
+        bytes: hwm,
+        baselines: {},
+        ratio: hwm / (200 * 1024 * 1024),
+        ratioOf: '200 MB budget',
+        target: 1.0,
+        note: `ensureBox over the protocol took ${(ms / 1000).toFixed(1)} s`,
+      },
+    ];
+  } finally {
+    await stopServer(server, connection);
+  }
+}
+
+/**
+ * Removes every container and volume this run created, and nothing else: those labelled with its owner id,
+ * and those the engine servers it started made for its temp folders (in case a server died before its reset).
+ */
+async function removeOwned(engine: DockerEngine, temp: string): Promise<void> {
+  const ours = (labels: Record<string, string> | undefined) =>
+    labels?.[LABEL_OWNER] === ownerId || (labels?.[LABEL_FOLDER] ?? '').startsWith(`${temp}${path.sep}`);
+  const label = [`${LABEL_MANAGED}=true`];
+  try {
+    const containers = await engine.call('listing bench containers', (d) => d.listContainers({ all: true, filters: { label } }));
+    for (const c of containers.filter((c) => ours(c.Labels))) {
+      await engine.call('removing a bench container', (d) => d.getContainer(c.Id).remove({ force: true })).catch(() => undefined);
+    }
+    const volumes = await engine.call('listing bench volumes', (d) => d.listVolumes({ filters: { label } }));
+    for (const v of (volumes.Volumes ?? []).filter((v) => ours(v.Labels))) {
+      await engine.call('removing a bench volume', (d) => d.getVolume(v.Name).remove()).catch(() => undefined);
+    }
+  } catch (error) {
+    say(`cleanup: ${(error as Error).message}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`[bench] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  if (logLines.length > 0) process.stderr.write(`[bench] engine log:\n${logLines.slice(-20).join('\n')}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,120 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { ChangeSet } from '../../shared/protocol';
+import type { Manifest, ManifestEntry } from '../workspace/manifest';
+
+/**
+ * What is needed to review and apply a box's changes without the box: the change set, the baseline and box
+ * entries of every changed path, and the box's content of changed files. It is what a window reload or an
+ * engine server restart must not lose.
+ */
+export interface PendingReview {
+  changeSet: ChangeSet;
+  /** Baseline entries of changed paths (and rename sources); a path absent here was absent in the baseline. */
+  baseline: Manifest;
+  /** The box's entries of changed paths. */
+  boxEntries: Manifest;
+  /** The box's content of changed files, by path. */
+  contents: Map<string, Buffer>;
+}
+
+interface StoredReview {
+  version: 1;
+  changeSet: ChangeSet;
+  baseline: ManifestEntry[];
+  boxEntries: ManifestEntry[];
+  /** Path → SHA-256 of its content blob. */
+  contents: Record<string, string>;
+}
+
+/**
+ * Persists pending reviews, one folder each, under a storage directory (the extension's workspace storage):
+ * `<dir>/<sha256(folder)>/review.json` plus content blobs named by their SHA-256. Every write goes to a temp
+ * file and is renamed into place, so a crash leaves the previous review, never a torn one.
+ */
+export class ReviewStore {
+  constructor(private readonly dir: string) {}
+
+  private folderDir(folder: string): string {
+    return path.join(this.dir, createHash('sha256').update(folder).digest('hex').slice(0, 32));
+  }
+
+  async save(folder: string, review: PendingReview): Promise<void> {
+    const dir = this.folderDir(folder);
+    const blobs = path.join(dir, 'blobs');
+    await fs.mkdir(blobs, { recursive: true });
+    const contents: Record<string, string> = {};
+    for (const [relPath, content] of review.contents) {
+      const hash = createHash('sha256').update(content).digest('hex');
+      contents[relPath] = hash;
+      const blob = path.join(blobs, hash);
+      if (!(await exists(blob))) await writeAtomically(blob, content);
+    }
+    const stored: StoredReview = {
+      version: 1,
+      changeSet: review.changeSet,
+      baseline: [...review.baseline.values()],
+      boxEntries: [...review.boxEntries.values()],
+      contents,
+    };
+    await writeAtomically(path.join(dir, 'review.json'), Buffer.from(JSON.stringify(stored)));
+    // Blobs no longer referenced (applied or rejected changes) are removed.
+    const keep = new Set(Object.values(contents));
+    for (const name of await fs.readdir(blobs)) {
+      if (!keep.has(name)) await fs.rm(path.join(blobs, name), { force: true });
+    }
+  }
+
+  /** The stored review of a folder; undefined when there is none or it cannot be read (never throws). */
+  async load(folder: string): Promise<PendingReview | undefined> {
+    const dir = this.folderDir(folder);
+    let stored: StoredReview;
+    try {
+      stored = JSON.parse(await fs.readFile(path.join(dir, 'review.json'), 'utf8')) as StoredReview;
+    } catch {
+      return undefined;
+    }
+    if (stored.version !== 1 || stored.changeSet?.folder !== folder) return undefined;
+    const contents = new Map<string, Buffer>();
+    for (const [relPath, hash] of Object.entries(stored.contents)) {
+      try {
+        const content = await fs.readFile(path.join(dir, 'blobs', hash));
+        if (createHash('sha256').update(content).digest('hex') === hash) contents.set(relPath, content);
+      } catch {
+        // A missing blob leaves that one proposal unreadable; the rest of the review stays usable.
+      }
+    }
+    return {
+      changeSet: stored.changeSet,
+      baseline: new Map(stored.baseline.map((e) => [e.path, e])),
+      boxEntries: new Map(stored.boxEntries.map((e) => [e.path, e])),
+      contents,
+    };
+  }
+
+  async clear(folder: string): Promise<void> {
+    await fs.rm(this.folderDir(folder), { recursive: true, force: true });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeAtomically(file: string, data: Buffer): Promise<void> {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await fs.open(temp, 'wx');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, file);
+}
