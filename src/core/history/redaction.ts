@@ -26,9 +26,9 @@ const TOKEN_PATTERNS: readonly RegExp[] = [
   /\bnpm_[A-Za-z0-9]{36}\b/g,
   /\bhf_[A-Za-z0-9]{30,}\b/g, // Hugging Face
   /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g, // JWTs
-  /(?<keep>\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}/gi,
+  /(?<keep>\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}/gi,
   /(?<keep>\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+(?=@)/gi, // credentials in URLs: keep the user, drop the password
-  /(?<keep>\b[A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY)[A-Za-z0-9_]*\s*[=:]\s*["']?)[^\s"']{8,}/gi,
+  /(?<keep>\b[A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY)[A-Za-z0-9_]*\s*[=:]\s*["']?)(?!\[REDACTED\])[^\s"';,]{8,}/gi,
 ];
 
 /**

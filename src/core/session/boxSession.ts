@@ -25,11 +25,14 @@ import type { PendingReview, ReviewStore } from '../review/reviewStore';
 import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { ancestorsOf } from '../workspace/pathGuard';
 import { SyncFilter } from '../workspace/syncFilter';
-import { scanWorkspace } from '../workspace/workspaceScan';
+import { isGitConfigPath } from '../workspace/gitConfigSanitizer';
+import { hashFile, scanWorkspace } from '../workspace/workspaceScan';
 import { packWorkspace } from '../workspace/workspaceTar';
 
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
+/** Per-path checks in flight at once. */
+const PER_PATH_CHECK_CONCURRENCY = 8;
 
 export interface BoxSessionOptions {
   engine: DockerEngine;
@@ -92,8 +95,11 @@ export class BoxSession {
     const { settings, folder } = options;
     const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore });
     progress('Scanning workspace');
+    // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
+    // state is completed from that below instead of reading the whole tree twice.
     const scanned = await scanWorkspace(folder, filter, {
       signal,
+      hashFiles: false,
       onProgress: (files) => progress('Scanning workspace', files),
     });
     const files = [...scanned.values()].filter((e) => e.type === 'file');
@@ -116,7 +122,8 @@ export class BoxSession {
       throw error;
     }
     options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
-    const session = new BoxSession(options, box, filter, sent, scanned, { files: files.length, bytes: totalBytes });
+    const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
+    const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     if (restore && restore.changeSet.changes.length > 0) {
       try {
         await session.restore(restore, signal);
@@ -244,7 +251,7 @@ export class BoxSession {
 
   /** Plans applying the selection against the workspace's current state (dirty editors count as changes). */
   async planApply(
-    selection: { paths?: string[]; approveFlagged?: string[]; dirtyEditors?: { path: string; hash: string }[] },
+    selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; dirtyEditors?: { path: string; hash: string }[] },
     signal?: AbortSignal,
   ): Promise<ApplyPlan> {
     const collected = this.requireCollected();
@@ -252,6 +259,12 @@ export class BoxSession {
     for (const dirty of selection.dirtyEditors ?? []) {
       const entry = current.get(dirty.path);
       current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
+    }
+    // Taking the box's version of a conflict: the workspace's own change is deliberately replaced.
+    for (const p of selection.takeBoxVersion ?? []) {
+      const base = this.baseline.get(p);
+      if (base) current.set(p, base);
+      else current.delete(p);
     }
     return planApply({
       baseline: this.baseline,
@@ -263,7 +276,7 @@ export class BoxSession {
   }
 
   /** Applies the selection to the folder on disk, then advances the baseline for what was written. */
-  async apply(selection: { paths?: string[]; approveFlagged?: string[] }, signal?: AbortSignal) {
+  async apply(selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[] }, signal?: AbortSignal) {
     const plan = await this.planApply(selection, signal);
     const applied = await applyToFolder(this.options.folder, plan, (p) => this.readProposal(p));
     await this.markApplied(applied);
@@ -348,14 +361,19 @@ export class BoxSession {
       }
       return changed;
     }
+    // Each check is an engine round trip (~20–80 ms); a few at once cut catch-up time by about that factor.
     const changed = new Set<string>();
-    for (const p of paths) {
-      const inBox = await this.statInBox(p, signal);
-      const base = this.baseline.get(p);
-      if (!sameState(base, inBox)) {
-        changed.add(p);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < paths.length) {
+        const p = paths[next++];
+        const inBox = await this.statInBox(p, signal);
+        if (!sameState(this.baseline.get(p), inBox)) {
+          changed.add(p);
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(PER_PATH_CHECK_CONCURRENCY, paths.length) }, worker));
     return changed;
   }
 
@@ -522,6 +540,35 @@ export class BoxSession {
     }
     return this.collected;
   }
+}
+
+/**
+ * The workspace as of the first mirror, from an lstat-only scan and what was sent: a file's host hash is the
+ * hash of the bytes sent (read from the file at that moment, with that fstat's size and mtime), except for git
+ * config files, which are sent sanitized and are hashed on the host here. A file that could not be sent is
+ * left out, so the next catch-up sends it.
+ */
+async function hostStateAfterMirror(folder: string, scanned: Manifest, sent: Manifest, signal?: AbortSignal): Promise<Manifest> {
+  const hostState: Manifest = new Map();
+  for (const [p, entry] of scanned) {
+    if (entry.type !== 'file') {
+      hostState.set(p, entry);
+      continue;
+    }
+    const sentEntry = sent.get(p);
+    if (sentEntry?.hash === undefined) continue;
+    if (isGitConfigPath(p)) {
+      try {
+        const { hash, size } = await hashFile(path.join(folder, ...p.split('/')), signal);
+        hostState.set(p, { ...entry, size, hash });
+      } catch (error) {
+        if (SandboxError.is(error)) throw error;
+      }
+      continue;
+    }
+    hostState.set(p, { ...entry, size: sentEntry.size, hash: sentEntry.hash, mtimeMs: sentEntry.mtimeMs });
+  }
+  return hostState;
 }
 
 /** Paths whose entry differs between two manifests (added, removed or changed). */

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import type { FileOpRequest } from '../../shared/protocol';
+import type { FileOpRequest, PatchedFile } from '../../shared/protocol';
 import type { Box } from '../box/box';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
+import { applyFilePatches, parseUnifiedPatch, type FilePatch } from './unifiedPatch';
 
 /** Largest file an agent may read or edit through a file operation. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -20,6 +21,16 @@ export interface FileOpTarget {
  * stay inside `/workspace`. Names reach the box as tar headers or NUL-separated stdin, never through a shell.
  */
 export async function runFileOp(target: FileOpTarget, params: FileOpRequest.Params, signal?: AbortSignal): Promise<FileOpRequest.Result> {
+  if (params.op === 'patch') {
+    // Parsed and path-checked before the box is touched: a malformed patch changes nothing anywhere.
+    const files = parseUnifiedPatch(params.patch).map((file) => ({
+      ...file,
+      oldPath: file.oldPath === undefined ? undefined : toBoxRelative(file.oldPath),
+      newPath: file.newPath === undefined ? undefined : toBoxRelative(file.newPath),
+    }));
+    await target.catchUp(signal);
+    return { patched: await applyPatchInBox(target.box, files, signal) };
+  }
   const rel = toBoxRelative(params.path);
   await target.catchUp(signal);
   const { box } = target;
@@ -64,6 +75,45 @@ export async function runFileOp(target: FileOpTarget, params: FileOpRequest.Para
   }
 }
 
+/**
+ * Applies parsed file patches to the box, all files or none: every file is read and patched in memory first,
+ * then the results go in as one archive and removals follow. Existing files keep their mode.
+ */
+async function applyPatchInBox(box: Box, files: FilePatch[], signal?: AbortSignal): Promise<PatchedFile[]> {
+  const modes = new Map<string, number>();
+  const result = await applyFilePatches(files, async (rel) => {
+    const file = await readBoxFileIfExists(box, rel, signal);
+    if (!file) return undefined;
+    modes.set(rel, file.mode);
+    const text = file.content.toString('utf8');
+    if (text.includes('\0') || text.includes('\uFFFD')) {
+      throw new SandboxError('edit-no-match', `${rel} is a binary file; a text patch cannot change it. Nothing was changed.`);
+    }
+    return text;
+  });
+  const writes: { rel: string; content: Buffer; mode: number }[] = [];
+  const removals: string[] = [];
+  for (const [rel, content] of result) {
+    if (content === null) removals.push(rel);
+    else writes.push({ rel, content: Buffer.from(content, 'utf8'), mode: modes.get(rel) ?? modes.get(renamedFrom(files, rel) ?? '') ?? 0o644 });
+  }
+  await writeBoxFiles(box, writes, signal);
+  await removeInBox(box, removals, signal);
+  return files.map((file) =>
+    file.kind === 'add'
+      ? { path: file.newPath!, kind: 'added' as const }
+      : file.kind === 'delete'
+        ? { path: file.oldPath!, kind: 'deleted' as const }
+        : file.kind === 'rename'
+          ? { path: file.newPath!, kind: 'renamed' as const, fromPath: file.oldPath }
+          : { path: file.newPath!, kind: 'modified' as const },
+  );
+}
+
+function renamedFrom(files: FilePatch[], rel: string): string | undefined {
+  return files.find((f) => f.kind === 'rename' && f.newPath === rel)?.oldPath;
+}
+
 /** Normalizes a workspace-relative path; refuses absolute paths and anything that leaves the workspace. */
 export function toBoxRelative(input: string): string {
   if (input.includes('\0')) {
@@ -100,13 +150,23 @@ async function readBoxFile(
   signal?: AbortSignal,
   options: { allowDirectory?: boolean } = {},
 ): Promise<{ content: Buffer; mode: number }> {
+  const file = await readBoxFileIfExists(box, rel, signal, options);
+  if (!file) throw new SandboxError('not-found', `${rel} does not exist in the box.`);
+  return file;
+}
+
+/** Like `readBoxFile`, but `undefined` when nothing exists at `rel` (anything else there that is not a file still throws). */
+async function readBoxFileIfExists(
+  box: Box,
+  rel: string,
+  signal?: AbortSignal,
+  options: { allowDirectory?: boolean } = {},
+): Promise<{ content: Buffer; mode: number } | undefined> {
   let stream: Readable;
   try {
     stream = await box.getArchive(`/workspace/${rel}`, signal);
   } catch (error) {
-    if (SandboxError.is(error, 'not-found')) {
-      throw new SandboxError('not-found', `${rel} does not exist in the box.`);
-    }
+    if (SandboxError.is(error, 'not-found')) return undefined;
     throw error;
   }
   const extract = tar.extract();
@@ -133,20 +193,34 @@ async function readBoxFile(
     stream.destroy();
     return { content: Buffer.concat(chunks), mode: (header.mode ?? 0o644) & 0o7777 };
   }
-  throw new SandboxError('not-found', `${rel} does not exist in the box.`);
+  return undefined;
 }
 
 async function writeBoxFile(box: Box, rel: string, content: Buffer, mode: number, signal?: AbortSignal): Promise<void> {
-  const dir = path.posix.dirname(rel);
-  if (dir !== '.') {
-    // Created by the box user so the new directories are its own, as if the agent had made them.
-    const result = await box.exec({ command: 'cd /workspace && IFS= read -r d; mkdir -p -- "$d"', stdin: `${dir}\n`, signal, outputLimitBytes: 64 * 1024 });
+  await writeBoxFiles(box, [{ rel, content, mode }], signal);
+}
+
+/** Writes files into `/workspace` as one archive, after creating their parent directories. */
+async function writeBoxFiles(box: Box, files: { rel: string; content: Buffer; mode: number }[], signal?: AbortSignal): Promise<void> {
+  if (files.length === 0) return;
+  const dirs = [...new Set(files.map((f) => path.posix.dirname(f.rel)).filter((d) => d !== '.'))];
+  if (dirs.length > 0) {
+    // Created by the box user so the new directories are its own, as if the agent had made them; names go
+    // NUL-separated on stdin, never through the shell.
+    const result = await box.exec({
+      command: 'cd /workspace && xargs -0 mkdir -p --',
+      stdin: Buffer.from(dirs.map((d) => `${d}\0`).join('')),
+      signal,
+      outputLimitBytes: 64 * 1024,
+    });
     if (result.exitCode !== 0) {
-      throw new SandboxError('engine-error', `Could not create ${dir} in the box: ${result.stderr.trim()}`);
+      throw new SandboxError('engine-error', `Could not create ${dirs.join(', ')} in the box: ${result.stderr.trim()}`);
     }
   }
   const pack = tar.pack();
-  pack.entry({ name: rel, type: 'file', mode: mode & 0o777, uid: BOX_UID, gid: BOX_GID, size: content.length, mtime: new Date() }, content);
+  for (const { rel, content, mode } of files) {
+    pack.entry({ name: rel, type: 'file', mode: mode & 0o777, uid: BOX_UID, gid: BOX_GID, size: content.length, mtime: new Date() }, content);
+  }
   pack.finalize();
   // tar-stream's pack is a streamx stream; the archive API takes a Node stream.
   await box.putArchive(Readable.from(pack, { objectMode: false }), { path: '/workspace', signal });

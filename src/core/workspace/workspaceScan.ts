@@ -21,6 +21,11 @@ export interface ScanOptions {
   onSkipped?(relPath: string, reason: ScanSkipReason): void;
   /** Parallel lstat/read operations (default 16). */
   concurrency?: number;
+  /**
+   * `false`: files are listed with lstat only and get no `hash` (for a scan whose files are read anyway right
+   * after, e.g. the first mirror, where `packWorkspace` reports the hash of what it sent). Default true.
+   */
+  hashFiles?: boolean;
 }
 
 /**
@@ -88,9 +93,11 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
       }
     } else if (stat.isFile()) {
       const previous = options.previous?.get(relPath);
-      let hash: string;
+      let hash: string | undefined;
       let size = stat.size;
-      if (previous?.type === 'file' && previous.hash !== undefined && previous.size === stat.size && previous.mtimeMs === stat.mtimeMs) {
+      if (options.hashFiles === false) {
+        hash = undefined;
+      } else if (previous?.type === 'file' && previous.hash !== undefined && previous.size === stat.size && previous.mtimeMs === stat.mtimeMs) {
         hash = previous.hash;
       } else {
         try {
@@ -103,7 +110,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
           return;
         }
       }
-      manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, mtimeMs: stat.mtimeMs });
+      manifest.set(relPath, hash === undefined ? { path: relPath, type: 'file', mode, size, mtimeMs: stat.mtimeMs } : { path: relPath, type: 'file', mode, size, hash, mtimeMs: stat.mtimeMs });
       files += 1;
       bytes += size;
       options.onProgress?.(files, bytes);

@@ -24,13 +24,14 @@ export interface ApplyOutcome {
 export async function applyChanges(
   engine: EngineClient,
   changeSet: ChangeSet,
-  selection: { paths?: string[]; approveFlagged?: string[]; label: string },
+  selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; label: string },
 ): Promise<ApplyOutcome> {
   const folder = changeSet.folder;
   const plan = await engine.planApply({
     folder,
     paths: selection.paths,
     approveFlagged: selection.approveFlagged,
+    takeBoxVersion: selection.takeBoxVersion,
     dirtyEditors: dirtyEditorsIn(folder),
   });
   const edit = new vscode.WorkspaceEdit();
@@ -89,7 +90,7 @@ export async function applyChanges(
   if (edited.length > 0) await engine.markApplied(folder, unique(edited));
   const rest = unique(viaServer).filter((p) => !applied.has(p));
   if (rest.length > 0) {
-    const result = await engine.apply({ folder, paths: rest, approveFlagged: selection.approveFlagged });
+    const result = await engine.apply({ folder, paths: rest, approveFlagged: selection.approveFlagged, takeBoxVersion: selection.takeBoxVersion });
     result.applied.forEach((p) => applied.add(p));
   }
   return {
@@ -127,7 +128,8 @@ function textEditKeepsBytes(document: vscode.TextDocument, text: string): boolea
   return lf === 0 || document.eol === vscode.EndOfLine.LF;
 }
 
-function dirtyEditorsIn(folder: string): { path: string; hash: string }[] {
+/** Open editors of the folder with unsaved changes, with the SHA-256 of their text (they count as changes). */
+export function dirtyEditorsIn(folder: string): { path: string; hash: string }[] {
   const result: { path: string; hash: string }[] = [];
   for (const doc of vscode.workspace.textDocuments) {
     if (!doc.isDirty || doc.uri.scheme !== 'file') continue;

@@ -24,11 +24,25 @@ export class ProposalDocuments extends Disposable implements vscode.TextDocument
     this._register(vscode.workspace.registerTextDocumentContentProvider(PROPOSAL_SCHEME, this));
   }
 
+  /** Open proposal documents of the folder show the box's current content again. */
+  refresh(folder: string): void {
+    for (const doc of vscode.workspace.textDocuments) {
+      if (doc.uri.scheme === PROPOSAL_SCHEME && new URLSearchParams(doc.uri.query).get('folder') === folder) {
+        this.changeEmitter.fire(doc.uri);
+      }
+    }
+  }
+
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const query = new URLSearchParams(uri.query);
     const folder = query.get('folder');
     if (query.get('empty') === '1' || !folder) return '';
-    const bytes = await this.engine.readProposal(folder, uri.path.slice(1));
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.engine.readProposal(folder, uri.path.slice(1));
+    } catch {
+      return '(no longer pending: accepted, rejected or changed again in the box)';
+    }
     if (bytes.includes(0)) {
       return `(binary file, ${bytes.length} bytes: not shown)`;
     }

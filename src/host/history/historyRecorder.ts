@@ -1,0 +1,147 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChangeEntry } from '../../shared/protocol';
+import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
+import type { HistoryStore } from '../../core/history/historyStore';
+import { countLineChanges, LINE_COUNT_MAX_BYTES } from '../../core/history/lineCounts';
+import { redactSecrets } from '../../core/history/redaction';
+import { changedByRun, endedRecord, fileChange, recordDecision, startedRecord, type Redactor } from '../../core/history/runRecords';
+import { Disposable } from '../../core/lifecycle';
+import type { DecisionEvent, RunEndedEvent, RunEvents, RunStartedEvent } from '../runEvents';
+
+/** Files of one run whose added/removed lines are counted; the rest are listed without counts. */
+const MAX_COUNTED_FILES = 100;
+
+export interface HistoryRecorderDeps {
+  /** Resolves to the opened store; events that arrive earlier wait for it. */
+  store: Promise<HistoryStore>;
+  runEvents: RunEvents;
+  /** Reads the box's version of a changed file from the last collect. */
+  readProposal(folder: string, relPath: string): Promise<Uint8Array>;
+  log: vscode.LogOutputChannel;
+  /** Names of the host variables passed into the box (their values are redacted from records). */
+  envAllowlist(): readonly string[];
+  /** The host environment the allowlisted values come from. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A record was added or changed (`record`), or the whole history changed (`reset`: cleared or reloaded). */
+export type HistoryChange = { record: HistoryRecord } | { reset: true };
+
+/**
+ * Turns the run event stream into history records: a run is stored the moment it starts and again when it
+ * ends; a decision is stored on the newest run that changed the file. Events are handled one at a time in
+ * arrival order, so a decision never overtakes the end of the run it belongs to.
+ */
+export class HistoryRecorder extends Disposable {
+  private queue: Promise<unknown>;
+  /** Per folder: the pending changes after the last run (to tell what the next run itself changed). */
+  private readonly pending = new Map<string, Map<string, ChangeEntry>>();
+  private readonly changeEmitter = this._register(new vscode.EventEmitter<HistoryChange>());
+  readonly onDidChange = this.changeEmitter.event;
+
+  constructor(private readonly deps: HistoryRecorderDeps) {
+    super();
+    this.queue = deps.store;
+    this._register(deps.runEvents.onDidStartRun((e) => this.enqueue(`start ${e.runId}`, () => this.onStarted(e))));
+    this._register(deps.runEvents.onDidEndRun((e) => this.enqueue(`end ${e.runId}`, () => this.onEnded(e))));
+    this._register(deps.runEvents.onDidDecide((e) => this.enqueue(`decision on ${e.paths.length} path(s)`, () => this.onDecided(e))));
+  }
+
+  /** The store, once open. */
+  get store(): Promise<HistoryStore> {
+    return this.deps.store;
+  }
+
+  /** Resolves once every event received so far is stored. */
+  async idle(): Promise<void> {
+    await this.queue;
+    await (await this.deps.store).flush();
+  }
+
+  async clear(): Promise<void> {
+    await this.enqueue('clear', async (store) => {
+      await store.clear();
+      this.changeEmitter.fire({ reset: true });
+    });
+  }
+
+  private enqueue(what: string, work: (store: HistoryStore) => Promise<void>): Promise<void> {
+    const next = this.queue.then(async () => work(await this.deps.store));
+    this.queue = next.catch((error: unknown) => {
+      this.deps.log.error(`[history] could not record ${what}: ${error instanceof Error ? error.message : String(error)}`);
+    });
+    return this.queue as Promise<void>;
+  }
+
+  private async save(store: HistoryStore, record: HistoryRecord): Promise<void> {
+    await store.put(record);
+    this.changeEmitter.fire({ record });
+  }
+
+  private redactor(extraNames: readonly string[] = []): Redactor {
+    const env = this.deps.env ?? process.env;
+    const values = [...new Set([...this.deps.envAllowlist(), ...extraNames])].map((name) => env[name]).filter((v): v is string => !!v);
+    return (text) => redactSecrets(text, values);
+  }
+
+  private async onStarted(event: RunStartedEvent): Promise<void> {
+    const store = await this.deps.store;
+    await this.save(store, startedRecord({ ...event }, this.redactor()));
+  }
+
+  private async onEnded(event: RunEndedEvent): Promise<void> {
+    const store = await this.deps.store;
+    // A run whose start was never seen (fired before the recorder existed) is still recorded.
+    const started =
+      store.get(event.runId) ??
+      startedRecord({ runId: event.runId, folder: event.folder, source: 'command', command: '(unknown)', startedAt: event.endedAt - (event.result?.durationMs ?? 0) }, this.redactor());
+    const record = endedRecord(started, event, this.redactor(event.result?.policy.envNames));
+    if (event.changeSet) {
+      const before = this.pending.get(event.folder) ?? new Map<string, ChangeEntry>();
+      const changed = changedByRun(before, event.changeSet.changes);
+      this.pending.set(event.folder, new Map(event.changeSet.changes.map((c) => [c.path, c])));
+      record.files = await this.describeFiles(event.folder, changed);
+      if (event.changeSet.refused.length) record.refused = event.changeSet.refused.length;
+    }
+    await this.save(store, record);
+  }
+
+  private async onDecided(event: DecisionEvent): Promise<void> {
+    const store = await this.deps.store;
+    // Decided paths are no longer pending: accepted ones are the new baseline, rejected ones were reverted.
+    const pending = this.pending.get(event.folder);
+    for (const p of event.paths) pending?.delete(p);
+    for (const record of recordDecision(store.records(), event)) await this.save(store, record);
+  }
+
+  private async describeFiles(folder: string, entries: ChangeEntry[]): Promise<HistoryFileChange[]> {
+    const files: HistoryFileChange[] = [];
+    for (const [index, entry] of entries.entries()) {
+      const counted = index < MAX_COUNTED_FILES && entry.type === 'file' && !entry.binary && (entry.size ?? 0) <= LINE_COUNT_MAX_BYTES;
+      files.push(fileChange(entry, counted ? await this.countLines(folder, entry) : undefined));
+    }
+    return files;
+  }
+
+  /** Lines added/removed between the workspace's file and the box's; `undefined` when either cannot be read cheaply. */
+  private async countLines(folder: string, entry: ChangeEntry): Promise<{ added: number; removed: number } | undefined> {
+    try {
+      const before = entry.kind === 'added' ? '' : await readSmallText(path.join(folder, ...(entry.fromPath ?? entry.path).split('/')));
+      const after = entry.kind === 'deleted' ? '' : Buffer.from(await this.deps.readProposal(folder, entry.path)).toString('utf8');
+      if (before === undefined) return undefined;
+      return countLineChanges(before, after);
+    } catch (error) {
+      this.deps.log.debug(`[history] no line counts for ${entry.path}: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  }
+}
+
+async function readSmallText(file: string): Promise<string | undefined> {
+  const stat = await fs.promises.lstat(file).catch(() => undefined);
+  if (!stat) return '';
+  if (!stat.isFile() || stat.size > LINE_COUNT_MAX_BYTES) return undefined;
+  return fs.promises.readFile(file, 'utf8');
+}

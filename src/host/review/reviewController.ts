@@ -1,0 +1,449 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChangeSet } from '../../shared/protocol';
+import { acceptHunk, computeHunks, rejectHunk, type Hunk } from '../../core/changes/hunks';
+import { Disposable } from '../../core/lifecycle';
+import type { EngineClient } from '../engineClient';
+import { errorText, showEngineError } from '../errorMessages';
+import type { RunEvents } from '../runEvents';
+import { applyChanges, dirtyEditorsIn, flaggedPaths, type ApplyOutcome } from './applyChanges';
+import { FolderReview, ReviewDecorations, describeFlag, type ReviewRow } from './folderReview';
+import { PROPOSAL_SCHEME, proposalUri, type ProposalDocuments } from './proposalDocuments';
+
+export interface ReviewControllerDeps {
+  engine: EngineClient;
+  log: vscode.LogOutputChannel;
+  runEvents: RunEvents;
+  proposals: ProposalDocuments;
+  /** Workspace state: which runs changed which path (tooltips), kept across reloads. */
+  state: vscode.Memento;
+  /** The extension's workspace storage; a `reviews` folder there means a review to bring back. */
+  storageUri?: vscode.Uri;
+}
+
+/** Programmatic form of the accept / reject commands (tests, keybindings, other extensions). */
+export interface ReviewSelection {
+  folder: string;
+  paths: string[];
+  /**
+   * Flagged paths: `true` approves them (the caller confirmed them), `false` leaves them pending, absent asks
+   * in a modal that names them.
+   */
+  approveFlagged?: boolean;
+}
+
+const RUNS_KEY = 'agentSandbox.review.runsByPath';
+
+/**
+ * The review: a Source Control view per folder with Pending, Conflicts and Refused groups, native diff editors
+ * against read-only proposals, accept / reject per file, per hunk (CodeLens in the diff) and for all, conflict
+ * resolution, and its persistence across reloads (the server keeps the proposals; this keeps the rows' runs).
+ */
+export class ReviewController extends Disposable implements vscode.CodeLensProvider {
+  private readonly reviews = new Map<string, FolderReview>();
+  private readonly decorations = this._register(new ReviewDecorations());
+  private readonly codeLensEmitter = this._register(new vscode.EventEmitter<void>());
+  readonly onDidChangeCodeLenses = this.codeLensEmitter.event;
+  private readonly changedEmitter = this._register(new vscode.EventEmitter<string>());
+  /** Fires with a folder after its review changed (rows, counts). */
+  readonly onDidChange = this.changedEmitter.event;
+  private runsByPath: Record<string, string[]>;
+  /** Review updates run one after another; readers wait for the queue to drain. */
+  private updates: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: ReviewControllerDeps) {
+    super();
+    this.runsByPath = deps.state.get<Record<string, string[]>>(RUNS_KEY, {});
+    this._register(vscode.window.registerFileDecorationProvider(this.decorations));
+    this._register(vscode.languages.registerCodeLensProvider({ scheme: PROPOSAL_SCHEME }, this));
+    const runLabels = new Map<string, string>();
+    this._register(deps.runEvents.onDidStartRun((event) => runLabels.set(event.runId, event.agent ? `${event.agent}: ${event.command}` : event.command)));
+    this._register(deps.runEvents.onDidEndRun((event) => {
+      const label = runLabels.get(event.runId) ?? event.runId;
+      runLabels.delete(event.runId);
+      const changeSet = event.changeSet;
+      if (changeSet) this.enqueue(() => this.onRunCollected(label, changeSet));
+    }));
+    this._register(deps.engine.onDidRestart(() => void this.refreshAll()));
+    this._register(vscode.workspace.onDidSaveTextDocument((doc) => {
+      if (doc.uri.scheme === 'file') void this.refreshConflictsFor(doc.uri.fsPath);
+    }));
+    const command = (id: string, fn: (...args: never[]) => unknown) => this._register(vscode.commands.registerCommand(id, fn));
+    command('agentSandbox.review.openDiff', (folder: string, relPath: string) => this.openDiff(folder, relPath));
+    command('agentSandbox.review.accept', (...args: unknown[]) => this.acceptCommand(args));
+    command('agentSandbox.review.reject', (...args: unknown[]) => this.rejectCommand(args));
+    command('agentSandbox.review.acceptAll', (arg?: unknown) => this.acceptAll(this.folderFromArg(arg)));
+    command('agentSandbox.review.rejectAll', (arg?: unknown) => this.rejectAll(this.folderFromArg(arg)));
+    command('agentSandbox.review.takeBoxVersion', (...args: unknown[]) => this.takeBoxVersion(args));
+    command('agentSandbox.review.keepMine', (...args: unknown[]) => this.rejectCommand(args));
+    command('agentSandbox.review.mergeByHand', (row?: ReviewRow) => this.mergeByHand(row));
+    command('agentSandbox.review.acceptHunk', (uri: vscode.Uri, index: number) => this.decideHunk(uri, index, 'accept'));
+    command('agentSandbox.review.rejectHunk', (uri: vscode.Uri, index: number) => this.decideHunk(uri, index, 'reject'));
+    command('agentSandbox.review.refresh', (arg?: unknown) => this.refreshCommand(arg));
+    command('agentSandbox.review.pending', async (folder?: string) => {
+      await this.updates;
+      return this.pendingOf(folder);
+    });
+    command('agentSandbox.review.focus', () => vscode.commands.executeCommand('workbench.view.scm'));
+  }
+
+  /** Brings back reviews persisted by an earlier window, without starting any box. */
+  async restore(): Promise<void> {
+    if (!this.deps.storageUri) return;
+    try {
+      const entries = await vscode.workspace.fs.readDirectory(vscode.Uri.joinPath(this.deps.storageUri, 'reviews'));
+      if (entries.length === 0) return;
+    } catch {
+      return; // no review was ever persisted in this workspace
+    }
+    await this.refreshAll();
+  }
+
+  private enqueue(work: () => Promise<unknown>): void {
+    this.updates = this.updates.then(work).catch((error) => this.deps.log.warn(`[review] update failed: ${errorText(error)}`));
+  }
+
+  /** Pending and conflicting changes over all folders. */
+  totalPending(): number {
+    return [...this.reviews.values()].reduce((n, r) => n + r.rows().length, 0);
+  }
+
+  /** The folder's pending change set as the view shows it (for tests and other commands). */
+  private pendingOf(folder?: string): ChangeSet | undefined {
+    const key = folder ?? vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    return key ? this.reviews.get(key)?.current : undefined;
+  }
+
+  private review(folder: string): FolderReview {
+    let review = this.reviews.get(folder);
+    if (!review) {
+      review = this._register(new FolderReview(folder, (f, p) => this.runsByPath[`${f}\0${p}`]?.join(', ')));
+      this.reviews.set(folder, review);
+    }
+    return review;
+  }
+
+  private async refreshAll(): Promise<void> {
+    for (const folder of vscode.workspace.workspaceFolders ?? []) {
+      if (folder.uri.scheme === 'file') await this.refresh(folder.uri.fsPath, { conflicts: false });
+    }
+  }
+
+  /** Reloads a folder's pending changes from the server; `conflicts` also asks which ones are conflicts now. */
+  async refresh(folder: string, options: { conflicts?: boolean; collect?: boolean } = {}): Promise<ChangeSet> {
+    const changeSet = options.collect ? await this.deps.engine.collect(folder) : await this.deps.engine.pendingChanges(folder);
+    const conflicts = options.conflicts === false ? new Set<string>() : await this.conflictsOf(changeSet);
+    this.show(changeSet, conflicts);
+    return changeSet;
+  }
+
+  private show(changeSet: ChangeSet, conflicts: Set<string>): void {
+    const review = this.review(changeSet.folder);
+    review.update(changeSet, conflicts);
+    this.decorations.update([...this.reviews.values()].flatMap((r) => [...r.rows()]));
+    this.deps.proposals.refresh(changeSet.folder);
+    this.codeLensEmitter.fire();
+    this.changedEmitter.fire(changeSet.folder);
+  }
+
+  private async conflictsOf(changeSet: ChangeSet): Promise<Set<string>> {
+    if (changeSet.changes.length === 0) return new Set();
+    try {
+      const plan = await this.deps.engine.planApply({ folder: changeSet.folder, dirtyEditors: dirtyEditorsIn(changeSet.folder) });
+      return new Set(plan.conflicts.map((c) => c.path));
+    } catch (error) {
+      this.deps.log.warn(`[review] could not check conflicts: ${errorText(error)}`);
+      return new Set();
+    }
+  }
+
+  private async refreshConflictsFor(file: string): Promise<void> {
+    for (const review of this.reviews.values()) {
+      const rel = path.relative(review.folder, file);
+      if (!rel.startsWith('..') && review.current.changes.some((c) => c.path === rel.split(path.sep).join('/'))) {
+        await this.refresh(review.folder).catch((error) => this.deps.log.warn(`[review] refresh failed: ${errorText(error)}`));
+      }
+    }
+  }
+
+  /** A run's collect: remember which run changed which path, and show the new state. */
+  private async onRunCollected(label: string, changeSet: ChangeSet): Promise<void> {
+    const previous = this.reviews.get(changeSet.folder)?.current;
+    const before = new Map(previous?.changes.map((c) => [c.path, c.hash ?? c.kind]) ?? []);
+    for (const change of changeSet.changes) {
+      if (before.get(change.path) === (change.hash ?? change.kind)) continue;
+      const key = `${changeSet.folder}\0${change.path}`;
+      this.runsByPath[key] = [...(this.runsByPath[key] ?? []).filter((r) => r !== label), label].slice(-5);
+    }
+    const live = new Set(changeSet.changes.map((c) => `${changeSet.folder}\0${c.path}`));
+    for (const key of Object.keys(this.runsByPath)) {
+      if (key.startsWith(`${changeSet.folder}\0`) && !live.has(key)) delete this.runsByPath[key];
+    }
+    await this.deps.state.update(RUNS_KEY, this.runsByPath);
+    this.show(changeSet, await this.conflictsOf(changeSet));
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Opening changes.
+
+  private async openDiff(folder: string, relPath: string): Promise<void> {
+    const change = this.review(folder).current.changes.find((c) => c.path === relPath);
+    if (!change) return;
+    const real = vscode.Uri.file(path.join(folder, ...(change.fromPath ?? change.path).split('/')));
+    const left = change.kind === 'added' ? proposalUri(folder, relPath, { empty: true }) : real;
+    const right = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
+    const title = `${path.basename(relPath)} (workspace ↔ Agent Sandbox proposal)`;
+    await vscode.commands.executeCommand('vscode.diff', left, right, title, { preview: true });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Accept and reject.
+
+  /** Accepts paths; flagged ones only after a modal that names them (or `approveFlagged`). */
+  async accept(selection: ReviewSelection): Promise<ApplyOutcome | undefined> {
+    const { folder } = selection;
+    const changeSet = this.review(folder).current;
+    const flagged = flaggedPaths(changeSet, selection.paths);
+    let paths = selection.paths;
+    let approveFlagged: string[] = [];
+    if (flagged.length > 0) {
+      if (selection.approveFlagged === true) {
+        approveFlagged = flagged;
+      } else if (selection.approveFlagged === false) {
+        paths = paths.filter((p) => !flagged.includes(p));
+      } else {
+        const describe = flagged.map((p) => `${p} (${this.flagsOf(changeSet, p)})`).join('\n');
+        const choice = await vscode.window.showWarningMessage(
+          'Apply changes that can run code on your machine?',
+          { modal: true, detail: `${describe}\n\nReview them first: they run outside the box once applied.` },
+          'Apply Them Too',
+          ...(paths.length > flagged.length ? ['Apply Only the Others'] : []),
+        );
+        if (!choice) return undefined;
+        if (choice === 'Apply Them Too') approveFlagged = flagged;
+        else paths = paths.filter((p) => !flagged.includes(p));
+      }
+    }
+    return this.applyAndRecord(folder, changeSet, { paths, approveFlagged });
+  }
+
+  private async applyAndRecord(
+    folder: string,
+    changeSet: ChangeSet,
+    selection: { paths: string[]; approveFlagged: string[]; takeBoxVersion?: string[] },
+  ): Promise<ApplyOutcome | undefined> {
+    const runs = [...new Set(selection.paths.flatMap((p) => this.runsByPath[`${folder}\0${p}`] ?? []))];
+    const label = `Agent Sandbox: accept ${selection.paths.length === 1 ? selection.paths[0] : `${selection.paths.length} changes`}${runs.length ? ` from ${runs.join(', ')}` : ''}`;
+    try {
+      const outcome = await applyChanges(this.deps.engine, changeSet, { ...selection, label });
+      if (outcome.applied.length) {
+        this.deps.runEvents.fireDecided({ folder, paths: outcome.applied, decision: 'accepted', at: Date.now() });
+      }
+      if (outcome.conflicts.length) {
+        void vscode.window.showWarningMessage(
+          `Agent Sandbox: not applied — you changed ${outcome.conflicts.join(', ')} since the box got ${outcome.conflicts.length === 1 ? 'it' : 'them'}. Resolve ${outcome.conflicts.length === 1 ? 'it' : 'them'} in the Conflicts group.`,
+        );
+      }
+      await this.refresh(folder);
+      return outcome;
+    } catch (error) {
+      await showEngineError(error, this.deps.log);
+      await this.refresh(folder).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** Rejects paths: the box goes back to the workspace's version, so the agent sees the decision. */
+  async reject(selection: ReviewSelection): Promise<void> {
+    try {
+      await this.deps.engine.discard(selection.folder, selection.paths);
+      this.deps.runEvents.fireDecided({ folder: selection.folder, paths: selection.paths, decision: 'rejected', at: Date.now() });
+      await this.refresh(selection.folder);
+    } catch (error) {
+      await showEngineError(error, this.deps.log);
+    }
+  }
+
+  private async acceptAll(folder: string | undefined): Promise<ApplyOutcome | undefined> {
+    if (!folder) return undefined;
+    const review = this.review(folder);
+    const pending = review.rows().filter((r) => r.group === 'pending').map((r) => r.path);
+    if (pending.length === 0) {
+      void vscode.window.showInformationMessage('Agent Sandbox: nothing pending to accept (conflicts are resolved one by one).');
+      return undefined;
+    }
+    return this.accept({ folder, paths: pending });
+  }
+
+  private async rejectAll(folder: string | undefined): Promise<void> {
+    if (!folder) return;
+    const paths = this.review(folder).rows().map((r) => r.path);
+    if (paths.length === 0) return;
+    const choice = await vscode.window.showWarningMessage(
+      `Reject all ${paths.length} pending change(s)? The box is put back to your workspace's version.`,
+      { modal: true },
+      'Reject All',
+    );
+    if (choice) await this.reject({ folder, paths });
+  }
+
+  private async takeBoxVersion(args: unknown[]): Promise<ApplyOutcome | undefined> {
+    const selection = this.selectionFromArgs(args);
+    if (!selection) return undefined;
+    const changeSet = this.review(selection.folder).current;
+    const choice = selection.approveFlagged
+      ? 'Take the Box\'s'
+      : await vscode.window.showWarningMessage(
+          `Replace your changes to ${selection.paths.join(', ')} with the box's version?`,
+          { modal: true, detail: 'Your own edits to these files since the box got them are replaced (Undo brings them back).' },
+          'Take the Box\'s',
+        );
+    if (!choice) return undefined;
+    const flagged = flaggedPaths(changeSet, selection.paths);
+    return this.applyAndRecord(selection.folder, changeSet, { paths: selection.paths, approveFlagged: flagged, takeBoxVersion: selection.paths });
+  }
+
+  /** Opens the workspace file beside the box's version; "Keep Mine" afterwards sends the merge to the box. */
+  private async mergeByHand(row?: ReviewRow): Promise<void> {
+    if (!row?.change) return;
+    const real = vscode.Uri.file(path.join(row.folder, ...row.path.split('/')));
+    await vscode.commands.executeCommand('vscode.diff', proposalUri(row.folder, row.path), real, `${path.basename(row.path)} (box ↔ yours: edit yours)`);
+    void vscode.window.showInformationMessage(
+      `Edit your ${path.basename(row.path)} (right) taking what you want from the box's (left), save, then choose "Keep Mine" on the conflict: the box gets your merged file.`,
+    );
+  }
+
+  private flagsOf(changeSet: ChangeSet, relPath: string): string {
+    const change = changeSet.changes.find((c) => c.path === relPath);
+    return (change?.flags ?? []).filter((f) => f !== 'git-internal').map(describeFlag).join(', ');
+  }
+
+  private acceptCommand(args: unknown[]): Promise<ApplyOutcome | undefined> {
+    const selection = this.selectionFromArgs(args);
+    return selection ? this.accept(selection) : Promise.resolve(undefined);
+  }
+
+  private async rejectCommand(args: unknown[]): Promise<void> {
+    const selection = this.selectionFromArgs(args);
+    if (selection) await this.reject(selection);
+  }
+
+  /**
+   * Accepts what commands get: a `ReviewSelection`; SCM rows (the clicked one and the selection); or the uri
+   * of a proposal or workspace file (editor title actions).
+   */
+  private selectionFromArgs(args: unknown[]): ReviewSelection | undefined {
+    const [first, second] = args;
+    if (isSelection(first)) return first;
+    const rows = (Array.isArray(second) ? second : [first]).filter(isRow);
+    if (rows.length > 0) return { folder: rows[0].folder, paths: rows.filter((r) => r.folder === rows[0].folder).map((r) => r.path) };
+    const uri = first instanceof vscode.Uri ? first : vscode.window.activeTextEditor?.document.uri;
+    const located = uri ? this.locate(uri) : undefined;
+    return located ? { folder: located.folder, paths: [located.path] } : undefined;
+  }
+
+  /** Folder and path of a proposal uri or of a workspace file with a pending change. */
+  private locate(uri: vscode.Uri): { folder: string; path: string } | undefined {
+    if (uri.scheme === PROPOSAL_SCHEME) {
+      const folder = new URLSearchParams(uri.query).get('folder');
+      return folder ? { folder, path: uri.path.slice(1) } : undefined;
+    }
+    for (const review of this.reviews.values()) {
+      const rel = path.relative(review.folder, uri.fsPath).split(path.sep).join('/');
+      if (!rel.startsWith('..') && review.current.changes.some((c) => c.path === rel)) return { folder: review.folder, path: rel };
+    }
+    return undefined;
+  }
+
+  private folderFromArg(arg: unknown): string | undefined {
+    if (typeof arg === 'string') return arg;
+    const rootUri = (arg as vscode.SourceControl | undefined)?.rootUri;
+    if (rootUri) return rootUri.fsPath;
+    if (this.reviews.size === 1) return [...this.reviews.keys()][0];
+    return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  }
+
+  private async refreshCommand(arg?: unknown): Promise<ChangeSet | undefined> {
+    const folder = this.folderFromArg(arg);
+    if (!folder) return undefined;
+    try {
+      return await this.refresh(folder);
+    } catch (error) {
+      await showEngineError(error, this.deps.log);
+      return undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Hunks.
+
+  async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
+    const located = this.locate(document.uri);
+    if (!located || new URLSearchParams(document.uri.query).get('empty') === '1') return [];
+    const change = this.review(located.folder).current.changes.find((c) => c.path === located.path);
+    if (!change || change.kind !== 'modified' || change.binary || change.type !== 'file') return [];
+    const hunks = await this.hunksOf(located.folder, located.path, document.getText());
+    return hunks.flatMap((hunk) => {
+      const line = Math.min(hunk.proposalStart, Math.max(document.lineCount - 1, 0));
+      const range = new vscode.Range(line, 0, line, 0);
+      return [
+        new vscode.CodeLens(range, { title: 'Accept Hunk', command: 'agentSandbox.review.acceptHunk', arguments: [document.uri, hunk.index], tooltip: `Take ${hunk.header} into your workspace` }),
+        new vscode.CodeLens(range, { title: 'Reject Hunk', command: 'agentSandbox.review.rejectHunk', arguments: [document.uri, hunk.index], tooltip: `Put ${hunk.header} back in the box` }),
+      ];
+    });
+  }
+
+  private async hunksOf(folder: string, relPath: string, proposal: string): Promise<Hunk[]> {
+    const base = await vscode.workspace.openTextDocument(vscode.Uri.file(path.join(folder, ...relPath.split('/'))));
+    return computeHunks(base.getText(), proposal);
+  }
+
+  /**
+   * Accept: the hunk goes into the workspace file (a text edit, undoable, saved) and the baseline advances, so
+   * the rest stays pending. Reject: the box's file loses that hunk, so the agent sees the decision.
+   */
+  async decideHunk(uri: vscode.Uri, index: number, decision: 'accept' | 'reject'): Promise<ChangeSet | undefined> {
+    const located = this.locate(uri);
+    if (!located) return undefined;
+    const { folder, path: relPath } = located;
+    try {
+      const realUri = vscode.Uri.file(path.join(folder, ...relPath.split('/')));
+      const document = await vscode.workspace.openTextDocument(realUri);
+      if (document.isDirty) {
+        void vscode.window.showWarningMessage(`Agent Sandbox: save or revert your edits to ${relPath} first; hunks apply to the saved file.`);
+        return undefined;
+      }
+      const base = document.getText();
+      const proposal = Buffer.from(await this.deps.engine.readProposal(folder, relPath)).toString('utf8');
+      const hunk = computeHunks(base, proposal)[index];
+      if (!hunk) return undefined;
+      if (decision === 'accept') {
+        const edit = new vscode.WorkspaceEdit();
+        edit.replace(realUri, new vscode.Range(document.positionAt(0), document.positionAt(base.length)), acceptHunk(base, proposal, hunk), {
+          label: `Agent Sandbox: accept hunk ${hunk.header} of ${relPath}`,
+          needsConfirmation: false,
+        });
+        if (!(await vscode.workspace.applyEdit(edit)) || !(await document.save())) {
+          throw new Error(`Could not write the hunk into ${relPath}.`);
+        }
+        await this.deps.engine.advanceBaseline(folder, [relPath]);
+      } else {
+        await this.deps.engine.fileOp({ folder, op: 'write', path: relPath, content: rejectHunk(base, proposal, hunk) });
+        await this.deps.engine.collect(folder);
+      }
+      this.deps.runEvents.fireDecided({ folder, paths: [relPath], decision: decision === 'accept' ? 'accepted' : 'rejected', hunk: hunk.header, at: Date.now() });
+      return await this.refresh(folder);
+    } catch (error) {
+      await showEngineError(error, this.deps.log);
+      return undefined;
+    }
+  }
+}
+
+function isSelection(value: unknown): value is ReviewSelection {
+  return typeof value === 'object' && value !== null && typeof (value as ReviewSelection).folder === 'string' && Array.isArray((value as ReviewSelection).paths);
+}
+
+function isRow(value: unknown): value is ReviewRow {
+  return typeof value === 'object' && value !== null && 'resourceUri' in value && typeof (value as ReviewRow).folder === 'string' && typeof (value as ReviewRow).path === 'string';
+}

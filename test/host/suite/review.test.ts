@@ -1,0 +1,169 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ChangeSet } from '../../../src/shared/protocol';
+import type { RunCommandResult } from '../../../src/host/commands/runCommand';
+import type { ApplyOutcome } from '../../../src/host/review/applyChanges';
+
+const extensionId = 'agent-sandbox.agent-sandbox';
+const twoHunks = 'line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\nline 9\n';
+
+async function run(folder: string, command: string): Promise<RunCommandResult> {
+  const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: 'keep' })) as RunCommandResult;
+  assert.ok(result, 'runCommand returned nothing');
+  assert.equal(result.result.exitCode, 0, result.result.stderr);
+  return result;
+}
+
+async function boxFile(folder: string, relPath: string): Promise<string> {
+  const r = await run(folder, `cat "${relPath}" 2>/dev/null || echo '<absent>'`);
+  return r.result.stdout;
+}
+
+async function pendingNow(folder: string): Promise<ChangeSet> {
+  return (await vscode.commands.executeCommand('agentSandbox.review.pending', folder)) as ChangeSet;
+}
+
+function proposalUriOf(folder: string, relPath: string): vscode.Uri {
+  return vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: `/${relPath}`, query: new URLSearchParams({ folder, v: '0' }).toString() });
+}
+
+suite('Review: accept and reject per file and per hunk (real engine)', function () {
+  this.timeout(180_000);
+  let folder: string;
+  const read = (rel: string) => fs.readFileSync(path.join(folder, rel), 'utf8');
+  const exists = (rel: string) => fs.existsSync(path.join(folder, rel));
+
+  suiteSetup(async () => {
+    await vscode.extensions.getExtension(extensionId)?.activate();
+    folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
+    fs.writeFileSync(path.join(folder, 'hunks.txt'), twoHunks);
+    fs.writeFileSync(path.join(folder, 'old-name.txt'), 'moving\n');
+    fs.writeFileSync(path.join(folder, 'doomed.txt'), 'keep me\n');
+  });
+
+  suiteTeardown(async () => {
+    await vscode.commands.executeCommand('agentSandbox.review.rejectAll', folder).then(undefined, () => undefined);
+    await vscode.commands.executeCommand('agentSandbox.reset', folder);
+    for (const rel of ['hunks.txt', 'old-name.txt', 'new-name.txt', 'doomed.txt', 'added.txt', 'bin.dat', 'conflict.txt']) {
+      fs.rmSync(path.join(folder, rel), { force: true });
+    }
+  });
+
+  test('a run lists every kind of change as pending and touches nothing', async () => {
+    await run(
+      folder,
+      [
+        'echo added > added.txt',
+        "sed -i 's/line 2/LINE 2/; s/line 8/LINE 8/' hunks.txt",
+        'mv old-name.txt new-name.txt',
+        'rm doomed.txt',
+        "printf '\\000\\001\\377' > bin.dat",
+      ].join(' && '),
+    );
+    const changes = Object.fromEntries((await pendingNow(folder)).changes.map((c) => [c.path, c]));
+    assert.equal(changes['added.txt']?.kind, 'added');
+    assert.equal(changes['hunks.txt']?.kind, 'modified');
+    assert.equal(changes['new-name.txt']?.kind, 'renamed');
+    assert.equal(changes['doomed.txt']?.kind, 'deleted');
+    assert.equal(changes['bin.dat']?.binary, true);
+    assert.equal(read('hunks.txt'), twoHunks);
+    assert.ok(exists('doomed.txt') && !exists('added.txt') && !exists('bin.dat'));
+  });
+
+  test('accept one file, reject another: the workspace takes one, the box gives the other back', async () => {
+    const accepted = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['added.txt', 'bin.dat', 'new-name.txt'] })) as ApplyOutcome;
+    assert.deepEqual(accepted.applied, ['added.txt', 'bin.dat', 'new-name.txt']);
+    assert.equal(read('added.txt'), 'added\n');
+    assert.deepEqual([...fs.readFileSync(path.join(folder, 'bin.dat'))], [0, 1, 255]);
+    assert.ok(exists('new-name.txt') && !exists('old-name.txt'));
+
+    await vscode.commands.executeCommand('agentSandbox.review.reject', { folder, paths: ['doomed.txt'] });
+    assert.equal(read('doomed.txt'), 'keep me\n');
+    assert.equal(await boxFile(folder, 'doomed.txt'), 'keep me\n', 'the box has the rejected file back');
+    const left = (await pendingNow(folder)).changes.map((c) => c.path);
+    assert.deepEqual(left, ['hunks.txt']);
+  });
+
+  test('accept one hunk of a two-hunk file and reject the other', async () => {
+    const uri = proposalUriOf(folder, 'hunks.txt');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const lenses = (await vscode.commands.executeCommand('vscode.executeCodeLensProvider', uri)) as vscode.CodeLens[];
+    const titles = lenses.map((l) => l.command?.title);
+    assert.deepEqual(titles, ['Accept Hunk', 'Reject Hunk', 'Accept Hunk', 'Reject Hunk'], `lenses on ${doc.uri}`);
+
+    await vscode.commands.executeCommand('agentSandbox.review.acceptHunk', uri, 0);
+    assert.equal(read('hunks.txt'), twoHunks.replace('line 2', 'LINE 2'));
+    const stillPending = (await pendingNow(folder)).changes.find((c) => c.path === 'hunks.txt');
+    assert.equal(stillPending?.kind, 'modified', 'the second hunk is still pending');
+
+    await vscode.commands.executeCommand('agentSandbox.review.rejectHunk', uri, 0);
+    assert.equal(read('hunks.txt'), twoHunks.replace('line 2', 'LINE 2'));
+    assert.equal(await boxFile(folder, 'hunks.txt'), twoHunks.replace('line 2', 'LINE 2'), 'the box lost the rejected hunk');
+    assert.deepEqual((await pendingNow(folder)).changes, [], 'nothing is left pending');
+  });
+
+  test('a file the developer changed after the run is a conflict and is never overwritten', async () => {
+    fs.writeFileSync(path.join(folder, 'conflict.txt'), 'base\n');
+    await run(folder, 'true'); // the box gets conflict.txt
+    await run(folder, 'echo box > conflict.txt');
+    fs.writeFileSync(path.join(folder, 'conflict.txt'), 'mine\n');
+    const refreshed = (await vscode.commands.executeCommand('agentSandbox.review.refresh', folder)) as ChangeSet;
+    assert.ok(refreshed.changes.some((c) => c.path === 'conflict.txt'));
+    const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['conflict.txt'] })) as ApplyOutcome;
+    assert.deepEqual(outcome.applied, []);
+    assert.deepEqual(outcome.conflicts, ['conflict.txt']);
+    assert.equal(read('conflict.txt'), 'mine\n');
+
+    const taken = (await vscode.commands.executeCommand('agentSandbox.review.takeBoxVersion', { folder, paths: ['conflict.txt'], approveFlagged: true })) as ApplyOutcome;
+    assert.deepEqual(taken.applied, ['conflict.txt']);
+    assert.equal(read('conflict.txt'), 'box\n');
+  });
+
+  test('a .vscode/tasks.json change needs a deliberate approval; a git hook is never applied', async () => {
+    await run(folder, 'mkdir -p .git/hooks && echo "echo pwned" > .git/hooks/pre-commit && echo "{}" > .vscode/tasks.json && echo fine > plain.txt');
+    const flaggedChange = (await pendingNow(folder)).changes.find((c) => c.path === '.vscode/tasks.json');
+    assert.ok(flaggedChange?.flags.includes('host-executed'), JSON.stringify(flaggedChange));
+
+    const withoutApproval = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
+      folder,
+      paths: ['.vscode/tasks.json', 'plain.txt'],
+      approveFlagged: false,
+    })) as ApplyOutcome;
+    assert.deepEqual(withoutApproval.applied, ['plain.txt']);
+    assert.equal(exists('.vscode/tasks.json'), false);
+
+    const approved = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
+      folder,
+      paths: ['.vscode/tasks.json', '.git/hooks/pre-commit'],
+      approveFlagged: true,
+    })) as ApplyOutcome;
+    assert.deepEqual(approved.applied, ['.vscode/tasks.json']);
+    assert.ok(approved.skipped.some((s) => s.path === '.git/hooks/pre-commit'));
+    assert.equal(exists('.git/hooks/pre-commit'), false, 'git internals are never written');
+    fs.rmSync(path.join(folder, '.vscode', 'tasks.json'), { force: true });
+    fs.rmSync(path.join(folder, 'plain.txt'), { force: true });
+  });
+
+  test('after the engine server restarts, the pending changes are listed again and can be accepted', async () => {
+    await run(folder, 'echo survivor > survivor.txt');
+    const owner = spawnSync('docker', ['ps', '--filter', `label=dev.agent-sandbox.folder=${folder}`, '--format', '{{.Label "dev.agent-sandbox.owner-pid"}}'], { encoding: 'utf8' });
+    const pid = Number(owner.stdout.trim().split('\n')[0]);
+    assert.ok(pid > 0, `owner pid of the box: ${owner.stdout} ${owner.stderr}`);
+    process.kill(pid, 'SIGKILL');
+    const deadline = Date.now() + 60_000;
+    let listed: ChangeSet | undefined;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      listed = (await vscode.commands.executeCommand('agentSandbox.review.refresh', folder)) as ChangeSet | undefined;
+      if (listed?.changes.some((c) => c.path === 'survivor.txt')) break;
+    }
+    assert.ok(listed?.changes.some((c) => c.path === 'survivor.txt'), 'the pending change is listed after the restart');
+    const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['survivor.txt'] })) as ApplyOutcome;
+    assert.deepEqual(outcome.applied, ['survivor.txt']);
+    assert.equal(read('survivor.txt'), 'survivor\n');
+    fs.rmSync(path.join(folder, 'survivor.txt'));
+  });
+});

@@ -1,0 +1,225 @@
+// UI tier: a real browser on the real VS Code workbench (VS Code's server build, the extension loaded as
+// extensionDevelopmentPath, no test runner inside), driven like a person would: the command palette, the
+// Run History panel's webview, the save dialog. Screenshots in dark, light and high-contrast themes are kept
+// in test-results/ as artifacts.
+import * as assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { HistoryExport } from '../../src/core/history/historyRecord';
+import {
+  freePort,
+  killTree,
+  launchChromium,
+  missingWorkbench,
+  offlineContext,
+  prepareWorkbenchDirs,
+  resultsDir,
+  root,
+  startServer,
+  waitForServer,
+  type WorkbenchDirs,
+} from '../host/runInCodeServer';
+
+const shot = (name: string) => path.join(resultsDir, `ui-${name}.png`);
+
+suite('UI: Run History panel in the browser workbench', function () {
+  this.timeout(300_000);
+  let tmp: string;
+  let dirs: WorkbenchDirs;
+  let server: ChildProcess | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  const serverLog: string[] = [];
+  const consoleErrors: string[] = [];
+
+  /** The panel's document: the workbench's webview iframe, then the webview's own active frame. */
+  const panel = (): FrameLocator => page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+
+  async function runFromPalette(title: string): Promise<void> {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`>${title}`);
+    const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    await row.waitFor({ state: 'visible', timeout: 20_000 });
+    await page.keyboard.press('Enter');
+  }
+
+  /** Runs `command` through "Agent Sandbox: Run Command in Sandbox…" and waits for its end notification. */
+  async function runInSandbox(command: string, expected: RegExp): Promise<void> {
+    await runFromPalette('Agent Sandbox: Run Command in Sandbox');
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget', { hasText: 'Run Command in Sandbox' }).waitFor({ state: 'visible' });
+    await input.fill(command);
+    await page.keyboard.press('Enter');
+    await page.locator('.notification-toast', { hasText: expected }).first().waitFor({ state: 'visible', timeout: 120_000 });
+    await runFromPalette('Notifications: Clear All Notifications');
+  }
+
+  async function setTheme(name: string): Promise<void> {
+    await runFromPalette('Preferences: Color Theme');
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Dark' }).first().waitFor({ state: 'visible' });
+    await input.fill(name);
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ state: 'visible' });
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+    await page.waitForTimeout(800);
+  }
+
+  suiteSetup(async () => {
+    const missing = missingWorkbench();
+    if (missing) throw new Error(missing);
+    assert.ok(fs.existsSync(path.join(root, 'media', 'history.js')), 'media/history.js is missing: run `npm run build`');
+    assert.ok(process.env.DOCKER_HOST, 'DOCKER_HOST is not set: run the tier through scripts/run-tests.mjs, which provisions the engine');
+    fs.mkdirSync(resultsDir, { recursive: true });
+    for (const name of ['dark', 'light', 'high-contrast', 'panel', 'failure']) fs.rmSync(shot(name), { force: true });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-ui-'));
+    dirs = prepareWorkbenchDirs(tmp);
+    const port = await freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    server = startServer(port, tmp, dirs);
+    const collect = (chunk: Buffer) => serverLog.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    server.stdout?.on('data', collect);
+    server.stderr?.on('data', collect);
+    await waitForServer(`${origin}/version`, server, () => serverLog.join('\n'));
+
+    browser = await launchChromium();
+    const context = await offlineContext(browser, (url) => consoleErrors.push(`blocked a request beyond loopback: ${url}`), { width: 1280, height: 860 });
+    page = await context.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p.split(path.sep).join('/')}`;
+    const payload = [
+      ['extensionDevelopmentPath', remote(root)],
+      ['skipWelcome', 'true'],
+      ['skipReleaseNotes', 'true'],
+    ];
+    const url = `${origin}/?folder=${encodeURIComponent(dirs.workspace.split(path.sep).join('/'))}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+    await page.locator('.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+  });
+
+  teardown(async function () {
+    if (this.currentTest?.state === 'failed' && page && !page.isClosed()) {
+      await page.screenshot({ path: shot('failure') }).catch(() => undefined);
+    }
+  });
+
+  suiteTeardown(async () => {
+    try {
+      // Removes the box this window made while its engine server is still alive to do it.
+      if (page && !page.isClosed()) {
+        await runFromPalette('Agent Sandbox: Reset Sandbox').catch(() => undefined);
+        await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+      }
+    } finally {
+      fs.writeFileSync(path.join(resultsDir, 'ui-server.log'), serverLog.join('\n') + '\n');
+      await browser?.close().catch(() => undefined);
+      killTree(server);
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    }
+  });
+
+  test('commands run from the command palette', async () => {
+    await runInSandbox('echo hello from the box', /exited with 0; no files changed/);
+    await runInSandbox("printf 'one\\ntwo\\n' > ui-made.txt && echo made", /exited with 0; 1 file changed/);
+    await runInSandbox('echo broken >&2; exit 4', /exited with 4/);
+  });
+
+  test('Show Run History opens the panel with the runs, newest first, with status icons', async () => {
+    await runFromPalette('Agent Sandbox: Show Run History');
+    const rows = panel().locator('[role="option"]');
+    await rows.nth(2).waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await rows.count(), 3);
+    const commands = await panel().locator('[role="option"] .run-command').allTextContents();
+    assert.deepEqual(commands, ['echo broken >&2; exit 4', "printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'echo hello from the box']);
+    assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome'))), ['failed', 'succeeded', 'succeeded']);
+    assert.equal(await panel().locator('[role="option"]').first().locator('.codicon-error').count(), 1, 'the failed run shows the error icon');
+    assert.match((await rows.first().getAttribute('aria-label')) ?? '', /exit 4/, 'screen readers hear the outcome');
+    // The codicon font loaded from media/ (no CDN): the icon glyph has a width.
+    const iconWidth = await panel().locator('.codicon-error').first().evaluate((e) => e.getBoundingClientRect().width);
+    assert.ok(iconWidth >= 12, `codicon width ${iconWidth}`);
+  });
+
+  test('the text filter and the outcome filter narrow the list', async () => {
+    const filter = panel().locator('input.filter-input');
+    await filter.fill('hello');
+    await panel().locator('[role="option"]').nth(1).waitFor({ state: 'detached' });
+    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['echo hello from the box']);
+    assert.equal(await panel().locator('.count').textContent(), '1 of 3 runs');
+    await filter.fill('');
+    await panel().locator('select.outcome-filter').selectOption('failed');
+    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['echo broken >&2; exit 4']);
+    await panel().locator('select.outcome-filter').selectOption('all');
+    assert.equal(await panel().locator('[role="option"]').count(), 3);
+  });
+
+  test('arrow keys move through the runs and Enter opens the details', async () => {
+    const list = panel().locator('[role="listbox"]');
+    await list.focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    const selected = panel().locator('[role="option"][aria-selected="true"] .run-command');
+    assert.equal(await selected.textContent(), "printf 'one\\ntwo\\n' > ui-made.txt && echo made");
+    await page.keyboard.press('Enter');
+    const detail = panel().locator('.run-detail');
+    assert.equal(await detail.evaluate((e) => e === document.activeElement), true, 'Enter moves focus into the details');
+    assert.equal(await detail.locator('.detail-command').textContent(), "printf 'one\\ntwo\\n' > ui-made.txt && echo made");
+    const facts = await detail.locator('dl.facts').innerText();
+    assert.match(facts, /Image\s+agent-sandbox-test\/node\s+sha256:[0-9a-f]{12}/);
+    assert.match(facts, /Policy\s+network none · user 1000:1000/);
+    assert.match(await detail.locator('.output.stdout pre').textContent() ?? '', /^made\n?$/);
+    const file = detail.locator('.file-row');
+    assert.equal(await file.count(), 1);
+    assert.match(await file.innerText(), /A\s+ui-made\.txt\s+\+2\s+−0\s+pending/);
+  });
+
+  test("a file's diff opens from the details", async () => {
+    await panel().locator('.file-row .link-button', { hasText: 'ui-made.txt' }).click();
+    await page.locator('.tabs-container .tab', { hasText: 'ui-made.txt' }).first().waitFor({ state: 'visible', timeout: 20_000 });
+    await page.locator('.monaco-diff-editor').first().waitFor({ state: 'visible' });
+    await runFromPalette('View: Close All Editors');
+  });
+
+  test('export writes the history as valid JSON through the save dialog', async () => {
+    await runFromPalette('Agent Sandbox: Show Run History');
+    const target = path.join(tmp, 'exported-history.json');
+    await panel().locator('button[data-action="export"]').click();
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget', { hasText: 'Export Run History' }).waitFor({ state: 'visible', timeout: 20_000 });
+    await input.fill(target);
+    await page.keyboard.press('Enter');
+    const deadline = Date.now() + 20_000;
+    while (!fs.existsSync(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const exported = JSON.parse(fs.readFileSync(target, 'utf8')) as HistoryExport;
+    assert.equal(exported.format, 'agent-sandbox-run-history');
+    assert.deepEqual(exported.records.map((r) => [r.command, r.outcome, r.exitCode]), [
+      ['echo broken >&2; exit 4', 'exited', 4],
+      ["printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'exited', 0],
+      ['echo hello from the box', 'exited', 0],
+    ]);
+    assert.deepEqual(exported.records[1].files.map((f) => [f.path, f.kind, f.added]), [['ui-made.txt', 'added', 2]]);
+  });
+
+  test('screenshots in dark, light and high-contrast themes; no CSP violation', async () => {
+    await runFromPalette('Notifications: Clear All Notifications');
+    await panel().locator('[role="option"]').nth(1).click();
+    await panel().locator('.file-row').waitFor({ state: 'visible' });
+    await page.screenshot({ path: shot('dark') });
+    await page.locator('.part.panel').screenshot({ path: shot('panel') });
+    await setTheme('Light Modern');
+    await page.screenshot({ path: shot('light') });
+    await setTheme('Dark High Contrast');
+    await page.screenshot({ path: shot('high-contrast') });
+    const background = await panel().locator('body').evaluate((e) => getComputedStyle(e).color);
+    assert.equal(background, 'rgb(255, 255, 255)', 'the panel follows the high-contrast theme');
+    const csp = consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
+    assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');
+  });
+});
