@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs test tiers (unit, engine, host, security) and prints one summary line: "N passed, N failed".
+// Runs test tiers (unit, engine, host, security, ui) and prints one summary line: "N passed, N failed".
 // Provisions what a tier needs on a fresh machine: a private Docker engine and the test images for engine,
 // host and security; VS Code's server build and Chromium for host. A tier that cannot get what it needs
 // fails; nothing is skipped silently. Each tier runs in its own process and writes test-results/<tier>.json.
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tiers = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const known = ['unit', 'engine', 'host', 'security'];
+const known = ['unit', 'engine', 'host', 'security', 'ui'];
 for (const tier of tiers) {
   if (!known.includes(tier)) {
     console.error(`unknown tier "${tier}"; known: ${known.join(', ')}`);
@@ -74,7 +74,7 @@ const results = [];
 for (const tier of tiers) {
   try {
     if (tier !== 'unit') ensureEngine();
-    if (tier === 'host') sh('setup-test-host.sh');
+    if (tier === 'host' || tier === 'ui') sh('setup-test-host.sh');
     results.push(runTier(tier));
   } catch (error) {
     console.error(`[${tier}] ${error instanceof Error ? error.message : error}`);

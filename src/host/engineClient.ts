@@ -26,6 +26,7 @@ import {
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
+  ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
   type InitializationOptions,
@@ -210,6 +211,12 @@ export class EngineClient extends Disposable {
   async readProposal(folder: string, path: string): Promise<Uint8Array> {
     const result = await (await this.ready()).sendRequest(ReadProposalRequest.type, { folder, path });
     return Buffer.from(result.base64, 'base64');
+  }
+
+  /** The baseline content of a changed file, when the server kept it. */
+  async readBase(folder: string, path: string): Promise<Uint8Array | undefined> {
+    const result = await (await this.ready()).sendRequest(ReadBaseRequest.type, { folder, path });
+    return result.base64 === undefined ? undefined : Buffer.from(result.base64, 'base64');
   }
 
   async planApply(params: PlanApplyRequest.Params) {

@@ -240,6 +240,12 @@ export class EngineService extends Disposable {
     return (await this.reviewSession(folder)).readProposal(filePath);
   }
 
+  async readBase(folder: string, filePath: string): Promise<Buffer | undefined> {
+    const key = normalizeFolder(folder);
+    if (!this.sessions.has(key)) return (await this.reviewStore?.load(key))?.baseContents.get(filePath);
+    return (await this.existingSession(key)).readBase(filePath);
+  }
+
   async planApply(
     folder: string,
     selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; dirtyEditors?: { path: string; hash: string }[] },

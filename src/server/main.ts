@@ -27,6 +27,7 @@ import {
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
+  ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
   type ErrorData,
@@ -108,6 +109,10 @@ export function startServer(connection: Connection): EngineService {
   connection.onRequest(
     ReadProposalRequest.type,
     handle(async (p) => ({ base64: (await service.readProposal(p.folder, p.path)).toString('base64') })),
+  );
+  connection.onRequest(
+    ReadBaseRequest.type,
+    handle(async (p) => ({ base64: (await service.readBase(p.folder, p.path))?.toString('base64') })),
   );
   connection.onRequest(PlanApplyRequest.type, handle((p, signal) => service.planApply(p.folder, p, signal)));
   connection.onRequest(ApplyRequest.type, handle((p, signal) => service.apply(p.folder, p, signal)));

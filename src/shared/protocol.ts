@@ -339,6 +339,20 @@ export namespace ReadProposalRequest {
   export const type = new RequestType<Params, Result, void>(method);
 }
 
+/** Reads the baseline content of a changed file (what workspace and box started from), when it was kept. */
+export namespace ReadBaseRequest {
+  export const method = 'sandbox/readBase' as const;
+  export interface Params extends FolderParams {
+    /** Workspace-relative path (for renames: the old path). */
+    path: string;
+  }
+  export interface Result {
+    /** Content as base64; absent when the base was not kept (large file, or added file). */
+    base64?: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
 /**
  * Applies changes from the last collect to the folder on disk (for standalone clients; VS Code applies
  * through `WorkspaceEdit` and then sends `sandbox/markApplied`). Conflicts and flagged paths are skipped

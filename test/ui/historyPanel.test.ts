@@ -169,7 +169,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.equal(await selected.textContent(), "printf 'one\\ntwo\\n' > ui-made.txt && echo made");
     await page.keyboard.press('Enter');
     const detail = panel().locator('.run-detail');
-    assert.equal(await detail.evaluate((e) => e === document.activeElement), true, 'Enter moves focus into the details');
+    assert.equal(await detail.evaluate((e) => e === e.ownerDocument.activeElement), true, 'Enter moves focus into the details');
     assert.equal(await detail.locator('.detail-command').textContent(), "printf 'one\\ntwo\\n' > ui-made.txt && echo made");
     const facts = await detail.locator('dl.facts').innerText();
     assert.match(facts, /Image\s+agent-sandbox-test\/node\s+sha256:[0-9a-f]{12}/);
@@ -217,7 +217,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.screenshot({ path: shot('light') });
     await setTheme('Dark High Contrast');
     await page.screenshot({ path: shot('high-contrast') });
-    const background = await panel().locator('body').evaluate((e) => getComputedStyle(e).color);
+    const background = await panel().locator('body').evaluate((e) => e.ownerDocument.defaultView!.getComputedStyle(e).color);
     assert.equal(background, 'rgb(255, 255, 255)', 'the panel follows the high-contrast theme');
     const csp = consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
     assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');

@@ -17,6 +17,8 @@ export interface PendingReview {
   boxEntries: Manifest;
   /** The box's content of changed files, by path. */
   contents: Map<string, Buffer>;
+  /** Baseline content of changed files, where it was kept (conflicts show it). */
+  baseContents: Map<string, Buffer>;
 }
 
 interface StoredReview {
@@ -26,6 +28,8 @@ interface StoredReview {
   boxEntries: ManifestEntry[];
   /** Path → SHA-256 of its content blob. */
   contents: Record<string, string>;
+  /** Path → SHA-256 of its baseline content blob. */
+  baseContents: Record<string, string>;
 }
 
 /**
@@ -44,23 +48,29 @@ export class ReviewStore {
     const dir = this.folderDir(folder);
     const blobs = path.join(dir, 'blobs');
     await fs.mkdir(blobs, { recursive: true });
-    const contents: Record<string, string> = {};
-    for (const [relPath, content] of review.contents) {
-      const hash = createHash('sha256').update(content).digest('hex');
-      contents[relPath] = hash;
-      const blob = path.join(blobs, hash);
-      if (!(await exists(blob))) await writeAtomically(blob, content);
-    }
+    const storeBlobs = async (from: Map<string, Buffer>): Promise<Record<string, string>> => {
+      const hashes: Record<string, string> = {};
+      for (const [relPath, content] of from) {
+        const hash = createHash('sha256').update(content).digest('hex');
+        hashes[relPath] = hash;
+        const blob = path.join(blobs, hash);
+        if (!(await exists(blob))) await writeAtomically(blob, content);
+      }
+      return hashes;
+    };
+    const contents = await storeBlobs(review.contents);
+    const baseContents = await storeBlobs(review.baseContents);
     const stored: StoredReview = {
       version: 1,
       changeSet: review.changeSet,
       baseline: [...review.baseline.values()],
       boxEntries: [...review.boxEntries.values()],
       contents,
+      baseContents,
     };
     await writeAtomically(path.join(dir, 'review.json'), Buffer.from(JSON.stringify(stored)));
     // Blobs no longer referenced (applied or rejected changes) are removed.
-    const keep = new Set(Object.values(contents));
+    const keep = new Set([...Object.values(contents), ...Object.values(baseContents)]);
     for (const name of await fs.readdir(blobs)) {
       if (!keep.has(name)) await fs.rm(path.join(blobs, name), { force: true });
     }
@@ -76,20 +86,26 @@ export class ReviewStore {
       return undefined;
     }
     if (stored.version !== 1 || stored.changeSet?.folder !== folder) return undefined;
-    const contents = new Map<string, Buffer>();
-    for (const [relPath, hash] of Object.entries(stored.contents)) {
-      try {
-        const content = await fs.readFile(path.join(dir, 'blobs', hash));
-        if (createHash('sha256').update(content).digest('hex') === hash) contents.set(relPath, content);
-      } catch {
-        // A missing blob leaves that one proposal unreadable; the rest of the review stays usable.
+    const loadBlobs = async (hashes: Record<string, string> = {}): Promise<Map<string, Buffer>> => {
+      const loaded = new Map<string, Buffer>();
+      for (const [relPath, hash] of Object.entries(hashes)) {
+        try {
+          const content = await fs.readFile(path.join(dir, 'blobs', hash));
+          if (createHash('sha256').update(content).digest('hex') === hash) loaded.set(relPath, content);
+        } catch {
+          // A missing blob leaves that one file unreadable; the rest of the review stays usable.
+        }
       }
-    }
+      return loaded;
+    };
+    const contents = await loadBlobs(stored.contents);
+    const baseContents = await loadBlobs(stored.baseContents);
     return {
       changeSet: stored.changeSet,
       baseline: new Map(stored.baseline.map((e) => [e.path, e])),
       boxEntries: new Map(stored.boxEntries.map((e) => [e.path, e])),
       contents,
+      baseContents,
     };
   }
 

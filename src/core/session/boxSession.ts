@@ -56,7 +56,13 @@ interface CollectedState {
   changeSet: ChangeSet;
   /** The parsed box tree of that collect (all entries; contents of changed files only). */
   tree: BoxTree;
+  /** Baseline content of changed files, read from the workspace while it still had it (conflicts show it). */
+  baseContents: Map<string, Buffer>;
 }
+
+/** Base contents are kept for at most this many changed files, each at most `BASE_CONTENT_MAX_BYTES`. */
+const BASE_CONTENT_MAX_FILES = 500;
+const BASE_CONTENT_MAX_BYTES = 1024 * 1024;
 
 /**
  * One workspace folder's box and everything known about it: the baseline (what the box was given, path by
@@ -223,13 +229,40 @@ export class BoxSession {
   }
 
   /** Reads the box's whole tree and computes the change set against the baseline. */
-  async collect(signal?: AbortSignal): Promise<ChangeSet> {
+  async collect(signal?: AbortSignal, keptBaseContents?: Map<string, Buffer>): Promise<ChangeSet> {
     const stream = await this.box.getArchive('/workspace', signal);
     const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, signal });
-    const changeSet = computeChangeSet(this.options.folder, this.baseline, tree);
-    this.collected = { changeSet, tree };
+    const firstPass = computeChangeSet(this.options.folder, this.baseline, tree);
+    const baseContents = await this.readBaseContents(firstPass, keptBaseContents ?? this.collected?.baseContents);
+    // Again with the base contents: package.json is then flagged only when its scripts changed.
+    const changeSet = computeChangeSet(this.options.folder, this.baseline, tree, { baseContent: (p) => baseContents.get(p) });
+    this.collected = { changeSet, tree, baseContents };
     await this.persist();
     return changeSet;
+  }
+
+  /**
+   * The baseline content of changed files, read from the workspace where it still has it (hash equal to the
+   * baseline), or kept from an earlier collect: later, when the developer has changed the file too, a conflict
+   * can still show what both sides started from.
+   */
+  private async readBaseContents(changeSet: ChangeSet, earlier?: Map<string, Buffer>): Promise<Map<string, Buffer>> {
+    const result = new Map<string, Buffer>();
+    for (const change of changeSet.changes) {
+      if (result.size >= BASE_CONTENT_MAX_FILES) break;
+      const basePath = change.fromPath ?? change.path;
+      const base = this.baseline.get(basePath);
+      if (change.kind === 'added' || !base || base.type !== 'file' || base.size > BASE_CONTENT_MAX_BYTES) continue;
+      const kept = earlier?.get(basePath);
+      const content = kept && createHash('sha256').update(kept).digest('hex') === base.hash ? kept : await this.readWorkspaceFile(basePath, base.hash);
+      if (content) result.set(basePath, content);
+    }
+    return result;
+  }
+
+  /** The baseline content of a changed file, when it was kept. */
+  readBase(relPath: string): Buffer | undefined {
+    return this.collected?.baseContents.get(relPath);
   }
 
   /** The box's content of a changed file from the last collect. */
@@ -324,8 +357,10 @@ export class BoxSession {
         this.forget(p);
       }
     }
-    const changeSet = computeChangeSet(this.options.folder, this.baseline, collected.tree);
-    this.collected = { changeSet, tree: collected.tree };
+    const changeSet = computeChangeSet(this.options.folder, this.baseline, collected.tree, {
+      baseContent: (p) => collected.baseContents.get(p),
+    });
+    this.collected = { changeSet, tree: collected.tree, baseContents: collected.baseContents };
     await this.persist();
     return changeSet;
   }
@@ -445,8 +480,8 @@ export class BoxSession {
   /** The pending review as it must survive a reload: change set, baseline and box entries, contents. */
   get pendingReview(): PendingReview | undefined {
     if (!this.collected) return undefined;
-    const { changeSet, tree } = this.collected;
-    const review: PendingReview = { changeSet, baseline: new Map(), boxEntries: new Map(), contents: new Map() };
+    const { changeSet, tree, baseContents } = this.collected;
+    const review: PendingReview = { changeSet, baseline: new Map(), boxEntries: new Map(), contents: new Map(), baseContents: new Map() };
     for (const change of changeSet.changes) {
       for (const p of change.fromPath ? [change.path, change.fromPath] : [change.path]) {
         const base = this.baseline.get(p);
@@ -455,6 +490,8 @@ export class BoxSession {
         if (boxEntry) review.boxEntries.set(p, boxEntry);
         const content = tree.contents.get(p);
         if (content) review.contents.set(p, content);
+        const baseContent = baseContents.get(p);
+        if (baseContent) review.baseContents.set(p, baseContent);
       }
     }
     return review;
@@ -519,7 +556,7 @@ export class BoxSession {
       // tar-stream's pack is a streamx stream; the archive API takes a Node stream.
       await this.box.putArchive(Readable.from(pack, { objectMode: false }), { path: '/workspace', signal });
     }
-    await this.collect(signal);
+    await this.collect(signal, review.baseContents);
   }
 
   /** The workspace file's bytes when they still have `hash` (a mode-only change keeps the base content). */

@@ -5,9 +5,17 @@ import type { EngineClient } from '../engineClient';
 /** URI scheme of read-only documents that show what the box proposes for a file. */
 export const PROPOSAL_SCHEME = 'agent-sandbox-proposal';
 
-/** Uri of the box's version of `relPath` in `folder`; `empty` gives an empty document (left side of an add). */
-export function proposalUri(folder: string, relPath: string, options: { empty?: boolean; version?: number } = {}): vscode.Uri {
-  const query = new URLSearchParams({ folder, ...(options.empty ? { empty: '1' } : {}), v: String(options.version ?? 0) });
+/**
+ * Uri of the box's version of `relPath` in `folder`; `empty` gives an empty document (left side of an add),
+ * `base` the version workspace and box both started from.
+ */
+export function proposalUri(folder: string, relPath: string, options: { empty?: boolean; base?: boolean; version?: number } = {}): vscode.Uri {
+  const query = new URLSearchParams({
+    folder,
+    ...(options.empty ? { empty: '1' } : {}),
+    ...(options.base ? { base: '1' } : {}),
+    v: String(options.version ?? 0),
+  });
   return vscode.Uri.from({ scheme: PROPOSAL_SCHEME, path: `/${relPath}`, query: query.toString() });
 }
 
@@ -39,7 +47,13 @@ export class ProposalDocuments extends Disposable implements vscode.TextDocument
     if (query.get('empty') === '1' || !folder) return '';
     let bytes: Uint8Array;
     try {
-      bytes = await this.engine.readProposal(folder, uri.path.slice(1));
+      if (query.get('base') === '1') {
+        const base = await this.engine.readBase(folder, uri.path.slice(1));
+        if (!base) return '(the common base of this file was not kept: it is larger than 1 MiB, or the box changed it after you did)';
+        bytes = base;
+      } else {
+        bytes = await this.engine.readProposal(folder, uri.path.slice(1));
+      }
     } catch {
       return '(no longer pending: accepted, rejected or changed again in the box)';
     }

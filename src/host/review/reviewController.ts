@@ -187,9 +187,20 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
   // Opening changes.
 
   private async openDiff(folder: string, relPath: string): Promise<void> {
-    const change = this.review(folder).current.changes.find((c) => c.path === relPath);
+    const review = this.review(folder);
+    const change = review.current.changes.find((c) => c.path === relPath);
     if (!change) return;
     const real = vscode.Uri.file(path.join(folder, ...(change.fromPath ?? change.path).split('/')));
+    const isConflict = review.rows().some((r) => r.path === relPath && r.group === 'conflicts');
+    if (isConflict && change.kind !== 'added') {
+      // Base, yours and the box's side by side: what each side did to the file they both started from.
+      const base = proposalUri(folder, change.fromPath ?? relPath, { base: true });
+      const name = path.basename(relPath);
+      await vscode.commands.executeCommand('vscode.diff', base, real, `${name} (base ↔ yours)`, { viewColumn: vscode.ViewColumn.One, preview: false });
+      const boxSide = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
+      await vscode.commands.executeCommand('vscode.diff', base, boxSide, `${name} (base ↔ box)`, { viewColumn: vscode.ViewColumn.Beside, preview: false });
+      return;
+    }
     const left = change.kind === 'added' ? proposalUri(folder, relPath, { empty: true }) : real;
     const right = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
     const title = `${path.basename(relPath)} (workspace ↔ Agent Sandbox proposal)`;

@@ -258,6 +258,14 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.deepEqual(tools, sandboxTools.map((t) => `${extensionId}/${t.referenceName}`));
     assert.match(content, /^name: Agent Sandbox$/m);
     assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, created.uri.fsPath, 'the file is opened');
+    await new Promise((r) => setTimeout(r, 4000));
+    console.log('DIAG', vscode.window.activeTextEditor?.document.languageId, JSON.stringify(vscode.languages.getDiagnostics(created.uri).map((d) => [d.message, d.severity, d.source])));
+    const probe = vscode.Uri.joinPath(created.uri, '..', 'probe.agent.md');
+    fs.writeFileSync(probe.fsPath, content.replace("tools: [", "tools: ['no.such-ext/nothing', 'sandboxReadFile', "));
+    await vscode.window.showTextDocument(probe);
+    await new Promise((r) => setTimeout(r, 4000));
+    console.log('DIAG2', JSON.stringify(vscode.languages.getDiagnostics(probe).map((d) => [d.message, d.severity, d.source])));
+    fs.rmSync(probe.fsPath);
 
     fs.writeFileSync(created.uri.fsPath, 'my own agent\n');
     const kept = (await vscode.commands.executeCommand('agentSandbox.createAgentMode', { folder, overwrite: false })) as CreateAgentModeResult;

@@ -117,6 +117,14 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     assert.deepEqual(outcome.conflicts, ['conflict.txt']);
     assert.equal(read('conflict.txt'), 'mine\n');
 
+    // The conflict opens base ↔ yours and base ↔ box; the base is what both started from.
+    await vscode.commands.executeCommand('agentSandbox.review.openDiff', folder, 'conflict.txt');
+    const baseUri = vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: '/conflict.txt', query: new URLSearchParams({ folder, base: '1', v: '0' }).toString() });
+    assert.equal((await vscode.workspace.openTextDocument(baseUri)).getText(), 'base\n');
+    const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label));
+    assert.ok(tabs.includes('conflict.txt (base ↔ yours)') && tabs.includes('conflict.txt (base ↔ box)'), `tabs: ${tabs.join(' | ')}`);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+
     const taken = (await vscode.commands.executeCommand('agentSandbox.review.takeBoxVersion', { folder, paths: ['conflict.txt'], approveFlagged: true })) as ApplyOutcome;
     assert.deepEqual(taken.applied, ['conflict.txt']);
     assert.equal(read('conflict.txt'), 'box\n');
