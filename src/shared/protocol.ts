@@ -110,7 +110,7 @@ export interface RefusedEntry {
 export type ChangeKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'mode';
 
 /** Why applying a change needs a deliberate approval (design.md invariant 5). */
-export type FlagReason = 'host-executed' | 'newly-executable' | 'git-internal';
+export type FlagReason = 'host-executed' | 'newly-executable' | 'git-internal' | 'secret';
 
 /** One changed path in the box relative to the baseline. */
 export interface ChangeEntry {

@@ -1,4 +1,6 @@
 import picomatch from 'picomatch';
+import { findSecrets } from '../secrets/tokenPatterns';
+import { isBinary } from './binary';
 import type { ChangeEntry, FlagReason } from '../../shared/protocol';
 
 /**
@@ -93,6 +95,10 @@ export function flagsFor(change: FlaggableChange, contents: { base?: Buffer; box
     if (isHostExecuted(change.path) || (isPackageJson(change.path) && packageScriptsChanged(change, contents))) {
       flags.push('host-executed');
     }
+  }
+  // A proposed file that holds a credential must not slip into the workspace (or a commit) unnoticed.
+  if (change.kind !== 'deleted' && contents.box !== undefined && !isBinary(contents.box) && findSecrets(contents.box.toString('utf8')).length > 0) {
+    flags.push('secret');
   }
   if (
     change.kind !== 'deleted' &&
