@@ -162,7 +162,7 @@ async function decide(
   return { result, changeSet, decision: 'kept' };
 }
 
-/** Opens the changes in VS Code's multi-file diff editor: the real file on the left, the box's on the right. */
+/** Opens the review, and the changes in VS Code's multi-file diff editor: the real file left, the box's right. */
 async function openReview(changeSet: ChangeSet, command: string): Promise<void> {
   const folder = changeSet.folder;
   const version = Date.now();
@@ -174,6 +174,8 @@ async function openReview(changeSet: ChangeSet, command: string): Promise<void> 
       const right = c.kind === 'deleted' ? proposalUri(folder, c.path, { empty: true, version }) : proposalUri(folder, c.path, { version });
       return [vscode.Uri.file(path.join(folder, ...c.path.split('/'))), left, right] as const;
     });
+  // The review view lists the same changes with per-file and per-hunk decisions.
+  await vscode.commands.executeCommand('agentSandbox.review.focus');
   await vscode.commands.executeCommand('vscode.changes', `Agent Sandbox: ${command}`, resources);
 }
 
