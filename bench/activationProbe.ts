@@ -38,6 +38,7 @@ function stub(name: string): unknown {
 
 const repoRoot = process.argv[2] ?? path.resolve(__dirname, '..', '..');
 const bundle = process.argv[3] ?? path.join(repoRoot, 'dist', 'extension.js');
+const stubLanguageClient = process.argv[5] === 'stub-language-client';
 const originalLoad = Module._load;
 /**
  * esbuild's `import * as vscode` copies the module's own keys, so the stub module lists every top-level name
@@ -51,6 +52,8 @@ function vscodeModule(): Record<string, unknown> {
 const vscodeStub = vscodeModule();
 Module._load = function (request: string, parent: unknown, isMain: boolean) {
   if (request === 'vscode') return vscodeStub;
+  // With 'stub-language-client': measures the bundle as if the client were required lazily, on first use.
+  if (stubLanguageClient && request.startsWith('vscode-languageclient')) return stub(request);
   return originalLoad.call(this, request, parent, isMain);
 };
 

@@ -247,10 +247,10 @@ export class EngineClient extends Disposable {
     return (await this.ready()).sendRequest(FileOpRequest.type, params);
   }
 
-  /** Removes boxes; does nothing when the server never started (there are none). */
-  async reset(folder?: string) {
-    if (!this.client || this.client.state !== State.Running) return;
-    await this.client.sendRequest(ResetRequest.type, { folder });
+  /** Removes boxes (and, with `discardPending`, their pending reviews). */
+  async reset(folder?: string, options: { discardPending?: boolean } = {}) {
+    if (!options.discardPending && (!this.client || this.client.state !== State.Running)) return;
+    await (await this.ready()).sendRequest(ResetRequest.type, { folder, discardPending: options.discardPending });
     this.boxStateEmitter.fire({ folder, state: 'none' });
   }
 

@@ -276,9 +276,16 @@ export class EngineService extends Disposable {
   }
 
   /** Removes one folder's box, or all of this server's boxes. */
-  async reset(folder?: string): Promise<void> {
+  /**
+   * Removes one folder's box, or all of this server's boxes. Their pending reviews stay persisted (the next box
+   * gets them back) unless `discardPending`.
+   */
+  async reset(folder?: string, options: { discardPending?: boolean } = {}): Promise<void> {
     const keys = folder ? [normalizeFolder(folder)] : [...this.sessions.keys()];
     await Promise.all(keys.map((key) => this.removeSession(key)));
+    if (options.discardPending) {
+      await Promise.all(keys.map((key) => this.reviewStore?.clear(key)));
+    }
   }
 
   private async removeSession(key: string): Promise<void> {

@@ -120,7 +120,7 @@ export function startServer(connection: Connection): EngineService {
   connection.onRequest(PendingChangesRequest.type, handle((p) => service.pendingChanges(p.folder)));
   connection.onRequest(AdvanceBaselineRequest.type, handle((p, signal) => service.advanceBaseline(p.folder, p.paths, signal)));
   connection.onRequest(DiscardRequest.type, handle((p, signal) => service.discard(p.folder, p.paths, signal)));
-  connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder)));
+  connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder, { discardPending: p.discardPending })));
   connection.onRequest(FileOpRequest.type, handle((p, signal) => service.fileOp(p, () => undefined, signal)));
 
   // Boxes are ephemeral: when the client shuts the server down, they go with it.

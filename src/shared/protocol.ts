@@ -478,6 +478,8 @@ export namespace ResetRequest {
   export interface Params {
     /** Folder whose box to remove; all when omitted. */
     folder?: string;
+    /** Also drop the pending review (otherwise it is restored into the next box). */
+    discardPending?: boolean;
   }
   export const type = new RequestType<Params, void, void>(method);
 }

@@ -23,6 +23,10 @@ import {
   type WorkbenchDirs,
 } from '../host/runInCodeServer';
 
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 const shot = (name: string) => path.join(resultsDir, `ui-${name}.png`);
 
 suite('UI: Run History panel in the browser workbench', function () {
@@ -38,25 +42,59 @@ suite('UI: Run History panel in the browser workbench', function () {
   /** The panel's document: the workbench's webview iframe, then the webview's own active frame. */
   const panel = (): FrameLocator => page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
 
+  /**
+   * Runs a command from the command palette by its title. Commands of the extension under development appear
+   * once the remote extension host has scanned it, so the palette is reopened until the title shows up.
+   */
   async function runFromPalette(title: string): Promise<void> {
-    await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill(`>${title}`);
-    const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-    await row.waitFor({ state: 'visible', timeout: 20_000 });
-    await page.keyboard.press('Enter');
+    const row = page.locator('.quick-input-widget .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(title)}…?$`) }) }).first();
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await page.keyboard.press('F1');
+      if (!(await input.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false))) {
+        // Keys typed while a webview has focus stay in its frame: give the focus back to the workbench.
+        await page.locator('.part.editor').click({ position: { x: 20, y: 20 } });
+        continue;
+      }
+      await input.fill(`>${title}`);
+      try {
+        await row.waitFor({ state: 'visible', timeout: 5_000 });
+        break;
+      } catch (error) {
+        await page.keyboard.press('Escape');
+        if (Date.now() > deadline) throw error;
+      }
+    }
+    await row.click();
   }
 
-  /** Runs `command` through "Agent Sandbox: Run Command in Sandbox…" and waits for its end notification. */
-  async function runInSandbox(command: string, expected: RegExp): Promise<void> {
+  /**
+   * Runs `command` through "Agent Sandbox: Run Command in Sandbox…" and waits until the panel shows it ended
+   * as the newest run. (The workbench holds notification toasts back while the headless window has no focus,
+   * so the panel, not a toast, says when the run is over.)
+   */
+  async function runInSandbox(command: string, options: { expectRunning?: boolean } = {}): Promise<void> {
+    const before = await panel().locator('[role="option"]').count();
     await runFromPalette('Agent Sandbox: Run Command in Sandbox');
     const input = page.locator('.quick-input-widget input');
     await page.locator('.quick-input-widget', { hasText: 'Run Command in Sandbox' }).waitFor({ state: 'visible' });
     await input.fill(command);
     await page.keyboard.press('Enter');
-    await page.locator('.notification-toast', { hasText: expected }).first().waitFor({ state: 'visible', timeout: 120_000 });
-    await runFromPalette('Notifications: Clear All Notifications');
+    const newest = panel().locator('[role="option"]').first();
+    let sawRunning = false;
+    for (const until = Date.now() + 120_000; ; ) {
+      // The run shows its output channel, which takes the panel area: bring the history back each time.
+      if (!(await panel().locator('[role="listbox"]').isVisible().catch(() => false))) await runFromPalette('Agent Sandbox: Show Run History');
+      const count = await panel().locator('[role="option"]').count();
+      const outcome = count > before ? await newest.getAttribute('data-outcome').catch(() => null) : null;
+      if (outcome === 'running' && (await newest.locator('.codicon-loading').count()) === 1) sawRunning = true;
+      if (outcome && outcome !== 'running') break;
+      if (Date.now() > until) assert.fail(`the run of ${command} did not end in the panel`);
+      await page.waitForTimeout(100);
+    }
+    if (options.expectRunning) assert.ok(sawRunning, 'the run appeared while it ran, with the spinning icon');
+    assert.equal(await newest.locator('.run-command').textContent(), command);
   }
 
   async function setTheme(name: string): Promise<void> {
@@ -126,24 +164,26 @@ suite('UI: Run History panel in the browser workbench', function () {
     }
   });
 
-  test('commands run from the command palette', async () => {
-    await runInSandbox('echo hello from the box', /exited with 0; no files changed/);
-    await runInSandbox("printf 'one\\ntwo\\n' > ui-made.txt && echo made", /exited with 0; 1 file changed/);
-    await runInSandbox('echo broken >&2; exit 4', /exited with 4/);
+  test('Show Run History opens the panel in the Agent Sandbox panel container', async () => {
+    await runFromPalette('Agent Sandbox: Show Run History');
+    await page.locator('.part.panel .composite-bar', { hasText: 'Agent Sandbox' }).waitFor({ state: 'visible', timeout: 30_000 });
+    await panel().locator('.empty', { hasText: 'No runs yet' }).waitFor({ state: 'visible', timeout: 30_000 });
   });
 
-  test('Show Run History opens the panel with the runs, newest first, with status icons', async () => {
-    await runFromPalette('Agent Sandbox: Show Run History');
+  test('commands run from the command palette appear live, newest first, with status icons', async () => {
+    await runInSandbox('sleep 2; echo hello from the box', { expectRunning: true });
+    await runInSandbox("printf 'one\\ntwo\\n' > ui-made.txt && echo made");
+    await runInSandbox('echo broken >&2; exit 4');
     const rows = panel().locator('[role="option"]');
-    await rows.nth(2).waitFor({ state: 'visible', timeout: 30_000 });
     assert.equal(await rows.count(), 3);
     const commands = await panel().locator('[role="option"] .run-command').allTextContents();
-    assert.deepEqual(commands, ['echo broken >&2; exit 4', "printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'echo hello from the box']);
+    assert.deepEqual(commands, ['echo broken >&2; exit 4', "printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'sleep 2; echo hello from the box']);
     assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome'))), ['failed', 'succeeded', 'succeeded']);
-    assert.equal(await panel().locator('[role="option"]').first().locator('.codicon-error').count(), 1, 'the failed run shows the error icon');
+    assert.equal(await rows.first().locator('.codicon-error').count(), 1, 'the failed run shows the error icon');
+    assert.equal(await rows.nth(1).locator('.codicon-pass').count(), 1, 'a run that exited with 0 shows the pass icon');
     assert.match((await rows.first().getAttribute('aria-label')) ?? '', /exit 4/, 'screen readers hear the outcome');
     // The codicon font loaded from media/ (no CDN): the icon glyph has a width.
-    const iconWidth = await panel().locator('.codicon-error').first().evaluate((e) => e.getBoundingClientRect().width);
+    const iconWidth = await rows.first().locator('.codicon-error').evaluate((e) => e.getBoundingClientRect().width);
     assert.ok(iconWidth >= 12, `codicon width ${iconWidth}`);
   });
 
@@ -151,7 +191,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     const filter = panel().locator('input.filter-input');
     await filter.fill('hello');
     await panel().locator('[role="option"]').nth(1).waitFor({ state: 'detached' });
-    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['echo hello from the box']);
+    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['sleep 2; echo hello from the box']);
     assert.equal(await panel().locator('.count').textContent(), '1 of 3 runs');
     await filter.fill('');
     await panel().locator('select.outcome-filter').selectOption('failed');
@@ -193,7 +233,11 @@ suite('UI: Run History panel in the browser workbench', function () {
     await panel().locator('button[data-action="export"]').click();
     const input = page.locator('.quick-input-widget input');
     await page.locator('.quick-input-widget', { hasText: 'Export Run History' }).waitFor({ state: 'visible', timeout: 20_000 });
+    // The simple file dialog fills in the default path asynchronously; type over it only once it is there.
+    for (const until = Date.now() + 10_000; !(await input.inputValue()).endsWith('.json') && Date.now() < until; ) await page.waitForTimeout(100);
     await input.fill(target);
+    await page.waitForTimeout(300);
+    assert.equal(await input.inputValue(), target);
     await page.keyboard.press('Enter');
     const deadline = Date.now() + 20_000;
     while (!fs.existsSync(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
@@ -202,7 +246,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.deepEqual(exported.records.map((r) => [r.command, r.outcome, r.exitCode]), [
       ['echo broken >&2; exit 4', 'exited', 4],
       ["printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'exited', 0],
-      ['echo hello from the box', 'exited', 0],
+      ['sleep 2; echo hello from the box', 'exited', 0],
     ]);
     assert.deepEqual(exported.records[1].files.map((f) => [f.path, f.kind, f.added]), [['ui-made.txt', 'added', 2]]);
   });

@@ -377,7 +377,20 @@ export class BoxSession {
     if (affected.size === 0) return;
     const current = await this.scanHost(signal);
     await this.pushWorkspaceState([...affected], current, signal);
-    await this.dropPending(new Set(selected.map((c) => c.path)));
+    // Directories the box made only for what was just reverted go too (a non-empty one stays).
+    const madeDirs = [...new Set([...affected].flatMap((p) => ancestorsOf(p)))]
+      .filter((dir) => !current.has(dir))
+      .sort((a, b) => b.length - a.length);
+    if (madeDirs.length > 0) {
+      await this.box.exec({
+        command: 'cd /workspace && xargs -0 -n1 rmdir 2>/dev/null; true',
+        stdin: Buffer.from(madeDirs.map((d) => `${d}\0`).join('')),
+        signal,
+        outputLimitBytes: 64 * 1024,
+      });
+    }
+    // Collect again: what is left pending is whatever the box still holds that differs.
+    await this.collect(signal);
   }
 
   /** Removes the box and its volume. */

@@ -60,15 +60,34 @@ export async function pullImage(deps: EngineCommandDeps, image?: string): Promis
   }
 }
 
-/** `Agent Sandbox: Reset Sandbox`: removes the folder's box (or every box when asked to). */
+/**
+ * `Agent Sandbox: Reset Sandbox`: removes the folder's box and its pending changes (or every box when asked
+ * to). From the palette, pending changes are only dropped after a modal says how many; keeping them means the
+ * next box gets them back for review.
+ */
 export async function resetSandbox(deps: EngineCommandDeps, folderArg?: string | { all: true }): Promise<void> {
   try {
     if (typeof folderArg === 'object' && folderArg.all) {
-      await deps.engine.reset();
+      await deps.engine.reset(undefined, { discardPending: true });
     } else {
       const folder = typeof folderArg === 'string' ? folderArg : (await pickWorkspaceFolder())?.uri.fsPath;
       if (!folder) return;
-      await deps.engine.reset(folder);
+      let discardPending = true;
+      if (folderArg === undefined) {
+        const pending = (await deps.engine.pendingChanges(folder)).changes.length;
+        if (pending > 0) {
+          const choice = await vscode.window.showWarningMessage(
+            `Reset the sandbox? Its box is removed. It has ${pending} pending change(s).`,
+            { modal: true },
+            'Reset and Discard Changes',
+            'Reset, Keep Changes for Review',
+          );
+          if (!choice) return;
+          discardPending = choice === 'Reset and Discard Changes';
+        }
+      }
+      await deps.engine.reset(folder, { discardPending });
+      await vscode.commands.executeCommand('agentSandbox.review.refresh', folder);
     }
     deps.log.info('[host] sandbox reset');
     void vscode.window.setStatusBarMessage('Agent Sandbox: box removed; the next run starts a fresh one', 4000);

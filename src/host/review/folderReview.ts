@@ -53,6 +53,11 @@ export class FolderReview extends Disposable {
     return [...this.pending.resourceStates, ...this.conflicts.resourceStates] as ReviewRow[];
   }
 
+  /** Every row that stands for a change in the box (pending, conflicts, and `.git/` changes), not refused entries. */
+  changeRows(): ReviewRow[] {
+    return [...this.rows(), ...(this.refused.resourceStates as ReviewRow[]).filter((r) => r.change)];
+  }
+
   update(changeSet: ChangeSet, conflictPaths: Set<string>): void {
     this.changeSet = changeSet;
     const pending: ReviewRow[] = [];
@@ -127,7 +132,7 @@ export class FolderReview extends Disposable {
       change,
       group: 'refused',
       resourceUri: this.uriOf(change.path),
-      contextValue: 'refused',
+      contextValue: 'refused-git',
       command: { title: 'Open Changes', command: 'agentSandbox.review.openDiff', arguments: [this.folder, change.path] },
       decorations: {
         tooltip: `${describeChange(change)} under .git/ — changes to git's internals are listed but never applied.`,

@@ -288,7 +288,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
 
   private async rejectAll(folder: string | undefined): Promise<void> {
     if (!folder) return;
-    const paths = this.review(folder).rows().map((r) => r.path);
+    const paths = this.review(folder).changeRows().map((r) => r.path);
     if (paths.length === 0) return;
     const choice = await vscode.window.showWarningMessage(
       `Reject all ${paths.length} pending change(s)? The box is put back to your workspace's version.`,

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ChangeSet, ExecResult } from '../../shared/protocol';
+import type { ChangeSet, ErrorData, ExecResult } from '../../shared/protocol';
 import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
 import { errorReason, errorText } from '../errorMessages';
@@ -284,8 +284,10 @@ function toolError(error: unknown): Error {
       return new Error(`${message} The sandbox cannot run until the developer fixes this (command "Agent Sandbox: Check Docker Engine").`);
     case 'image-missing':
       return new Error(`${message} Ask the developer to run "Agent Sandbox: Pull Sandbox Image".`);
-    case 'invalid-setting':
-      return new Error(`${message} Ask the developer to correct the setting.`);
+    case 'invalid-setting': {
+      const setting = (error as { data?: Partial<ErrorData> }).data?.setting;
+      return new Error(setting ? `${message} Ask the developer to correct the setting ${setting}.` : message);
+    }
     default:
       return new Error(message);
   }

@@ -45,7 +45,6 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
   });
 
   suiteTeardown(async () => {
-    await vscode.commands.executeCommand('agentSandbox.review.rejectAll', folder).then(undefined, () => undefined);
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     for (const rel of ['hunks.txt', 'old-name.txt', 'new-name.txt', 'doomed.txt', 'added.txt', 'bin.dat', 'conflict.txt']) {
       fs.rmSync(path.join(folder, rel), { force: true });
