@@ -1,4 +1,5 @@
-// Bundles the extension host entry and the engine server into dist/ (CommonJS, Node 20).
+// Bundles the extension host entry and the engine server into dist/ (CommonJS, Node 20), and the Run History
+// webview into media/ (browser IIFE + CSS, with the codicon font copied from @vscode/codicons).
 // `--production` minifies and drops source maps; `--watch` rebuilds on change.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';

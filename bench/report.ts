@@ -23,7 +23,7 @@ export interface Row {
 }
 
 export interface BenchResults {
-  mode: 'quick' | 'full';
+  mode: 'quick' | 'full' | 'subset';
   date: string;
   durationSeconds: number;
   repetitions: number;

@@ -3,7 +3,7 @@
 // Every box, volume, server process and temp dir it creates is removed at the end, also on failure.
 // `--report-from <results.json>` only regenerates docs/benchmarks.md from saved results.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Dockerode = require('dockerode');
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     }
 
     // 1. Cold box, on the smallest tree.
+    if (workspaces.length === 0) throw new Error('--trees selected no workspace');
     rows.push(...(await coldBox(engine, workspaces[0])));
 
     // 2–4, 6: per tree, mirror in with its baselines, then catch-up, collect and apply on the mirrored box.
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     rows.push(...(await serverMemory(largest, servers)));
 
     const results: BenchResults = {
-      mode: quick ? 'quick' : 'full',
+      mode: quick ? 'quick' : treesWanted() ? 'subset' : 'full',
       date: new Date().toISOString(),
       durationSeconds: Math.round((Date.now() - started) / 1000),
       repetitions: REPS,
@@ -142,7 +143,8 @@ async function main(): Promise<void> {
       rows,
       details,
     };
-    writeReport(results, { repoRoot, writeDocs: !quick, writeResults: true });
+    // A --trees subset is for comparisons: its results are kept apart and never become the published page.
+    writeReport(results, { repoRoot, writeDocs: results.mode === 'full', writeResults: true });
   } finally {
     for (const server of servers) server.kill();
     await removeOwned(engine, temp);
@@ -150,8 +152,15 @@ async function main(): Promise<void> {
   }
 }
 
+/** `--trees=1000,50000,node_modules` limits a run to those workspaces (for before/after comparisons). */
+function treesWanted(): string[] | undefined {
+  const option = process.argv.find((a) => a.startsWith('--trees='));
+  return option?.slice('--trees='.length).split(',').filter(Boolean);
+}
+
 function prepareWorkspaces(temp: string): Workspace[] {
-  const sizes = quick ? [1_000] : [1_000, 10_000, 50_000];
+  const wanted = treesWanted();
+  const sizes = (quick ? [1_000] : [1_000, 10_000, 50_000]).filter((n) => !wanted || wanted.includes(String(n)));
   const workspaces: Workspace[] = [];
   for (const count of sizes) {
     const name = `generated ${count / 1000}k`;
@@ -159,12 +168,15 @@ function prepareWorkspaces(temp: string): Workspace[] {
     const tree = generateTree(path.join(temp, `tree-${count}`), count);
     workspaces.push({ name, root: tree.root, files: tree.files, bytes: tree.bytes });
   }
-  workspaces[workspaces.length - 1].largest = true;
-  if (!quick) {
+  if (workspaces.length > 0) workspaces[workspaces.length - 1].largest = true;
+  if (!quick && (!wanted || wanted.includes('node_modules'))) {
     // A real tree nobody here wrote, copied so the host edits of the scenarios never touch the installed one.
+    // The source is resolved first: were node_modules a symlink, copying it verbatim would make the "copy" a
+    // link to the real tree, and the scenarios' edits would land there.
     say('copying node_modules');
     const root = path.join(temp, 'node_modules-copy');
-    cpSync(path.join(repoRoot, 'node_modules'), root, { recursive: true, verbatimSymlinks: true });
+    cpSync(realpathSync(path.join(repoRoot, 'node_modules')), root, { recursive: true, verbatimSymlinks: true });
+    if (!lstatSync(root).isDirectory()) throw new Error(`${root} is not a real directory; refusing to edit through it`);
     const listed = spawnSync('find', ['.', '-type', 'f', '-printf', '%P\\t%s\\n'], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28 });
     const files: string[] = [];
     let bytes = 0;
@@ -236,6 +248,9 @@ async function editInBox(session: BoxSession, files: string[]): Promise<void> {
 }
 
 async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, details: Record<string, unknown>): Promise<Row[]> {
+  if (!realpathSync(ws.root).startsWith(`${realpathSync(temp)}${path.sep}`)) {
+    throw new Error(`${ws.root} resolves outside the benchmark's temp dir; its scenarios edit files, so it must be a copy`);
+  }
   const m = { mirror: [] as number[], create: [] as number[], dockerCp: [] as number[], tarPipe: [] as number[], hostTar: [] as number[] };
   const c = { boxListing: [] as number[], rescan: [] as number[], catchUp10: [] as number[], collect10: [] as number[], collect1000: [] as number[], apply1000: [] as number[], tarApply: [] as number[] };
   // Host edits and box edits touch disjoint files, spread over the tree.

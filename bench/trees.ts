@@ -35,16 +35,16 @@ const BINARY_EXTENSIONS = ['.png', '.woff2', '.gz', '.jpg', '.wasm'];
 function textSize(rand: () => number): number {
   const r = rand();
   if (r < 0.6) return 200 + Math.floor(rand() * 3800); // 0.2–4 KB
-  if (r < 0.92) return 4_000 + Math.floor(rand() * 16_000); // 4–20 KB
-  if (r < 0.995) return 20_000 + Math.floor(rand() * 60_000); // 20–80 KB
+  if (r < 0.92) return 4_000 + Math.floor(rand() * 12_000); // 4–16 KB
+  if (r < 0.997) return 20_000 + Math.floor(rand() * 40_000); // 20–60 KB
   return 200_000 + Math.floor(rand() * 800_000); // 0.2–1 MB
 }
 
 function binarySize(rand: () => number): number {
   const r = rand();
   if (r < 0.7) return 500 + Math.floor(rand() * 15_500); // icons, fonts
-  if (r < 0.97) return 16_000 + Math.floor(rand() * 48_000);
-  return 200_000 + Math.floor(rand() * 300_000);
+  if (r < 0.99) return 16_000 + Math.floor(rand() * 48_000);
+  return 200_000 + Math.floor(rand() * 200_000);
 }
 
 function textContent(rand: () => number, size: number): Buffer {

@@ -278,9 +278,11 @@
       );
     }
     select(id, options = {}) {
+      const changed = id !== this.state.selectedId;
       this.state = { ...this.state, selectedId: id };
       vscode.setState(this.state);
       this.render();
+      if (changed) this.detail.scrollTop = 0;
       document.getElementById(rowId(id))?.scrollIntoView({ block: "nearest" });
       if (options.focusList) this.list.focus();
       if (options.focusDetail) this.detail.focus();

@@ -8,6 +8,7 @@ import { ReviewController } from './host/review/reviewController';
 import { SandboxStatus } from './host/review/sandboxStatus';
 import { RunEvents } from './host/runEvents';
 import { SandboxSettings } from './host/settings';
+import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
 import { SandboxTools } from './host/tools/sandboxTools';
 
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext) {
     new SandboxTools(deps),
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
+  context.subscriptions.push(new SandboxTerminals(deps));
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),

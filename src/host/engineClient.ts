@@ -29,6 +29,12 @@ import {
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
+  TerminalCloseRequest,
+  TerminalExitNotification,
+  TerminalInputNotification,
+  TerminalOpenRequest,
+  TerminalOutputNotification,
+  TerminalResizeNotification,
   type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
@@ -72,6 +78,13 @@ export class EngineClient extends Disposable {
   /** Fires after the server was restarted following a crash (its boxes and pending changes are gone). */
   readonly onDidRestart = this.restartEmitter.event;
 
+  private readonly terminalOutputEmitter = this._register(new vscode.EventEmitter<TerminalOutputNotification.Params>());
+  /** Output of sandboxed terminals. */
+  readonly onTerminalOutput = this.terminalOutputEmitter.event;
+  private readonly terminalExitEmitter = this._register(new vscode.EventEmitter<TerminalExitNotification.Params>());
+  /** A sandboxed terminal's process ended. */
+  readonly onTerminalExit = this.terminalExitEmitter.event;
+
   constructor(private readonly options: EngineClientOptions) {
     super();
     this._register(options.settings.onDidChange(() => void this.configure()));
@@ -105,6 +118,8 @@ export class EngineClient extends Disposable {
       this.client = client;
       this._register(client.onNotification(OutputNotification.type, (p) => this.outputEmitter.fire(p)));
       this._register(client.onNotification(ProgressNotification.type, (p) => this.progressEmitter.fire(p)));
+      this._register(client.onNotification(TerminalOutputNotification.type, (p) => this.terminalOutputEmitter.fire(p)));
+      this._register(client.onNotification(TerminalExitNotification.type, (p) => this.terminalExitEmitter.fire(p)));
       this._register(
         client.onNotification(OrphansRemovedNotification.type, (p) =>
           log.info(`[engine] removed ${p.containers.length} orphaned box(es) and ${p.volumes.length} volume(s)`),
@@ -245,6 +260,26 @@ export class EngineClient extends Disposable {
 
   async fileOp(params: FileOpRequest.Params) {
     return (await this.ready()).sendRequest(FileOpRequest.type, params);
+  }
+
+  /** Opens a terminal in the folder's box (see `TerminalOpenRequest`). */
+  async openTerminal(params: TerminalOpenRequest.Params, token?: vscode.CancellationToken) {
+    return this.tracked(params.folder, 'starting', async () => (await this.ready()).sendRequest(TerminalOpenRequest.type, params, token));
+  }
+
+  /** Kills a terminal's process tree in the box; resolves after its exit was reported. */
+  async closeTerminal(terminalId: string) {
+    if (!this.client || this.client.state !== State.Running) return false;
+    return this.client.sendRequest(TerminalCloseRequest.type, { terminalId });
+  }
+
+  /** Keystrokes for a terminal; dropped when the server is not running (the terminal is gone with it). */
+  terminalInput(terminalId: string, data: string): void {
+    if (this.client?.state === State.Running) void this.client.sendNotification(TerminalInputNotification.type, { terminalId, data });
+  }
+
+  terminalResize(terminalId: string, cols: number, rows: number): void {
+    if (this.client?.state === State.Running) void this.client.sendNotification(TerminalResizeNotification.type, { terminalId, cols, rows });
   }
 
   /** Removes boxes (and, with `discardPending`, their pending reviews). */

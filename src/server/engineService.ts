@@ -158,6 +158,26 @@ export class EngineService extends Disposable {
     return session;
   }
 
+  /**
+   * The folder's box for a long-lived user (a terminal): created if needed, and kept from idle removal until
+   * `release` is called. A box that turns out to be gone (`no-box`) is forgotten, so the next use starts fresh.
+   */
+  async holdBox(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<{ session: BoxSession; release(): void; forget(): Promise<void> }> {
+    const key = normalizeFolder(folder);
+    const session = await this.ensureBox(key, progress, signal);
+    const holdId = `hold-${++this.runCounter}`;
+    // Idle removal waits while anything is in `runs`; a held box counts as in use.
+    this.runs.set(holdId, new AbortController());
+    return {
+      session,
+      release: () => {
+        this.runs.delete(holdId);
+        this.touch(key);
+      },
+      forget: () => this.removeSession(key),
+    };
+  }
+
   async boxInfo(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<BoxInfo> {
     return (await this.ensureBox(folder, progress, signal)).info;
   }

@@ -30,12 +30,19 @@ import {
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
+  TerminalCloseRequest,
+  TerminalExitNotification,
+  TerminalInputNotification,
+  TerminalOpenRequest,
+  TerminalOutputNotification,
+  TerminalResizeNotification,
   type ErrorData,
   type InitializationOptions,
 } from '../shared/protocol';
 import { SandboxError } from '../core/errors';
 import type { ProgressReporter } from '../core/session/boxSession';
 import { EngineService } from './engineService';
+import { TerminalService } from './terminals';
 
 /** JSON-RPC error code for failures the server understood (the reason is in `data`). */
 const SANDBOX_ERROR_CODE = -32001;
@@ -123,12 +130,30 @@ export function startServer(connection: Connection): EngineService {
   connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder, { discardPending: p.discardPending })));
   connection.onRequest(FileOpRequest.type, handle((p, signal) => service.fileOp(p, () => undefined, signal)));
 
+  // Terminals.
+  const terminals = new TerminalService({
+    service,
+    log,
+    sendOutput: (p) => void connection.sendNotification(TerminalOutputNotification.type, p),
+    sendExit: (p) => void connection.sendNotification(TerminalExitNotification.type, p),
+  });
+  connection.onRequest(TerminalOpenRequest.type, handle((p, signal) => terminals.open(p, progressFor(p.progressToken), signal)));
+  connection.onRequest(TerminalCloseRequest.type, handle((p) => terminals.close(p.terminalId)));
+  connection.onNotification(TerminalInputNotification.type, (p) => terminals.input(p.terminalId, p.data));
+  connection.onNotification(TerminalResizeNotification.type, (p) =>
+    void terminals.resize(p.terminalId, p.cols, p.rows).catch((error) => log(`[terminal] resize failed: ${error}`)),
+  );
+
   // Boxes are ephemeral: when the client shuts the server down, they go with it.
   connection.onShutdown(async () => {
+    terminals.dispose();
     await service.reset().catch((error) => log(`[engine] removing boxes at shutdown failed: ${error}`));
     service.dispose();
   });
-  connection.onExit(() => service.dispose());
+  connection.onExit(() => {
+    terminals.dispose();
+    service.dispose();
+  });
   return service;
 }
 

@@ -522,6 +522,58 @@ export namespace FileOpRequest {
   export const type = new RequestType<Params, Result, void>(method);
 }
 
+// Terminals: an interactive shell (or agent CLI) on a TTY in the folder's box.
+
+/**
+ * Opens a terminal in the folder's box (creating the box if needed): catches the box up with host edits, then
+ * starts the first shell the image has (`bash`, then `sh`) on a TTY in `/workspace` as the box user, or runs
+ * `command` with that shell's `-c`. Output comes as `sandbox/terminalOutput`, the end as `sandbox/terminalExit`.
+ * Terminals of one folder share its box. A `command` whose program the image lacks fails with `not-found`
+ * (setting `agentSandbox.image`) before anything starts.
+ */
+export namespace TerminalOpenRequest {
+  export const method = 'sandbox/terminalOpen' as const;
+  export interface Params extends FolderParams {
+    /** Client-chosen id used by every other terminal message; unique per client. */
+    terminalId: string;
+    /** Initial size of the TTY. */
+    cols: number;
+    rows: number;
+    /** Command line to run instead of an interactive shell (e.g. an agent CLI); the terminal ends with it. */
+    command?: string;
+    /** Working directory relative to `/workspace`. */
+    cwd?: string;
+    /** Token for `sandbox/progress` notifications while the box is created. */
+    progressToken?: string;
+  }
+  export interface Result {
+    /** The shell that runs the terminal (or runs `command`), as found in the image, e.g. `/bin/bash`. */
+    shell: string;
+    /** Image reference and id of the box. */
+    image: { reference: string; id: string };
+    /** The box's policy (limits, user, network `none`, env names). */
+    policy: RunPolicy;
+    /** Paths the catch-up before the start sent to the box. */
+    caughtUp: string[];
+    /** Paths changed on both sides at that catch-up (the box's version was kept). */
+    conflicts: string[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * Closes a terminal: kills its process and everything it started in the box (its process tree, and any
+ * process still carrying the terminal's environment marker). Resolves after `sandbox/terminalExit` was sent;
+ * `false` when no such terminal is open.
+ */
+export namespace TerminalCloseRequest {
+  export const method = 'sandbox/terminalClose' as const;
+  export interface Params {
+    terminalId: string;
+  }
+  export const type = new RequestType<Params, boolean, void>(method);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Notifications (server → client).
 
@@ -563,6 +615,52 @@ export namespace OrphansRemovedNotification {
     containers: string[];
     /** Volume names removed. */
     volumes: string[];
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+// Terminals.
+
+/** Output of a terminal's TTY (client ← server), batched over a few milliseconds. */
+export namespace TerminalOutputNotification {
+  export const method = 'sandbox/terminalOutput' as const;
+  export interface Params {
+    terminalId: string;
+    /** Raw TTY output (UTF-8 text with escape sequences; characters never split across notifications). */
+    data: string;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** A terminal's process ended (client ← server); sent once, after its remaining output. */
+export namespace TerminalExitNotification {
+  export const method = 'sandbox/terminalExit' as const;
+  export interface Params {
+    terminalId: string;
+    /** Exit code of the shell or command; `null` when it was killed or the code could not be read. */
+    exitCode: number | null;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** Keystrokes or pasted text for a terminal (client → server). */
+export namespace TerminalInputNotification {
+  export const method = 'sandbox/terminalInput' as const;
+  export interface Params {
+    terminalId: string;
+    /** Text as typed; control keys as their bytes (`\x03` for Ctrl-C, `\r` for Enter). */
+    data: string;
+  }
+  export const type = new NotificationType<Params>(method);
+}
+
+/** The terminal's size changed (client → server); the process gets SIGWINCH. */
+export namespace TerminalResizeNotification {
+  export const method = 'sandbox/terminalResize' as const;
+  export interface Params {
+    terminalId: string;
+    cols: number;
+    rows: number;
   }
   export const type = new NotificationType<Params>(method);
 }

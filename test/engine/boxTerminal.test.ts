@@ -1,6 +1,28 @@
 // An interactive terminal in a real box, on busybox ash and on bash: a TTY round trip, the first shell the
-// image has, the initial size and resizes reaching the TTY, exit codes, and close killing the whole tree.
+// image has, the initial size and resizes reaching the TTY, exit codes, and close killing the whole tree;
+// then the server's terminal messages over stdio: catch-up before start, a shared box, batching, close, refusal.
 import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  createProtocolConnection,
+  InitializeRequest,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type ProtocolConnection,
+} from 'vscode-languageserver-protocol/node';
+import {
+  ConfigureRequest,
+  ExecRequest,
+  ResetRequest,
+  TerminalCloseRequest,
+  TerminalExitNotification,
+  TerminalInputNotification,
+  TerminalOpenRequest,
+  TerminalOutputNotification,
+} from '../../src/shared/protocol';
 import { Box } from '../../src/core/box/box';
 import { BoxTerminal, boxHasProgram, findTerminalShell } from '../../src/core/box/boxTerminal';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
@@ -14,9 +36,12 @@ interface Flavour {
 }
 
 const flavours: Flavour[] = [
-  { label: 'busybox ash', image: TEST_IMAGES.busybox, shell: /\/sh$/ },
+  { label: 'busybox ash', image: TEST_IMAGES.busybox, shell: /(^|\/)sh$/ },
   { label: 'bash', image: TEST_IMAGES.node, shell: /\/bash$/ },
 ];
+
+/** Every terminal a test opened; closed after each test so a failure leaves nothing running. */
+const opened: BoxTerminal[] = [];
 
 /** A terminal with its output gathered, and a way to wait for text in it. */
 async function openTerminal(engine: DockerEngine, box: Box, options: { cols?: number; rows?: number; command?: string } = {}) {
@@ -24,13 +49,16 @@ async function openTerminal(engine: DockerEngine, box: Box, options: { cols?: nu
   const waiters: { pattern: RegExp; resolve: () => void }[] = [];
   let exitCode: number | null | undefined;
   const shell = await findTerminalShell(engine, box.containerId);
-  const terminal = await BoxTerminal.start(engine, box.containerId, {
+  let terminal: BoxTerminal | undefined = undefined;
+  terminal = await BoxTerminal.start(engine, box.containerId, {
     cols: options.cols ?? 80,
     rows: options.rows ?? 24,
     shell,
     command: options.command,
     onData: (data) => {
       output += data;
+      // Busybox's line editor asks where the cursor is (DSR) and waits for the answer a terminal gives.
+      if (data.includes('\x1b[6n')) terminal?.write('\x1b[1;1R');
       for (const w of waiters.splice(0)) {
         if (w.pattern.test(output)) w.resolve();
         else waiters.push(w);
@@ -45,7 +73,10 @@ async function openTerminal(engine: DockerEngine, box: Box, options: { cols?: nu
           const timer = setTimeout(() => reject(new Error(`no ${pattern} in terminal output:\n${JSON.stringify(output)}`)), ms);
           waiters.push({ pattern, resolve: () => (clearTimeout(timer), resolve()) });
         });
-  return { terminal, shell, waitFor, output: () => output, exitCode: () => exitCode };
+  opened.push(terminal);
+  // Type only at a prompt, like a person: a line editor flushes input typed before it starts reading.
+  const atPrompt = (): Promise<void> => waitFor(/\$ (\x1b\[6n)?$/);
+  return { terminal, shell, waitFor, atPrompt, output: () => output, exitCode: () => exitCode };
 }
 
 async function processesIn(box: Box): Promise<string[]> {
@@ -67,6 +98,10 @@ suite('engine: box terminal', function () {
     );
   });
 
+  teardown(async () => {
+    await Promise.all(opened.splice(0).map((t) => t.close()));
+  });
+
   suiteTeardown(async () => {
     await removeEverythingOwnedBy(engine, ownerId);
   });
@@ -81,6 +116,7 @@ suite('engine: box terminal', function () {
         t.terminal.write('echo "[$(id -u):$(pwd):$TERM]"; [ -t 0 ] && echo "tty=yes"\r');
         await t.waitFor(/\[1000:\/workspace:xterm-256color\]/);
         await t.waitFor(/tty=yes/);
+        await t.atPrompt();
         assert.doesNotMatch(t.output(), new RegExp(`^${t.terminal.processId}\\r?\\n`), 'the pid line is not shown');
         t.terminal.write('exit 3\r');
         assert.equal(await t.terminal.exited, 3);
@@ -99,12 +135,16 @@ suite('engine: box terminal', function () {
 
       test('Ctrl-C interrupts the foreground program and Ctrl-D ends the shell', async () => {
         const t = await openTerminal(engine!, box());
-        t.terminal.write('sleep 300; echo after-$?\r');
-        await delay(500);
+        t.terminal.write('sleep 300\r');
+        await waitUntil(async () => (await processesIn(box())).some((l) => /sleep 300/.test(l)));
         t.terminal.write('\x03');
+        await t.atPrompt();
+        t.terminal.write('echo after-$?\r');
         await t.waitFor(/after-130/);
+        await t.atPrompt();
         t.terminal.write('\x04');
-        assert.equal(await t.terminal.exited, 0);
+        const code = await Promise.race([t.terminal.exited, delay(10_000).then(() => 'still running')]);
+        assert.equal(code, 0, `after Ctrl-D: ${JSON.stringify(t.output())}`);
       });
 
       test('close kills the whole process tree, background jobs and new sessions included', async () => {
@@ -115,13 +155,14 @@ suite('engine: box terminal', function () {
         await t.terminal.close();
         assert.ok(t.exitCode() !== undefined, 'the exit was reported');
         const left = await processesIn(box());
-        assert.deepEqual(left.filter((l) => /sleep 100|agent-sandbox-terminal|bash -i|sh -i/.test(l)), []);
+        assert.deepEqual(left.filter((l) => /sleep 100|bash -i|sh -i/.test(l)), []);
       });
 
       test('the terminal ends with its shell although a background job holds the TTY, and the job is killed', async () => {
         const t = await openTerminal(engine!, box());
         t.terminal.write('sleep 1004 & echo bg-started\r');
         await t.waitFor(/bg-started/);
+        await t.atPrompt();
         t.terminal.write('exit 0\r');
         assert.equal(await t.terminal.exited, 0);
         const left = await processesIn(box());
@@ -151,3 +192,91 @@ async function waitUntil(check: () => Promise<boolean>, ms = 10_000): Promise<vo
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+suite('engine server: terminal messages over stdio (real engine)', function () {
+  this.timeout(90_000);
+  const repoRoot = path.resolve(__dirname, '..', '..', '..');
+  const serverJs = path.join(repoRoot, 'dist', 'server.js');
+  let server: ChildProcess;
+  let connection: ProtocolConnection;
+  let folder: string;
+  const output = new Map<string, string>();
+  const exits = new Map<string, number | null>();
+  let notifications = 0;
+
+  const waitFor = async (what: string, check: () => boolean, ms = 20_000): Promise<void> => {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}; output: ${JSON.stringify(Object.fromEntries(output))}`);
+      await delay(50);
+    }
+  };
+  const open = (terminalId: string, extra: Partial<TerminalOpenRequest.Params> = {}) =>
+    connection.sendRequest(TerminalOpenRequest.type, { folder, terminalId, cols: 100, rows: 30, ...extra });
+  const type = (terminalId: string, data: string) =>
+    connection.sendNotification(TerminalInputNotification.method, { terminalId, data } satisfies TerminalInputNotification.Params);
+
+  suiteSetup(async () => {
+    folder = mkdtempSync(path.join(os.tmpdir(), 'as-terminal-'));
+    writeFileSync(path.join(folder, 'note.txt'), 'v1\n');
+    server = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
+    connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
+    connection.onNotification(TerminalOutputNotification.type, (p: TerminalOutputNotification.Params) => {
+      notifications++;
+      output.set(p.terminalId, (output.get(p.terminalId) ?? '') + p.data);
+    });
+    connection.onNotification(TerminalExitNotification.type, (p: TerminalExitNotification.Params) => {
+      exits.set(p.terminalId, p.exitCode);
+    });
+    connection.listen();
+    await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
+    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.node, memoryMiB: 256, idleTimeoutMinutes: 0 } });
+  });
+
+  suiteTeardown(async () => {
+    try {
+      await connection?.sendRequest(ResetRequest.type, {});
+    } finally {
+      connection?.dispose();
+      server?.kill();
+      if (folder) rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  test('a terminal sees host edits made before it opened, shares the box with other terminals, and reports its exit', async () => {
+    const first = await open('t1');
+    assert.match(first.shell, /\/bash$/);
+    assert.equal(first.policy.network, 'none');
+    assert.equal(first.image.reference, TEST_IMAGES.node);
+    type('t1', 'echo from-t1 > shared.txt; echo written\r');
+    await waitFor('t1 to write', () => /written/.test(output.get('t1') ?? ''));
+
+    writeFileSync(path.join(folder, 'note.txt'), 'v2 from the host\n');
+    const second = await open('t2');
+    assert.deepEqual(second.caughtUp, ['note.txt'], 'the catch-up ran before the shell started');
+    type('t2', 'cat note.txt shared.txt; exit 4\r');
+    await waitFor('t2 to exit', () => exits.has('t2'));
+    assert.match(output.get('t2') ?? '', /v2 from the host[\s\S]*from-t1/);
+    assert.equal(exits.get('t2'), 4);
+    // Output is batched: far fewer notifications than the bytes a shell writes one at a time.
+    assert.ok(notifications < (output.get('t1')!.length + output.get('t2')!.length) / 2, `${notifications} notifications`);
+
+    type('t1', 'sleep 1005 &\r');
+    await delay(500);
+    assert.equal(await connection.sendRequest(TerminalCloseRequest.type, { terminalId: 't1' }), true);
+    assert.ok(exits.has('t1'), 'the exit was reported before close resolved');
+    assert.equal(await connection.sendRequest(TerminalCloseRequest.type, { terminalId: 't1' }), false, 'a closed terminal is gone');
+    const ps = await connection.sendRequest(ExecRequest.type, { folder, command: 'ps -o args' });
+    assert.doesNotMatch(ps.stdout, /sleep 1005|bash -i/);
+  });
+
+  test('a command whose program the image lacks is refused before anything starts, naming the image setting', async () => {
+    await assert.rejects(open('t3', { command: 'no-such-agent --yolo' }), (error: { message: string; data?: { reason?: string; setting?: string } }) => {
+      assert.equal(error.data?.reason, 'not-found');
+      assert.equal(error.data?.setting, 'agentSandbox.image');
+      assert.match(error.message, /has no "no-such-agent"/);
+      return true;
+    });
+    assert.equal(exits.has('t3'), false);
+  });
+});

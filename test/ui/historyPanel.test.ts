@@ -83,9 +83,13 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.keyboard.press('Enter');
     const newest = panel().locator('[role="option"]').first();
     let sawRunning = false;
+    let nextShow = 0;
     for (const until = Date.now() + 120_000; ; ) {
       // The run shows its output channel, which takes the panel area: bring the history back each time.
-      if (!(await panel().locator('[role="listbox"]').isVisible().catch(() => false))) await runFromPalette('Agent Sandbox: Show Run History');
+      if (!(await panel().locator('[role="listbox"]').isVisible().catch(() => false)) && Date.now() > nextShow) {
+        await runFromPalette('Agent Sandbox: Show Run History');
+        nextShow = Date.now() + 5_000;
+      }
       const count = await panel().locator('[role="option"]').count();
       const outcome = count > before ? await newest.getAttribute('data-outcome').catch(() => null) : null;
       if (outcome === 'running' && (await newest.locator('.codicon-loading').count()) === 1) sawRunning = true;
@@ -105,6 +109,8 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ state: 'visible' });
     await page.keyboard.press('Enter');
     await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+    // No hover tooltip in the screenshots.
+    await page.mouse.move(200, 600);
     await page.waitForTimeout(800);
   }
 
@@ -171,13 +177,13 @@ suite('UI: Run History panel in the browser workbench', function () {
   });
 
   test('commands run from the command palette appear live, newest first, with status icons', async () => {
-    await runInSandbox('sleep 2; echo hello from the box', { expectRunning: true });
+    await runInSandbox('sleep 6; echo hello from the box', { expectRunning: true });
     await runInSandbox("printf 'one\\ntwo\\n' > ui-made.txt && echo made");
     await runInSandbox('echo broken >&2; exit 4');
     const rows = panel().locator('[role="option"]');
     assert.equal(await rows.count(), 3);
     const commands = await panel().locator('[role="option"] .run-command').allTextContents();
-    assert.deepEqual(commands, ['echo broken >&2; exit 4', "printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'sleep 2; echo hello from the box']);
+    assert.deepEqual(commands, ['echo broken >&2; exit 4', "printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'sleep 6; echo hello from the box']);
     assert.deepEqual(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome'))), ['failed', 'succeeded', 'succeeded']);
     assert.equal(await rows.first().locator('.codicon-error').count(), 1, 'the failed run shows the error icon');
     assert.equal(await rows.nth(1).locator('.codicon-pass').count(), 1, 'a run that exited with 0 shows the pass icon');
@@ -191,7 +197,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     const filter = panel().locator('input.filter-input');
     await filter.fill('hello');
     await panel().locator('[role="option"]').nth(1).waitFor({ state: 'detached' });
-    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['sleep 2; echo hello from the box']);
+    assert.deepEqual(await panel().locator('[role="option"] .run-command').allTextContents(), ['sleep 6; echo hello from the box']);
     assert.equal(await panel().locator('.count').textContent(), '1 of 3 runs');
     await filter.fill('');
     await panel().locator('select.outcome-filter').selectOption('failed');
@@ -246,15 +252,19 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.deepEqual(exported.records.map((r) => [r.command, r.outcome, r.exitCode]), [
       ['echo broken >&2; exit 4', 'exited', 4],
       ["printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'exited', 0],
-      ['sleep 2; echo hello from the box', 'exited', 0],
+      ['sleep 6; echo hello from the box', 'exited', 0],
     ]);
     assert.deepEqual(exported.records[1].files.map((f) => [f.path, f.kind, f.added]), [['ui-made.txt', 'added', 2]]);
   });
 
   test('screenshots in dark, light and high-contrast themes; no CSP violation', async () => {
     await runFromPalette('Notifications: Clear All Notifications');
+    await setTheme('Dark Modern');
+    await runFromPalette('View: Toggle Maximized Panel');
     await panel().locator('[role="option"]').nth(1).click();
     await panel().locator('.file-row').waitFor({ state: 'visible' });
+    await page.mouse.move(200, 600);
+    await page.waitForTimeout(500);
     await page.screenshot({ path: shot('dark') });
     await page.locator('.part.panel').screenshot({ path: shot('panel') });
     await setTheme('Light Modern');

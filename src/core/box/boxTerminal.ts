@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
@@ -17,6 +18,40 @@ export const TERMINAL_SHELLS = ['bash', 'sh'] as const;
  */
 const TERMINAL_WRAPPER =
   'echo "$$"; stty rows "$1" cols "$2" 2>/dev/null; if [ -n "$4" ]; then exec "$3" -c "$4"; fi; exec "$3" -i';
+
+/** Name of the variable that marks every process a terminal starts (children inherit it). */
+export const TERMINAL_MARKER_ENV = 'AGENT_SANDBOX_TERMINAL';
+
+/**
+ * Kills every process whose environment carries the terminal's marker `$1` (`NAME=token`). This catches what
+ * the tree walk cannot: a job that double-forked into its own session after its parent exited (`setsid` from
+ * an interactive shell, daemons). Freezes each one as found so nothing forks mid-walk, then SIGKILLs them.
+ * A process can only escape by clearing its environment, which is a deliberate act, not an accident.
+ */
+export const KILL_MARKED_SCRIPT = `
+M="$1"
+[ -n "$M" ] || exit 2
+S=" "
+n=0
+while [ "$n" -lt 10 ]; do
+  n=$((n+1))
+  changed=0
+  for f in /proc/[0-9]*/environ; do
+    pid=\${f#/proc/}; pid=\${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    case "$S" in *" $pid "*) continue;; esac
+    # environ is NUL-separated, and busybox grep stops at a NUL: one variable per line first.
+    if tr '\\000' '\\n' < "$f" 2>/dev/null | grep -q -x -F "$M"; then
+      kill -s STOP "$pid" 2>/dev/null
+      S="$S$pid "
+      changed=1
+    fi
+  done
+  [ "$changed" = 0 ] && break
+done
+for pid in $S; do kill -s KILL "$pid" 2>/dev/null; done
+exit 0
+`;
 
 /** How often the shell's exec is checked for having exited while background jobs keep the TTY open. */
 const EXIT_POLL_MS = 1_000;
@@ -84,6 +119,8 @@ export class BoxTerminal extends Disposable {
     private readonly engine: DockerEngine,
     private readonly containerId: string,
     private readonly exec: Dockerode.Exec,
+    /** Token in `AGENT_SANDBOX_TERMINAL` of every process this terminal starts. */
+    readonly marker: string,
     private readonly options: BoxTerminalOptions,
   ) {
     super();
@@ -94,6 +131,7 @@ export class BoxTerminal extends Disposable {
   /** Starts the process; throws only when it could not be started. */
   static async start(engine: DockerEngine, containerId: string, options: BoxTerminalOptions, signal?: AbortSignal): Promise<BoxTerminal> {
     const workingDir = resolveBoxCwd(options.cwd);
+    const marker = randomBytes(12).toString('hex');
     const { cols, rows } = clampSize(options.cols, options.rows);
     const exec = await engine
       .call(
@@ -105,7 +143,7 @@ export class BoxTerminal extends Disposable {
             AttachStdout: true,
             AttachStderr: true,
             Tty: true,
-            Env: options.env ?? [],
+            Env: [...(options.env ?? []), `${TERMINAL_MARKER_ENV}=${marker}`],
             WorkingDir: workingDir,
             abortSignal,
           } as Dockerode.ExecCreateOptions),
@@ -114,7 +152,7 @@ export class BoxTerminal extends Disposable {
       .catch((error: unknown) => {
         throw boxGoneError(error);
       });
-    const terminal = new BoxTerminal(engine, containerId, exec, options);
+    const terminal = new BoxTerminal(engine, containerId, exec, marker, options);
     await terminal.attach(signal);
     return terminal;
   }
@@ -235,6 +273,8 @@ export class BoxTerminal extends Disposable {
       if (this.pid !== undefined) {
         await killRunTree(this.engine, this.containerId, this.pid).catch(() => undefined);
       }
+      // The helper's own environment does not carry the marker (it is an exec of its own), so it never kills itself.
+      await runBoxHelper(this.engine, this.containerId, KILL_MARKED_SCRIPT, [`${TERMINAL_MARKER_ENV}=${this.marker}`]).catch(() => undefined);
       this.stream?.destroy?.();
       let exitCode: number | null = null;
       try {

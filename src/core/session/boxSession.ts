@@ -616,7 +616,9 @@ async function hostStateAfterMirror(folder: string, scanned: Manifest, sent: Man
       }
       continue;
     }
-    hostState.set(p, { ...entry, size: sentEntry.size, hash: sentEntry.hash, mtimeMs: sentEntry.mtimeMs });
+    // Entries are never mutated in place, so host state and baseline share one object per file where they
+    // agree (all but setuid/setgid bits, which are not sent): half the memory for a large tree.
+    hostState.set(p, sentEntry.mode === entry.mode ? sentEntry : { ...entry, size: sentEntry.size, hash: sentEntry.hash, mtimeMs: sentEntry.mtimeMs });
   }
   return hostState;
 }

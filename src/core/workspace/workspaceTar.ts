@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
@@ -16,11 +16,13 @@ export const WHOLE_FILE_LIMIT = 8 * 1024 * 1024;
 
 /**
  * Read-ahead of small files while earlier entries are written: per-file open/fstat/read/close latency, not
- * bandwidth, is what a tree of many small files costs (measured in bench/: ~3× faster on 1k–50k file trees).
- * Bounded in files and in bytes, so the memory held stays small whatever the tree.
+ * bandwidth, is what a tree of many small files costs (see docs/benchmarks.md). Bounded in files and in bytes,
+ * so the memory held stays small whatever the tree.
  */
 const READ_AHEAD_FILES = 16;
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+/** Files up to this size (by the scan) are read with blocking calls; see `readSmallSync`. */
+const SYNC_READ_LIMIT = 256 * 1024;
 
 /** Options for `packWorkspace`. */
 export interface PackOptions {
@@ -182,6 +184,9 @@ type WholeRead =
 /** Opens, checks and reads a file the way `writeFile` does (never through a symlink), for the read-ahead. */
 async function readWhole(root: string, entry: ManifestEntry): Promise<WholeRead> {
   const absolute = path.join(root, ...entry.path.split('/'));
+  if (entry.size <= SYNC_READ_LIMIT) {
+    return readSmallSync(absolute, entry);
+  }
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
@@ -199,6 +204,33 @@ async function readWhole(root: string, entry: ManifestEntry): Promise<WholeRead>
     return { kind: 'read', content: await handle.readFile(), stat };
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * `readWhole` for a small file, with blocking calls: a promise FileHandle costs ~100 µs of main-thread time per
+ * file (open, fstat, read, close, its finalizer), several times the syscalls themselves (bench/: packing a
+ * 10k-file tree took ~2.8 s of CPU, over half of it there). A small file from the page cache reads in a few
+ * µs, so the event loop is held only briefly; big files keep the asynchronous path.
+ */
+function readSmallSync(absolute: string, entry: ManifestEntry): WholeRead {
+  let fd: number;
+  try {
+    fd = openSync(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    return { kind: 'skipped', reason: `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      return { kind: 'skipped', reason: 'no longer a regular file' };
+    }
+    if (stat.size > WHOLE_FILE_LIMIT && !isGitConfigPath(entry.path)) {
+      return { kind: 'large' };
+    }
+    return { kind: 'read', content: readFileSync(fd), stat };
+  } finally {
+    closeSync(fd);
   }
 }
 

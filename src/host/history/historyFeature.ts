@@ -73,6 +73,7 @@ export class RunHistory extends Disposable {
         store,
         runEvents: deps.runEvents,
         readProposal: (folder, relPath) => deps.engine.readProposal(folder, relPath),
+        pendingChanges: (folder) => deps.engine.pendingChanges(folder),
         log: deps.log,
         envAllowlist: () => deps.settings.box().envAllowlist ?? [],
       }),

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ChangeEntry } from '../../shared/protocol';
+import type { ChangeEntry, ChangeSet } from '../../shared/protocol';
 import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
 import type { HistoryStore } from '../../core/history/historyStore';
 import { countLineChanges, LINE_COUNT_MAX_BYTES } from '../../core/history/lineCounts';
@@ -19,6 +19,8 @@ export interface HistoryRecorderDeps {
   runEvents: RunEvents;
   /** Reads the box's version of a changed file from the last collect. */
   readProposal(folder: string, relPath: string): Promise<Uint8Array>;
+  /** The folder's pending changes as of the last collect (or restored from an earlier window), without a new collect. */
+  pendingChanges(folder: string): Promise<ChangeSet>;
   log: vscode.LogOutputChannel;
   /** Names of the host variables passed into the box (their values are redacted from records). */
   envAllowlist(): readonly string[];
@@ -38,13 +40,25 @@ export class HistoryRecorder extends Disposable {
   private queue: Promise<unknown>;
   /** Per folder: the pending changes after the last run (to tell what the next run itself changed). */
   private readonly pending = new Map<string, Map<string, ChangeEntry>>();
+  /**
+   * For the first run of a folder this session: what was pending before it (changes restored from an earlier
+   * window), asked for the moment the run starts, before its own collect can replace the answer.
+   */
+  private readonly pendingBefore = new Map<string, Promise<ChangeSet | undefined>>();
   private readonly changeEmitter = this._register(new vscode.EventEmitter<HistoryChange>());
   readonly onDidChange = this.changeEmitter.event;
 
   constructor(private readonly deps: HistoryRecorderDeps) {
     super();
     this.queue = deps.store;
-    this._register(deps.runEvents.onDidStartRun((e) => this.enqueue(`start ${e.runId}`, () => this.onStarted(e))));
+    this._register(
+      deps.runEvents.onDidStartRun((e) => {
+        if (!this.pending.has(e.folder) && !this.pendingBefore.has(e.runId)) {
+          this.pendingBefore.set(e.runId, deps.pendingChanges(e.folder).catch(() => undefined));
+        }
+        void this.enqueue(`start ${e.runId}`, () => this.onStarted(e));
+      }),
+    );
     this._register(deps.runEvents.onDidEndRun((e) => this.enqueue(`end ${e.runId}`, () => this.onEnded(e))));
     this._register(deps.runEvents.onDidDecide((e) => this.enqueue(`decision on ${e.paths.length} path(s)`, () => this.onDecided(e))));
   }
@@ -97,9 +111,12 @@ export class HistoryRecorder extends Disposable {
     const started =
       store.get(event.runId) ??
       startedRecord({ runId: event.runId, folder: event.folder, source: 'command', command: '(unknown)', startedAt: event.endedAt - (event.result?.durationMs ?? 0) }, this.redactor());
+    const restoredBefore = this.pendingBefore.get(event.runId);
+    this.pendingBefore.delete(event.runId);
     const record = endedRecord(started, event, this.redactor(event.result?.policy.envNames));
     if (event.changeSet) {
-      const before = this.pending.get(event.folder) ?? new Map<string, ChangeEntry>();
+      const restored = await restoredBefore;
+      const before = this.pending.get(event.folder) ?? new Map((restored?.changes ?? []).map((c) => [c.path, c]));
       const changed = changedByRun(before, event.changeSet.changes);
       this.pending.set(event.folder, new Map(event.changeSet.changes.map((c) => [c.path, c])));
       record.files = await this.describeFiles(event.folder, changed);

@@ -41,7 +41,9 @@ export class HistoryViewProvider extends Disposable implements vscode.WebviewVie
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
-    this._register(vscode.window.registerWebviewViewProvider(HISTORY_VIEW_ID, this));
+    // Kept alive while hidden: runs show their output channel in the same panel area, and the history must
+    // be there, current, the moment the developer switches back (re-creating it mid-run left it blank).
+    this._register(vscode.window.registerWebviewViewProvider(HISTORY_VIEW_ID, this, { webviewOptions: { retainContextWhenHidden: true } }));
     this._register(
       recorder.onDidChange((change) => {
         if ('record' in change) this.post(RecordChangedNotification.message({ record: change.record }));

@@ -247,6 +247,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     const label = `Agent Sandbox: accept ${selection.paths.length === 1 ? selection.paths[0] : `${selection.paths.length} changes`}${runs.length ? ` from ${runs.join(', ')}` : ''}`;
     try {
       const outcome = await applyChanges(this.deps.engine, changeSet, { ...selection, label });
+      await closeProposalTabs(folder, outcome.applied);
       if (outcome.applied.length) {
         this.deps.runEvents.fireDecided({ folder, paths: outcome.applied, decision: 'accepted', at: Date.now() });
       }
@@ -268,6 +269,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
   async reject(selection: ReviewSelection): Promise<void> {
     try {
       await this.deps.engine.discard(selection.folder, selection.paths);
+      await closeProposalTabs(selection.folder, selection.paths);
       this.deps.runEvents.fireDecided({ folder: selection.folder, paths: selection.paths, decision: 'rejected', at: Date.now() });
       await this.refresh(selection.folder);
     } catch (error) {
@@ -457,4 +459,17 @@ function isSelection(value: unknown): value is ReviewSelection {
 
 function isRow(value: unknown): value is ReviewRow {
   return typeof value === 'object' && value !== null && 'resourceUri' in value && typeof (value as ReviewRow).folder === 'string' && typeof (value as ReviewRow).path === 'string';
+}
+
+/** Closes the diff editors that show proposals of these paths: once decided, there is nothing left to see. */
+async function closeProposalTabs(folder: string, paths: string[]): Promise<void> {
+  const decided = new Set(paths);
+  const tabs = vscode.window.tabGroups.all.flatMap((group) =>
+    group.tabs.filter((tab) => {
+      const input = tab.input;
+      const uri = input instanceof vscode.TabInputTextDiff ? input.modified : input instanceof vscode.TabInputText ? input.uri : undefined;
+      return uri?.scheme === PROPOSAL_SCHEME && new URLSearchParams(uri.query).get('folder') === folder && decided.has(uri.path.slice(1));
+    }),
+  );
+  if (tabs.length > 0) await vscode.window.tabGroups.close(tabs, true);
 }

@@ -227,9 +227,11 @@ class HistoryApp {
   }
 
   private select(id: string, options: { focusList?: boolean; focusDetail?: boolean } = {}): void {
+    const changed = id !== this.state.selectedId;
     this.state = { ...this.state, selectedId: id };
     vscode.setState(this.state);
     this.render();
+    if (changed) this.detail.scrollTop = 0;
     document.getElementById(rowId(id))?.scrollIntoView({ block: 'nearest' });
     if (options.focusList) this.list.focus();
     if (options.focusDetail) this.detail.focus();

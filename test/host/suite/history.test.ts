@@ -27,6 +27,8 @@ suite('Run history (real engine)', function () {
   });
 
   suiteTeardown(async () => {
+    // Nothing this suite left pending (the tool's file) may be restored into the next suite's box.
+    await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'true', decision: 'discard' });
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     fs.rmSync(path.join(folder, 'history-made.txt'), { force: true });
     fs.writeFileSync(path.join(folder, 'src', 'app.js'), originalApp);
@@ -135,6 +137,17 @@ suite('Run history (real engine)', function () {
       assert.ok(file.decisions[0].at >= before && file.decisions[0].at <= Date.now());
     }
     assert.deepEqual((await recordOf(ran.result.runId)).files, [], 'the apply run itself changed nothing');
+  });
+
+  test('an agent tool call is recorded with source tool, the tool name and the files it changed', async () => {
+    const result = await vscode.lm.invokeTool('agentSandbox_runCommand', { input: { command: 'echo via-tool > tool-made.txt && echo tool-out' }, toolInvocationToken: undefined });
+    assert.ok(result.content.length > 0);
+    const record = (await exportHistory()).records.find((r) => r.source === 'tool' && r.command.includes('via-tool'));
+    assert.ok(record, 'the tool call is not in the history');
+    assert.equal(record.agent, 'agentSandbox_runCommand');
+    assert.deepEqual([record.outcome, record.exitCode, record.output?.stdout], ['exited', 0, 'tool-out\n']);
+    assert.equal(record.policy?.network, 'none');
+    assert.deepEqual(record.files.map((f) => [f.path, f.kind, f.added, f.removed]), [['tool-made.txt', 'added', 1, 0]]);
   });
 
   test('the history survives a reload: a new store on the same file reads the same records', async () => {

@@ -1,0 +1,64 @@
+// UI tier: the sandboxed terminal as a person sees it in a real browser on the real workbench — opened from
+// the command palette, a prompt inside the box, a command typed on the keyboard, and its file pending in the
+// review. Screenshots stay in test-results/.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openWorkbench, type Workbench } from './workbench';
+
+suite('UI: the sandboxed terminal in the browser workbench', function () {
+  this.timeout(300_000);
+  let wb: Workbench;
+
+  suiteSetup(async () => {
+    wb = await openWorkbench('terminal');
+  });
+
+  teardown(async function () {
+    if (this.currentTest?.state === 'failed' && wb?.page && !wb.page.isClosed()) {
+      await wb.screenshot('terminal-failure').catch(() => undefined);
+    }
+  });
+
+  suiteTeardown(async () => {
+    if (!wb) return;
+    try {
+      await wb.runFromPalette('Agent Sandbox: Reset Sandbox');
+      const discard = wb.page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
+      if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
+      await wb.page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+    } finally {
+      await wb.close();
+    }
+  });
+
+  test('Open Sandboxed Terminal shows a prompt inside the box; what is typed there comes back for review', async () => {
+    const { page } = wb;
+    await wb.runFromPalette('Agent Sandbox: Open Sandboxed Terminal');
+    const terminal = page.locator('.terminal-wrapper .xterm').first();
+    await terminal.waitFor({ state: 'visible', timeout: 60_000 });
+    // The screen reader buffer mirrors what the terminal shows, whichever renderer draws it.
+    const screen = async () => ((await page.locator('.terminal-wrapper .xterm').first().innerText().catch(() => '')) ?? '');
+    for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await screen()); ) {
+      if (Date.now() > deadline) assert.fail(`no prompt from the box in the terminal: ${JSON.stringify(await screen())}`);
+      await page.waitForTimeout(250);
+    }
+    assert.match(await screen(), /no network/, 'the first lines say the box has no network');
+    await terminal.click();
+    await page.keyboard.type('echo "in the box as $(id -u) in $PWD" > ui-terminal.txt; cat ui-terminal.txt');
+    await page.keyboard.press('Enter');
+    for (const deadline = Date.now() + 30_000; !/in the box as 1000 in \/workspace/.test(await screen()); ) {
+      if (Date.now() > deadline) assert.fail(`the command's output did not appear: ${JSON.stringify(await screen())}`);
+      await page.waitForTimeout(250);
+    }
+    await page.mouse.move(640, 200);
+    await wb.screenshot('terminal');
+
+    await page.keyboard.type('exit');
+    await page.keyboard.press('Enter');
+    await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
+    await page.locator('.scm-view .monaco-list-row', { hasText: 'ui-terminal.txt' }).first().waitFor({ state: 'visible', timeout: 120_000 });
+    assert.equal(fs.existsSync(path.join(wb.dirs.workspace, 'ui-terminal.txt')), false, 'nothing reached the workspace');
+    await wb.screenshot('terminal-pending');
+  });
+});
