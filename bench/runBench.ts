@@ -17,7 +17,7 @@ import {
 import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ResetRequest, type BoxSettings } from '../src/shared/protocol';
 import { Box } from '../src/core/box/box';
 import { readOomKillCount, runInBox } from '../src/core/box/boxExec';
-import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER } from '../src/core/box/boxConfig';
+import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_OWNER_HOST, LABEL_OWNER_PID } from '../src/core/box/boxConfig';
 import { DockerEngine } from '../src/core/docker/dockerEngine';
 import { dockerodeOptions, resolveEngineLocation } from '../src/core/docker/engineLocation';
 import { BoxSession } from '../src/core/session/boxSession';
@@ -217,7 +217,8 @@ async function coldBox(engine: DockerEngine, ws: Workspace): Promise<Row[]> {
     });
     ours.push(ms);
     const name = `${ownerId}-cold-${i}`;
-    const labels = `--label ${LABEL_MANAGED}=true --label ${LABEL_OWNER}=${ownerId}`;
+    // The owner pid and host labels tell other engine servers' orphan cleanup that this box's owner is alive.
+    const labels = `--label ${LABEL_MANAGED}=true --label ${LABEL_OWNER}=${ownerId} --label ${LABEL_OWNER_PID}=${process.pid} --label ${LABEL_OWNER_HOST}=${q(os.hostname())}`;
     const { ms: cliMs } = await timed(() =>
       bash(
         `set -e

@@ -101,6 +101,13 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.equal(await newest.locator('.run-command').textContent(), command);
   }
 
+  /** Brings the Run History view to the front (a run's output channel or review may have taken the panel area). */
+  async function showHistory(): Promise<void> {
+    if (await panel().locator('[role="listbox"]').isVisible().catch(() => false)) return;
+    await runFromPalette('Agent Sandbox: Show Run History');
+    await panel().locator('[role="listbox"]').waitFor({ state: 'visible', timeout: 30_000 });
+  }
+
   async function setTheme(name: string): Promise<void> {
     await runFromPalette('Preferences: Color Theme');
     const input = page.locator('.quick-input-widget input');
@@ -194,6 +201,7 @@ suite('UI: Run History panel in the browser workbench', function () {
   });
 
   test('the text filter and the outcome filter narrow the list', async () => {
+    await showHistory();
     const filter = panel().locator('input.filter-input');
     await filter.fill('hello');
     await panel().locator('[role="option"]').nth(1).waitFor({ state: 'detached' });
@@ -207,6 +215,7 @@ suite('UI: Run History panel in the browser workbench', function () {
   });
 
   test('arrow keys move through the runs and Enter opens the details', async () => {
+    await showHistory();
     const list = panel().locator('[role="listbox"]');
     await list.focus();
     await page.keyboard.press('ArrowDown');
@@ -227,6 +236,7 @@ suite('UI: Run History panel in the browser workbench', function () {
   });
 
   test("a file's diff opens from the details", async () => {
+    await showHistory();
     await panel().locator('.file-row .link-button', { hasText: 'ui-made.txt' }).click();
     await page.locator('.tabs-container .tab', { hasText: 'ui-made.txt' }).first().waitFor({ state: 'visible', timeout: 20_000 });
     await page.locator('.monaco-diff-editor').first().waitFor({ state: 'visible' });
@@ -234,7 +244,7 @@ suite('UI: Run History panel in the browser workbench', function () {
   });
 
   test('export writes the history as valid JSON through the save dialog', async () => {
-    await runFromPalette('Agent Sandbox: Show Run History');
+    await showHistory();
     const target = path.join(tmp, 'exported-history.json');
     await panel().locator('button[data-action="export"]').click();
     const input = page.locator('.quick-input-widget input');
@@ -261,6 +271,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     await runFromPalette('Notifications: Clear All Notifications');
     await setTheme('Dark Modern');
     await runFromPalette('View: Toggle Maximized Panel');
+    await showHistory();
     await panel().locator('[role="option"]').nth(1).click();
     await panel().locator('.file-row').waitFor({ state: 'visible' });
     await page.mouse.move(200, 600);

@@ -34,11 +34,15 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
 
   test('Open Sandboxed Terminal shows a prompt inside the box; what is typed there comes back for review', async () => {
     const { page } = wb;
+    // The DOM renderer keeps the terminal's text in the page, where the test can read it (the GPU one draws pixels).
+    const settingsFile = path.join(wb.dirs.workspace, '.vscode', 'settings.json');
+    const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+    fs.writeFileSync(settingsFile, JSON.stringify({ ...settings, 'terminal.integrated.gpuAcceleration': 'off' }, null, 2));
+    await page.waitForTimeout(1_000);
     await wb.runFromPalette('Agent Sandbox: Open Sandboxed Terminal');
     const terminal = page.locator('.terminal-wrapper .xterm').first();
     await terminal.waitFor({ state: 'visible', timeout: 60_000 });
-    // The screen reader buffer mirrors what the terminal shows, whichever renderer draws it.
-    const screen = async () => ((await page.locator('.terminal-wrapper .xterm').first().innerText().catch(() => '')) ?? '');
+    const screen = async () => ((await page.locator('.terminal-wrapper .xterm-rows').first().innerText().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
     for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await screen()); ) {
       if (Date.now() > deadline) assert.fail(`no prompt from the box in the terminal: ${JSON.stringify(await screen())}`);
       await page.waitForTimeout(250);
@@ -56,6 +60,8 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
 
     await page.keyboard.type('exit');
     await page.keyboard.press('Enter');
+    // Like any VS Code terminal whose shell exits, it closes; its changes were collected before that.
+    await page.locator('.terminal-wrapper .xterm-rows').first().waitFor({ state: 'detached', timeout: 60_000 });
     await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
     await page.locator('.scm-view .monaco-list-row', { hasText: 'ui-terminal.txt' }).first().waitFor({ state: 'visible', timeout: 120_000 });
     assert.equal(fs.existsSync(path.join(wb.dirs.workspace, 'ui-terminal.txt')), false, 'nothing reached the workspace');
