@@ -3,71 +3,25 @@
 // Run History panel's webview, the save dialog. Screenshots in dark, light and high-contrast themes are kept
 // in test-results/ as artifacts.
 import * as assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import type { HistoryExport } from '../../src/core/history/historyRecord';
-import {
-  freePort,
-  killTree,
-  launchChromium,
-  missingWorkbench,
-  offlineContext,
-  prepareWorkbenchDirs,
-  resultsDir,
-  root,
-  startServer,
-  waitForServer,
-  type WorkbenchDirs,
-} from '../host/runInCodeServer';
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+import { resultsDir, root } from '../host/runInCodeServer';
+import { openWorkbench, type Workbench } from './workbench';
 
 const shot = (name: string) => path.join(resultsDir, `ui-${name}.png`);
 
 suite('UI: Run History panel in the browser workbench', function () {
   this.timeout(300_000);
-  let tmp: string;
-  let dirs: WorkbenchDirs;
-  let server: ChildProcess | undefined;
-  let browser: Browser | undefined;
+  let wb: Workbench;
   let page: Page;
-  const serverLog: string[] = [];
-  const consoleErrors: string[] = [];
+  let tmp: string;
+  const runFromPalette = (title: string) => wb.runFromPalette(title);
 
   /** The panel's document: the workbench's webview iframe, then the webview's own active frame. */
   const panel = (): FrameLocator => page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
-
-  /**
-   * Runs a command from the command palette by its title. Commands of the extension under development appear
-   * once the remote extension host has scanned it, so the palette is reopened until the title shows up.
-   */
-  async function runFromPalette(title: string): Promise<void> {
-    const input = page.locator('.quick-input-widget input');
-    const row = page.locator('.quick-input-widget .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(title)}…?$`) }) }).first();
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      await page.keyboard.press('F1');
-      if (!(await input.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false))) {
-        // Keys typed while a webview has focus stay in its frame: give the focus back to the workbench.
-        await page.locator('.part.editor').click({ position: { x: 20, y: 20 } });
-        continue;
-      }
-      await input.fill(`>${title}`);
-      try {
-        await row.waitFor({ state: 'visible', timeout: 5_000 });
-        break;
-      } catch (error) {
-        await page.keyboard.press('Escape');
-        if (Date.now() > deadline) throw error;
-      }
-    }
-    await row.click();
-  }
 
   /**
    * Runs `command` through "Agent Sandbox: Run Command in Sandbox…" and waits until the panel shows it ended
@@ -122,38 +76,12 @@ suite('UI: Run History panel in the browser workbench', function () {
   }
 
   suiteSetup(async () => {
-    const missing = missingWorkbench();
-    if (missing) throw new Error(missing);
     assert.ok(fs.existsSync(path.join(root, 'media', 'history.js')), 'media/history.js is missing: run `npm run build`');
-    assert.ok(process.env.DOCKER_HOST, 'DOCKER_HOST is not set: run the tier through scripts/run-tests.mjs, which provisions the engine');
     fs.mkdirSync(resultsDir, { recursive: true });
     for (const name of ['dark', 'light', 'high-contrast', 'panel', 'failure']) fs.rmSync(shot(name), { force: true });
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-ui-'));
-    dirs = prepareWorkbenchDirs(tmp);
-    const port = await freePort();
-    const origin = `http://127.0.0.1:${port}`;
-    server = startServer(port, tmp, dirs);
-    const collect = (chunk: Buffer) => serverLog.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    server.stdout?.on('data', collect);
-    server.stderr?.on('data', collect);
-    await waitForServer(`${origin}/version`, server, () => serverLog.join('\n'));
-
-    browser = await launchChromium();
-    const context = await offlineContext(browser, (url) => consoleErrors.push(`blocked a request beyond loopback: ${url}`), { width: 1280, height: 860 });
-    page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p.split(path.sep).join('/')}`;
-    const payload = [
-      ['extensionDevelopmentPath', remote(root)],
-      ['skipWelcome', 'true'],
-      ['skipReleaseNotes', 'true'],
-    ];
-    const url = `${origin}/?folder=${encodeURIComponent(dirs.workspace.split(path.sep).join('/'))}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
-    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
-    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
-    await page.locator('.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-ui-export-'));
+    wb = await openWorkbench('history');
+    page = wb.page;
   });
 
   teardown(async function () {
@@ -164,15 +92,15 @@ suite('UI: Run History panel in the browser workbench', function () {
 
   suiteTeardown(async () => {
     try {
-      // Removes the box this window made while its engine server is still alive to do it.
+      // Removes the box (and its pending changes) while this window's engine server is still alive to do it.
       if (page && !page.isClosed()) {
         await runFromPalette('Agent Sandbox: Reset Sandbox').catch(() => undefined);
+        const discard = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
+        if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
         await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
       }
     } finally {
-      fs.writeFileSync(path.join(resultsDir, 'ui-server.log'), serverLog.join('\n') + '\n');
-      await browser?.close().catch(() => undefined);
-      killTree(server);
+      await wb?.close();
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
     }
   });
@@ -284,7 +212,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.screenshot({ path: shot('high-contrast') });
     const background = await panel().locator('body').evaluate((e) => e.ownerDocument.defaultView!.getComputedStyle(e).color);
     assert.equal(background, 'rgb(255, 255, 255)', 'the panel follows the high-contrast theme');
-    const csp = consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
+    const csp = wb.consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
     assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');
   });
 });

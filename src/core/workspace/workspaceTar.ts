@@ -19,8 +19,8 @@ export const WHOLE_FILE_LIMIT = 8 * 1024 * 1024;
  * bandwidth, is what a tree of many small files costs (see docs/benchmarks.md). Bounded in files and in bytes,
  * so the memory held stays small whatever the tree.
  */
-const READ_AHEAD_FILES = 16;
-const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+const READ_AHEAD_FILES = 1;
+const READ_AHEAD_BYTES = 1024 * 1024;
 /** Files up to this size (by the scan) are read with blocking calls; see `readSmallSync`. */
 const SYNC_READ_LIMIT = 256 * 1024;
 
