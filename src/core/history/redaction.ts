@@ -1,3 +1,5 @@
+import { TOKEN_PATTERNS } from '../secrets/tokenPatterns';
+
 /** What replaces a secret in recorded text. */
 export const REDACTED = '[REDACTED]';
 
@@ -9,29 +11,6 @@ export const REDACTED = '[REDACTED]';
 export const MIN_REDACTED_VALUE_LENGTH = 4;
 
 /**
- * Known credential formats. Each pattern matches the secret itself, or (with a `(?<keep>…)` group) a prefix
- * that stays readable followed by the secret, so the record still says which header or variable it was.
- */
-const TOKEN_PATTERNS: readonly RegExp[] = [
-  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g,
-  /\bgh[pousr]_[A-Za-z0-9]{36,255}\b/g, // GitHub tokens
-  /\bgithub_pat_[A-Za-z0-9_]{22,255}\b/g,
-  /\bglpat-[A-Za-z0-9_-]{20,}\b/g, // GitLab
-  /\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b/g, // AWS access key ids
-  /\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g, // Slack
-  /\bsk-ant-[A-Za-z0-9_-]{20,}\b/g, // Anthropic
-  /\bsk-(?:proj-|live_|test_)?[A-Za-z0-9_-]{20,}\b/g, // OpenAI, Stripe
-  /\b[rp]k_(?:live|test)_[A-Za-z0-9]{16,}\b/g, // Stripe
-  /\bAIza[0-9A-Za-z_-]{35}\b/g, // Google API keys
-  /\bnpm_[A-Za-z0-9]{36}\b/g,
-  /\bhf_[A-Za-z0-9]{30,}\b/g, // Hugging Face
-  /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g, // JWTs
-  /(?<keep>\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}/gi,
-  /(?<keep>\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+(?=@)/gi, // credentials in URLs: keep the user, drop the password
-  /(?<keep>\b[A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY)[A-Za-z0-9_]*\s*[=:]\s*["']?)(?!\[REDACTED\])[^\s"';,]{8,}/gi,
-];
-
-/**
  * Replaces known token formats and the given values (the allowlisted host variables' values) in `text`.
  * Longer values are replaced first so a value that contains another is not left half-redacted.
  */
@@ -39,7 +18,7 @@ export function redactSecrets(text: string, values: readonly string[] = []): str
   let result = text;
   const distinct = [...new Set(values.filter((v) => v.length >= MIN_REDACTED_VALUE_LENGTH))].sort((a, b) => b.length - a.length);
   for (const value of distinct) result = result.split(value).join(REDACTED);
-  for (const pattern of TOKEN_PATTERNS) {
+  for (const { pattern } of TOKEN_PATTERNS) {
     result = result.replace(pattern, (...args: unknown[]) => {
       const groups = args[args.length - 1] as Record<string, string | undefined> | undefined;
       const keep = typeof groups === 'object' && groups ? groups.keep ?? '' : '';
