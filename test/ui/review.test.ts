@@ -64,4 +64,29 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     await diff.waitFor({ state: 'detached', timeout: 30_000 });
     await wb.screenshot('review-accepted');
   });
+
+  test('pending changes survive a window reload and can still be accepted', async () => {
+    const { page } = wb;
+    const target = path.join(wb.dirs.workspace, 'after-reload.txt');
+    await wb.runFromPalette('Agent Sandbox: Run Command in Sandbox');
+    await page.locator('.quick-input-widget', { hasText: 'Run Command in Sandbox' }).waitFor({ state: 'visible' });
+    await page.locator('.quick-input-widget input').fill('echo kept > after-reload.txt');
+    await page.keyboard.press('Enter');
+    await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
+    await page.locator('.scm-view .monaco-list-row', { hasText: 'after-reload.txt' }).first().waitFor({ state: 'visible', timeout: 120_000 });
+
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+    await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
+    const row = page.locator('.scm-view .monaco-list-row', { hasText: 'after-reload.txt' }).first();
+    await row.waitFor({ state: 'visible', timeout: 60_000 });
+    await wb.screenshot('review-after-reload');
+    await row.hover();
+    await row.locator('.action-label[aria-label*="Accept Change"]').click();
+    for (const deadline = Date.now() + 60_000; !fs.existsSync(target); ) {
+      if (Date.now() > deadline) assert.fail('Accept after the reload did not write after-reload.txt');
+      await page.waitForTimeout(100);
+    }
+    assert.equal(fs.readFileSync(target, 'utf8'), 'kept\n');
+  });
 });

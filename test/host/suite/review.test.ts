@@ -51,17 +51,22 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     }
   });
 
-  test('a run lists every kind of change as pending and touches nothing', async () => {
-    await run(
-      folder,
-      [
+  test('an agent tool run lists every kind of change as pending and touches nothing', async () => {
+    // Produced the way an agent would: through the language model tool, not a command.
+    const toolResult = await vscode.lm.invokeTool('agentSandbox_runCommand', {
+      toolInvocationToken: undefined,
+      input: {
+        command: [
         'echo added > added.txt',
         "sed -i 's/line 2/LINE 2/; s/line 8/LINE 8/' hunks.txt",
         'mv old-name.txt new-name.txt',
         'rm doomed.txt',
         "printf '\\000\\001\\377' > bin.dat",
-      ].join(' && '),
-    );
+        ].join(' && '),
+      },
+    });
+    const text = toolResult.content.map((part) => (part instanceof vscode.LanguageModelTextPart ? part.value : '')).join('');
+    assert.match(text, /added\.txt/);
     const changes = Object.fromEntries((await pendingNow(folder)).changes.map((c) => [c.path, c]));
     assert.equal(changes['added.txt']?.kind, 'added');
     assert.equal(changes['hunks.txt']?.kind, 'modified');
@@ -78,6 +83,12 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     assert.equal(read('added.txt'), 'added\n');
     assert.deepEqual([...fs.readFileSync(path.join(folder, 'bin.dat'))], [0, 1, 255]);
     assert.ok(exists('new-name.txt') && !exists('old-name.txt'));
+
+    // One Undo takes the accepted changes back out of the workspace (the next run sends that to the box).
+    await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder, 'added.txt')));
+    await vscode.commands.executeCommand('undo');
+    await waitUntil(() => !exists('added.txt') && !exists('bin.dat') && exists('old-name.txt') && !exists('new-name.txt'), 'undo reverts the accepted files');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
 
     await vscode.commands.executeCommand('agentSandbox.review.reject', { folder, paths: ['doomed.txt'] });
     assert.equal(read('doomed.txt'), 'keep me\n');
@@ -174,3 +185,11 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     fs.rmSync(path.join(folder, 'survivor.txt'));
   });
 });
+
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
