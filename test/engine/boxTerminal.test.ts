@@ -2,19 +2,12 @@
 // image has, the initial size and resizes reaching the TTY, exit codes, and close killing the whole tree;
 // then the server's terminal messages over stdio: catch-up before start, a shared box, batching, close, refusal.
 import * as assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import {
-  createProtocolConnection,
-  InitializeRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type ProtocolConnection,
-} from 'vscode-languageserver-protocol/node';
-import {
-  ConfigureRequest,
   ExecRequest,
   ResetRequest,
   TerminalCloseRequest,
@@ -26,6 +19,7 @@ import {
 import { Box } from '../../src/core/box/box';
 import { BoxTerminal, boxHasProgram, findTerminalShell } from '../../src/core/box/boxTerminal';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
+import { startEngineServer } from './engineServer';
 import { connectTestEngine, removeEverythingOwnedBy, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
 
 interface Flavour {
@@ -195,8 +189,6 @@ function delay(ms: number): Promise<void> {
 
 suite('engine server: terminal messages over stdio (real engine)', function () {
   this.timeout(90_000);
-  const repoRoot = path.resolve(__dirname, '..', '..', '..');
-  const serverJs = path.join(repoRoot, 'dist', 'server.js');
   let server: ChildProcess;
   let connection: ProtocolConnection;
   let folder: string;
@@ -219,18 +211,18 @@ suite('engine server: terminal messages over stdio (real engine)', function () {
   suiteSetup(async () => {
     folder = mkdtempSync(path.join(os.tmpdir(), 'as-terminal-'));
     writeFileSync(path.join(folder, 'note.txt'), 'v1\n');
-    server = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
-    connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
-    connection.onNotification(TerminalOutputNotification.type, (p: TerminalOutputNotification.Params) => {
-      notifications++;
-      output.set(p.terminalId, (output.get(p.terminalId) ?? '') + p.data);
-    });
-    connection.onNotification(TerminalExitNotification.type, (p: TerminalExitNotification.Params) => {
-      exits.set(p.terminalId, p.exitCode);
-    });
-    connection.listen();
-    await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.node, memoryMiB: 256, idleTimeoutMinutes: 0 } });
+    ({ process: server, connection } = await startEngineServer({
+      box: { image: TEST_IMAGES.node, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      beforeListen: (c) => {
+        c.onNotification(TerminalOutputNotification.type, (p: TerminalOutputNotification.Params) => {
+          notifications++;
+          output.set(p.terminalId, (output.get(p.terminalId) ?? '') + p.data);
+        });
+        c.onNotification(TerminalExitNotification.type, (p: TerminalExitNotification.Params) => {
+          exits.set(p.terminalId, p.exitCode);
+        });
+      },
+    }));
   });
 
   suiteTeardown(async () => {

@@ -1,40 +1,28 @@
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  createProtocolConnection,
-  InitializeRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type ProtocolConnection,
-} from 'vscode-languageserver-protocol/node';
+import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import {
   AdvanceBaselineRequest,
   ApplyRequest,
   CollectRequest,
-  ConfigureRequest,
   ExecRequest,
   PendingChangesRequest,
   ReadProposalRequest,
   ResetRequest,
 } from '../../src/shared/protocol';
+import { serverJs, startEngineServer } from './engineServer';
 
-const serverJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'server.js');
 
 interface Server {
   process: ChildProcess;
   connection: ProtocolConnection;
 }
 
-async function startServer(storagePath: string): Promise<Server> {
-  const child = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
-  connection.listen();
-  await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { storagePath } });
-  await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: 'agent-sandbox-test/busybox', idleTimeoutMinutes: 0 } });
-  return { process: child, connection };
+function startServer(storagePath: string): Promise<Server> {
+  return startEngineServer({ storagePath, box: { image: 'agent-sandbox-test/busybox', idleTimeoutMinutes: 0 } });
 }
 
 function boxesOf(folder: string): string[] {

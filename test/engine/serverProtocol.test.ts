@@ -1,15 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  createProtocolConnection,
-  InitializeRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type ProtocolConnection,
-} from 'vscode-languageserver-protocol/node';
+import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import {
   ApplyRequest,
   CheckEngineRequest,
@@ -24,9 +18,8 @@ import {
   ResetRequest,
   type ChangeSet,
 } from '../../src/shared/protocol';
+import { serverJs, startEngineServer } from './engineServer';
 
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
-const serverJs = path.join(repoRoot, 'dist', 'server.js');
 const IMAGE = 'agent-sandbox-test/node';
 
 /** Files and their contents, walked from a folder (directories end with '/'). */
@@ -78,14 +71,13 @@ suite('engine server over stdio (JSON-RPC, real engine)', () => {
     writeFileSync(path.join(folder, 'run.sh'), '#!/bin/sh\necho hi\n');
     chmodSync(path.join(folder, 'run.sh'), 0o755);
 
-    server = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
-    connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
-    connection.onNotification(OutputNotification.type, (p: OutputNotification.Params) => {
-      output.push(p);
-    });
-    connection.listen();
-    await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: IMAGE, memoryMiB: 256, idleTimeoutMinutes: 0 } });
+    ({ process: server, connection } = await startEngineServer({
+      box: { image: IMAGE, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      beforeListen: (c) =>
+        c.onNotification(OutputNotification.type, (p: OutputNotification.Params) => {
+          output.push(p);
+        }),
+    }));
   });
 
   suiteTeardown(async () => {

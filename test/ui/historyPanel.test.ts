@@ -93,12 +93,7 @@ suite('UI: Run History panel in the browser workbench', function () {
   suiteTeardown(async () => {
     try {
       // Removes the box (and its pending changes) while this window's engine server is still alive to do it.
-      if (page && !page.isClosed()) {
-        await runFromPalette('Agent Sandbox: Reset Sandbox').catch(() => undefined);
-        const discard = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
-        if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
-        await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
-      }
+      await wb?.resetSandbox().catch(() => undefined);
     } finally {
       await wb?.close();
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });

@@ -23,10 +23,7 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
   suiteTeardown(async () => {
     if (!wb) return;
     try {
-      await wb.runFromPalette('Agent Sandbox: Reset Sandbox');
-      const discard = wb.page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
-      if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
-      await wb.page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+      await wb.resetSandbox();
     } finally {
       await wb.close();
     }

@@ -29,6 +29,8 @@ export interface Workbench {
   screenshot(name: string): Promise<string>;
   /** Runs a command from the command palette by its title (waits until the extension's commands exist). */
   runFromPalette(title: string): Promise<void>;
+  /** Agent Sandbox: Reset Sandbox from the palette, discarding pending changes, while the window is alive. */
+  resetSandbox(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -104,7 +106,14 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
       await page.screenshot({ path: file });
       return file;
     };
-    return { page, dirs, consoleErrors, runFromPalette, screenshot, close };
+    const resetSandbox = async () => {
+      if (page.isClosed()) return;
+      await runFromPalette('Agent Sandbox: Reset Sandbox');
+      const discard = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
+      if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
+      await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+    };
+    return { page, dirs, consoleErrors, runFromPalette, resetSandbox, screenshot, close };
   } catch (error) {
     await close();
     throw error;
