@@ -131,7 +131,10 @@ suite('Sandboxed terminal (real engine)', function () {
     const terminal = (await vscode.commands.executeCommand('agentSandbox.openTerminal', { folder })) as vscode.Terminal;
     assert.ok(terminal, 'agentSandbox.openTerminal returned the terminal');
     const pty = ptyOf(terminal);
-    const size = await waitUntil('the terminal to get its size', () => pty.isRunning && pty.size);
+    await waitUntil('the terminal to get its size', () => pty.isRunning && pty.size);
+    // VS Code may still be laying out the panel and resize the terminal once more: let it settle first.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const size = pty.size!;
     terminal.sendText('stty size > size.txt; sleep 1000 & echo started');
     await waitUntil('the sleep in the box', () => boxProcesses(folder).some((l) => /sleep 1000/.test(l)));
     const boxId = boxContainerOf(folder);
