@@ -17,7 +17,7 @@ import {
   volumeCreateOptions,
   WORKSPACE_DIR,
 } from './boxConfig';
-import type { ExecOptions, ExecOutcome } from './boxExec';
+import type { ExecOptions, ExecOutcome, OomCounter } from './boxExec';
 import { runInBox } from './boxExec';
 
 export interface BoxCreateOptions {
@@ -120,9 +120,12 @@ export class Box {
     );
   }
 
+  /** The box's OOM-kill count as its runs last saw it. */
+  private readonly oomCounter: OomCounter = {};
+
   /** Runs a command; see `runInBox`. */
   exec(options: ExecOptions): Promise<ExecOutcome> {
-    return runInBox(this.engine, this.containerId, options);
+    return runInBox(this.engine, this.containerId, options, this.oomCounter);
   }
 
   /** True while the container exists and runs. */
