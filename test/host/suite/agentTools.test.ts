@@ -6,24 +6,9 @@ import * as vscode from 'vscode';
 import type { HistoryRecord } from '../../../src/core/history/historyRecord';
 import type { CreateAgentModeResult } from '../../../src/host/tools/createAgentMode';
 import { sandboxTools, sandboxToolTag } from '../../../src/host/tools/toolNames';
+import { snapshotFiles } from './workspaceSnapshot';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
-
-/** Every regular file under `root` (but `.git/`) with its bytes as base64, keyed by POSIX relative path. */
-function snapshot(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      const rel = path.relative(root, full).split(path.sep).join('/');
-      if (rel === '.git') continue;
-      if (entry.isDirectory()) walk(full);
-      else out[rel] = entry.isFile() ? fs.readFileSync(full).toString('base64') : `<${entry.isSymbolicLink() ? 'symlink' : 'other'}>`;
-    }
-  };
-  walk(root);
-  return out;
-}
 
 /** Invokes a tool the way an agent does (no chat request behind it) and returns its text. */
 async function invoke(name: string, input: object): Promise<string> {
@@ -59,7 +44,7 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.ok(first, 'the rig opens a workspace folder');
     folder = first.uri.fsPath;
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
-    original = snapshot(folder);
+    original = snapshotFiles(folder, 'base64');
     assert.ok(original['src/app.js'] && original['README.md'] && original['package.json'], 'fixture files present');
   });
 
@@ -111,7 +96,7 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.match(text, /^- deleted package\.json$/m);
     assert.match(text, /^- added bin\.dat \(binary, 3 bytes\)$/m);
     assert.match(text, /developer reviews them/);
-    assert.deepEqual(snapshot(folder), original, 'the real workspace is untouched');
+    assert.deepEqual(snapshotFiles(folder, 'base64'), original, 'the real workspace is untouched');
 
     // The next run reports only what it changed itself, not everything pending.
     const again = await invoke('agentSandbox_runCommand', { command: 'echo second >> created.txt; exit 3', timeoutSeconds: 60 });
@@ -154,7 +139,7 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.equal(await boxFile('notes/todo.txt'), 'alpha\nBETA\nalpha', 'the failed edits changed nothing');
     assert.match(await invoke('agentSandbox_editFile', { path: 'notes/todo.txt', oldString: 'alpha', newString: 'ALPHA', replaceAll: true }), /2 replacement/);
     assert.equal(await boxFile('notes/todo.txt'), 'ALPHA\nBETA\nALPHA');
-    assert.deepEqual(snapshot(folder), original, 'the real workspace is untouched');
+    assert.deepEqual(snapshotFiles(folder, 'base64'), original, 'the real workspace is untouched');
   });
 
   test('applyPatch: a two-file patch applies; malformed and non-applying patches fail and change nothing', async () => {
@@ -204,14 +189,14 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.equal(await boxFile('docs/guide.md'), '# Guide\nwritten by a patch', 'the applicable file of the failed patch is unchanged');
     assert.equal(await boxFile('notes/todo.txt'), 'ALPHA\nbeta, patched\nALPHA');
     await invokeFails('agentSandbox_applyPatch', { patch: '--- a/../escape.txt\n+++ b/../escape.txt\n@@ -1 +1 @@\n-a\n+b\n' }, /outside the workspace/);
-    assert.deepEqual(snapshot(folder), original, 'the real workspace is untouched');
+    assert.deepEqual(snapshotFiles(folder, 'base64'), original, 'the real workspace is untouched');
   });
 
   test('deleteFile: removes a box file; a missing one is a clear error', async () => {
     assert.match(await invoke('agentSandbox_deleteFile', { path: 'created.txt' }), /Deleted created\.txt/);
     assert.ok(!(await invoke('agentSandbox_listDirectory', { path: '.' })).split('\n').includes('created.txt'));
     await invokeFails('agentSandbox_deleteFile', { path: 'created.txt' }, /created\.txt does not exist in the box/);
-    assert.deepEqual(snapshot(folder), original);
+    assert.deepEqual(snapshotFiles(folder, 'base64'), original);
   });
 
   test('pendingChanges: counts by kind, paths, binary and flagged entries', async () => {
@@ -231,7 +216,7 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     }
     assert.match(text, /1 of them can run code on the developer's machine/);
     assert.doesNotMatch(text, /created\.txt/, 'a file created and deleted in the box is not pending');
-    assert.deepEqual(snapshot(folder), original);
+    assert.deepEqual(snapshotFiles(folder, 'base64'), original);
   });
 
   test('every tool call is a run in the history: source tool, agent = tool name, errors kept', async () => {

@@ -1,28 +1,12 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { RunCommandResult } from '../../../src/host/commands/runCommand';
+import { snapshotFiles } from './workspaceSnapshot';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
-/** Every regular file under `root` (but `.git/`) with its content, keyed by POSIX relative path. */
-function snapshot(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      const rel = path.relative(root, full).split(path.sep).join('/');
-      if (rel === '.git') continue;
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) out[rel] = fs.readFileSync(full, 'utf8');
-    }
-  };
-  walk(root);
-  return out;
-}
-
-/** The box's files in the same shape as `snapshot`, read by a command in the box. */
+/** The box's files in the same shape as `snapshotFiles`, read by a command in the box. */
 async function boxSnapshot(folder: string): Promise<Record<string, string>> {
   const run = (await vscode.commands.executeCommand('agentSandbox.runCommand', {
     folder,
@@ -52,7 +36,7 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     const first = vscode.workspace.workspaceFolders?.[0];
     assert.ok(first, 'the rig opens a workspace folder');
     folder = first.uri.fsPath;
-    original = snapshot(folder);
+    original = snapshotFiles(folder);
     assert.ok(original['src/app.js'] !== undefined, 'fixture has src/app.js');
   });
 
@@ -71,14 +55,14 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     assert.equal(run.result.exitCode, 0, run.result.stderr);
     const kinds = Object.fromEntries(run.changeSet.changes.map((c) => [c.path, c.kind]));
     assert.deepEqual(kinds, { 'created.txt': 'added', 'src/app.js': 'modified', 'README.md': 'deleted' });
-    assert.deepEqual(snapshot(folder), original);
+    assert.deepEqual(snapshotFiles(folder), original);
   });
 
   test('Apply All makes the workspace equal the box; undo restores it', async () => {
     const run = await runInSandbox({ folder, command: 'true', decision: 'apply' });
     assert.equal(run.decision, 'applied');
     assert.deepEqual(run.applied?.applied, ['README.md', 'created.txt', 'src/app.js']);
-    const workspace = snapshot(folder);
+    const workspace = snapshotFiles(folder);
     assert.equal(workspace['created.txt'], 'created in the box\n');
     assert.equal(workspace['README.md'], undefined);
     assert.equal(workspace['src/app.js'], `${original['src/app.js']}// changed in the box\n`);
@@ -89,15 +73,15 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder, 'src', 'app.js')));
     await vscode.commands.executeCommand('undo');
     await vscode.workspace.saveAll(false);
-    await waitFor(() => JSON.stringify(snapshot(folder)) === JSON.stringify(original), () => `undo restores the workspace; it is ${JSON.stringify(snapshot(folder))}`);
+    await waitFor(() => JSON.stringify(snapshotFiles(folder)) === JSON.stringify(original), () => `undo restores the workspace; it is ${JSON.stringify(snapshotFiles(folder))}`);
   });
 
   test('Discard leaves the workspace untouched and reverts the box', async () => {
-    const before = snapshot(folder);
+    const before = snapshotFiles(folder);
     const run = await runInSandbox({ folder, command: 'echo discarded > src/app.js && echo x > scratch.txt', decision: 'discard' });
     assert.equal(run.decision, 'discarded');
     assert.ok(run.changeSet.changes.some((c) => c.path === 'scratch.txt'));
-    assert.deepEqual(snapshot(folder), before);
+    assert.deepEqual(snapshotFiles(folder), before);
     assert.deepEqual(await boxSnapshot(folder), before, 'the box equals the workspace again');
   });
 });
