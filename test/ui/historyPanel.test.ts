@@ -9,12 +9,13 @@ import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import type { HistoryExport } from '../../src/core/history/historyRecord';
 import { resultsDir, root } from '../host/runInCodeServer';
-import { openWorkbench, type Workbench } from './workbench';
+import { useWorkbench, type Workbench } from './workbench';
 
 const shot = (name: string) => path.join(resultsDir, `ui-${name}.png`);
 
 suite('UI: Run History panel in the browser workbench', function () {
   this.timeout(300_000);
+  const workbench = useWorkbench('history');
   let wb: Workbench;
   let page: Page;
   let tmp: string;
@@ -75,29 +76,16 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.waitForTimeout(800);
   }
 
-  suiteSetup(async () => {
+  suiteSetup(() => {
     assert.ok(fs.existsSync(path.join(root, 'media', 'history.js')), 'media/history.js is missing: run `npm run build`');
-    fs.mkdirSync(resultsDir, { recursive: true });
-    for (const name of ['dark', 'light', 'high-contrast', 'panel', 'failure']) fs.rmSync(shot(name), { force: true });
+    for (const name of ['dark', 'light', 'high-contrast', 'panel']) fs.rmSync(shot(name), { force: true });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-ui-export-'));
-    wb = await openWorkbench('history');
+    wb = workbench();
     page = wb.page;
   });
 
-  teardown(async function () {
-    if (this.currentTest?.state === 'failed' && page && !page.isClosed()) {
-      await page.screenshot({ path: shot('failure') }).catch(() => undefined);
-    }
-  });
-
-  suiteTeardown(async () => {
-    try {
-      // Removes the box (and its pending changes) while this window's engine server is still alive to do it.
-      await wb?.resetSandbox().catch(() => undefined);
-    } finally {
-      await wb?.close();
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
-    }
+  suiteTeardown(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
   });
 
   test('Show Run History opens the panel in the Agent Sandbox panel container', async () => {

@@ -3,29 +3,14 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openWorkbench, type Workbench } from './workbench';
+import { useWorkbench, type Workbench } from './workbench';
 
 suite('UI: reviewing a pending change in the browser workbench', function () {
   this.timeout(300_000);
+  const workbench = useWorkbench('review');
   let wb: Workbench;
-
-  suiteSetup(async () => {
-    wb = await openWorkbench('review');
-  });
-
-  teardown(async function () {
-    if (this.currentTest?.state === 'failed' && wb?.page && !wb.page.isClosed()) {
-      await wb.screenshot('review-failure').catch(() => undefined);
-    }
-  });
-
-  suiteTeardown(async () => {
-    if (!wb) return;
-    try {
-      await wb.resetSandbox();
-    } finally {
-      await wb.close();
-    }
+  setup(() => {
+    wb = workbench();
   });
 
   test('a run in the box lists its file as pending; clicking it shows the diff; Accept writes it', async () => {

@@ -4,29 +4,14 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openWorkbench, type Workbench } from './workbench';
+import { useWorkbench, type Workbench } from './workbench';
 
 suite('UI: the sandboxed terminal in the browser workbench', function () {
   this.timeout(300_000);
+  const workbench = useWorkbench('terminal');
   let wb: Workbench;
-
-  suiteSetup(async () => {
-    wb = await openWorkbench('terminal');
-  });
-
-  teardown(async function () {
-    if (this.currentTest?.state === 'failed' && wb?.page && !wb.page.isClosed()) {
-      await wb.screenshot('terminal-failure').catch(() => undefined);
-    }
-  });
-
-  suiteTeardown(async () => {
-    if (!wb) return;
-    try {
-      await wb.resetSandbox();
-    } finally {
-      await wb.close();
-    }
+  setup(() => {
+    wb = workbench();
   });
 
   test('Open Sandboxed Terminal shows a prompt inside the box; what is typed there comes back for review', async () => {

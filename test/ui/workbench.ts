@@ -119,3 +119,31 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
     throw error;
   }
 }
+
+/**
+ * Registers the hooks every UI suite needs: a workbench opened before the suite, a screenshot of each failed
+ * test (`ui-<name>-failure.png`), and a sandbox reset plus cleanup after. Returns the workbench's getter.
+ */
+export function useWorkbench(name: string): () => Workbench {
+  let wb: Workbench | undefined;
+  suiteSetup(async () => {
+    wb = await openWorkbench(name);
+  });
+  teardown(async function () {
+    if (this.currentTest?.state === 'failed' && wb && !wb.page.isClosed()) {
+      await wb.screenshot(`${name}-failure`).catch(() => undefined);
+    }
+  });
+  suiteTeardown(async () => {
+    if (!wb) return;
+    try {
+      await wb.resetSandbox().catch(() => undefined);
+    } finally {
+      await wb.close();
+    }
+  });
+  return () => {
+    assert.ok(wb, 'the workbench did not open (see the suite setup error)');
+    return wb;
+  };
+}
