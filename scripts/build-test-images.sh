@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Builds the images the engine and host tests use, from this machine's own binaries (no registry is reachable).
 #   agent-sandbox-test/busybox : busybox-static only (tiny, for hardening and mirror tests)
-#   agent-sandbox-test/node    : busybox + bash + the host's node and git with the libraries they link
-# Both have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt only when missing or --force.
+#   agent-sandbox-test/node    : busybox + bash + the host's node, git and GNU find with the libraries they
+#                                link, and a setuid-root copy of node (/usr/local/bin/node-setuid) that the
+#                                security tests try to escalate through
+# Both have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt when missing, when built by an
+# older version of this script (label below), or with --force.
 set -euo pipefail
 force="${1:-}"
-need() { [ "$force" = "--force" ] || ! docker image inspect "$1" >/dev/null 2>&1; }
+IMAGE_VERSION=2
+need() {
+  [ "$force" = "--force" ] && return 0
+  local have
+  have=$(docker image inspect --format '{{ index .Config.Labels "dev.agent-sandbox.test-image-version" }}' "$1" 2>/dev/null) || return 0
+  [ "$have" != "$IMAGE_VERSION" ]
+}
+label="LABEL dev.agent-sandbox.test-image-version=$IMAGE_VERSION"
 
 # The image has no libc of its own for busybox, so it must be the static build.
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
@@ -39,7 +49,7 @@ copy_with_libs() {
 if need agent-sandbox-test/busybox; then
   tmp=$(mktemp -d)
   base_rootfs "$tmp"
-  tar -C "$tmp" -c . | docker import -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin' - agent-sandbox-test/busybox >/dev/null
+  tar -C "$tmp" -c . | docker import -c "$label" -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin' - agent-sandbox-test/busybox >/dev/null
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/busybox" >&2
 fi
@@ -51,6 +61,10 @@ if need agent-sandbox-test/node; then
   [ -e "$tmp/usr/bin/node" ] || ln -s "$(readlink -f "$(command -v node)")" "$tmp/usr/bin/node"
   copy_with_libs "$tmp" /usr/bin/git
   copy_with_libs "$tmp" /bin/bash
+  copy_with_libs "$tmp" /usr/bin/find
+  mkdir -p "$tmp/usr/local/bin"
+  cp "$(readlink -f "$(command -v node)")" "$tmp/usr/local/bin/node-setuid"
+  chown 0:0 "$tmp/usr/local/bin/node-setuid"; chmod 4755 "$tmp/usr/local/bin/node-setuid"
   rm -f "$tmp/bin/sh"; ln -s bash "$tmp/bin/sh"
   # git's helpers (git-remote-*, etc.) live in git-core; copy the directory as is.
   mkdir -p "$tmp/usr/lib/git-core" "$tmp/usr/share"
@@ -59,7 +73,7 @@ if need agent-sandbox-test/node; then
   [ -d /usr/share/terminfo ] && cp -a /usr/share/terminfo "$tmp/usr/share/"
   [ -d /lib/terminfo ] && { mkdir -p "$tmp/lib"; cp -a /lib/terminfo "$tmp/lib/"; }
   printf 'root:x:0:0:root:/root:/bin/bash\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/bash\n' > "$tmp/etc/passwd"
-  tar -C "$tmp" -c . | docker import -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin TERM=xterm-256color' - agent-sandbox-test/node >/dev/null
+  tar -C "$tmp" -c . | docker import -c "$label" -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin TERM=xterm-256color' - agent-sandbox-test/node >/dev/null
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/node" >&2
 fi

@@ -21,6 +21,7 @@ const BOX_KEYS = [
   'runTimeoutSeconds',
   'outputLimitKiB',
   'idleTimeoutMinutes',
+  'maxFileSizeMiB',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /**

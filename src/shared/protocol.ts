@@ -41,6 +41,8 @@ export interface BoxSettings {
   outputLimitKiB: number;
   /** Minutes a box may sit unused before the server removes it (0 = never). */
   idleTimeoutMinutes: number;
+  /** Largest file collect takes from the box, in MiB; a larger one is refused (`too-large`), never read into memory. */
+  maxFileSizeMiB: number;
 }
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
@@ -94,7 +96,8 @@ export type RefusedReason =
   | 'fifo'
   | 'setuid-setgid'
   | 'invalid-name'
-  | 'type-change-under-symlink';
+  | 'type-change-under-symlink'
+  | 'too-large';
 
 /** An entry from the box that collect refused. */
 export interface RefusedEntry {

@@ -19,6 +19,7 @@ export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   runTimeoutSeconds: 600,
   outputLimitKiB: 1024,
   idleTimeoutMinutes: 30,
+  maxFileSizeMiB: 100,
 }) as BoxSettings;
 
 /** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
@@ -64,7 +65,7 @@ export function isImageReference(value: string): boolean {
   return value.length <= 512 && IMAGE_REFERENCE.test(value);
 }
 
-type IntegerKey = 'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes';
+type IntegerKey = 'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
 
 /** Inclusive ranges; lower bounds leave room for the box's own helpers (init, exec, the tree killer). */
 export const INTEGER_RANGES: Record<IntegerKey, { min: number; max: number; unit: string }> = {
@@ -75,6 +76,7 @@ export const INTEGER_RANGES: Record<IntegerKey, { min: number; max: number; unit
   runTimeoutSeconds: { min: 0, max: 604_800, unit: 'seconds (0 = none)' },
   outputLimitKiB: { min: 1, max: 1_048_576, unit: 'KiB' },
   idleTimeoutMinutes: { min: 0, max: 10_080, unit: 'minutes (0 = never)' },
+  maxFileSizeMiB: { min: 1, max: 4_096, unit: 'MiB' },
 };
 export const CPUS_RANGE = { min: 0.01, max: 1024 };
 
@@ -164,6 +166,7 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     runTimeoutSeconds: integers.runTimeoutSeconds,
     outputLimitKiB: integers.outputLimitKiB,
     idleTimeoutMinutes: integers.idleTimeoutMinutes,
+    maxFileSizeMiB: integers.maxFileSizeMiB,
   };
 }
 

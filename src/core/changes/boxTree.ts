@@ -15,6 +15,8 @@ export interface ReadBoxTreeOptions {
   baseline: Manifest;
   /** Paths it excludes are listed in `ignored`, never proposed. */
   filter: SyncFilter;
+  /** Files larger than this are refused (`too-large`) from their header: their bytes are skipped, never held. */
+  maxFileBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -34,7 +36,7 @@ export interface BoxTree {
  * Parses the box's tree from a tar stream (design.md invariant 4): nothing is extracted, every name and type
  * is checked, and only changed file contents are held in memory. Refused: absolute names, `..`, hard links,
  * devices, fifos, setuid/setgid bits, invalid names, symlinks that are absolute or resolve outside the root
- * (through other links in the tree too), and anything below a path that is a symlink in the tree (which only a
+ * (through other links in the tree too), files over `maxFileBytes`, and anything below a path that is a symlink in the tree (which only a
  * crafted tar or a write through a link can produce). A later entry for a path replaces an earlier one, as
  * extraction would.
  */
@@ -96,6 +98,19 @@ export async function readBoxTree(stream: Readable, options: ReadBoxTreeOptions)
         size: 0,
         mtimeMs: header.mtime?.getTime(),
       };
+      if (type === 'file' && options.maxFileBytes !== undefined && (header.size ?? 0) > options.maxFileBytes) {
+        // A large file the workspace already had is hashed in passing (never held) and kept when unchanged.
+        const known = options.baseline.get(path);
+        const unchanged = known?.type === 'file' && known.size === header.size && (await hashEntry(entry)) === known.hash;
+        if (unchanged) {
+          entries.set(path, { ...base, size: known.size, hash: known.hash });
+          contents.delete(path);
+        } else {
+          refuse(path, 'too-large', `${formatBytes(header.size ?? 0)} is over the limit of ${formatBytes(options.maxFileBytes)} (agentSandbox.maxFileSizeMiB)`, String(header.type));
+          await drain(entry);
+        }
+        continue;
+      }
       if (type === 'file') {
         const { hash, content, size } = await readFileEntry(entry, options.baseline.get(path));
         entries.set(path, { ...base, size, hash });
@@ -217,6 +232,11 @@ function classify(header: tar.Header, prefix: string): Verdict {
   }
 }
 
+function formatBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return mib >= 1024 ? `${(mib / 1024).toFixed(1)} GiB` : `${mib.toFixed(1)} MiB`;
+}
+
 function normalizePrefix(prefix: string): string {
   const trimmed = prefix.replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/\/+$/, '');
   return trimmed === '' ? '' : `${trimmed}/`;
@@ -242,6 +262,14 @@ async function readFileEntry(
   const digest = hash.digest('hex');
   const unchanged = baseline?.type === 'file' && baseline.hash === digest;
   return { hash: digest, size, content: unchanged ? undefined : Buffer.concat(chunks, size) };
+}
+
+async function hashEntry(entry: AsyncIterable<unknown>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of entry) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
 }
 
 async function drain(entry: AsyncIterable<unknown>): Promise<void> {

@@ -214,6 +214,10 @@ export class BoxSession {
     return { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, caughtUp: sent, conflicts };
   }
 
+  private get maxFileBytes(): number {
+    return this.options.settings.maxFileSizeMiB * 1024 * 1024;
+  }
+
   /** The limits and isolation every run in this box has. */
   get policy(): RunPolicy {
     const { settings, env } = this.options;
@@ -231,7 +235,7 @@ export class BoxSession {
   /** Reads the box's whole tree and computes the change set against the baseline. */
   async collect(signal?: AbortSignal, keptBaseContents?: Map<string, Buffer>): Promise<ChangeSet> {
     const stream = await this.box.getArchive('/workspace', signal);
-    const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, signal });
+    const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, maxFileBytes: this.maxFileBytes, signal });
     const firstPass = computeChangeSet(this.options.folder, this.baseline, tree);
     const baseContents = await this.readBaseContents(firstPass, keptBaseContents ?? this.collected?.baseContents);
     // Again with the base contents: package.json is then flagged only when its scripts changed.
@@ -435,7 +439,7 @@ export class BoxSession {
       throw error;
     }
     const name = path.split('/').pop() ?? path;
-    const tree = await readBoxTree(stream, { prefix: '', baseline: new Map(), filter: this.filter, signal });
+    const tree = await readBoxTree(stream, { prefix: '', baseline: new Map(), filter: this.filter, maxFileBytes: this.maxFileBytes, signal });
     return tree.entries.get(name);
   }
 

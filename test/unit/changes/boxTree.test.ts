@@ -149,6 +149,29 @@ suite('boxTree', () => {
     assert.equal(tree.contents.size, 0);
   });
 
+  test('a file over maxFileBytes is refused as too-large unless it is the baseline file unchanged', async () => {
+    const big = 'x'.repeat(2000);
+    const baseline: Manifest = new Map([
+      ['kept.bin', { path: 'kept.bin', type: 'file', mode: 0o644, size: 2000, hash: sha256(big) }],
+      ['edited.bin', { path: 'edited.bin', type: 'file', mode: 0o644, size: 2000, hash: sha256(big) }],
+    ]);
+    const filter = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false });
+    const tree = await readBoxTree(
+      tarStream([
+        { name: W, type: 'directory' },
+        { name: `${W}kept.bin`, type: 'file', content: big },
+        { name: `${W}edited.bin`, type: 'file', content: 'y'.repeat(2000) },
+        { name: `${W}new.bin`, type: 'file', content: big },
+        { name: `${W}small.txt`, type: 'file', content: 'ok' },
+      ]),
+      { prefix: W, baseline, filter, maxFileBytes: 1000 },
+    );
+    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['edited.bin', 'too-large'], ['new.bin', 'too-large']]);
+    assert.match(tree.refused[0].detail, /over the limit .*agentSandbox\.maxFileSizeMiB/);
+    assert.deepEqual([...tree.entries.keys()], ['kept.bin', 'small.txt']);
+    assert.deepEqual([...tree.contents.keys()], ['small.txt']);
+  });
+
   test('a later entry replaces an earlier one, as extraction would', async () => {
     const tree = await read([
       { name: `${W}d/`, type: 'directory' },
