@@ -71,7 +71,7 @@ const webview = {
 };
 
 const builds = [
-  { ...common, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
+  { ...common, entryPoints: { extension: 'src/extension.ts', languageClient: 'src/host/languageClient.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist' },
   webview,
 ];

@@ -38,8 +38,8 @@ function stub(name: string): unknown {
 
 const repoRoot = process.argv[2] ?? path.resolve(__dirname, '..', '..');
 const bundle = process.argv[3] ?? path.join(repoRoot, 'dist', 'extension.js');
-const stubLanguageClient = process.argv[5] === 'stub-language-client';
 const originalLoad = Module._load;
+let loadedLanguageClient = false;
 /**
  * esbuild's `import * as vscode` copies the module's own keys, so the stub module lists every top-level name
  * of the real API (read from @types/vscode), each a stub.
@@ -52,8 +52,8 @@ function vscodeModule(): Record<string, unknown> {
 const vscodeStub = vscodeModule();
 Module._load = function (request: string, parent: unknown, isMain: boolean) {
   if (request === 'vscode') return vscodeStub;
-  // With 'stub-language-client': measures the bundle as if the client were required lazily, on first use.
-  if (stubLanguageClient && request.startsWith('vscode-languageclient')) return stub(request);
+  // The language client bundle must be loaded on first engine use, not by activate(): recorded, and reported.
+  if (/languageClient(\.js)?$|vscode-languageclient/.test(request)) loadedLanguageClient = true;
   return originalLoad.call(this, request, parent, isMain);
 };
 
@@ -95,6 +95,6 @@ const t1 = process.hrtime.bigint();
 void Promise.resolve(extension.activate(context)).then(() => {
   const t2 = process.hrtime.bigint();
   const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-  process.stdout.write(`${JSON.stringify({ requireMs: ms(t0, t1), activateMs: ms(t1, t2), totalMs: ms(t0, t2), registered: subscriptions.length })}\n`);
+  process.stdout.write(`${JSON.stringify({ requireMs: ms(t0, t1), activateMs: ms(t1, t2), totalMs: ms(t0, t2), registered: subscriptions.length, loadedLanguageClient })}\n`);
   process.exit(0);
 });

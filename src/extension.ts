@@ -24,6 +24,7 @@ export function activate(context: vscode.ExtensionContext) {
   const settings = new SandboxSettings();
   engine = new EngineClient({
     serverModule: context.asAbsolutePath('dist/server.js'),
+    languageClientModule: context.asAbsolutePath('dist/languageClient.js'),
     storagePath: context.storageUri?.fsPath,
     log,
     settings,

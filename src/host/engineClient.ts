@@ -1,13 +1,6 @@
 import * as vscode from 'vscode';
-import {
-  CloseAction,
-  ErrorAction,
-  LanguageClient,
-  State,
-  TransportKind,
-  type LanguageClientOptions,
-  type ServerOptions,
-} from 'vscode-languageclient/node';
+import type { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
 import {
   AdvanceBaselineRequest,
   ApplyRequest,
@@ -40,6 +33,29 @@ import {
 import { Disposable } from '../core/lifecycle';
 import type { SandboxSettings } from './settings';
 
+/*
+ * Messages go out and are handled by method name. The protocol's message-type objects are built from this
+ * bundle's copy of vscode-jsonrpc, while the language client (its own bundle, loaded lazily) compares their
+ * parameter structures by identity with its own copy and would reject them. By name, the client infers the
+ * structure ("auto": one object, sent by name), which is what every message here uses.
+ */
+function send<P, R>(client: LanguageClient, type: RequestType<P, R, void>, params: P, token?: vscode.CancellationToken): Promise<R> {
+  // An `undefined` token would count as a second positional parameter.
+  return token ? client.sendRequest<R>(type.method, params, token) : client.sendRequest<R>(type.method, params);
+}
+
+function send0<R>(client: LanguageClient, type: RequestType0<R, void>): Promise<R> {
+  return client.sendRequest<R>(type.method);
+}
+
+function notify<P>(client: LanguageClient, type: NotificationType<P>, params: P): Promise<void> {
+  return client.sendNotification(type.method, params);
+}
+
+function onNotification<P>(client: LanguageClient, type: NotificationType<P>, handler: (params: P) => void): vscode.Disposable {
+  return client.onNotification(type.method, handler);
+}
+
 /** What the status bar shows of a box. */
 export type BoxState = 'none' | 'starting' | 'ready' | 'running';
 
@@ -47,9 +63,14 @@ export type BoxState = 'none' | 'starting' | 'ready' | 'running';
 const MAX_RESTARTS = 4;
 const RESTART_WINDOW_MS = 3 * 60_000;
 
+/** What `dist/languageClient.js` exports (src/host/languageClient.ts). */
+type LanguageClientModule = typeof import('./languageClient');
+
 export interface EngineClientOptions {
   /** Absolute path of `dist/server.js`. */
   serverModule: string;
+  /** Absolute path of `dist/languageClient.js`, loaded when the server first starts (not at activation). */
+  languageClientModule: string;
   /** The extension's workspace storage, where the server persists pending reviews. */
   storagePath?: string;
   log: vscode.LogOutputChannel;
@@ -62,6 +83,7 @@ export interface EngineClientOptions {
  */
 export class EngineClient extends Disposable {
   private client: LanguageClient | undefined;
+  private languageClient: LanguageClientModule | undefined;
   private starting: Promise<LanguageClient> | undefined;
   private readonly restarts: number[] = [];
   private progressCounter = 0;
@@ -90,15 +112,22 @@ export class EngineClient extends Disposable {
     this._register(options.settings.onDidChange(() => void this.configure()));
   }
 
+  /** The client when its server is running; `undefined` before the first start and while (re)starting. */
+  private get running(): LanguageClient | undefined {
+    return this.client && this.languageClient && this.client.state === this.languageClient.State.Running ? this.client : undefined;
+  }
+
   /** The running client, started on first use. */
   private async ready(): Promise<LanguageClient> {
-    if (this.client?.state === State.Running) return this.client;
+    if (this.running) return this.running;
     this.starting ??= this.start().finally(() => (this.starting = undefined));
     return this.starting;
   }
 
   private async start(): Promise<LanguageClient> {
     const { log, serverModule } = this.options;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { CloseAction, ErrorAction, LanguageClient, State, TransportKind } = (this.languageClient ??= require(this.options.languageClientModule) as LanguageClientModule);
     const serverOptions: ServerOptions = {
       run: { module: serverModule, transport: TransportKind.ipc },
       debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6011'] } },
@@ -110,18 +139,18 @@ export class EngineClient extends Disposable {
       revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
-        closed: () => this.onServerClosed(),
+        closed: () => this.onServerClosed(CloseAction),
       },
     };
     const client = this.client ?? new LanguageClient('agentSandbox.engine', 'Agent Sandbox Engine', serverOptions, clientOptions);
     if (!this.client) {
       this.client = client;
-      this._register(client.onNotification(OutputNotification.type, (p) => this.outputEmitter.fire(p)));
-      this._register(client.onNotification(ProgressNotification.type, (p) => this.progressEmitter.fire(p)));
-      this._register(client.onNotification(TerminalOutputNotification.type, (p) => this.terminalOutputEmitter.fire(p)));
-      this._register(client.onNotification(TerminalExitNotification.type, (p) => this.terminalExitEmitter.fire(p)));
+      this._register(onNotification(client, OutputNotification.type, (p) => this.outputEmitter.fire(p)));
+      this._register(onNotification(client, ProgressNotification.type, (p) => this.progressEmitter.fire(p)));
+      this._register(onNotification(client, TerminalOutputNotification.type, (p) => this.terminalOutputEmitter.fire(p)));
+      this._register(onNotification(client, TerminalExitNotification.type, (p) => this.terminalExitEmitter.fire(p)));
       this._register(
-        client.onNotification(OrphansRemovedNotification.type, (p) =>
+        onNotification(client, OrphansRemovedNotification.type, (p) =>
           log.info(`[engine] removed ${p.containers.length} orphaned box(es) and ${p.volumes.length} volume(s)`),
         ),
       );
@@ -141,7 +170,7 @@ export class EngineClient extends Disposable {
     return client;
   }
 
-  private onServerClosed() {
+  private onServerClosed(CloseAction: LanguageClientModule['CloseAction']) {
     const now = Date.now();
     while (this.restarts.length > 0 && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
     this.restarts.push(now);
@@ -168,10 +197,10 @@ export class EngineClient extends Disposable {
   }
 
   private async configure(client?: LanguageClient): Promise<void> {
-    const target = client ?? (this.client?.state === State.Running ? this.client : undefined);
+    const target = client ?? this.running;
     if (!target) return;
     try {
-      await target.sendRequest(ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box() });
+      await send(target, ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box() });
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
       void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {
@@ -186,19 +215,19 @@ export class EngineClient extends Disposable {
   }
 
   async checkEngine() {
-    return (await this.ready()).sendRequest(CheckEngineRequest.type);
+    return send0(await this.ready(), CheckEngineRequest.type);
   }
 
   async pullImage(params: PullImageRequest.Params, token?: vscode.CancellationToken) {
-    return (await this.ready()).sendRequest(PullImageRequest.type, params, token);
+    return send(await this.ready(), PullImageRequest.type, params, token);
   }
 
   async ensureBox(params: EnsureBoxRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'starting', async () => (await this.ready()).sendRequest(EnsureBoxRequest.type, params, token));
+    return this.tracked(params.folder, 'starting', async () => send(await this.ready(), EnsureBoxRequest.type, params, token));
   }
 
   async exec(params: ExecRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'running', async () => (await this.ready()).sendRequest(ExecRequest.type, params, token));
+    return this.tracked(params.folder, 'running', async () => send(await this.ready(), ExecRequest.type, params, token));
   }
 
   /** Reports `during` while `work` runs, then `ready` (or `none` when the box is gone). */
@@ -216,83 +245,86 @@ export class EngineClient extends Disposable {
   }
 
   async cancelRun(runId: string) {
-    return (await this.ready()).sendRequest(CancelRunRequest.type, { runId });
+    return send(await this.ready(), CancelRunRequest.type, { runId });
   }
 
   async collect(folder: string, token?: vscode.CancellationToken) {
-    return (await this.ready()).sendRequest(CollectRequest.type, { folder }, token);
+    return send(await this.ready(), CollectRequest.type, { folder }, token);
   }
 
   async readProposal(folder: string, path: string): Promise<Uint8Array> {
-    const result = await (await this.ready()).sendRequest(ReadProposalRequest.type, { folder, path });
+    const result = await send(await this.ready(), ReadProposalRequest.type, { folder, path });
     return Buffer.from(result.base64, 'base64');
   }
 
   /** The baseline content of a changed file, when the server kept it. */
   async readBase(folder: string, path: string): Promise<Uint8Array | undefined> {
-    const result = await (await this.ready()).sendRequest(ReadBaseRequest.type, { folder, path });
+    const result = await send(await this.ready(), ReadBaseRequest.type, { folder, path });
     return result.base64 === undefined ? undefined : Buffer.from(result.base64, 'base64');
   }
 
   async planApply(params: PlanApplyRequest.Params) {
-    return (await this.ready()).sendRequest(PlanApplyRequest.type, params);
+    return send(await this.ready(), PlanApplyRequest.type, params);
   }
 
   async apply(params: ApplyRequest.Params) {
-    return (await this.ready()).sendRequest(ApplyRequest.type, params);
+    return send(await this.ready(), ApplyRequest.type, params);
   }
 
   async pendingChanges(folder: string) {
-    return (await this.ready()).sendRequest(PendingChangesRequest.type, { folder });
+    return send(await this.ready(), PendingChangesRequest.type, { folder });
   }
 
   async advanceBaseline(folder: string, paths: string[]) {
-    return (await this.ready()).sendRequest(AdvanceBaselineRequest.type, { folder, paths });
+    return send(await this.ready(), AdvanceBaselineRequest.type, { folder, paths });
   }
 
   async markApplied(folder: string, paths: string[]) {
-    return (await this.ready()).sendRequest(MarkAppliedRequest.type, { folder, paths });
+    return send(await this.ready(), MarkAppliedRequest.type, { folder, paths });
   }
 
   async discard(folder: string, paths?: string[]) {
-    return (await this.ready()).sendRequest(DiscardRequest.type, { folder, paths });
+    return send(await this.ready(), DiscardRequest.type, { folder, paths });
   }
 
   async fileOp(params: FileOpRequest.Params) {
-    return (await this.ready()).sendRequest(FileOpRequest.type, params);
+    return send(await this.ready(), FileOpRequest.type, params);
   }
 
   /** Opens a terminal in the folder's box (see `TerminalOpenRequest`). */
   async openTerminal(params: TerminalOpenRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'starting', async () => (await this.ready()).sendRequest(TerminalOpenRequest.type, params, token));
+    return this.tracked(params.folder, 'starting', async () => send(await this.ready(), TerminalOpenRequest.type, params, token));
   }
 
   /** Kills a terminal's process tree in the box; resolves after its exit was reported. */
   async closeTerminal(terminalId: string) {
-    if (!this.client || this.client.state !== State.Running) return false;
-    return this.client.sendRequest(TerminalCloseRequest.type, { terminalId });
+    const client = this.running;
+    if (!client) return false;
+    return send(client, TerminalCloseRequest.type, { terminalId });
   }
 
   /** Keystrokes for a terminal; dropped when the server is not running (the terminal is gone with it). */
   terminalInput(terminalId: string, data: string): void {
-    if (this.client?.state === State.Running) void this.client.sendNotification(TerminalInputNotification.type, { terminalId, data });
+    const client = this.running;
+    if (client) void notify(client, TerminalInputNotification.type, { terminalId, data });
   }
 
   terminalResize(terminalId: string, cols: number, rows: number): void {
-    if (this.client?.state === State.Running) void this.client.sendNotification(TerminalResizeNotification.type, { terminalId, cols, rows });
+    const client = this.running;
+    if (client) void notify(client, TerminalResizeNotification.type, { terminalId, cols, rows });
   }
 
   /** Removes boxes (and, with `discardPending`, their pending reviews). */
   async reset(folder?: string, options: { discardPending?: boolean } = {}) {
-    if (!options.discardPending && (!this.client || this.client.state !== State.Running)) return;
-    await (await this.ready()).sendRequest(ResetRequest.type, { folder, discardPending: options.discardPending });
+    if (!options.discardPending && !this.running) return;
+    await send(await this.ready(), ResetRequest.type, { folder, discardPending: options.discardPending });
     this.boxStateEmitter.fire({ folder, state: 'none' });
   }
 
   /** Stops the server; it removes its boxes on shutdown. */
   async stop(): Promise<void> {
-    const client = this.client;
-    if (client && client.state === State.Running) {
+    const client = this.running;
+    if (client) {
       await client.stop(10_000).catch((error) => this.options.log.warn(`[client] stopping the engine server: ${error}`));
     }
   }

@@ -132,22 +132,24 @@ suite('Sandboxed terminal (real engine)', function () {
     assert.ok(terminal, 'agentSandbox.openTerminal returned the terminal');
     const pty = ptyOf(terminal);
     await waitUntil('the terminal to get its size', () => pty.isRunning && pty.size);
-    // VS Code may still be laying out the panel and resize the terminal once more: let it settle first.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    const size = pty.size!;
-    terminal.sendText('stty size > size.txt; sleep 1000 & echo started');
+    terminal.sendText('sleep 1000 & echo started');
     await waitUntil('the sleep in the box', () => boxProcesses(folder).some((l) => /sleep 1000/.test(l)));
     const boxId = boxContainerOf(folder);
-    assert.equal(docker('exec', boxId, 'cat', '/workspace/size.txt').trim(), `${size.rows} ${size.columns}`);
+    // A resize travels apart from the typed input (an engine API call), so the shell is asked until it agrees.
+    const ttySizeReaches = (file: string) =>
+      waitUntil(`the TTY size in ${file} to equal the terminal's`, () => {
+        const want = `${pty.size!.rows} ${pty.size!.columns}`;
+        const r = spawnSync('docker', ['exec', boxId, 'cat', `/workspace/${file}`], { encoding: 'utf8' });
+        if (r.status === 0 && r.stdout.trim() === want) return want;
+        terminal.sendText(`stty size > ${file}`);
+        return false;
+      });
+    const size = { ...pty.size! };
+    await ttySizeReaches('size.txt');
 
     // VS Code calls setDimensions when the panel resizes; this is that call.
     pty.setDimensions({ columns: size.columns + 7, rows: size.rows + 3 });
-    terminal.sendText('stty size > size2.txt');
-    const resized = await waitUntil('size2.txt', () => {
-      const r = spawnSync('docker', ['exec', boxId, 'cat', '/workspace/size2.txt'], { encoding: 'utf8' });
-      return r.status === 0 && r.stdout.trim();
-    });
-    assert.equal(resized, `${size.rows + 3} ${size.columns + 7}`);
+    assert.equal(await ttySizeReaches('size2.txt'), `${size.rows + 3} ${size.columns + 7}`);
 
     // The title action brings the running terminal's changes into the review without ending it.
     const collected = (await vscode.commands.executeCommand('agentSandbox.terminal.collect', folder)) as ChangeSet | undefined;

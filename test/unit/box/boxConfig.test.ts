@@ -43,6 +43,7 @@ suite('unit: validateBoxSettings', () => {
       runTimeoutSeconds: 600,
       outputLimitKiB: 1024,
       idleTimeoutMinutes: 30,
+      maxFileSizeMiB: 100,
     });
   });
 
@@ -66,6 +67,7 @@ suite('unit: validateBoxSettings', () => {
     rejects({ runTimeoutSeconds: -5 }, 'runTimeoutSeconds', /0 = none/);
     rejects({ outputLimitKiB: 0 }, 'outputLimitKiB', /from 1 to/);
     rejects({ idleTimeoutMinutes: 1e9 }, 'idleTimeoutMinutes', /0 = never/);
+    rejects({ maxFileSizeMiB: 0 }, 'maxFileSizeMiB', /from 1 to 4096 MiB/);
     rejects({ cpus: 0 }, 'cpus', /from 0\.01 to 1024/);
     rejects({ cpus: Number.NaN }, 'cpus', /not valid/);
     rejects({ cpus: '2' }, 'cpus', /not valid/);

@@ -122,8 +122,9 @@ suite('Packaging: bundles', function () {
     assert.equal(await within(10_000, 'exit', exited), 0, `the server did not exit cleanly after shutdown/exit; stderr: ${stderr}`);
   });
 
-  test('dist/extension.js loads outside VS Code and needs nothing but Node built-ins and vscode', () => {
-    const copy = isolatedCopy('extension.js');
+  /** Loads an isolated copy of a dist/ bundle with a stub `vscode`; returns its exports and what it required. */
+  function loadIsolated(name: string, check: (exports: Record<string, unknown>, requested: string[]) => void): void {
+    const copy = isolatedCopy(name);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const Module = require('node:module') as { _load(request: string, parent: { filename?: string } | undefined, isMain: boolean): unknown };
     const originalLoad = Module._load;
@@ -135,15 +136,37 @@ suite('Packaging: bundles', function () {
       return originalLoad.call(this, request, parent, isMain);
     };
     try {
-      const loaded = require(copy.file) as { activate?: unknown; deactivate?: unknown };
-      assert.equal(typeof loaded.activate, 'function', 'dist/extension.js exports no activate()');
-      const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
-      const foreign = requested.filter((request) => request !== 'vscode' && !builtins.has(request));
-      assert.deepEqual(foreign, [], `the bundle requires modules it does not contain: ${foreign.join(', ')}`);
+      check(require(copy.file) as Record<string, unknown>, requested);
     } finally {
       Module._load = originalLoad;
       delete require.cache[copy.file];
       copy.dispose();
     }
+  }
+
+  const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+
+  test('dist/extension.js loads outside VS Code, needs nothing but Node built-ins and vscode, and not the language client', () => {
+    loadIsolated('extension.js', (loaded, requested) => {
+      assert.equal(typeof loaded.activate, 'function', 'dist/extension.js exports no activate()');
+      const foreign = requested.filter((request) => request !== 'vscode' && !builtins.has(request));
+      assert.deepEqual(foreign, [], `the bundle requires modules it does not contain: ${foreign.join(', ')}`);
+      const size = fs.statSync(path.join(dist, 'extension.js')).size;
+      const client = fs.statSync(path.join(dist, 'languageClient.js')).size;
+      // vscode-languageclient lives in its own bundle, loaded when the engine server first starts.
+      assert.ok(!fs.readFileSync(path.join(dist, 'extension.js'), 'utf8').includes('class LanguageClient'), 'dist/extension.js contains the language client');
+      assert.ok(size < client, `dist/extension.js (${size} B) should be smaller than dist/languageClient.js (${client} B)`);
+    });
+  });
+
+  test('dist/languageClient.js loads on its own and exports what EngineClient uses', () => {
+    loadIsolated('languageClient.js', (loaded, requested) => {
+      for (const name of ['LanguageClient', 'State', 'TransportKind', 'ErrorAction', 'CloseAction']) {
+        assert.ok(loaded[name] !== undefined, `dist/languageClient.js does not export ${name}`);
+      }
+      assert.equal((loaded.State as Record<string, number>).Running, 2);
+      const foreign = requested.filter((request) => request !== 'vscode' && !builtins.has(request));
+      assert.deepEqual(foreign, [], `the bundle requires modules it does not contain: ${foreign.join(', ')}`);
+    });
   });
 });
