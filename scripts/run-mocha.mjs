@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs one Node-side tier (unit, engine or security) of compiled tests from out/test/<tier>/ with Mocha
-// (TDD interface: suite/test), and writes {passed, failed, pending} to $AGENT_SANDBOX_RESULT_FILE.
+// (TDD interface: suite/test), and writes {passed, failed, pending, tests} to $AGENT_SANDBOX_RESULT_FILE, where
+// `tests` lists each test's suite path, title, state and duration (docs/security.md is made from it).
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -24,10 +25,21 @@ const mocha = new Mocha({ ui: 'tdd', reporter: 'spec', timeout: timeouts[tier] ?
 const grep = process.env.MOCHA_GREP;
 if (grep) mocha.grep(grep);
 for (const file of findTests(dir).sort()) mocha.addFile(file);
+const tests = [];
+const suitePath = (test) => {
+  const titles = [];
+  for (let s = test.parent; s && !s.root; s = s.parent) titles.unshift(s.title);
+  return titles;
+};
+const record = (state) => (test, error) =>
+  tests.push({ suite: suitePath(test), title: test.title, state, durationMs: test.duration ?? 0, ...(error ? { error: String(error.message ?? error).slice(0, 500) } : {}) });
 const runner = mocha.run((failures) => {
   const { passes = 0, failures: failed = 0, pending = 0 } = runner.stats ?? {};
   if (process.env.AGENT_SANDBOX_RESULT_FILE) {
-    writeFileSync(process.env.AGENT_SANDBOX_RESULT_FILE, JSON.stringify({ passed: passes, failed, pending }));
+    writeFileSync(process.env.AGENT_SANDBOX_RESULT_FILE, JSON.stringify({ passed: passes, failed, pending, tests }, null, 1));
   }
   process.exitCode = failures > 0 ? 1 : 0;
 });
+runner.on('pass', record('passed'));
+runner.on('fail', record('failed'));
+runner.on('pending', record('pending'));

@@ -206,9 +206,13 @@ export class EngineService extends Disposable {
       if (SandboxError.is(error, 'no-box')) {
         // The container is gone or stopped (killed from inside or outside): forget it so the next run starts fresh.
         await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
+        // With a review store the last collect's pending review is on disk and the next box gets it back.
+        const lost = this.reviewStore
+          ? 'what changed in it since the last collect is lost; the pending review of that collect is kept and goes into the next box'
+          : 'its pending changes are lost';
         throw new SandboxError(
           'no-box',
-          'The box stopped while in use (killed from inside or removed from outside); its pending changes are lost. The next run starts a fresh box.',
+          `The box stopped while in use (killed from inside or removed from outside); ${lost}. The next run starts a fresh box.`,
           { cause: error },
         );
       }

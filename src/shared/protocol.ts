@@ -6,7 +6,7 @@
  * This file depends on nothing but the JSON-RPC message types (no `vscode`, no Node APIs), and
  * `docs/protocol.md` documents it for clients that do not use TypeScript.
  */
-import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 
 // ---------------------------------------------------------------------------------------------------------
 // Settings that the engine needs (the host reads them from VS Code settings and sends them along).
@@ -70,7 +70,12 @@ export type ErrorReason =
   | 'workspace-full'
   /** A patch for `sandbox/fileOp` `patch` is not a unified diff (nothing was changed). */
   | 'patch-malformed'
-  | 'internal';
+  | 'internal'
+  /**
+   * The disk holding the workspace folder ran out of space (or quota) while `sandbox/apply` wrote to it. No
+   * workspace file is half-written and the changes stay pending; free space and apply again.
+   */
+  | 'disk-full';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {
@@ -199,6 +204,25 @@ export interface ExecResult {
   caughtUp: string[];
   /** Paths changed on both sides at catch-up: the box's version was kept and they are conflicts. */
   conflicts: string[];
+  /**
+   * Set only when the run failed (non-zero exit) and left `/workspace` full: the likely cause (`ENOSPC`).
+   * Clients say so and name the fix (`agentSandbox.workspaceSizeMiB` for a tmpfs workspace).
+   */
+  workspaceFull?: WorkspaceFull;
+  /**
+   * True when processes the run left behind (still running after its own process exited) filled the box's
+   * pids limit, e.g. a fork bomb, and were killed. Background processes that do not are left running.
+   */
+  leftoversKilled?: boolean;
+}
+
+/** `/workspace` as `df` saw it after a failed run that left it full (KiB). */
+export interface WorkspaceFull {
+  sizeKiB: number;
+  usedKiB: number;
+  availableKiB: number;
+  /** The `agentSandbox.workspaceVolume` kind: `tmpfs` is capped by `workspaceSizeMiB`, `disk` by the engine's disk. */
+  volume: 'tmpfs' | 'disk';
 }
 
 /** A box as the server knows it. */

@@ -27,9 +27,11 @@ export async function startEngineServer(options: {
   box: Partial<BoxSettings>;
   storagePath?: string;
   beforeListen?: (connection: ProtocolConnection) => void;
+  /** The server's environment (e.g. a `DOCKER_HOST` of another engine); defaults to this process's. */
+  env?: NodeJS.ProcessEnv;
 }): Promise<EngineServerProcess> {
   if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
+  const child = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: options.env ?? process.env });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
   options.beforeListen?.(connection);
   connection.listen();

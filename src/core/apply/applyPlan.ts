@@ -1,8 +1,7 @@
 import type { ApplyOperation, ApplyPlan, ChangeEntry } from '../../shared/protocol';
-import { isGitInternal } from '../changes/flags';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
 import { sameState } from '../workspace/manifest';
-import { ancestorsOf } from '../workspace/pathGuard';
+import { ancestorsOf, touchesGitDirectory } from '../workspace/pathGuard';
 
 /** Input of `planApply`. */
 export interface ApplyPlanInput {
@@ -14,7 +13,17 @@ export interface ApplyPlanInput {
   current: Manifest;
   /** Paths (or rename sources) to apply; all changes when omitted. */
   selected?: string[];
-  /** Flagged paths approved deliberately. `.git` paths are never applied, approved or not. */
+  /**
+   * Paths on disk the workspace scan left out, with why: symlinks that lead outside the folder, fifos,
+   * sockets, devices, unreadable entries. Nothing is written at or below them, by anyone's apply.
+   */
+  obstacles?: ReadonlyMap<string, string>;
+  /**
+   * The folder's file system ignores case (macOS, Windows): a new name that differs only by case from an
+   * existing entry, or from another new name, would land on that entry, so it is a conflict instead.
+   */
+  caseInsensitive?: boolean;
+  /** Flagged paths approved deliberately. `.git` paths (in any spelling a host disk folds to `.git`) are never applied, approved or not. */
   approveFlagged?: string[];
 }
 
@@ -24,7 +33,8 @@ export interface ApplyPlanInput {
  * operations, so that each one finds what it needs:
  * 1. deletes of files and symlinks (incl. the old entry of a type change);
  * 2. mkdirs, parents first (explicit ones and `implied` parents of what is created);
- * 3. renames (their source is still there, their target's parent exists);
+ * 3. renames (their source is still there, their target's parent exists), then the mkdirs at or below a
+ *    renamed file's old path (free only now);
  * 4. deletes of directories, deepest first (their content is gone by then);
  * 5. writes and symlinks (a path freed by a rename or delete is free by then);
  * 6. chmods, deepest first (a directory made read-only last).
@@ -37,12 +47,18 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   const phases: ApplyOperation[][] = [[], [], [], [], [], []];
   const created: string[] = [];
 
+  // Case-folded names already on disk, and of the new names planned so far (case-insensitive disks only).
+  const folded = new Map<string, string>();
+  if (input.caseInsensitive) {
+    for (const p of input.current.keys()) folded.set(p.toLowerCase(), p);
+  }
   for (const change of [...input.changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const paths = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
     if (selected !== undefined && !paths.some((p) => selected.has(p))) {
       continue;
     }
-    if (paths.some(isGitInternal)) {
+    // Also `.GIT/…`, `.git./…` and the like: on a case-insensitive or NTFS/HFS+ disk they are `.git/…`.
+    if (paths.some(touchesGitDirectory)) {
       skipped.push({ path: change.path, reason: 'git-internal: changes under .git/ are never applied' });
       continue;
     }
@@ -51,10 +67,20 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       skipped.push({ path: change.path, reason: `flagged (${flags.join(', ')}): needs a deliberate approval` });
       continue;
     }
-    const conflict = paths.map((p) => conflictAt(p, input.baseline.get(p), input.current.get(p))).find((reason) => reason !== undefined);
+    const conflict =
+      paths.map((p) => obstacleAt(p, input)).find((reason) => reason !== undefined) ??
+      paths.map((p) => conflictAt(p, input.baseline.get(p), input.current.get(p))).find((reason) => reason !== undefined);
     if (conflict !== undefined) {
       conflicts.push({ path: change.path, reason: conflict });
       continue;
+    }
+    if (input.caseInsensitive && change.kind !== 'deleted' && change.kind !== 'mode') {
+      const twin = folded.get(change.path.toLowerCase());
+      if (twin !== undefined && twin !== change.path) {
+        conflicts.push({ path: change.path, reason: `"${change.path}" differs only by case from "${twin}", and this folder's disk ignores case: it would overwrite it` });
+        continue;
+      }
+      folded.set(change.path.toLowerCase(), change.path);
     }
 
     const base = input.baseline.get(change.fromPath ?? change.path);
@@ -119,7 +145,35 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   phases[1].sort((a, b) => depth(a.path) - depth(b.path) || compare(a.path, b.path));
   phases[3].sort((a, b) => depth(b.path) - depth(a.path) || compare(a.path, b.path));
   phases[5].sort((a, b) => depth(b.path) - depth(a.path) || compare(a.path, b.path));
+  // A directory made where a renamed file was (the file moved away, a directory took its name) can be made
+  // only once the rename has freed the name; so can the directories below it.
+  const renamedFrom = new Set(phases[2].map((op) => op.fromPath));
+  const freedByRename = (relPath: string): boolean => [...ancestorsOf(relPath), relPath].some((p) => renamedFrom.has(p));
+  const mkdirsAfterRenames = phases[1].filter((op) => freedByRename(op.path));
+  phases[1] = phases[1].filter((op) => !freedByRename(op.path));
+  phases.splice(3, 0, mkdirsAfterRenames);
   return { operations: phases.flat(), conflicts, skipped };
+}
+
+/**
+ * Why writing at `relPath` could go through something on disk: the path or one of its ancestors is an obstacle
+ * (e.g. a symlink out of the folder, which the scan leaves out), or an ancestor became a symlink or a file
+ * since the box was synced. A writer that follows links (VS Code's file service does) would write elsewhere.
+ */
+function obstacleAt(relPath: string, input: ApplyPlanInput): string | undefined {
+  for (const p of [...ancestorsOf(relPath), relPath]) {
+    const obstacle = input.obstacles?.get(p);
+    if (obstacle !== undefined) {
+      return `"${p}" is ${obstacle} in the workspace; nothing is written at or through it`;
+    }
+  }
+  for (const ancestor of ancestorsOf(relPath)) {
+    const current = input.current.get(ancestor);
+    if (current !== undefined && current.type !== 'directory' && !sameState(input.baseline.get(ancestor), current)) {
+      return `"${ancestor}" became a ${current.type} in the workspace since the box was synced; nothing is written through it`;
+    }
+  }
+  return undefined;
 }
 
 function conflictAt(relPath: string, base: ManifestEntry | undefined, current: ManifestEntry | undefined): string | undefined {

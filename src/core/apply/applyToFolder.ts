@@ -2,18 +2,26 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
-import { ensureParentDirectories, guardedAbsolute, lstatOrUndefined } from '../workspace/pathGuard';
+import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined } from '../workspace/pathGuard';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 
 /**
  * Carries out a plan on disk (for standalone clients; VS Code applies through `WorkspaceEdit`). Per operation:
  * the path must be a plain relative path whose existing parents are real directories inside `root` (checked
  * with lstat; a symlinked parent throws `path-outside-workspace` before anything is written for it); links are
- * never followed (files are replaced by rename, chmod goes through an `O_NOFOLLOW` handle); content is
- * checked against the planned hash, written to a temp file in the same directory, fsynced and renamed over
- * the target, so a reader sees the old file or the new one, never half of one. A directory delete that finds
- * the directory not empty (the developer kept something in it) leaves it and does not report it.
- * Returns the paths applied, in order; implied parent directories are not listed. Stops at the first error.
+ * never followed (files are replaced by rename, chmod goes through an `O_NOFOLLOW` handle).
+ *
+ * New file contents are staged first: each is checked against the planned hash and written to a temp file
+ * (O_EXCL, fsynced) in the deepest directory of its path that exists already, before any operation touches the
+ * workspace. Only then do the operations run, a write being a rename of its staged file over the target, so a
+ * reader sees the old file or the new one, never half of one. A full disk (`disk-full`), a content that is not
+ * the reviewed one or a failing read therefore stops the apply with the workspace unchanged, and no temp file
+ * is left behind on any error. Writing a file's bytes is what needs space; the renames, deletes and chmods
+ * that follow rarely do (a mkdir may), and a `disk-full` there says how many changes were already applied.
+ *
+ * A directory delete that finds the directory not empty (the developer kept something in it) leaves it and
+ * does not report it. Returns the paths applied, in order; implied parent directories are not listed. Stops
+ * at the first error.
  */
 export async function applyToFolder(
   root: string,
@@ -21,24 +29,14 @@ export async function applyToFolder(
   readContent: (relPath: string) => Buffer | Promise<Buffer>,
 ): Promise<string[]> {
   const applied: string[] = [];
-  for (const operation of plan.operations) {
-    const done = await applyOperation(root, operation, readContent);
-    if (done && !operation.implied && !applied.includes(operation.path)) {
-      applied.push(operation.path);
-    }
-  }
-  return applied;
-}
-
-async function applyOperation(
-  root: string,
-  operation: ApplyOperation,
-  readContent: (relPath: string) => Buffer | Promise<Buffer>,
-): Promise<boolean> {
-  const absolute = await guardedAbsolute(root, operation.path);
-  switch (operation.kind) {
-    case 'write': {
+  const staged = new Map<ApplyOperation, string>();
+  let current: { operation: ApplyOperation; bytes?: number } | undefined;
+  try {
+    for (const operation of plan.operations) {
+      if (operation.kind !== 'write') continue;
+      current = { operation };
       const content = await readContent(operation.path);
+      current.bytes = content.length;
       const hash = createHash('sha256').update(content).digest('hex');
       if (operation.hash !== undefined && hash !== operation.hash) {
         throw new SandboxError(
@@ -46,12 +44,106 @@ async function applyOperation(
           `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
         );
       }
+      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, (temporary) => staged.set(operation, temporary)));
+    }
+    for (const operation of plan.operations) {
+      current = { operation };
+      const done = await applyOperation(root, operation, staged.get(operation));
+      staged.delete(operation);
+      if (done && !operation.implied && !applied.includes(operation.path)) {
+        applied.push(operation.path);
+      }
+    }
+    return applied;
+  } catch (error) {
+    throw diskFullError(error, root, current, applied.length) ?? error;
+  } finally {
+    await Promise.all([...staged.values()].map((temporary) => fs.rm(temporary, { force: true }).catch(() => undefined)));
+  }
+}
+
+/**
+ * Writes `content` to a temp file in the deepest existing directory of `relPath` (where the file will be, or
+ * the ancestor its missing parents will be made in: the same file system, so the later rename is atomic).
+ * `onCreated` learns the temp file's name as soon as it exists, so a failure after that still removes it.
+ */
+async function stage(root: string, relPath: string, content: Buffer, mode: number, onCreated: (temporary: string) => void): Promise<string> {
+  const checked = checkRelative(relPath);
+  const absolute = path.join(root, ...relPath.split('/'));
+  if (!checked.ok || checked.path !== relPath || !isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
+    throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path inside ${root}.`);
+  }
+  // A file or missing ancestor ends the walk (an earlier operation of the plan replaces or creates it); a link
+  // never carries the temp file out of the workspace.
+  let directory = root;
+  for (const ancestor of ancestorsOf(relPath)) {
+    const candidate = path.join(root, ...ancestor.split('/'));
+    const stat = await lstatOrUndefined(candidate);
+    if (stat?.isSymbolicLink()) {
+      throw new SandboxError(
+        'path-outside-workspace',
+        `Refusing to write "${relPath}": its parent "${ancestor}" is a symbolic link, and apply never writes through links.`,
+      );
+    }
+    if (!stat?.isDirectory()) break;
+    directory = candidate;
+  }
+  const temporary = temporaryName(path.join(directory, path.basename(absolute)));
+  const handle = await fs.open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  onCreated(temporary);
+  try {
+    await handle.writeFile(content);
+    // The umask must not decide the mode the developer approved.
+    await handle.chmod(mode & 0o777);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return temporary;
+}
+
+/** ENOSPC / EDQUOT as a `disk-full` error naming the folder, the file and what to do; undefined for other errors. */
+function diskFullError(
+  error: unknown,
+  root: string,
+  current: { operation: ApplyOperation; bytes?: number } | undefined,
+  appliedCount: number,
+): SandboxError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  const what = code === 'EDQUOT' ? 'its disk quota' : 'space';
+  const where = current ? ` while writing "${current.operation.path}"${current.bytes === undefined ? '' : ` (${formatBytes(current.bytes)})`}` : '';
+  const state =
+    appliedCount === 0
+      ? 'Nothing in the workspace was changed and the changes are still pending'
+      : `${appliedCount} change(s) were applied before that, no file is half-written, and the rest are still pending`;
+  return new SandboxError(
+    'disk-full',
+    `The disk holding the workspace folder ${root} ran out of ${what}${where}. ${state}. Free space on that disk, then apply again.`,
+    { cause: error },
+  );
+}
+
+function formatBytes(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+async function applyOperation(root: string, operation: ApplyOperation, staged: string | undefined): Promise<boolean> {
+  const absolute = await guardedAbsolute(root, operation.path);
+  switch (operation.kind) {
+    case 'write': {
+      if (staged === undefined) {
+        throw new SandboxError('internal', `Not writing "${operation.path}": its content was not staged.`);
+      }
       await ensureParentDirectories(root, operation.path);
       await refuseDirectoryAt(absolute, operation.path);
-      await atomicWrite(absolute, content, operation.mode ?? 0o644);
+      await fs.rename(staged, absolute);
+      await syncDirectory(path.dirname(absolute));
+      if (path.dirname(staged) !== path.dirname(absolute)) await syncDirectory(path.dirname(staged));
       return true;
     }
     case 'symlink': {
+      refuseEscapingLink(operation.path, operation.linkTarget ?? '');
       await ensureParentDirectories(root, operation.path);
       await refuseDirectoryAt(absolute, operation.path);
       const temporary = temporaryName(absolute);
@@ -127,28 +219,15 @@ async function applyOperation(
   }
 }
 
-/** Replaces `absolute` with `content`: temp file beside it (O_EXCL, so never through a planted link), fsync, rename. */
-async function atomicWrite(absolute: string, content: Buffer, mode: number): Promise<void> {
-  const temporary = temporaryName(absolute);
-  const handle = await fs.open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(content);
-    // The umask must not decide the mode the developer approved.
-    await handle.chmod(mode & 0o777);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await fs.rm(temporary, { force: true });
-    throw error;
+/**
+ * Collect refuses links that leave the workspace; this is the last check before one is created on the host:
+ * no absolute, empty or lossily decoded target, and none that climbs above the root lexically.
+ */
+function refuseEscapingLink(relPath: string, linkTarget: string): void {
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), linkTarget));
+  if (linkTarget === '' || linkTarget.includes('\0') || path.posix.isAbsolute(linkTarget) || !isFaithfulName(linkTarget) || resolved === '..' || resolved.startsWith('../')) {
+    throw new SandboxError('path-outside-workspace', `Refusing to create the link "${relPath}" -> ${JSON.stringify(linkTarget)}: its target leaves the workspace or is not a valid name.`);
   }
-  await handle.close();
-  try {
-    await fs.rename(temporary, absolute);
-  } catch (error) {
-    await fs.rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(path.dirname(absolute));
 }
 
 async function refuseDirectoryAt(absolute: string, relPath: string): Promise<void> {
@@ -182,5 +261,8 @@ async function syncDirectory(directory: string): Promise<void> {
 }
 
 function temporaryName(absolute: string): string {
-  return path.join(path.dirname(absolute), `.${path.basename(absolute)}.agent-sandbox-${randomBytes(6).toString('hex')}.tmp`);
+  // A name near the 255-byte limit leaves no room for the suffix (ENAMETOOLONG): the temp name then omits it.
+  const name = path.basename(absolute);
+  const kept = Buffer.byteLength(name) <= 200 ? `${name}.` : '';
+  return path.join(path.dirname(absolute), `.${kept}agent-sandbox-${randomBytes(6).toString('hex')}.tmp`);
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
@@ -28,7 +29,7 @@ export interface ExecOptions {
 }
 
 /** How a run in the box ended: the run-level fields of the protocol's `ExecResult`. */
-export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error'>;
+export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error' | 'leftoversKilled'>;
 
 /**
  * The run's shell prints its own pid first (on stderr, consumed here, never shown), then becomes the
@@ -79,6 +80,41 @@ kill -s KILL -- "-$P" 2>/dev/null
 exit 0
 `;
 
+/** Name of the variable that marks every process a run starts (children inherit it); terminals have their own. */
+export const RUN_MARKER_ENV = 'AGENT_SANDBOX_RUN';
+
+/**
+ * Kills every process whose environment carries the marker `$1` (`NAME=token`). This catches what the tree
+ * walk cannot: a process that double-forked into its own session after its parent exited (`(setsid cmd &)`,
+ * daemons, Node's `spawn(..., { detached: true })` from a parent that is gone). Freezes each one as found so
+ * nothing forks mid-walk, then SIGKILLs them. A process can only escape by clearing its environment, which is
+ * a deliberate act, not an accident. The helper's own environment never carries the marker.
+ */
+export const KILL_MARKED_SCRIPT = `
+M="$1"
+[ -n "$M" ] || exit 2
+S=" "
+n=0
+while [ "$n" -lt 10 ]; do
+  n=$((n+1))
+  changed=0
+  for f in /proc/[0-9]*/environ; do
+    pid=\${f#/proc/}; pid=\${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    case "$S" in *" $pid "*) continue;; esac
+    # environ is NUL-separated, and busybox grep stops at a NUL: one variable per line first.
+    if tr '\\000' '\\n' < "$f" 2>/dev/null | grep -q -x -F "$M"; then
+      kill -s STOP "$pid" 2>/dev/null
+      S="$S$pid "
+      changed=1
+    fi
+  done
+  [ "$changed" = 0 ] && break
+done
+for pid in $S; do kill -s KILL "$pid" 2>/dev/null; done
+exit 0
+`;
+
 /** Prints the box cgroup's OOM-kill counter (cgroup v2 `memory.events`, v1 `memory.oom_control`), or -1. */
 export const OOM_COUNT_SCRIPT = `
 for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
@@ -91,6 +127,37 @@ done
 echo -1
 `;
 
+/** Prints "<current> <max>" of the box cgroup's pids controller (v2 or v1), or "unknown". Builtins only. */
+export const PIDS_SCRIPT = `
+for d in /sys/fs/cgroup /sys/fs/cgroup/pids; do
+  if [ -r "$d/pids.current" ] && [ -r "$d/pids.max" ]; then
+    read -r c < "$d/pids.current"; read -r m < "$d/pids.max"; echo "$c $m"; exit 0
+  fi
+done
+echo unknown
+`;
+
+/**
+ * Whether the box's processes (nearly) fill its pids limit. A helper that cannot even start means no pid is
+ * left (the runtime needs one to join the box).
+ */
+async function pidsNearlyFull(engine: DockerEngine, containerId: string): Promise<boolean> {
+  try {
+    const result = await runBoxHelper(engine, containerId, PIDS_SCRIPT);
+    if (result.exitCode !== 0) return true;
+    const [current, max] = result.stdout.trim().split(/\s+/).map(Number);
+    return Number.isFinite(current) && Number.isFinite(max) && current * 10 >= max * 9;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A fork bomb holds every pid of the box; the killer's exec then fails to start now and then (the runtime
+ * needs a pid of its own to join the box), and a retry gets a slot freed by a bomb process that exited.
+ */
+const KILL_ATTEMPTS = 10;
+const KILL_RETRY_MS = 200;
 /** How long a killed run may take to close its streams before they are torn down. */
 const STREAM_GRACE_MS = 5_000;
 /** How long to wait for the run's pid line before killing blind is pointless. */
@@ -181,6 +248,27 @@ export async function runBoxHelper(
   args: string[] = [],
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const result = await runBoxHelperRaw(engine, containerId, script, args, { ...options, maxStdoutBytes: HELPER_STDOUT_CAP });
+  return { exitCode: result.exitCode, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
+}
+
+/** What a helper printing little may print before it is stopped. */
+const HELPER_STDOUT_CAP = 16 * 1024 * 1024;
+/** Stderr kept from a raw helper (for messages only). */
+const HELPER_STDERR_CAP = 64 * 1024;
+
+/**
+ * Runs a helper script in the box as the box user and returns its stdout as raw bytes (names the box makes
+ * need not be UTF-8). Output beyond `maxStdoutBytes` fails the call with `engine-error` rather than being
+ * cut: a cut listing would silently lose paths.
+ */
+export async function runBoxHelperRaw(
+  engine: DockerEngine,
+  containerId: string,
+  script: string,
+  args: string[],
+  options: { timeoutMs?: number; signal?: AbortSignal; maxStdoutBytes: number },
+): Promise<{ exitCode: number | null; stdout: Buffer; stderr: string }> {
   const timeoutMs = options.timeoutMs ?? HELPER_TIMEOUT_MS;
   return engine.call(
     'running a helper in the box',
@@ -191,19 +279,43 @@ export async function runBoxHelper(
         AttachStderr: true,
         abortSignal,
       } as Dockerode.ExecCreateOptions);
-      const stream = (await exec.start({ hijack: false, stdin: false, abortSignal })) as NodeJS.ReadableStream;
+      const stream = (await exec.start({ hijack: false, stdin: false, abortSignal })) as NodeJS.ReadableStream & { destroy?(error?: Error): void };
       const out: Buffer[] = [];
       const err: Buffer[] = [];
+      let outBytes = 0;
+      let errBytes = 0;
+      let overflow = false;
       await new Promise<void>((resolve, reject) => {
-        docker.modem.demuxStream(stream, sink((c) => out.push(c)), sink((c) => err.push(c)));
+        docker.modem.demuxStream(
+          stream,
+          sink((c) => {
+            outBytes += c.length;
+            if (outBytes > options.maxStdoutBytes) {
+              if (!overflow) {
+                overflow = true;
+                stream.destroy?.();
+                resolve();
+              }
+              return;
+            }
+            out.push(c);
+          }),
+          sink((c) => {
+            if (errBytes < HELPER_STDERR_CAP) err.push(c);
+            errBytes += c.length;
+          }),
+        );
         stream.on('end', resolve);
         stream.on('close', resolve);
-        stream.on('error', reject);
+        stream.on('error', (error) => (overflow ? resolve() : reject(error)));
       });
+      if (overflow) {
+        throw new SandboxError('engine-error', `A helper in the box printed more than ${options.maxStdoutBytes} bytes; its output was not used.`);
+      }
       const info = await exec.inspect({ abortSignal });
       return {
         exitCode: info.Running ? null : info.ExitCode,
-        stdout: Buffer.concat(out).toString('utf8'),
+        stdout: Buffer.concat(out),
         stderr: Buffer.concat(err).toString('utf8'),
       };
     },
@@ -250,6 +362,8 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   }
   const started = Date.now();
   const hasStdin = options.stdin !== undefined;
+  // Timeout and cancellation also kill what left the run's session while its parent lived no longer.
+  const marker = `${RUN_MARKER_ENV}=${randomBytes(12).toString('hex')}`;
   const cancelledBeforeStart = (): ExecOutcome => ({
     outcome: 'cancelled',
     exitCode: null,
@@ -275,7 +389,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
             AttachStdout: true,
             AttachStderr: true,
             Tty: false,
-            Env: options.env ?? [],
+            Env: [...(options.env ?? []), marker],
             WorkingDir: workingDir,
             abortSignal,
           } as Dockerode.ExecCreateOptions),
@@ -355,6 +469,28 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     }
   }
 
+  /** Kills the run's tree (by its pid, with retries) and every process carrying its marker; the last error, if any. */
+  const killRun = async (pid: number | undefined): Promise<unknown> => {
+    let failure: unknown;
+    if (pid !== undefined) {
+      for (let attempt = 1; attempt <= KILL_ATTEMPTS; attempt++) {
+        try {
+          await killRunTree(engine, containerId, pid);
+          failure = undefined;
+          break;
+        } catch (error) {
+          failure = error;
+          await delay(KILL_RETRY_MS);
+        }
+      }
+    }
+    // After the tree: under a fork bomb only the builtin-only tree walk can run; then forks work again.
+    await runBoxHelper(engine, containerId, KILL_MARKED_SCRIPT, [marker]).catch((error: unknown) => {
+      failure ??= error;
+    });
+    return failure;
+  };
+
   let stopped: 'timeout' | 'cancelled' | undefined;
   let killError: unknown;
   let stopping: Promise<void> | undefined;
@@ -365,13 +501,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     stopped = why;
     stopping = (async () => {
       const pid = await Promise.race([pidKnown, delay(PID_WAIT_MS).then(() => undefined)]);
-      if (pid !== undefined) {
-        try {
-          await killRunTree(engine, containerId, pid);
-        } catch (error) {
-          killError = error;
-        }
-      }
+      killError = await killRun(pid);
       const closed = await Promise.race([streamDone.then(() => true), delay(STREAM_GRACE_MS).then(() => false)]);
       if (!closed) {
         // Something escaped the tree and still holds the output pipe; stop listening to it.
@@ -389,6 +519,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   // A command that leaves a background process behind (`server &`) would keep the output pipe, and so the
   // run, open forever. Like a shell, the run ends when its own process does; stragglers keep running.
   let finished = false;
+  let leftBehind = false;
   const watchMainProcess = (async () => {
     while (!finished && !stopped) {
       await Promise.race([delay(MAIN_EXIT_POLL_MS), streamDone]);
@@ -412,6 +543,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
           closed = await Promise.race([streamDone.then(() => true), delay(MAIN_EXIT_DRAIN_MS - quietFor).then(() => false)]);
         }
         if (!closed && !stopped) {
+          leftBehind = true;
           stream.destroy?.();
         }
         return;
@@ -428,6 +560,13 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   }
   await stopping;
   await watchMainProcess;
+  // Processes the run left behind may keep running (a dev server), unless they fill the pids limit: a fork
+  // bomb whose own process exited at once would otherwise hold the box until it is reset.
+  let leftoversKilled = false;
+  if (leftBehind && !stopped && (await pidsNearlyFull(engine, containerId))) {
+    const pid = await Promise.race([pidKnown, delay(0).then(() => undefined)]);
+    leftoversKilled = (await killRun(pid)) === undefined;
+  }
   if (pidLine !== undefined && pidLine.length > 0) {
     stderr.push(pidLine);
     pidLine = undefined;
@@ -445,6 +584,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     truncated,
     durationMs: Date.now() - started,
     ...(error ? { error } : {}),
+    ...(leftoversKilled ? { leftoversKilled } : {}),
   });
 
   if (stopped) {

@@ -4,7 +4,7 @@ import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import { Disposable, toDisposable } from '../lifecycle';
 import type { DockerEngine } from '../docker/dockerEngine';
-import { boxGoneError, killRunTree, resolveBoxCwd, runBoxHelper } from './boxExec';
+import { boxGoneError, KILL_MARKED_SCRIPT, killRunTree, resolveBoxCwd, runBoxHelper } from './boxExec';
 
 /** Shells tried in order; the first one the image has runs the terminal. */
 export const TERMINAL_SHELLS = ['bash', 'sh'] as const;
@@ -21,37 +21,6 @@ const TERMINAL_WRAPPER =
 
 /** Name of the variable that marks every process a terminal starts (children inherit it). */
 export const TERMINAL_MARKER_ENV = 'AGENT_SANDBOX_TERMINAL';
-
-/**
- * Kills every process whose environment carries the terminal's marker `$1` (`NAME=token`). This catches what
- * the tree walk cannot: a job that double-forked into its own session after its parent exited (`setsid` from
- * an interactive shell, daemons). Freezes each one as found so nothing forks mid-walk, then SIGKILLs them.
- * A process can only escape by clearing its environment, which is a deliberate act, not an accident.
- */
-export const KILL_MARKED_SCRIPT = `
-M="$1"
-[ -n "$M" ] || exit 2
-S=" "
-n=0
-while [ "$n" -lt 10 ]; do
-  n=$((n+1))
-  changed=0
-  for f in /proc/[0-9]*/environ; do
-    pid=\${f#/proc/}; pid=\${pid%/environ}
-    [ "$pid" = "$$" ] && continue
-    case "$S" in *" $pid "*) continue;; esac
-    # environ is NUL-separated, and busybox grep stops at a NUL: one variable per line first.
-    if tr '\\000' '\\n' < "$f" 2>/dev/null | grep -q -x -F "$M"; then
-      kill -s STOP "$pid" 2>/dev/null
-      S="$S$pid "
-      changed=1
-    fi
-  done
-  [ "$changed" = 0 ] && break
-done
-for pid in $S; do kill -s KILL "$pid" 2>/dev/null; done
-exit 0
-`;
 
 /** How often the shell's exec is checked for having exited while background jobs keep the TTY open. */
 const EXIT_POLL_MS = 1_000;
@@ -112,6 +81,8 @@ export class BoxTerminal extends Disposable {
   /** Input is held back until the pid line has come (or the wait for it gave up). */
   private ready = false;
   private closing: Promise<void> | undefined;
+  private wantedSize: { cols: number; rows: number } | undefined;
+  private resizing: Promise<void> | undefined;
   private readonly exitPromise: Promise<number | null>;
   private resolveExit: (code: number | null) => void = () => undefined;
 
@@ -229,13 +200,25 @@ export class BoxTerminal extends Disposable {
     this.stream.write(data);
   }
 
-  /** Changes the TTY's size; the process gets SIGWINCH. */
-  async resize(cols: number, rows: number): Promise<void> {
-    if (this.ended) return;
-    const size = clampSize(cols, rows);
-    await this.engine.call('resizing a terminal in the box', (_docker, abortSignal) =>
-      this.exec.resize({ h: size.rows, w: size.cols, abortSignal } as never),
-    );
+  /**
+   * Changes the TTY's size; the process gets SIGWINCH. Resizes go to the engine one at a time and only the
+   * latest waiting size is sent: two concurrent API calls can land out of order and leave an old size.
+   */
+  resize(cols: number, rows: number): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    this.wantedSize = clampSize(cols, rows);
+    this.resizing ??= this.sendSizes().finally(() => (this.resizing = undefined));
+    return this.resizing;
+  }
+
+  private async sendSizes(): Promise<void> {
+    for (let size = this.wantedSize; size && !this.ended; size = this.wantedSize) {
+      this.wantedSize = undefined;
+      const { cols, rows } = size;
+      await this.engine.call('resizing a terminal in the box', (_docker, abortSignal) =>
+        this.exec.resize({ h: rows, w: cols, abortSignal } as never),
+      );
+    }
   }
 
   /** Kills the process and everything it started in the box, then reports the exit. */

@@ -4,7 +4,7 @@ import * as tar from 'tar-stream';
 import type { EntryType, RefusedEntry, RefusedReason } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
-import { ancestorsOf, checkRelative, parentOf, symlinkStaysInside } from '../workspace/pathGuard';
+import { ancestorsOf, checkRelative, isFaithfulName, parentOf, symlinkStaysInside } from '../workspace/pathGuard';
 import type { SyncFilter } from '../workspace/syncFilter';
 
 /** Options for `readBoxTree`. */
@@ -41,137 +41,267 @@ export interface BoxTree {
  * extraction would.
  */
 export async function readBoxTree(stream: Readable, options: ReadBoxTreeOptions): Promise<BoxTree> {
-  const prefix = normalizePrefix(options.prefix);
-  const entries: Manifest = new Map();
-  const contents = new Map<string, Buffer>();
-  const refused = new Map<string, RefusedEntry>();
-  const ignored = new Set<string>();
-  const extract = tar.extract();
+  const builder = new BoxTreeBuilder(options);
+  await builder.addArchive(stream, { prefix: options.prefix });
+  return builder.finish();
+}
 
-  // Header type of each refused entry: what lies below a refused link or non-directory is refused too.
-  const refusedTypes = new Map<string, string>();
-  const refuse = (path: string, reason: RefusedReason, detail: string, headerType?: string): void => {
+/** What a listing says about a path that has no content to read (see `BoxTreeBuilder.addListed`). */
+export interface ListedHeader {
+  /** Workspace-relative name, unchecked (the builder checks it as it checks a tar name). */
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'character-device' | 'block-device' | 'link';
+  mode: number;
+  size?: number;
+  linkname?: string;
+  mtimeMs?: number;
+}
+
+/**
+ * Builds one box tree from several sources — tar archives (the whole tree, or single paths), entries from a
+ * listing (directories, symlinks, types refused from their type alone), baseline entries known unchanged, and
+ * refusals decided outside — and runs the passes that need the whole tree (below a symlink or a non-directory,
+ * symlinks resolving outside) once, in `finish`. Every source goes through the same name, type and mode checks
+ * as `readBoxTree`, which is this builder fed one archive.
+ */
+export class BoxTreeBuilder {
+  private readonly entries: Manifest = new Map();
+  private readonly contents = new Map<string, Buffer>();
+  private readonly refused = new Map<string, RefusedEntry>();
+  private readonly ignored = new Set<string>();
+  /** Header type of each refused entry: what lies below a refused link or non-directory is refused too. */
+  private readonly refusedTypes = new Map<string, string>();
+
+  constructor(private readonly options: Omit<ReadBoxTreeOptions, 'prefix'>) {}
+
+  /** Refuses `path` with a reason decided by the caller (e.g. from a listing); `headerType` as in a tar. */
+  refuse(path: string, reason: RefusedReason, detail: string, headerType?: string): void {
     if (headerType !== undefined) {
-      refusedTypes.set(path, headerType);
+      this.refusedTypes.set(path, headerType);
     }
-    entries.delete(path);
-    contents.delete(path);
-    refused.set(path, { path, reason, detail });
-  };
-  const onAbort = (): void => {
-    extract.destroy(new SandboxError('cancelled', 'Reading the box\u2019s files was cancelled.'));
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  stream.once('error', (error) => extract.destroy(error));
-  stream.pipe(extract as unknown as NodeJS.WritableStream);
+    this.entries.delete(path);
+    this.contents.delete(path);
+    this.refused.set(path, { path, reason, detail });
+  }
 
-  try {
-    for await (const entry of extract) {
-      const header = entry.header;
-      const verdict = classify(header, prefix);
-      if (verdict.kind === 'root') {
-        await drain(entry);
-        continue;
-      }
-      if (verdict.kind === 'refused') {
-        refuse(verdict.path, verdict.reason, verdict.detail, String(header.type));
-        await drain(entry);
-        continue;
-      }
-      const { path, type } = verdict;
-      refused.delete(path);
-      refusedTypes.delete(path);
-      if (options.filter.isExcluded(path, type === 'directory')) {
-        const parent = parentOf(path);
-        if (parent === '' || !options.filter.isExcluded(parent, true)) {
-          ignored.add(path);
+  /** Takes the baseline's entry for `path` as the box's (the caller knows it unchanged: nothing is read). */
+  adoptBaseline(path: string): void {
+    const base = this.options.baseline.get(path);
+    if (!base) throw new Error(`adoptBaseline: ${path} is not in the baseline`);
+    this.refused.delete(path);
+    this.refusedTypes.delete(path);
+    this.contents.delete(path);
+    this.entries.set(path, base);
+  }
+
+  /** Drops what is known about `path` (it vanished between listing and reading). */
+  forget(path: string): void {
+    this.entries.delete(path);
+    this.contents.delete(path);
+    this.refused.delete(path);
+    this.refusedTypes.delete(path);
+  }
+
+  /** The entry accepted for `path` so far. */
+  entry(path: string): ManifestEntry | undefined {
+    return this.entries.get(path);
+  }
+
+  /**
+   * Adds an entry from a listing, with the checks a tar header of the same name, type and mode gets (a `link`
+   * is a name the caller found to be a second name of an inode, as the engine's tar would mark it). For a
+   * `file` the content is not here: the entry is settled only when it is refused or excluded, or over
+   * `maxFileBytes` with a size the baseline does not have (refused `too-large`). Otherwise nothing is added and
+   * the checked path is returned: the caller adopts the baseline's entry or reads the file from an archive.
+   */
+  async addListed(listed: ListedHeader): Promise<string | undefined> {
+    const header = {
+      name: listed.name,
+      type: listed.type,
+      mode: listed.mode,
+      size: listed.size ?? 0,
+      linkname: listed.linkname,
+      mtime: listed.mtimeMs === undefined ? undefined : new Date(listed.mtimeMs),
+    } as tar.Header;
+    if (listed.type === 'file') {
+      const verdict = classify(header, '');
+      if (verdict.kind === 'accepted' && !this.options.filter.isExcluded(verdict.path, false)) {
+        const known = this.options.baseline.get(verdict.path);
+        const tooLarge = this.options.maxFileBytes !== undefined && header.size! > this.options.maxFileBytes;
+        if (!tooLarge || (known?.type === 'file' && known.size === header.size)) {
+          return verdict.path;
         }
-        entries.delete(path);
-        contents.delete(path);
-        await drain(entry);
-        continue;
       }
-      const base: ManifestEntry = {
-        path,
-        type,
-        mode: (header.mode ?? 0) & 0o7777,
-        size: 0,
-        mtimeMs: header.mtime?.getTime(),
-      };
-      if (type === 'file' && options.maxFileBytes !== undefined && (header.size ?? 0) > options.maxFileBytes) {
-        // A large file the workspace already had is hashed in passing (never held) and kept when unchanged.
-        const known = options.baseline.get(path);
-        const unchanged = known?.type === 'file' && known.size === header.size && (await hashEntry(entry)) === known.hash;
-        if (unchanged) {
-          entries.set(path, { ...base, size: known.size, hash: known.hash });
-          contents.delete(path);
-        } else {
-          refuse(path, 'too-large', `${formatBytes(header.size ?? 0)} is over the limit of ${formatBytes(options.maxFileBytes)} (agentSandbox.maxFileSizeMiB)`, String(header.type));
-          await drain(entry);
+    }
+    await this.addEntry(header, undefined, '', '');
+    return undefined;
+  }
+
+  /**
+   * Adds every entry of a tar stream. `prefix` is stripped from names (as for `readBoxTree`); `under` is the
+   * workspace-relative directory the archive's names are relative to ('' for the root), e.g. `src` for the
+   * archive of `/workspace/src/a.ts`, whose one entry is named `a.ts`. With `only`, an entry whose path is not
+   * in it fails the read (`engine-error`) before it is added; `seen` collects the paths read.
+   */
+  async addArchive(stream: Readable, options: { prefix: string; under?: string; only?: ReadonlySet<string>; seen?: Set<string> }): Promise<void> {
+    const prefix = normalizePrefix(options.prefix);
+    const under = options.under ?? '';
+    const extract = tar.extract();
+    const signal = this.options.signal;
+    const onAbort = (): void => {
+      extract.destroy(new SandboxError('cancelled', 'Reading the box\u2019s files was cancelled.'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stream.once('error', (error) => extract.destroy(error));
+    stream.pipe(extract as unknown as NodeJS.WritableStream);
+    try {
+      for await (const entry of extract) {
+        // tar-stream gives a size field it cannot decode (base-256 not starting 0x80/0xff) as null and then never
+        // ends that entry's body: a broken archive, not something to wait for.
+        if (typeof entry.header.size !== 'number') {
+          throw new Error(`the entry ${JSON.stringify(entry.header.name)} has a size field that cannot be decoded`);
         }
-        continue;
+        if (options.only !== undefined || options.seen !== undefined) {
+          // With `only`, an archive must hold just the names asked for: checked before anything of it is taken.
+          const verdict = classify(entry.header, prefix);
+          const name = verdict.kind === 'root' ? '' : under === '' ? verdict.path : `${under}/${verdict.path}`;
+          if (options.only !== undefined && !options.only.has(name)) {
+            throw new SandboxError('engine-error', `The box's archive held ${JSON.stringify(name)}, which was not asked for.`);
+          }
+          options.seen?.add(name);
+        }
+        // tar-stream never ends the body of a directory whose header claims a size (it parses those bytes as
+        // the next headers): waiting for it would hang the read, so a directory's body is never read.
+        await this.addEntry(entry.header, entry.header.type === 'directory' ? undefined : entry, prefix, under);
       }
-      if (type === 'file') {
-        const { hash, content, size } = await readFileEntry(entry, options.baseline.get(path));
-        entries.set(path, { ...base, size, hash });
-        if (content !== undefined) {
-          contents.set(path, content);
-        } else {
-          contents.delete(path);
-        }
+    } catch (error) {
+      if (SandboxError.is(error)) {
+        throw error;
+      }
+      throw new SandboxError('engine-error', `The box\u2019s files could not be read as a tar archive: ${(error as Error).message}.`, { cause: error });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (signal?.aborted) {
+      throw new SandboxError('cancelled', 'Reading the box\u2019s files was cancelled.');
+    }
+  }
+
+  private async addEntry(header: tar.Header, body: AsyncIterable<unknown> | undefined, prefix: string, under: string): Promise<void> {
+    const options = this.options;
+    const verdict = classify(header, prefix);
+    if (verdict.kind === 'root') {
+      if (body) await drain(body);
+      return;
+    }
+    const place = (p: string): string => (under === '' ? p : `${under}/${p}`);
+    if (verdict.kind === 'refused') {
+      this.refuse(place(verdict.path), verdict.reason, verdict.detail, String(header.type));
+      if (body) await drain(body);
+      return;
+    }
+    const type = verdict.type;
+    const path = place(verdict.path);
+    this.refused.delete(path);
+    this.refusedTypes.delete(path);
+    if (options.filter.isExcluded(path, type === 'directory')) {
+      const parent = parentOf(path);
+      if (parent === '' || !options.filter.isExcluded(parent, true)) {
+        this.ignored.add(path);
+      }
+      this.entries.delete(path);
+      this.contents.delete(path);
+      if (body) await drain(body);
+      return;
+    }
+    const base: ManifestEntry = {
+      path,
+      type,
+      mode: (header.mode ?? 0) & 0o7777,
+      size: 0,
+      mtimeMs: header.mtime?.getTime(),
+    };
+    if (type === 'file' && options.maxFileBytes !== undefined && (header.size ?? 0) > options.maxFileBytes) {
+      // A large file the workspace already had is hashed in passing (never held) and kept when unchanged.
+      const known = options.baseline.get(path);
+      const unchanged = body !== undefined && known?.type === 'file' && known.size === header.size && (await hashEntry(body)) === known.hash;
+      if (unchanged) {
+        this.entries.set(path, { ...base, size: known.size, hash: known.hash });
+        this.contents.delete(path);
       } else {
-        await drain(entry);
-        contents.delete(path);
-        entries.set(path, type === 'symlink' ? { ...base, size: Buffer.byteLength(header.linkname ?? ''), linkTarget: header.linkname ?? '' } : base);
+        this.refuse(path, 'too-large', `${formatBytes(header.size ?? 0)} is over the limit of ${formatBytes(options.maxFileBytes)} (agentSandbox.maxFileSizeMiB)`, String(header.type));
+        if (body) await drain(body);
       }
+      return;
     }
-  } catch (error) {
-    if (SandboxError.is(error)) {
-      throw error;
+    if (type === 'file') {
+      if (!body) throw new Error(`addEntry: no content for the file ${path}`);
+      const { hash, content, size } = await readFileEntry(body, options.baseline.get(path));
+      this.entries.set(path, { ...base, size, hash });
+      if (content !== undefined) {
+        this.contents.set(path, content);
+      } else {
+        this.contents.delete(path);
+      }
+    } else {
+      if (body) await drain(body);
+      this.contents.delete(path);
+      this.entries.set(path, type === 'symlink' ? { ...base, size: Buffer.byteLength(header.linkname ?? ''), linkTarget: header.linkname ?? '' } : base);
     }
-    throw new SandboxError('engine-error', `The box\u2019s files could not be read as a tar archive: ${(error as Error).message}.`, { cause: error });
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-  }
-  if (options.signal?.aborted) {
-    throw new SandboxError('cancelled', 'Reading the box\u2019s files was cancelled.');
   }
 
-  // Below a symlink a real tree has nothing; such entries come from a crafted tar or a write through the link.
-  for (const entry of [...entries.values()]) {
-    for (const ancestor of ancestorsOf(entry.path)) {
-      const holder = entries.get(ancestor);
-      const refusedType = refusedTypes.get(ancestor);
-      if (refusedType === 'symlink') {
-        refuse(entry.path, 'type-change-under-symlink', `"${ancestor}" is a refused symbolic link`);
-        break;
+  /** Runs the whole-tree passes and returns the tree. The builder is spent afterwards. */
+  finish(): BoxTree {
+    const { entries, refusedTypes } = this;
+    // Below a symlink a real tree has nothing; such entries come from a crafted tar or a write through the link.
+    // The shallowest offending ancestor of each directory is remembered: an entry's is its parent's, or the
+    // parent itself (a directory refused in this pass has an offending ancestor, so the answer does not change).
+    const offending = new Map<string, { ancestor: string; reason: RefusedReason; detail: string } | null>();
+    const offenderOf = (dir: string): { ancestor: string; reason: RefusedReason; detail: string } | null => {
+      if (dir === '') return null;
+      const cached = offending.get(dir);
+      if (cached !== undefined) return cached;
+      let found = offenderOf(parentOf(dir));
+      if (found === null) {
+        const holder = entries.get(dir);
+        const refusedType = refusedTypes.get(dir);
+        if (refusedType === 'symlink') {
+          found = { ancestor: dir, reason: 'type-change-under-symlink', detail: `"${dir}" is a refused symbolic link` };
+        } else if (refusedType !== undefined && refusedType !== 'directory') {
+          found = { ancestor: dir, reason: 'invalid-name', detail: `"${dir}" is a refused ${refusedType}, not a directory` };
+        } else if (holder?.type === 'symlink') {
+          found = { ancestor: dir, reason: 'type-change-under-symlink', detail: `"${dir}" is a symbolic link to ${JSON.stringify(holder.linkTarget)}` };
+        } else if (holder?.type === 'file') {
+          found = { ancestor: dir, reason: 'invalid-name', detail: `"${dir}" is a file, not a directory` };
+        }
       }
-      if (refusedType !== undefined && refusedType !== 'directory') {
-        refuse(entry.path, 'invalid-name', `"${ancestor}" is a refused ${refusedType}, not a directory`);
-        break;
-      }
-      if (holder?.type === 'symlink') {
-        refuse(entry.path, 'type-change-under-symlink', `"${ancestor}" is a symbolic link to ${JSON.stringify(holder.linkTarget)}`);
-        break;
-      }
-      if (holder?.type === 'file') {
-        refuse(entry.path, 'invalid-name', `"${ancestor}" is a file, not a directory`);
-        break;
-      }
-    }
-  }
-  // Dropping one link can change how another resolves, so repeat until stable.
-  for (let changed = true; changed; ) {
-    changed = false;
+      offending.set(dir, found);
+      return found;
+    };
     for (const entry of [...entries.values()]) {
-      if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', (p) => entries.get(p))) {
-        refuse(entry.path, 'symlink-outside', `points to ${JSON.stringify(entry.linkTarget)}, which resolves outside the workspace`);
-        changed = true;
+      const found = offenderOf(parentOf(entry.path));
+      if (found !== null) {
+        this.refuse(entry.path, found.reason, found.detail);
       }
     }
+    // Dropping one link can change how another resolves, so repeat until stable.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const entry of [...entries.values()]) {
+        if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', (p) => entries.get(p))) {
+          this.refuse(entry.path, 'symlink-outside', `points to ${JSON.stringify(entry.linkTarget)}, which resolves outside the workspace`);
+          changed = true;
+        }
+      }
+    }
+    const sortedRefused = [...this.refused.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return {
+      entries: new Map([...entries.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      contents: this.contents,
+      refused: sortedRefused,
+      ignored: [...this.ignored].sort(),
+    };
   }
-  const sortedRefused = [...refused.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { entries: new Map([...entries.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), contents, refused: sortedRefused, ignored: [...ignored].sort() };
 }
 
 type Verdict =
@@ -212,7 +342,7 @@ function classify(header: tar.Header, prefix: string): Verdict {
       return { kind: 'accepted', path, type: 'directory' };
     case 'symlink': {
       const target = header.linkname ?? '';
-      if (target.length === 0 || target.includes('\0')) {
+      if (target.length === 0 || target.includes('\0') || !isFaithfulName(target)) {
         return { kind: 'refused', path, reason: 'invalid-name', detail: 'symbolic link with an empty or invalid target' };
       }
       if (target.startsWith('/')) {

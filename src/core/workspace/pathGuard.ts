@@ -15,10 +15,11 @@ export type RelativeCheck = { ok: true; path: string } | { ok: false; reason: Re
 /**
  * Turns a name from the box into a safe workspace-relative POSIX path, or says why it cannot be one.
  * `..` is refused anywhere (even `a/../b`): a name that needs it is not one a real tree produces.
- * Backslashes are refused because a Windows host would read them as separators.
+ * Backslashes are refused because a Windows host would read them as separators, a drive letter (`C:`) at the
+ * start of any segment because a Windows host would read it as a drive.
  */
 export function checkRelative(name: string): RelativeCheck {
-  if (name.length === 0 || name.includes('\0') || name.includes('\\')) {
+  if (name.length === 0 || name.includes('\0') || name.includes('\\') || !isFaithfulName(name)) {
     return { ok: false, reason: 'invalid-name' };
   }
   if (name.startsWith('/') || /^[a-zA-Z]:/.test(name)) {
@@ -29,11 +30,25 @@ export function checkRelative(name: string): RelativeCheck {
     if (segment === '..') {
       return { ok: false, reason: 'parent-traversal' };
     }
+    // A drive letter on any segment, not only the first: a caller strips a prefix (`workspace/C:x` -> `C:x`),
+    // and the result must pass this check again (apply re-checks every path it writes).
+    if (/^[a-zA-Z]:/.test(segment)) {
+      return { ok: false, reason: 'absolute-path' };
+    }
     if (segment !== '' && segment !== '.') {
       segments.push(segment);
     }
   }
   return segments.length === 0 ? { ok: false, reason: 'invalid-name' } : { ok: true, path: segments.join('/') };
+}
+
+/**
+ * False when a name holds U+FFFD, the mark a UTF-8 decoder leaves for bytes that are not UTF-8 (tar-stream
+ * decodes names that way): such a name no longer says which file the box had, and writing it would create a
+ * different path. A name that really holds U+FFFD is refused too; that is rare and safe.
+ */
+export function isFaithfulName(name: string): boolean {
+  return !name.includes('\uFFFD');
 }
 
 /**
@@ -179,4 +194,20 @@ export async function lstatOrUndefined(absolute: string): Promise<Stats | undefi
     }
     throw error;
   }
+}
+
+/** Code points HFS+ ignores in names (the list git checks in `is_hfs_dotgit`). */
+const HFS_IGNORABLE = /[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g;
+
+/**
+ * True when a host file system may resolve the path into a `.git` directory: a segment that is `.git` once
+ * case is folded (APFS, NTFS), HFS+ ignorable code points are dropped, NTFS trailing dots and spaces or an
+ * alternate data stream (`:…`) are stripped, or NTFS's 8.3 name `git~1` — the spellings git itself refuses
+ * (CVE-2014-9390). `.GIT/hooks/pre-commit` is a hook on a case-insensitive disk.
+ */
+export function touchesGitDirectory(relPath: string): boolean {
+  return relPath.split('/').some((segment) => {
+    const folded = segment.normalize('NFC').replace(HFS_IGNORABLE, '').toLowerCase().split(':')[0];
+    return folded.replace(/[. ]+$/, '') === '.git' || folded === 'git~1';
+  });
 }

@@ -29,6 +29,8 @@ export interface ScanOptions {
    * after, e.g. the first mirror, where `packWorkspace` reports the hash of what it sent). Default true.
    */
   hashFiles?: boolean;
+  /** Called for each directory (`''` = the root) right before it is read, e.g. to start watching it. */
+  beforeListing?(relDirectory: string): void;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
   /** Lists a directory; its kept children (by the filter, on d_type) are visited by the caller. */
   const listDirectory = (relDirectory: string): string[] => {
     let children: import('node:fs').Dirent[];
+    options.beforeListing?.(relDirectory);
     try {
       children = readdirSync(toAbsolute(root, relDirectory), { withFileTypes: true });
     } catch (error) {

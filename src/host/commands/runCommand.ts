@@ -5,6 +5,7 @@ import type { EngineClient } from '../engineClient';
 import { errorReason, errorText, showEngineError } from '../errorMessages';
 import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
 import { proposalUri } from '../review/proposalDocuments';
+import { runNotes } from '../tools/toolText';
 import type { RunEvents } from '../runEvents';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 
@@ -82,6 +83,7 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
           try {
             result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId });
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
+            for (const note of runNotes(result)) output.appendLine(`[${note}]`);
             progress.report({ message: 'Collecting changes…' });
             const changeSet = await engine.collect(folder);
             deps.runEvents.fireEnded({ runId, folder, result, changeSet, endedAt: Date.now() });

@@ -109,6 +109,7 @@ export function formatRunResult(
 ): string {
   const lines = [`$ ${command}`, `${describeOutcome(result)} after ${(result.durationMs / 1000).toFixed(1)} s.`];
   if (result.truncated) lines.push('Output beyond the box\'s limit (agentSandbox.outputLimitKiB) was dropped.');
+  lines.push(...runNotes(result));
   lines.push('', section('stdout', result.stdout, OUTPUT_TAIL_CHARS.stdout), '', section('stderr', result.stderr, OUTPUT_TAIL_CHARS.stderr), '');
   if (byRun.changed.length === 0 && byRun.settled.length === 0) {
     lines.push('This run changed no files.');
@@ -128,6 +129,28 @@ export function formatRunResult(
 function section(name: string, text: string, max: number): string {
   if (text === '') return `${name}: (empty)`;
   return `${name}${text.length > max ? ` (last ${max} characters)` : ''}:\n${tail(text, max).replace(/\n$/, '')}`;
+}
+
+/** What a person or an agent should know about how a run ended beyond its outcome: each note names the fix. */
+export function runNotes(result: ExecResult): string[] {
+  const notes = [workspaceFullNote(result)];
+  if (result.leftoversKilled) {
+    notes.push(
+      `Processes this run left running filled the box's process limit (agentSandbox.pidsLimit), e.g. a fork bomb; they were killed. Background processes that stay within the limit keep running.`,
+    );
+  }
+  return notes.filter((note): note is string => note !== undefined);
+}
+
+/** Why a failed run probably failed when it left /workspace full, and the setting that fixes it; else undefined. */
+export function workspaceFullNote(result: ExecResult): string | undefined {
+  const full = result.workspaceFull;
+  if (!full) return undefined;
+  const mib = (kib: number): string => `${Math.round(kib / 1024)} MiB`;
+  const state = `/workspace in the box is full (${mib(full.usedKiB)} used of ${mib(full.sizeKiB)}, ${mib(full.availableKiB)} free): writes fail with "No space left on device" (ENOSPC).`;
+  return full.volume === 'tmpfs'
+    ? `${state} Delete files in the box or raise agentSandbox.workspaceSizeMiB and reset the box (Agent Sandbox: Reset Box) to get a bigger one.`
+    : `${state} The workspace volume is on the Docker engine's disk (agentSandbox.workspaceVolume "disk"): free space there.`;
 }
 
 export function describeOutcome(result: ExecResult): string {

@@ -7,17 +7,10 @@ import type { HistoryRecord } from '../../../src/core/history/historyRecord';
 import type { CreateAgentModeResult } from '../../../src/host/tools/createAgentMode';
 import { sandboxTools, sandboxToolTag } from '../../../src/host/tools/toolNames';
 import { snapshotFiles } from './workspaceSnapshot';
+import { invokeToolText as invoke } from './invokeTool';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
-/** Invokes a tool the way an agent does (no chat request behind it) and returns its text. */
-async function invoke(name: string, input: object): Promise<string> {
-  const result = await vscode.lm.invokeTool(name, { input, toolInvocationToken: undefined });
-  return result.content
-    .filter((part): part is vscode.LanguageModelTextPart => part instanceof vscode.LanguageModelTextPart)
-    .map((part) => part.value)
-    .join('');
-}
 
 /** Asserts the tool fails with an error whose message matches (VS Code hands that message to the model). */
 async function invokeFails(name: string, input: object, pattern: RegExp): Promise<void> {

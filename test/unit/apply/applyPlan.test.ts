@@ -114,4 +114,44 @@ suite('applyPlan', () => {
     const plan = planApply({ baseline: base, changes, current: base });
     assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete d/inner', 'delete x', 'mkdir x', 'delete d', 'write d', 'write x/child']);
   });
+
+  test('nothing is planned at or below an obstacle the scan left out, e.g. a symlink out of the folder', () => {
+    const changes = [change('data/f', 'added', { hash: sha256('f') }), change('data', 'added', { type: 'directory' }), change('ok.txt', 'added', { hash: sha256('k') })];
+    const plan = planApply({ baseline, changes, current: baseline, obstacles: new Map([['data', 'a symbolic link to "/mnt/x", outside the folder']]) });
+    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['write ok.txt']);
+    assert.deepEqual(plan.conflicts.map((c) => c.path), ['data', 'data/f']);
+    assert.match(plan.conflicts[1].reason, /"data" is a symbolic link to "\/mnt\/x", outside the folder in the workspace; nothing is written at or through it/);
+  });
+
+  test('nothing is written through a directory that became a symlink or a file since the sync; a type change in the box is fine', () => {
+    const current = new Map(baseline);
+    current.set('src', { path: 'src', type: 'symlink', mode: 0o777, size: 3, linkTarget: 'lib' });
+    current.delete('src/a.ts');
+    current.delete('src/b.ts');
+    const plan = planApply({ baseline, changes: [change('src/new.ts', 'added', { hash: sha256('n') })], current });
+    assert.deepEqual(plan.operations, []);
+    assert.match(plan.conflicts[0].reason, /"src" became a symlink in the workspace since the box was synced; nothing is written through it/);
+
+    // Control: the box itself turned the file script.sh into a directory with a file in it; the workspace still has the file.
+    const typeChange = planApply({
+      baseline,
+      changes: [change('script.sh', 'modified', { type: 'directory', mode: 0o755 }), change('script.sh/inner', 'added', { hash: sha256('i') })],
+      current: baseline,
+    });
+    assert.deepEqual(typeChange.conflicts, []);
+    assert.deepEqual(typeChange.operations.map((op) => `${op.kind} ${op.path}`), ['delete script.sh', 'mkdir script.sh', 'write script.sh/inner']);
+  });
+
+  test('on a case-insensitive disk a new name that differs only by case from an entry or another new name is a conflict', () => {
+    const current = manifest(file('README.md', 'r'));
+    const changes = [change('Readme.md', 'added', { hash: sha256('x') }), change('docs/A.md', 'added', { hash: sha256('a') }), change('docs/a.md', 'added', { hash: sha256('b') })];
+    const insensitive = planApply({ baseline: current, changes, current, caseInsensitive: true });
+    assert.deepEqual(insensitive.conflicts.map((c) => c.path), ['Readme.md', 'docs/a.md']);
+    assert.match(insensitive.conflicts[0].reason, /differs only by case from "README\.md"/);
+    assert.deepEqual(insensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['docs/A.md']);
+    // Control: a case-sensitive disk holds them side by side.
+    const sensitive = planApply({ baseline: current, changes, current });
+    assert.deepEqual(sensitive.conflicts, []);
+    assert.deepEqual(sensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['Readme.md', 'docs/A.md', 'docs/a.md']);
+  });
 });

@@ -87,7 +87,7 @@ suite('applyToFolder', () => {
     assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode, victimMode);
   });
 
-  test('atomic: content with the wrong hash is never written and the old file stays whole', async () => {
+  test('atomic: content with the wrong hash stops the apply before anything is written', async () => {
     await writeTree(root, { 'a.txt': 'original' });
     const plan: ApplyPlan = {
       operations: [
@@ -102,8 +102,62 @@ suite('applyToFolder', () => {
       (e) => SandboxError.is(e, 'internal') && /not the reviewed one/.test((e as Error).message),
     );
     assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
-    assert.equal(await fs.readFile(path.join(root, 'b.txt'), 'utf8'), 'b');
-    assert.deepEqual((await fs.readdir(root)).sort(), ['a.txt', 'b.txt'], 'no temp file left behind');
+    assert.deepEqual(await fs.readdir(root), ['a.txt'], 'b.txt (staged before a.txt) is not written either, and no temp file is left');
+  });
+
+  test('all contents are staged before the workspace changes: a later failing read leaves every path as it was', async () => {
+    await writeTree(root, { 'a.txt': 'original', 'gone.txt': 'still here', 'sub/c.txt': 'c' });
+    const plan: ApplyPlan = {
+      operations: [
+        { kind: 'delete', path: 'gone.txt', type: 'file' },
+        { kind: 'mkdir', path: 'new', implied: true },
+        { kind: 'write', path: 'a.txt', hash: sha256('A') },
+        { kind: 'write', path: 'new/deep/b.txt', hash: sha256('B') },
+        { kind: 'write', path: 'sub/c.txt', hash: sha256('C') },
+      ],
+      conflicts: [],
+      skipped: [],
+    };
+    let reads = 0;
+    await assert.rejects(
+      applyToFolder(root, plan, (p) => {
+        reads++;
+        return p === 'sub/c.txt' ? Promise.reject(new Error('box went away')) : Buffer.from(p === 'a.txt' ? 'A' : 'B');
+      }),
+      /box went away/,
+    );
+    assert.equal(reads, 3, 'the failing read came after two contents were staged');
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
+    assert.equal(await fs.readFile(path.join(root, 'gone.txt'), 'utf8'), 'still here');
+    assert.equal(await fs.readFile(path.join(root, 'sub/c.txt'), 'utf8'), 'c');
+    const all = (await fs.readdir(root, { recursive: true })).map(String).sort();
+    assert.deepEqual(all, ['a.txt', 'gone.txt', 'sub', path.join('sub', 'c.txt')], 'no directory made, no temp file left');
+
+    // The same plan with every content readable: staged files land in directories made after staging.
+    assert.deepEqual(await applyToFolder(root, plan, (p) => Buffer.from(p === 'a.txt' ? 'A' : p === 'sub/c.txt' ? 'C' : 'B')), [
+      'gone.txt',
+      'a.txt',
+      'new/deep/b.txt',
+      'sub/c.txt',
+    ]);
+    assert.equal(await fs.readFile(path.join(root, 'new/deep/b.txt'), 'utf8'), 'B');
+    assert.equal(await fs.readFile(path.join(root, 'sub/c.txt'), 'utf8'), 'C');
+    const leftovers = (await fs.readdir(root, { recursive: true })).filter((name) => String(name).includes('agent-sandbox'));
+    assert.deepEqual(leftovers, [], 'no temp files remain');
+  });
+
+  test('a file that becomes a directory gets its new content staged beside it, then written inside it', async () => {
+    await writeTree(root, { x: 'was a file' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [
+      { path: 'x', kind: 'modified', type: 'directory', mode: 0o755, binary: false, flags: [] },
+      { path: 'x/y.txt', kind: 'added', type: 'file', hash: sha256('inside'), mode: 0o644, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual((await applyToFolder(root, plan, () => Buffer.from('inside'))).sort(), ['x', 'x/y.txt']);
+    assert.equal(await fs.readFile(path.join(root, 'x/y.txt'), 'utf8'), 'inside');
+    assert.deepEqual((await fs.readdir(root)).sort(), ['x']);
   });
 
   test('atomic: a failing content read leaves the target untouched', async () => {

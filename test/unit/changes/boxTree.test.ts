@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import type { RefusedReason } from '../../../src/shared/protocol';
-import { readBoxTree } from '../../../src/core/changes/boxTree';
+import { BoxTreeBuilder, readBoxTree } from '../../../src/core/changes/boxTree';
 import { SandboxError } from '../../../src/core/errors';
 import type { Manifest } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
@@ -209,5 +209,75 @@ suite('boxTree', () => {
       readBoxTree(tarStream([{ name: `${W}a`, type: 'file', content: 'a' }]), { prefix: W, baseline: new Map(), filter, signal: controller.signal }),
       (e) => SandboxError.is(e, 'cancelled'),
     );
+  });
+});
+
+suite('BoxTreeBuilder: one tree from several sources', () => {
+  const filterFor = (exclude: string[] = []) => SyncFilter.create('/nonexistent', { exclude, useGitignore: false });
+
+  test('listed directories and symlinks, adopted baseline files and single-path archives merge into one tree', async () => {
+    const baseline: Manifest = new Map([
+      ['src', { path: 'src', type: 'directory', mode: 0o755, size: 0 }],
+      ['src/same.txt', { path: 'src/same.txt', type: 'file', mode: 0o644, size: 4, hash: sha256('same') }],
+      ['src/changed.txt', { path: 'src/changed.txt', type: 'file', mode: 0o644, size: 3, hash: sha256('old') }],
+    ]);
+    const builder = new BoxTreeBuilder({ baseline, filter: await filterFor() });
+    assert.equal(await builder.addListed({ name: 'src', type: 'directory', mode: 0o755 }), undefined);
+    assert.equal(await builder.addListed({ name: 'src/same.txt', type: 'file', mode: 0o644, size: 4 }), 'src/same.txt');
+    builder.adoptBaseline('src/same.txt');
+    await builder.addListed({ name: 'src/link', type: 'symlink', mode: 0o777, linkname: 'same.txt' });
+    await builder.addArchive(tarStream([{ name: 'changed.txt', type: 'file', content: 'new' }]), { prefix: '', under: 'src' });
+    const tree = builder.finish();
+    assert.deepEqual([...tree.entries.keys()], ['src', 'src/changed.txt', 'src/link', 'src/same.txt']);
+    assert.equal(tree.entries.get('src/same.txt'), baseline.get('src/same.txt'));
+    assert.equal(tree.contents.get('src/changed.txt')!.toString(), 'new');
+    assert.equal(tree.entries.get('src/link')!.linkTarget, 'same.txt');
+    assert.deepEqual(tree.refused, []);
+  });
+
+  test('listed entries get the checks tar entries get: types, setuid, names, excluded paths, size, second names of an inode', async () => {
+    const baseline: Manifest = new Map([['big-same.bin', { path: 'big-same.bin', type: 'file', mode: 0o644, size: 2000, hash: sha256('x') }]]);
+    const builder = new BoxTreeBuilder({ baseline, filter: await filterFor(['secret/**', '*.key']), maxFileBytes: 1000 });
+    await builder.addListed({ name: 'pipe', type: 'fifo', mode: 0o644 });
+    await builder.addListed({ name: 'tty', type: 'character-device', mode: 0o644 });
+    assert.equal(await builder.addListed({ name: 'suid', type: 'file', mode: 0o4755, size: 1 }), undefined);
+    await builder.addListed({ name: 'sgid-dir', type: 'directory', mode: 0o2755 });
+    assert.equal(await builder.addListed({ name: 'a\\b', type: 'file', mode: 0o644, size: 1 }), undefined);
+    assert.equal(await builder.addListed({ name: 'bad\uFFFD', type: 'file', mode: 0o644, size: 1 }), undefined);
+    assert.equal(await builder.addListed({ name: 'id.key', type: 'file', mode: 0o600, size: 1 }), undefined);
+    assert.equal(await builder.addListed({ name: 'big.bin', type: 'file', mode: 0o644, size: 5000 }), undefined);
+    // Over the limit but the baseline's size: the caller reads it (hashed in passing, kept when unchanged).
+    assert.equal(await builder.addListed({ name: 'big-same.bin', type: 'file', mode: 0o644, size: 2000 }), 'big-same.bin');
+    await builder.addListed({ name: 'second', type: 'link', mode: 0o644, linkname: 'first' });
+    await builder.addListed({ name: 'out', type: 'symlink', mode: 0o777, linkname: '../../etc' });
+    await builder.addListed({ name: 'abs', type: 'symlink', mode: 0o777, linkname: '/etc' });
+    const tree = builder.finish();
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [
+        ['a\\b', 'invalid-name'],
+        ['abs', 'symlink-outside'],
+        ['bad\uFFFD', 'invalid-name'],
+        ['big.bin', 'too-large'],
+        ['out', 'symlink-outside'],
+        ['pipe', 'fifo'],
+        ['second', 'hard-link'],
+        ['sgid-dir', 'setuid-setgid'],
+        ['suid', 'setuid-setgid'],
+        ['tty', 'device'],
+      ],
+    );
+    assert.deepEqual(tree.ignored, ['id.key']);
+    assert.deepEqual([...tree.entries.keys()], []);
+  });
+
+  test('the whole-tree passes run once over all sources: a file fetched below a listed symlink is refused', async () => {
+    const builder = new BoxTreeBuilder({ baseline: new Map(), filter: await filterFor() });
+    await builder.addListed({ name: 'dir', type: 'symlink', mode: 0o777, linkname: 'real' });
+    await builder.addListed({ name: 'real', type: 'directory', mode: 0o755 });
+    await builder.addArchive(tarStream([{ name: 'x.txt', type: 'file', content: 'x' }]), { prefix: '', under: 'dir' });
+    const tree = builder.finish();
+    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['dir/x.txt', 'type-change-under-symlink']]);
+    assert.deepEqual([...tree.entries.keys()], ['dir', 'real']);
   });
 });

@@ -1,0 +1,68 @@
+import * as assert from 'node:assert/strict';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { DockerEngine } from '../../src/core/docker/dockerEngine';
+import { BoxSession } from '../../src/core/session/boxSession';
+import { connectTestEngine, removeEverythingOwnedBy, testOwnerId, testSettings } from './engineHarness';
+
+/** Catch-up before each run skips the workspace rescan when no file event came since the last one. */
+suite('engine: catch-up skips the rescan while the workspace is unchanged (real file events, real box)', function () {
+  this.timeout(120_000);
+  let engine: DockerEngine | undefined;
+  const ownerId = testOwnerId('catchup-watch');
+  let folder: string;
+  let session: BoxSession;
+
+  const run = async (command: string) => {
+    const result = await session.exec({ command, runId: `r${Date.now()}` }, () => undefined);
+    assert.equal(result.exitCode, 0, result.stderr);
+    return result;
+  };
+  /** File events arrive asynchronously: once one has come, the next catch-up rescans. */
+  const eventually = async (check: () => Promise<boolean>) => {
+    for (let i = 0; i < 50; i++) {
+      if (await check()) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+  };
+
+  suiteSetup(async () => {
+    engine = await connectTestEngine();
+    folder = mkdtempSync(path.join(os.tmpdir(), 'as-watch-'));
+    mkdirSync(path.join(folder, 'src'));
+    writeFileSync(path.join(folder, 'src', 'a.txt'), 'one\n');
+    session = await BoxSession.open({ engine, settings: testSettings(), folder, ownerId, env: [], log: () => undefined }, () => undefined);
+  });
+
+  suiteTeardown(async () => {
+    await session?.remove().catch(() => undefined);
+    await removeEverythingOwnedBy(engine, ownerId);
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  test('runs with no host change in between do not rescan; a host edit is rescanned and reaches the box', async () => {
+    await run('true');
+    const afterFirst = session.hostScans;
+    await run('true');
+    await run('true');
+    assert.equal(session.hostScans, afterFirst, 'unchanged workspace: no rescan');
+
+    appendFileSync(path.join(folder, 'src', 'a.txt'), 'two\n');
+    // The edit must be seen by the very next run even if its event has not been handled yet.
+    const result = await run('cat src/a.txt');
+    assert.equal(result.stdout, 'one\ntwo\n');
+    assert.equal(result.caughtUp.join(), 'src/a.txt');
+    assert.ok(session.hostScans > afterFirst, 'the edit caused a rescan');
+
+    // A new directory with a file in it, then nothing: rescanned once, then skipped again.
+    mkdirSync(path.join(folder, 'fresh'));
+    writeFileSync(path.join(folder, 'fresh', 'b.txt'), 'bee\n');
+    assert.equal((await run('cat fresh/b.txt')).stdout, 'bee\n');
+    const settled = session.hostScans;
+    assert.ok(await eventually(async () => (await run('true'), session.hostScans === settled)), 'no rescan once nothing changes');
+    writeFileSync(path.join(folder, 'fresh', 'b.txt'), 'bee 2\n');
+    assert.equal((await run('cat fresh/b.txt')).stdout, 'bee 2\n', 'a change inside the new directory is seen');
+  });
+});
