@@ -591,11 +591,13 @@ async function serverMemory(ws: Workspace, servers: ChildProcess[]): Promise<Row
       if (m && m.rss > peak) peak = m.rss;
     }, 50);
     const { ms } = await timed(() => connection.sendRequest(EnsureBoxRequest.type, { folder: ws.root }));
+    // The first run waits for the box stamps taken after the mirror, and rescans the workspace: part of the peak.
+    await connection.sendRequest(ExecRequest.type, { folder: ws.root, command: 'true' });
     clearInterval(sampler);
     const hwm = memoryOf(server.pid!)?.hwm ?? peak;
     return [
       {
-        scenario: 'server peak RSS (VmHWM) while mirroring',
+        scenario: 'server peak RSS (VmHWM) while mirroring, then the first run',
         workspace: ws.name,
         bytes: hwm,
         baselines: {},
