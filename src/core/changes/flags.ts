@@ -1,6 +1,7 @@
 import picomatch from 'picomatch';
 import { findSecrets } from '../secrets/tokenPatterns';
 import { isBinary } from './binary';
+import { touchesGitDirectory } from '../workspace/pathGuard';
 import type { ChangeEntry, FlagReason } from '../../shared/protocol';
 
 /**
@@ -68,9 +69,12 @@ export const HOST_EXECUTED_GLOBS: readonly string[] = [
 
 const isHostExecutedPath = picomatch(HOST_EXECUTED_GLOBS as string[], { dot: true, nocase: true });
 
-/** True for paths in a `.git` directory (or a `.git` file), at any depth: nested repositories have hooks too. */
+/**
+ * True for paths in a `.git` directory (or a `.git` file), at any depth (nested repositories have hooks too),
+ * in every spelling a host disk folds to `.git` (`.GIT`, `.git.`, `git~1`, …), as the apply planner sees them.
+ */
 export function isGitInternal(relPath: string): boolean {
-  return relPath.split('/').includes('.git');
+  return touchesGitDirectory(relPath);
 }
 
 /** True when git or a tool on the host would run the file, or it changes what they run. */

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { planApply } from '../../../src/core/apply/applyPlan';
 import { applyToFolder } from '../../../src/core/apply/applyToFolder';
 import { computeChangeSet } from '../../../src/core/changes/changeSet';
+import { isGitInternal } from '../../../src/core/changes/flags';
 import { readBoxTree } from '../../../src/core/changes/boxTree';
 import { SandboxError } from '../../../src/core/errors';
 import { checkRelative, guardedAbsolute, touchesGitDirectory } from '../../../src/core/workspace/pathGuard';
@@ -164,6 +165,9 @@ suite('fuzz regressions', () => {
     );
     for (const p of gitAliases) assert.ok(touchesGitDirectory(p), p);
     for (const p of ordinary) assert.ok(!touchesGitDirectory(p), p);
+    // The review shows them as .git changes too (the git-internal flag), not as ordinary files.
+    for (const p of gitAliases) assert.ok(isGitInternal(p), `flagged: ${p}`);
+    for (const p of ordinary) assert.ok(!isGitInternal(p), `not flagged: ${p}`);
   });
 
   test('a file renamed away whose old name becomes a directory applies: the directory is made after the rename, not before it', async () => {
