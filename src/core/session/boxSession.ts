@@ -155,8 +155,6 @@ export class BoxSession {
   private lastScan: { manifest: Manifest; obstacles: Map<string, string> } | undefined;
   private caseInsensitive: Promise<boolean> | undefined;
   private hostScanCount = 0;
-  /** The listing right after the mirror; nothing may change /workspace before it has been taken. */
-  private stamping: Promise<void> = Promise.resolve();
   /** Whether the image's find can list (GNU find); undefined until the first try. */
   private listingSupported: boolean | undefined;
   /** Whether the image's tar can read candidate files (see `readCandidatesInBox`); undefined until tried. */
@@ -216,11 +214,13 @@ export class BoxSession {
     options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
-    // The first stamps are taken while the caller gets the box: everything that could change /workspace
-    // (catch-up, and so every run, terminal and file operation; discard; restore) and collect wait for them.
-    session.stamping = session.stampAfterMirror().catch((error: unknown) => {
-      options.log(`[session] ${folder}: no box stamps after the mirror (the first collect reads everything): ${errorText(error)}`);
-    });
+    // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
+    try {
+      await session.stampAfterMirror(signal);
+    } catch (error) {
+      await box.remove().catch(() => undefined);
+      throw error;
+    }
     if (restore && restore.changeSet.changes.length > 0) {
       try {
         await session.restore(restore, signal);
@@ -258,7 +258,6 @@ export class BoxSession {
    * box changed too keeps the box's version and is reported as a conflict.
    */
   async catchUp(signal?: AbortSignal): Promise<{ sent: string[]; conflicts: string[] }> {
-    await this.stamping;
     const current = await this.scanHost(signal, { reuseIfUnchanged: true });
     const hostChanged = diffManifests(this.hostState, current);
     if (hostChanged.length === 0) {
@@ -345,7 +344,6 @@ export class BoxSession {
 
   /** Reads the box's tree (what may have changed, or all of it) and computes the change set against the baseline. */
   async collect(signal?: AbortSignal, keptBaseContents?: Map<string, Buffer>): Promise<ChangeSet> {
-    await this.stamping;
     const tree = await this.readTree(signal);
     const firstPass = computeChangeSet(this.options.folder, this.baseline, tree);
     const baseContents = await this.readBaseContents(firstPass, keptBaseContents ?? this.collected?.baseContents);
@@ -523,9 +521,8 @@ export class BoxSession {
    * already reads only what changed. Nothing else writes to /workspace while the session is being opened, so
    * the clock that bounds recordable ctimes is the one after the walk.
    */
-  private async stampAfterMirror(): Promise<void> {
-    // Not cancellable by the request that opened the box: it ends with that request, the stamps serve later ones.
-    const listed = await this.tryListing(undefined);
+  private async stampAfterMirror(signal?: AbortSignal): Promise<void> {
+    const listed = await this.tryListing(undefined, signal);
     if (!listed?.complete) return;
     const { listing } = listed;
     for (const entry of listing.entries) {
@@ -927,7 +924,6 @@ export class BoxSession {
 
   /** Makes the box hold the workspace's state (`current`) at `paths`; the baseline follows. */
   private async pushWorkspaceState(paths: string[], current: Manifest, signal?: AbortSignal): Promise<void> {
-    await this.stamping;
     const present: ManifestEntry[] = [];
     const absent: string[] = [];
     for (const p of paths) {
@@ -1043,7 +1039,6 @@ export class BoxSession {
 
   /** Puts a persisted review's pending changes into this (freshly mirrored) box, against their old baseline. */
   private async restore(review: PendingReview, signal?: AbortSignal): Promise<void> {
-    await this.stamping;
     const remove: string[] = [];
     const write: { entry: ManifestEntry; content?: Buffer }[] = [];
     for (const change of review.changeSet.changes) {
