@@ -12,7 +12,7 @@ import type {
   FileOpRequest,
 } from '../shared/protocol';
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
-import { removeOrphans } from '../core/box/orphans';
+import { processIsAlive, removeOrphans } from '../core/box/orphans';
 import { DockerEngine } from '../core/docker/dockerEngine';
 import { resolveEngineLocation } from '../core/docker/engineLocation';
 import { SandboxError } from '../core/errors';
@@ -95,7 +95,7 @@ export class EngineService extends Disposable {
     }
     const engine = this.engine;
     if (!this.orphansChecked) {
-      this.orphansChecked = removeOrphans(engine, { isAlive: isProcessAlive, currentOwnerId: this.ownerId })
+      this.orphansChecked = removeOrphans(engine, { isAlive: processIsAlive, currentOwnerId: this.ownerId })
         .then((removed) => {
           if (removed.containers.length + removed.volumes.length > 0) {
             this.options.log(`[engine] removed orphaned boxes: ${removed.containers.join(', ') || '-'}; volumes: ${removed.volumes.join(', ') || '-'}`);
@@ -380,11 +380,3 @@ function normalizeFolder(folder: string): string {
   return path.resolve(folder);
 }
 
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

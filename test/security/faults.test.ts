@@ -30,6 +30,7 @@ import { resolveEngineLocation } from '../../src/core/docker/engineLocation';
 import { HistoryStore } from '../../src/core/history/historyStore';
 import { endedRecord, startedRecord } from '../../src/core/history/runRecords';
 import { ReviewStore } from '../../src/core/review/reviewStore';
+import { processIsAlive } from '../../src/core/box/orphans';
 import { connectTestEngine, TEST_IMAGES } from '../engine/engineHarness';
 import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';
 
@@ -209,14 +210,6 @@ function dockerdPid(dir: string): number | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
@@ -246,15 +239,15 @@ async function stopDockerd(dir: string): Promise<void> {
   const pid = dockerdPid(dir);
   if (pid === undefined) throw new Error(`no dockerd pid file in ${dir}`);
   process.kill(pid, 'SIGTERM');
-  await waitFor(() => !isAlive(pid), 90_000, `dockerd ${pid} did not exit after SIGTERM`);
+  await waitFor(() => !processIsAlive(pid), 90_000, `dockerd ${pid} did not exit after SIGTERM`);
 }
 
 /** Stops everything of a private engine (gently, then by force), unmounts what it left and removes its directory. */
 async function destroyPrivateEngine(dir: string): Promise<void> {
   const pid = dockerdPid(dir);
-  if (pid !== undefined && isAlive(pid)) {
+  if (pid !== undefined && processIsAlive(pid)) {
     signal(pid, 'SIGTERM');
-    await waitFor(() => !isAlive(pid), 60_000, 'dockerd exit').catch(() => signal(pid, 'SIGKILL'));
+    await waitFor(() => !processIsAlive(pid), 60_000, 'dockerd exit').catch(() => signal(pid, 'SIGKILL'));
   }
   for (const other of processesOf(dir)) signal(other, 'SIGKILL');
   await waitFor(() => processesOf(dir).length === 0, 30_000, 'engine processes exit').catch(() => undefined);
