@@ -151,7 +151,7 @@ export class BoxSession {
   private readonly stamps = new Map<string, KnownStamp>();
   /** Knows when the workspace did not change since the last full scan, so catch-up can skip rescanning. */
   private readonly watch: WorkspaceWatch;
-  /** The last full scan (not to be mutated: catch-up may reuse it) and what it left out, with why. */
+  /** The last full scan (callers never mutate what `scanHost` returns: catch-up may reuse it) and what it left out. */
   private lastScan: { manifest: Manifest; obstacles: Map<string, string> } | undefined;
   private caseInsensitive: Promise<boolean> | undefined;
   private hostScanCount = 0;
@@ -401,7 +401,8 @@ export class BoxSession {
     signal?: AbortSignal,
   ): Promise<ApplyPlan> {
     const collected = this.requireCollected();
-    const current = await this.scanHost(signal);
+    // A copy: this plan's view (dirty editors, taken box versions) must not leak into the cached scan.
+    const current = new Map(await this.scanHost(signal));
     for (const dirty of selection.dirtyEditors ?? []) {
       const entry = current.get(dirty.path);
       current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
@@ -986,7 +987,7 @@ export class BoxSession {
         },
       });
       complete = true;
-      this.lastScan = { manifest: new Map(manifest), obstacles };
+      this.lastScan = { manifest, obstacles };
       return manifest;
     } finally {
       this.watch.endScan(complete);
