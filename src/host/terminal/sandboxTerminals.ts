@@ -12,6 +12,8 @@ import { SandboxPseudoterminal, type SandboxTerminalOptions } from './sandboxPse
 
 /** Id of the contributed terminal profile (`contributes.terminal.profiles`). */
 export const TERMINAL_PROFILE_ID = 'agentSandbox.terminal';
+/** Theme colour (`contributes.colors`) of a sandboxed terminal's tab: never mistaken for a host terminal. */
+const TERMINAL_COLOR_ID = 'agentSandbox.sandboxTerminal';
 /** Context key: the active terminal is a sandboxed one (shows the Collect Changes title action). */
 const ACTIVE_CONTEXT_KEY = 'agentSandbox.sandboxTerminalActive';
 
@@ -161,6 +163,7 @@ export class SandboxTerminals extends Disposable {
       name: options.agent ? `${options.agent} (sandbox)` : `Agent Sandbox: ${path.basename(options.folder)}`,
       pty,
       iconPath: new vscode.ThemeIcon('shield'),
+      color: new vscode.ThemeColor(TERMINAL_COLOR_ID),
       isTransient: true,
     };
   }
@@ -170,6 +173,10 @@ export class SandboxTerminals extends Disposable {
     if (!(pty instanceof SandboxPseudoterminal) || !this.unclaimed.has(pty)) return;
     this.unclaimed.delete(pty);
     this.terminals.set(terminal, pty);
+    // However the terminal was asked for (profile menu, command, SCM button), it becomes the active, focused
+    // terminal: VS Code leaves a profile's terminal behind the current one, and what the user typed next then
+    // ran on the host.
+    terminal.show(false);
     this.updateContext();
   }
 
