@@ -8,6 +8,7 @@ import { errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
 import { applyChanges, dirtyEditorsIn, flaggedPaths, type ApplyOutcome } from './applyChanges';
 import { FolderReview, ReviewDecorations, describeFlag, type ReviewRow } from './folderReview';
+import { HunkActions, type HunkTarget } from './hunkActions';
 import { PROPOSAL_SCHEME, proposalUri, type ProposalDocuments } from './proposalDocuments';
 
 export interface ReviewControllerDeps {
@@ -39,11 +40,9 @@ const RUNS_KEY = 'agentSandbox.review.runsByPath';
  * against read-only proposals, accept / reject per file, per hunk (CodeLens in the diff) and for all, conflict
  * resolution, and its persistence across reloads (the server keeps the proposals; this keeps the rows' runs).
  */
-export class ReviewController extends Disposable implements vscode.CodeLensProvider {
+export class ReviewController extends Disposable {
   private readonly reviews = new Map<string, FolderReview>();
   private readonly decorations = this._register(new ReviewDecorations());
-  private readonly codeLensEmitter = this._register(new vscode.EventEmitter<void>());
-  readonly onDidChangeCodeLenses = this.codeLensEmitter.event;
   private readonly changedEmitter = this._register(new vscode.EventEmitter<string>());
   /** Fires with a folder after its review changed (rows, counts). */
   readonly onDidChange = this.changedEmitter.event;
@@ -55,7 +54,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     super();
     this.runsByPath = deps.state.get<Record<string, string[]>>(RUNS_KEY, {});
     this._register(vscode.window.registerFileDecorationProvider(this.decorations));
-    this._register(vscode.languages.registerCodeLensProvider({ scheme: PROPOSAL_SCHEME }, this));
+    const hunks = this._register(new HunkActions({ hunksOfProposal: (doc) => this.hunksOfProposal(doc), onDidChange: this.onDidChange }));
     const runLabels = new Map<string, string>();
     this._register(deps.runEvents.onDidStartRun((event) => runLabels.set(event.runId, event.agent ? `${event.agent}: ${event.command}` : event.command)));
     this._register(deps.runEvents.onDidEndRun((event) => {
@@ -77,8 +76,19 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     command('agentSandbox.review.takeBoxVersion', (...args: unknown[]) => this.takeBoxVersion(args));
     command('agentSandbox.review.keepMine', (...args: unknown[]) => this.rejectCommand(args));
     command('agentSandbox.review.mergeByHand', (row?: ReviewRow) => this.mergeByHand(row));
-    command('agentSandbox.review.acceptHunk', (uri: vscode.Uri, index: number) => this.decideHunk(uri, index, 'accept'));
-    command('agentSandbox.review.rejectHunk', (uri: vscode.Uri, index: number) => this.decideHunk(uri, index, 'reject'));
+    // With no arguments (title bar, context menu, keybinding) they act on the hunk at the cursor.
+    const hunkCommand = (decision: 'accept' | 'reject') => async (uri?: vscode.Uri | { scheme: string }, index?: number) => {
+      const target: HunkTarget | undefined = uri && typeof index === 'number' ? { proposal: vscode.Uri.from(uri as vscode.Uri), index } : await hunks.hunkAtCursor();
+      if (!target) {
+        void vscode.window.showInformationMessage('Agent Sandbox: put the cursor in a pending change of a modified text file first (its proposal, or your side of its diff).');
+        return undefined;
+      }
+      return this.decideHunk(target.proposal, target.index, decision);
+    };
+    command('agentSandbox.review.acceptHunk', hunkCommand('accept'));
+    command('agentSandbox.review.rejectHunk', hunkCommand('reject'));
+    command('agentSandbox.review.nextChange', () => this.goToChange(hunks, 1));
+    command('agentSandbox.review.previousChange', () => this.goToChange(hunks, -1));
     command('agentSandbox.review.refresh', (arg?: unknown) => this.refreshCommand(arg));
     command('agentSandbox.review.pending', async (folder?: string) => {
       await this.updates;
@@ -142,8 +152,13 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     review.update(changeSet, conflicts);
     this.decorations.update([...this.reviews.values()].flatMap((r) => [...r.rows()]));
     this.deps.proposals.refresh(changeSet.folder);
-    this.codeLensEmitter.fire();
     this.changedEmitter.fire(changeSet.folder);
+    // A tab whose path is no longer pending shows nothing true any more, and its workspace side stays
+    // editable next to a placeholder (VS Code's own "revert block" could write that into the file): close it.
+    const pending = new Set(changeSet.changes.map((c) => c.path));
+    void closeProposalTabs(changeSet.folder, (relPath) => !pending.has(relPath)).catch((error) =>
+      this.deps.log.warn(`[review] could not close decided tabs: ${errorText(error)}`),
+    );
   }
 
   private async conflictsOf(changeSet: ChangeSet): Promise<Set<string>> {
@@ -247,7 +262,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     const label = `Agent Sandbox: accept ${selection.paths.length === 1 ? selection.paths[0] : `${selection.paths.length} changes`}${runs.length ? ` from ${runs.join(', ')}` : ''}`;
     try {
       const outcome = await applyChanges(this.deps.engine, changeSet, { ...selection, label });
-      await closeProposalTabs(folder, outcome.applied);
+      await closeProposalTabs(folder, (p) => outcome.applied.includes(p));
       if (outcome.applied.length) {
         this.deps.runEvents.fireDecided({ folder, paths: outcome.applied, decision: 'accepted', at: Date.now() });
       }
@@ -269,7 +284,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
   async reject(selection: ReviewSelection): Promise<void> {
     try {
       await this.deps.engine.discard(selection.folder, selection.paths);
-      await closeProposalTabs(selection.folder, selection.paths);
+      await closeProposalTabs(selection.folder, (p) => selection.paths.includes(p));
       this.deps.runEvents.fireDecided({ folder: selection.folder, paths: selection.paths, decision: 'rejected', at: Date.now() });
       await this.refresh(selection.folder);
     } catch (error) {
@@ -390,20 +405,30 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
   // ---------------------------------------------------------------------------------------------------------
   // Hunks.
 
-  async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
+  /** The hunks of a proposal of a modified text file, against the workspace file; none for anything else. */
+  async hunksOfProposal(document: vscode.TextDocument): Promise<Hunk[]> {
     const located = this.locate(document.uri);
-    if (!located || new URLSearchParams(document.uri.query).get('empty') === '1') return [];
+    const query = new URLSearchParams(document.uri.query);
+    if (!located || query.get('empty') === '1' || query.get('base') === '1') return [];
     const change = this.review(located.folder).current.changes.find((c) => c.path === located.path);
     if (!change || change.kind !== 'modified' || change.binary || change.type !== 'file') return [];
-    const hunks = await this.hunksOf(located.folder, located.path, document.getText());
-    return hunks.flatMap((hunk) => {
-      const line = Math.min(hunk.proposalStart, Math.max(document.lineCount - 1, 0));
-      const range = new vscode.Range(line, 0, line, 0);
-      return [
-        new vscode.CodeLens(range, { title: 'Accept Hunk', command: 'agentSandbox.review.acceptHunk', arguments: [document.uri, hunk.index], tooltip: `Take ${hunk.header} into your workspace` }),
-        new vscode.CodeLens(range, { title: 'Reject Hunk', command: 'agentSandbox.review.rejectHunk', arguments: [document.uri, hunk.index], tooltip: `Put ${hunk.header} back in the box` }),
-      ];
-    });
+    return this.hunksOf(located.folder, located.path, document.getText());
+  }
+
+  /** Next / previous pending change: the next hunk of the open proposal, else the next pending file's diff. */
+  private async goToChange(hunks: HunkActions, direction: 1 | -1): Promise<void> {
+    if (await hunks.revealHunk(direction)) return;
+    const located = vscode.window.activeTextEditor ? this.locate(vscode.window.activeTextEditor.document.uri) : undefined;
+    const folder = located?.folder ?? this.folderFromArg(undefined);
+    if (!folder) return;
+    const rows = this.review(folder).changeRows();
+    if (rows.length === 0) {
+      void vscode.window.showInformationMessage('Agent Sandbox: nothing is pending.');
+      return;
+    }
+    const at = located ? rows.findIndex((r) => r.path === located.path) : -1;
+    const next = rows[(at + direction + rows.length) % rows.length] ?? rows[0];
+    await this.openDiff(folder, next.path);
   }
 
   private async hunksOf(folder: string, relPath: string, proposal: string): Promise<Hunk[]> {
@@ -461,14 +486,21 @@ function isRow(value: unknown): value is ReviewRow {
   return typeof value === 'object' && value !== null && 'resourceUri' in value && typeof (value as ReviewRow).folder === 'string' && typeof (value as ReviewRow).path === 'string';
 }
 
-/** Closes the diff editors that show proposals of these paths: once decided, there is nothing left to see. */
-async function closeProposalTabs(folder: string, paths: string[]): Promise<void> {
-  const decided = new Set(paths);
+/**
+ * Closes the tabs that show a proposal or base of a decided path — either side of a diff (the conflict views
+ * put the box's base on the left of your file): once decided, there is nothing left to see.
+ */
+async function closeProposalTabs(folder: string, isDecided: (relPath: string) => boolean): Promise<void> {
+  const proposalPath = (uri: vscode.Uri) =>
+    uri.scheme === PROPOSAL_SCHEME && new URLSearchParams(uri.query).get('folder') === folder ? uri.path.slice(1) : undefined;
   const tabs = vscode.window.tabGroups.all.flatMap((group) =>
     group.tabs.filter((tab) => {
       const input = tab.input;
-      const uri = input instanceof vscode.TabInputTextDiff ? input.modified : input instanceof vscode.TabInputText ? input.uri : undefined;
-      return uri?.scheme === PROPOSAL_SCHEME && new URLSearchParams(uri.query).get('folder') === folder && decided.has(uri.path.slice(1));
+      const uris = input instanceof vscode.TabInputTextDiff ? [input.original, input.modified] : input instanceof vscode.TabInputText ? [input.uri] : [];
+      return uris.some((uri) => {
+        const relPath = proposalPath(uri);
+        return relPath !== undefined && isDecided(relPath);
+      });
     }),
   );
   if (tabs.length > 0) await vscode.window.tabGroups.close(tabs, true);
