@@ -1,6 +1,9 @@
 import * as vscode from 'vscode';
 import type { ErrorData, ErrorReason } from '../shared/protocol';
 
+/** Where a user without a Docker engine learns to install one (Docker Desktop, or the engine on Linux). */
+export const DOCKER_INSTALL_URL = 'https://docs.docker.com/get-started/get-docker/';
+
 /** The typed reason of an error from the engine server, if it carried one. */
 export function errorReason(error: unknown): ErrorReason | undefined {
   const data = (error as { data?: Partial<ErrorData> } | undefined)?.data;
@@ -28,8 +31,9 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
       return;
     }
     case 'engine-unreachable': {
-      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Check Docker Engine', 'Open Settings');
-      if (choice === 'Check Docker Engine') await vscode.commands.executeCommand('agentSandbox.checkEngine');
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Retry', 'Install Docker…', 'Open Settings');
+      if (choice === 'Retry') await vscode.commands.executeCommand('agentSandbox.checkEngine');
+      if (choice === 'Install Docker…') await vscode.env.openExternal(vscode.Uri.parse(DOCKER_INSTALL_URL));
       if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
       return;
     }

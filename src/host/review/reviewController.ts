@@ -95,6 +95,21 @@ export class ReviewController extends Disposable {
       return this.pendingOf(folder);
     });
     command('agentSandbox.review.focus', () => vscode.commands.executeCommand('workbench.view.scm'));
+    // Every folder has its Source Control entry from the start (empty until a run), so the review and its
+    // title actions (run a command, open the terminal) are there before the first run; a removed folder's goes.
+    for (const folder of vscode.workspace.workspaceFolders ?? []) {
+      if (folder.uri.scheme === 'file') this.review(folder.uri.fsPath);
+    }
+    this._register(vscode.workspace.onDidChangeWorkspaceFolders((event) => {
+      for (const added of event.added) if (added.uri.scheme === 'file') this.review(added.uri.fsPath);
+      for (const removed of event.removed) {
+        const review = this.reviews.get(removed.uri.fsPath);
+        if (!review) continue;
+        this.reviews.delete(removed.uri.fsPath);
+        review.dispose();
+        this.changedEmitter.fire(removed.uri.fsPath);
+      }
+    }));
   }
 
   /** Brings back reviews persisted by an earlier window, without starting any box. */

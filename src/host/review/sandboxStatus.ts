@@ -10,6 +10,13 @@ const ICONS: Record<BoxState, string> = {
   running: '$(sync~spin)',
 };
 
+const STATE_WORDS: Record<BoxState, string> = {
+  none: 'no box',
+  starting: 'box starting',
+  ready: 'box ready',
+  running: 'box running',
+};
+
 /**
  * The status bar item: the box's state (none / starting / ready / running) and the number of pending changes;
  * clicking it opens the review.
@@ -43,10 +50,10 @@ export class SandboxStatus extends Disposable {
 
   private render(): void {
     const state = this.state;
-    this.item.text = `${ICONS[state]} Sandbox${this.pending ? ` $(diff) ${this.pending}` : ''}`;
-    this.item.tooltip = `Agent Sandbox: box ${state}; ${this.pending} pending change(s). Click to review.`;
-    this.item.accessibilityInformation = { label: `Agent Sandbox, box ${state}, ${this.pending} pending changes` };
-    if (state === 'none' && this.pending === 0) this.item.hide();
-    else this.item.show();
+    this.item.text = `${ICONS[state]} Sandbox${state === 'none' ? ': no box' : ''}${this.pending ? ` $(diff) ${this.pending}` : ''}`;
+    this.item.tooltip = `Agent Sandbox: ${STATE_WORDS[state]}; ${this.pending} pending change(s). Click to review.`;
+    this.item.accessibilityInformation = { label: `Agent Sandbox, ${STATE_WORDS[state]}, ${this.pending} pending changes` };
+    // Always shown, "no box" included: it is how a new user finds the review before the first run.
+    this.item.show();
   }
 }
