@@ -87,7 +87,7 @@ export class FolderReview extends Disposable {
     const what = describeChange(change);
     const flagged = change.flags.filter((f) => f !== 'git-internal');
     const tooltip = [
-      `${what}${group === 'conflicts' ? ' — CONFLICT: you changed this file since the box got it' : ''}`,
+      `${what}${group === 'conflicts' ? " — CONFLICT: you changed this file since the box got it.\nActions (icons on the row, labelled in its context menu): ← Take the Box's Version · person: Keep Mine · merge: Merge by Hand" : ''}`,
       flagged.length ? `Needs a deliberate approval: ${flagged.map(describeFlag).join(', ')}` : undefined,
       runs ? `Changed by: ${runs}` : undefined,
     ]

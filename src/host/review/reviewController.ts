@@ -229,6 +229,15 @@ export class ReviewController extends Disposable {
       await vscode.commands.executeCommand('vscode.diff', base, real, `${name} (base ↔ yours)`, { viewColumn: vscode.ViewColumn.One, preview: false });
       const boxSide = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
       await vscode.commands.executeCommand('vscode.diff', base, boxSide, `${name} (base ↔ box)`, { viewColumn: vscode.ViewColumn.Beside, preview: false });
+      // The row's actions are icons; here they are spelled out (not awaited: the diff is open either way).
+      void vscode.window
+        .showInformationMessage(`Agent Sandbox: ${relPath} changed on both sides. Which version stays?`, "Take the Box's Version", 'Keep Mine', 'Merge by Hand')
+        .then((picked) => {
+          const row = review.rows().find((r) => r.path === relPath && r.group === 'conflicts');
+          if (!picked || !row) return;
+          const command = picked === 'Keep Mine' ? 'agentSandbox.review.keepMine' : picked === 'Merge by Hand' ? 'agentSandbox.review.mergeByHand' : 'agentSandbox.review.takeBoxVersion';
+          return vscode.commands.executeCommand(command, row);
+        });
       return;
     }
     const left = change.kind === 'added' ? proposalUri(folder, relPath, { empty: true }) : real;
