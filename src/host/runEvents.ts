@@ -1,3 +1,4 @@
+import type { FileDecision } from '../core/history/historyRecord';
 import * as vscode from 'vscode';
 import type { ChangeSet, ExecResult } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
@@ -35,7 +36,7 @@ export interface DecisionEvent {
   folder: string;
   /** Workspace-relative paths decided. */
   paths: string[];
-  decision: 'accepted' | 'rejected';
+  decision: FileDecision['decision'];
   /** Hunk-level decisions name the hunk, e.g. `@@ -3,4 +3,5 @@`. */
   hunk?: string;
   at: number;

@@ -11,9 +11,12 @@ export type HistorySource = 'command' | 'tool' | 'terminal';
  */
 export type HistoryOutcome = RunOutcome | 'running' | 'interrupted';
 
-/** A review decision on one file (or one hunk of it). */
+/**
+ * A review decision on one file (or one hunk of it). `merged`: a conflict resolved by hand — the developer
+ * edited their file taking from the box's, and that merge went into both.
+ */
 export interface FileDecision {
-  decision: 'accepted' | 'rejected';
+  decision: 'accepted' | 'rejected' | 'merged';
   /** Epoch milliseconds. */
   at: number;
   /** For hunk-level decisions, the hunk header, e.g. `@@ -3,4 +3,5 @@`. */

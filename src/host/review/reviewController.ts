@@ -47,6 +47,8 @@ export class ReviewController extends Disposable {
   /** Fires with a folder after its review changed (rows, counts). */
   readonly onDidChange = this.changedEmitter.event;
   private runsByPath: Record<string, string[]>;
+  /** Conflicts the developer is merging by hand (`folder\0path`): their Keep Mine is recorded as a merge. */
+  private readonly mergingByHand = new Set<string>();
   /** Review updates run one after another; readers wait for the queue to drain. */
   private updates: Promise<unknown> = Promise.resolve();
 
@@ -74,7 +76,7 @@ export class ReviewController extends Disposable {
     command('agentSandbox.review.acceptAll', (arg?: unknown) => this.acceptAll(this.folderFromArg(arg)));
     command('agentSandbox.review.rejectAll', (arg?: unknown) => this.rejectAll(this.folderFromArg(arg)));
     command('agentSandbox.review.takeBoxVersion', (...args: unknown[]) => this.takeBoxVersion(args));
-    command('agentSandbox.review.keepMine', (...args: unknown[]) => this.rejectCommand(args));
+    command('agentSandbox.review.keepMine', (...args: unknown[]) => this.keepMine(args));
     command('agentSandbox.review.mergeByHand', (row?: ReviewRow) => this.mergeByHand(row));
     // With no arguments (title bar, context menu, keybinding) they act on the hunk at the cursor.
     const hunkCommand = (decision: 'accept' | 'reject') => async (uri?: vscode.Uri | { scheme: string }, index?: number) => {
@@ -304,12 +306,15 @@ export class ReviewController extends Disposable {
     }
   }
 
-  /** Rejects paths: the box goes back to the workspace's version, so the agent sees the decision. */
-  async reject(selection: ReviewSelection): Promise<void> {
+  /**
+   * Rejects paths: the box goes back to the workspace's version, so the agent sees the decision. After Merge
+   * by Hand that version holds what the developer took from the box, so the decision is recorded as `merged`.
+   */
+  async reject(selection: ReviewSelection, decision: 'rejected' | 'merged' = 'rejected'): Promise<void> {
     try {
       await this.deps.engine.discard(selection.folder, selection.paths);
       await closeProposalTabs(selection.folder, (p) => selection.paths.includes(p));
-      this.deps.runEvents.fireDecided({ folder: selection.folder, paths: selection.paths, decision: 'rejected', at: Date.now() });
+      this.deps.runEvents.fireDecided({ folder: selection.folder, paths: selection.paths, decision, at: Date.now() });
       await this.refresh(selection.folder);
     } catch (error) {
       await showEngineError(error, this.deps.log);
@@ -355,9 +360,20 @@ export class ReviewController extends Disposable {
     return this.applyAndRecord(selection.folder, changeSet, { paths: selection.paths, approveFlagged: flagged, takeBoxVersion: selection.paths });
   }
 
+  /** Keep Mine on a conflict: a reject, or the end of a merge by hand (recorded as such). */
+  private async keepMine(args: unknown[]): Promise<void> {
+    const selection = this.selectionFromArgs(args);
+    if (!selection) return;
+    const merged = selection.paths.filter((p) => this.mergingByHand.delete(`${selection.folder}\0${p}`));
+    const rest = selection.paths.filter((p) => !merged.includes(p));
+    if (merged.length) await this.reject({ ...selection, paths: merged }, 'merged');
+    if (rest.length) await this.reject({ ...selection, paths: rest });
+  }
+
   /** Opens the workspace file beside the box's version; "Keep Mine" afterwards sends the merge to the box. */
   private async mergeByHand(row?: ReviewRow): Promise<void> {
     if (!row?.change) return;
+    this.mergingByHand.add(`${row.folder}\0${row.path}`);
     const real = vscode.Uri.file(path.join(row.folder, ...row.path.split('/')));
     await vscode.commands.executeCommand('vscode.diff', proposalUri(row.folder, row.path), real, `${path.basename(row.path)} (box ↔ yours: edit yours)`);
     void vscode.window.showInformationMessage(

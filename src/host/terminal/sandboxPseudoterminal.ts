@@ -132,6 +132,10 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
       this.line(`${DIM}Press any key to close this terminal.${RESET}`);
       log.warn(`[terminal] ${this.terminalId} did not start: ${errorReason(error) ?? 'error'}: ${errorText(error)}`);
       this.deps.onStartFailed(error);
+      // A launch that failed is a run too (a missing CLI, no engine): the history shows it with its reason.
+      const at = Date.now();
+      this.deps.runEvents.fireStarted({ runId: this.terminalId, folder, source: 'terminal', agent: this.options.agent, command: command ?? 'shell', startedAt: at });
+      this.deps.runEvents.fireEnded({ runId: this.terminalId, folder, endedAt: at, error: { reason: errorReason(error), message: errorText(error) } });
       this.resolveEnd({ exitCode: null, error: errorText(error) });
       return;
     } finally {

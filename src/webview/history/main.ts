@@ -13,6 +13,7 @@ import {
   RerunCommand,
 } from './protocol';
 import {
+  decisionSummary,
   filterRuns,
   formatDuration,
   OUTCOME_FILTERS,
@@ -87,10 +88,8 @@ function kindLetter(file: HistoryFileChange): string {
 }
 
 function decisionLabel(file: HistoryFileChange): { text: string; className: string } {
-  const last = file.decisions.at(-1);
-  if (!last) return { text: 'pending', className: 'pending' };
-  const word = last.decision === 'accepted' ? 'accepted' : 'rejected';
-  return { text: `${word}${last.hunk ? ' (hunk)' : ''} ${formatTime(last.at)}`, className: word };
+  const summary = decisionSummary(file);
+  return { text: summary.at === undefined ? summary.text : `${summary.text} ${formatTime(summary.at)}`, className: summary.className };
 }
 
 class HistoryApp {

@@ -1,5 +1,5 @@
 // Filtering and wording of runs for the panel. Pure (no DOM), so unit tests can hold it to its word.
-import type { HistoryRecord } from '../../core/history/historyRecord';
+import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
 
 /** Outcome groups the panel filters by: `succeeded` / `failed` split the runs that exited by exit code. */
 export type OutcomeFilter = 'all' | 'succeeded' | 'failed' | 'timeout' | 'oom' | 'cancelled' | 'engine-error' | 'running' | 'interrupted';
@@ -89,4 +89,24 @@ export function filterRuns(records: readonly HistoryRecord[], filter: { text: st
       (filter.source === 'all' || r.source === filter.source) &&
       matchesText(r, filter.text),
   );
+}
+
+/**
+ * What was decided about a file, in words: the whole-file decision, or every hunk decided since the last
+ * whole-file one (`hunks: 1 accepted, 1 rejected`), with the time of the latest decision.
+ */
+export function decisionSummary(file: HistoryFileChange): { text: string; className: string; at?: number } {
+  const last = file.decisions.at(-1);
+  if (!last) return { text: 'pending', className: 'pending' };
+  if (last.hunk) {
+    let first = file.decisions.length;
+    while (first > 0 && file.decisions[first - 1].hunk) first--;
+    const hunks = file.decisions.slice(first);
+    const parts = (['accepted', 'rejected'] as const)
+      .map((word) => ({ word, count: hunks.filter((d) => d.decision === word).length }))
+      .filter((p) => p.count > 0)
+      .map((p) => `${p.count} ${p.word}`);
+    return { text: `hunks: ${parts.join(', ')}`, className: parts.length > 1 ? 'partial' : hunks[0].decision, at: last.at };
+  }
+  return { text: last.decision === 'merged' ? 'merged by hand' : last.decision, className: last.decision, at: last.at };
 }

@@ -147,6 +147,27 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     assert.deepEqual(left, [], 'the decided conflict\'s tabs are closed');
   });
 
+  test('Merge by Hand, then Keep Mine: the merge goes into the box and the history says "merged"', async () => {
+    fs.writeFileSync(path.join(folder, 'merge.txt'), 'a\nb\n');
+    await run(folder, 'true');
+    const boxRun = await run(folder, 'printf "a from the box\\nb\\n" > merge.txt');
+    fs.writeFileSync(path.join(folder, 'merge.txt'), 'a\nb mine\n');
+    await vscode.commands.executeCommand('agentSandbox.review.refresh', folder);
+    await vscode.commands.executeCommand('agentSandbox.review.mergeByHand', { folder, path: 'merge.txt', change: { path: 'merge.txt' }, group: 'conflicts' });
+    fs.writeFileSync(path.join(folder, 'merge.txt'), 'a from the box\nb mine\n');
+    await vscode.commands.executeCommand('agentSandbox.review.keepMine', { folder, paths: ['merge.txt'] });
+    assert.equal(await boxFile(folder, 'merge.txt'), 'a from the box\nb mine\n', 'the box has the merged file');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    const target = path.join(folder, '..', 'merge-history.json');
+    for (const deadline = Date.now() + 10_000; ; ) {
+      const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as { records: { id: string; files: { path: string; decisions: { decision: string }[] }[] }[] }).records;
+      const decisions = records.find((r) => r.id === boxRun.result.runId)?.files.find((f) => f.path === 'merge.txt')?.decisions.map((d) => d.decision);
+      if (decisions?.at(-1) === 'merged') break;
+      if (Date.now() > deadline) assert.fail(`the history did not record the merge: ${JSON.stringify(decisions)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  });
+
   test('a .vscode/tasks.json change needs a deliberate approval; a git hook is never applied', async () => {
     await run(folder, 'mkdir -p .git/hooks && echo "echo pwned" > .git/hooks/pre-commit && echo "{}" > .vscode/tasks.json && echo fine > plain.txt');
     const flaggedChange = (await pendingNow(folder)).changes.find((c) => c.path === '.vscode/tasks.json');

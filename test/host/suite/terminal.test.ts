@@ -173,5 +173,14 @@ suite('Sandboxed terminal (real engine)', function () {
     assert.match(end.error ?? '', /agent-sandbox-test\/node has no "claude".*agentSandbox\.image/);
     terminal.dispose();
     assert.deepEqual(boxProcesses(folder), [], 'nothing was started');
+    // The failed launch is in the run history with its reason.
+    const target = path.join(exportDir, 'history-failed-launch.json');
+    const record = await waitUntil('the failed launch in the history', async () => {
+      const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult).records;
+      return records.find((r) => r.id === ptyOf(terminal).terminalId && r.endedAt !== undefined);
+    }, 10_000);
+    assert.equal(record.agent, 'Claude Code');
+    assert.match(record.command, /claude/);
+    assert.match(record.error?.message ?? '', /has no "claude"/);
   });
 });

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import type { ChangeEntry, ExecResult } from '../../../src/shared/protocol';
 import { REDACTED, redactSecrets } from '../../../src/core/history/redaction';
 import { changedByRun, endedRecord, fileChange, recordDecision, startedRecord } from '../../../src/core/history/runRecords';
-import { filterRuns, outcomeGroup } from '../../../src/webview/history/runFilter';
+import { decisionSummary, filterRuns, outcomeGroup } from '../../../src/webview/history/runFilter';
 
 const secret = 'tok-1234567890';
 const redact = (text: string) => redactSecrets(text, [secret]);
@@ -94,5 +94,19 @@ suite('History records from run events', () => {
     assert.deepEqual(filterRuns(all, { text: '', outcome: 'all', source: 'command' }).map((r) => r.id), ['ok']);
     assert.deepEqual(filterRuns(all, { text: 'NPM src/a.ts', outcome: 'all', source: 'all' }).map((r) => r.id), ['bad']);
     assert.deepEqual(filterRuns(all, { text: 'npm', outcome: 'all', source: 'all' }).length, 2);
+  });
+
+  test('the panel words every hunk decided and a merge by hand, not only the last decision', () => {
+    const file = { ...fileChange(entry('two.txt')), decisions: [] as { decision: 'accepted' | 'rejected' | 'merged'; at: number; hunk?: string }[] };
+    assert.deepEqual(decisionSummary(file), { text: 'pending', className: 'pending' });
+    file.decisions = [
+      { decision: 'accepted', at: 1, hunk: '@@ -1,1 +1,1 @@' },
+      { decision: 'rejected', at: 2, hunk: '@@ -9,1 +9,1 @@' },
+    ];
+    assert.deepEqual(decisionSummary(file), { text: 'hunks: 1 accepted, 1 rejected', className: 'partial', at: 2 });
+    file.decisions = [{ decision: 'rejected', at: 1 }, { decision: 'accepted', at: 5, hunk: '@@ -1,1 +1,1 @@' }];
+    assert.deepEqual(decisionSummary(file), { text: 'hunks: 1 accepted', className: 'accepted', at: 5 }, 'hunks after a whole-file decision');
+    file.decisions = [{ decision: 'merged', at: 7 }];
+    assert.deepEqual(decisionSummary(file), { text: 'merged by hand', className: 'merged', at: 7 });
   });
 });
