@@ -110,6 +110,9 @@ export class ReviewController extends Disposable {
         this.reviews.delete(removed.uri.fsPath);
         review.dispose();
         this.changedEmitter.fire(removed.uri.fsPath);
+        // Its box goes too (pending changes stay persisted, for when the folder comes back); no server is
+        // started just for this.
+        void deps.engine.reset(removed.uri.fsPath).catch((error) => deps.log.warn(`[review] removing the box of ${removed.uri.fsPath}: ${errorText(error)}`));
       }
     }));
   }
