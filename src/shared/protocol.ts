@@ -86,7 +86,14 @@ export type ErrorReason =
    * `EngineSettings.allowInsecureHosts`: the workspace and the passed variables would travel unencrypted.
    * Nothing was sent; `data.address` names the address to ask the user about.
    */
-  | 'insecure-engine';
+  | 'insecure-engine'
+  /**
+   * `ssh` refused the engine's host: its key differs from the one in `known_hosts` (a possible impostor).
+   * Nothing was sent. Check the host's key, then fix `known_hosts` (`ssh-keygen -R host`).
+   */
+  | 'ssh-host-key'
+  /** `ssh` could not log in to the engine's host (key or agent refused), or `ssh` itself is missing. */
+  | 'ssh-failed';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {

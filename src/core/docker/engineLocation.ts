@@ -4,6 +4,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
+import { SshAgent, sshTargetOf, type SshDialOptions } from './sshDialer';
 
 /** Where the Docker engine is and how to talk to it. */
 export interface EngineLocation {
@@ -160,7 +161,7 @@ function fromContext(name: string, source: string, configDir: string, platform: 
 }
 
 /** Turns a location into dockerode options. Reads the TLS files, so it may throw for missing ones. */
-export function dockerodeOptions(location: EngineLocation): Dockerode.DockerOptions {
+export function dockerodeOptions(location: EngineLocation, dial: { ssh?: SshDialOptions } = {}): Dockerode.DockerOptions {
   const { host } = location;
   const schemeEnd = host.indexOf('://');
   const scheme = host.slice(0, schemeEnd).toLowerCase();
@@ -174,13 +175,10 @@ export function dockerodeOptions(location: EngineLocation): Dockerode.DockerOpti
   }
   const url = new URL(`${scheme === 'tcp' ? 'tcp' : scheme}://${rest}`);
   if (scheme === 'ssh') {
-    return {
-      protocol: 'ssh',
-      host: url.hostname,
-      port: url.port || 22,
-      username: decodeURIComponent(url.username) || undefined,
-      sshOptions: { agent: process.env.SSH_AUTH_SOCK },
-    } as Dockerode.DockerOptions;
+    // The system ssh, not dockerode's built-in ssh2 client (which checks no known_hosts): see sshDialer.ts.
+    // The URL's host only names the engine in HTTP headers; every connection goes through the agent.
+    const agent = new SshAgent(sshTargetOf(host), dial.ssh);
+    return { protocol: 'http', host: 'docker', port: 80, agent } as Dockerode.DockerOptions;
   }
   const tls = location.tls;
   const useTls = scheme === 'https' || !!tls;
