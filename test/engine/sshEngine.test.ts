@@ -183,6 +183,26 @@ suite('engine: ssh:// engines through the system ssh (real sshd on 127.0.0.1)', 
     assert.ok(server.dials().every((line) => line === 'docker system dial-stdio'), server.dials().join('\n'));
   });
 
+  test('keep-alive: many API calls ride on few ssh sessions, and a run quieter than the idle timeout is not cut', async () => {
+    const quiet = new DockerEngine(
+      { host: 'ssh://sandbox-engine', source: 'setting' },
+      { defaultTimeoutMs: 60_000, ssh: { extraArgs: ['-F', server.clientConfig], idleTimeoutMs: 500 } },
+    );
+    try {
+      const before = server.dials().length;
+      for (let i = 0; i < 10; i++) await quiet.version();
+      assert.equal(server.dials().length - before, 1, 'ten sequential calls, one connection');
+      const box = await Box.create(quiet, testSettings(), { folder: '/ssh-test-quiet', ownerId, env: [] });
+      try {
+        assert.equal((await shOk(box, 'sleep 2; echo still-here')).trim(), 'still-here');
+      } finally {
+        await box.remove();
+      }
+    } finally {
+      quiet.dispose();
+    }
+  });
+
   test('after the server\'s host key changed, ssh refuses it ("host key changed") and nothing reaches the engine', async () => {
     await server.replaceHostKey();
     const before = server.dials().length;
