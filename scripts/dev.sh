@@ -24,7 +24,8 @@ bash scripts/build-test-images.sh
 
 if [ ! -d "$demo" ]; then
   cp -r test/fixtures/host-workspace "$demo"
-  echo "[dev] demo workspace: $demo (image agent-sandbox-test/node, built locally)" >&2
+  printf '{\n  "agentSandbox.image": "agent-sandbox-test/node"\n}\n' > "$demo/.vscode/settings.json"
+  echo "[dev] demo workspace: $demo (image agent-sandbox-test/node, built locally; confirm it once when asked)" >&2
 fi
 
 if command -v code >/dev/null 2>&1 && [ -z "${AGENT_SANDBOX_WEB:-}" ]; then

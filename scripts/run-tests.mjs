@@ -83,6 +83,7 @@ for (const tier of tiers) {
   try {
     if (tier !== 'unit') ensureEngine();
     if (tier === 'host' || tier === 'ui') ensureTestHost();
+    if (tier === 'engine') sh('setup-ssh-test.sh');
     results.push(runTier(tier));
   } catch (error) {
     console.error(`[${tier}] ${error instanceof Error ? error.message : error}`);

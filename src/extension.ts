@@ -7,6 +7,9 @@ import { ProposalDocuments } from './host/review/proposalDocuments';
 import { ReviewController } from './host/review/reviewController';
 import { SandboxStatus } from './host/review/sandboxStatus';
 import { RunEvents } from './host/runEvents';
+import { askInsecureEngine, askWorkspaceImage } from './host/consentPrompts';
+import { InsecureEngineConsent } from './host/engineConsent';
+import { ImageConsent } from './host/imageConsent';
 import { SandboxSettings } from './host/settings';
 import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
@@ -21,13 +24,16 @@ let engine: EngineClient | undefined;
 export function activate(context: vscode.ExtensionContext) {
   const log = vscode.window.createOutputChannel('Agent Sandbox', { log: true });
   const output = vscode.window.createOutputChannel('Agent Sandbox: Run Output');
-  const settings = new SandboxSettings();
+  const logLine = (line: string) => log.info(line);
+  const imageConsent = new ImageConsent({ state: context.workspaceState, prompt: askWorkspaceImage, log: logLine, isTrusted: () => vscode.workspace.isTrusted });
+  const settings = new SandboxSettings({ imageConsent });
   engine = new EngineClient({
     serverModule: context.asAbsolutePath('dist/server.js'),
     languageClientModule: context.asAbsolutePath('dist/languageClient.js'),
     storagePath: context.storageUri?.fsPath,
     log,
     settings,
+    insecureEngines: new InsecureEngineConsent({ state: context.globalState, prompt: askInsecureEngine, log: logLine }),
   });
   const proposals = new ProposalDocuments(engine);
   const runEvents = new RunEvents();
@@ -43,7 +49,7 @@ export function activate(context: vscode.ExtensionContext) {
     new SandboxTools(deps),
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
-  context.subscriptions.push(new SandboxTerminals(deps));
+  context.subscriptions.push(new SandboxTerminals({ ...deps, settings }));
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),

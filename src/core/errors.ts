@@ -10,7 +10,7 @@ export class SandboxError extends Error {
   constructor(
     readonly reason: ErrorReason,
     message: string,
-    readonly options: { setting?: string; cause?: unknown } = {},
+    readonly options: { setting?: string; address?: string; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
   }

@@ -31,6 +31,8 @@ import {
   type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
+import type { InsecureEngineConsent } from './engineConsent';
+import { errorReason } from './errorMessages';
 import type { SandboxSettings } from './settings';
 
 /*
@@ -75,6 +77,8 @@ export interface EngineClientOptions {
   storagePath?: string;
   log: vscode.LogOutputChannel;
   settings: SandboxSettings;
+  /** Asks before the server may talk plain TCP to a remote engine; without it such engines stay refused. */
+  insecureEngines?: InsecureEngineConsent;
 }
 
 /**
@@ -200,7 +204,9 @@ export class EngineClient extends Disposable {
     const target = client ?? this.running;
     if (!target) return;
     try {
-      await send(target, ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box() });
+      const { settings, insecureEngines } = this.options;
+      const box = await settings.boxForEngine();
+      await send(target, ConfigureRequest.type, { engine: settings.engine(insecureEngines?.allowed() ?? []), box });
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
       void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {
@@ -209,25 +215,47 @@ export class EngineClient extends Disposable {
     }
   }
 
+  /**
+   * Sends one request on the running client (started on first use). When the server refuses an unencrypted
+   * remote engine (`insecure-engine`), the user is asked about that address; allowed, the server is
+   * reconfigured with the allowance and the request sent once more.
+   */
+  private async request<R>(run: (client: LanguageClient) => Promise<R>): Promise<R> {
+    const client = await this.ready();
+    try {
+      return await run(client);
+    } catch (error) {
+      const address = (error as { data?: { address?: unknown } }).data?.address;
+      const consent = this.options.insecureEngines;
+      if (errorReason(error) !== 'insecure-engine' || typeof address !== 'string' || !consent || !(await consent.ask(address))) throw error;
+      await this.configure(client);
+      return run(client);
+    }
+  }
+
+  private sendRequest<P, R>(type: RequestType<P, R, void>, params: P, token?: vscode.CancellationToken): Promise<R> {
+    return this.request((client) => send(client, type, params, token));
+  }
+
   /** A fresh token for `sandbox/progress` notifications. */
   newProgressToken(): string {
     return `progress-${++this.progressCounter}`;
   }
 
   async checkEngine() {
-    return send0(await this.ready(), CheckEngineRequest.type);
+    return this.request((client) => send0(client, CheckEngineRequest.type));
   }
 
   async pullImage(params: PullImageRequest.Params, token?: vscode.CancellationToken) {
-    return send(await this.ready(), PullImageRequest.type, params, token);
+    return this.sendRequest(PullImageRequest.type, params, token);
   }
 
   async ensureBox(params: EnsureBoxRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'starting', async () => send(await this.ready(), EnsureBoxRequest.type, params, token));
+    return this.tracked(params.folder, 'starting', async () => this.sendRequest(EnsureBoxRequest.type, params, token));
   }
 
   async exec(params: ExecRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'running', async () => send(await this.ready(), ExecRequest.type, params, token));
+    return this.tracked(params.folder, 'running', async () => this.sendRequest(ExecRequest.type, params, token));
   }
 
   /** Reports `during` while `work` runs, then `ready` (or `none` when the box is gone). */
@@ -245,55 +273,55 @@ export class EngineClient extends Disposable {
   }
 
   async cancelRun(runId: string) {
-    return send(await this.ready(), CancelRunRequest.type, { runId });
+    return this.sendRequest(CancelRunRequest.type, { runId });
   }
 
   async collect(folder: string, token?: vscode.CancellationToken) {
-    return send(await this.ready(), CollectRequest.type, { folder }, token);
+    return this.sendRequest(CollectRequest.type, { folder }, token);
   }
 
   async readProposal(folder: string, path: string): Promise<Uint8Array> {
-    const result = await send(await this.ready(), ReadProposalRequest.type, { folder, path });
+    const result = await this.sendRequest(ReadProposalRequest.type, { folder, path });
     return Buffer.from(result.base64, 'base64');
   }
 
   /** The baseline content of a changed file, when the server kept it. */
   async readBase(folder: string, path: string): Promise<Uint8Array | undefined> {
-    const result = await send(await this.ready(), ReadBaseRequest.type, { folder, path });
+    const result = await this.sendRequest(ReadBaseRequest.type, { folder, path });
     return result.base64 === undefined ? undefined : Buffer.from(result.base64, 'base64');
   }
 
   async planApply(params: PlanApplyRequest.Params) {
-    return send(await this.ready(), PlanApplyRequest.type, params);
+    return this.sendRequest(PlanApplyRequest.type, params);
   }
 
   async apply(params: ApplyRequest.Params) {
-    return send(await this.ready(), ApplyRequest.type, params);
+    return this.sendRequest(ApplyRequest.type, params);
   }
 
   async pendingChanges(folder: string) {
-    return send(await this.ready(), PendingChangesRequest.type, { folder });
+    return this.sendRequest(PendingChangesRequest.type, { folder });
   }
 
   async advanceBaseline(folder: string, paths: string[]) {
-    return send(await this.ready(), AdvanceBaselineRequest.type, { folder, paths });
+    return this.sendRequest(AdvanceBaselineRequest.type, { folder, paths });
   }
 
   async markApplied(folder: string, paths: string[]) {
-    return send(await this.ready(), MarkAppliedRequest.type, { folder, paths });
+    return this.sendRequest(MarkAppliedRequest.type, { folder, paths });
   }
 
   async discard(folder: string, paths?: string[]) {
-    return send(await this.ready(), DiscardRequest.type, { folder, paths });
+    return this.sendRequest(DiscardRequest.type, { folder, paths });
   }
 
   async fileOp(params: FileOpRequest.Params) {
-    return send(await this.ready(), FileOpRequest.type, params);
+    return this.sendRequest(FileOpRequest.type, params);
   }
 
   /** Opens a terminal in the folder's box (see `TerminalOpenRequest`). */
   async openTerminal(params: TerminalOpenRequest.Params, token?: vscode.CancellationToken) {
-    return this.tracked(params.folder, 'starting', async () => send(await this.ready(), TerminalOpenRequest.type, params, token));
+    return this.tracked(params.folder, 'starting', async () => this.sendRequest(TerminalOpenRequest.type, params, token));
   }
 
   /** Kills a terminal's process tree in the box; resolves after its exit was reported. */
@@ -317,7 +345,7 @@ export class EngineClient extends Disposable {
   /** Removes boxes (and, with `discardPending`, their pending reviews). */
   async reset(folder?: string, options: { discardPending?: boolean } = {}) {
     if (!options.discardPending && !this.running) return;
-    await send(await this.ready(), ResetRequest.type, { folder, discardPending: options.discardPending });
+    await this.sendRequest(ResetRequest.type, { folder, discardPending: options.discardPending });
     this.boxStateEmitter.fire({ folder, state: 'none' });
   }
 

@@ -37,6 +37,14 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
       if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
       return;
     }
+    case 'insecure-engine':
+    case 'ssh-host-key':
+    case 'ssh-failed': {
+      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Open Settings', 'Show Log');
+      if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
+      if (choice === 'Show Log') log.show(true);
+      return;
+    }
     case 'invalid-setting': {
       const setting = (error as { data?: ErrorData }).data?.setting ?? 'agentSandbox';
       const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Open Settings');

@@ -14,7 +14,7 @@ import type {
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
 import { processIsAlive, removeOrphans } from '../core/box/orphans';
 import { DockerEngine } from '../core/docker/dockerEngine';
-import { resolveEngineLocation } from '../core/docker/engineLocation';
+import { assertEngineAllowed, resolveEngineLocation } from '../core/docker/engineLocation';
 import { SandboxError } from '../core/errors';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
@@ -74,7 +74,7 @@ export class EngineService extends Disposable {
       this.engine = undefined;
       this.orphansChecked = undefined;
     }
-    this.engineSettings = { ...engine };
+    this.engineSettings = { ...engine, allowInsecureHosts: [...(engine.allowInsecureHosts ?? [])] };
     this.boxSettings = validated;
   }
 
@@ -91,6 +91,8 @@ export class EngineService extends Disposable {
         homeDir: this.options.homeDir ?? os.homedir(),
         platform: process.platform,
       });
+      // Before the first byte goes out: an unencrypted remote engine needs the user's allowance.
+      assertEngineAllowed(location, this.engineSettings.allowInsecureHosts);
       this.engine = new DockerEngine(location, { log: this.options.log });
     }
     const engine = this.engine;

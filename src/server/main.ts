@@ -162,6 +162,7 @@ function toResponseError(error: unknown, log: (line: string) => void): ResponseE
   if (SandboxError.is(error)) {
     const data: ErrorData = { reason: error.reason };
     if (error.options.setting) data.setting = error.options.setting;
+    if (error.options.address) data.address = error.options.address;
     return new ResponseError(SANDBOX_ERROR_CODE, error.message, data);
   }
   log(`[engine] internal error: ${error instanceof Error ? error.stack : String(error)}`);

@@ -49,6 +49,11 @@ export interface BoxSettings {
 export interface EngineSettings {
   /** Overrides `DOCKER_HOST` and contexts, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376`. */
   dockerHost?: string;
+  /**
+   * Plain-TCP engine addresses (`host:port`, as in `insecure-engine` errors) the user allowed. Any other
+   * `tcp://` engine without TLS beyond loopback is refused with `insecure-engine` before anything is sent.
+   */
+  allowInsecureHosts?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -75,7 +80,20 @@ export type ErrorReason =
    * The disk holding the workspace folder ran out of space (or quota) while `sandbox/apply` wrote to it. No
    * workspace file is half-written and the changes stay pending; free space and apply again.
    */
-  | 'disk-full';
+  | 'disk-full'
+  /**
+   * The engine is a plain `tcp://` address (no TLS) beyond loopback, and the client did not list it in
+   * `EngineSettings.allowInsecureHosts`: the workspace and the passed variables would travel unencrypted.
+   * Nothing was sent; `data.address` names the address to ask the user about.
+   */
+  | 'insecure-engine'
+  /**
+   * `ssh` refused the engine's host: its key differs from the one in `known_hosts` (a possible impostor).
+   * Nothing was sent. Check the host's key, then fix `known_hosts` (`ssh-keygen -R host`).
+   */
+  | 'ssh-host-key'
+  /** `ssh` could not log in to the engine's host (key or agent refused), or `ssh` itself is missing. */
+  | 'ssh-failed';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {
@@ -83,6 +101,8 @@ export interface ErrorData {
   reason: ErrorReason;
   /** For `invalid-setting`: the setting's key, e.g. `agentSandbox.memoryMiB`. */
   setting?: string;
+  /** For `insecure-engine`: the engine address (`host:port`) to allow through `EngineSettings.allowInsecureHosts`. */
+  address?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { format } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { REPOSITORY_ALLOWLISTED_VARIABLE, USER_ALLOWLISTED_VARIABLE } from './rigEnvironment';
 
 export const root = path.resolve(__dirname, '..', '..', '..');
 export const resultsDir = path.join(root, 'test-results');
@@ -131,6 +132,8 @@ export function prepareWorkbenchDirs(tmp: string, extraSettings: Record<string, 
       // the extension host is left unpatched, so the extension's traffic is exactly what it does itself.
       'http.proxy': 'http://127.0.0.1:9',
       'http.proxySupport': 'off',
+      // The test image is the user's choice: a workspace image needs a confirmation no test can click.
+      'agentSandbox.image': 'agent-sandbox-test/node',
       ...extraSettings,
     }),
   );
@@ -261,7 +264,9 @@ async function main(): Promise<number> {
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-host-'));
-  const dirs = prepareWorkbenchDirs(tmp);
+  // A user-level allowlist whose variable the extension host has (repositorySettings.test.ts checks it reaches
+  // the box, and that a variable only a workspace allowlists does not).
+  const dirs = prepareWorkbenchDirs(tmp, { 'agentSandbox.envAllowlist': [USER_ALLOWLISTED_VARIABLE.name] });
   const statsFile = path.join(tmp, 'stats.json');
 
   const port = await freePort();
@@ -278,7 +283,11 @@ async function main(): Promise<number> {
 
   try {
     log(`starting VS Code server on ${origin} (Node 24: ${node24})`);
-    server = startServer(port, tmp, dirs, { AGENT_SANDBOX_HOST_STATS_FILE: statsFile });
+    server = startServer(port, tmp, dirs, {
+      AGENT_SANDBOX_HOST_STATS_FILE: statsFile,
+      [USER_ALLOWLISTED_VARIABLE.name]: USER_ALLOWLISTED_VARIABLE.value,
+      [REPOSITORY_ALLOWLISTED_VARIABLE.name]: REPOSITORY_ALLOWLISTED_VARIABLE.value,
+    });
     // The exit code reaches the rig through the workbench (codeAutomationExit). If the extension host dies
     // without the workbench reporting it, the server's log is the only sign; allow the report a grace period.
     let onExtensionHostExit: (line: string) => void = () => undefined;

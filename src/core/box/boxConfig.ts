@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
+import { schemaEnum, schemaItemPattern, schemaRange } from './settingsSchema';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   image: 'node:22-bookworm',
@@ -49,7 +50,7 @@ export const KEEPALIVE_SCRIPT = 'trap "" TERM INT HUP QUIT USR1 USR2; while :; d
 
 /** Names the box owns; the allowlist cannot bring them in from the host. */
 const RESERVED_ENV = new Set(['HOME', 'PATH']);
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_NAME = schemaItemPattern('envAllowlist');
 const RUNTIME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // Docker's reference grammar (distribution/reference), without the case-folding exceptions.
@@ -67,18 +68,25 @@ export function isImageReference(value: string): boolean {
 
 type IntegerKey = 'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
 
-/** Inclusive ranges; lower bounds leave room for the box's own helpers (init, exec, the tree killer). */
-export const INTEGER_RANGES: Record<IntegerKey, { min: number; max: number; unit: string }> = {
-  memoryMiB: { min: 32, max: 1_048_576, unit: 'MiB' },
-  pidsLimit: { min: 16, max: 1_000_000, unit: 'processes' },
-  workspaceSizeMiB: { min: 16, max: 1_048_576, unit: 'MiB' },
-  tmpSizeMiB: { min: 8, max: 1_048_576, unit: 'MiB' },
-  runTimeoutSeconds: { min: 0, max: 604_800, unit: 'seconds (0 = none)' },
-  outputLimitKiB: { min: 1, max: 1_048_576, unit: 'KiB' },
-  idleTimeoutMinutes: { min: 0, max: 10_080, unit: 'minutes (0 = never)' },
-  maxFileSizeMiB: { min: 1, max: 4_096, unit: 'MiB' },
+/**
+ * Inclusive ranges, from package.json's schema (the one source; see settingsSchema.ts). Lower bounds there
+ * leave room for the box's own helpers (init, exec, the tree killer) and a Node process (memory 64 MiB).
+ */
+const UNITS: Record<IntegerKey, string> = {
+  memoryMiB: 'MiB',
+  pidsLimit: 'processes',
+  workspaceSizeMiB: 'MiB',
+  tmpSizeMiB: 'MiB',
+  runTimeoutSeconds: 'seconds (0 = none)',
+  outputLimitKiB: 'KiB',
+  idleTimeoutMinutes: 'minutes (0 = never)',
+  maxFileSizeMiB: 'MiB',
 };
-export const CPUS_RANGE = { min: 0.01, max: 1024 };
+export const INTEGER_RANGES = Object.fromEntries(
+  (Object.keys(UNITS) as IntegerKey[]).map((key) => [key, { ...schemaRange(key), unit: UNITS[key] }]),
+) as Record<IntegerKey, { min: number; max: number; unit: string }>;
+export const CPUS_RANGE = schemaRange('cpus');
+const WORKSPACE_VOLUMES = schemaEnum('workspaceVolume');
 
 function invalid(key: keyof BoxSettings, message: string): SandboxError {
   return new SandboxError('invalid-setting', `agentSandbox.${key}: ${message}`, { setting: `agentSandbox.${key}` });
@@ -119,8 +127,8 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
   }
 
   const workspaceVolume = value('workspaceVolume');
-  if (workspaceVolume !== 'tmpfs' && workspaceVolume !== 'disk') {
-    throw invalid('workspaceVolume', `${JSON.stringify(workspaceVolume)} is not valid; use "tmpfs" or "disk".`);
+  if (!WORKSPACE_VOLUMES.includes(workspaceVolume) || (workspaceVolume !== 'tmpfs' && workspaceVolume !== 'disk')) {
+    throw invalid('workspaceVolume', `${JSON.stringify(workspaceVolume)} is not valid; use ${WORKSPACE_VOLUMES.map((v) => JSON.stringify(v)).join(' or ')}.`);
   }
 
   const runtime = value('runtime');

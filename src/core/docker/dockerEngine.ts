@@ -3,6 +3,7 @@ import type { ErrorReason } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { EngineLocation } from './engineLocation';
 import { dockerodeOptions } from './engineLocation';
+import { SshAgent, type SshDialOptions } from './sshDialer';
 
 export interface EngineCallOptions {
   /** Milliseconds before the call fails with `timeout`; 0 = no limit. Defaults to the engine's default. */
@@ -35,15 +36,21 @@ export class DockerEngine {
 
   constructor(
     private readonly _location: EngineLocation,
-    options: { log?: (line: string) => void; defaultTimeoutMs?: number } = {},
+    options: { log?: (line: string) => void; defaultTimeoutMs?: number; ssh?: SshDialOptions } = {},
   ) {
-    this.docker = new Dockerode(dockerodeOptions(_location));
+    this.docker = new Dockerode(dockerodeOptions(_location, { ssh: options.ssh }));
     this.log = options.log ?? (() => undefined);
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   get location(): EngineLocation {
     return this._location;
+  }
+
+  /** Closes kept-alive connections (for ssh:// engines: the ssh processes and their shared connection). */
+  dispose(): void {
+    const agent = (this.docker.modem as { agent?: unknown }).agent;
+    if (agent instanceof SshAgent) agent.close();
   }
 
   /**

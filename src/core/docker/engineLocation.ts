@@ -4,6 +4,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
+import { SshAgent, sshTargetOf, type SshDialOptions } from './sshDialer';
 
 /** Where the Docker engine is and how to talk to it. */
 export interface EngineLocation {
@@ -160,7 +161,7 @@ function fromContext(name: string, source: string, configDir: string, platform: 
 }
 
 /** Turns a location into dockerode options. Reads the TLS files, so it may throw for missing ones. */
-export function dockerodeOptions(location: EngineLocation): Dockerode.DockerOptions {
+export function dockerodeOptions(location: EngineLocation, dial: { ssh?: SshDialOptions } = {}): Dockerode.DockerOptions {
   const { host } = location;
   const schemeEnd = host.indexOf('://');
   const scheme = host.slice(0, schemeEnd).toLowerCase();
@@ -174,13 +175,10 @@ export function dockerodeOptions(location: EngineLocation): Dockerode.DockerOpti
   }
   const url = new URL(`${scheme === 'tcp' ? 'tcp' : scheme}://${rest}`);
   if (scheme === 'ssh') {
-    return {
-      protocol: 'ssh',
-      host: url.hostname,
-      port: url.port || 22,
-      username: decodeURIComponent(url.username) || undefined,
-      sshOptions: { agent: process.env.SSH_AUTH_SOCK },
-    } as Dockerode.DockerOptions;
+    // The system ssh, not dockerode's built-in ssh2 client (which checks no known_hosts): see sshDialer.ts.
+    // The URL's host only names the engine in HTTP headers; every connection goes through the agent.
+    const agent = new SshAgent(sshTargetOf(host), dial.ssh);
+    return { protocol: 'http', host: 'docker', port: 80, agent } as Dockerode.DockerOptions;
   }
   const tls = location.tls;
   const useTls = scheme === 'https' || !!tls;
@@ -214,4 +212,43 @@ export function dockerodeOptions(location: EngineLocation): Dockerode.DockerOpti
     }
   }
   return options;
+}
+
+/** Whether a host name or IP literal is the local machine's loopback (traffic never leaves it). */
+export function isLoopbackHost(hostname: string): boolean {
+  const name = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (/^127(?:\.\d{1,3}){3}$/.test(name) || /^::ffff:127(?:\.\d{1,3}){3}$/.test(name)) return true;
+  return name === '::1' || /^(?:0{1,4}:){7}0{0,3}1$/.test(name) || name === '0:0:0:0:0:0:0:1';
+}
+
+/**
+ * `host:port` when the location sends the engine API unencrypted beyond loopback (`tcp://` or `http://`
+ * without TLS to another machine), else `undefined`. Such an engine receives the workspace tar and the passed
+ * variables in plain text, so the server refuses it until the user allowed that address.
+ */
+export function insecureEngineAddress(location: EngineLocation): string | undefined {
+  const schemeEnd = location.host.indexOf('://');
+  const scheme = location.host.slice(0, schemeEnd).toLowerCase();
+  if ((scheme !== 'tcp' && scheme !== 'http') || location.tls) return undefined;
+  let url: URL;
+  try {
+    url = new URL(`http://${location.host.slice(schemeEnd + 3)}`);
+  } catch {
+    return undefined; // dockerodeOptions reports the malformed address
+  }
+  if (isLoopbackHost(url.hostname)) return undefined;
+  return `${url.hostname}:${url.port || 2375}`;
+}
+
+/** Throws `insecure-engine` (naming the address) for an unencrypted remote engine the user did not allow. */
+export function assertEngineAllowed(location: EngineLocation, allowInsecureHosts: readonly string[] = []): void {
+  const address = insecureEngineAddress(location);
+  if (address === undefined || allowInsecureHosts.includes(address)) return;
+  throw new SandboxError(
+    'insecure-engine',
+    `The Docker engine at ${location.host}${location.source === 'default' ? '' : ` (from ${location.source})`} is plain TCP without TLS on another machine: ` +
+      `the workspace and passed variables would travel unencrypted. Nothing was sent. Allow ${address} once, or use TLS (DOCKER_TLS_VERIFY, a Docker context with TLS) or ssh://.`,
+    { address },
+  );
 }

@@ -75,7 +75,7 @@ export class RunHistory extends Disposable {
         readProposal: (folder, relPath) => deps.engine.readProposal(folder, relPath),
         pendingChanges: (folder) => deps.engine.pendingChanges(folder),
         log: deps.log,
-        envAllowlist: () => deps.settings.box().envAllowlist ?? [],
+        envAllowlist: () => deps.settings.envAllowlist(),
       }),
     );
     this._register(

@@ -5,9 +5,9 @@ import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
 import { errorReason, errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
-import { SETTINGS_SECTION } from '../settings';
+import type { SandboxSettings } from '../settings';
 import { pickWorkspaceFolder } from '../workspaceFolders';
-import { agentEnvStatus, parseAgentClis, type AgentCliEntry } from './agentClis';
+import { agentEnvStatus, type AgentCliEntry } from './agentClis';
 import { SandboxPseudoterminal, type SandboxTerminalOptions } from './sandboxPseudoterminal';
 
 /** Id of the contributed terminal profile (`contributes.terminal.profiles`). */
@@ -21,6 +21,8 @@ export interface SandboxTerminalsDeps {
   engine: EngineClient;
   runEvents: RunEvents;
   log: vscode.LogOutputChannel;
+  /** The agent CLIs and the allowlist (user settings only: a workspace cannot name commands or variables). */
+  settings: SandboxSettings;
 }
 
 /** Arguments of `agentSandbox.openTerminal` and `agentSandbox.runAgentCli` when called programmatically. */
@@ -93,8 +95,7 @@ export class SandboxTerminals extends Disposable {
 
   /** `Agent Sandbox: Run Agent CLI in Sandbox…`: an agent CLI from the setting, in a sandboxed terminal. */
   async runAgentCli(args?: RunAgentCliArgs): Promise<vscode.Terminal | undefined> {
-    const config = vscode.workspace.getConfiguration(SETTINGS_SECTION);
-    const { entries, problems } = parseAgentClis(config.get<unknown>('agentClis'));
+    const { entries, problems } = this.deps.settings.agentClis();
     for (const problem of problems) this.deps.log.warn(`[terminal] ${problem}`);
     if (entries.length === 0) {
       const choice = await vscode.window.showWarningMessage('Agent Sandbox: no agent CLI is configured.', 'Open Settings');
@@ -119,7 +120,7 @@ export class SandboxTerminals extends Disposable {
       return undefined;
     }
     // Names only: values never appear in a log, a terminal or the history.
-    const status = agentEnvStatus(entry, config.get<string[]>('envAllowlist', []), process.env);
+    const status = agentEnvStatus(entry, this.deps.settings.envAllowlist(), process.env);
     const notes: string[] = [];
     if (status.passed.length) notes.push(`Passed into the box: ${status.passed.join(', ')}.`);
     if (status.notAllowlisted.length) notes.push(`Not passed (add to agentSandbox.envAllowlist, then reset the box): ${status.notAllowlisted.join(', ')}.`);

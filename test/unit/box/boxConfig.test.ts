@@ -58,7 +58,7 @@ suite('unit: validateBoxSettings', () => {
   });
 
   test('numbers out of range, fractional or of the wrong type name the key and the range', () => {
-    rejects({ memoryMiB: 16 }, 'memoryMiB', /from 32 to 1048576 MiB/);
+    rejects({ memoryMiB: 32 }, 'memoryMiB', /from 64 to 1048576 MiB/);
     rejects({ memoryMiB: 100.5 }, 'memoryMiB', /whole number/);
     rejects({ memoryMiB: '2048' }, 'memoryMiB', /"2048" is not valid/);
     rejects({ pidsLimit: 0 }, 'pidsLimit', /from 16 to/);
@@ -68,7 +68,7 @@ suite('unit: validateBoxSettings', () => {
     rejects({ outputLimitKiB: 0 }, 'outputLimitKiB', /from 1 to/);
     rejects({ idleTimeoutMinutes: 1e9 }, 'idleTimeoutMinutes', /0 = never/);
     rejects({ maxFileSizeMiB: 0 }, 'maxFileSizeMiB', /from 1 to 4096 MiB/);
-    rejects({ cpus: 0 }, 'cpus', /from 0\.01 to 1024/);
+    rejects({ cpus: 0 }, 'cpus', /from 0\.1 to 1024/);
     rejects({ cpus: Number.NaN }, 'cpus', /not valid/);
     rejects({ cpus: '2' }, 'cpus', /not valid/);
     assert.equal(validateBoxSettings({ runTimeoutSeconds: 0, idleTimeoutMinutes: 0 }).runTimeoutSeconds, 0);

@@ -3,6 +3,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { contextDigest, dockerodeOptions, resolveEngineLocation } from '../../../src/core/docker/engineLocation';
 import type { EngineLocationInput } from '../../../src/core/docker/engineLocation';
+import { SshAgent, sshArgs, sshFailure, sshTargetOf } from '../../../src/core/docker/sshDialer';
 import { SandboxError } from '../../../src/core/errors';
 
 // Compiled to out/test/unit/docker/; fixtures stay in the source tree.
@@ -173,11 +174,35 @@ suite('unit: dockerodeOptions', () => {
     );
   });
 
-  test('ssh hosts use the ssh protocol with the user and port', () => {
+  test('ssh hosts go through the system ssh (an agent that dials `ssh … -- host docker system dial-stdio`), never dockerode\'s ssh2', () => {
     const options = dockerodeOptions({ host: 'ssh://dev@build-box:2222', source: 'context:over-ssh' });
-    assert.equal(options.protocol, 'ssh');
-    assert.equal(options.host, 'build-box');
-    assert.equal(options.port, '2222');
-    assert.equal(options.username, 'dev');
+    assert.notEqual(options.protocol, 'ssh', 'dockerode\'s ssh2 client checks no known_hosts');
+    assert.ok((options as { agent?: unknown }).agent instanceof SshAgent);
+    assert.deepEqual(sshTargetOf('ssh://dev@build-box:2222'), { host: 'build-box', port: 2222, user: 'dev' });
+    assert.deepEqual(sshTargetOf('ssh://[fd00::5]'), { host: 'fd00::5' });
+    const args = sshArgs({ host: 'build-box', port: 2222, user: 'dev' }, { controlDir: '/tmp/x' });
+    assert.deepEqual(args.slice(args.indexOf('--')), ['--', 'build-box', 'docker', 'system', 'dial-stdio']);
+    for (const option of ['BatchMode=yes', 'StrictHostKeyChecking=yes', 'ControlMaster=auto', 'ControlPath=/tmp/x/%C']) {
+      assert.ok(args.includes(option), option);
+    }
+    assert.deepEqual(args.slice(args.indexOf('-l'), args.indexOf('-l') + 2), ['-l', 'dev']);
+    assert.deepEqual(args.slice(args.indexOf('-p'), args.indexOf('-p') + 2), ['-p', '2222']);
+    assert.equal(sshArgs({ host: 'h' }).some((a) => a.startsWith('ControlPath')), false);
+    assert.throws(() => sshArgs({ host: '-oProxyCommand=touch /tmp/pwned' }), (error: unknown) => SandboxError.is(error, 'invalid-setting'));
+  });
+
+  test('ssh failures are typed from ssh\'s own report: host key changed or unknown, authentication, no docker there', () => {
+    const target = { host: 'build-box', user: 'dev' };
+    const changed = sshFailure(target, 255, '@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key verification failed.\n');
+    assert.equal(changed.reason, 'ssh-host-key');
+    assert.match(changed.message, /host key changed/);
+    const unknown = sshFailure(target, 255, 'No ED25519 host key is known for build-box and you have requested strict checking.\nHost key verification failed.\n');
+    assert.equal(unknown.reason, 'ssh-host-key');
+    assert.match(unknown.message, /host key unknown/);
+    const auth = sshFailure(target, 255, 'dev@build-box: Permission denied (publickey).\n');
+    assert.equal(auth.reason, 'ssh-failed');
+    assert.match(auth.message, /authentication failed/);
+    assert.equal(sshFailure(target, 127, 'sh: 1: docker: not found\n').reason, 'ssh-failed');
+    assert.equal(sshFailure(target, 255, 'ssh: connect to host build-box port 22: Connection refused\n').reason, 'engine-unreachable');
   });
 });
