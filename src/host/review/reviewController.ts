@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeSet } from '../../shared/protocol';
-import { acceptHunk, computeHunks, rejectHunk, type Hunk } from '../../core/changes/hunks';
+import { acceptHunk, computeHunks, rejectHunk, type HunkSplit } from '../../core/changes/hunks';
 import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
 import { errorText, showEngineError } from '../errorMessages';
@@ -395,8 +395,18 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     if (!located || new URLSearchParams(document.uri.query).get('empty') === '1') return [];
     const change = this.review(located.folder).current.changes.find((c) => c.path === located.path);
     if (!change || change.kind !== 'modified' || change.binary || change.type !== 'file') return [];
-    const hunks = await this.hunksOf(located.folder, located.path, document.getText());
-    return hunks.flatMap((hunk) => {
+    const split = await this.hunksOf(located.folder, located.path, document.getText());
+    if (split.wholeFileOnly !== undefined) {
+      // Decided as a whole: say why at the top, with the file's own actions instead of per-hunk ones.
+      const top = new vscode.Range(0, 0, 0, 0);
+      const selection: ReviewSelection = { folder: located.folder, paths: [located.path] };
+      return [
+        new vscode.CodeLens(top, { title: `No hunks: ${split.wholeFileOnly}`, command: '', tooltip: 'Accept or reject the whole file' }),
+        new vscode.CodeLens(top, { title: 'Accept File', command: 'agentSandbox.review.accept', arguments: [selection] }),
+        new vscode.CodeLens(top, { title: 'Reject File', command: 'agentSandbox.review.reject', arguments: [selection] }),
+      ];
+    }
+    return split.hunks.flatMap((hunk) => {
       const line = Math.min(hunk.proposalStart, Math.max(document.lineCount - 1, 0));
       const range = new vscode.Range(line, 0, line, 0);
       return [
@@ -406,7 +416,7 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
     });
   }
 
-  private async hunksOf(folder: string, relPath: string, proposal: string): Promise<Hunk[]> {
+  private async hunksOf(folder: string, relPath: string, proposal: string): Promise<HunkSplit> {
     const base = await vscode.workspace.openTextDocument(vscode.Uri.file(path.join(folder, ...relPath.split('/'))));
     return computeHunks(base.getText(), proposal);
   }
@@ -428,7 +438,12 @@ export class ReviewController extends Disposable implements vscode.CodeLensProvi
       }
       const base = document.getText();
       const proposal = Buffer.from(await this.deps.engine.readProposal(folder, relPath)).toString('utf8');
-      const hunk = computeHunks(base, proposal)[index];
+      const split = computeHunks(base, proposal);
+      if (split.wholeFileOnly !== undefined) {
+        void vscode.window.showWarningMessage(`Agent Sandbox: ${relPath} has no hunks to decide: ${split.wholeFileOnly}. Accept or reject the whole file.`);
+        return undefined;
+      }
+      const hunk = split.hunks[index];
       if (!hunk) return undefined;
       if (decision === 'accept') {
         const edit = new vscode.WorkspaceEdit();
