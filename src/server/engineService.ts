@@ -200,19 +200,20 @@ export class EngineService extends Disposable {
         (stream, text) => onOutput(runId, stream, text),
         controller.signal,
       );
+      if (result.boxLost) {
+        // The run ended because the box went away: forget it so the next run starts fresh.
+        await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
+        return { ...result, error: `${result.error ?? 'The box was lost during the run'}; ${this.lostBoxConsequence()}. The next run starts a fresh box.` };
+      }
       this.touch(normalizeFolder(params.folder));
       return result;
     } catch (error) {
       if (SandboxError.is(error, 'no-box')) {
         // The container is gone or stopped (killed from inside or outside): forget it so the next run starts fresh.
         await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
-        // With a review store the last collect's pending review is on disk and the next box gets it back.
-        const lost = this.reviewStore
-          ? 'what changed in it since the last collect is lost; the pending review of that collect is kept and goes into the next box'
-          : 'its pending changes are lost';
         throw new SandboxError(
           'no-box',
-          `The box stopped while in use (killed from inside or removed from outside); ${lost}. The next run starts a fresh box.`,
+          `The box stopped while in use (killed from inside or removed from outside); ${this.lostBoxConsequence()}. The next run starts a fresh box.`,
           { cause: error },
         );
       }
@@ -221,6 +222,13 @@ export class EngineService extends Disposable {
       signal?.removeEventListener('abort', onAbort);
       this.runs.delete(runId);
     }
+  }
+
+  /** What losing a box costs: with a review store the last collect's pending review is on disk and the next box gets it back. */
+  private lostBoxConsequence(): string {
+    return this.reviewStore
+      ? 'what changed in it since the last collect is lost; the pending review of that collect is kept and goes into the next box'
+      : 'its pending changes are lost';
   }
 
   cancelRun(runId: string): boolean {

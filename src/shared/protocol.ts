@@ -226,6 +226,12 @@ export interface ExecResult {
    * pids limit, e.g. a fork bomb, and were killed. Background processes that do not are left running.
    */
   leftoversKilled?: boolean;
+  /**
+   * True when the run ended because its box was removed or stopped (from outside, or its main process killed):
+   * `outcome` is `engine-error`, `exitCode` `null` and `error` says so. The server has forgotten that box; the
+   * next request that needs one creates a fresh box (and brings back the pending review when one is persisted).
+   */
+  boxLost?: boolean;
 }
 
 /** `/workspace` as `df` saw it after a failed run that left it full (KiB). */
