@@ -3,7 +3,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import { CheckEngineRequest, ConfigureRequest, ProgressNotification, PullImageRequest, ResetRequest, type ErrorData } from '../../src/shared/protocol';
 import { startEngineServer } from './engineServer';
-import { startFakeRegistry, type FakeRegistry } from './fakeRegistry';
+import { startFakeRegistry, type FakeRegistry } from '../fakeRegistry';
 
 suite('pulling an image (engine server over stdio, real engine, a fake registry on 127.0.0.1)', () => {
   let server: ChildProcess;
