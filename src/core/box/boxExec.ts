@@ -588,7 +588,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   });
   /** The run ended because its box went away: not an exit of the command, whatever exec inspect says. */
   const lostBox = async (): Promise<ExecOutcome | undefined> => {
-    const lost = await boxLostState(engine, containerId);
+    const lost = await boxLostAfterRun(engine, containerId);
     return lost ? { ...result('engine-error', null, `The box was ${lost} during the run (from outside, or its main process was killed)`), boxLost: true } : undefined;
   };
 
@@ -601,9 +601,9 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   } catch (error) {
     return (await lostBox()) ?? result('engine-error', null, (error as Error).message);
   }
-  // A box removed or stopped mid-run ends the run with a killed-process code (137) or none at all: the box is
-  // asked, so that is never reported as the command's own exit. A signal-range code is rare enough to check.
-  if (info.ExitCode === null || info.ExitCode >= 128 || streamError || info.Running) {
+  // A box removed or stopped mid-run ends the run with SIGKILL's code (137) or none at all: the box is asked,
+  // so that is never reported as the command's own exit.
+  if (info.ExitCode === null || info.ExitCode === 137 || streamError || info.Running) {
     const lost = await lostBox();
     if (lost) return lost;
   }
@@ -623,6 +623,28 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     }
   }
   return result('exited', exitCode);
+}
+
+/** How long the engine may take to report a killed box as stopped after its processes died. */
+const BOX_STATE_LAG_MS = 3_000;
+
+/**
+ * After a run ended the way a killed box ends runs: `removed` or `stopped` when the box is gone. A helper that
+ * runs in the box proves it alive at once; when none can run, the engine's container state decides, polled for
+ * a moment because it lags the kill (the run's exec can end before the engine marks the container stopped).
+ */
+export async function boxLostAfterRun(engine: DockerEngine, containerId: string): Promise<'removed' | 'stopped' | undefined> {
+  const alive = await runBoxHelper(engine, containerId, 'true', [], { timeoutMs: 10_000 }).then(
+    (result) => result.exitCode === 0,
+    () => false,
+  );
+  if (alive) return undefined;
+  const started = Date.now();
+  for (;;) {
+    const lost = await boxLostState(engine, containerId);
+    if (lost || Date.now() - started >= BOX_STATE_LAG_MS) return lost;
+    await delay(100);
+  }
 }
 
 /** `removed` or `stopped` when the box's container is gone or no longer running; `undefined` while it runs (or cannot be told). */
