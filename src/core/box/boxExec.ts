@@ -634,11 +634,16 @@ const BOX_STATE_LAG_MS = 3_000;
  * a moment because it lags the kill (the run's exec can end before the engine marks the container stopped).
  */
 export async function boxLostAfterRun(engine: DockerEngine, containerId: string): Promise<'removed' | 'stopped' | undefined> {
+  let unreachable = false;
   const alive = await runBoxHelper(engine, containerId, 'true', [], { timeoutMs: 10_000 }).then(
     (result) => result.exitCode === 0,
-    () => false,
+    (error: unknown) => {
+      unreachable = SandboxError.is(error, 'engine-unreachable');
+      return false;
+    },
   );
-  if (alive) return undefined;
+  // Without an engine nothing can be told about the box; the caller reports the engine's error.
+  if (alive || unreachable) return undefined;
   const started = Date.now();
   for (;;) {
     const lost = await boxLostState(engine, containerId);
