@@ -90,7 +90,7 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
             for (const note of runNotes(result)) output.appendLine(`[${note}]`);
             progress.report({ message: 'Collecting changes…' });
-            const changeSet = await engine.collect(folder);
+            const changeSet = await engine.collectAfterRun(folder, result);
             deps.runEvents.fireEnded({ runId, folder, result, changeSet, endedAt: Date.now() });
             return { result, changeSet };
           } catch (error) {
