@@ -53,7 +53,7 @@ export function activate(context: vscode.ExtensionContext) {
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
-    vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage(deps, image)),
+    vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),
     vscode.commands.registerCommand('agentSandbox.showLog', () => log.show()),
   );

@@ -28,6 +28,7 @@ import {
   TerminalOpenRequest,
   TerminalOutputNotification,
   TerminalResizeNotification,
+  type ExecResult,
   type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
@@ -278,6 +279,14 @@ export class EngineClient extends Disposable {
 
   async collect(folder: string, token?: vscode.CancellationToken) {
     return this.sendRequest(CollectRequest.type, { folder }, token);
+  }
+
+  /**
+   * What a run left pending: collected from its box, or — when the run lost its box (`boxLost`), so there is
+   * none to collect from — the pending changes the server kept without one.
+   */
+  async collectAfterRun(folder: string, result: ExecResult, token?: vscode.CancellationToken) {
+    return result.boxLost ? this.pendingChanges(folder) : this.collect(folder, token);
   }
 
   async readProposal(folder: string, path: string): Promise<Uint8Array> {

@@ -45,7 +45,8 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
       if (choice === 'Show Log') log.show(true);
       return;
     }
-    case 'invalid-setting': {
+    case 'invalid-setting':
+    case 'workspace-full': {
       const setting = (error as { data?: ErrorData }).data?.setting ?? 'agentSandbox';
       const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Open Settings');
       if (choice) await vscode.commands.executeCommand('workbench.action.openSettings', setting);

@@ -20,6 +20,7 @@ import { Disposable, toDisposable } from '../core/lifecycle';
 import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
 import { runFileOp } from '../core/session/fileOps';
 import { ReviewStore } from '../core/review/reviewStore';
+import { WorkspaceWatch } from '../core/workspace/workspaceWatch';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
@@ -48,6 +49,12 @@ export class EngineService extends Disposable {
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private runCounter = 0;
   private reviewStore: ReviewStore | undefined;
+  /**
+   * Folders whose mirror overflowed `/workspace`, with the settings it had and a watch from its scan on: until a
+   * file event or a settings change, creating their box fails again at once with the same error instead of
+   * repeating a mirror that cannot fit.
+   */
+  private readonly overflowed = new Map<string, { error: SandboxError; settings: string; watch: WorkspaceWatch }>();
 
   constructor(private readonly options: EngineServiceOptions) {
     super();
@@ -55,6 +62,7 @@ export class EngineService extends Disposable {
     this._register(toDisposable(() => {
       for (const timer of this.idleTimers.values()) clearTimeout(timer);
       for (const run of this.runs.values()) run.abort();
+      for (const overflow of this.overflowed.values()) overflow.watch.dispose();
     }));
   }
 
@@ -140,15 +148,27 @@ export class EngineService extends Disposable {
     let pending = this.sessions.get(key);
     if (!pending) {
       pending = (async () => {
+        await this.failIfStillOverflowing(key);
         const engine = await this.getEngine();
         const reviewStore = this.reviewStore;
         const restore = await reviewStore?.load(key);
-        return BoxSession.open(
-          { engine, settings: this.boxSettings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log, reviewStore },
-          progress,
-          signal,
-          restore,
-        );
+        const settings = this.boxSettings;
+        const watch = new WorkspaceWatch(key);
+        try {
+          return await BoxSession.open(
+            { engine, settings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log, reviewStore, watch },
+            progress,
+            signal,
+            restore,
+          );
+        } catch (error) {
+          if (SandboxError.is(error, 'workspace-full') && !this.isDisposed) {
+            this.overflowed.set(key, { error, settings: JSON.stringify(settings), watch });
+          } else {
+            watch.dispose();
+          }
+          throw error;
+        }
       })();
       this.sessions.set(key, pending);
       pending.catch(() => {
@@ -158,6 +178,18 @@ export class EngineService extends Disposable {
     const session = await pending;
     this.touch(key);
     return session;
+  }
+
+  /** Throws the folder's last overflow again while neither its files nor the settings changed since. */
+  private async failIfStillOverflowing(key: string): Promise<void> {
+    const overflow = this.overflowed.get(key);
+    if (!overflow) return;
+    if (overflow.settings === JSON.stringify(this.boxSettings) && (await overflow.watch.unchanged())) {
+      this.options.log(`[engine] ${key}: the workspace still does not fit (no file or settings change since the last mirror)`);
+      throw new SandboxError(overflow.error.reason, overflow.error.message, { ...overflow.error.options });
+    }
+    overflow.watch.dispose();
+    this.overflowed.delete(key);
   }
 
   /**
@@ -202,19 +234,20 @@ export class EngineService extends Disposable {
         (stream, text) => onOutput(runId, stream, text),
         controller.signal,
       );
+      if (result.boxLost) {
+        // The run ended because the box went away: forget it so the next run starts fresh.
+        await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
+        return { ...result, error: `${result.error ?? 'The box was lost during the run'}; ${this.lostBoxConsequence()}. The next run starts a fresh box.` };
+      }
       this.touch(normalizeFolder(params.folder));
       return result;
     } catch (error) {
       if (SandboxError.is(error, 'no-box')) {
         // The container is gone or stopped (killed from inside or outside): forget it so the next run starts fresh.
         await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
-        // With a review store the last collect's pending review is on disk and the next box gets it back.
-        const lost = this.reviewStore
-          ? 'what changed in it since the last collect is lost; the pending review of that collect is kept and goes into the next box'
-          : 'its pending changes are lost';
         throw new SandboxError(
           'no-box',
-          `The box stopped while in use (killed from inside or removed from outside); ${lost}. The next run starts a fresh box.`,
+          `The box stopped while in use (killed from inside or removed from outside); ${this.lostBoxConsequence()}. The next run starts a fresh box.`,
           { cause: error },
         );
       }
@@ -223,6 +256,13 @@ export class EngineService extends Disposable {
       signal?.removeEventListener('abort', onAbort);
       this.runs.delete(runId);
     }
+  }
+
+  /** What losing a box costs: with a review store the last collect's pending review is on disk and the next box gets it back. */
+  private lostBoxConsequence(): string {
+    return this.reviewStore
+      ? 'what changed in it since the last collect is lost; the pending review of that collect is kept and goes into the next box'
+      : 'its pending changes are lost';
   }
 
   cancelRun(runId: string): boolean {
@@ -308,6 +348,11 @@ export class EngineService extends Disposable {
    */
   async reset(folder?: string, options: { discardPending?: boolean } = {}): Promise<void> {
     const keys = folder ? [normalizeFolder(folder)] : [...this.sessions.keys()];
+    // A reset is a deliberate fresh start: a remembered overflow is tried again.
+    for (const key of folder ? keys : [...this.overflowed.keys()]) {
+      this.overflowed.get(key)?.watch.dispose();
+      this.overflowed.delete(key);
+    }
     await Promise.all(keys.map((key) => this.removeSession(key)));
     if (options.discardPending) {
       await Promise.all(keys.map((key) => this.reviewStore?.clear(key)));

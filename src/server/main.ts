@@ -39,6 +39,7 @@ import {
   type ErrorData,
   type InitializationOptions,
 } from '../shared/protocol';
+import type { Schema, SchemaIssue } from '../shared/schema';
 import { SandboxError } from '../core/errors';
 import type { ProgressReporter } from '../core/session/boxSession';
 import { EngineService } from './engineService';
@@ -54,19 +55,39 @@ export function startServer(connection: Connection): EngineService {
     onOrphansRemoved: (removed) => void connection.sendNotification(OrphansRemovedNotification.type, removed),
   });
 
-  /** Wraps a handler: maps the client's cancellation to an AbortSignal and errors to typed responses. */
-  function handle<P, R>(fn: (params: P, signal: AbortSignal) => Promise<R> | R) {
-    return async (params: P, token: CancellationToken): Promise<R> => {
+  /**
+   * Registers a request handler behind the boundary: params that do not fit the message's schema are answered
+   * with `-32602` naming the field before the service sees them; the client's cancellation becomes an
+   * AbortSignal, and errors become typed responses.
+   */
+  function onRequest<P, R>(message: IncomingMessage<P>, fn: (params: P, signal: AbortSignal) => Promise<R> | R): void {
+    // By method name, so the handler sees the params exactly as sent (vscode-jsonrpc passes the token last).
+    connection.onRequest(message.method, async (...args: unknown[]): Promise<R> => {
+      const token = args.pop() as CancellationToken;
+      const issue = paramsIssue(message, args);
+      if (issue) throw invalidParams(message.method, issue);
       const controller = new AbortController();
       const subscription = token.onCancellationRequested(() => controller.abort());
       try {
-        return await fn(params, controller.signal);
+        return await fn(args[0] as P, controller.signal);
       } catch (error) {
         throw toResponseError(error, log);
       } finally {
         subscription.dispose();
       }
-    };
+    });
+  }
+
+  /** Registers a notification handler; a notification whose params do not fit is logged and dropped (it has no reply). */
+  function onNotification<P>(message: IncomingMessage<P>, fn: (params: P) => void): void {
+    connection.onNotification(message.method, (...args: unknown[]) => {
+      const issue = paramsIssue(message, args);
+      if (issue) {
+        log(`[engine] dropped ${message.method}: ${invalidParams(message.method, issue).message}`);
+        return;
+      }
+      fn(args[0] as P);
+    });
   }
 
   function progressFor(token: string | undefined): ProgressReporter {
@@ -90,45 +111,30 @@ export function startServer(connection: Connection): EngineService {
     };
   });
 
-  connection.onRequest(ConfigureRequest.type, handle((p) => service.configure(p.engine ?? {}, p.box ?? {})));
-  connection.onRequest(CheckEngineRequest.type, (token) => handle(() => service.checkEngine())(undefined, token));
-  connection.onRequest(
-    PullImageRequest.type,
-    handle((p, signal) => service.pullImage(p.image, progressFor(p.progressToken), signal)),
-  );
-  connection.onRequest(
-    EnsureBoxRequest.type,
-    handle((p, signal) => service.boxInfo(p.folder, progressFor(p.progressToken), signal)),
-  );
-  connection.onRequest(
-    ExecRequest.type,
-    handle((p, signal) =>
-      service.exec(
-        p,
-        (runId, stream, text) => void connection.sendNotification(OutputNotification.type, { runId, stream, text }),
-        () => undefined,
-        signal,
-      ),
+  onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box));
+  onRequest(CheckEngineRequest, () => service.checkEngine());
+  onRequest(PullImageRequest, (p, signal) => service.pullImage(p.image, progressFor(p.progressToken), signal));
+  onRequest(EnsureBoxRequest, (p, signal) => service.boxInfo(p.folder, progressFor(p.progressToken), signal));
+  onRequest(ExecRequest, (p, signal) =>
+    service.exec(
+      p,
+      (runId, stream, text) => void connection.sendNotification(OutputNotification.type, { runId, stream, text }),
+      () => undefined,
+      signal,
     ),
   );
-  connection.onRequest(CancelRunRequest.type, handle((p) => service.cancelRun(p.runId)));
-  connection.onRequest(CollectRequest.type, handle((p, signal) => service.collect(p.folder, signal)));
-  connection.onRequest(
-    ReadProposalRequest.type,
-    handle(async (p) => ({ base64: (await service.readProposal(p.folder, p.path)).toString('base64') })),
-  );
-  connection.onRequest(
-    ReadBaseRequest.type,
-    handle(async (p) => ({ base64: (await service.readBase(p.folder, p.path))?.toString('base64') })),
-  );
-  connection.onRequest(PlanApplyRequest.type, handle((p, signal) => service.planApply(p.folder, p, signal)));
-  connection.onRequest(ApplyRequest.type, handle((p, signal) => service.apply(p.folder, p, signal)));
-  connection.onRequest(MarkAppliedRequest.type, handle((p) => service.markApplied(p.folder, p.paths)));
-  connection.onRequest(PendingChangesRequest.type, handle((p) => service.pendingChanges(p.folder)));
-  connection.onRequest(AdvanceBaselineRequest.type, handle((p, signal) => service.advanceBaseline(p.folder, p.paths, signal)));
-  connection.onRequest(DiscardRequest.type, handle((p, signal) => service.discard(p.folder, p.paths, signal)));
-  connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder, { discardPending: p.discardPending })));
-  connection.onRequest(FileOpRequest.type, handle((p, signal) => service.fileOp(p, () => undefined, signal)));
+  onRequest(CancelRunRequest, (p) => service.cancelRun(p.runId));
+  onRequest(CollectRequest, (p, signal) => service.collect(p.folder, signal));
+  onRequest(ReadProposalRequest, async (p) => ({ base64: (await service.readProposal(p.folder, p.path)).toString('base64') }));
+  onRequest(ReadBaseRequest, async (p) => ({ base64: (await service.readBase(p.folder, p.path))?.toString('base64') }));
+  onRequest(PlanApplyRequest, (p, signal) => service.planApply(p.folder, p, signal));
+  onRequest(ApplyRequest, (p, signal) => service.apply(p.folder, p, signal));
+  onRequest(MarkAppliedRequest, (p) => service.markApplied(p.folder, p.paths));
+  onRequest(PendingChangesRequest, (p) => service.pendingChanges(p.folder));
+  onRequest(AdvanceBaselineRequest, (p, signal) => service.advanceBaseline(p.folder, p.paths, signal));
+  onRequest(DiscardRequest, (p, signal) => service.discard(p.folder, p.paths, signal));
+  onRequest(ResetRequest, (p) => service.reset(p.folder, { discardPending: p.discardPending }));
+  onRequest(FileOpRequest, (p, signal) => service.fileOp(p, () => undefined, signal));
 
   // Terminals.
   const terminals = new TerminalService({
@@ -137,10 +143,10 @@ export function startServer(connection: Connection): EngineService {
     sendOutput: (p) => void connection.sendNotification(TerminalOutputNotification.type, p),
     sendExit: (p) => void connection.sendNotification(TerminalExitNotification.type, p),
   });
-  connection.onRequest(TerminalOpenRequest.type, handle((p, signal) => terminals.open(p, progressFor(p.progressToken), signal)));
-  connection.onRequest(TerminalCloseRequest.type, handle((p) => terminals.close(p.terminalId)));
-  connection.onNotification(TerminalInputNotification.type, (p) => terminals.input(p.terminalId, p.data));
-  connection.onNotification(TerminalResizeNotification.type, (p) =>
+  onRequest(TerminalOpenRequest, (p, signal) => terminals.open(p, progressFor(p.progressToken), signal));
+  onRequest(TerminalCloseRequest, (p) => terminals.close(p.terminalId));
+  onNotification(TerminalInputNotification, (p) => terminals.input(p.terminalId, p.data));
+  onNotification(TerminalResizeNotification, (p) =>
     void terminals.resize(p.terminalId, p.cols, p.rows).catch((error) => log(`[terminal] resize failed: ${error}`)),
   );
 
@@ -155,6 +161,27 @@ export function startServer(connection: Connection): EngineService {
     service.dispose();
   });
   return service;
+}
+
+/** A message the server receives: its method and the schema its params must fit (`protocol.ts`). */
+export interface IncomingMessage<P> {
+  method: string;
+  params: Schema<P>;
+}
+
+/** Why `args` (what vscode-jsonrpc passed the handler, without the token) do not fit the message's params. */
+function paramsIssue<P>(message: IncomingMessage<P>, args: unknown[]): SchemaIssue | undefined {
+  // Positional params (a JSON array) are spread into several arguments; every message here takes one object by name.
+  if (args.length > 1) return { field: '', expected: 'an object (params by name)', got: `${args.length} positional params` };
+  return message.params.check(args[0], '');
+}
+
+function invalidParams(method: string, issue: SchemaIssue): ResponseError<ErrorData> {
+  const where = issue.field ? `"${issue.field}"` : 'the params';
+  return new ResponseError<ErrorData>(ErrorCodes.InvalidParams, `Invalid params for ${method}: ${where} must be ${issue.expected}, got ${issue.got}.`, {
+    reason: 'invalid-params',
+    field: issue.field,
+  });
 }
 
 function toResponseError(error: unknown, log: (line: string) => void): ResponseError<ErrorData> {

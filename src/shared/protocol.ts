@@ -3,10 +3,15 @@
  * One namespace per message; each carries its `method` and a typed `type`. Data shapes that cross the wire
  * are declared here too, so both sides and standalone clients share one definition.
  *
- * This file depends on nothing but the JSON-RPC message types (no `vscode`, no Node APIs), and
+ * Every message the server receives also carries `params`, the schema its parameters are checked against before
+ * any handler runs (`./schema`: typed, so it cannot drift from `Params`); a value that does not fit is answered
+ * with `-32602` naming the field.
+ *
+ * This file depends on nothing but the JSON-RPC message types and `./schema` (no `vscode`, no Node APIs), and
  * `docs/protocol.md` documents it for clients that do not use TypeScript.
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import { array, boolean, checkedFurther, discriminated, literal, noParams, nonNegativeNumber, object, optional, string, wholeNumber, type Schema } from './schema';
 
 // ---------------------------------------------------------------------------------------------------------
 // Settings that the engine needs (the host reads them from VS Code settings and sends them along).
@@ -75,6 +80,11 @@ export type ErrorReason =
   | 'workspace-full'
   /** A patch for `sandbox/fileOp` `patch` is not a unified diff (nothing was changed). */
   | 'patch-malformed'
+  /**
+   * A request's params do not fit its type (JSON-RPC code `-32602`); `field` names the first field that does not,
+   * e.g. `folder` or `approveFlagged[0]` (empty: the params themselves). Nothing was done.
+   */
+  | 'invalid-params'
   | 'internal'
   /**
    * The disk holding the workspace folder ran out of space (or quota) while `sandbox/apply` wrote to it. No
@@ -103,6 +113,8 @@ export interface ErrorData {
   setting?: string;
   /** For `insecure-engine`: the engine address (`host:port`) to allow through `EngineSettings.allowInsecureHosts`. */
   address?: string;
+  /** For `invalid-params`: the params field that does not fit, e.g. `folder`, `paths[2]`; empty for the params themselves. */
+  field?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -234,6 +246,12 @@ export interface ExecResult {
    * pids limit, e.g. a fork bomb, and were killed. Background processes that do not are left running.
    */
   leftoversKilled?: boolean;
+  /**
+   * True when the run ended because its box was removed or stopped (from outside, or its main process killed):
+   * `outcome` is `engine-error`, `exitCode` `null` and `error` says so. The server has forgotten that box; the
+   * next request that needs one creates a fresh box (and brings back the pending review when one is persisted).
+   */
+  boxLost?: boolean;
 }
 
 /** `/workspace` as `df` saw it after a failed run that left it full (KiB). */
@@ -306,12 +324,18 @@ export namespace ConfigureRequest {
     /** Box settings; fields left out keep their defaults. */
     box: Partial<BoxSettings>;
   }
+  /** Box values are checked by the server's settings validation, which names the `agentSandbox.*` key. */
+  export const params: Schema<Params> = object<Params>({
+    engine: object<EngineSettings>({ dockerHost: optional(string), allowInsecureHosts: optional(array(string)) }),
+    box: checkedFurther<Partial<BoxSettings>>(),
+  });
   export const type = new RequestType<Params, void, void>(method);
 }
 
 /** Reports on the Docker engine: version, runtimes, whether the image is present. */
 export namespace CheckEngineRequest {
   export const method = 'sandbox/checkEngine' as const;
+  export const params: Schema<void> = noParams;
   export const type = new RequestType0<EngineReport, void>(method);
 }
 
@@ -324,6 +348,7 @@ export namespace PullImageRequest {
     /** Token for `sandbox/progress` notifications. */
     progressToken?: string;
   }
+  export const params: Schema<Params> = object<Params>({ image: optional(string), progressToken: optional(string) });
   export const type = new RequestType<Params, void, void>(method);
 }
 
@@ -334,6 +359,7 @@ export namespace EnsureBoxRequest {
     /** Token for `sandbox/progress` notifications while mirroring. */
     progressToken?: string;
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, progressToken: optional(string) });
   export const type = new RequestType<Params, BoxInfo, void>(method);
 }
 
@@ -352,6 +378,14 @@ export namespace ExecRequest {
     /** Client-chosen id for `sandbox/output` notifications and `sandbox/cancelRun`. */
     runId?: string;
   }
+  export const params: Schema<Params> = object<Params>({
+    folder: string,
+    command: string,
+    cwd: optional(string),
+    stdin: optional(string),
+    timeoutSeconds: optional(nonNegativeNumber),
+    runId: optional(string),
+  });
   export const type = new RequestType<Params, ExecResult, void>(method);
 }
 
@@ -362,6 +396,7 @@ export namespace CancelRunRequest {
     /** The run to cancel. */
     runId: string;
   }
+  export const params: Schema<Params> = object<Params>({ runId: string });
   export const type = new RequestType<Params, boolean, void>(method);
 }
 
@@ -369,6 +404,7 @@ export namespace CancelRunRequest {
 export namespace CollectRequest {
   export const method = 'sandbox/collect' as const;
   export type Params = FolderParams;
+  export const params: Schema<Params> = object<Params>({ folder: string });
   export const type = new RequestType<Params, ChangeSet, void>(method);
 }
 
@@ -383,6 +419,7 @@ export namespace ReadProposalRequest {
     /** Content as base64; empty for directories and deletions. */
     base64: string;
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, path: string });
   export const type = new RequestType<Params, Result, void>(method);
 }
 
@@ -397,6 +434,7 @@ export namespace ReadBaseRequest {
     /** Content as base64; absent when the base was not kept (large file, or added file). */
     base64?: string;
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, path: string });
   export const type = new RequestType<Params, Result, void>(method);
 }
 
@@ -423,6 +461,12 @@ export namespace ApplyRequest {
     /** Flagged paths skipped for lack of approval, and `.git/` paths that are never applied. */
     skipped: { path: string; reason: string }[];
   }
+  export const params: Schema<Params> = object<Params>({
+    folder: string,
+    paths: optional(array(string)),
+    approveFlagged: optional(array(string)),
+    takeBoxVersion: optional(array(string)),
+  });
   export const type = new RequestType<Params, Result, void>(method);
 }
 
@@ -472,6 +516,13 @@ export namespace PlanApplyRequest {
     /** Conflicting paths the developer resolved by taking the box's version (their workspace change is replaced). */
     takeBoxVersion?: string[];
   }
+  export const params: Schema<Params> = object<Params>({
+    folder: string,
+    paths: optional(array(string)),
+    approveFlagged: optional(array(string)),
+    dirtyEditors: optional(array(object<{ path: string; hash: string }>({ path: string, hash: string }))),
+    takeBoxVersion: optional(array(string)),
+  });
   export const type = new RequestType<Params, ApplyPlan, void>(method);
 }
 
@@ -482,6 +533,7 @@ export namespace MarkAppliedRequest {
     /** Paths (as in the change set) now equal in the workspace and the box. */
     paths: string[];
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, paths: array(string) });
   export const type = new RequestType<Params, void, void>(method);
 }
 
@@ -492,6 +544,7 @@ export namespace MarkAppliedRequest {
 export namespace PendingChangesRequest {
   export const method = 'sandbox/pendingChanges' as const;
   export type Params = FolderParams;
+  export const params: Schema<Params> = object<Params>({ folder: string });
   export const type = new RequestType<Params, ChangeSet, void>(method);
 }
 
@@ -506,6 +559,7 @@ export namespace AdvanceBaselineRequest {
     /** Pending paths whose workspace version is now agreed. */
     paths: string[];
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, paths: array(string) });
   export const type = new RequestType<Params, ChangeSet, void>(method);
 }
 
@@ -516,6 +570,7 @@ export namespace DiscardRequest {
     /** Paths to revert; all pending when omitted. */
     paths?: string[];
   }
+  export const params: Schema<Params> = object<Params>({ folder: string, paths: optional(array(string)) });
   export const type = new RequestType<Params, void, void>(method);
 }
 
@@ -528,6 +583,7 @@ export namespace ResetRequest {
     /** Also drop the pending review (otherwise it is restored into the next box). */
     discardPending?: boolean;
   }
+  export const params: Schema<Params> = object<Params>({ folder: optional(string), discardPending: optional(boolean) });
   export const type = new RequestType<Params, void, void>(method);
 }
 
@@ -566,6 +622,15 @@ export namespace FileOpRequest {
     /** `patch`: what the patch did, per file, in patch order. */
     patched?: PatchedFile[];
   }
+  type Op<O extends Params['op']> = Extract<Params, { op: O }>;
+  export const params: Schema<Params> = discriminated<Params, 'op'>('op', {
+    read: object<Op<'read'>>({ folder: string, op: literal('read'), path: string }),
+    write: object<Op<'write'>>({ folder: string, op: literal('write'), path: string, content: string }),
+    edit: object<Op<'edit'>>({ folder: string, op: literal('edit'), path: string, oldString: string, newString: string, replaceAll: optional(boolean) }),
+    delete: object<Op<'delete'>>({ folder: string, op: literal('delete'), path: string }),
+    list: object<Op<'list'>>({ folder: string, op: literal('list'), path: string }),
+    patch: object<Op<'patch'>>({ folder: string, op: literal('patch'), patch: string }),
+  });
   export const type = new RequestType<Params, Result, void>(method);
 }
 
@@ -593,6 +658,15 @@ export namespace TerminalOpenRequest {
     /** Token for `sandbox/progress` notifications while the box is created. */
     progressToken?: string;
   }
+  export const params: Schema<Params> = object<Params>({
+    folder: string,
+    terminalId: string,
+    cols: wholeNumber,
+    rows: wholeNumber,
+    command: optional(string),
+    cwd: optional(string),
+    progressToken: optional(string),
+  });
   export interface Result {
     /** The shell that runs the terminal (or runs `command`), as found in the image, e.g. `/bin/bash`. */
     shell: string;
@@ -618,6 +692,7 @@ export namespace TerminalCloseRequest {
   export interface Params {
     terminalId: string;
   }
+  export const params: Schema<Params> = object<Params>({ terminalId: string });
   export const type = new RequestType<Params, boolean, void>(method);
 }
 
@@ -698,6 +773,7 @@ export namespace TerminalInputNotification {
     /** Text as typed; control keys as their bytes (`\x03` for Ctrl-C, `\r` for Enter). */
     data: string;
   }
+  export const params: Schema<Params> = object<Params>({ terminalId: string, data: string });
   export const type = new NotificationType<Params>(method);
 }
 
@@ -709,5 +785,6 @@ export namespace TerminalResizeNotification {
     cols: number;
     rows: number;
   }
+  export const params: Schema<Params> = object<Params>({ terminalId: string, cols: wholeNumber, rows: wholeNumber });
   export const type = new NotificationType<Params>(method);
 }

@@ -9,6 +9,8 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
   type ProtocolConnection,
+  type RequestMessage,
+  type ResponseMessage,
 } from 'vscode-languageserver-protocol/node';
 import { ConfigureRequest, type BoxSettings } from '../../src/shared/protocol';
 
@@ -39,4 +41,49 @@ export async function startEngineServer(options: {
   await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
   await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
   return { process: child, connection };
+}
+
+/** A standalone server driven with raw JSON-RPC messages, for params no typed client would send (`null`, arrays). */
+export interface RawEngineServer {
+  process: ChildProcess;
+  /** Sends `{ jsonrpc, id, method, params }` exactly as given (`params` left out when `undefined`) and resolves with the response. */
+  request(method: string, params: unknown): Promise<ResponseMessage>;
+  dispose(): void;
+}
+
+/** Spawns `node dist/server.js --stdio`, initializes and configures it with raw messages. */
+export async function startRawEngineServer(options: { box: Partial<BoxSettings> }): Promise<RawEngineServer> {
+  if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run "npm run build" first`);
+  const child = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const reader = new StreamMessageReader(child.stdout!);
+  const writer = new StreamMessageWriter(child.stdin!);
+  const pending = new Map<number, (response: ResponseMessage) => void>();
+  reader.listen((message) => {
+    const response = message as ResponseMessage;
+    if (typeof response.id === 'number' && ('result' in response || 'error' in response)) pending.get(response.id)?.(response);
+  });
+  let nextId = 0;
+  const request = (method: string, params: unknown): Promise<ResponseMessage> => {
+    const id = ++nextId;
+    const message: RequestMessage = { jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params: params as object }) };
+    return new Promise((resolve, reject) => {
+      pending.set(id, resolve);
+      writer.write(message).catch(reject);
+    });
+  };
+  const ok = async (method: string, params: unknown) => {
+    const response = await request(method, params);
+    if (response.error) throw new Error(`${method} failed: ${response.error.message}`);
+  };
+  await ok(InitializeRequest.method, { processId: process.pid, rootUri: null, capabilities: {} });
+  await ok(ConfigureRequest.method, { engine: {}, box: options.box });
+  return {
+    process: child,
+    request,
+    dispose: () => {
+      reader.dispose();
+      writer.dispose();
+      child.kill();
+    },
+  };
 }

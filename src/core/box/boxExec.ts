@@ -29,7 +29,7 @@ export interface ExecOptions {
 }
 
 /** How a run in the box ended: the run-level fields of the protocol's `ExecResult`. */
-export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error' | 'leftoversKilled'>;
+export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error' | 'leftoversKilled' | 'boxLost'>;
 
 /**
  * The run's shell prints its own pid first (on stderr, consumed here, never shown), then becomes the
@@ -586,15 +586,26 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     ...(error ? { error } : {}),
     ...(leftoversKilled ? { leftoversKilled } : {}),
   });
+  /** The run ended because its box went away: not an exit of the command, whatever exec inspect says. */
+  const lostBox = async (): Promise<ExecOutcome | undefined> => {
+    const lost = await boxLostAfterRun(engine, containerId);
+    return lost ? { ...result('engine-error', null, `The box was ${lost} during the run (from outside, or its main process was killed)`), boxLost: true } : undefined;
+  };
 
   if (stopped) {
-    return result(stopped, null, killError ? (killError as Error).message : undefined);
+    return (killError ? await lostBox() : undefined) ?? result(stopped, null, killError ? (killError as Error).message : undefined);
   }
   let info: Dockerode.ExecInspectInfo;
   try {
     info = await engine.call('reading the run exit code', (_docker, abortSignal) => exec.inspect({ abortSignal }));
   } catch (error) {
-    return result('engine-error', null, (error as Error).message);
+    return (await lostBox()) ?? result('engine-error', null, (error as Error).message);
+  }
+  // A box removed or stopped mid-run ends the run with SIGKILL's code (137) or none at all: the box is asked,
+  // so that is never reported as the command's own exit.
+  if (info.ExitCode === null || info.ExitCode === 137 || streamError || info.Running) {
+    const lost = await lostBox();
+    if (lost) return lost;
   }
   if (streamError && (info.Running || info.ExitCode === null)) {
     return result('engine-error', null, (streamError as Error).message);
@@ -612,6 +623,43 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     }
   }
   return result('exited', exitCode);
+}
+
+/** How long the engine may take to report a killed box as stopped after its processes died. */
+const BOX_STATE_LAG_MS = 3_000;
+
+/**
+ * After a run ended the way a killed box ends runs: `removed` or `stopped` when the box is gone. A helper that
+ * runs in the box proves it alive at once; when none can run, the engine's container state decides, polled for
+ * a moment because it lags the kill (the run's exec can end before the engine marks the container stopped).
+ */
+export async function boxLostAfterRun(engine: DockerEngine, containerId: string): Promise<'removed' | 'stopped' | undefined> {
+  let unreachable = false;
+  const alive = await runBoxHelper(engine, containerId, 'true', [], { timeoutMs: 10_000 }).then(
+    (result) => result.exitCode === 0,
+    (error: unknown) => {
+      unreachable = SandboxError.is(error, 'engine-unreachable');
+      return false;
+    },
+  );
+  // Without an engine nothing can be told about the box; the caller reports the engine's error.
+  if (alive || unreachable) return undefined;
+  const started = Date.now();
+  for (;;) {
+    const lost = await boxLostState(engine, containerId);
+    if (lost || Date.now() - started >= BOX_STATE_LAG_MS) return lost;
+    await delay(100);
+  }
+}
+
+/** `removed` or `stopped` when the box's container is gone or no longer running; `undefined` while it runs (or cannot be told). */
+export async function boxLostState(engine: DockerEngine, containerId: string): Promise<'removed' | 'stopped' | undefined> {
+  try {
+    const info = await engine.call('checking the box', (docker, abortSignal) => docker.getContainer(containerId).inspect({ abortSignal }));
+    return info.State?.Running && !info.State.Restarting ? undefined : 'stopped';
+  } catch (error) {
+    return engineStatusOf(error) === 404 ? 'removed' : undefined;
+  }
 }
 
 /** 404/409 on a box container: it was removed or its main process ended (a command may have killed it). */

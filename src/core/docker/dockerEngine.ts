@@ -3,6 +3,7 @@ import type { ErrorReason } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { EngineLocation } from './engineLocation';
 import { dockerodeOptions } from './engineLocation';
+import { PullProgress, type PullEvent } from './pullProgress';
 import { SshAgent, type SshDialOptions } from './sshDialer';
 
 export interface EngineCallOptions {
@@ -14,8 +15,8 @@ export interface EngineCallOptions {
   image?: string;
 }
 
-/** Callback for pull progress: a message and, when known, units done and in total (bytes). */
-export type PullProgress = (message: string, done?: number, total?: number) => void;
+/** Callback for pull progress: a message and, when known, bytes downloaded and in total. */
+export type PullProgressCallback = (message: string, done?: number, total?: number) => void;
 
 interface DockerodeError extends Error {
   code?: string;
@@ -179,15 +180,16 @@ export class DockerEngine {
   }
 
   /**
-   * Pulls an image, reporting per-layer progress summed into bytes. No timeout by default: a pull may take
-   * long; cancel through `signal`.
+   * Pulls an image, reporting the layers' download progress summed into bytes. No timeout by default: a pull may
+   * take long; cancel through `signal`. The engine answers 200 before pulling, so a failure mid-pull arrives as
+   * an error event in the stream: that fails the call (`engine-error` with the engine's message), never "pulled".
    */
-  async pullImage(reference: string, onProgress: PullProgress, signal?: AbortSignal): Promise<void> {
+  async pullImage(reference: string, onProgress: PullProgressCallback, signal?: AbortSignal): Promise<void> {
     await this.call(
       `pulling image ${reference}`,
       async (d, abortSignal) => {
         const stream = (await d.pull(reference, { abortSignal })) as NodeJS.ReadableStream;
-        const layers = new Map<string, { current: number; total: number }>();
+        const tracker = new PullProgress();
         await new Promise<void>((resolve, reject) => {
           const onAbort = (): void => {
             (stream as unknown as { destroy?: () => void }).destroy?.();
@@ -200,25 +202,15 @@ export class DockerEngine {
               abortSignal.removeEventListener('abort', onAbort);
               if (error) {
                 reject(error);
+              } else if (tracker.error !== undefined) {
+                reject(new SandboxError('engine-error', `Pulling image ${reference} failed: ${tracker.error}`));
               } else {
                 resolve();
               }
             },
             (event: PullEvent) => {
-              if (event.error || event.errorDetail) {
-                return;
-              }
-              if (event.id && event.progressDetail?.total) {
-                layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-              }
-              let done = 0;
-              let total = 0;
-              for (const layer of layers.values()) {
-                done += layer.current;
-                total += layer.total;
-              }
-              const message = event.id ? `${event.id}: ${event.status ?? ''}`.trim() : (event.status ?? '');
-              onProgress(message, total > 0 ? done : undefined, total > 0 ? total : undefined);
+              const report = tracker.update(event);
+              if (report) onProgress(report.message, report.done, report.total);
             },
           );
         });
@@ -243,14 +235,6 @@ export interface EngineInfo {
 interface WithSignal {
   version(options: { abortSignal: AbortSignal }): Promise<Dockerode.DockerVersion>;
   info(options: { abortSignal: AbortSignal }): Promise<EngineInfo>;
-}
-
-interface PullEvent {
-  id?: string;
-  status?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
 }
 
 /** The engine's own message (`{"message": …}`) when there is one, else the error's text. */

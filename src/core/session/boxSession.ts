@@ -103,6 +103,12 @@ export interface BoxSessionOptions {
    * for all of them (see `BoxSession.readCandidatesInBox`), `archive` one engine archive request each.
    */
   readChangedFiles?: 'box-tar' | 'archive';
+  /**
+   * Watches the workspace from the mirror's own scan on (see `WorkspaceWatch`). The session owns it once `open`
+   * succeeds; when `open` fails the caller still has it, and can tell whether anything changed since that scan
+   * (the server fails a mirror that overflowed again at once until files or settings change).
+   */
+  watch?: WorkspaceWatch;
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -169,7 +175,7 @@ export class BoxSession {
     private readonly hostState: Manifest,
     readonly mirrored: { files: number; bytes: number },
   ) {
-    this.watch = new WorkspaceWatch(options.folder);
+    this.watch = options.watch ?? new WorkspaceWatch(options.folder);
   }
 
   /**
@@ -187,13 +193,25 @@ export class BoxSession {
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
-    const scanned = await scanWorkspace(folder, filter, {
-      signal,
-      hashFiles: false,
-      onProgress: (files) => progress('Scanning workspace', files),
-    });
+    const beforeListing = options.watch?.beginScan();
+    let scanned: Manifest | undefined;
+    try {
+      scanned = await scanWorkspace(folder, filter, {
+        signal,
+        hashFiles: false,
+        beforeListing,
+        onProgress: (files) => progress('Scanning workspace', files),
+      });
+    } finally {
+      options.watch?.endScan(scanned !== undefined);
+    }
     const files = [...scanned.values()].filter((e) => e.type === 'file');
     const totalBytes = files.reduce((n, e) => n + e.size, 0);
+    const sizeBytes = settings.workspaceSizeMiB * 1024 * 1024;
+    if (settings.workspaceVolume === 'tmpfs' && totalBytes > sizeBytes) {
+      // Cannot fit, whatever the file system's overhead: no box is started for it.
+      throw workspaceOverflow(settings, files.length, totalBytes);
+    }
     progress('Starting box');
     const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal });
     const sent: Manifest = new Map();
@@ -208,8 +226,10 @@ export class BoxSession {
       });
       await box.putArchive(tar, { path: '/workspace', signal });
     } catch (error) {
+      // A mirror that filled /workspace (ENOSPC in the engine's extraction) says so, with the setting that fixes it.
+      const full = SandboxError.is(error, 'cancelled') ? undefined : await workspaceFullAfterFailure(box, settings.workspaceVolume, signal);
       await box.remove().catch(() => undefined);
-      throw error;
+      throw full ? workspaceOverflow(settings, files.length, totalBytes, error) : error;
     }
     options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
@@ -1171,4 +1191,29 @@ function sameStampOrNone(known: ListedEntry | undefined, listed: ListedEntry): b
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The workspace does not fit in `/workspace`: the error names the numbers and the settings that fix it. On a
+ * tmpfs workspace that is `agentSandbox.workspaceSizeMiB`; a disk volume is limited by the engine's disk.
+ */
+function workspaceOverflow(settings: BoxSettings, files: number, bytes: number, cause?: unknown): SandboxError {
+  const size = `${files} files, ${formatMiB(bytes)} to mirror`;
+  const leaveOut = 'or leave large folders out with agentSandbox.exclude (or agentSandbox.useGitignore)';
+  if (settings.workspaceVolume === 'tmpfs') {
+    return new SandboxError(
+      'workspace-full',
+      `The workspace does not fit in the box: ${size}, and /workspace holds ${settings.workspaceSizeMiB} MiB (agentSandbox.workspaceSizeMiB). Raise agentSandbox.workspaceSizeMiB, ${leaveOut}.`,
+      { setting: 'agentSandbox.workspaceSizeMiB', cause },
+    );
+  }
+  return new SandboxError(
+    'workspace-full',
+    `The workspace does not fit in the box: ${size}, and the Docker engine's disk is full. Free space on the engine's disk, ${leaveOut}.`,
+    { setting: 'agentSandbox.exclude', cause },
+  );
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }

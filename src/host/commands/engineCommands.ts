@@ -1,12 +1,15 @@
 import * as vscode from 'vscode';
 import type { EngineReport } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
+import type { SandboxSettings } from '../settings';
 import { showEngineError } from '../errorMessages';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 
 export interface EngineCommandDeps {
   engine: EngineClient;
   log: vscode.LogOutputChannel;
+  /** The settings accessor, to name the configured image. */
+  settings?: SandboxSettings;
 }
 
 /** `Agent Sandbox: Check Docker Engine`: engine and API version, runtimes, whether the image is present. */
@@ -35,15 +38,24 @@ export async function checkEngine(deps: EngineCommandDeps): Promise<EngineReport
   }
 }
 
-/** `Agent Sandbox: Pull Image`: pulls the configured image with progress. */
+/**
+ * `Agent Sandbox: Pull Image`: pulls the configured image (or `image`) with its download size and percentage in
+ * the notification's progress bar. True only when the pull completed: a pull that failed midway is an error.
+ */
 export async function pullImage(deps: EngineCommandDeps, image?: string): Promise<boolean> {
   try {
+    const name = image ?? deps.settings?.box().image ?? 'the sandbox image';
     await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Agent Sandbox: pulling ${image ?? 'the sandbox image'}`, cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: `Agent Sandbox: pulling ${name}`, cancellable: true },
       async (progress, token) => {
         const progressToken = deps.engine.newProgressToken();
+        let shown = 0;
         const sub = deps.engine.onProgress((p) => {
-          if (p.token === progressToken) progress.report({ message: p.message });
+          if (p.token !== progressToken) return;
+          // The bar only moves forward; the total grows as the engine starts further layers.
+          const now = p.total ? Math.min(100, Math.floor(((p.done ?? 0) / p.total) * 100)) : shown;
+          progress.report({ message: p.message, increment: Math.max(0, now - shown) });
+          shown = Math.max(shown, now);
         });
         try {
           await deps.engine.pullImage({ image, progressToken }, token);
@@ -52,7 +64,8 @@ export async function pullImage(deps: EngineCommandDeps, image?: string): Promis
         }
       },
     );
-    void vscode.window.showInformationMessage('Agent Sandbox: image pulled.');
+    deps.log.info(`[host] pulled ${name}`);
+    void vscode.window.showInformationMessage(`Agent Sandbox: pulled ${name}.`);
     return true;
   } catch (error) {
     await showEngineError(error, deps.log);

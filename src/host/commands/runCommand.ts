@@ -20,6 +20,11 @@ export interface RunCommandArgs {
   cwd?: string;
   timeoutSeconds?: number;
   decision?: RunDecision;
+  /**
+   * When the image is missing: `ask` (default) offers to pull it and then runs the command; `pull` pulls it
+   * without asking (callers that decided already, tests); `fail` reports the error.
+   */
+  imageMissing?: 'ask' | 'pull' | 'fail';
 }
 
 /** What the command returns, so callers (agents, tests, keybindings) can act on it. */
@@ -85,7 +90,7 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
             for (const note of runNotes(result)) output.appendLine(`[${note}]`);
             progress.report({ message: 'Collecting changes…' });
-            const changeSet = await engine.collect(folder);
+            const changeSet = await engine.collectAfterRun(folder, result);
             deps.runEvents.fireEnded({ runId, folder, result, changeSet, endedAt: Date.now() });
             return { result, changeSet };
           } catch (error) {
@@ -102,10 +107,30 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
     );
     return await decide(deps, command, run.result, run.changeSet, request.decision ?? 'ask');
   } catch (error) {
-    if (errorReason(error) !== 'cancelled') await showEngineError(error, deps.log);
+    const imageMissing = request.imageMissing ?? 'ask';
+    if (errorReason(error) === 'image-missing' && imageMissing !== 'fail') {
+      // Nothing ran yet (the box could not be created): once the image is pulled, the same run goes on. The
+      // prompt (or the pull command's own error) has told the user already.
+      deps.log.warn(`[host] ${errorText(error)}`);
+      if (await pullMissingImage(imageMissing, errorText(error))) {
+        return runCommandInSandbox(deps, { ...request, folder, command, imageMissing: 'fail' });
+      }
+    } else if (errorReason(error) !== 'cancelled') {
+      await showEngineError(error, deps.log);
+    }
     if (request.decision && request.decision !== 'ask') throw error;
     return undefined;
   }
+}
+
+/** Offers (or, with `pull`, goes straight) to pull the missing image; true when it was pulled. */
+async function pullMissingImage(mode: 'ask' | 'pull', message: string): Promise<boolean> {
+  if (mode === 'ask') {
+    const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Pull Image and Run', 'Open Settings');
+    if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
+    if (choice !== 'Pull Image and Run') return false;
+  }
+  return (await vscode.commands.executeCommand<boolean>('agentSandbox.pullImage')) === true;
 }
 
 async function decide(

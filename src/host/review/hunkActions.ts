@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { Hunk } from '../../core/changes/hunks';
+import type { Hunk, HunkSplit } from '../../core/changes/hunks';
 import { Disposable } from '../../core/lifecycle';
 import { PROPOSAL_SCHEME } from './proposalDocuments';
 
@@ -10,8 +10,8 @@ const PROPOSAL_HAS_HUNKS_KEY = 'agentSandbox.proposalHasHunks';
 
 /** What the hunk UI needs from the review. */
 export interface HunkSource {
-  /** The proposal's pending text change hunks (empty for adds, deletes, binaries, files too large to split). */
-  hunksOfProposal(proposal: vscode.TextDocument): Promise<Hunk[]>;
+  /** The proposal's hunks (none for adds, deletes, binaries), or why its file is decided as a whole. */
+  hunksOfProposal(proposal: vscode.TextDocument): Promise<HunkSplit>;
   readonly onDidChange: vscode.Event<unknown>;
 }
 
@@ -61,7 +61,7 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     if (!editor) return undefined;
     const proposal = editor.document.uri.scheme === PROPOSAL_SCHEME ? editor.document : await this.proposalBeside(editor);
     if (!proposal) return undefined;
-    const hunks = await this.source.hunksOfProposal(proposal);
+    const hunks = (await this.source.hunksOfProposal(proposal)).hunks ?? [];
     if (hunks.length === 0) return undefined;
     const onProposal = editor.document === proposal;
     const line = editor.selection.active.line;
@@ -77,7 +77,7 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
   async revealHunk(direction: 1 | -1): Promise<boolean> {
     const editor = vscode.window.activeTextEditor;
     if (!editor || editor.document.uri.scheme !== PROPOSAL_SCHEME) return false;
-    const hunks = await this.source.hunksOfProposal(editor.document);
+    const hunks = (await this.source.hunksOfProposal(editor.document)).hunks ?? [];
     const line = editor.selection.active.line;
     const next = direction > 0 ? hunks.find((h) => h.proposalStart > line) : [...hunks].reverse().find((h) => h.proposalStart < line);
     if (!next) return false;
@@ -88,8 +88,17 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
   }
 
   async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
-    const hunks = await this.source.hunksOfProposal(document);
-    return hunks.flatMap((hunk) => {
+    const split = await this.source.hunksOfProposal(document);
+    if (split.wholeFileOnly !== undefined) {
+      // Decided as a whole: say why at the top, with the file's own actions instead of per-hunk ones.
+      const top = new vscode.Range(0, 0, 0, 0);
+      return [
+        new vscode.CodeLens(top, { title: `No hunks: ${split.wholeFileOnly}`, command: '', tooltip: 'Accept or reject the whole file' }),
+        new vscode.CodeLens(top, { title: 'Accept File', command: 'agentSandbox.review.accept', arguments: [document.uri] }),
+        new vscode.CodeLens(top, { title: 'Reject File', command: 'agentSandbox.review.reject', arguments: [document.uri] }),
+      ];
+    }
+    return split.hunks.flatMap((hunk) => {
       const range = lineRange(document, hunk);
       return [
         new vscode.CodeLens(range, { title: 'Accept Hunk', command: 'agentSandbox.review.acceptHunk', arguments: [document.uri, hunk.index], tooltip: `Take ${hunk.header} into your workspace` }),
@@ -99,7 +108,7 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
   }
 
   async provideHover(document: vscode.TextDocument, position: vscode.Position): Promise<vscode.Hover | undefined> {
-    const hunks = await this.source.hunksOfProposal(document);
+    const hunks = (await this.source.hunksOfProposal(document)).hunks ?? [];
     const hunk = hunks.find((h) => position.line >= h.proposalStart && position.line < h.proposalStart + Math.max(h.proposalCount, 1));
     if (!hunk) return undefined;
     const link = (command: string) => `command:${command}?${encodeURIComponent(JSON.stringify([document.uri.toJSON(), hunk.index]))}`;
@@ -123,7 +132,13 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
   private async redraw(): Promise<void> {
     for (const editor of vscode.window.visibleTextEditors) {
       if (editor.document.uri.scheme !== PROPOSAL_SCHEME) continue;
-      const hunks = await this.source.hunksOfProposal(editor.document).catch(() => [] as Hunk[]);
+      const split = await this.source.hunksOfProposal(editor.document).catch((): HunkSplit => ({ hunks: [] }));
+      if (split.wholeFileOnly !== undefined) {
+        const top = new vscode.Range(0, 0, 0, 0);
+        editor.setDecorations(this.hint, [{ range: top, renderOptions: { after: { contentText: `no hunks: ${split.wholeFileOnly} · Ctrl+Alt+Shift+Y accept file · Ctrl+Alt+Shift+N reject` } } }]);
+        continue;
+      }
+      const hunks = split.hunks;
       editor.setDecorations(
         this.hint,
         hunks.map((hunk) => ({
@@ -147,7 +162,7 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     let hasHunks = false;
     if (proposal) {
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === proposal.toString());
-      hasHunks = document ? (await this.source.hunksOfProposal(document).catch(() => [])).length > 0 : false;
+      hasHunks = document ? ((await this.source.hunksOfProposal(document).catch((): HunkSplit => ({ hunks: [] }))).hunks?.length ?? 0) > 0 : false;
     }
     await vscode.commands.executeCommand('setContext', PROPOSAL_HAS_HUNKS_KEY, hasHunks);
   }

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeSet } from '../../shared/protocol';
-import { acceptHunk, computeHunks, rejectHunk, type Hunk } from '../../core/changes/hunks';
+import { acceptHunk, computeHunks, rejectHunk, type HunkSplit } from '../../core/changes/hunks';
 import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
 import { errorText, showEngineError } from '../errorMessages';
@@ -448,13 +448,17 @@ export class ReviewController extends Disposable {
   // ---------------------------------------------------------------------------------------------------------
   // Hunks.
 
-  /** The hunks of a proposal of a modified text file, against the workspace file; none for anything else. */
-  async hunksOfProposal(document: vscode.TextDocument): Promise<Hunk[]> {
+  /**
+   * The hunks of a proposal of a modified text file, against the workspace file (or why it is decided as a
+   * whole: too large, too scattered); no hunks for anything else.
+   */
+  async hunksOfProposal(document: vscode.TextDocument): Promise<HunkSplit> {
+    const none: HunkSplit = { hunks: [] };
     const located = this.locate(document.uri);
     const query = new URLSearchParams(document.uri.query);
-    if (!located || query.get('empty') === '1' || query.get('base') === '1') return [];
+    if (!located || query.get('empty') === '1' || query.get('base') === '1') return none;
     const change = this.review(located.folder).current.changes.find((c) => c.path === located.path);
-    if (!change || change.kind !== 'modified' || change.binary || change.type !== 'file') return [];
+    if (!change || change.kind !== 'modified' || change.binary || change.type !== 'file') return none;
     return this.hunksOf(located.folder, located.path, document.getText());
   }
 
@@ -474,7 +478,7 @@ export class ReviewController extends Disposable {
     await this.openDiff(folder, next.path);
   }
 
-  private async hunksOf(folder: string, relPath: string, proposal: string): Promise<Hunk[]> {
+  private async hunksOf(folder: string, relPath: string, proposal: string): Promise<HunkSplit> {
     const base = await vscode.workspace.openTextDocument(vscode.Uri.file(path.join(folder, ...relPath.split('/'))));
     return computeHunks(base.getText(), proposal);
   }
@@ -496,7 +500,12 @@ export class ReviewController extends Disposable {
       }
       const base = document.getText();
       const proposal = Buffer.from(await this.deps.engine.readProposal(folder, relPath)).toString('utf8');
-      const hunk = computeHunks(base, proposal)[index];
+      const split = computeHunks(base, proposal);
+      if (split.wholeFileOnly !== undefined) {
+        void vscode.window.showWarningMessage(`Agent Sandbox: ${relPath} has no hunks to decide: ${split.wholeFileOnly}. Accept or reject the whole file.`);
+        return undefined;
+      }
+      const hunk = split.hunks[index];
       if (!hunk) return undefined;
       if (decision === 'accept') {
         const edit = new vscode.WorkspaceEdit();

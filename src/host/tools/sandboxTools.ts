@@ -258,7 +258,7 @@ export class SandboxTools extends Disposable {
       outputSub.dispose();
     }
     output?.appendLine('');
-    const after = await engine.collect(folder);
+    const after = await engine.collectAfterRun(folder, result);
     return { text: formatRunResult(input.command, result, changesByRun(before, after), after.changes), result, changeSet: after };
   }
 }
