@@ -95,7 +95,7 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     await page.locator('.quick-input-widget', { hasText: 'Run Command in Sandbox' }).waitFor({ state: 'visible' });
     await page.locator('.quick-input-widget input').fill(`sed -i -e 's/^line 3$/line 3 from the box/' -e 's/^line 27$/line 27 from the box/' ${name}`);
     await page.keyboard.press('Enter');
-    // The run's end brings the review into view by itself (its notification hides after a while).
+    await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
     const row = page.locator('.scm-view .monaco-list-row', { hasText: name }).first();
     await row.waitFor({ state: 'visible', timeout: 120_000 });
     await row.click();

@@ -155,9 +155,6 @@ async function decide(
       return { result, changeSet, decision: 'kept' };
     }
     if (choice === 'review') await openReview(changeSet, command);
-    // The notification hides itself after a while; the review it offers stays in view, with Accept All and
-    // Reject All in its title, so the decision is never lost with the toast.
-    else await vscode.commands.executeCommand('agentSandbox.review.focus');
     const picked = await vscode.window.showInformationMessage(
       `Agent Sandbox: ${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`,
       'Review',
