@@ -32,11 +32,25 @@ suite('secretPatterns and SyncFilter', () => {
       'ci/.kube/config',
       'gcp/credentials.json',
       '.ENV',
+      // Issue 11: these reached the box before.
+      '.vault-token',
+      'infra/prod.tfvars',
+      'infra/terraform.tfvars.json',
+      'terraform.tfstate',
+      'infra/terraform.tfstate.backup',
+      'kubeconfig',
+      'deploy/kubeconfig.yaml',
+      'gcp/service-account.json',
+      'gcp/my-service-account-key.json',
+      '.boto',
+      '.s3cfg',
+      'config/secrets.yml',
+      'secrets.yaml',
     ];
     for (const secret of secrets) {
       assert.equal(isSecretPath(secret), true, secret);
     }
-    const kept = ['.env.example', 'app/.env.sample', '.env.template', 'src/env.ts', 'keyboard.ts', 'docker/config.json', 'README.md', '.gitignore', '.git/config'];
+    const kept = ['.env.example', 'app/.env.sample', '.env.template', 'src/env.ts', 'keyboard.ts', 'docker/config.json', 'README.md', '.gitignore', '.git/config', 'variables.tf', 'docs/kubernetes.md', 'config/secrets.example.yml', 'service.json'];
     for (const path of kept) {
       assert.equal(isSecretPath(path), false, path);
     }
