@@ -1,0 +1,172 @@
+// Issue 11, item 3: host data must not reach the box past the deny-list. Each case is a real attempt against
+// the real engine: a workspace on the host that tries to carry a secret in (a race that swaps a directory for
+// a link out of the workspace while the mirror and catch-up read it; history in .git; credential files the
+// deny-list missed), mirrored exactly as the product does, then searched for from inside the box. Controls
+// show the attempt reaches the secret where the defence is absent, so each case can fail.
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, promises as fs, openSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BOX_GID, BOX_UID } from '../../src/core/box/boxConfig';
+import { Box } from '../../src/core/box/box';
+import type { DockerEngine } from '../../src/core/docker/dockerEngine';
+import { BoxSession } from '../../src/core/session/boxSession';
+import { SyncFilter } from '../../src/core/workspace/syncFilter';
+import { scanWorkspace } from '../../src/core/workspace/workspaceScan';
+import { packWorkspace } from '../../src/core/workspace/workspaceTar';
+import type { BoxSettings } from '../../src/shared/protocol';
+import { TEST_IMAGES, connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from '../engine/engineHarness';
+import { writeTree } from '../unit/workspace/treeFixtures';
+
+let engine: DockerEngine | undefined;
+const ownerId = testOwnerId('host-leaks');
+const temps: string[] = [];
+
+async function tempDir(label: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `as-leaks-${label}-`));
+  temps.push(dir);
+  return dir;
+}
+
+function openSession(folder: string, settings: Partial<BoxSettings> = {}): Promise<BoxSession> {
+  return BoxSession.open(
+    { engine: engine!, settings: testSettings(settings), folder, ownerId, env: [], log: () => undefined },
+    () => undefined,
+  );
+}
+
+/** Paths in the box's /workspace whose content holds `marker` (grep -r, so also in .git objects' plain text). */
+async function boxFilesWith(box: Box, marker: string): Promise<string[]> {
+  const result = await sh(box, `grep -rl -- '${marker}' /workspace 2>/dev/null; true`);
+  return result.stdout.split('\n').filter(Boolean);
+}
+
+suiteSetup(async function () {
+  this.timeout(60_000);
+  engine = await connectTestEngine();
+});
+
+suiteTeardown(async function () {
+  this.timeout(60_000);
+  await removeEverythingOwnedBy(engine, ownerId);
+  for (const dir of temps) await fs.rm(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The race: a directory of the workspace swapped for a symlink out of it between the scan and the read.
+
+const RACE_FILES = 120;
+
+/**
+ * A workspace whose `dir/` holds files named like those of an outside folder (whose content is a marker), a
+ * parked link `link -> outside`, and a child process that swaps `dir` with that link as fast as it can, with
+ * renames (each atomic), so at any moment `dir` is either the real directory or the link.
+ */
+async function makeRaceArena(): Promise<{ folder: string; marker: string; swapper: ChildProcess; stop(): Promise<number> }> {
+  const parent = await tempDir('race');
+  const folder = path.join(parent, 'workspace');
+  const outside = path.join(parent, 'outside');
+  const marker = `OUTSIDE-SECRET-${randomBytes(6).toString('hex')}`;
+  const inside: Record<string, string> = { 'README.md': 'readme\n' };
+  const secret: Record<string, string> = {};
+  for (let i = 0; i < RACE_FILES; i++) {
+    const name = `f${String(i).padStart(3, '0')}.txt`;
+    inside[`dir/${name}`] = `inside ${i}\n`;
+    secret[name] = `${marker} ${i}\n`;
+  }
+  await writeTree(folder, inside);
+  await writeTree(outside, secret);
+  await fs.symlink(outside, path.join(folder, 'link'));
+  const script = `
+    const fs = require('fs'); const path = require('path');
+    const d = path.join(process.argv[1], 'dir'), l = path.join(process.argv[1], 'link'), p = path.join(process.argv[1], 'parked');
+    let swaps = 0, stop = false;
+    process.on('SIGTERM', () => { stop = true; });
+    const loop = () => {
+      for (let i = 0; i < 200 && !stop; i++) {
+        fs.renameSync(d, p); fs.renameSync(l, d);   // dir is now the link out
+        fs.renameSync(d, l); fs.renameSync(p, d);   // dir is the real directory again
+        swaps++;
+      }
+      if (stop) { process.stdout.write(String(swaps)); process.exit(0); }
+      setImmediate(loop);
+    };
+    loop();`;
+  const swapper = spawn(process.execPath, ['-e', script, folder], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  swapper.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number>((resolve) => swapper.once('exit', () => resolve(Number(output) || 0)));
+  return {
+    folder,
+    marker,
+    swapper,
+    stop: async () => {
+      swapper.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+suite('host leaks: a directory swapped for a link out of the workspace while it is mirrored (race)', () => {
+  test('under a tight swap loop, mirror and catch-up never send the outside files; control: a naive O_NOFOLLOW read of the same paths does read them', async function () {
+    this.timeout(240_000);
+    const arena = await makeRaceArena();
+    let stopped = false;
+    try {
+      const filter = await SyncFilter.create(arena.folder, { exclude: [], useGitignore: false });
+      // Control first, same loop and paths: opening each scanned file by path with O_NOFOLLOW (the old code)
+      // follows a swapped `dir` and reads the outside marker.
+      let naiveLeaks = 0;
+      for (let round = 0; round < 200 && naiveLeaks === 0; round++) {
+        const manifest = await scanWorkspace(arena.folder, filter, { hashFiles: false });
+        for (const entry of manifest.values()) {
+          if (entry.type !== 'file' || !entry.path.startsWith('dir/')) continue;
+          try {
+            const fd = openSync(path.join(arena.folder, ...entry.path.split('/')), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+            try {
+              if (readFileSync(fd, 'utf8').includes(arena.marker)) naiveLeaks++;
+            } finally {
+              closeSync(fd);
+            }
+          } catch {
+            // Renamed away at that instant.
+          }
+        }
+      }
+      assert.ok(naiveLeaks > 0, 'control: the swap loop never made a naive read follow the link, so the race was not exercised');
+
+      // The product's mirror (BoxSession.open: scan, pack, putArchive), then catch-ups while the loop runs.
+      const session = await openSession(arena.folder);
+      let refusedByOpener = 0;
+      // Then scan + pack + putArchive rounds (what the mirror does), counting the entries the opener refused
+      // mid-race: the opener opens `dir` once per round and reads every file through that fd, so a round whose
+      // scan saw the directory either refuses all of dir/ (the link was there) or sends the real files.
+      for (let round = 0; round < 25; round++) {
+        const manifest = await scanWorkspace(arena.folder, filter, { hashFiles: false });
+        const tar = packWorkspace(arena.folder, manifest.values(), {
+          uid: BOX_UID,
+          gid: BOX_GID,
+          onSkipped: (_relPath, reason) => {
+            if (/ELOOP|ENOTDIR/.test(reason)) refusedByOpener++;
+          },
+        });
+        await session.box.putArchive(tar, { path: '/workspace' });
+        // Catch-up packs what changed since the last scan through the same opener; a few rounds (each can
+        // check 120 paths in the box one by one, seconds on a busy machine).
+        if (round < 3) await session.catchUp();
+      }
+      const swaps = await arena.stop();
+      stopped = true;
+      const leaked = await boxFilesWith(session.box, arena.marker);
+      assert.deepEqual(leaked, [], `outside files reached the box: ${leaked.join(', ')}`);
+      assert.ok(refusedByOpener > 0, `the race was never hit during packing (${swaps} swaps): the test proved nothing`);
+      // The box did get the real directory's files at some point: the mirror works under the race.
+      assert.match(await shOk(session.box, 'cat /workspace/README.md'), /readme/);
+      this.test!.title += ` [${swaps} swaps, ${refusedByOpener} entries refused mid-race, naive control leaked ${naiveLeaks}]`;
+    } finally {
+      if (!stopped) await arena.stop();
+    }
+  });
+});
