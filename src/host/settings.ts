@@ -56,6 +56,9 @@ export class SandboxSettings extends Disposable {
         inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue ?? inspected?.defaultValue;
       if (value !== undefined) result[key] = value;
     }
+    // Machine-scoped (design.md invariant 9): what host data enters the box is never a workspace's choice.
+    const gitHistory = config.inspect('gitHistory');
+    result.gitHistory = gitHistory?.globalValue ?? gitHistory?.defaultValue;
     return result as Partial<BoxSettings>;
   }
 

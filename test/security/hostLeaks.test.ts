@@ -18,7 +18,7 @@ import { scanWorkspace } from '../../src/core/workspace/workspaceScan';
 import { packWorkspace } from '../../src/core/workspace/workspaceTar';
 import type { BoxSettings } from '../../src/shared/protocol';
 import { TEST_IMAGES, connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from '../engine/engineHarness';
-import { writeTree } from '../unit/workspace/treeFixtures';
+import { hostGit, writeTree } from '../unit/workspace/treeFixtures';
 
 let engine: DockerEngine | undefined;
 const ownerId = testOwnerId('host-leaks');
@@ -168,5 +168,159 @@ suite('host leaks: a directory swapped for a link out of the workspace while it 
     } finally {
       if (!stopped) await arena.stop();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// History: secrets that were committed or stashed once, and credentials in git configs.
+
+interface HistoryFixture {
+  folder: string;
+  /** Each secret's marker; none may be readable in a fresh box. */
+  secrets: { envInHistory: string; stash: string; remoteToken: string; nestedEnv: string; nestedSmtp: string };
+  headSubject: string;
+}
+
+/**
+ * A repository whose HEAD~1 committed `.env` (HEAD removed it; it is still on disk, deny-listed), with a stash
+ * holding a secret, a remote URL with a token, and a nested repository `vendor/lib` with its own `.env` in
+ * history and `sendemail.smtpPass` in its config.
+ */
+async function makeHistoryFixture(): Promise<HistoryFixture> {
+  const folder = await tempDir('history');
+  const tag = randomBytes(5).toString('hex');
+  const secrets = {
+    envInHistory: `ENV-IN-HISTORY-${tag}`,
+    stash: `STASHED-SECRET-${tag}`,
+    remoteToken: `ghp_${'T'.repeat(26)}${tag}`,
+    nestedEnv: `NESTED-ENV-${tag}`,
+    nestedSmtp: `NESTED-SMTP-${tag}`,
+  };
+  const headSubject = 'Stop tracking .env';
+  await writeTree(folder, { 'README.md': '# demo\n', 'src/app.js': 'console.log(1);\n', '.env': `API_KEY=${secrets.envInHistory}\n` });
+  hostGit(folder, 'init', '-q');
+  hostGit(folder, 'add', '-A');
+  hostGit(folder, 'commit', '-q', '-m', 'First commit, .env included by mistake');
+  hostGit(folder, 'rm', '-q', '--cached', '.env');
+  await writeTree(folder, { '.gitignore': '.env\n' });
+  hostGit(folder, 'add', '-A');
+  hostGit(folder, 'commit', '-q', '-m', `${headSubject}\n\nIt holds the API key.`);
+  await writeTree(folder, { 'src/app.js': `console.log("${secrets.stash}");\n` });
+  hostGit(folder, 'stash', '-q');
+  hostGit(folder, 'remote', 'add', 'origin', `https://bob:${secrets.remoteToken}@github.com/o/r.git`);
+
+  const nested = path.join(folder, 'vendor', 'lib');
+  await writeTree(nested, { 'index.js': 'module.exports = 1;\n', '.env': `TOKEN=${secrets.nestedEnv}\n` });
+  hostGit(nested, 'init', '-q');
+  hostGit(nested, 'add', '-A');
+  hostGit(nested, 'commit', '-q', '-m', 'lib with its env');
+  hostGit(nested, 'rm', '-q', '.env');
+  hostGit(nested, 'commit', '-q', '-m', 'lib without its env');
+  hostGit(nested, 'config', 'sendemail.smtpPass', secrets.nestedSmtp);
+  return { folder, secrets, headSubject };
+}
+
+suite('host leaks: git history and git configs (agentSandbox.gitHistory)', () => {
+  test('"fresh" (default): no secret of history, stash, remotes or a nested repository is readable in the box; git status is clean, log -1 shows HEAD, an agent edit shows in git diff and the box .git is never pending', async function () {
+    this.timeout(180_000);
+    const fixture = await makeHistoryFixture();
+    const session = await openSession(fixture.folder, { image: TEST_IMAGES.node });
+    const box = session.box;
+    assert.equal(session.info.git, 'fresh');
+    assert.equal(session.info.gitNote, undefined);
+
+    const attempts = await sh(
+      box,
+      'cd /workspace && git show HEAD~1:.env; git stash list; git stash show -p; git log --all -p; git reflog; git show-ref; ' +
+        'cd vendor/lib && git show HEAD~1:.env; git log --all -p; git config --list',
+    );
+    for (const [name, marker] of Object.entries(fixture.secrets)) {
+      assert.ok(!`${attempts.stdout}${attempts.stderr}`.includes(marker), `${name} readable through git in the box`);
+      assert.deepEqual(await boxFilesWith(box, marker), [], `${name} is in a file of the box`);
+    }
+    // Nothing of the host's repository beyond HEAD: one commit, one ref, no stash, no hooks.
+    assert.equal((await shOk(box, 'cd /workspace && git rev-list --all | wc -l')).trim(), '1');
+    assert.equal((await shOk(box, 'cd /workspace && git show-ref')).trim().split('\n').length, 1);
+    assert.equal((await sh(box, 'test -e /workspace/.git/hooks || test -e /workspace/.git/refs/stash')).exitCode, 1);
+
+    // What agents need still works.
+    assert.equal(await shOk(box, 'cd /workspace && git status --porcelain'), '');
+    assert.equal((await shOk(box, 'cd /workspace && git log -1 --format=%s%n%an')).trim(), `${fixture.headSubject}\nAda Lovelace`);
+    assert.equal((await shOk(box, 'cd /workspace && git branch --show-current')).trim(), 'main');
+    assert.equal((await shOk(box, 'cd /workspace && git remote get-url origin')).trim(), 'https://github.com/o/r.git');
+    assert.equal((await shOk(box, 'cd /workspace/vendor/lib && git log -1 --format=%s && git status --porcelain')).trim(), 'lib without its env');
+    await shOk(box, 'cd /workspace && echo "console.log(2);" >> src/app.js');
+    assert.match(await shOk(box, 'cd /workspace && git diff'), /^\+console\.log\(2\);$/m);
+
+    // The box's .git is its own: never pending; the host's .git is never caught up.
+    const changes = await session.collect();
+    assert.deepEqual(changes.changes.map((c) => c.path), ['src/app.js']);
+    assert.deepEqual(changes.refused, []);
+    hostGit(fixture.folder, 'commit', '-q', '--allow-empty', '-m', 'a host commit after the mirror');
+    await writeTree(fixture.folder, { 'host-edit.txt': 'edited on the host\n' });
+    const caughtUp = await session.catchUp();
+    assert.deepEqual(caughtUp.sent, ['host-edit.txt']);
+    assert.equal((await shOk(box, 'cd /workspace && git rev-list --all | wc -l')).trim(), '1');
+  });
+
+  test('control "full": the whole .git enters, so the secret of HEAD~1 and the stash are readable (the test can see them); remotes and nested configs are still sanitized', async function () {
+    this.timeout(180_000);
+    const fixture = await makeHistoryFixture();
+    const session = await openSession(fixture.folder, { image: TEST_IMAGES.node, gitHistory: 'full' });
+    assert.equal(session.info.git, 'full');
+    assert.match(await shOk(session.box, 'cd /workspace && git show HEAD~1:.env'), new RegExp(fixture.secrets.envInHistory));
+    assert.match(await shOk(session.box, 'cd /workspace && git stash show -p'), new RegExp(fixture.secrets.stash));
+    assert.match(await shOk(session.box, 'cd /workspace/vendor/lib && git show HEAD~1:.env'), new RegExp(fixture.secrets.nestedEnv));
+    assert.deepEqual(await boxFilesWith(session.box, fixture.secrets.remoteToken), []);
+    assert.deepEqual(await boxFilesWith(session.box, fixture.secrets.nestedSmtp), []);
+    assert.equal((await shOk(session.box, 'cd /workspace && git remote get-url origin')).trim(), 'https://github.com/o/r.git');
+  });
+
+  test('an image without git ("fresh"): the box gets no .git, and runs say so', async function () {
+    this.timeout(120_000);
+    const fixture = await makeHistoryFixture();
+    const session = await openSession(fixture.folder, { image: TEST_IMAGES.busybox });
+    assert.equal(session.info.git, 'none');
+    assert.match(session.info.gitNote ?? '', /no git/);
+    assert.equal((await sh(session.box, 'find /workspace -name .git | grep .')).exitCode, 1);
+    const result = await session.exec({ command: 'true', runId: 'git-note' }, () => undefined);
+    assert.match(result.gitNote ?? '', /no git/);
+    for (const marker of Object.values(fixture.secrets)) assert.deepEqual(await boxFilesWith(session.box, marker), []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Credential files the deny-list used to miss.
+
+suite('host leaks: credential files and URLs past the deny-list', () => {
+  test('.vault-token, *.tfvars, *.tfstate, kubeconfig, service-account*.json, .boto, .s3cfg, secrets.y*ml never enter the box, .gitmodules URLs lose their credentials; control: the same marker in an ordinary file does', async function () {
+    this.timeout(120_000);
+    const folder = await tempDir('denylist');
+    const marker = `CREDENTIAL-${randomBytes(5).toString('hex')}`;
+    const credentialFiles = [
+      '.vault-token',
+      'infra/prod.tfvars',
+      'infra/terraform.tfvars.json',
+      'infra/terraform.tfstate',
+      'infra/terraform.tfstate.backup',
+      'kubeconfig',
+      'deploy/kubeconfig.yaml',
+      'gcp/service-account.json',
+      'gcp/my-service-account-key.json',
+      '.boto',
+      '.s3cfg',
+      'config/secrets.yml',
+      'config/secrets.yaml',
+    ];
+    await writeTree(folder, {
+      ...Object.fromEntries(credentialFiles.map((p) => [p, `${marker} ${p}\n`])),
+      'control.txt': `${marker} control\n`,
+      '.gitmodules': `[submodule "lib"]\n\tpath = lib\n\turl = https://oauth2:glpat-${marker}@gitlab.com/o/lib.git\n`,
+    });
+    const session = await openSession(folder);
+    assert.deepEqual(await boxFilesWith(session.box, marker), ['/workspace/control.txt'], 'only the control file holds the marker');
+    const listed = (await shOk(session.box, 'cd /workspace && find . -type f | sort')).split('\n').filter(Boolean);
+    for (const p of credentialFiles) assert.ok(!listed.includes(`./${p}`), `${p} reached the box`);
+    assert.equal(await shOk(session.box, 'cat /workspace/.gitmodules'), '[submodule "lib"]\n\tpath = lib\n\turl = https://gitlab.com/o/lib.git\n');
   });
 });
