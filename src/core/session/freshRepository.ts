@@ -28,8 +28,8 @@ const NO_GIT = 127;
 
 /**
  * Args: directory (relative to /workspace, '' = root), branch, author name, email, date, message, then
- * remote name/URL pairs. Everything reaches git as an argument or through stdin-free env, never through a
- * shell string. No template (so no hooks), no system config, hooks off, no signing.
+ * remote name/URL pairs. Everything reaches git as a positional argument or an environment variable, never as
+ * shell text. No template (so no hooks), no system config, hooks off, no signing.
  */
 export const FRESH_REPOSITORY_SCRIPT = `
 command -v git >/dev/null 2>&1 || exit ${NO_GIT}

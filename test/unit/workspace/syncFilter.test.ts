@@ -66,6 +66,18 @@ suite('secretPatterns and SyncFilter', () => {
     assert.equal(filter.isExcluded('src/index.ts', false), false);
   });
 
+  test('leaveOutGit (gitHistory fresh/none): every .git, directory or file, any depth and case, is left out with what is under it', async () => {
+    const filter = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false, leaveOutGit: true });
+    for (const p of ['.git', '.git/config', '.git/objects/ab/cdef', 'vendor/lib/.git', 'vendor/lib/.git/HEAD', 'sub/.GIT/config']) {
+      assert.equal(filter.isExcluded(p, !p.includes('/') || p.endsWith('.git')), true, p);
+    }
+    for (const p of ['.gitignore', '.gitmodules', 'src/git/x', '.github/workflows/ci.yml', 'a.git']) {
+      assert.equal(filter.isExcluded(p, false), false, p);
+    }
+    const full = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false });
+    assert.equal(full.isExcluded('.git/config', false), false, 'gitHistory full: .git is sent (its config sanitized)');
+  });
+
   test('exclude globs: bare names match at any depth, anchored and path globs match from the root', async () => {
     const filter = await SyncFilter.create('/nonexistent', { exclude: ['*.log', 'node_modules', '/build', 'dist/**', 'docs/*.pdf', '.cache/'], useGitignore: false });
     assert.equal(filter.isExcluded('a/b/debug.log', false), true);
