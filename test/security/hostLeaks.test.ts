@@ -111,7 +111,7 @@ async function makeRaceArena(): Promise<{ folder: string; marker: string; swappe
 
 suite('host leaks: a directory swapped for a link out of the workspace while it is mirrored (race)', () => {
   test('under a tight swap loop, mirror and catch-up never send the outside files; control: a naive O_NOFOLLOW read of the same paths does read them', async function () {
-    this.timeout(240_000);
+    this.timeout(420_000);
     const arena = await makeRaceArena();
     let stopped = false;
     try {
@@ -143,7 +143,10 @@ suite('host leaks: a directory swapped for a link out of the workspace while it 
       // Then scan + pack + putArchive rounds (what the mirror does), counting the entries the opener refused
       // mid-race: the opener opens `dir` once per round and reads every file through that fd, so a round whose
       // scan saw the directory either refuses all of dir/ (the link was there) or sends the real files.
-      for (let round = 0; round < 25; round++) {
+      // At least 25 rounds, and on until the race was hit (about one round in ten here: the scan must see the
+      // directory and the pack then meet the link); 400 rounds without a hit fail below.
+      let rounds = 0;
+      for (let round = 0; round < 400 && (round < 25 || refusedByOpener === 0); round++, rounds++) {
         const manifest = await scanWorkspace(arena.folder, filter, { hashFiles: false });
         const tar = packWorkspace(arena.folder, manifest.values(), {
           uid: BOX_UID,
@@ -161,10 +164,10 @@ suite('host leaks: a directory swapped for a link out of the workspace while it 
       stopped = true;
       const leaked = await boxFilesWith(session.box, arena.marker);
       assert.deepEqual(leaked, [], `outside files reached the box: ${leaked.join(', ')}`);
-      assert.ok(refusedByOpener > 0, `the race was never hit during packing (${swaps} swaps): the test proved nothing`);
+      assert.ok(refusedByOpener > 0, `the race was never hit during packing (${rounds} rounds, ${swaps} swaps): the test proved nothing`);
       // The box did get the real directory's files at some point: the mirror works under the race.
       assert.match(await shOk(session.box, 'cat /workspace/README.md'), /readme/);
-      this.test!.title += ` [${swaps} swaps, ${refusedByOpener} entries refused mid-race, naive control leaked ${naiveLeaks}]`;
+      this.test!.title += ` [${rounds} rounds, ${swaps} swaps, ${refusedByOpener} entries refused mid-race, naive control leaked ${naiveLeaks}]`;
     } finally {
       if (!stopped) await arena.stop();
     }
