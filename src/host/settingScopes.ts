@@ -22,6 +22,8 @@ export const MACHINE_SCOPED_KEYS = [
   'runtime',
   /** Commands run with their permission prompts off, and the host variables they ask for. */
   'agentClis',
+  /** How much of the host's git history (and the secrets ever committed) enters the box. */
+  'gitHistory',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

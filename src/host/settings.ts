@@ -25,6 +25,7 @@ const BOX_KEYS = [
   'outputLimitKiB',
   'idleTimeoutMinutes',
   'maxFileSizeMiB',
+  'gitHistory',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /**

@@ -48,7 +48,19 @@ export interface BoxSettings {
   idleTimeoutMinutes: number;
   /** Largest file collect takes from the box, in MiB; a larger one is refused (`too-large`), never read into memory. */
   maxFileSizeMiB: number;
+  /**
+   * What the box gets of `.git` (machine-scoped: a repository cannot choose it). `fresh` (default): no host
+   * `.git` is sent; each repository (the folder's and nested ones) is made anew in the box as one commit of
+   * exactly what was mirrored, with HEAD's message, author and branch and the remotes without credentials, so
+   * no history, stash, reflog, hook or other ref enters. `none`: no `.git` at all. `full`: the whole host
+   * `.git` (git configs sanitized): history brings back every file ever committed or stashed, deny-listed
+   * ones too. The box's own `.git` is never a pending change in `fresh` and `none`.
+   */
+  gitHistory: GitHistoryMode;
 }
+
+/** Values of `BoxSettings.gitHistory`. */
+export type GitHistoryMode = 'none' | 'fresh' | 'full';
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
@@ -236,6 +248,8 @@ export interface ExecResult {
   caughtUp: string[];
   /** Paths changed on both sides at catch-up: the box's version was kept and they are conflicts. */
   conflicts: string[];
+  /** Set when the box's git is not what `agentSandbox.gitHistory` asks for (e.g. the image has no git), saying so. */
+  gitNote?: string;
   /**
    * Set only when the run failed (non-zero exit) and left `/workspace` full: the likely cause (`ENOSPC`).
    * Clients say so and name the fix (`agentSandbox.workspaceSizeMiB` for a tmpfs workspace).
@@ -275,6 +289,14 @@ export interface BoxInfo {
   image: { reference: string; id: string };
   /** Files and bytes sent when the box was created. */
   mirrored: { files: number; bytes: number };
+  /**
+   * What the box holds of git: `fresh` (a new repository per host repository, one commit of what was
+   * mirrored), `full` (the host's `.git`), `none` (no `.git`). `gitNote` says why when it differs from the
+   * setting (e.g. the image has no git).
+   */
+  git?: GitHistoryMode;
+  /** Why the box's git differs from `agentSandbox.gitHistory`, in words for the agent and the developer. */
+  gitNote?: string;
 }
 
 /** Result of `sandbox/checkEngine`. */

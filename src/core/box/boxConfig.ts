@@ -21,6 +21,7 @@ export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   outputLimitKiB: 1024,
   idleTimeoutMinutes: 30,
   maxFileSizeMiB: 100,
+  gitHistory: 'fresh',
 }) as BoxSettings;
 
 /** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
@@ -159,6 +160,11 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     throw invalid('useGitignore', 'must be true or false.');
   }
 
+  const gitHistory = value('gitHistory');
+  if (gitHistory !== 'none' && gitHistory !== 'fresh' && gitHistory !== 'full') {
+    throw invalid('gitHistory', `${JSON.stringify(gitHistory)} is not valid; use "fresh", "none" or "full".`);
+  }
+
   return {
     image: image.trim(),
     memoryMiB: integers.memoryMiB,
@@ -175,6 +181,7 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     outputLimitKiB: integers.outputLimitKiB,
     idleTimeoutMinutes: integers.idleTimeoutMinutes,
     maxFileSizeMiB: integers.maxFileSizeMiB,
+    gitHistory,
   };
 }
 

@@ -9,6 +9,7 @@ import type {
   BoxSettings,
   ChangeSet,
   ExecResult,
+  GitHistoryMode,
   RunPolicy,
 } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
@@ -32,6 +33,7 @@ import { hashFile, scanWorkspace, type ScanSkipReason } from '../workspace/works
 import { ignoresCase } from '../workspace/folderCase';
 import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
+import { findRepositories, makeFreshRepositories } from './freshRepository';
 
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
@@ -166,6 +168,8 @@ export class BoxSession {
   /** Whether the image's tar can read candidate files (see `readCandidatesInBox`); undefined until tried. */
   private boxTarWorks: boolean | undefined;
   private collectInfo: CollectInfo | undefined;
+  /** What the box holds of git (see `BoxInfo.git`), and why when that is not what the setting asks for. */
+  private git: { mode: GitHistoryMode; note?: string } = { mode: 'none' };
 
   private constructor(
     private readonly options: BoxSessionOptions,
@@ -189,7 +193,9 @@ export class BoxSession {
     restore?: PendingReview,
   ): Promise<BoxSession> {
     const { settings, folder } = options;
-    const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore });
+    const gitHistory: GitHistoryMode = settings.gitHistory ?? 'fresh';
+    // Except in `full`, no `.git` is sent, caught up or collected: the box's own is box-only state.
+    const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore, leaveOutGit: gitHistory !== 'full' });
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
@@ -231,9 +237,19 @@ export class BoxSession {
       await box.remove().catch(() => undefined);
       throw full ? workspaceOverflow(settings, files.length, totalBytes, error) : error;
     }
+    let git: { mode: GitHistoryMode; note?: string } = { mode: gitHistory };
+    if (gitHistory === 'fresh') {
+      try {
+        git = await BoxSession.makeFreshGit(options, box, scanned, progress, signal);
+      } catch (error) {
+        await box.remove().catch(() => undefined);
+        throw error;
+      }
+    }
     options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
+    session.git = git;
     // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
     try {
       await session.stampAfterMirror(signal);
@@ -253,6 +269,22 @@ export class BoxSession {
     return session;
   }
 
+  /** `gitHistory` `fresh`: one new repository in the box per host repository (see `freshRepository.ts`). */
+  private static async makeFreshGit(
+    options: BoxSessionOptions,
+    box: Box,
+    scanned: Manifest,
+    progress: ProgressReporter,
+    signal?: AbortSignal,
+  ): Promise<{ mode: GitHistoryMode; note?: string }> {
+    const repositories = findRepositories(options.folder, scanned);
+    if (repositories.length === 0) return { mode: 'none' };
+    progress('Making a fresh git repository in the box');
+    const result = await makeFreshRepositories(options.engine, box.containerId, options.folder, repositories, options.log, signal);
+    options.log(`[session] ${options.folder}: fresh repositories in the box at ${result.made.map((d) => d || '.').join(', ') || 'none'}${result.note ? ` (${result.note})` : ''}`);
+    return { mode: result.made.length > 0 ? 'fresh' : 'none', note: result.note };
+  }
+
   get info(): BoxInfo {
     return {
       folder: this.options.folder,
@@ -260,6 +292,8 @@ export class BoxSession {
       volumeName: this.box.volumeName,
       image: this.box.image,
       mirrored: this.mirrored,
+      git: this.git.mode,
+      ...(this.git.note ? { gitNote: this.git.note } : {}),
     };
   }
 
@@ -328,6 +362,7 @@ export class BoxSession {
       return { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, error: errorText(error), caughtUp: sent, conflicts };
     }
     const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, caughtUp: sent, conflicts };
+    if (this.git.note) result.gitNote = this.git.note;
     if (outcome.outcome === 'exited' && outcome.exitCode !== 0) {
       const workspaceFull = await workspaceFullAfterFailure(this.box, settings.workspaceVolume, signal);
       if (workspaceFull) result.workspaceFull = workspaceFull;

@@ -1,7 +1,10 @@
 import picomatch from 'picomatch';
 
 /**
- * The secrets deny-list (design.md invariant 3). These paths never enter the box, whatever the settings say,
+ * The secrets deny-list (design.md invariant 3). File names are curated by hand: gitleaks, the maintained
+ * secret-scanner rule set the token formats in `secrets/tokenPatterns.ts` follow, matches contents and has a
+ * path rule only for PKCS#12 files (`*.p12`, `*.pfx`, both here); no maintained data package of credential file
+ * names exists on npm (checked: nothing beyond CLIs and vault clients). README lists what this covers. These paths never enter the box, whatever the settings say,
  * and a box-made file at such a path is never proposed back. Matching is case-insensitive (a case-insensitive
  * host file system treats `.ENV` as `.env`) and applies at any depth.
  */
@@ -31,6 +34,25 @@ export const SECRET_FILE_NAMES: readonly string[] = [
   '.git-credentials',
   'credentials.json',
   '.terraformrc',
+  'terraform.rc',
+  // Cloud and infrastructure credentials (issue 11: these reached the box before).
+  '.vault-token',
+  '*.tfvars',
+  '*.tfvars.json',
+  '*.tfstate',
+  '*.tfstate.*',
+  'kubeconfig',
+  'kubeconfig.*',
+  '*.kubeconfig',
+  '*service-account*.json',
+  '*service_account*.json',
+  '.boto',
+  '.s3cfg',
+  '.dockercfg',
+  'secrets.yml',
+  'secrets.yaml',
+  '*.kdbx',
+  '.git-credential*',
 ];
 
 /** `.env` files that conventionally hold placeholders, not secrets; they are sent. */

@@ -19,6 +19,11 @@ export interface SyncFilterOptions {
   exclude: string[];
   /** Also leave out what `.gitignore` files (root and nested) and `.git/info/exclude` ignore. */
   useGitignore: boolean;
+  /**
+   * Leave out every `.git` (directory or file, any depth, any case): the host's is not sent, and the box's is
+   * box-only state that collect never proposes (`agentSandbox.gitHistory` `fresh` and `none`).
+   */
+  leaveOutGit?: boolean;
 }
 
 /** One `.gitignore` file's rules and the directory (workspace-relative, '' = root) they apply below. */
@@ -38,12 +43,13 @@ export class SyncFilter {
   private constructor(
     private readonly globMatchers: ((relPath: string) => boolean)[],
     private readonly gitignoreLevels: Map<string, GitignoreLevel>,
+    private readonly leaveOutGit: boolean,
   ) {}
 
   /** Validates the globs and, with `useGitignore`, reads every `.gitignore` below `root` (not through links). */
   static async create(root: string, options: SyncFilterOptions): Promise<SyncFilter> {
     const matchers = options.exclude.map(compileExcludeGlob);
-    const filter = new SyncFilter(matchers, new Map());
+    const filter = new SyncFilter(matchers, new Map(), options.leaveOutGit === true);
     if (options.useGitignore) {
       await filter.loadGitignores(root);
     }
@@ -78,6 +84,9 @@ export class SyncFilter {
   /** The path's own verdict, not looking at its ancestors. */
   private isExcludedItself(relPath: string, isDirectory: boolean): boolean {
     if (isSecretPath(relPath) || this.globMatchers.some((matches) => matches(relPath))) {
+      return true;
+    }
+    if (this.leaveOutGit && relPath.slice(relPath.lastIndexOf('/') + 1).toLowerCase() === '.git') {
       return true;
     }
     return this.isGitignored(relPath, isDirectory);

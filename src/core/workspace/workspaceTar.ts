@@ -1,12 +1,18 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, openSync, promises as fs, readFileSync } from 'node:fs';
-import * as path from 'node:path';
+import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, read as readCb, readFile as readFileCb, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import * as tar from 'tar-stream';
 import { SandboxError } from '../errors';
 import { isGitConfigPath, sanitizeGitConfig } from './gitConfigSanitizer';
 import type { ManifestEntry } from './manifest';
 import { comparePaths } from './manifest';
+import { WorkspaceOpener } from './workspaceOpener';
+
+const fstatAsync = promisify(fstatCb);
+const readFileAsync = promisify(readFileCb);
+const readAsync = promisify(readCb);
+const closeAsync = promisify(closeCb);
 
 type TarHeader = Partial<tar.Header> & { name: string };
 type TarSink = ReturnType<tar.Pack['entry']>;
@@ -43,8 +49,9 @@ export interface PackOptions {
 
 /**
  * Streams the given entries as a tar whose names are workspace-relative (the box extracts it at
- * `/workspace`): directories, regular files read from disk without following symlinks, and symlinks as
- * links. Modes (without setuid/setgid) and mtimes are kept; owner is `uid`/`gid`. Git config files are sent
+ * `/workspace`): directories, regular files read from disk without following a symlink in any component of
+ * their path (`WorkspaceOpener`: a directory swapped for a link since the scan is skipped, not followed), and
+ * symlinks as links (their target read again the same way, and sent only if the scan saw that target). Modes (without setuid/setgid) and mtimes are kept; owner is `uid`/`gid`. Git config files are sent
  * sanitized. Entries are written parents first whatever order they come in.
  */
 export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, options: PackOptions): Readable {
@@ -56,6 +63,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
     pack.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const opener = new WorkspaceOpener(root);
   void (async () => {
     let files = 0;
     let bytes = 0;
@@ -70,7 +78,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
       while (nextToRead < sorted.length && readAhead.size < READ_AHEAD_FILES && (readAhead.size === 0 || bytesAhead < READ_AHEAD_BYTES)) {
         const upcoming = sorted[nextToRead++];
         if (upcoming.type !== 'file' || upcoming.size > WHOLE_FILE_LIMIT) continue;
-        const read = readWhole(root, upcoming);
+        const read = readWhole(opener, upcoming);
         // Consumed in order below; a read left behind by cancellation must not become an unhandled rejection.
         read.catch(() => undefined);
         readAhead.set(upcoming, read);
@@ -84,9 +92,20 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
         mtime: new Date(entry.mtimeMs ?? Date.now()),
       };
       if (entry.type === 'directory') {
+        const skipped = attempt(() => opener.checkDirectory(entry.path));
+        if (skipped !== undefined) {
+          options.onSkipped?.(entry.path, skipped);
+          continue;
+        }
         await writeEntry(pack, { ...header, type: 'directory' });
         options.onEntry?.({ ...entry, mode: header.mode! });
       } else if (entry.type === 'symlink') {
+        let target: string | undefined;
+        const skipped = attempt(() => void (target = opener.readLink(entry.path)));
+        if (skipped !== undefined || target !== entry.linkTarget) {
+          options.onSkipped?.(entry.path, skipped ?? 'link target changed since the scan');
+          continue;
+        }
         await writeEntry(pack, { ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
         options.onEntry?.({ ...entry });
       } else {
@@ -95,7 +114,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
           readAhead.delete(entry);
           bytesAhead -= entry.size;
         }
-        const sent = await writeFile(pack, root, entry, header, options, read === undefined ? undefined : await read);
+        const sent = await writeFile(pack, opener, entry, header, options, read === undefined ? undefined : await read);
         if (sent !== undefined) {
           files += 1;
           bytes += sent.size;
@@ -107,14 +126,17 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
     pack.finalize();
   })()
     .catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))))
-    .finally(() => options.signal?.removeEventListener('abort', onAbort));
+    .finally(() => {
+      opener.close();
+      options.signal?.removeEventListener('abort', onAbort);
+    });
   // A Node stream for callers (dockerode, stream.pipeline); destroying it ends the iteration, which destroys the pack.
   return Readable.from(pack, { objectMode: false });
 }
 
 async function writeFile(
   pack: tar.Pack,
-  root: string,
+  opener: WorkspaceOpener,
   entry: ManifestEntry,
   header: TarHeader,
   options: PackOptions,
@@ -127,24 +149,24 @@ async function writeFile(
     }
     return writeWhole(pack, entry, header, prefetched.content, prefetched.stat);
   }
-  const absolute = path.join(root, ...entry.path.split('/'));
-  let handle: fs.FileHandle;
+  let fd: number;
   try {
-    // O_NOFOLLOW: a file swapped for a symlink since the scan must not smuggle the link's target in.
-    handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    // No link followed in any component: a file or directory swapped for a symlink since the scan must not
+    // smuggle the link's target in.
+    fd = opener.openFile(entry.path);
   } catch (error) {
-    options.onSkipped?.(entry.path, `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    options.onSkipped?.(entry.path, cannotOpen(error));
     return undefined;
   }
   try {
-    const stat = await handle.stat();
+    const stat = await fstatAsync(fd);
     if (!stat.isFile()) {
       options.onSkipped?.(entry.path, 'no longer a regular file');
       return undefined;
     }
     const mode = stat.mode & 0o1777;
     if (stat.size <= WHOLE_FILE_LIMIT || isGitConfigPath(entry.path)) {
-      return await writeWhole(pack, entry, header, await handle.readFile(), stat);
+      return await writeWhole(pack, entry, header, await readFileAsync(fd), stat);
     }
     // Large file: the header promises fstat's size; a file that shrinks meanwhile is padded with zeros and
     // one that grows is cut, so the tar stays valid. The reported hash is of the bytes actually sent.
@@ -159,7 +181,7 @@ async function writeFile(
         sink.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
         return undefined;
       }
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+      const { bytesRead } = await readAsync(fd, buffer, 0, Math.min(buffer.length, size - position), position);
       const chunk = bytesRead === 0 ? Buffer.alloc(Math.min(buffer.length, size - position)) : Buffer.from(buffer.subarray(0, bytesRead));
       hash.update(chunk);
       position += chunk.length;
@@ -171,7 +193,7 @@ async function writeFile(
     await finished;
     return { ...entry, mode, size, hash: hash.digest('hex'), mtimeMs: stat.mtimeMs };
   } finally {
-    await handle.close();
+    await closeAsync(fd);
   }
 }
 
@@ -182,28 +204,27 @@ type WholeRead =
   | { kind: 'large' };
 
 /** Opens, checks and reads a file the way `writeFile` does (never through a symlink), for the read-ahead. */
-async function readWhole(root: string, entry: ManifestEntry): Promise<WholeRead> {
-  const absolute = path.join(root, ...entry.path.split('/'));
+async function readWhole(opener: WorkspaceOpener, entry: ManifestEntry): Promise<WholeRead> {
   if (entry.size <= SYNC_READ_LIMIT) {
-    return readSmallSync(absolute, entry);
+    return readSmallSync(opener, entry);
   }
-  let handle: fs.FileHandle;
+  let fd: number;
   try {
-    handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    fd = opener.openFile(entry.path);
   } catch (error) {
-    return { kind: 'skipped', reason: `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+    return { kind: 'skipped', reason: cannotOpen(error) };
   }
   try {
-    const stat = await handle.stat();
+    const stat = await fstatAsync(fd);
     if (!stat.isFile()) {
       return { kind: 'skipped', reason: 'no longer a regular file' };
     }
     if (stat.size > WHOLE_FILE_LIMIT && !isGitConfigPath(entry.path)) {
       return { kind: 'large' };
     }
-    return { kind: 'read', content: await handle.readFile(), stat };
+    return { kind: 'read', content: await readFileAsync(fd), stat };
   } finally {
-    await handle.close();
+    await closeAsync(fd);
   }
 }
 
@@ -213,12 +234,12 @@ async function readWhole(root: string, entry: ManifestEntry): Promise<WholeRead>
  * 10k-file tree took ~2.8 s of CPU, over half of it there). A small file from the page cache reads in a few
  * µs, so the event loop is held only briefly; big files keep the asynchronous path.
  */
-function readSmallSync(absolute: string, entry: ManifestEntry): WholeRead {
+function readSmallSync(opener: WorkspaceOpener, entry: ManifestEntry): WholeRead {
   let fd: number;
   try {
-    fd = openSync(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    fd = opener.openFile(entry.path);
   } catch (error) {
-    return { kind: 'skipped', reason: `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+    return { kind: 'skipped', reason: cannotOpen(error) };
   }
   try {
     const stat = fstatSync(fd);
@@ -264,6 +285,21 @@ function waitFinished(sink: TarSink): Promise<void> {
     sink.once('finish', () => resolve());
     sink.once('close', () => resolve());
   });
+}
+
+/** Runs a synchronous check; the reason it failed, or undefined. */
+function attempt(check: () => void): string | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    return cannotOpen(error);
+  }
+}
+
+/** `ELOOP`/`ENOTDIR`: a link where the scan saw a directory or file, in some component of the path. */
+function cannotOpen(error: unknown): string {
+  return `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
 }
 
 function sha256Hex(content: Buffer): string {

@@ -134,6 +134,7 @@ function section(name: string, text: string, max: number): string {
 /** What a person or an agent should know about how a run ended beyond its outcome: each note names the fix. */
 export function runNotes(result: ExecResult): string[] {
   const notes = [workspaceFullNote(result)];
+  if (result.gitNote) notes.push(`Git in the box: ${result.gitNote}.`);
   if (result.leftoversKilled) {
     notes.push(
       `Processes this run left running filled the box's process limit (agentSandbox.pidsLimit), e.g. a fork bomb; they were killed. Background processes that stay within the limit keep running.`,

@@ -170,8 +170,11 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
 
   test('a .vscode/tasks.json change needs a deliberate approval; a git hook is never applied', async () => {
     await run(folder, 'mkdir -p .git/hooks && echo "echo pwned" > .git/hooks/pre-commit && echo "{}" > .vscode/tasks.json && echo fine > plain.txt');
-    const flaggedChange = (await pendingNow(folder)).changes.find((c) => c.path === '.vscode/tasks.json');
+    const pending = await pendingNow(folder);
+    const flaggedChange = pending.changes.find((c) => c.path === '.vscode/tasks.json');
     assert.ok(flaggedChange?.flags.includes('host-executed'), JSON.stringify(flaggedChange));
+    // agentSandbox.gitHistory "fresh" (default): the box's .git is its own, never a pending change.
+    assert.ok(!pending.changes.some((c) => c.path.startsWith('.git/')), JSON.stringify(pending.changes.map((c) => c.path)));
 
     const withoutApproval = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
       folder,
@@ -187,7 +190,6 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
       approveFlagged: true,
     })) as ApplyOutcome;
     assert.deepEqual(approved.applied, ['.vscode/tasks.json']);
-    assert.ok(approved.skipped.some((s) => s.path === '.git/hooks/pre-commit'));
     assert.equal(exists('.git/hooks/pre-commit'), false, 'git internals are never written');
     fs.rmSync(path.join(folder, '.vscode', 'tasks.json'), { force: true });
     fs.rmSync(path.join(folder, 'plain.txt'), { force: true });

@@ -44,6 +44,7 @@ suite('unit: validateBoxSettings', () => {
       outputLimitKiB: 1024,
       idleTimeoutMinutes: 30,
       maxFileSizeMiB: 100,
+      gitHistory: 'fresh',
     });
   });
 
@@ -101,6 +102,8 @@ suite('unit: validateBoxSettings', () => {
     rejects({ runtime: '--privileged' }, 'runtime', /runtime name/);
     rejects({ workspaceVolume: 'ram' }, 'workspaceVolume', /"tmpfs" or "disk"/);
     rejects({ useGitignore: 'yes' }, 'useGitignore', /true or false/);
+    assert.equal(validateBoxSettings({ gitHistory: 'full' }).gitHistory, 'full');
+    rejects({ gitHistory: 'all' } as never, 'gitHistory', /"fresh", "none" or "full"/);
   });
 
   test('the env allowlist holds variable names only, never HOME or PATH', () => {

@@ -20,6 +20,13 @@ suite('History redaction', () => {
     ['Anthropic', 'sk-ant-api03-' + 'y'.repeat(40)],
     ['Google', 'AIza' + 'c'.repeat(35)],
     ['npm', 'npm_' + 'd'.repeat(36)],
+    // Formats from gitleaks' rules (issue 11).
+    ['HashiCorp Vault', 'hvs.' + 'V'.repeat(95)],
+    ['GitLab deploy token', 'gldt-' + 'g'.repeat(20)],
+    ['DigitalOcean', 'dop_v1_' + 'a'.repeat(64)],
+    ['SendGrid', 'SG.' + 's'.repeat(22) + '.' + 't'.repeat(43)],
+    ['Shopify', 'shpat_' + 'f'.repeat(32)],
+    ['Terraform Cloud', 'abcdefghijklmn.atlasv1.' + 'z'.repeat(64)],
     ['JWT', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'],
   ];
   for (const [name, token] of tokens) {
@@ -33,6 +40,7 @@ suite('History redaction', () => {
     assert.equal(redactSecrets('Authorization: Bearer abcdefghijklmnop'), `Authorization: Bearer ${REDACTED}`);
     assert.equal(redactSecrets('git clone https://alice:hunter2hunter2@example.com/r.git'), `git clone https://alice:${REDACTED}@example.com/r.git`);
     assert.equal(redactSecrets('export MY_API_KEY="abcdefgh12345"'), `export MY_API_KEY="${REDACTED}"`);
+    assert.equal(redactSecrets('curl https://h/api?private_token=abcdefgh12345&x=1'), `curl https://h/api?private_token=${REDACTED}&x=1`);
   });
 
   test('private key blocks are removed whole', () => {

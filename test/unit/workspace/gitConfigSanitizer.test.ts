@@ -74,7 +74,36 @@ suite('gitConfigSanitizer', () => {
     assert.equal(stripUrlCredentials('see http://u:p@h/x and ftp://u@h'), 'see http://h/x and ftp://h');
     assert.equal(isGitConfigPath('.git/config'), true);
     assert.equal(isGitConfigPath('.git/modules/sub/config'), true);
-    assert.equal(isGitConfigPath('src/.git/config'), false);
     assert.equal(isGitConfigPath('.git/configs'), false);
+    assert.equal(isGitConfigPath('src/git/config'), false);
+    assert.equal(isGitConfigPath('gitmodules'), false);
+  });
+
+  test('nested repositories, their modules and .gitmodules files are sanitized too (issue 11)', () => {
+    for (const p of ['vendor/lib/.git/config', 'a/b/.git/modules/sub/config', 'x/.git/worktrees/w/config.worktree', '.gitmodules', 'vendor/lib/.gitmodules', '.GIT/CONFIG']) {
+      assert.equal(isGitConfigPath(p), true, p);
+    }
+    const gitmodules = '[submodule "lib"]\n\tpath = lib\n\turl = https://oauth2:glpat-SECRETSECRET@gitlab.com/o/lib.git\n';
+    assert.equal(sanitizeGitConfig(gitmodules), '[submodule "lib"]\n\tpath = lib\n\turl = https://gitlab.com/o/lib.git\n');
+  });
+
+  test('sendemail.smtpPass and other password/token keys are dropped; credential query parameters lose their value (issue 11)', () => {
+    const input = [
+      '[sendemail]',
+      '\tsmtpServer = smtp.example.com',
+      '\tsmtpPass = SMTP_SECRET',
+      '[gitlab]',
+      '\tprivateToken = GL_SECRET',
+      '[remote "origin"]',
+      '\turl = https://gitlab.com/api/v4/projects/1/repo.git?private_token=QUERY_SECRET&ref=main',
+      '\tpushurl = https://h/r.git?access_token=PUSH_SECRET',
+      '',
+    ].join('\n');
+    const output = sanitizeGitConfig(input);
+    for (const secret of ['SMTP_SECRET', 'GL_SECRET', 'QUERY_SECRET', 'PUSH_SECRET']) {
+      assert.ok(!output.includes(secret), `${secret} leaked:\n${output}`);
+    }
+    assert.match(output, /smtpServer = smtp\.example\.com/);
+    assert.match(output, /url = https:\/\/gitlab\.com\/api\/v4\/projects\/1\/repo\.git\?private_token=&ref=main/);
   });
 });

@@ -32,11 +32,25 @@ suite('secretPatterns and SyncFilter', () => {
       'ci/.kube/config',
       'gcp/credentials.json',
       '.ENV',
+      // Issue 11: these reached the box before.
+      '.vault-token',
+      'infra/prod.tfvars',
+      'infra/terraform.tfvars.json',
+      'terraform.tfstate',
+      'infra/terraform.tfstate.backup',
+      'kubeconfig',
+      'deploy/kubeconfig.yaml',
+      'gcp/service-account.json',
+      'gcp/my-service-account-key.json',
+      '.boto',
+      '.s3cfg',
+      'config/secrets.yml',
+      'secrets.yaml',
     ];
     for (const secret of secrets) {
       assert.equal(isSecretPath(secret), true, secret);
     }
-    const kept = ['.env.example', 'app/.env.sample', '.env.template', 'src/env.ts', 'keyboard.ts', 'docker/config.json', 'README.md', '.gitignore', '.git/config'];
+    const kept = ['.env.example', 'app/.env.sample', '.env.template', 'src/env.ts', 'keyboard.ts', 'docker/config.json', 'README.md', '.gitignore', '.git/config', 'variables.tf', 'docs/kubernetes.md', 'config/secrets.example.yml', 'service.json'];
     for (const path of kept) {
       assert.equal(isSecretPath(path), false, path);
     }
@@ -50,6 +64,18 @@ suite('secretPatterns and SyncFilter', () => {
     assert.equal(filter.isExcluded('.ssh/id', false), true);
     assert.equal(filter.isSecret('a/server.key'), true);
     assert.equal(filter.isExcluded('src/index.ts', false), false);
+  });
+
+  test('leaveOutGit (gitHistory fresh/none): every .git, directory or file, any depth and case, is left out with what is under it', async () => {
+    const filter = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false, leaveOutGit: true });
+    for (const p of ['.git', '.git/config', '.git/objects/ab/cdef', 'vendor/lib/.git', 'vendor/lib/.git/HEAD', 'sub/.GIT/config']) {
+      assert.equal(filter.isExcluded(p, !p.includes('/') || p.endsWith('.git')), true, p);
+    }
+    for (const p of ['.gitignore', '.gitmodules', 'src/git/x', '.github/workflows/ci.yml', 'a.git']) {
+      assert.equal(filter.isExcluded(p, false), false, p);
+    }
+    const full = await SyncFilter.create('/nonexistent', { exclude: [], useGitignore: false });
+    assert.equal(full.isExcluded('.git/config', false), false, 'gitHistory full: .git is sent (its config sanitized)');
   });
 
   test('exclude globs: bare names match at any depth, anchored and path globs match from the root', async () => {

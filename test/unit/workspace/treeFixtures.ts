@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,4 +65,16 @@ export async function readTar(stream: Readable): Promise<{ header: tar.Header; c
     result.push({ header: entry.header, content: Buffer.concat(chunks) });
   }
   return result;
+}
+
+/**
+ * Runs the host's git in a test repository with a fixed identity and dates and no user or system config, so
+ * fixtures are the same on every machine. Returns stdout.
+ */
+export function hostGit(cwd: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', 'user.name=Ada Lovelace', '-c', 'user.email=ada@example.com', '-c', 'commit.gpgsign=false', '-c', 'init.defaultBranch=main', ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_DATE: '1700000000 +0100', GIT_COMMITTER_DATE: '1700000000 +0100' },
+  });
 }

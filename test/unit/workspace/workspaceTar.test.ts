@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../../../src/core/errors';
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
 import { packWorkspace, WHOLE_FILE_LIMIT } from '../../../src/core/workspace/workspaceTar';
+import { WorkspaceOpener } from '../../../src/core/workspace/workspaceOpener';
 import { makeTempDir, readTar, removeDir, writeTree } from './treeFixtures';
 
 suite('workspaceTar', () => {
@@ -94,6 +95,65 @@ suite('workspaceTar', () => {
       await removeDir(outside);
     }
   });
+
+  test('a directory replaced by a symlink out of the workspace after the scan: nothing below it is sent, not even names (issue 11)', async () => {
+    const outside = await makeTempDir('pack-outside');
+    try {
+      // Same names outside, so every path the scan saw resolves through the link; a big file takes the async path.
+      const big = 'OUTSIDE MARKER '.repeat(40_000);
+      await writeTree(outside, { 'small.txt': 'OUTSIDE MARKER', 'big.txt': big, 'sub/deep.txt': 'OUTSIDE MARKER', 'sub/inner': null });
+      await fs.symlink('deep.txt', path.join(outside, 'sub', 'link'));
+      await writeTree(root, { 'keep.txt': 'k', 'dir/small.txt': 'inside', 'dir/big.txt': 'inside '.repeat(40_000), 'dir/sub/deep.txt': 'inside', 'dir/sub/inner': null });
+      await fs.symlink('deep.txt', path.join(root, 'dir', 'sub', 'link'));
+      const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+      const manifest = await scanWorkspace(root, filter);
+      await fs.rename(path.join(root, 'dir'), path.join(root, 'dir.moved'));
+      await fs.symlink(outside, path.join(root, 'dir'));
+      const skipped: string[] = [];
+      const entries = await readTar(packWorkspace(root, [...manifest.values()].filter((e) => !e.path.startsWith('dir.moved')), { uid: 1000, gid: 1000, onSkipped: (p) => skipped.push(p) }));
+      assert.deepEqual(entries.map((e) => e.header.name), ['keep.txt']);
+      assert.deepEqual(skipped.sort(), ['dir', 'dir/big.txt', 'dir/small.txt', 'dir/sub', 'dir/sub/deep.txt', 'dir/sub/inner', 'dir/sub/link']);
+      assert.ok(!entries.some((e) => e.content.toString().includes('OUTSIDE MARKER')));
+    } finally {
+      await removeDir(outside);
+    }
+  });
+
+  for (const mode of ['auto', 'by-path'] as const) {
+    test(`WorkspaceOpener (${mode}): opens files and links through real directories, refuses a link in any component`, async () => {
+      const outside = await makeTempDir('opener-outside');
+      const opener = new WorkspaceOpener(root, { mode });
+      try {
+        await writeTree(outside, { 'f.txt': 'OUT' });
+        await writeTree(root, { 'a/b/f.txt': 'IN', 'a/c/f.txt': 'IN2' });
+        await fs.symlink('f.txt', path.join(root, 'a', 'b', 'l'));
+        await fs.symlink(outside, path.join(root, 'a', 'x'));
+        await fs.symlink(outside, path.join(root, 'top'));
+        const read = (relPath: string): string => {
+          const fd = opener.openFile(relPath);
+          try {
+            return readFileSync(fd, 'utf8');
+          } finally {
+            closeSync(fd);
+          }
+        };
+        assert.equal(read('a/b/f.txt'), 'IN');
+        assert.equal(read('a/c/f.txt'), 'IN2');
+        assert.equal(read('a/b/f.txt'), 'IN');
+        assert.equal(opener.readLink('a/b/l'), 'f.txt');
+        opener.checkDirectory('a/b');
+        for (const bad of ['a/x/f.txt', 'top/f.txt', 'a/b/l']) {
+          assert.throws(() => read(bad), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR', bad);
+        }
+        assert.throws(() => opener.checkDirectory('a/x'), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR');
+        assert.throws(() => opener.readLink('top/f.txt'));
+        assert.throws(() => read('a/../a/b/f.txt'), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+      } finally {
+        opener.close();
+        await removeDir(outside);
+      }
+    });
+  }
 
   test('a large file that grows while packing still yields a valid tar with the size in its header', async () => {
     const size = WHOLE_FILE_LIMIT + 1024;
