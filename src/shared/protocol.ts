@@ -75,7 +75,12 @@ export type ErrorReason =
    * The disk holding the workspace folder ran out of space (or quota) while `sandbox/apply` wrote to it. No
    * workspace file is half-written and the changes stay pending; free space and apply again.
    */
-  | 'disk-full';
+  | 'disk-full'
+  /**
+   * `sandbox/apply` found a file it was about to overwrite, delete or rename no longer holding the baseline's
+   * content (changed after the plan). It was left alone; plan again and it shows as a conflict.
+   */
+  | 'workspace-changed';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {
@@ -420,6 +425,12 @@ export interface ApplyOperation {
   linkTarget?: string;
   /** Writes: SHA-256 the content must have; renames: the hash the moved file has. */
   hash?: string;
+  /**
+   * Writes, deletes and chmods of a file the baseline holds, renames (of `fromPath`): the SHA-256 the file on
+   * disk must still have, the baseline's. The plan hashed it; whoever applies hashes it again right before
+   * changing it, and a different content is a conflict, never overwritten (design.md invariant 6).
+   */
+  baseHash?: string;
   /** Deletes: the type removed (a directory is removed only once empty). */
   type?: EntryType;
   /** Mkdirs: a parent created for other operations, not a change of its own. */

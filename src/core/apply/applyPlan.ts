@@ -84,9 +84,11 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
     }
 
     const base = input.baseline.get(change.fromPath ?? change.path);
+    // What the file on disk must still hold when it is overwritten, deleted, moved or chmodded.
+    const baseHash = base?.type === 'file' && base.hash !== undefined ? { baseHash: base.hash } : {};
     const removeOld = (): void => {
       if (base !== undefined) {
-        phases[base.type === 'directory' ? 3 : 0].push({ kind: 'delete', path: change.path, type: base.type });
+        phases[base.type === 'directory' ? 3 : 0].push({ kind: 'delete', path: change.path, type: base.type, ...baseHash });
       }
     };
     const createNew = (): void => {
@@ -99,7 +101,7 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
           phases[4].push({ kind: 'symlink', path: change.path, linkTarget: change.linkTarget ?? '' });
           break;
         default:
-          phases[4].push({ kind: 'write', path: change.path, mode: change.mode, hash: change.hash });
+          phases[4].push({ kind: 'write', path: change.path, mode: change.mode, hash: change.hash, ...(base?.type === 'file' ? baseHash : {}) });
       }
     };
     switch (change.kind) {
@@ -111,10 +113,10 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
         break;
       case 'renamed':
         created.push(change.path);
-        phases[2].push({ kind: 'rename', path: change.path, fromPath: change.fromPath, mode: change.mode, hash: change.hash });
+        phases[2].push({ kind: 'rename', path: change.path, fromPath: change.fromPath, mode: change.mode, hash: change.hash, ...baseHash });
         break;
       case 'mode':
-        phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+        phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode, ...baseHash });
         break;
       case 'modified':
         if (base !== undefined && base.type !== change.type) {

@@ -3,6 +3,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
 import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined } from '../workspace/pathGuard';
+import { hashFile } from '../workspace/workspaceScan';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 
 /**
@@ -19,6 +20,10 @@ import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
  * is left behind on any error. Writing a file's bytes is what needs space; the renames, deletes and chmods
  * that follow rarely do (a mkdir may), and a `disk-full` there says how many changes were already applied.
  *
+ * Every file an operation replaces, deletes, moves or chmods (`baseHash` in the plan) is hashed before anything
+ * is written and must still hold the baseline's content, and its stamp is checked again right before the
+ * operation: a file the developer changed after the plan is never overwritten (`workspace-changed`).
+ *
  * A directory delete that finds the directory not empty (the developer kept something in it) leaves it and
  * does not report it. Returns the paths applied, in order; implied parent directories are not listed. Stops
  * at the first error.
@@ -30,8 +35,15 @@ export async function applyToFolder(
 ): Promise<string[]> {
   const applied: string[] = [];
   const staged = new Map<ApplyOperation, string>();
+  const verified = new Map<ApplyOperation, FileStamp | undefined>();
   let current: { operation: ApplyOperation; bytes?: number } | undefined;
   try {
+    // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
+    // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
+    for (const operation of plan.operations) {
+      if (operation.baseHash === undefined) continue;
+      verified.set(operation, await verifyBaseContent(root, operation, applied.length));
+    }
     for (const operation of plan.operations) {
       if (operation.kind !== 'write') continue;
       current = { operation };
@@ -48,6 +60,9 @@ export async function applyToFolder(
     }
     for (const operation of plan.operations) {
       current = { operation };
+      if (verified.has(operation)) {
+        await reverifyBaseContent(root, operation, verified.get(operation), applied.length);
+      }
       const done = await applyOperation(root, operation, staged.get(operation));
       staged.delete(operation);
       if (done && !operation.implied && !applied.includes(operation.path)) {
@@ -60,6 +75,80 @@ export async function applyToFolder(
   } finally {
     await Promise.all([...staged.values()].map((temporary) => fs.rm(temporary, { force: true }).catch(() => undefined)));
   }
+}
+
+/** What identifies a file's content state without reading it; only the kernel sets ctime. */
+interface FileStamp {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** The path an operation with a `baseHash` changes: a rename's source, otherwise its path. */
+function baseHashPath(operation: ApplyOperation): string {
+  return operation.kind === 'rename' ? (operation.fromPath ?? '') : operation.path;
+}
+
+/**
+ * Hashes the file an operation would replace, delete, move or chmod, and throws `workspace-changed` unless it
+ * still holds `baseHash`. A delete of a file that is gone already is fine; for anything else a missing file
+ * or another type is a change too. Returns the file's stamp (undefined when it is gone).
+ */
+async function verifyBaseContent(root: string, operation: ApplyOperation, appliedCount: number): Promise<FileStamp | undefined> {
+  const relPath = baseHashPath(operation);
+  const absolute = await guardedAbsolute(root, relPath);
+  const before = await lstatOrUndefined(absolute);
+  if (before === undefined && operation.kind === 'delete') return undefined;
+  if (before === undefined || !before.isFile()) {
+    throw workspaceChanged(relPath, before === undefined ? 'was deleted' : 'is no longer a regular file', appliedCount);
+  }
+  let hash: string;
+  try {
+    ({ hash } = await hashFile(absolute));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw workspaceChanged(relPath, 'was replaced while it was read', appliedCount);
+    }
+    throw error;
+  }
+  const after = await lstatOrUndefined(absolute);
+  if (after === undefined || !sameStamp(stampOf(before), stampOf(after))) {
+    throw workspaceChanged(relPath, 'changed while it was read', appliedCount);
+  }
+  if (hash !== operation.baseHash) {
+    throw workspaceChanged(relPath, 'no longer holds the content the box was given', appliedCount);
+  }
+  return stampOf(after);
+}
+
+/**
+ * Right before the operation: the file must still carry the stamp it had when it was hashed (any write since
+ * moves ctime, a replacement changes the inode); otherwise it is hashed again.
+ */
+async function reverifyBaseContent(root: string, operation: ApplyOperation, stamp: FileStamp | undefined, appliedCount: number): Promise<void> {
+  const now = await lstatOrUndefined(await guardedAbsolute(root, baseHashPath(operation)));
+  if (stamp === undefined ? now === undefined : now?.isFile() && sameStamp(stamp, stampOf(now))) return;
+  await verifyBaseContent(root, operation, appliedCount);
+}
+
+function stampOf(stat: import('node:fs').Stats): FileStamp {
+  return { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs };
+}
+
+function sameStamp(a: FileStamp, b: FileStamp): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+function workspaceChanged(relPath: string, what: string, appliedCount: number): SandboxError {
+  const state =
+    appliedCount === 0
+      ? 'Nothing in the workspace was changed'
+      : `${appliedCount} change(s) were applied before that; the rest are still pending`;
+  return new SandboxError(
+    'workspace-changed',
+    `Not overwriting "${relPath}": it ${what} since the changes were planned (it was edited in the workspace). ${state}. Review again: it is a conflict now.`,
+  );
 }
 
 /**

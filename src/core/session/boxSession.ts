@@ -7,6 +7,7 @@ import type {
   ApplyPlan,
   BoxInfo,
   BoxSettings,
+  ChangeEntry,
   ChangeSet,
   ExecResult,
   RunPolicy,
@@ -403,6 +404,7 @@ export class BoxSession {
     const collected = this.requireCollected();
     // A copy: this plan's view (dirty editors, taken box versions) must not leak into the cached scan.
     const current = new Map(await this.scanHost(signal));
+    await this.rehashTouchedFiles(current, collected.changeSet.changes, selection.paths, signal);
     for (const dirty of selection.dirtyEditors ?? []) {
       const entry = current.get(dirty.path);
       current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
@@ -423,6 +425,31 @@ export class BoxSession {
       selected: selection.paths,
       approveFlagged: selection.approveFlagged,
     });
+  }
+
+  /**
+   * Hashes again, from disk, every file in `current` that the selected changes would overwrite, delete, move
+   * or chmod: the scan reuses hashes by stat stamp, and invariant 6 must not rest on a stamp (a clock set back,
+   * a file system that keeps no ctime). Only these files are read.
+   */
+  private async rehashTouchedFiles(current: Manifest, changes: readonly ChangeEntry[], paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
+    const selected = paths === undefined ? undefined : new Set(paths);
+    for (const change of changes) {
+      const touched = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
+      if (selected !== undefined && !touched.some((p) => selected.has(p))) continue;
+      for (const p of touched) {
+        const entry = current.get(p);
+        if (entry?.type !== 'file') continue;
+        try {
+          const { hash, size } = await hashFile(path.join(this.options.folder, ...p.split('/')), signal);
+          current.set(p, { ...entry, hash, size });
+        } catch (error) {
+          if (SandboxError.is(error)) throw error;
+          // Gone or replaced by something else since the scan: not the baseline's file any more.
+          current.set(p, { ...entry, hash: undefined });
+        }
+      }
+    }
   }
 
   /** Applies the selection to the folder on disk, then advances the baseline for what was written. */

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChangeEntry } from '../../../src/shared/protocol';
@@ -103,6 +104,42 @@ suite('applyToFolder', () => {
     );
     assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
     assert.deepEqual(await fs.readdir(root), ['a.txt'], 'b.txt (staged before a.txt) is not written either, and no temp file is left');
+  });
+
+  test('a file edited after the plan with its mtime put back (touch -r) is not overwritten, deleted, moved or chmodded', async () => {
+    await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm', 'other.txt': 'o' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [
+      { path: 'a.txt', kind: 'modified', type: 'file', hash: sha256('box!'), mode: 0o644, binary: false, flags: [] },
+      { path: 'd.txt', kind: 'deleted', type: 'file', binary: false, flags: [] },
+      { path: 'moved/r.txt', kind: 'renamed', fromPath: 'r.txt', type: 'file', hash: sha256('rrrr'), mode: 0o644, binary: false, flags: [] },
+      { path: 'm.sh', kind: 'mode', type: 'file', mode: 0o600, binary: false, flags: [] },
+      { path: 'new.txt', kind: 'added', type: 'file', hash: sha256('new'), mode: 0o644, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual(plan.conflicts, []);
+    const sameSizeEdit = async (relPath: string, content: string) => {
+      const absolute = path.join(root, relPath);
+      execFileSync('cp', ['-p', absolute, path.join(outside, 'ref')]);
+      await fs.writeFile(absolute, content);
+      execFileSync('touch', ['-r', path.join(outside, 'ref'), absolute]);
+    };
+    const contents = (p: string) => Buffer.from(p === 'a.txt' ? 'box!' : 'new');
+    for (const [relPath, edit] of [['a.txt', 'AAAA'], ['d.txt', 'DDDD'], ['r.txt', 'RRRR'], ['m.sh', 'MMMM']]) {
+      await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm' });
+      await sameSizeEdit(relPath, edit);
+      await assert.rejects(applyToFolder(root, plan, contents), (e) => SandboxError.is(e, 'workspace-changed') && (e as Error).message.includes(`"${relPath}"`));
+      assert.equal(await fs.readFile(path.join(root, relPath), 'utf8'), edit, `${relPath}: the developer's edit stays`);
+      assert.deepEqual((await fs.readdir(root)).sort(), ['a.txt', 'd.txt', 'm.sh', 'other.txt', 'r.txt'], `${relPath}: nothing else was applied`);
+      assert.equal((await fs.stat(path.join(root, 'm.sh'))).mode & 0o777, 0o644);
+    }
+    // Unchanged files: the same plan applies.
+    await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm' });
+    await applyToFolder(root, plan, contents);
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'box!');
+    assert.equal(await fs.readFile(path.join(root, 'moved/r.txt'), 'utf8'), 'rrrr');
+    assert.equal((await fs.stat(path.join(root, 'm.sh'))).mode & 0o777, 0o600);
   });
 
   test('all contents are staged before the workspace changes: a later failing read leaves every path as it was', async () => {
