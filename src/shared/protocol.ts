@@ -123,7 +123,13 @@ export interface RefusedEntry {
 export type ChangeKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'mode';
 
 /** Why applying a change needs a deliberate approval (design.md invariant 5). */
-export type FlagReason = 'host-executed' | 'newly-executable' | 'git-internal' | 'secret';
+export type FlagReason =
+  | 'host-executed'
+  /** Agents or their tools on the host read it as instructions or configuration (`AGENTS.md`, `.claude/`, `.vscode/mcp.json`, …). */
+  | 'agent-instructions'
+  | 'newly-executable'
+  | 'git-internal'
+  | 'secret';
 
 /** One changed path in the box relative to the baseline. */
 export interface ChangeEntry {

@@ -1,7 +1,7 @@
 import type { ApplyOperation, ApplyPlan, ChangeEntry } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
 import { sameState } from '../workspace/manifest';
-import { ancestorsOf, touchesGitDirectory } from '../workspace/pathGuard';
+import { ancestorsOf, foldHostPath, touchesGitDirectory } from '../workspace/pathGuard';
 
 /** Input of `planApply`. */
 export interface ApplyPlanInput {
@@ -19,8 +19,9 @@ export interface ApplyPlanInput {
    */
   obstacles?: ReadonlyMap<string, string>;
   /**
-   * The folder's file system ignores case (macOS, Windows): a new name that differs only by case from an
-   * existing entry, or from another new name, would land on that entry, so it is a conflict instead.
+   * The folder's file system ignores case (macOS, Windows): a new name that folds (`foldHostPath`: case,
+   * NFC/NFD, NTFS trailing dots and spaces, streams) to an existing entry, or to another new name, would land
+   * on that entry, so it is a conflict instead.
    */
   caseInsensitive?: boolean;
   /** Flagged paths approved deliberately. `.git` paths (in any spelling a host disk folds to `.git`) are never applied, approved or not. */
@@ -50,7 +51,7 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   // Case-folded names already on disk, and of the new names planned so far (case-insensitive disks only).
   const folded = new Map<string, string>();
   if (input.caseInsensitive) {
-    for (const p of input.current.keys()) folded.set(p.toLowerCase(), p);
+    for (const p of input.current.keys()) folded.set(foldHostPath(p), p);
   }
   for (const change of [...input.changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const paths = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
@@ -75,12 +76,15 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       continue;
     }
     if (input.caseInsensitive && change.kind !== 'deleted' && change.kind !== 'mode') {
-      const twin = folded.get(change.path.toLowerCase());
+      const twin = folded.get(foldHostPath(change.path));
       if (twin !== undefined && twin !== change.path) {
-        conflicts.push({ path: change.path, reason: `"${change.path}" differs only by case from "${twin}", and this folder's disk ignores case: it would overwrite it` });
+        conflicts.push({
+          path: change.path,
+          reason: `"${change.path}" differs only by case, Unicode normalisation or trailing dots from "${twin}", and this folder's disk folds such names: it would overwrite it`,
+        });
         continue;
       }
-      folded.set(change.path.toLowerCase(), change.path);
+      folded.set(foldHostPath(change.path), change.path);
     }
 
     const base = input.baseline.get(change.fromPath ?? change.path);

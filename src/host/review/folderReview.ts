@@ -163,6 +163,8 @@ export function describeFlag(flag: string): string {
   switch (flag) {
     case 'host-executed':
       return 'can run code on your machine';
+    case 'agent-instructions':
+      return 'agents on your machine read it as instructions';
     case 'newly-executable':
       return 'becomes executable';
     case 'secret':

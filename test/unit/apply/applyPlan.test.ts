@@ -171,7 +171,7 @@ suite('applyPlan', () => {
     const changes = [change('Readme.md', 'added', { hash: sha256('x') }), change('docs/A.md', 'added', { hash: sha256('a') }), change('docs/a.md', 'added', { hash: sha256('b') })];
     const insensitive = planApply({ baseline: current, changes, current, caseInsensitive: true });
     assert.deepEqual(insensitive.conflicts.map((c) => c.path), ['Readme.md', 'docs/a.md']);
-    assert.match(insensitive.conflicts[0].reason, /differs only by case from "README\.md"/);
+    assert.match(insensitive.conflicts[0].reason, /differs only by case, Unicode normalisation or trailing dots from "README\.md"/);
     assert.deepEqual(insensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['docs/A.md']);
     // Control: a case-sensitive disk holds them side by side.
     const sensitive = planApply({ baseline: current, changes, current });
