@@ -1,6 +1,6 @@
 import type { ChangeEntry, ChangeSet, RefusedEntry } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
-import { ancestorsOf } from '../workspace/pathGuard';
+import { ancestorsOf, touchesGitDirectory } from '../workspace/pathGuard';
 import { isBinary } from './binary';
 import { flagsFor } from './flags';
 
@@ -31,7 +31,7 @@ export interface ChangeSetOptions {
  * - a path whose type changed (file ↔ directory ↔ symlink) is one `modified` entry carrying the new `type`; the
  *   old type is the baseline's (apply deletes the old entry, then creates the new one);
  * - a deleted file and an added file with the same non-empty hash become one `renamed` entry (same base name
- *   preferred when several match);
+ *   preferred when several match), unless either is in `.git` (never applied: each half stays on its own);
  * - an added directory is reported only when no change below it is listed (creating what is below creates it);
  *   a deleted directory is always reported (apply removes it after its content, and only if it is then empty);
  *   permission changes of directories are always reported;
@@ -117,7 +117,9 @@ function describeBase(base: ManifestEntry): Pick<ChangeEntry, 'baseMode' | 'base
 function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>): void {
   const deletedByHash = new Map<string, string[]>();
   for (const change of changes.values()) {
-    if (change.kind === 'deleted' && change.type === 'file' && change.baseHash !== undefined && change.baseHash !== EMPTY_HASH) {
+    // Never across `.git` (any spelling): apply skips every change there, so a rename into or out of it would
+    // take its other half — a deletion the developer wants, or a file outside `.git` — down with it for good.
+    if (change.kind === 'deleted' && change.type === 'file' && change.baseHash !== undefined && change.baseHash !== EMPTY_HASH && !touchesGitDirectory(change.path)) {
       deletedByHash.set(change.baseHash, [...(deletedByHash.get(change.baseHash) ?? []), change.path]);
     }
   }
@@ -125,7 +127,7 @@ function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>
     return;
   }
   for (const added of [...changes.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    if (added.kind !== 'added' || added.type !== 'file' || added.hash === undefined) {
+    if (added.kind !== 'added' || added.type !== 'file' || added.hash === undefined || touchesGitDirectory(added.path)) {
       continue;
     }
     const candidates = deletedByHash.get(added.hash);

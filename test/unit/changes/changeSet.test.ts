@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { isBinary } from '../../../src/core/changes/binary';
+import { planApply } from '../../../src/core/apply/applyPlan';
 import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { BoxTreeSnapshot } from '../../../src/core/changes/changeSet';
 import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
@@ -96,6 +97,25 @@ suite('changeSet', () => {
       ],
       'the new directory is implied by the rename below it; empty files are never paired',
     );
+  });
+
+  test('a deletion and an addition are not paired into a rename across .git: each is applied or skipped on its own', () => {
+    const baseline = manifest(file('notes.txt', 'same bytes'), dir('.git'), file('.git/packed', 'git bytes'), dir('src'));
+    const state = box(baseline, { '.git/lost-found/notes.txt': 'same bytes', '.GIT./copy': 'same bytes', 'src/packed': 'git bytes' }, [dir('.git'), dir('.git/lost-found'), dir('src')]);
+    const set = computeChangeSet('/ws', baseline, state);
+    assert.deepEqual(
+      set.changes.map((c) => [c.path, c.kind, c.fromPath]),
+      [
+        ['.GIT./copy', 'added', undefined],
+        ['.git/lost-found/notes.txt', 'added', undefined],
+        ['.git/packed', 'deleted', undefined],
+        ['notes.txt', 'deleted', undefined],
+        ['src/packed', 'added', undefined],
+      ],
+    );
+    const plan = planApply({ baseline, changes: set.changes, current: baseline });
+    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete notes.txt', 'write src/packed']);
+    assert.deepEqual(plan.skipped.map((s) => s.path), ['.GIT./copy', '.git/lost-found/notes.txt', '.git/packed']);
   });
 
   test('type changes are one modified entry with the new type', () => {
