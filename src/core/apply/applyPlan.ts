@@ -1,7 +1,7 @@
 import type { ApplyOperation, ApplyPlan, ChangeEntry } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
 import { sameState } from '../workspace/manifest';
-import { ancestorsOf, foldHostPath, touchesGitDirectory } from '../workspace/pathGuard';
+import { ancestorsOf, foldHostPath, symlinkStaysInside, touchesGitDirectory, type TreeLookup } from '../workspace/pathGuard';
 
 /** Input of `planApply`. */
 export interface ApplyPlanInput {
@@ -47,6 +47,9 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   const skipped: ApplyPlan['skipped'] = [];
   const phases: ApplyOperation[][] = [[], [], [], [], [], []];
   const created: string[] = [];
+  // The workspace as a new link would be resolved on the host: what the scan left out as an obstacle (a link
+  // out of the folder, a fifo) counts as leading outside.
+  const hostLookup: TreeLookup = (p) => (input.obstacles?.has(p) ? { type: 'symlink', linkTarget: '/' } : input.current.get(p));
 
   // Case-folded names already on disk, and of the new names planned so far (case-insensitive disks only).
   const folded = new Map<string, string>();
@@ -66,6 +69,13 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
     const flags = change.flags.filter((flag) => flag !== 'git-internal');
     if (flags.length > 0 && !paths.some((p) => approved.has(p))) {
       skipped.push({ path: change.path, reason: `flagged (${flags.join(', ')}): needs a deliberate approval` });
+      continue;
+    }
+    if (change.type === 'symlink' && change.kind !== 'deleted' && !symlinkStaysInside(change.path, change.linkTarget ?? '', hostLookup)) {
+      skipped.push({
+        path: change.path,
+        reason: `symlink-outside: "${change.path}" -> ${JSON.stringify(change.linkTarget ?? '')} resolves outside the workspace through the links on this machine; symlinks that point outside are refused`,
+      });
       continue;
     }
     const conflict =

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, lstatSync, readlinkSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
-import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined } from '../workspace/pathGuard';
+import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined, symlinkStaysInside, type TreeLookup } from '../workspace/pathGuard';
 import { hashFile } from '../workspace/workspaceScan';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 
@@ -37,6 +38,8 @@ export async function applyToFolder(
   const staged = new Map<ApplyOperation, string>();
   const verified = new Map<ApplyOperation, FileStamp | undefined>();
   let current: { operation: ApplyOperation; bytes?: number } | undefined;
+  // Links the plan deletes before it writes below their path (a link to a directory that became a directory).
+  const replacedLinks = new Set(plan.operations.filter((op) => op.kind === 'delete' && op.type === 'symlink').map((op) => op.path));
   try {
     // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
     // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
@@ -56,7 +59,7 @@ export async function applyToFolder(
           `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
         );
       }
-      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, (temporary) => staged.set(operation, temporary)));
+      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)));
     }
     for (const operation of plan.operations) {
       current = { operation };
@@ -132,7 +135,7 @@ async function reverifyBaseContent(root: string, operation: ApplyOperation, stam
   await verifyBaseContent(root, operation, appliedCount);
 }
 
-function stampOf(stat: import('node:fs').Stats): FileStamp {
+function stampOf(stat: Stats): FileStamp {
   return { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs };
 }
 
@@ -156,18 +159,27 @@ function workspaceChanged(relPath: string, what: string, appliedCount: number): 
  * the ancestor its missing parents will be made in: the same file system, so the later rename is atomic).
  * `onCreated` learns the temp file's name as soon as it exists, so a failure after that still removes it.
  */
-async function stage(root: string, relPath: string, content: Buffer, mode: number, onCreated: (temporary: string) => void): Promise<string> {
+async function stage(
+  root: string,
+  relPath: string,
+  content: Buffer,
+  mode: number,
+  replacedLinks: ReadonlySet<string>,
+  onCreated: (temporary: string) => void,
+): Promise<string> {
   const checked = checkRelative(relPath);
   const absolute = path.join(root, ...relPath.split('/'));
   if (!checked.ok || checked.path !== relPath || !isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path inside ${root}.`);
   }
-  // A file or missing ancestor ends the walk (an earlier operation of the plan replaces or creates it); a link
-  // never carries the temp file out of the workspace.
+  // A file or missing ancestor ends the walk (an earlier operation of the plan replaces or creates it), and so
+  // does a link the plan deletes first (the temp file waits beside it, in a real directory); any other link
+  // never carries the temp file out of the workspace. The write itself re-checks every ancestor with lstat.
   let directory = root;
   for (const ancestor of ancestorsOf(relPath)) {
     const candidate = path.join(root, ...ancestor.split('/'));
     const stat = await lstatOrUndefined(candidate);
+    if (stat?.isSymbolicLink() && replacedLinks.has(ancestor)) break;
     if (stat?.isSymbolicLink()) {
       throw new SandboxError(
         'path-outside-workspace',
@@ -232,7 +244,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       return true;
     }
     case 'symlink': {
-      refuseEscapingLink(operation.path, operation.linkTarget ?? '');
+      refuseEscapingLink(root, operation.path, operation.linkTarget ?? '');
       await ensureParentDirectories(root, operation.path);
       await refuseDirectoryAt(absolute, operation.path);
       const temporary = temporaryName(absolute);
@@ -309,14 +321,44 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
 }
 
 /**
- * Collect refuses links that leave the workspace; this is the last check before one is created on the host:
- * no absolute, empty or lossily decoded target, and none that climbs above the root lexically.
+ * Collect refuses links that leave the box's tree; this is the last check before one is created on the host:
+ * no absolute, empty or lossily decoded target, none that climbs above the root lexically, and none that
+ * leaves it through links that exist on the host (`hl -> ../elsewhere` is left out of the box, so the box
+ * cannot see that `x -> hl/secret` escapes): resolved with lstat/readlink here, as the kernel will.
  */
-function refuseEscapingLink(relPath: string, linkTarget: string): void {
+function refuseEscapingLink(root: string, relPath: string, linkTarget: string): void {
   const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), linkTarget));
-  if (linkTarget === '' || linkTarget.includes('\0') || path.posix.isAbsolute(linkTarget) || !isFaithfulName(linkTarget) || resolved === '..' || resolved.startsWith('../')) {
+  if (
+    linkTarget === '' ||
+    linkTarget.includes('\0') ||
+    path.posix.isAbsolute(linkTarget) ||
+    !isFaithfulName(linkTarget) ||
+    resolved === '..' ||
+    resolved.startsWith('../') ||
+    !symlinkStaysInside(relPath, linkTarget, hostTreeLookup(root))
+  ) {
     throw new SandboxError('path-outside-workspace', `Refusing to create the link "${relPath}" -> ${JSON.stringify(linkTarget)}: its target leaves the workspace or is not a valid name.`);
   }
+}
+
+/** The workspace on disk as `symlinkStaysInside` walks it: lstat, never following the last component. */
+function hostTreeLookup(root: string): TreeLookup {
+  return (relPath) => {
+    let stat: Stats;
+    try {
+      stat = lstatSync(path.join(root, ...relPath.split('/')));
+    } catch {
+      return undefined;
+    }
+    if (stat.isSymbolicLink()) {
+      try {
+        return { type: 'symlink', linkTarget: readlinkSync(path.join(root, ...relPath.split('/'))) };
+      } catch {
+        return { type: 'symlink', linkTarget: '/' };
+      }
+    }
+    return stat.isDirectory() ? { type: 'directory' } : { type: 'file' };
+  };
 }
 
 async function refuseDirectoryAt(absolute: string, relPath: string): Promise<void> {

@@ -42,8 +42,20 @@ export async function applyChanges(
   const toSave: vscode.TextDocument[] = [];
   const changeByPath = new Map(changeSet.changes.map((c) => [c.path, c]));
   const changedSincePlan: string[] = [];
+  // A link the plan replaces by a directory with content, and everything written below it, go through the
+  // server, which removes the link first and never writes through one (VS Code's file service follows links).
+  const below = (p: string | undefined, dir: string) => p !== undefined && p.startsWith(`${dir}/`);
+  const replacedLinks = plan.operations
+    .filter((op) => op.kind === 'delete' && op.type === 'symlink')
+    .map((op) => op.path)
+    .filter((link) => plan.operations.some((op) => below(op.path, link)));
+  const atOrBelowReplacedLink = (p: string | undefined) => p !== undefined && replacedLinks.some((link) => p === link || below(p, link));
   for (const op of plan.operations) {
     if (op.kind === 'mkdir' && op.implied) continue; // writing a file creates its parents
+    if (atOrBelowReplacedLink(op.path) || atOrBelowReplacedLink(op.fromPath)) {
+      viaServer.push(op.path);
+      continue;
+    }
     // Invariant 6 on this path too: a file this edit replaces, deletes or moves must still hold the baseline's
     // content now, whatever the plan's scan concluded (the server re-checks what goes through it).
     if (op.baseHash !== undefined && isWorkspaceEditOperation(op) && !(await stillHolds(uriOf(op.kind === 'rename' ? (op.fromPath ?? op.path) : op.path), op.baseHash))) {

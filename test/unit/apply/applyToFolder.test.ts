@@ -72,6 +72,63 @@ suite('applyToFolder', () => {
     assert.deepEqual(await fs.readdir(outside), []);
   });
 
+  test('a link to a directory that the box replaced by a real directory with files applies, without writing through the link', async () => {
+    await writeTree(root, { 'real/keep.txt': 'host', 'unrelated.txt': 'u' });
+    await writeTree(outside, { 'keep.txt': 'outside' });
+    await fs.symlink('real', path.join(root, 'link'));
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [
+      { path: 'link', kind: 'modified', type: 'directory', mode: 0o755, binary: false, flags: [] },
+      { path: 'link/f.txt', kind: 'added', type: 'file', hash: sha256('box f'), mode: 0o644, binary: false, flags: [] },
+      { path: 'link/sub/g.txt', kind: 'added', type: 'file', hash: sha256('box g'), mode: 0o644, binary: false, flags: [] },
+      { path: 'unrelated.txt', kind: 'modified', type: 'file', hash: sha256('U'), mode: 0o644, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual(plan.conflicts, []);
+    const contents: Record<string, string> = { 'link/f.txt': 'box f', 'link/sub/g.txt': 'box g', 'unrelated.txt': 'U' };
+    const applied = await applyToFolder(root, plan, (p) => Buffer.from(contents[p]));
+    assert.deepEqual(applied.sort(), ['link', 'link/f.txt', 'link/sub/g.txt', 'unrelated.txt']);
+    assert.ok((await fs.lstat(path.join(root, 'link'))).isDirectory(), 'the link is now a real directory');
+    assert.equal(await fs.readFile(path.join(root, 'link/f.txt'), 'utf8'), 'box f');
+    assert.equal(await fs.readFile(path.join(root, 'link/sub/g.txt'), 'utf8'), 'box g');
+    assert.deepEqual(await fs.readdir(path.join(root, 'real')), ['keep.txt'], 'nothing was written through the old link');
+    assert.equal(await fs.readFile(path.join(root, 'unrelated.txt'), 'utf8'), 'U');
+
+    // A link that the plan does not delete is still never written through.
+    await fs.symlink(outside, path.join(root, 'other'));
+    const through: ApplyPlan = { operations: [{ kind: 'write', path: 'other/keep.txt', hash: sha256('x'), mode: 0o644 }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, through, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    assert.equal(await fs.readFile(path.join(outside, 'keep.txt'), 'utf8'), 'outside');
+  });
+
+  test('a box link that leaves the workspace through a link on the host is refused by the plan and by apply', async () => {
+    await writeTree(root, { 'a.txt': 'a' });
+    await writeTree(outside, { 'secret.txt': 'host secret' });
+    await fs.symlink(outside, path.join(root, 'hostlink'));
+    await fs.mkdir(path.join(root, 'sub'));
+    await fs.symlink('../hostlink', path.join(root, 'sub', 'up'));
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const obstacles = new Map<string, string>();
+    const baseline = await scanWorkspace(root, filter, { onSkipped: (p) => obstacles.set(p, 'a symbolic link out of the folder') });
+    assert.ok(!baseline.has('hostlink'), 'the scan leaves the escaping link out, so the box never sees it');
+    const link = (p: string, linkTarget: string): ChangeEntry => ({ path: p, kind: 'added', type: 'symlink', linkTarget, binary: false, flags: [] });
+    const changes = [link('x', 'hostlink/secret.txt'), link('y', 'sub/up/secret.txt'), link('ok', 'a.txt')];
+    const plan = planApply({ baseline, changes, current: baseline, obstacles });
+    assert.deepEqual(plan.skipped.map((s) => s.path), ['x', 'y']);
+    assert.match(plan.skipped[0].reason, /^symlink-outside: .*refused/);
+    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['symlink ok']);
+
+    // Apply resolves on disk too, whatever plan it is given.
+    for (const [p, target] of [['x', 'hostlink/secret.txt'], ['y', 'sub/up/secret.txt']]) {
+      const unplanned: ApplyPlan = { operations: [{ kind: 'symlink', path: p, linkTarget: target }], conflicts: [], skipped: [] };
+      await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), p);
+      assert.equal(await fs.lstat(path.join(root, p)).catch(() => undefined), undefined);
+    }
+    await applyToFolder(root, plan, () => Buffer.alloc(0));
+    assert.equal(await fs.readlink(path.join(root, 'ok')), 'a.txt');
+  });
+
   test('replaces a symlink at the target instead of writing through it', async () => {
     await writeTree(outside, { 'victim.txt': 'untouched' });
     await fs.symlink(path.join(outside, 'victim.txt'), path.join(root, 'file.txt'));
