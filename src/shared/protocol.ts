@@ -128,6 +128,8 @@ export type FlagReason =
   /** Agents or their tools on the host read it as instructions or configuration (`AGENTS.md`, `.claude/`, `.vscode/mcp.json`, …). */
   | 'agent-instructions'
   | 'newly-executable'
+  /** Its new permissions let the group or others write it (a file or directory; `.vscode/` made 777). */
+  | 'others-writable'
   | 'git-internal'
   | 'secret';
 

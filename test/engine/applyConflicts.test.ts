@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
@@ -67,5 +67,20 @@ suite('engine: apply never overwrites a host edit whose mtime was put back (real
     assert.deepEqual(result.conflicts, ['late.txt']);
     assert.equal(readFileSync(path.join(folder, 'late.txt'), 'utf8'), 'HOST TWO\n', 'the developer edit is not overwritten');
     assert.equal(readFileSync(path.join(folder, 'free.txt'), 'utf8'), 'box\n');
+  });
+
+  test('hard link: a box mode change of a file hard-linked to an outside file is a conflict, and the outside file keeps 600', async () => {
+    writeFileSync(path.join(scratch, 'victim.txt'), 'outside\n', { mode: 0o600 });
+    chmodSync(path.join(scratch, 'victim.txt'), 0o600);
+    linkSync(path.join(scratch, 'victim.txt'), path.join(folder, 'linked.txt'));
+    await run('chmod 666 linked.txt');
+    const changeSet = await session.collect();
+    const change = changeSet.changes.find((c) => c.path === 'linked.txt');
+    assert.equal(change?.kind, 'mode');
+    assert.deepEqual(change?.flags, ['others-writable']);
+    const result = await session.apply({ paths: ['linked.txt'], approveFlagged: ['linked.txt'] });
+    assert.deepEqual(result.conflicts, ['linked.txt']);
+    assert.deepEqual(result.applied, []);
+    assert.equal(statSync(path.join(scratch, 'victim.txt')).mode & 0o777, 0o600);
   });
 });

@@ -85,6 +85,14 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       conflicts.push({ path: change.path, reason: conflict });
       continue;
     }
+    const hardLinked = changesModeOf(change) ? input.current.get(change.fromPath ?? change.path) : undefined;
+    if (hardLinked?.links !== undefined && hardLinked.links > 1) {
+      conflicts.push({
+        path: change.path,
+        reason: `"${hardLinked.path}" has ${hardLinked.links} hard links in the workspace: changing its mode would change the other names' file too (maybe outside the workspace), so it is left as it is`,
+      });
+      continue;
+    }
     if (input.caseInsensitive && change.kind !== 'deleted' && change.kind !== 'mode') {
       const twin = folded.get(foldHostPath(change.path));
       if (twin !== undefined && twin !== change.path) {
@@ -109,7 +117,13 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       created.push(change.path);
       switch (change.type) {
         case 'directory':
-          phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode });
+          // A mode that keeps its owner out (500, 000) is set last, once what goes below has been written.
+          if (change.mode !== undefined && (change.mode & 0o700) !== 0o700) {
+            phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode | 0o700 });
+            phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+          } else {
+            phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode });
+          }
           break;
         case 'symlink':
           phases[4].push({ kind: 'symlink', path: change.path, linkTarget: change.linkTarget ?? '' });
@@ -169,6 +183,11 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   phases[1] = phases[1].filter((op) => !freedByRename(op.path));
   phases.splice(3, 0, mkdirsAfterRenames);
   return { operations: phases.flat(), conflicts, skipped };
+}
+
+/** True when applying the change sets the mode of an existing file (a chmod, or a rename that also changes the mode). */
+function changesModeOf(change: ChangeEntry): boolean {
+  return change.type === 'file' && (change.kind === 'mode' || (change.kind === 'renamed' && change.mode !== undefined && change.mode !== change.baseMode));
 }
 
 /**

@@ -44,6 +44,7 @@ export async function applyToFolder(
     // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
     // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
     for (const operation of plan.operations) {
+      await refuseHardLinkedModeChange(root, operation);
       if (operation.baseHash === undefined) continue;
       verified.set(operation, await verifyBaseContent(root, operation, applied.length));
     }
@@ -77,6 +78,26 @@ export async function applyToFolder(
     throw diskFullError(error, root, current, applied.length) ?? error;
   } finally {
     await Promise.all([...staged.values()].map((temporary) => fs.rm(temporary, { force: true }).catch(() => undefined)));
+  }
+}
+
+function hardLinkRefusal(relPath: string, links: number): SandboxError {
+  return new SandboxError(
+    'path-outside-workspace',
+    `Not changing the mode of "${relPath}": it has ${links} hard links, and a mode change would change the file under its other names too (maybe outside the workspace).`,
+  );
+}
+
+/**
+ * Before anything is written: a mode change planned for a hard-linked file is refused now, not after the
+ * rest of the plan was applied (`chmodNoFollow` checks again on the handle it changes).
+ */
+async function refuseHardLinkedModeChange(root: string, operation: ApplyOperation): Promise<void> {
+  if (operation.mode === undefined || (operation.kind !== 'chmod' && operation.kind !== 'rename')) return;
+  const relPath = operation.kind === 'rename' ? (operation.fromPath ?? '') : operation.path;
+  const stat = await lstatOrUndefined(await guardedAbsolute(root, relPath));
+  if (stat?.isFile() && stat.nlink > 1 && (stat.mode & 0o7777) !== (operation.mode & 0o777)) {
+    throw hardLinkRefusal(relPath, stat.nlink);
   }
 }
 
@@ -308,14 +329,14 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       await ensureParentDirectories(root, operation.path);
       await fs.rename(source, absolute);
       if (operation.mode !== undefined) {
-        await chmodNoFollow(absolute, operation.mode);
+        await chmodNoFollow(absolute, operation.mode, operation.path);
       }
       await syncDirectory(path.dirname(absolute));
       await syncDirectory(path.dirname(source));
       return true;
     }
     case 'chmod':
-      await chmodNoFollow(absolute, operation.mode ?? 0o644);
+      await chmodNoFollow(absolute, operation.mode ?? 0o644, operation.path);
       return true;
   }
 }
@@ -368,9 +389,19 @@ async function refuseDirectoryAt(absolute: string, relPath: string): Promise<voi
   }
 }
 
-async function chmodNoFollow(absolute: string, mode: number): Promise<void> {
+/**
+ * Sets the permission bits through an `O_NOFOLLOW` handle. A file with more than one hard link is refused
+ * unless it has the mode already: a chmod changes the inode, so the other names — maybe outside the workspace
+ * (a 600 key linked in) — would change too.
+ */
+async function chmodNoFollow(absolute: string, mode: number, relPath = absolute): Promise<void> {
   const handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   try {
+    const stat = await handle.stat();
+    if ((stat.mode & 0o7777) === (mode & 0o777)) return;
+    if (stat.isFile() && stat.nlink > 1) {
+      throw hardLinkRefusal(relPath, stat.nlink);
+    }
     await handle.chmod(mode & 0o777);
   } finally {
     await handle.close();

@@ -8,7 +8,7 @@ import type { ChangeEntry, FlagReason } from '../../shared/protocol';
  * Flags for changes that need a deliberate approval (design.md invariant 5): anything in a `.git` directory,
  * files the host runs or that steer what it runs (editor tasks, dev containers, CI, hooks, build files,
  * package scripts, lockfiles, package-manager config), files agents on the host read as instructions, and
- * files that become executable. Paths match in every spelling a host disk folds to them (`foldHostPath`).
+ * files that become executable or writable by the group or others. Paths match in every spelling a host disk folds to them (`foldHostPath`).
  */
 
 /** Globs (matched against the whole workspace-relative path, any depth, case-insensitive) for host-executed files. */
@@ -148,6 +148,10 @@ export function flagsFor(change: FlaggableChange, contents: { base?: Buffer; box
   // A proposed file that holds a credential must not slip into the workspace (or a commit) unnoticed.
   if (change.kind !== 'deleted' && contents.box !== undefined && !isBinary(contents.box) && findSecrets(contents.box.toString('utf8')).length > 0) {
     flags.push('secret');
+  }
+  // Another user on the machine (or a process running as one) could then change what the host runs or reads.
+  if (change.kind !== 'deleted' && change.type !== 'symlink' && change.mode !== undefined && (change.mode & 0o022 & ~(change.baseMode ?? 0)) !== 0) {
+    flags.push('others-writable');
   }
   if (
     change.kind !== 'deleted' &&

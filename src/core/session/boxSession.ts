@@ -21,7 +21,7 @@ import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
 import { CANDIDATES_TAR_SCRIPT, LISTING_EXIT, LISTING_SCRIPT, parseBoxListing, sameStamp, stampRecordable, type BoxListing, type ListedEntry } from '../changes/boxListing';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
-import { removeInBox } from './fileOps';
+import { removeInBox, restoreZeroModesInBox } from './fileOps';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
 import type { PendingReview, ReviewStore } from '../review/reviewStore';
@@ -208,6 +208,7 @@ export class BoxSession {
         onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
       });
       await box.putArchive(tar, { path: '/workspace', signal });
+      await restoreZeroModesInBox(box, sent.values(), signal);
     } catch (error) {
       await box.remove().catch(() => undefined);
       throw error;
@@ -430,7 +431,8 @@ export class BoxSession {
   /**
    * Hashes again, from disk, every file in `current` that the selected changes would overwrite, delete, move
    * or chmod: the scan reuses hashes by stat stamp, and invariant 6 must not rest on a stamp (a clock set back,
-   * a file system that keeps no ctime). Only these files are read.
+   * a file system that keeps no ctime). Only these files are read. Their hard-link count is noted too: a mode
+   * change through a hard link would change the other name's file as well.
    */
   private async rehashTouchedFiles(current: Manifest, changes: readonly ChangeEntry[], paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
     const selected = paths === undefined ? undefined : new Set(paths);
@@ -441,8 +443,10 @@ export class BoxSession {
         const entry = current.get(p);
         if (entry?.type !== 'file') continue;
         try {
-          const { hash, size } = await hashFile(path.join(this.options.folder, ...p.split('/')), signal);
-          current.set(p, { ...entry, hash, size });
+          const absolute = path.join(this.options.folder, ...p.split('/'));
+          const { hash, size } = await hashFile(absolute, signal);
+          const { nlink } = await fs.lstat(absolute);
+          current.set(p, { ...entry, hash, size, links: nlink });
         } catch (error) {
           if (SandboxError.is(error)) throw error;
           // Gone or replaced by something else since the scan: not the baseline's file any more.
@@ -972,6 +976,7 @@ export class BoxSession {
         onSkipped: (relPath, reason) => this.options.log(`[session] not sent: ${relPath} (${reason})`),
       });
       await this.box.putArchive(tar, { path: '/workspace', signal });
+      await restoreZeroModesInBox(this.box, sent, signal);
     }
     for (const p of absent) this.forget(p);
     for (const entry of sent) this.baseline.set(entry.path, entry);

@@ -22,6 +22,8 @@ export interface ManifestEntry {
    */
   ctimeMs?: number;
   ino?: number;
+  /** Hard links to the file on disk, where an apply plan looked (the files it touches). */
+  links?: number;
 }
 
 /** Entries by path. */

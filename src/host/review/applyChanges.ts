@@ -42,17 +42,19 @@ export async function applyChanges(
   const toSave: vscode.TextDocument[] = [];
   const changeByPath = new Map(changeSet.changes.map((c) => [c.path, c]));
   const changedSincePlan: string[] = [];
-  // A link the plan replaces by a directory with content, and everything written below it, go through the
-  // server, which removes the link first and never writes through one (VS Code's file service follows links).
+  // Subtrees the server applies whole, because a WorkspaceEdit would get them wrong: a link the plan replaces by
+  // a directory with content (VS Code's file service follows links; the server removes the link first and
+  // never writes through one) and a new directory with a mode of its own (creating a file makes its parents
+  // 755; a 700 directory must be 700 before anything is written in it).
   const below = (p: string | undefined, dir: string) => p !== undefined && p.startsWith(`${dir}/`);
-  const replacedLinks = plan.operations
-    .filter((op) => op.kind === 'delete' && op.type === 'symlink')
+  const serverSubtrees = plan.operations
+    .filter((op) => (op.kind === 'delete' && op.type === 'symlink') || (op.kind === 'mkdir' && !op.implied && op.mode !== undefined && (op.mode & 0o7777) !== 0o755))
     .map((op) => op.path)
-    .filter((link) => plan.operations.some((op) => below(op.path, link)));
-  const atOrBelowReplacedLink = (p: string | undefined) => p !== undefined && replacedLinks.some((link) => p === link || below(p, link));
+    .filter((root) => plan.operations.some((op) => below(op.path, root)));
+  const inServerSubtree = (p: string | undefined) => p !== undefined && serverSubtrees.some((root) => p === root || below(p, root));
   for (const op of plan.operations) {
     if (op.kind === 'mkdir' && op.implied) continue; // writing a file creates its parents
-    if (atOrBelowReplacedLink(op.path) || atOrBelowReplacedLink(op.fromPath)) {
+    if (inServerSubtree(op.path) || inServerSubtree(op.fromPath)) {
       viaServer.push(op.path);
       continue;
     }

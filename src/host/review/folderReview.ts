@@ -167,6 +167,8 @@ export function describeFlag(flag: string): string {
       return 'agents on your machine read it as instructions';
     case 'newly-executable':
       return 'becomes executable';
+    case 'others-writable':
+      return 'becomes writable by other users';
     case 'secret':
       return 'looks like it holds a secret';
     default:

@@ -6,6 +6,8 @@ import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
 import type { ApplyPlan } from '../../../src/shared/protocol';
 import { applyToFolder } from '../../../src/core/apply/applyToFolder';
+import { computeChangeSet } from '../../../src/core/changes/changeSet';
+import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
@@ -127,6 +129,65 @@ suite('applyToFolder', () => {
     }
     await applyToFolder(root, plan, () => Buffer.alloc(0));
     assert.equal(await fs.readlink(path.join(root, 'ok')), 'a.txt');
+  });
+
+  test('mode: new directories keep their own mode (700, 500), and no mode is changed through a hard link', async () => {
+    await writeTree(root, { 'a.txt': 'a', 'linked.txt': 'k', 'other.txt': 'o' });
+    await writeTree(outside, { 'victim.txt': 'outside file' });
+    await fs.chmod(path.join(outside, 'victim.txt'), 0o600);
+    await fs.rm(path.join(root, 'linked.txt'));
+    await fs.link(path.join(outside, 'victim.txt'), path.join(root, 'linked.txt'));
+    await fs.chmod(path.join(root, 'other.txt'), 0o600);
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const boxTree = new Map(baseline);
+    const add = (entry: ManifestEntry) => boxTree.set(entry.path, entry);
+    add({ path: 'private', type: 'directory', mode: 0o700, size: 0 });
+    add({ path: 'private/notes.txt', type: 'file', mode: 0o600, size: 1, hash: sha256('n') });
+    add({ path: 'sealed', type: 'directory', mode: 0o500, size: 0 });
+    add({ path: 'sealed/r.txt', type: 'file', mode: 0o400, size: 1, hash: sha256('r') });
+    add({ path: 'plain', type: 'directory', mode: 0o755, size: 0 });
+    add({ path: 'plain/p.txt', type: 'file', mode: 0o644, size: 1, hash: sha256('p') });
+    add({ ...baseline.get('linked.txt')!, mode: 0o666 });
+    add({ ...baseline.get('other.txt')!, mode: 0o644 });
+    const contents = new Map([['private/notes.txt', Buffer.from('n')], ['sealed/r.txt', Buffer.from('r')], ['plain/p.txt', Buffer.from('p')]]);
+    const changeSet = computeChangeSet(root, baseline, { entries: boxTree, contents, refused: [], ignored: [] });
+    assert.deepEqual(
+      changeSet.changes.map((c) => `${c.kind} ${c.path}`),
+      ['mode linked.txt', 'mode other.txt', 'added plain/p.txt', 'added private', 'added private/notes.txt', 'added sealed', 'added sealed/r.txt'],
+      'a new 755 directory is implied by its content; any other mode is carried',
+    );
+    assert.deepEqual(changeSet.changes.find((c) => c.path === 'linked.txt')!.flags, ['others-writable']);
+
+    // What the session tells the planner: the hard-link count of the files it touches.
+    const current = new Map(baseline);
+    current.set('linked.txt', { ...baseline.get('linked.txt')!, links: 2 });
+    const plan = planApply({ baseline, changes: changeSet.changes, current, approveFlagged: ['linked.txt'] });
+    assert.deepEqual(plan.conflicts.map((c) => c.path), ['linked.txt']);
+    assert.match(plan.conflicts[0].reason, /2 hard links/);
+    await applyToFolder(root, plan, (p) => contents.get(p)!);
+    const modeOf = async (p: string) => (await fs.lstat(path.join(root, p))).mode & 0o7777;
+    assert.equal(await modeOf('private'), 0o700);
+    assert.equal(await modeOf('sealed'), 0o500);
+    assert.equal(await modeOf('plain'), 0o755);
+    assert.equal(await modeOf('sealed/r.txt'), 0o400);
+    assert.equal(await modeOf('other.txt'), 0o644);
+    assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode & 0o777, 0o600);
+
+    // Apply refuses it on disk too, before anything else of the plan is applied.
+    await fs.chmod(path.join(root, 'other.txt'), 0o600);
+    const unplanned: ApplyPlan = {
+      operations: [
+        { kind: 'chmod', path: 'other.txt', mode: 0o644 },
+        { kind: 'chmod', path: 'linked.txt', mode: 0o666 },
+      ],
+      conflicts: [],
+      skipped: [],
+    };
+    await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace') && /hard links/.test((e as Error).message));
+    assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode & 0o777, 0o600);
+    assert.equal(await modeOf('other.txt'), 0o600, 'nothing of the plan was applied');
+    await fs.chmod(path.join(root, 'sealed'), 0o700);
   });
 
   test('replaces a symlink at the target instead of writing through it', async () => {

@@ -211,6 +211,25 @@ suite('changeSet', () => {
     assert.deepEqual(flags['tool.sh'], ['newly-executable']);
   });
 
+  test('flags: a change that makes a file or directory writable by the group or others', () => {
+    const baseline = manifest(dir('.vscode'), file('.vscode/settings.json', '{}'), file('run.txt', 'r'), file('private.txt', 'p', 0o640));
+    const state = box(baseline, { '.vscode/settings.json': '{}', 'run.txt': 'r', 'private.txt': 'p', 'new-shared.txt': 'n', 'new.txt': 'n2' }, [dir('.vscode', 0o777), dir('drop', 0o775)], {
+      'run.txt': 0o664,
+      'private.txt': 0o600,
+      'new-shared.txt': 0o666,
+      'new.txt': 0o644,
+    });
+    const flags = Object.fromEntries(computeChangeSet('/ws', baseline, state).changes.map((c) => [c.path, c.flags]));
+    assert.deepEqual(flags, {
+      '.vscode': ['others-writable'],
+      drop: ['others-writable'],
+      'new-shared.txt': ['others-writable'],
+      'new.txt': [],
+      'private.txt': [],
+      'run.txt': ['others-writable'],
+    });
+  });
+
   test('a modified package.json is flagged when the base content is unknown', () => {
     const baseline = manifest(file('package.json', '{"scripts":{}}'));
     const state = box(baseline, { 'package.json': '{"scripts":{},"version":"2"}' });
