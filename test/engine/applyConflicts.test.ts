@@ -67,6 +67,11 @@ suite('engine: apply never overwrites a host edit whose mtime was put back (real
     assert.deepEqual(result.conflicts, ['late.txt']);
     assert.equal(readFileSync(path.join(folder, 'late.txt'), 'utf8'), 'HOST TWO\n', 'the developer edit is not overwritten');
     assert.equal(readFileSync(path.join(folder, 'free.txt'), 'utf8'), 'box\n');
+
+    // Taking the box's version replaces the developer's file on purpose.
+    const taken = await session.apply({ paths: ['late.txt'], takeBoxVersion: ['late.txt'] });
+    assert.deepEqual(taken.applied, ['late.txt']);
+    assert.equal(readFileSync(path.join(folder, 'late.txt'), 'utf8'), 'box\n');
   });
 
   test('hard link: a box mode change of a file hard-linked to an outside file is a conflict, and the outside file keeps 600', async () => {

@@ -417,7 +417,7 @@ export class BoxSession {
       else current.delete(p);
     }
     this.caseInsensitive ??= ignoresCase(this.options.folder);
-    return planApply({
+    const plan = planApply({
       baseline: this.baseline,
       changes: collected.changeSet.changes,
       current,
@@ -426,6 +426,16 @@ export class BoxSession {
       selected: selection.paths,
       approveFlagged: selection.approveFlagged,
     });
+    // A taken box version replaces the developer's file on purpose: no baseline content to insist on there.
+    const taken = new Set(selection.takeBoxVersion ?? []);
+    if (taken.size > 0) {
+      plan.operations = plan.operations.map((op) => {
+        if (op.baseHash === undefined || !(taken.has(op.path) || (op.fromPath !== undefined && taken.has(op.fromPath)))) return op;
+        const { baseHash: _replacedOnPurpose, ...rest } = op;
+        return rest;
+      });
+    }
+    return plan;
   }
 
   /**
