@@ -115,7 +115,12 @@ export type ErrorReason =
    */
   | 'ssh-host-key'
   /** `ssh` could not log in to the engine's host (key or agent refused), or `ssh` itself is missing. */
-  | 'ssh-failed';
+  | 'ssh-failed'
+  /**
+   * `sandbox/apply` found a file it was about to overwrite, delete or rename no longer holding the baseline's
+   * content (changed after the plan). It was left alone; plan again and it shows as a conflict.
+   */
+  | 'workspace-changed';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {
@@ -162,7 +167,15 @@ export interface RefusedEntry {
 export type ChangeKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'mode';
 
 /** Why applying a change needs a deliberate approval (design.md invariant 5). */
-export type FlagReason = 'host-executed' | 'newly-executable' | 'git-internal' | 'secret';
+export type FlagReason =
+  | 'host-executed'
+  /** Agents or their tools on the host read it as instructions or configuration (`AGENTS.md`, `.claude/`, `.vscode/mcp.json`, …). */
+  | 'agent-instructions'
+  | 'newly-executable'
+  /** Its new permissions let the group or others write it (a file or directory; `.vscode/` made 777). */
+  | 'others-writable'
+  | 'git-internal'
+  | 'secret';
 
 /** One changed path in the box relative to the baseline. */
 export interface ChangeEntry {
@@ -506,6 +519,12 @@ export interface ApplyOperation {
   linkTarget?: string;
   /** Writes: SHA-256 the content must have; renames: the hash the moved file has. */
   hash?: string;
+  /**
+   * Writes, deletes and chmods of a file the baseline holds, renames (of `fromPath`): the SHA-256 the file on
+   * disk must still have, the baseline's. The plan hashed it; whoever applies hashes it again right before
+   * changing it, and a different content is a conflict, never overwritten (design.md invariant 6).
+   */
+  baseHash?: string;
   /** Deletes: the type removed (a directory is removed only once empty). */
   type?: EntryType;
   /** Mkdirs: a parent created for other operations, not a change of its own. */

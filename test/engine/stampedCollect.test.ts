@@ -248,7 +248,8 @@ suite('collect through box stamps falls back to the whole archive when the listi
       const locked = await session.collect();
       assert.equal(session.lastCollectInfo?.strategy, 'full');
       assert.equal(session.lastCollectInfo?.reason, 'incomplete listing');
-      assert.deepEqual(summary(locked), ['modified file a.txt', 'added file locked/inside.txt']);
+      // The new directory's own mode (000, not the 755 that creating its file would give it) is carried.
+      assert.deepEqual(summary(locked), ['modified file a.txt', 'added directory locked', 'added file locked/inside.txt']);
       await shOk(session.box, 'chmod 755 /workspace/locked');
       const open = await session.collect();
       assert.equal(session.lastCollectInfo?.strategy, 'stamps');

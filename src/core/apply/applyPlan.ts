@@ -1,7 +1,7 @@
 import type { ApplyOperation, ApplyPlan, ChangeEntry } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
 import { sameState } from '../workspace/manifest';
-import { ancestorsOf, touchesGitDirectory } from '../workspace/pathGuard';
+import { ancestorsOf, foldHostPath, symlinkStaysInside, touchesGitDirectory, type TreeLookup } from '../workspace/pathGuard';
 
 /** Input of `planApply`. */
 export interface ApplyPlanInput {
@@ -19,8 +19,9 @@ export interface ApplyPlanInput {
    */
   obstacles?: ReadonlyMap<string, string>;
   /**
-   * The folder's file system ignores case (macOS, Windows): a new name that differs only by case from an
-   * existing entry, or from another new name, would land on that entry, so it is a conflict instead.
+   * The folder's file system ignores case (macOS, Windows): a new name that folds (`foldHostPath`: case,
+   * NFC/NFD, NTFS trailing dots and spaces, streams) to an existing entry, or to another new name, would land
+   * on that entry, so it is a conflict instead.
    */
   caseInsensitive?: boolean;
   /** Flagged paths approved deliberately. `.git` paths (in any spelling a host disk folds to `.git`) are never applied, approved or not. */
@@ -46,11 +47,14 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   const skipped: ApplyPlan['skipped'] = [];
   const phases: ApplyOperation[][] = [[], [], [], [], [], []];
   const created: string[] = [];
+  // The workspace as a new link would be resolved on the host: what the scan left out as an obstacle (a link
+  // out of the folder, a fifo) counts as leading outside.
+  const hostLookup: TreeLookup = (p) => (input.obstacles?.has(p) ? { type: 'symlink', linkTarget: '/' } : input.current.get(p));
 
   // Case-folded names already on disk, and of the new names planned so far (case-insensitive disks only).
   const folded = new Map<string, string>();
   if (input.caseInsensitive) {
-    for (const p of input.current.keys()) folded.set(p.toLowerCase(), p);
+    for (const p of input.current.keys()) folded.set(foldHostPath(p), p);
   }
   for (const change of [...input.changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const paths = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
@@ -67,6 +71,13 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       skipped.push({ path: change.path, reason: `flagged (${flags.join(', ')}): needs a deliberate approval` });
       continue;
     }
+    if (change.type === 'symlink' && change.kind !== 'deleted' && !symlinkStaysInside(change.path, change.linkTarget ?? '', hostLookup)) {
+      skipped.push({
+        path: change.path,
+        reason: `symlink-outside: "${change.path}" -> ${JSON.stringify(change.linkTarget ?? '')} resolves outside the workspace through the links on this machine; symlinks that point outside are refused`,
+      });
+      continue;
+    }
     const conflict =
       paths.map((p) => obstacleAt(p, input)).find((reason) => reason !== undefined) ??
       paths.map((p) => conflictAt(p, input.baseline.get(p), input.current.get(p))).find((reason) => reason !== undefined);
@@ -74,32 +85,51 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
       conflicts.push({ path: change.path, reason: conflict });
       continue;
     }
+    const hardLinked = changesModeOf(change) ? input.current.get(change.fromPath ?? change.path) : undefined;
+    if (hardLinked?.links !== undefined && hardLinked.links > 1) {
+      conflicts.push({
+        path: change.path,
+        reason: `"${hardLinked.path}" has ${hardLinked.links} hard links in the workspace: changing its mode would change the other names' file too (maybe outside the workspace), so it is left as it is`,
+      });
+      continue;
+    }
     if (input.caseInsensitive && change.kind !== 'deleted' && change.kind !== 'mode') {
-      const twin = folded.get(change.path.toLowerCase());
+      const twin = folded.get(foldHostPath(change.path));
       if (twin !== undefined && twin !== change.path) {
-        conflicts.push({ path: change.path, reason: `"${change.path}" differs only by case from "${twin}", and this folder's disk ignores case: it would overwrite it` });
+        conflicts.push({
+          path: change.path,
+          reason: `"${change.path}" differs only by case, Unicode normalisation or trailing dots from "${twin}", and this folder's disk folds such names: it would overwrite it`,
+        });
         continue;
       }
-      folded.set(change.path.toLowerCase(), change.path);
+      folded.set(foldHostPath(change.path), change.path);
     }
 
     const base = input.baseline.get(change.fromPath ?? change.path);
+    // What the file on disk must still hold when it is overwritten, deleted, moved or chmodded.
+    const baseHash = base?.type === 'file' && base.hash !== undefined ? { baseHash: base.hash } : {};
     const removeOld = (): void => {
       if (base !== undefined) {
-        phases[base.type === 'directory' ? 3 : 0].push({ kind: 'delete', path: change.path, type: base.type });
+        phases[base.type === 'directory' ? 3 : 0].push({ kind: 'delete', path: change.path, type: base.type, ...baseHash });
       }
     };
     const createNew = (): void => {
       created.push(change.path);
       switch (change.type) {
         case 'directory':
-          phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode });
+          // A mode that keeps its owner out (500, 000) is set last, once what goes below has been written.
+          if (change.mode !== undefined && (change.mode & 0o700) !== 0o700) {
+            phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode | 0o700 });
+            phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+          } else {
+            phases[1].push({ kind: 'mkdir', path: change.path, mode: change.mode });
+          }
           break;
         case 'symlink':
           phases[4].push({ kind: 'symlink', path: change.path, linkTarget: change.linkTarget ?? '' });
           break;
         default:
-          phases[4].push({ kind: 'write', path: change.path, mode: change.mode, hash: change.hash });
+          phases[4].push({ kind: 'write', path: change.path, mode: change.mode, hash: change.hash, ...(base?.type === 'file' ? baseHash : {}) });
       }
     };
     switch (change.kind) {
@@ -111,10 +141,10 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
         break;
       case 'renamed':
         created.push(change.path);
-        phases[2].push({ kind: 'rename', path: change.path, fromPath: change.fromPath, mode: change.mode, hash: change.hash });
+        phases[2].push({ kind: 'rename', path: change.path, fromPath: change.fromPath, mode: change.mode, hash: change.hash, ...baseHash });
         break;
       case 'mode':
-        phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode });
+        phases[5].push({ kind: 'chmod', path: change.path, mode: change.mode, ...baseHash });
         break;
       case 'modified':
         if (base !== undefined && base.type !== change.type) {
@@ -153,6 +183,11 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
   phases[1] = phases[1].filter((op) => !freedByRename(op.path));
   phases.splice(3, 0, mkdirsAfterRenames);
   return { operations: phases.flat(), conflicts, skipped };
+}
+
+/** True when applying the change sets the mode of an existing file (a chmod, or a rename that also changes the mode). */
+function changesModeOf(change: ChangeEntry): boolean {
+  return change.type === 'file' && (change.kind === 'mode' || (change.kind === 'renamed' && change.mode !== undefined && change.mode !== change.baseMode));
 }
 
 /**

@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, lstatSync, readlinkSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
-import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined } from '../workspace/pathGuard';
+import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined, symlinkStaysInside, type TreeLookup } from '../workspace/pathGuard';
+import { hashFile } from '../workspace/workspaceScan';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 
 /**
@@ -19,6 +21,10 @@ import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
  * is left behind on any error. Writing a file's bytes is what needs space; the renames, deletes and chmods
  * that follow rarely do (a mkdir may), and a `disk-full` there says how many changes were already applied.
  *
+ * Every file an operation replaces, deletes, moves or chmods (`baseHash` in the plan) is hashed before anything
+ * is written and must still hold the baseline's content, and its stamp is checked again right before the
+ * operation: a file the developer changed after the plan is never overwritten (`workspace-changed`).
+ *
  * A directory delete that finds the directory not empty (the developer kept something in it) leaves it and
  * does not report it. Returns the paths applied, in order; implied parent directories are not listed. Stops
  * at the first error.
@@ -30,8 +36,18 @@ export async function applyToFolder(
 ): Promise<string[]> {
   const applied: string[] = [];
   const staged = new Map<ApplyOperation, string>();
+  const verified = new Map<ApplyOperation, FileStamp | undefined>();
   let current: { operation: ApplyOperation; bytes?: number } | undefined;
+  // Links the plan deletes before it writes below their path (a link to a directory that became a directory).
+  const replacedLinks = new Set(plan.operations.filter((op) => op.kind === 'delete' && op.type === 'symlink').map((op) => op.path));
   try {
+    // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
+    // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
+    for (const operation of plan.operations) {
+      await refuseHardLinkedModeChange(root, operation);
+      if (operation.baseHash === undefined) continue;
+      verified.set(operation, await verifyBaseContent(root, operation, applied.length));
+    }
     for (const operation of plan.operations) {
       if (operation.kind !== 'write') continue;
       current = { operation };
@@ -44,10 +60,13 @@ export async function applyToFolder(
           `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
         );
       }
-      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, (temporary) => staged.set(operation, temporary)));
+      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)));
     }
     for (const operation of plan.operations) {
       current = { operation };
+      if (verified.has(operation)) {
+        await reverifyBaseContent(root, operation, verified.get(operation), applied.length);
+      }
       const done = await applyOperation(root, operation, staged.get(operation));
       staged.delete(operation);
       if (done && !operation.implied && !applied.includes(operation.path)) {
@@ -62,23 +81,126 @@ export async function applyToFolder(
   }
 }
 
+function hardLinkRefusal(relPath: string, links: number): SandboxError {
+  return new SandboxError(
+    'path-outside-workspace',
+    `Not changing the mode of "${relPath}": it has ${links} hard links, and a mode change would change the file under its other names too (maybe outside the workspace).`,
+  );
+}
+
+/**
+ * Before anything is written: a mode change planned for a hard-linked file is refused now, not after the
+ * rest of the plan was applied (`chmodNoFollow` checks again on the handle it changes).
+ */
+async function refuseHardLinkedModeChange(root: string, operation: ApplyOperation): Promise<void> {
+  if (operation.mode === undefined || (operation.kind !== 'chmod' && operation.kind !== 'rename')) return;
+  const relPath = operation.kind === 'rename' ? (operation.fromPath ?? '') : operation.path;
+  const stat = await lstatOrUndefined(await guardedAbsolute(root, relPath));
+  if (stat?.isFile() && stat.nlink > 1 && (stat.mode & 0o7777) !== (operation.mode & 0o777)) {
+    throw hardLinkRefusal(relPath, stat.nlink);
+  }
+}
+
+/** What identifies a file's content state without reading it; only the kernel sets ctime. */
+interface FileStamp {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** The path an operation with a `baseHash` changes: a rename's source, otherwise its path. */
+function baseHashPath(operation: ApplyOperation): string {
+  return operation.kind === 'rename' ? (operation.fromPath ?? '') : operation.path;
+}
+
+/**
+ * Hashes the file an operation would replace, delete, move or chmod, and throws `workspace-changed` unless it
+ * still holds `baseHash`. A delete of a file that is gone already is fine; for anything else a missing file
+ * or another type is a change too. Returns the file's stamp (undefined when it is gone).
+ */
+async function verifyBaseContent(root: string, operation: ApplyOperation, appliedCount: number): Promise<FileStamp | undefined> {
+  const relPath = baseHashPath(operation);
+  const absolute = await guardedAbsolute(root, relPath);
+  const before = await lstatOrUndefined(absolute);
+  if (before === undefined && operation.kind === 'delete') return undefined;
+  if (before === undefined || !before.isFile()) {
+    throw workspaceChanged(relPath, before === undefined ? 'was deleted' : 'is no longer a regular file', appliedCount);
+  }
+  let hash: string;
+  try {
+    ({ hash } = await hashFile(absolute));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw workspaceChanged(relPath, 'was replaced while it was read', appliedCount);
+    }
+    throw error;
+  }
+  const after = await lstatOrUndefined(absolute);
+  if (after === undefined || !sameStamp(stampOf(before), stampOf(after))) {
+    throw workspaceChanged(relPath, 'changed while it was read', appliedCount);
+  }
+  if (hash !== operation.baseHash) {
+    throw workspaceChanged(relPath, 'no longer holds the content the box was given', appliedCount);
+  }
+  return stampOf(after);
+}
+
+/**
+ * Right before the operation: the file must still carry the stamp it had when it was hashed (any write since
+ * moves ctime, a replacement changes the inode); otherwise it is hashed again.
+ */
+async function reverifyBaseContent(root: string, operation: ApplyOperation, stamp: FileStamp | undefined, appliedCount: number): Promise<void> {
+  const now = await lstatOrUndefined(await guardedAbsolute(root, baseHashPath(operation)));
+  if (stamp === undefined ? now === undefined : now?.isFile() && sameStamp(stamp, stampOf(now))) return;
+  await verifyBaseContent(root, operation, appliedCount);
+}
+
+function stampOf(stat: Stats): FileStamp {
+  return { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs };
+}
+
+function sameStamp(a: FileStamp, b: FileStamp): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+function workspaceChanged(relPath: string, what: string, appliedCount: number): SandboxError {
+  const state =
+    appliedCount === 0
+      ? 'Nothing in the workspace was changed'
+      : `${appliedCount} change(s) were applied before that; the rest are still pending`;
+  return new SandboxError(
+    'workspace-changed',
+    `Not overwriting "${relPath}": it ${what} since the changes were planned (it was edited in the workspace). ${state}. Review again: it is a conflict now.`,
+  );
+}
+
 /**
  * Writes `content` to a temp file in the deepest existing directory of `relPath` (where the file will be, or
  * the ancestor its missing parents will be made in: the same file system, so the later rename is atomic).
  * `onCreated` learns the temp file's name as soon as it exists, so a failure after that still removes it.
  */
-async function stage(root: string, relPath: string, content: Buffer, mode: number, onCreated: (temporary: string) => void): Promise<string> {
+async function stage(
+  root: string,
+  relPath: string,
+  content: Buffer,
+  mode: number,
+  replacedLinks: ReadonlySet<string>,
+  onCreated: (temporary: string) => void,
+): Promise<string> {
   const checked = checkRelative(relPath);
   const absolute = path.join(root, ...relPath.split('/'));
   if (!checked.ok || checked.path !== relPath || !isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path inside ${root}.`);
   }
-  // A file or missing ancestor ends the walk (an earlier operation of the plan replaces or creates it); a link
-  // never carries the temp file out of the workspace.
+  // A file or missing ancestor ends the walk (an earlier operation of the plan replaces or creates it), and so
+  // does a link the plan deletes first (the temp file waits beside it, in a real directory); any other link
+  // never carries the temp file out of the workspace. The write itself re-checks every ancestor with lstat.
   let directory = root;
   for (const ancestor of ancestorsOf(relPath)) {
     const candidate = path.join(root, ...ancestor.split('/'));
     const stat = await lstatOrUndefined(candidate);
+    if (stat?.isSymbolicLink() && replacedLinks.has(ancestor)) break;
     if (stat?.isSymbolicLink()) {
       throw new SandboxError(
         'path-outside-workspace',
@@ -143,7 +265,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       return true;
     }
     case 'symlink': {
-      refuseEscapingLink(operation.path, operation.linkTarget ?? '');
+      refuseEscapingLink(root, operation.path, operation.linkTarget ?? '');
       await ensureParentDirectories(root, operation.path);
       await refuseDirectoryAt(absolute, operation.path);
       const temporary = temporaryName(absolute);
@@ -207,27 +329,57 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       await ensureParentDirectories(root, operation.path);
       await fs.rename(source, absolute);
       if (operation.mode !== undefined) {
-        await chmodNoFollow(absolute, operation.mode);
+        await chmodNoFollow(absolute, operation.mode, operation.path);
       }
       await syncDirectory(path.dirname(absolute));
       await syncDirectory(path.dirname(source));
       return true;
     }
     case 'chmod':
-      await chmodNoFollow(absolute, operation.mode ?? 0o644);
+      await chmodNoFollow(absolute, operation.mode ?? 0o644, operation.path);
       return true;
   }
 }
 
 /**
- * Collect refuses links that leave the workspace; this is the last check before one is created on the host:
- * no absolute, empty or lossily decoded target, and none that climbs above the root lexically.
+ * Collect refuses links that leave the box's tree; this is the last check before one is created on the host:
+ * no absolute, empty or lossily decoded target, none that climbs above the root lexically, and none that
+ * leaves it through links that exist on the host (`hl -> ../elsewhere` is left out of the box, so the box
+ * cannot see that `x -> hl/secret` escapes): resolved with lstat/readlink here, as the kernel will.
  */
-function refuseEscapingLink(relPath: string, linkTarget: string): void {
+function refuseEscapingLink(root: string, relPath: string, linkTarget: string): void {
   const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(relPath), linkTarget));
-  if (linkTarget === '' || linkTarget.includes('\0') || path.posix.isAbsolute(linkTarget) || !isFaithfulName(linkTarget) || resolved === '..' || resolved.startsWith('../')) {
+  if (
+    linkTarget === '' ||
+    linkTarget.includes('\0') ||
+    path.posix.isAbsolute(linkTarget) ||
+    !isFaithfulName(linkTarget) ||
+    resolved === '..' ||
+    resolved.startsWith('../') ||
+    !symlinkStaysInside(relPath, linkTarget, hostTreeLookup(root))
+  ) {
     throw new SandboxError('path-outside-workspace', `Refusing to create the link "${relPath}" -> ${JSON.stringify(linkTarget)}: its target leaves the workspace or is not a valid name.`);
   }
+}
+
+/** The workspace on disk as `symlinkStaysInside` walks it: lstat, never following the last component. */
+function hostTreeLookup(root: string): TreeLookup {
+  return (relPath) => {
+    let stat: Stats;
+    try {
+      stat = lstatSync(path.join(root, ...relPath.split('/')));
+    } catch {
+      return undefined;
+    }
+    if (stat.isSymbolicLink()) {
+      try {
+        return { type: 'symlink', linkTarget: readlinkSync(path.join(root, ...relPath.split('/'))) };
+      } catch {
+        return { type: 'symlink', linkTarget: '/' };
+      }
+    }
+    return stat.isDirectory() ? { type: 'directory' } : { type: 'file' };
+  };
 }
 
 async function refuseDirectoryAt(absolute: string, relPath: string): Promise<void> {
@@ -237,9 +389,19 @@ async function refuseDirectoryAt(absolute: string, relPath: string): Promise<voi
   }
 }
 
-async function chmodNoFollow(absolute: string, mode: number): Promise<void> {
+/**
+ * Sets the permission bits through an `O_NOFOLLOW` handle. A file with more than one hard link is refused
+ * unless it has the mode already: a chmod changes the inode, so the other names — maybe outside the workspace
+ * (a 600 key linked in) — would change too.
+ */
+async function chmodNoFollow(absolute: string, mode: number, relPath = absolute): Promise<void> {
   const handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   try {
+    const stat = await handle.stat();
+    if ((stat.mode & 0o7777) === (mode & 0o777)) return;
+    if (stat.isFile() && stat.nlink > 1) {
+      throw hardLinkRefusal(relPath, stat.nlink);
+    }
     await handle.chmod(mode & 0o777);
   } finally {
     await handle.close();

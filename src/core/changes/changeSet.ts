@@ -1,8 +1,11 @@
 import type { ChangeEntry, ChangeSet, RefusedEntry } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
-import { ancestorsOf } from '../workspace/pathGuard';
+import { ancestorsOf, touchesGitDirectory } from '../workspace/pathGuard';
 import { isBinary } from './binary';
 import { flagsFor } from './flags';
+
+/** What creating a file's parents makes (umask 022): an added directory with this mode needs no entry of its own. */
+const DEFAULT_DIRECTORY_MODE = 0o755;
 
 /** SHA-256 of the empty file: equal hashes prove nothing about a rename. */
 const EMPTY_HASH = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -31,8 +34,9 @@ export interface ChangeSetOptions {
  * - a path whose type changed (file ↔ directory ↔ symlink) is one `modified` entry carrying the new `type`; the
  *   old type is the baseline's (apply deletes the old entry, then creates the new one);
  * - a deleted file and an added file with the same non-empty hash become one `renamed` entry (same base name
- *   preferred when several match);
- * - an added directory is reported only when no change below it is listed (creating what is below creates it);
+ *   preferred when several match), unless either is in `.git` (never applied: each half stays on its own);
+ * - an added directory is reported only when no change below it is listed (creating what is below creates it)
+ *   or when its mode is not the default 755 (which creating what is below would give it);
  *   a deleted directory is always reported (apply removes it after its content, and only if it is then empty);
  *   permission changes of directories are always reported;
  * - baseline paths at or below a refused or ignored path are not proposed as deleted: the box holds
@@ -117,7 +121,9 @@ function describeBase(base: ManifestEntry): Pick<ChangeEntry, 'baseMode' | 'base
 function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>): void {
   const deletedByHash = new Map<string, string[]>();
   for (const change of changes.values()) {
-    if (change.kind === 'deleted' && change.type === 'file' && change.baseHash !== undefined && change.baseHash !== EMPTY_HASH) {
+    // Never across `.git` (any spelling): apply skips every change there, so a rename into or out of it would
+    // take its other half — a deletion the developer wants, or a file outside `.git` — down with it for good.
+    if (change.kind === 'deleted' && change.type === 'file' && change.baseHash !== undefined && change.baseHash !== EMPTY_HASH && !touchesGitDirectory(change.path)) {
       deletedByHash.set(change.baseHash, [...(deletedByHash.get(change.baseHash) ?? []), change.path]);
     }
   }
@@ -125,7 +131,7 @@ function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>
     return;
   }
   for (const added of [...changes.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    if (added.kind !== 'added' || added.type !== 'file' || added.hash === undefined) {
+    if (added.kind !== 'added' || added.type !== 'file' || added.hash === undefined || touchesGitDirectory(added.path)) {
       continue;
     }
     const candidates = deletedByHash.get(added.hash);
@@ -151,7 +157,8 @@ function dropImpliedDirectories(changes: Map<string, Omit<ChangeEntry, 'binary' 
     }
   }
   for (const change of [...changes.values()]) {
-    if (change.type === 'directory' && change.kind === 'added' && withListedDescendants.has(change.path)) {
+    // Creating what is below makes the directory with the default 755; any other mode (700, say) must be carried.
+    if (change.type === 'directory' && change.kind === 'added' && withListedDescendants.has(change.path) && (change.mode ?? DEFAULT_DIRECTORY_MODE) === DEFAULT_DIRECTORY_MODE) {
       changes.delete(change.path);
     }
   }

@@ -1,13 +1,14 @@
 import picomatch from 'picomatch';
 import { findSecrets } from '../secrets/tokenPatterns';
 import { isBinary } from './binary';
-import { touchesGitDirectory } from '../workspace/pathGuard';
+import { foldHostPath, touchesGitDirectory } from '../workspace/pathGuard';
 import type { ChangeEntry, FlagReason } from '../../shared/protocol';
 
 /**
  * Flags for changes that need a deliberate approval (design.md invariant 5): anything in a `.git` directory,
  * files the host runs or that steer what it runs (editor tasks, dev containers, CI, hooks, build files,
- * package scripts, lockfiles, package-manager config), and files that become executable.
+ * package scripts, lockfiles, package-manager config), files agents on the host read as instructions, and
+ * files that become executable or writable by the group or others. Paths match in every spelling a host disk folds to them (`foldHostPath`).
  */
 
 /** Globs (matched against the whole workspace-relative path, any depth, case-insensitive) for host-executed files. */
@@ -23,6 +24,10 @@ export const HOST_EXECUTED_GLOBS: readonly string[] = [
   '**/.githooks/**',
   '**/.pre-commit-config.yaml',
   '**/lefthook.yml',
+  '**/lefthook.yaml',
+  '**/.lefthook.yml',
+  '**/.lefthook.yaml',
+  '**/lefthook-local.yml',
   '**/.gitmodules',
   '**/Makefile',
   '**/GNUmakefile',
@@ -67,7 +72,36 @@ export const HOST_EXECUTED_GLOBS: readonly string[] = [
   ].map((lockfile) => `**/${lockfile}`),
 ];
 
+/**
+ * Globs (same matching) for files that agents and their tools on the host read as instructions or
+ * configuration: custom agents, chat modes, prompts and instruction files, MCP server lists (which start
+ * programs), agent CLIs' settings and hooks. A box-made change there steers what runs on the developer's
+ * machine next time an agent starts, so it needs a deliberate approval like a build file.
+ */
+export const AGENT_INSTRUCTION_GLOBS: readonly string[] = [
+  '**/.github/agents/**',
+  '**/.github/chatmodes/**',
+  '**/.github/prompts/**',
+  '**/.github/instructions/**',
+  '**/.github/copilot-instructions.md',
+  '**/.vscode/mcp.json',
+  '**/.mcp.json',
+  '**/.claude/**',
+  '**/CLAUDE.md',
+  '**/CLAUDE.local.md',
+  '**/AGENTS.md',
+  '**/GEMINI.md',
+  '**/.gemini/**',
+  '**/.cursor/**',
+  '**/.cursorrules',
+  '**/.codex/**',
+  '**/.aider*',
+  '**/.aider*/**',
+  '**/.continue/**',
+];
+
 const isHostExecutedPath = picomatch(HOST_EXECUTED_GLOBS as string[], { dot: true, nocase: true });
+const isAgentInstructionPath = picomatch(AGENT_INSTRUCTION_GLOBS as string[], { dot: true, nocase: true });
 
 /**
  * True for paths in a `.git` directory (or a `.git` file), at any depth (nested repositories have hooks too),
@@ -77,9 +111,17 @@ export function isGitInternal(relPath: string): boolean {
   return touchesGitDirectory(relPath);
 }
 
-/** True when git or a tool on the host would run the file, or it changes what they run. */
+/**
+ * True when git or a tool on the host would run the file, or it changes what they run — as spelled or as a
+ * host disk may resolve the name (`foldHostPath`: `.VSCODE/tasks.json`, `Makefile.`, `.envrc::$DATA`, NFD).
+ */
 export function isHostExecuted(relPath: string): boolean {
-  return isHostExecutedPath(relPath);
+  return isHostExecutedPath(relPath) || isHostExecutedPath(foldHostPath(relPath));
+}
+
+/** True when agents or their tools on the host read the file as instructions or configuration (same folding). */
+export function isAgentInstructions(relPath: string): boolean {
+  return isAgentInstructionPath(relPath) || isAgentInstructionPath(foldHostPath(relPath));
 }
 
 /** What `flagsFor` needs of a change. */
@@ -99,10 +141,17 @@ export function flagsFor(change: FlaggableChange, contents: { base?: Buffer; box
     if (isHostExecuted(change.path) || (isPackageJson(change.path) && packageScriptsChanged(change, contents))) {
       flags.push('host-executed');
     }
+    if (isAgentInstructions(change.path)) {
+      flags.push('agent-instructions');
+    }
   }
   // A proposed file that holds a credential must not slip into the workspace (or a commit) unnoticed.
   if (change.kind !== 'deleted' && contents.box !== undefined && !isBinary(contents.box) && findSecrets(contents.box.toString('utf8')).length > 0) {
     flags.push('secret');
+  }
+  // Another user on the machine (or a process running as one) could then change what the host runs or reads.
+  if (change.kind !== 'deleted' && change.type !== 'symlink' && change.mode !== undefined && (change.mode & 0o022 & ~(change.baseMode ?? 0)) !== 0) {
+    flags.push('others-writable');
   }
   if (
     change.kind !== 'deleted' &&
@@ -117,7 +166,8 @@ export function flagsFor(change: FlaggableChange, contents: { base?: Buffer; box
 }
 
 function isPackageJson(relPath: string): boolean {
-  return relPath === 'package.json' || relPath.endsWith('/package.json');
+  const folded = foldHostPath(relPath);
+  return folded === 'package.json' || folded.endsWith('/package.json');
 }
 
 function packageScriptsChanged(change: FlaggableChange, contents: { base?: Buffer; box?: Buffer }): boolean {

@@ -7,6 +7,7 @@ import type {
   ApplyPlan,
   BoxInfo,
   BoxSettings,
+  ChangeEntry,
   ChangeSet,
   ExecResult,
   GitHistoryMode,
@@ -21,7 +22,7 @@ import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
 import { CANDIDATES_TAR_SCRIPT, LISTING_EXIT, LISTING_SCRIPT, parseBoxListing, sameStamp, stampRecordable, type BoxListing, type ListedEntry } from '../changes/boxListing';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
-import { removeInBox } from './fileOps';
+import { removeInBox, restoreZeroModesInBox } from './fileOps';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
 import type { PendingReview, ReviewStore } from '../review/reviewStore';
@@ -231,6 +232,7 @@ export class BoxSession {
         onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
       });
       await box.putArchive(tar, { path: '/workspace', signal });
+      await restoreZeroModesInBox(box, sent.values(), signal);
     } catch (error) {
       // A mirror that filled /workspace (ENOSPC in the engine's extraction) says so, with the setting that fixes it.
       const full = SandboxError.is(error, 'cancelled') ? undefined : await workspaceFullAfterFailure(box, settings.workspaceVolume, signal);
@@ -458,6 +460,7 @@ export class BoxSession {
     const collected = this.requireCollected();
     // A copy: this plan's view (dirty editors, taken box versions) must not leak into the cached scan.
     const current = new Map(await this.scanHost(signal));
+    await this.rehashTouchedFiles(current, collected.changeSet.changes, selection.paths, signal);
     for (const dirty of selection.dirtyEditors ?? []) {
       const entry = current.get(dirty.path);
       current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
@@ -469,7 +472,7 @@ export class BoxSession {
       else current.delete(p);
     }
     this.caseInsensitive ??= ignoresCase(this.options.folder);
-    return planApply({
+    const plan = planApply({
       baseline: this.baseline,
       changes: collected.changeSet.changes,
       current,
@@ -478,6 +481,44 @@ export class BoxSession {
       selected: selection.paths,
       approveFlagged: selection.approveFlagged,
     });
+    // A taken box version replaces the developer's file on purpose: no baseline content to insist on there.
+    const taken = new Set(selection.takeBoxVersion ?? []);
+    if (taken.size > 0) {
+      plan.operations = plan.operations.map((op) => {
+        if (op.baseHash === undefined || !(taken.has(op.path) || (op.fromPath !== undefined && taken.has(op.fromPath)))) return op;
+        const { baseHash: _replacedOnPurpose, ...rest } = op;
+        return rest;
+      });
+    }
+    return plan;
+  }
+
+  /**
+   * Hashes again, from disk, every file in `current` that the selected changes would overwrite, delete, move
+   * or chmod: the scan reuses hashes by stat stamp, and invariant 6 must not rest on a stamp (a clock set back,
+   * a file system that keeps no ctime). Only these files are read. Their hard-link count is noted too: a mode
+   * change through a hard link would change the other name's file as well.
+   */
+  private async rehashTouchedFiles(current: Manifest, changes: readonly ChangeEntry[], paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
+    const selected = paths === undefined ? undefined : new Set(paths);
+    for (const change of changes) {
+      const touched = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
+      if (selected !== undefined && !touched.some((p) => selected.has(p))) continue;
+      for (const p of touched) {
+        const entry = current.get(p);
+        if (entry?.type !== 'file') continue;
+        try {
+          const absolute = path.join(this.options.folder, ...p.split('/'));
+          const { hash, size } = await hashFile(absolute, signal);
+          const { nlink } = await fs.lstat(absolute);
+          current.set(p, { ...entry, hash, size, links: nlink });
+        } catch (error) {
+          if (SandboxError.is(error)) throw error;
+          // Gone or replaced by something else since the scan: not the baseline's file any more.
+          current.set(p, { ...entry, hash: undefined });
+        }
+      }
+    }
   }
 
   /** Applies the selection to the folder on disk, then advances the baseline for what was written. */
@@ -1000,6 +1041,7 @@ export class BoxSession {
         onSkipped: (relPath, reason) => this.options.log(`[session] not sent: ${relPath} (${reason})`),
       });
       await this.box.putArchive(tar, { path: '/workspace', signal });
+      await restoreZeroModesInBox(this.box, sent, signal);
     }
     for (const p of absent) this.forget(p);
     for (const entry of sent) this.baseline.set(entry.path, entry);

@@ -5,6 +5,7 @@ import type { FileOpRequest, PatchedFile } from '../../shared/protocol';
 import type { Box } from '../box/box';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { SandboxError } from '../errors';
+import type { ManifestEntry } from '../workspace/manifest';
 import { applyFilePatches, parseUnifiedPatch, type FilePatch } from './unifiedPatch';
 
 /** Largest file an agent may read or edit through a file operation. */
@@ -141,6 +142,29 @@ export async function removeInBox(box: Box, relPaths: string[], signal?: AbortSi
   });
   if (result.exitCode !== 0) {
     throw new SandboxError('engine-error', `Could not remove ${relPaths.length} path(s) in the box: ${result.stderr.trim()}`);
+  }
+}
+
+/**
+ * Gives entries the box received with no permission bits at all their mode 000 back: tar-stream writes mode 0
+ * as its default 644/755, so without this a file or directory the developer locked came back as a "mode
+ * change" after a run that changed nothing, and applying it widened the permissions. Deepest first (the box
+ * user owns them, but cannot reach into a directory already made 000).
+ */
+export async function restoreZeroModesInBox(box: Box, sent: Iterable<ManifestEntry>, signal?: AbortSignal): Promise<void> {
+  const locked = [...sent]
+    .filter((entry) => entry.type !== 'symlink' && (entry.mode & 0o1777) === 0)
+    .map((entry) => entry.path)
+    .sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : a > b ? 1 : 0));
+  if (locked.length === 0) return;
+  const result = await box.exec({
+    command: 'cd /workspace && xargs -0 chmod 0 --',
+    stdin: Buffer.from(locked.map((p) => `${p}\0`).join('')),
+    signal,
+    outputLimitBytes: 64 * 1024,
+  });
+  if (result.exitCode !== 0) {
+    throw new SandboxError('engine-error', `Could not give ${locked.length} path(s) their mode 000 in the box: ${result.stderr.trim()}`);
   }
 }
 

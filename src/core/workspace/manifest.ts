@@ -15,6 +15,15 @@ export interface ManifestEntry {
   linkTarget?: string;
   /** Modification time in ms since the epoch, when known. */
   mtimeMs?: number;
+  /**
+   * Status-change time in ms and inode number from the workspace scan, when known: with size and mtime the
+   * stamp a rescan trusts to reuse the hash (git's index does the same). `touch -r`, `cp -p` or `rsync -t`
+   * restore mtime, but not ctime, and a file replaced by rename has another inode.
+   */
+  ctimeMs?: number;
+  ino?: number;
+  /** Hard links to the file on disk, where an apply plan looked (the files it touches). */
+  links?: number;
 }
 
 /** Entries by path. */

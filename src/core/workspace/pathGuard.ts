@@ -200,14 +200,31 @@ export async function lstatOrUndefined(absolute: string): Promise<Stats | undefi
 const HFS_IGNORABLE = /[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g;
 
 /**
+ * One path segment as some host file system resolves it: Unicode normalised to NFC (APFS and HFS+ store NFD,
+ * and `é` typed either way names one file), HFS+ ignorable code points dropped, case folded (APFS, NTFS), an
+ * NTFS alternate data stream (`name:stream`, `name::$DATA`) cut off and NTFS trailing dots and spaces
+ * stripped (`CLAUDE.md.` and `CLAUDE.md ` open `CLAUDE.md`). The one home of this folding: the `.git` check,
+ * the flags for host-executed and agent-read files, the secrets deny-list and case twins all use it, so a
+ * spelling one of them knows cannot slip past another. Linux names are not folded on disk; matching the
+ * folded name as well as the raw one only ever flags, refuses or withholds more.
+ */
+export function foldHostName(segment: string): string {
+  return segment.normalize('NFC').replace(HFS_IGNORABLE, '').toLowerCase().split(':')[0].replace(/[. ]+$/, '');
+}
+
+/** `foldHostName` of every segment of a workspace-relative path. */
+export function foldHostPath(relPath: string): string {
+  return relPath.split('/').map(foldHostName).join('/');
+}
+
+/**
  * True when a host file system may resolve the path into a `.git` directory: a segment that is `.git` once
- * case is folded (APFS, NTFS), HFS+ ignorable code points are dropped, NTFS trailing dots and spaces or an
- * alternate data stream (`:…`) are stripped, or NTFS's 8.3 name `git~1` — the spellings git itself refuses
- * (CVE-2014-9390). `.GIT/hooks/pre-commit` is a hook on a case-insensitive disk.
+ * folded by `foldHostName`, or NTFS's 8.3 name `git~1` — the spellings git itself refuses (CVE-2014-9390).
+ * `.GIT/hooks/pre-commit` is a hook on a case-insensitive disk.
  */
 export function touchesGitDirectory(relPath: string): boolean {
   return relPath.split('/').some((segment) => {
-    const folded = segment.normalize('NFC').replace(HFS_IGNORABLE, '').toLowerCase().split(':')[0];
-    return folded.replace(/[. ]+$/, '') === '.git' || folded === 'git~1';
+    const folded = foldHostName(segment);
+    return folded === '.git' || folded === 'git~1';
   });
 }

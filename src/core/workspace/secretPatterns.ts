@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { foldHostPath } from './pathGuard';
 
 /**
  * The secrets deny-list (design.md invariant 3). File names are curated by hand: gitleaks, the maintained
@@ -69,9 +70,16 @@ const exceptions = new Set(SECRET_FILE_EXCEPTIONS);
 const directoryNames = new Set(SECRET_DIRECTORY_NAMES);
 const suffixes = new Set(SECRET_PATH_SUFFIXES);
 
-/** True when a workspace-relative POSIX path is, or lies under, a secret by the deny-list. */
+/**
+ * True when a workspace-relative POSIX path is, or lies under, a secret by the deny-list: as spelled, or as a
+ * host file system may resolve it (`foldHostPath`: `.ENV`, `.env.`, `.env::$DATA`, NFD names).
+ */
 export function isSecretPath(relPath: string): boolean {
-  const segments = relPath.toLowerCase().split('/');
+  return matchesDenyList(relPath.toLowerCase()) || matchesDenyList(foldHostPath(relPath));
+}
+
+function matchesDenyList(lowerPath: string): boolean {
+  const segments = lowerPath.split('/');
   const last = segments[segments.length - 1];
   if (segments.some((segment) => directoryNames.has(segment))) {
     return true;

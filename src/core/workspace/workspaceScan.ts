@@ -15,7 +15,7 @@ const SCAN_SLICE = 2000;
 
 /** Options for `scanWorkspace`. */
 export interface ScanOptions {
-  /** An earlier scan: a file whose size and mtime are unchanged keeps its hash without being read. */
+  /** An earlier scan: a file whose stamp (size, mtime, ctime, inode) is unchanged keeps its hash without being read. */
   previous?: Manifest;
   signal?: AbortSignal;
   /** Called as files are hashed (or reused), with running totals. */
@@ -41,7 +41,7 @@ export interface ScanOptions {
  */
 export async function scanWorkspace(root: string, filter: SyncFilter, options: ScanOptions = {}): Promise<Manifest> {
   const manifest: Manifest = new Map();
-  const toHash: { relPath: string; mode: number; mtimeMs: number }[] = [];
+  const toHash: { relPath: string; mode: number; stamp: FileStamp }[] = [];
   let files = 0;
   let bytes = 0;
 
@@ -110,14 +110,15 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
     }
     if (stat.isFile()) {
       const previous = options.previous?.get(relPath);
+      const stamp = fileStamp(stat);
       if (options.hashFiles === false) {
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, mtimeMs: stat.mtimeMs });
+        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, ...stamp });
         countFile(stat.size);
-      } else if (previous?.type === 'file' && previous.hash !== undefined && previous.size === stat.size && previous.mtimeMs === stat.mtimeMs) {
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, hash: previous.hash, mtimeMs: stat.mtimeMs });
+      } else if (previous?.type === 'file' && previous.hash !== undefined && previous.size === stat.size && sameFileStamp(previous, stamp)) {
+        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, hash: previous.hash, ...stamp });
         countFile(stat.size);
       } else {
-        toHash.push({ relPath, mode, mtimeMs: stat.mtimeMs });
+        toHash.push({ relPath, mode, stamp });
       }
       return false;
     }
@@ -148,11 +149,11 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
   let failure: unknown;
   const hasher = async (): Promise<void> => {
     while (failure === undefined && next < toHash.length) {
-      const { relPath, mode, mtimeMs } = toHash[next++];
+      const { relPath, mode, stamp } = toHash[next++];
       try {
         throwIfAborted();
         const { hash, size } = await hashFile(toAbsolute(root, relPath), options.signal);
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, mtimeMs });
+        manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, ...stamp });
         countFile(size);
       } catch (error) {
         if (SandboxError.is(error)) {
@@ -169,6 +170,24 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
   }
   dropEscapingSymlinks(manifest, options.onSkipped);
   return new Map([...manifest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** What a rescan compares to trust an earlier hash, besides the size. */
+type FileStamp = Required<Pick<ManifestEntry, 'mtimeMs' | 'ctimeMs' | 'ino'>>;
+
+function fileStamp(stat: Stats): FileStamp {
+  return { mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino };
+}
+
+/**
+ * The hash-reuse rule, git's index rule: size (checked by the caller), mtime, ctime and inode all unchanged.
+ * mtime alone is not enough: `touch -r`, `cp -p` and `rsync -t` put it back after a same-size edit, and a
+ * file the developer changed must never keep the baseline's hash (design.md invariant 6). Only the kernel
+ * sets ctime, and an edit saved by rename has a new inode. An entry without a recorded ctime or inode (an old
+ * persisted manifest) is hashed again.
+ */
+function sameFileStamp(previous: ManifestEntry, stamp: FileStamp): boolean {
+  return previous.mtimeMs === stamp.mtimeMs && previous.ctimeMs === stamp.ctimeMs && previous.ino === stamp.ino;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ChangeSet } from '../../shared/protocol';
+import type { ApplyOperation, ChangeSet } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
 
 export interface ApplyOutcome {
@@ -41,8 +41,29 @@ export async function applyChanges(
   const viaServer: string[] = [];
   const toSave: vscode.TextDocument[] = [];
   const changeByPath = new Map(changeSet.changes.map((c) => [c.path, c]));
+  const changedSincePlan: string[] = [];
+  // Subtrees the server applies whole, because a WorkspaceEdit would get them wrong: a link the plan replaces by
+  // a directory with content (VS Code's file service follows links; the server removes the link first and
+  // never writes through one) and a new directory with a mode of its own (creating a file makes its parents
+  // 755; a 700 directory must be 700 before anything is written in it).
+  const below = (p: string | undefined, dir: string) => p !== undefined && p.startsWith(`${dir}/`);
+  const serverSubtrees = plan.operations
+    .filter((op) => (op.kind === 'delete' && op.type === 'symlink') || (op.kind === 'mkdir' && !op.implied && op.mode !== undefined && (op.mode & 0o7777) !== 0o755))
+    .map((op) => op.path)
+    .filter((root) => plan.operations.some((op) => below(op.path, root)));
+  const inServerSubtree = (p: string | undefined) => p !== undefined && serverSubtrees.some((root) => p === root || below(p, root));
   for (const op of plan.operations) {
     if (op.kind === 'mkdir' && op.implied) continue; // writing a file creates its parents
+    if (inServerSubtree(op.path) || inServerSubtree(op.fromPath)) {
+      viaServer.push(op.path);
+      continue;
+    }
+    // Invariant 6 on this path too: a file this edit replaces, deletes or moves must still hold the baseline's
+    // content now, whatever the plan's scan concluded (the server re-checks what goes through it).
+    if (op.baseHash !== undefined && isWorkspaceEditOperation(op) && !(await stillHolds(uriOf(op.kind === 'rename' ? (op.fromPath ?? op.path) : op.path), op.baseHash))) {
+      changedSincePlan.push(op.path);
+      continue;
+    }
     const change = changeByPath.get(op.path);
     if (op.kind === 'write' && op.mode !== undefined && (op.mode & 0o111) === 0 && change) {
       const contents = await engine.readProposal(folder, op.path);
@@ -95,9 +116,25 @@ export async function applyChanges(
   }
   return {
     applied: [...applied].sort(),
-    conflicts: plan.conflicts.map((c) => c.path),
+    conflicts: unique([...plan.conflicts.map((c) => c.path), ...changedSincePlan]),
     skipped: plan.skipped,
   };
+}
+
+/** Operations this module may turn into a `WorkspaceEdit` (the others go through `sandbox/apply`, which checks them itself). */
+function isWorkspaceEditOperation(op: ApplyOperation): boolean {
+  return op.kind === 'write' || op.kind === 'rename' || (op.kind === 'delete' && op.type !== 'directory');
+}
+
+/** True when the file at `uri` is a file whose bytes hash to `hash`; false when it differs, is gone or unreadable. */
+async function stillHolds(uri: vscode.Uri, hash: string): Promise<boolean> {
+  try {
+    const stat = await vscode.workspace.fs.stat(uri);
+    if ((stat.type & vscode.FileType.File) === 0 || (stat.type & vscode.FileType.SymbolicLink) !== 0) return false;
+    return createHash('sha256').update(await vscode.workspace.fs.readFile(uri)).digest('hex') === hash;
+  } catch {
+    return false;
+  }
 }
 
 /** Flagged changes in a plan-to-be: the paths that need a deliberate approval. */

@@ -163,8 +163,12 @@ export function describeFlag(flag: string): string {
   switch (flag) {
     case 'host-executed':
       return 'can run code on your machine';
+    case 'agent-instructions':
+      return 'agents on your machine read it as instructions';
     case 'newly-executable':
       return 'becomes executable';
+    case 'others-writable':
+      return 'becomes writable by other users';
     case 'secret':
       return 'looks like it holds a secret';
     default:

@@ -56,6 +56,30 @@ suite('applyPlan', () => {
     assert.equal(plan.operations.find((op) => op.path === 'link')!.linkTarget, 'src/a.ts');
   });
 
+  test('every operation that replaces, deletes, moves or chmods a baseline file carries the hash it must still have', () => {
+    const changes: ChangeEntry[] = [
+      change('src/a.ts', 'modified', { hash: sha256('A'), mode: 0o644 }),
+      change('src/b.ts', 'deleted'),
+      change('moved/old.ts', 'renamed', { fromPath: 'old.ts', hash: sha256('o'), mode: 0o644 }),
+      change('script.sh', 'mode', { mode: 0o755 }),
+      change('gone/x', 'modified', { type: 'directory', mode: 0o755 }),
+      change('new.ts', 'added', { hash: sha256('n'), mode: 0o644 }),
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual(
+      plan.operations.filter((op) => !op.implied).map((op) => `${op.kind} ${op.path} ${op.baseHash ?? '-'}`),
+      [
+        'delete gone/x ' + sha256('x'),
+        'delete src/b.ts ' + sha256('b'),
+        'mkdir gone/x -',
+        'rename moved/old.ts ' + sha256('o'),
+        'write new.ts -',
+        'write src/a.ts ' + sha256('a'),
+        'chmod script.sh ' + sha256('s'),
+      ],
+    );
+  });
+
   test('a path the developer changed since the baseline is a conflict, never an operation', () => {
     const current = manifest(
       dir('src'),
@@ -147,7 +171,7 @@ suite('applyPlan', () => {
     const changes = [change('Readme.md', 'added', { hash: sha256('x') }), change('docs/A.md', 'added', { hash: sha256('a') }), change('docs/a.md', 'added', { hash: sha256('b') })];
     const insensitive = planApply({ baseline: current, changes, current, caseInsensitive: true });
     assert.deepEqual(insensitive.conflicts.map((c) => c.path), ['Readme.md', 'docs/a.md']);
-    assert.match(insensitive.conflicts[0].reason, /differs only by case from "README\.md"/);
+    assert.match(insensitive.conflicts[0].reason, /differs only by case, Unicode normalisation or trailing dots from "README\.md"/);
     assert.deepEqual(insensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['docs/A.md']);
     // Control: a case-sensitive disk holds them side by side.
     const sensitive = planApply({ baseline: current, changes, current });

@@ -1,10 +1,13 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
 import type { ApplyPlan } from '../../../src/shared/protocol';
 import { applyToFolder } from '../../../src/core/apply/applyToFolder';
+import { computeChangeSet } from '../../../src/core/changes/changeSet';
+import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
@@ -71,6 +74,122 @@ suite('applyToFolder', () => {
     assert.deepEqual(await fs.readdir(outside), []);
   });
 
+  test('a link to a directory that the box replaced by a real directory with files applies, without writing through the link', async () => {
+    await writeTree(root, { 'real/keep.txt': 'host', 'unrelated.txt': 'u' });
+    await writeTree(outside, { 'keep.txt': 'outside' });
+    await fs.symlink('real', path.join(root, 'link'));
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [
+      { path: 'link', kind: 'modified', type: 'directory', mode: 0o755, binary: false, flags: [] },
+      { path: 'link/f.txt', kind: 'added', type: 'file', hash: sha256('box f'), mode: 0o644, binary: false, flags: [] },
+      { path: 'link/sub/g.txt', kind: 'added', type: 'file', hash: sha256('box g'), mode: 0o644, binary: false, flags: [] },
+      { path: 'unrelated.txt', kind: 'modified', type: 'file', hash: sha256('U'), mode: 0o644, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual(plan.conflicts, []);
+    const contents: Record<string, string> = { 'link/f.txt': 'box f', 'link/sub/g.txt': 'box g', 'unrelated.txt': 'U' };
+    const applied = await applyToFolder(root, plan, (p) => Buffer.from(contents[p]));
+    assert.deepEqual(applied.sort(), ['link', 'link/f.txt', 'link/sub/g.txt', 'unrelated.txt']);
+    assert.ok((await fs.lstat(path.join(root, 'link'))).isDirectory(), 'the link is now a real directory');
+    assert.equal(await fs.readFile(path.join(root, 'link/f.txt'), 'utf8'), 'box f');
+    assert.equal(await fs.readFile(path.join(root, 'link/sub/g.txt'), 'utf8'), 'box g');
+    assert.deepEqual(await fs.readdir(path.join(root, 'real')), ['keep.txt'], 'nothing was written through the old link');
+    assert.equal(await fs.readFile(path.join(root, 'unrelated.txt'), 'utf8'), 'U');
+
+    // A link that the plan does not delete is still never written through.
+    await fs.symlink(outside, path.join(root, 'other'));
+    const through: ApplyPlan = { operations: [{ kind: 'write', path: 'other/keep.txt', hash: sha256('x'), mode: 0o644 }], conflicts: [], skipped: [] };
+    await assert.rejects(applyToFolder(root, through, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    assert.equal(await fs.readFile(path.join(outside, 'keep.txt'), 'utf8'), 'outside');
+  });
+
+  test('a box link that leaves the workspace through a link on the host is refused by the plan and by apply', async () => {
+    await writeTree(root, { 'a.txt': 'a' });
+    await writeTree(outside, { 'secret.txt': 'host secret' });
+    await fs.symlink(outside, path.join(root, 'hostlink'));
+    await fs.mkdir(path.join(root, 'sub'));
+    await fs.symlink('../hostlink', path.join(root, 'sub', 'up'));
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const obstacles = new Map<string, string>();
+    const baseline = await scanWorkspace(root, filter, { onSkipped: (p) => obstacles.set(p, 'a symbolic link out of the folder') });
+    assert.ok(!baseline.has('hostlink'), 'the scan leaves the escaping link out, so the box never sees it');
+    const link = (p: string, linkTarget: string): ChangeEntry => ({ path: p, kind: 'added', type: 'symlink', linkTarget, binary: false, flags: [] });
+    const changes = [link('x', 'hostlink/secret.txt'), link('y', 'sub/up/secret.txt'), link('ok', 'a.txt')];
+    const plan = planApply({ baseline, changes, current: baseline, obstacles });
+    assert.deepEqual(plan.skipped.map((s) => s.path), ['x', 'y']);
+    assert.match(plan.skipped[0].reason, /^symlink-outside: .*refused/);
+    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['symlink ok']);
+
+    // Apply resolves on disk too, whatever plan it is given.
+    for (const [p, target] of [['x', 'hostlink/secret.txt'], ['y', 'sub/up/secret.txt']]) {
+      const unplanned: ApplyPlan = { operations: [{ kind: 'symlink', path: p, linkTarget: target }], conflicts: [], skipped: [] };
+      await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), p);
+      assert.equal(await fs.lstat(path.join(root, p)).catch(() => undefined), undefined);
+    }
+    await applyToFolder(root, plan, () => Buffer.alloc(0));
+    assert.equal(await fs.readlink(path.join(root, 'ok')), 'a.txt');
+  });
+
+  test('mode: new directories keep their own mode (700, 500), and no mode is changed through a hard link', async () => {
+    await writeTree(root, { 'a.txt': 'a', 'linked.txt': 'k', 'other.txt': 'o' });
+    await writeTree(outside, { 'victim.txt': 'outside file' });
+    await fs.chmod(path.join(outside, 'victim.txt'), 0o600);
+    await fs.rm(path.join(root, 'linked.txt'));
+    await fs.link(path.join(outside, 'victim.txt'), path.join(root, 'linked.txt'));
+    await fs.chmod(path.join(root, 'other.txt'), 0o600);
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const boxTree = new Map(baseline);
+    const add = (entry: ManifestEntry) => boxTree.set(entry.path, entry);
+    add({ path: 'private', type: 'directory', mode: 0o700, size: 0 });
+    add({ path: 'private/notes.txt', type: 'file', mode: 0o600, size: 1, hash: sha256('n') });
+    add({ path: 'sealed', type: 'directory', mode: 0o500, size: 0 });
+    add({ path: 'sealed/r.txt', type: 'file', mode: 0o400, size: 1, hash: sha256('r') });
+    add({ path: 'plain', type: 'directory', mode: 0o755, size: 0 });
+    add({ path: 'plain/p.txt', type: 'file', mode: 0o644, size: 1, hash: sha256('p') });
+    add({ ...baseline.get('linked.txt')!, mode: 0o666 });
+    add({ ...baseline.get('other.txt')!, mode: 0o644 });
+    const contents = new Map([['private/notes.txt', Buffer.from('n')], ['sealed/r.txt', Buffer.from('r')], ['plain/p.txt', Buffer.from('p')]]);
+    const changeSet = computeChangeSet(root, baseline, { entries: boxTree, contents, refused: [], ignored: [] });
+    assert.deepEqual(
+      changeSet.changes.map((c) => `${c.kind} ${c.path}`),
+      ['mode linked.txt', 'mode other.txt', 'added plain/p.txt', 'added private', 'added private/notes.txt', 'added sealed', 'added sealed/r.txt'],
+      'a new 755 directory is implied by its content; any other mode is carried',
+    );
+    assert.deepEqual(changeSet.changes.find((c) => c.path === 'linked.txt')!.flags, ['others-writable']);
+
+    // What the session tells the planner: the hard-link count of the files it touches.
+    const current = new Map(baseline);
+    current.set('linked.txt', { ...baseline.get('linked.txt')!, links: 2 });
+    const plan = planApply({ baseline, changes: changeSet.changes, current, approveFlagged: ['linked.txt'] });
+    assert.deepEqual(plan.conflicts.map((c) => c.path), ['linked.txt']);
+    assert.match(plan.conflicts[0].reason, /2 hard links/);
+    await applyToFolder(root, plan, (p) => contents.get(p)!);
+    const modeOf = async (p: string) => (await fs.lstat(path.join(root, p))).mode & 0o7777;
+    assert.equal(await modeOf('private'), 0o700);
+    assert.equal(await modeOf('sealed'), 0o500);
+    assert.equal(await modeOf('plain'), 0o755);
+    assert.equal(await modeOf('sealed/r.txt'), 0o400);
+    assert.equal(await modeOf('other.txt'), 0o644);
+    assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode & 0o777, 0o600);
+
+    // Apply refuses it on disk too, before anything else of the plan is applied.
+    await fs.chmod(path.join(root, 'other.txt'), 0o600);
+    const unplanned: ApplyPlan = {
+      operations: [
+        { kind: 'chmod', path: 'other.txt', mode: 0o644 },
+        { kind: 'chmod', path: 'linked.txt', mode: 0o666 },
+      ],
+      conflicts: [],
+      skipped: [],
+    };
+    await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace') && /hard links/.test((e as Error).message));
+    assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode & 0o777, 0o600);
+    assert.equal(await modeOf('other.txt'), 0o600, 'nothing of the plan was applied');
+    await fs.chmod(path.join(root, 'sealed'), 0o700);
+  });
+
   test('replaces a symlink at the target instead of writing through it', async () => {
     await writeTree(outside, { 'victim.txt': 'untouched' });
     await fs.symlink(path.join(outside, 'victim.txt'), path.join(root, 'file.txt'));
@@ -103,6 +222,42 @@ suite('applyToFolder', () => {
     );
     assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
     assert.deepEqual(await fs.readdir(root), ['a.txt'], 'b.txt (staged before a.txt) is not written either, and no temp file is left');
+  });
+
+  test('a file edited after the plan with its mtime put back (touch -r) is not overwritten, deleted, moved or chmodded', async () => {
+    await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm', 'other.txt': 'o' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [
+      { path: 'a.txt', kind: 'modified', type: 'file', hash: sha256('box!'), mode: 0o644, binary: false, flags: [] },
+      { path: 'd.txt', kind: 'deleted', type: 'file', binary: false, flags: [] },
+      { path: 'moved/r.txt', kind: 'renamed', fromPath: 'r.txt', type: 'file', hash: sha256('rrrr'), mode: 0o644, binary: false, flags: [] },
+      { path: 'm.sh', kind: 'mode', type: 'file', mode: 0o600, binary: false, flags: [] },
+      { path: 'new.txt', kind: 'added', type: 'file', hash: sha256('new'), mode: 0o644, binary: false, flags: [] },
+    ];
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.deepEqual(plan.conflicts, []);
+    const sameSizeEdit = async (relPath: string, content: string) => {
+      const absolute = path.join(root, relPath);
+      execFileSync('cp', ['-p', absolute, path.join(outside, 'ref')]);
+      await fs.writeFile(absolute, content);
+      execFileSync('touch', ['-r', path.join(outside, 'ref'), absolute]);
+    };
+    const contents = (p: string) => Buffer.from(p === 'a.txt' ? 'box!' : 'new');
+    for (const [relPath, edit] of [['a.txt', 'AAAA'], ['d.txt', 'DDDD'], ['r.txt', 'RRRR'], ['m.sh', 'MMMM']]) {
+      await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm' });
+      await sameSizeEdit(relPath, edit);
+      await assert.rejects(applyToFolder(root, plan, contents), (e) => SandboxError.is(e, 'workspace-changed') && (e as Error).message.includes(`"${relPath}"`));
+      assert.equal(await fs.readFile(path.join(root, relPath), 'utf8'), edit, `${relPath}: the developer's edit stays`);
+      assert.deepEqual((await fs.readdir(root)).sort(), ['a.txt', 'd.txt', 'm.sh', 'other.txt', 'r.txt'], `${relPath}: nothing else was applied`);
+      assert.equal((await fs.stat(path.join(root, 'm.sh'))).mode & 0o777, 0o644);
+    }
+    // Unchanged files: the same plan applies.
+    await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm' });
+    await applyToFolder(root, plan, contents);
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'box!');
+    assert.equal(await fs.readFile(path.join(root, 'moved/r.txt'), 'utf8'), 'rrrr');
+    assert.equal((await fs.stat(path.join(root, 'm.sh'))).mode & 0o777, 0o600);
   });
 
   test('all contents are staged before the workspace changes: a later failing read leaves every path as it was', async () => {

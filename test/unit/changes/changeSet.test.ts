@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { isBinary } from '../../../src/core/changes/binary';
+import { planApply } from '../../../src/core/apply/applyPlan';
 import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { BoxTreeSnapshot } from '../../../src/core/changes/changeSet';
 import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
@@ -98,6 +99,25 @@ suite('changeSet', () => {
     );
   });
 
+  test('a deletion and an addition are not paired into a rename across .git: each is applied or skipped on its own', () => {
+    const baseline = manifest(file('notes.txt', 'same bytes'), dir('.git'), file('.git/packed', 'git bytes'), dir('src'));
+    const state = box(baseline, { '.git/lost-found/notes.txt': 'same bytes', '.GIT./copy': 'same bytes', 'src/packed': 'git bytes' }, [dir('.git'), dir('.git/lost-found'), dir('src')]);
+    const set = computeChangeSet('/ws', baseline, state);
+    assert.deepEqual(
+      set.changes.map((c) => [c.path, c.kind, c.fromPath]),
+      [
+        ['.GIT./copy', 'added', undefined],
+        ['.git/lost-found/notes.txt', 'added', undefined],
+        ['.git/packed', 'deleted', undefined],
+        ['notes.txt', 'deleted', undefined],
+        ['src/packed', 'added', undefined],
+      ],
+    );
+    const plan = planApply({ baseline, changes: set.changes, current: baseline });
+    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete notes.txt', 'write src/packed']);
+    assert.deepEqual(plan.skipped.map((s) => s.path), ['.GIT./copy', '.git/lost-found/notes.txt', '.git/packed']);
+  });
+
   test('type changes are one modified entry with the new type', () => {
     const baseline = manifest(file('x', 'file'), dir('d'), file('d/inner', 'i'), link('l', 'x'));
     const state = box(baseline, { l: 'now a file' }, [dir('x'), link('d', 'x')]);
@@ -189,6 +209,25 @@ suite('changeSet', () => {
       assert.deepEqual(flags[hostExecuted], ['host-executed'], hostExecuted);
     }
     assert.deepEqual(flags['tool.sh'], ['newly-executable']);
+  });
+
+  test('flags: a change that makes a file or directory writable by the group or others', () => {
+    const baseline = manifest(dir('.vscode'), file('.vscode/settings.json', '{}'), file('run.txt', 'r'), file('private.txt', 'p', 0o640));
+    const state = box(baseline, { '.vscode/settings.json': '{}', 'run.txt': 'r', 'private.txt': 'p', 'new-shared.txt': 'n', 'new.txt': 'n2' }, [dir('.vscode', 0o777), dir('drop', 0o775)], {
+      'run.txt': 0o664,
+      'private.txt': 0o600,
+      'new-shared.txt': 0o666,
+      'new.txt': 0o644,
+    });
+    const flags = Object.fromEntries(computeChangeSet('/ws', baseline, state).changes.map((c) => [c.path, c.flags]));
+    assert.deepEqual(flags, {
+      '.vscode': ['others-writable'],
+      drop: ['others-writable'],
+      'new-shared.txt': ['others-writable'],
+      'new.txt': [],
+      'private.txt': [],
+      'run.txt': ['others-writable'],
+    });
   });
 
   test('a modified package.json is flagged when the base content is unknown', () => {

@@ -119,6 +119,39 @@ suite('workspaceScan', () => {
     assert.equal(second.get('b.txt')!.hash, sha256('BBBB'));
   });
 
+  test('a same-size edit whose mtime was put back (touch -r, cp -p, rsync -t) is hashed again: the stamp holds ctime and inode', async () => {
+    await writeTree(root, { 'a.txt': 'aaaa', 'b.txt': 'bbbb' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const first = await scanWorkspace(root, filter);
+    const before = await fs.lstat(path.join(root, 'a.txt'));
+    execFileSync('cp', ['-p', path.join(root, 'a.txt'), path.join(outside, 'a.ref')]);
+    execFileSync('cp', ['-p', path.join(root, 'b.txt'), path.join(outside, 'b.ref')]);
+    // The kernel's ctime granularity: make sure the edit lands on a later tick.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await fs.writeFile(path.join(root, 'a.txt'), 'AAAA');
+    execFileSync('touch', ['-r', path.join(outside, 'a.ref'), path.join(root, 'a.txt')]);
+    // Replaced by rename (an editor's safe save), mtime put back too: another inode.
+    const replacement = path.join(root, 'b.tmp');
+    await fs.writeFile(replacement, 'BBBB');
+    execFileSync('touch', ['-r', path.join(outside, 'b.ref'), replacement]);
+    await fs.rename(replacement, path.join(root, 'b.txt'));
+    const after = await fs.lstat(path.join(root, 'a.txt'));
+    assert.equal(after.mtimeMs, before.mtimeMs, 'mtime restored');
+    assert.equal(after.size, before.size);
+    const second = await scanWorkspace(root, filter, { previous: first });
+    assert.equal(second.get('a.txt')!.hash, sha256('AAAA'));
+    assert.equal(second.get('b.txt')!.hash, sha256('BBBB'));
+  });
+
+  test('an earlier entry without ctime or inode (an older manifest) is not trusted', async () => {
+    await writeTree(root, { 'a.txt': 'aaaa' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const first = await scanWorkspace(root, filter);
+    const { ctimeMs: _ctime, ino: _ino, ...old } = first.get('a.txt')!;
+    const second = await scanWorkspace(root, filter, { previous: new Map([['a.txt', { ...old, hash: 'stale-marker' }]]) });
+    assert.equal(second.get('a.txt')!.hash, sha256('aaaa'));
+  });
+
   test('stops with a cancelled error when the signal is aborted', async () => {
     await writeTree(root, { 'a.txt': 'a' });
     const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
