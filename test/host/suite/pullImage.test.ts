@@ -21,9 +21,10 @@ suite('a run whose image is missing pulls it and goes on (real engine, a registr
     // A copy of the busybox test image under a name the engine does not have: pulling it is a real pull.
     registry = await startFakeRegistry({ image: 'agent-sandbox-test/busybox' });
     const config = vscode.workspace.getConfiguration('agentSandbox', first.uri);
-    original = config.inspect<string>('image')?.workspaceValue;
+    // User level: a workspace's image would wait for the user's one-time confirmation (a modal).
+    original = config.inspect<string>('image')?.globalValue;
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
-    await config.update('image', registry.reference, vscode.ConfigurationTarget.Workspace);
+    await config.update('image', registry.reference, vscode.ConfigurationTarget.Global);
     // The server has the new setting once a check reports it.
     const deadline = Date.now() + 20_000;
     for (;;) {
@@ -39,7 +40,7 @@ suite('a run whose image is missing pulls it and goes on (real engine, a registr
 
   suiteTeardown(async () => {
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
-    await vscode.workspace.getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri).update('image', original, vscode.ConfigurationTarget.Workspace);
+    await vscode.workspace.getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri).update('image', original, vscode.ConfigurationTarget.Global);
     await registry?.close();
     if (registry) spawnSync('docker', ['image', 'rm', registry.reference]);
   });
