@@ -42,8 +42,8 @@ npm run --silent package >/dev/null
 echo "[dev] Agent Sandbox is installed in the local web VS Code. Open:" >&2
 echo "      http://127.0.0.1:$port/?folder=$demo" >&2
 echo "      (Ctrl+C stops it; run 'Agent Sandbox: Run Command in Sandbox…' from the command palette.)" >&2
-echo "      VS Code asks whether you trust the demo folder: choose Trust. In Restricted Mode the extension only" >&2
-echo "      reviews and uses your user-level settings; the README's 'Workspace trust' section says what differs." >&2
+echo "      VS Code asks whether you trust the demo folder. Either way the extension works; in Restricted Mode it" >&2
+echo "      ignores the folder's own agentSandbox settings (README: 'Workspace Trust (Restricted Mode)')." >&2
 exec "$node24" "$server" --host 127.0.0.1 --port "$port" --without-connection-token --accept-server-license-terms \
   --telemetry-level off --extensions-dir "$state/extensions" --server-data-dir "$state/server-data" \
   --user-data-dir "$state/user-data"
