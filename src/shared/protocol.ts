@@ -45,6 +45,23 @@ export interface BoxSettings {
   maxFileSizeMiB: number;
 }
 
+/**
+ * Whether and where the box may connect (machine-scoped settings: a repository cannot widen them). With
+ * `network: "none"` the box has no network at all and no gateway exists.
+ */
+export interface EgressSettings {
+  /** `none`: no network (default). `allowlist`: only the allowed hosts, through the box's egress gateway. */
+  network: 'none' | 'allowlist';
+  /** `host`, `host:port`, `*.domain` (subdomains only); port 443 unless written. */
+  allowedHosts: string[];
+  /** Names of built-in host lists added to `allowedHosts`: npm, pypi, github, anthropic, openai, gemini. */
+  networkPresets: string[];
+  /** Image for the gateway and relay containers (needs `node` 18 or later on its PATH); empty = the box image. */
+  gatewayImage: string;
+  /** Docker network the gateway reaches the outside through (default `bridge`). */
+  gatewayNetwork: string;
+}
+
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
   /** Overrides `DOCKER_HOST` and contexts, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376`. */
