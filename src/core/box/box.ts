@@ -40,7 +40,7 @@ export interface BoxCreateOptions {
    * With `network: "allowlist"`: the box gets an egress gateway and relay (created before and after the box,
    * removed with it) and the proxy variables. Absent or `network: "none"`: no network, exactly as before.
    */
-  egress?: { validated: ValidatedEgress; programPath: string; dns?: string[] };
+  egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[] };
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -96,6 +96,7 @@ export class Box {
           labels,
           programPath: options.egress!.programPath,
           dns: options.egress!.dns,
+          extraHosts: options.egress!.extraHosts,
           signal,
         });
       }

@@ -31,6 +31,8 @@ export interface EgressGatewayOptions {
   programPath: string;
   /** Resolvers for the gateway container; the engine's default when absent. */
   dns?: string[];
+  /** `name:address` entries for the gateway's /etc/hosts. */
+  extraHosts?: string[];
   signal?: AbortSignal;
 }
 
@@ -109,6 +111,7 @@ export class EgressGateway {
                 idleTimeoutMs: GATEWAY_LIMITS.idleTimeoutMs,
               },
               dns: options.dns,
+              extraHosts: options.extraHosts,
             }),
             abortSignal,
           }),

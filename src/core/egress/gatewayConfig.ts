@@ -144,11 +144,14 @@ export function gatewayCreateOptions(options: {
   config: GatewayConfig;
   /** Resolvers for the gateway (the engine's default when absent); the tests point it at nothing external. */
   dns?: string[];
+  /** `name:address` lines for the gateway's /etc/hosts (tests: names that resolve to refused addresses). */
+  extraHosts?: string[];
 }): Dockerode.ContainerCreateOptions {
   const hostConfig = hardenedHostConfig(GATEWAY_LIMITS);
   hostConfig.NetworkMode = options.network;
   hostConfig.Mounts = [{ Type: 'volume', Source: options.volumeName, Target: EGRESS_MOUNT, VolumeOptions: { NoCopy: true } as never }];
   if (options.dns) hostConfig.Dns = options.dns;
+  if (options.extraHosts) hostConfig.ExtraHosts = options.extraHosts;
   return {
     name: options.name,
     Image: options.image,
@@ -199,12 +202,10 @@ export function relayCreateOptions(options: {
   };
 }
 
-/** The egress volume: a small tmpfs; the program and the socket live there, nothing on disk. */
+/**
+ * The egress volume: the program and the socket. A plain local volume, not tmpfs: the program is put in
+ * before the gateway first starts, and a tmpfs volume mounted only for that archive call would lose it.
+ */
 export function egressVolumeCreateOptions(options: { volumeName: string; labels: Record<string, string> }): Dockerode.VolumeCreateOptions {
-  return {
-    Name: options.volumeName,
-    Driver: 'local',
-    DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=16m,mode=0755,nosuid,nodev' },
-    Labels: options.labels,
-  };
+  return { Name: options.volumeName, Driver: 'local', Labels: options.labels };
 }

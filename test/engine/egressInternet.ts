@@ -1,0 +1,196 @@
+// A stand-in "internet" for the egress tests, made of things the test creates on this machine's engine and
+// nothing else: an internal Docker network (no default route anywhere) with a subnet from 198.18.0.0/15
+// (the benchmarking range, which the gateway does not refuse and which no one else uses here), and upstream
+// containers on it whose names the gateway resolves through Docker's embedded DNS. The gateway's upstream
+// resolver is set to its own loopback, so a name the embedded DNS does not know is never asked outside.
+// The HTTPS certificates come from a CA made at test time with openssl. No traffic leaves the machine.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tarStream from 'tar-stream';
+import type { Readable } from 'node:stream';
+import type { DockerEngine } from '../../src/core/docker/dockerEngine';
+import { LABEL_MANAGED, LABEL_OWNER } from '../../src/core/box/boxConfig';
+import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
+import type { BoxCreateOptions } from '../../src/core/box/box';
+import { TEST_IMAGES } from './engineHarness';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
+
+/** Names the upstream stand-in answers to (HTTPS on 443, plain HTTP on 80; certificate for all of them). */
+export const UPSTREAM_NAMES = ['registry.test', 'api.test', 'other.test'] as const;
+
+/**
+ * Names the gateway's /etc/hosts maps to refused addresses: an allowed name that resolves to loopback, a
+ * private, a metadata or an IPv4-mapped loopback address must still be refused.
+ */
+export const HOSTILE_NAMES: Record<string, string> = {
+  'loopback.test': '127.0.0.1',
+  'private.test': '10.11.12.13',
+  'metadata.test': '169.254.169.254',
+  'mapped.test': '::ffff:127.0.0.1',
+};
+
+/** The upstream: HTTPS + HTTP; answers with its name, the Host it saw and the body size; serves /tmp/git files (a dumb git repo). */
+const UPSTREAM_SCRIPT = `
+const fs = require('fs'), path = require('path'), http = require('http'), https = require('https');
+const handler = (scheme) => (req, res) => {
+  let body = 0;
+  req.on('data', (c) => (body += c.length));
+  req.on('end', () => {
+    const file = path.join('/tmp', path.normalize(decodeURIComponent(req.url.split('?')[0])));
+    if (req.url.startsWith('/git/') && fs.existsSync(file) && fs.statSync(file).isFile()) return res.end(fs.readFileSync(file));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ upstream: 'stand-in', scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress }) + '\\n');
+  });
+};
+https.createServer({ key: process.env.TLS_KEY, cert: process.env.TLS_CERT }, handler('https')).listen(443);
+http.createServer(handler('http')).listen(80);
+console.log('listening');
+`;
+
+export interface TestInternet {
+  networkName: string;
+  /** The subnet's first three octets, e.g. `198.18.7`. */
+  prefix: string;
+  upstreamAddress: string;
+  caPem: string;
+  /** Box.create's `egress` option for an allowlist over this internet. */
+  egress(allowedHosts: string[], overrides?: { networkPresets?: string[] }): NonNullable<BoxCreateOptions['egress']>;
+  /** Starts a container on the test network (image net, as root unless told), for controls; returns its id. */
+  runOnNetwork(name: string, cmd: string[], options?: { user?: string }): Promise<string>;
+  remove(): Promise<void>;
+}
+
+function makeCertificates(dir: string): { caPem: string; keyPem: string; certPem: string } {
+  const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=registry.test']);
+  fs.writeFileSync(path.join(dir, 'san.ext'), `subjectAltName=${UPSTREAM_NAMES.map((n) => `DNS:${n}`).join(',')}\n`);
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
+  const read = (name: string): string => fs.readFileSync(path.join(dir, name), 'utf8');
+  return { caPem: read('ca.pem'), keyPem: read('server.key'), certPem: read('server.pem') };
+}
+
+/** A bare git repository with one commit, prepared for git's dumb HTTP protocol, as a tar for /srv/git/. */
+function gitRepoTar(dir: string): Readable {
+  const work = path.join(dir, 'work');
+  const bare = path.join(dir, 'repo.git');
+  const git = (cwd: string, ...args: string[]): void => void execFileSync('git', args, { cwd, stdio: 'pipe', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+  fs.mkdirSync(work);
+  git(work, 'init', '-q', '-b', 'main');
+  fs.writeFileSync(path.join(work, 'README.md'), 'cloned through the egress gateway\n');
+  git(work, 'add', '.');
+  git(work, 'commit', '-qm', 'first');
+  git(dir, 'clone', '-q', '--bare', work, bare);
+  git(bare, 'update-server-info');
+  const pack = tarStream.pack();
+  const walk = (from: string, rel: string): void => {
+    for (const name of fs.readdirSync(from)) {
+      const full = path.join(from, name);
+      const entryName = `git/repo.git/${rel}${name}`;
+      if (fs.statSync(full).isDirectory()) {
+        pack.entry({ name: `${entryName}/`, type: 'directory', mode: 0o755 });
+        walk(full, `${rel}${name}/`);
+      } else {
+        pack.entry({ name: entryName, mode: 0o644 }, fs.readFileSync(full));
+      }
+    }
+  };
+  pack.entry({ name: 'git/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'git/repo.git/', type: 'directory', mode: 0o755 });
+  walk(bare, '');
+  pack.finalize();
+  return pack as unknown as Readable;
+}
+
+export async function createTestInternet(engine: DockerEngine, ownerId: string): Promise<TestInternet> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-egress-'));
+  const labels = { [LABEL_MANAGED]: 'true', [LABEL_OWNER]: ownerId, 'dev.agent-sandbox.test': 'egress-internet' };
+  const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
+  const certs = makeCertificates(dir);
+  let prefix = '';
+  // Another suite may hold a subnet of the range; try a few.
+  for (let attempt = 0; !prefix; attempt++) {
+    const candidate = `198.18.${1 + Math.floor(Math.random() * 250)}`;
+    try {
+      await engine.call('creating the test internet network', (d) =>
+        d.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, Labels: labels, IPAM: { Config: [{ Subnet: `${candidate}.0/24` }] } }),
+      );
+      prefix = candidate;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
+  const containers: string[] = [];
+  const remove = async (): Promise<void> => {
+    for (const id of containers) await engine.call('removing a test upstream', (d) => d.getContainer(id).remove({ force: true })).catch(() => undefined);
+    await engine.call('removing the test internet network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const runOnNetwork = async (name: string, cmd: string[], options: { user?: string; env?: string[]; aliases?: string[]; ip?: string; archive?: Readable } = {}): Promise<string> => {
+    const container = await engine.call('creating a test container', (d) =>
+      d.createContainer({
+        name: `${networkName}-${name}`,
+        Image: TEST_IMAGES.net,
+        User: options.user ?? '0:0',
+        Entrypoint: [],
+        Cmd: cmd,
+        Env: options.env ?? [],
+        Labels: labels,
+        HostConfig: { NetworkMode: networkName, Dns: ['127.0.0.1'] },
+        NetworkingConfig: {
+          EndpointsConfig: { [networkName]: { Aliases: options.aliases ?? [], ...(options.ip ? { IPAMConfig: { IPv4Address: options.ip } } : {}) } },
+        },
+      }),
+    );
+    containers.push(container.id);
+    if (options.archive) {
+      const archive = options.archive;
+      await engine.call('putting files into a test container', (d) => d.getContainer(container.id).putArchive(archive, { path: '/tmp' }));
+    }
+    await engine.call('starting a test container', (d) => d.getContainer(container.id).start());
+    return container.id;
+  };
+  try {
+    const upstreamAddress = `${prefix}.10`;
+    const id = await runOnNetwork('upstream', ['node', '-e', UPSTREAM_SCRIPT], {
+      env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`],
+      aliases: [...UPSTREAM_NAMES],
+      ip: upstreamAddress,
+      archive: gitRepoTar(dir),
+    });
+    // Wait until it listens (its first line).
+    for (let i = 0; ; i++) {
+      const logs = await engine.call('reading the upstream log', (d) => d.getContainer(id).logs({ stdout: true, stderr: true }));
+      if (String(logs).includes('listening')) break;
+      if (i > 100) throw new Error(`the upstream stand-in did not start: ${String(logs)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      networkName,
+      prefix,
+      upstreamAddress,
+      caPem: certs.caPem,
+      egress: (allowedHosts, overrides = {}) => ({
+        validated: validateEgressSettings({
+          network: 'allowlist',
+          allowedHosts,
+          networkPresets: overrides.networkPresets ?? [],
+          gatewayImage: TEST_IMAGES.net,
+          gatewayNetwork: networkName,
+        }),
+        programPath: GATEWAY_PROGRAM,
+        dns: ['127.0.0.1'],
+        extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),
+      }),
+      runOnNetwork: (name, cmd, options) => runOnNetwork(name, cmd, options),
+      remove,
+    };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
