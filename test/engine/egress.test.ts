@@ -31,7 +31,7 @@ export async function attemptsOf(box: Box, n: number): Promise<EgressAttempt[]> 
 
 /** A CONNECT written by hand through bash's /dev/tcp, so the 403 body can be read (curl does not print it). */
 export function rawConnect(target: string): string {
-  return `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT ${target} HTTP/1.1\\r\\nHost: ${target}\\r\\n\\r\\n' >&3 && timeout 10 cat <&3`;
+  return `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT ${target} HTTP/1.1\\r\\nHost: ${target}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`;
 }
 
 suite('engine: egress gateway (allowlist) against a local stand-in internet', function () {
@@ -150,9 +150,12 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
 
   test('the orphan sweep removes a dead owner\'s gateway, relay and egress volume with its box', async () => {
     const deadOwner = `${ownerId}-dead`;
-    await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-orphan', ownerId: deadOwner, env: [], egress: internet.egress([]), ownerPid: 999_999_999 });
+    // Labelled with a host name of its own, so the sweeps of other engine servers on this shared engine (which
+    // leave other hosts' boxes alone) cannot take it first; this sweep plays that host.
+    const fakeHost = `egress-orphan-test-${process.pid}`;
+    await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-orphan', ownerId: deadOwner, env: [], egress: internet.egress([]), ownerPid: 999_999_999, ownerHost: fakeHost });
     assert.equal(Object.keys((await ownedBy(engine, deadOwner)).containers).length, 3);
-    const removed = await removeOrphans(engine, { isAlive: (pid) => pid !== 999_999_999, currentOwnerId: ownerId });
+    const removed = await removeOrphans(engine, { isAlive: (pid) => pid !== 999_999_999, currentOwnerId: ownerId, currentHost: fakeHost });
     assert.equal(removed.containers.filter((name) => name.includes('egress-orphan')).length, 3, JSON.stringify(removed));
     assert.deepEqual(await ownedBy(engine, deadOwner), { containers: {}, volumes: [] });
     // Our own live box, its gateway and relay were kept (the suite's upstream stand-in is not counted).

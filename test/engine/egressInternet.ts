@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as tarStream from 'tar-stream';
 import type { Readable } from 'node:stream';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { LABEL_MANAGED, LABEL_OWNER } from '../../src/core/box/boxConfig';
+import { boxLabels } from '../../src/core/box/boxConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import { TEST_IMAGES } from './engineHarness';
@@ -19,7 +19,10 @@ import { TEST_IMAGES } from './engineHarness';
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
 
-/** Names the upstream stand-in answers to (HTTPS on 443, plain HTTP on 80; certificate for all of them). */
+/**
+ * Names the upstream stand-ins answer to (HTTPS on 443, plain HTTP on 80; one certificate for all of them):
+ * `registry.test` and `api.test` are the stand-in at .10, `other.test` a second one at .11.
+ */
 export const UPSTREAM_NAMES = ['registry.test', 'api.test', 'other.test'] as const;
 
 /**
@@ -43,7 +46,7 @@ const handler = (scheme) => (req, res) => {
     const file = path.join('/tmp', path.normalize(decodeURIComponent(req.url.split('?')[0])));
     if (req.url.startsWith('/git/') && fs.existsSync(file) && fs.statSync(file).isFile()) return res.end(fs.readFileSync(file));
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ upstream: 'stand-in', scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress }) + '\\n');
+    res.end(JSON.stringify({ upstream: process.env.UPSTREAM_ID, scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress }) + '\\n');
   });
 };
 https.createServer({ key: process.env.TLS_KEY, cert: process.env.TLS_CERT }, handler('https')).listen(443);
@@ -56,11 +59,15 @@ export interface TestInternet {
   /** The subnet's first three octets, e.g. `198.18.7`. */
   prefix: string;
   upstreamAddress: string;
+  /** The second stand-in (`other.test`). */
+  otherAddress: string;
   caPem: string;
   /** Box.create's `egress` option for an allowlist over this internet. */
   egress(allowedHosts: string[], overrides?: { networkPresets?: string[] }): NonNullable<BoxCreateOptions['egress']>;
   /** Starts a container on the test network (image net, as root unless told), for controls; returns its id. */
   runOnNetwork(name: string, cmd: string[], options?: { user?: string }): Promise<string>;
+  /** Runs a command in any container (as its user), returns exit code and output. */
+  execIn(containerId: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   remove(): Promise<void>;
 }
 
@@ -108,7 +115,9 @@ function gitRepoTar(dir: string): Readable {
 
 export async function createTestInternet(engine: DockerEngine, ownerId: string): Promise<TestInternet> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-egress-'));
-  const labels = { [LABEL_MANAGED]: 'true', [LABEL_OWNER]: ownerId, 'dev.agent-sandbox.test': 'egress-internet' };
+  // Full owner labels (pid and host included): any engine server's orphan sweep on this shared engine removes
+  // managed containers without a live owner pid, and would take the stand-ins away mid-test.
+  const labels = { ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }), 'dev.agent-sandbox.test': 'egress-internet' };
   const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
   const certs = makeCertificates(dir);
   let prefix = '';
@@ -156,23 +165,35 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
   };
   try {
     const upstreamAddress = `${prefix}.10`;
-    const id = await runOnNetwork('upstream', ['node', '-e', UPSTREAM_SCRIPT], {
-      env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`],
-      aliases: [...UPSTREAM_NAMES],
-      ip: upstreamAddress,
-      archive: gitRepoTar(dir),
-    });
-    // Wait until it listens (its first line).
-    for (let i = 0; ; i++) {
-      const logs = await engine.call('reading the upstream log', (d) => d.getContainer(id).logs({ stdout: true, stderr: true }));
-      if (String(logs).includes('listening')) break;
-      if (i > 100) throw new Error(`the upstream stand-in did not start: ${String(logs)}`);
-      await new Promise((r) => setTimeout(r, 100));
+    const otherAddress = `${prefix}.11`;
+    const ids = [
+      await runOnNetwork('upstream', ['node', '-e', UPSTREAM_SCRIPT], {
+        env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=registry'],
+        aliases: ['registry.test', 'api.test'],
+        ip: upstreamAddress,
+        archive: gitRepoTar(dir),
+      }),
+      await runOnNetwork('upstream-other', ['node', '-e', UPSTREAM_SCRIPT], {
+        env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=other'],
+        aliases: ['other.test'],
+        ip: otherAddress,
+      }),
+    ];
+    // Wait until they listen (their first line).
+    for (const id of ids) {
+      for (let i = 0; ; i++) {
+        const logs = await engine.call('reading the upstream log', (d) => d.getContainer(id).logs({ stdout: true, stderr: true }));
+        if (String(logs).includes('listening')) break;
+        if (i > 100) throw new Error(`an upstream stand-in did not start: ${String(logs)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     return {
       networkName,
       prefix,
       upstreamAddress,
+      otherAddress,
+      execIn: (containerId, cmd) => execIn(engine, containerId, cmd),
       caPem: certs.caPem,
       egress: (allowedHosts, overrides = {}) => ({
         validated: validateEgressSettings({
@@ -193,4 +214,20 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
     await remove();
     throw error;
   }
+}
+
+export async function execIn(engine: DockerEngine, containerId: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  return engine.call('running a command in a test container', async (d) => {
+    const exec = await d.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: false, stdin: false });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const { PassThrough } = await import('node:stream');
+    const o = new PassThrough().on('data', (c: Buffer) => out.push(c));
+    const e = new PassThrough().on('data', (c: Buffer) => err.push(c));
+    d.modem.demuxStream(stream, o, e);
+    await new Promise((resolve) => stream.on('end', resolve));
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }, { timeoutMs: 60_000 });
 }
