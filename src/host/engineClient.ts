@@ -200,7 +200,7 @@ export class EngineClient extends Disposable {
     const target = client ?? this.running;
     if (!target) return;
     try {
-      await send(target, ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box() });
+      await send(target, ConfigureRequest.type, { engine: this.options.settings.engine(), box: this.options.settings.box(), egress: this.options.settings.egress() });
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
       void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {

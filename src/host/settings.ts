@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { BoxSettings, EngineSettings } from '../shared/protocol';
+import type { BoxSettings, EgressSettings, EngineSettings } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
 
 /** The configuration section; every key below is `agentSandbox.<key>` in package.json. */
@@ -23,6 +23,9 @@ const BOX_KEYS = [
   'idleTimeoutMinutes',
   'maxFileSizeMiB',
 ] as const satisfies readonly (keyof BoxSettings)[];
+
+/** Keys of `EgressSettings`; machine-scoped in package.json. */
+const EGRESS_KEYS = ['network', 'allowedHosts', 'networkPresets', 'gatewayImage', 'gatewayNetwork', 'gatewayDns'] as const satisfies readonly (keyof EgressSettings)[];
 
 /**
  * The one typed accessor for the extension's settings. It owns the keys and the change event; validation
@@ -57,6 +60,20 @@ export class SandboxSettings extends Disposable {
       if (value !== undefined) result[key] = value;
     }
     return result as Partial<BoxSettings>;
+  }
+
+  /**
+   * Network settings: machine-scoped, so only the user's own (global) values count; a workspace or folder value
+   * is ignored even if VS Code would apply it, so a repository can never widen where the box connects.
+   */
+  egress(): Partial<EgressSettings> {
+    const config = this.config;
+    const result: Partial<Record<keyof EgressSettings, unknown>> = {};
+    for (const key of EGRESS_KEYS) {
+      const value = config.inspect(key)?.globalValue;
+      if (value !== undefined) result[key] = value;
+    }
+    return result as Partial<EgressSettings>;
   }
 
   engine(): EngineSettings {

@@ -6,12 +6,14 @@ import type {
   BoxInfo,
   BoxSettings,
   ChangeSet,
+  EgressSettings,
   EngineReport,
   EngineSettings,
   ExecResult,
   FileOpRequest,
 } from '../shared/protocol';
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import { validateEgressSettings, type ValidatedEgress } from '../core/egress/gatewayConfig';
 import { processIsAlive, removeOrphans } from '../core/box/orphans';
 import { DockerEngine } from '../core/docker/dockerEngine';
 import { resolveEngineLocation } from '../core/docker/engineLocation';
@@ -30,6 +32,8 @@ export interface EngineServiceOptions {
   /** The process environment (for the engine location and the env allowlist). */
   env?: Record<string, string | undefined>;
   homeDir?: string;
+  /** The egress gateway program; default `gateway.js` next to this bundle (`dist/`). */
+  gatewayProgramPath?: string;
 }
 
 /**
@@ -41,6 +45,7 @@ export class EngineService extends Disposable {
   readonly ownerId = randomUUID();
   private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
   private engineSettings: EngineSettings = {};
+  private egress: ValidatedEgress = validateEgressSettings(undefined);
   private engine: DockerEngine | undefined;
   private orphansChecked: Promise<void> | undefined;
   private readonly sessions = new Map<string, Promise<BoxSession>>();
@@ -67,15 +72,17 @@ export class EngineService extends Disposable {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
   }
 
-  configure(engine: EngineSettings, box: Partial<BoxSettings>): void {
+  configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): void {
     // Validate first so a bad setting leaves the previous configuration in force.
     const validated = validateBoxSettings(box);
+    const validatedEgress = validateEgressSettings(egress, validated.runtime);
     if ((engine.dockerHost ?? '') !== (this.engineSettings.dockerHost ?? '')) {
       this.engine = undefined;
       this.orphansChecked = undefined;
     }
     this.engineSettings = { ...engine };
     this.boxSettings = validated;
+    this.egress = validatedEgress;
   }
 
   get settings(): BoxSettings {
@@ -142,7 +149,16 @@ export class EngineService extends Disposable {
         const reviewStore = this.reviewStore;
         const restore = await reviewStore?.load(key);
         return BoxSession.open(
-          { engine, settings: this.boxSettings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log, reviewStore },
+          {
+            engine,
+            settings: this.boxSettings,
+            folder: key,
+            ownerId: this.ownerId,
+            env: this.allowlistedEnv(),
+            log: this.options.log,
+            reviewStore,
+            egress: { validated: this.egress, programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js') },
+          },
           progress,
           signal,
           restore,

@@ -90,7 +90,7 @@ export function startServer(connection: Connection): EngineService {
     };
   });
 
-  connection.onRequest(ConfigureRequest.type, handle((p) => service.configure(p.engine ?? {}, p.box ?? {})));
+  connection.onRequest(ConfigureRequest.type, handle((p) => service.configure(p.engine ?? {}, p.box ?? {}, p.egress)));
   connection.onRequest(CheckEngineRequest.type, (token) => handle(() => service.checkEngine())(undefined, token));
   connection.onRequest(
     PullImageRequest.type,

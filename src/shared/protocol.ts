@@ -60,6 +60,8 @@ export interface EgressSettings {
   gatewayImage: string;
   /** Docker network the gateway reaches the outside through (default `bridge`). */
   gatewayNetwork: string;
+  /** Resolver addresses for the gateway container; empty = the engine's default. */
+  gatewayDns: string[];
 }
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
@@ -302,6 +304,8 @@ export namespace ConfigureRequest {
     engine: EngineSettings;
     /** Box settings; fields left out keep their defaults. */
     box: Partial<BoxSettings>;
+    /** Network settings (machine-scoped); absent = no network, as before. Applies to boxes created after it. */
+    egress?: Partial<EgressSettings>;
   }
   export const type = new RequestType<Params, void, void>(method);
 }

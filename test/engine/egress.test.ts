@@ -2,37 +2,15 @@
 // this suite creates (test/engine/egressInternet.ts); every name and address is local to this machine.
 import * as assert from 'node:assert/strict';
 import { Box } from '../../src/core/box/box';
-import { LABEL_OWNER } from '../../src/core/box/boxConfig';
 import { findBoxes, removeOrphans } from '../../src/core/box/orphans';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import type { EgressAttempt } from '../../src/core/egress/egressAttempt';
-import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from './engineHarness';
-import { createTestInternet, type TestInternet } from './egressInternet';
-
-/** Containers and volumes with this owner label, by role (`box` for those without one). */
-export async function ownedBy(engine: DockerEngine, ownerId: string): Promise<{ containers: Record<string, string[]>; volumes: string[] }> {
-  const list = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`${LABEL_OWNER}=${ownerId}`] } }));
-  const containers: Record<string, string[]> = {};
-  for (const c of list) {
-    if (c.Labels?.['dev.agent-sandbox.test']) continue;
-    const role = c.Labels?.[LABEL_ROLE] ?? 'box';
-    (containers[role] ??= []).push(c.Names[0]!.replace(/^\//, ''));
-  }
-  const volumes = await engine.call('listing', (d) => d.listVolumes({ filters: { label: [`${LABEL_OWNER}=${ownerId}`] } }));
-  return { containers, volumes: (volumes.Volumes ?? []).map((v) => v.Name).sort() };
-}
-
-/** Waits until the gateway has recorded `n` attempts (records arrive when an attempt ends). */
-export async function attemptsOf(box: Box, n: number): Promise<EgressAttempt[]> {
-  for (let i = 0; i < 100 && box.egress!.attempts.length < n; i++) await new Promise((r) => setTimeout(r, 50));
-  return [...box.egress!.attempts];
-}
-
-/** A CONNECT written by hand through bash's /dev/tcp, so the 403 body can be read (curl does not print it). */
-export function rawConnect(target: string): string {
-  return `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT ${target} HTTP/1.1\\r\\nHost: ${target}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`;
-}
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
+import { attemptsOf, createTestInternet, ownedBy, rawConnect, type TestInternet } from './egressInternet';
+import { startEngineServer } from './engineServer';
 
 suite('engine: egress gateway (allowlist) against a local stand-in internet', function () {
   this.timeout(180_000);
@@ -180,6 +158,49 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       assert.match(curl.stderr, /Could not resolve host|Failed to connect/);
     } finally {
       await plain.remove();
+    }
+  });
+
+  test('through the engine server: sandbox/configure with egress settings gives new boxes the gateway; a bad value is refused naming its key', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'as-egress-'));
+    // Not `*.pem`: that name is on the secrets deny-list and would not reach the box.
+    writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
+    const { process: server, connection } = await startEngineServer({ box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 } });
+    try {
+      const egress = {
+        network: 'allowlist' as const,
+        allowedHosts: ['registry.test'],
+        gatewayImage: TEST_IMAGES.net,
+        gatewayNetwork: internet.networkName,
+        // The gateway's upstream resolver is its own loopback: names the embedded DNS does not know go nowhere.
+        gatewayDns: ['127.0.0.1'],
+      };
+      await assert.rejects(
+        connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net }, egress: { ...egress, allowedHosts: ['https://registry.test/'] } }),
+        (error: { data?: { reason?: string; setting?: string } }) => error.data?.reason === 'invalid-setting' && error.data.setting === 'agentSandbox.allowedHosts',
+      );
+      await assert.rejects(
+        connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, runtime: 'runsc' }, egress }),
+        (error: { data?: { setting?: string } }) => error.data?.setting === 'agentSandbox.network',
+      );
+      await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
+      const info = await connection.sendRequest(EnsureBoxRequest.type, { folder });
+      const allowed = await connection.sendRequest(ExecRequest.type, { folder, command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server' });
+      assert.equal(allowed.exitCode, 0, allowed.stderr);
+      assert.equal((JSON.parse(allowed.stdout) as { url: string }).url, '/via-server');
+      const denied = await connection.sendRequest(ExecRequest.type, { folder, command: 'curl -sS http://api.test/' });
+      assert.match(denied.stdout, /api\.test:80 is not allowed/);
+      const boxName = info.volumeName.replace(/-workspace$/, '');
+      const egressContainers = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
+      assert.deepEqual(egressContainers.map((c) => c.Labels['dev.agent-sandbox.role']).sort(), ['gateway', 'relay']);
+      await connection.sendRequest(ResetRequest.type, {});
+      const afterReset = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
+      assert.deepEqual(afterReset, [], 'reset removes the gateway and relay with the box');
+    } finally {
+      await connection.sendRequest(ResetRequest.type, {}).catch(() => undefined);
+      connection.dispose();
+      server.kill();
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });

@@ -11,7 +11,10 @@ import * as path from 'node:path';
 import * as tarStream from 'tar-stream';
 import type { Readable } from 'node:stream';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { boxLabels } from '../../src/core/box/boxConfig';
+import { boxLabels, LABEL_OWNER } from '../../src/core/box/boxConfig';
+import type { Box } from '../../src/core/box/box';
+import type { EgressAttempt } from '../../src/core/egress/egressAttempt';
+import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import { TEST_IMAGES } from './engineHarness';
@@ -231,3 +234,28 @@ export async function execIn(engine: DockerEngine, containerId: string, cmd: str
     return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
   }, { timeoutMs: 60_000 });
 }
+
+/** Containers and volumes with this owner label, by role (`box` for those without one). */
+export async function ownedBy(engine: DockerEngine, ownerId: string): Promise<{ containers: Record<string, string[]>; volumes: string[] }> {
+  const list = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`${LABEL_OWNER}=${ownerId}`] } }));
+  const containers: Record<string, string[]> = {};
+  for (const c of list) {
+    if (c.Labels?.['dev.agent-sandbox.test']) continue;
+    const role = c.Labels?.[LABEL_ROLE] ?? 'box';
+    (containers[role] ??= []).push(c.Names[0]!.replace(/^\//, ''));
+  }
+  const volumes = await engine.call('listing', (d) => d.listVolumes({ filters: { label: [`${LABEL_OWNER}=${ownerId}`] } }));
+  return { containers, volumes: (volumes.Volumes ?? []).map((v) => v.Name).sort() };
+}
+
+/** Waits until the gateway has recorded `n` attempts (records arrive when an attempt ends). */
+export async function attemptsOf(box: Box, n: number): Promise<EgressAttempt[]> {
+  for (let i = 0; i < 100 && box.egress!.attempts.length < n; i++) await new Promise((r) => setTimeout(r, 50));
+  return [...box.egress!.attempts];
+}
+
+/** A CONNECT written by hand through bash's /dev/tcp, so the 403 body can be read (curl does not print it). */
+export function rawConnect(target: string): string {
+  return `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT ${target} HTTP/1.1\\r\\nHost: ${target}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`;
+}
+

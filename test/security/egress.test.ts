@@ -8,8 +8,7 @@ import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { GATEWAY_LIMITS } from '../../src/core/egress/gatewayConfig';
 import { GATEWAY_DOWN_TEXT } from '../../src/gateway/relayServer';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from '../engine/engineHarness';
-import { createTestInternet, HOSTILE_NAMES, type TestInternet } from '../engine/egressInternet';
-import { attemptsOf, rawConnect } from '../engine/egress.test';
+import { attemptsOf, createTestInternet, HOSTILE_NAMES, rawConnect, type TestInternet } from '../engine/egressInternet';
 
 suite('security: egress — the box leaves only through its own gateway, and only to allowed hosts', function () {
   this.timeout(240_000);

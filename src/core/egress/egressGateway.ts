@@ -110,7 +110,7 @@ export class EgressGateway {
                 connectTimeoutMs: GATEWAY_LIMITS.connectTimeoutMs,
                 idleTimeoutMs: GATEWAY_LIMITS.idleTimeoutMs,
               },
-              dns: options.dns,
+              dns: options.dns ?? (egress.settings.gatewayDns.length ? egress.settings.gatewayDns : undefined),
               extraHosts: options.extraHosts,
             }),
             abortSignal,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type * as Dockerode from 'dockerode';
 import type { EgressSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
@@ -10,6 +11,7 @@ export const DEFAULT_EGRESS_SETTINGS: EgressSettings = Object.freeze({
   networkPresets: Object.freeze([]) as unknown as string[],
   gatewayImage: '',
   gatewayNetwork: 'bridge',
+  gatewayDns: Object.freeze([]) as unknown as string[],
 }) as EgressSettings;
 
 /** What the gateway program reads from `AGENT_SANDBOX_GATEWAY`. */
@@ -83,6 +85,10 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
   if (typeof gatewayNetwork !== 'string' || !NETWORK_NAME.test(gatewayNetwork) || gatewayNetwork === 'none' || gatewayNetwork === 'host' || gatewayNetwork.startsWith('container:')) {
     throw invalid('gatewayNetwork', `${JSON.stringify(gatewayNetwork)} is not valid; name a Docker network the gateway can reach the internet through (default "bridge"; not "host" or "none").`);
   }
+  const gatewayDns = value('gatewayDns');
+  if (!Array.isArray(gatewayDns) || gatewayDns.some((address) => typeof address !== 'string' || !isIP(address))) {
+    throw invalid('gatewayDns', `must be a list of resolver IP addresses, e.g. ["1.1.1.1"], or [] for the engine's default.`);
+  }
   if (network === 'allowlist' && runtime) {
     throw invalid('network', `"allowlist" is not supported with agentSandbox.runtime "${runtime}" yet (the relay shares the box's network namespace, which a runtime with its own network stack does not expose); use "none" or the default runtime.`);
   }
@@ -93,6 +99,7 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
       networkPresets: [...(value('networkPresets') as string[])],
       gatewayImage: gatewayImage.trim(),
       gatewayNetwork,
+      gatewayDns: [...(gatewayDns as string[])],
     },
     rules,
   };

@@ -13,7 +13,7 @@ import type {
 } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
-import { Box } from '../box/box';
+import { Box, type BoxCreateOptions } from '../box/box';
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
@@ -103,6 +103,8 @@ export interface BoxSessionOptions {
    * for all of them (see `BoxSession.readCandidatesInBox`), `archive` one engine archive request each.
    */
   readChangedFiles?: 'box-tar' | 'archive';
+  /** The box's way out (`network: "allowlist"`), passed to `Box.create`; absent = no network. */
+  egress?: BoxCreateOptions['egress'];
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -195,7 +197,7 @@ export class BoxSession {
     const files = [...scanned.values()].filter((e) => e.type === 'file');
     const totalBytes = files.reduce((n, e) => n + e.size, 0);
     progress('Starting box');
-    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal });
+    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
     const sent: Manifest = new Map();
     try {
       const tar = packWorkspace(folder, scanned.values(), {

@@ -25,7 +25,7 @@ function rejects(partial: Record<string, unknown>, key: string, message: RegExp,
 suite('unit: egress settings and container options', () => {
   test('defaults: network none, nothing allowed, the box image, the bridge network', () => {
     const { settings, rules } = validateEgressSettings(undefined);
-    assert.deepEqual(settings, { network: 'none', allowedHosts: [], networkPresets: [], gatewayImage: '', gatewayNetwork: 'bridge' });
+    assert.deepEqual(settings, { network: 'none', allowedHosts: [], networkPresets: [], gatewayImage: '', gatewayNetwork: 'bridge', gatewayDns: [] });
     assert.deepEqual(settings, DEFAULT_EGRESS_SETTINGS);
     assert.deepEqual(rules, []);
   });
@@ -43,6 +43,9 @@ suite('unit: egress settings and container options', () => {
     rejects({ gatewayImage: 'Not An Image' }, 'gatewayImage', /not an image reference/);
     rejects({ gatewayNetwork: 'host' }, 'gatewayNetwork', /not "host" or "none"/);
     rejects({ gatewayNetwork: 'container:abc' }, 'gatewayNetwork', /is not valid/);
+    rejects({ gatewayDns: ['dns.example'] }, 'gatewayDns', /resolver IP addresses/);
+    rejects({ gatewayDns: '1.1.1.1' }, 'gatewayDns', /resolver IP addresses/);
+    assert.deepEqual(validateEgressSettings({ gatewayDns: ['1.1.1.1', '2606:4700:4700::1111'] }).settings.gatewayDns, ['1.1.1.1', '2606:4700:4700::1111']);
     rejects({ network: 'allowlist' }, 'network', /not supported with agentSandbox.runtime "runsc"/, 'runsc');
     // "none" with a runtime is fine: nothing of the gateway exists then.
     assert.equal(validateEgressSettings({ network: 'none' }, 'runsc').settings.network, 'none');
