@@ -4,7 +4,7 @@
 #   agent-sandbox-test/node    : busybox + bash + the host's node, git and GNU find with the libraries they
 #                                link, and a setuid-root copy of node (/usr/local/bin/node-setuid) that the
 #                                security tests try to escalate through
-#   agent-sandbox-test/net     : busybox + bash + the host's node, git and curl, and an nsswitch.conf that reads
+#   agent-sandbox-test/net     : busybox + bash + the host's node, npm, git and curl, and an nsswitch.conf that reads
 #                                /etc/hosts before DNS; the egress tests' box, gateway and upstream stand-ins
 # All have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt when missing, when built by an
 # older version of this script (label below), or with --force.
@@ -12,7 +12,7 @@ set -euo pipefail
 force="${1:-}"
 IMAGE_VERSION=2
 # The net image has its own version, so a change to it does not rebuild the others.
-NET_IMAGE_VERSION=2
+NET_IMAGE_VERSION=4
 need() {
   [ "$force" = "--force" ] && return 0
   local have want="${2:-$IMAGE_VERSION}"
@@ -97,6 +97,13 @@ if need agent-sandbox-test/net "$NET_IMAGE_VERSION"; then
   copy_with_libs "$tmp" /usr/bin/git
   copy_with_libs "$tmp" /bin/bash
   copy_with_libs "$tmp" "$(readlink -f "$(command -v curl)")"
+  npm_cli=$(readlink -f "$(command -v npm)")
+  npm_dir=$(dirname "$(dirname "$npm_cli")")
+  mkdir -p "$tmp$(dirname "$npm_dir")"
+  cp -a "$npm_dir" "$tmp$npm_dir"
+  ln -sf "$npm_cli" "$tmp/usr/bin/npm"
+  # npm starts with "#!/usr/bin/env node".
+  [ -e "$tmp/usr/bin/env" ] || ln -s /bin/busybox "$tmp/usr/bin/env"
   [ -e "$tmp/usr/bin/curl" ] || ln -s "$(readlink -f "$(command -v curl)")" "$tmp/usr/bin/curl"
   rm -f "$tmp/bin/sh"; ln -s bash "$tmp/bin/sh"
   mkdir -p "$tmp/usr/lib/git-core" "$tmp/usr/share"

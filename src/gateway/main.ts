@@ -24,6 +24,8 @@ const mode = process.argv[2];
 const socketPath = process.env.AGENT_SANDBOX_GATEWAY_SOCKET || GATEWAY_SOCKET_PATH;
 const relayPort = process.env.AGENT_SANDBOX_RELAY_PORT ? Number(process.env.AGENT_SANDBOX_RELAY_PORT) : RELAY_PORT;
 process.on('SIGTERM', () => process.exit(0));
+// An error nothing expected ends the process (no connection then, never a wider one), saying why first.
+process.on('uncaughtException', (error) => fail(`${mode}: unexpected error: ${error.stack ?? error.message}`));
 
 if (mode === 'gateway') {
   let config: GatewayConfig;

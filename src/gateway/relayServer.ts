@@ -8,7 +8,7 @@ export const RELAY_PORT = 3128;
 
 export const GATEWAY_DOWN_TEXT =
   'Agent Sandbox: the egress gateway of this box is not running, so nothing can leave the box. ' +
-  'Reset the box (Agent Sandbox: Reset Box) to start a new one.\n';
+  'Reset the box (Agent Sandbox: Reset Sandbox) to start a new one.\n';
 
 export function gatewayDownResponse(): string {
   return (

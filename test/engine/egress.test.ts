@@ -69,6 +69,15 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     assert.equal(out, 'cloned through the egress gateway\n');
   });
 
+  test('npm installs a package from an HTTPS registry stand-in through the gateway, with nothing but the proxy variables (and the test CA)', async () => {
+    const out = await shOk(
+      box,
+      'mkdir -p /tmp/proj && cd /tmp/proj && npm install --no-audit --no-fund --registry https://registry.test/npm/ --cafile /tmp/ca.pem egress-tiny >/dev/null && node -p "require(\'egress-tiny\')"',
+      { timeoutMs: 120_000 },
+    );
+    assert.equal(out, 'installed through the egress gateway\n');
+  });
+
   test('plain HTTP to an allowed host:80 is forwarded; the record has method, path and status', async () => {
     const before = box.egress!.attempts.length;
     const out = await shOk(box, 'curl -sS --fail -X POST --data-binary @/etc/passwd http://api.test/v1/things?key=secret');

@@ -5,6 +5,7 @@
 // resolver is set to its own loopback, so a name the embedded DNS does not know is never asked outside.
 // The HTTPS certificates come from a CA made at test time with openssl. No traffic leaves the machine.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -39,7 +40,11 @@ export const HOSTILE_NAMES: Record<string, string> = {
   'mapped.test': '::ffff:127.0.0.1',
 };
 
-/** The upstream: HTTPS + HTTP; answers with its name, the Host it saw and the body size; serves /tmp/git files (a dumb git repo). */
+/**
+ * The upstream: HTTPS + HTTP; answers with its name, the Host it saw and the body size; serves files under
+ * /tmp/git (a dumb-HTTP git repository) and /tmp/npm (an npm registry stand-in: a directory's index.json is
+ * the package document).
+ */
 const UPSTREAM_SCRIPT = `
 const fs = require('fs'), path = require('path'), http = require('http'), https = require('https');
 const handler = (scheme) => (req, res) => {
@@ -47,7 +52,10 @@ const handler = (scheme) => (req, res) => {
   req.on('data', (c) => (body += c.length));
   req.on('end', () => {
     const file = path.join('/tmp', path.normalize(decodeURIComponent(req.url.split('?')[0])));
-    if (req.url.startsWith('/git/') && fs.existsSync(file) && fs.statSync(file).isFile()) return res.end(fs.readFileSync(file));
+    if ((req.url.startsWith('/git/') || req.url.startsWith('/npm/')) && fs.existsSync(file)) {
+      const served = fs.statSync(file).isDirectory() ? path.join(file, 'index.json') : file;
+      if (fs.existsSync(served)) return res.end(fs.readFileSync(served));
+    }
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ upstream: process.env.UPSTREAM_ID, scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress }) + '\\n');
   });
@@ -84,8 +92,8 @@ function makeCertificates(dir: string): { caPem: string; keyPem: string; certPem
   return { caPem: read('ca.pem'), keyPem: read('server.key'), certPem: read('server.pem') };
 }
 
-/** A bare git repository with one commit, prepared for git's dumb HTTP protocol, as a tar for /srv/git/. */
-function gitRepoTar(dir: string): Readable {
+/** Files the upstream serves, as a tar for /tmp: a bare git repository for git's dumb HTTP protocol, and an npm package. */
+function upstreamFilesTar(dir: string): Readable {
   const work = path.join(dir, 'work');
   const bare = path.join(dir, 'repo.git');
   const git = (cwd: string, ...args: string[]): void => void execFileSync('git', args, { cwd, stdio: 'pipe', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
@@ -112,6 +120,25 @@ function gitRepoTar(dir: string): Readable {
   pack.entry({ name: 'git/', type: 'directory', mode: 0o755 });
   pack.entry({ name: 'git/repo.git/', type: 'directory', mode: 0o755 });
   walk(bare, '');
+  // A real package tarball made with npm pack, and its registry document.
+  const pkgDir = path.join(dir, 'tiny-pkg');
+  fs.mkdirSync(pkgDir);
+  fs.writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify({ name: 'egress-tiny', version: '1.0.0', main: 'index.js' }));
+  fs.writeFileSync(path.join(pkgDir, 'index.js'), "module.exports = 'installed through the egress gateway';\n");
+  const tgzName = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: pkgDir, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const tgz = fs.readFileSync(path.join(dir, tgzName));
+  const integrity = `sha512-${createHash('sha512').update(tgz).digest('base64')}`;
+  const shasum = createHash('sha1').update(tgz).digest('hex');
+  const document = {
+    name: 'egress-tiny',
+    'dist-tags': { latest: '1.0.0' },
+    versions: { '1.0.0': { name: 'egress-tiny', version: '1.0.0', main: 'index.js', dist: { tarball: 'https://registry.test/npm/egress-tiny/-/egress-tiny-1.0.0.tgz', integrity, shasum } } },
+  };
+  pack.entry({ name: 'npm/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'npm/egress-tiny/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'npm/egress-tiny/index.json', mode: 0o644 }, JSON.stringify(document));
+  pack.entry({ name: 'npm/egress-tiny/-/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'npm/egress-tiny/-/egress-tiny-1.0.0.tgz', mode: 0o644 }, tgz);
   pack.finalize();
   return pack as unknown as Readable;
 }
@@ -174,7 +201,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=registry'],
         aliases: ['registry.test', 'api.test'],
         ip: upstreamAddress,
-        archive: gitRepoTar(dir),
+        archive: upstreamFilesTar(dir),
       }),
       await runOnNetwork('upstream-other', ['node', '-e', UPSTREAM_SCRIPT], {
         env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=other'],
