@@ -174,9 +174,11 @@ export class Box {
 
   /** Removes the container (forced) and its volume. Already-gone parts are fine. */
   async remove(): Promise<void> {
-    // The relay first: it lives in the box's network namespace.
-    await this.egress?.remove();
+    // The relay first: it lives in the box's network namespace. The box goes even when that fails.
+    let egressError: unknown;
+    await this.egress?.remove().catch((error: unknown) => (egressError = error));
     await removeContainerAndVolume(this.engine, this.containerId, this.volumeName);
+    if (egressError) throw egressError;
   }
 }
 
