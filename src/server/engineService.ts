@@ -6,6 +6,7 @@ import type {
   BoxInfo,
   BoxSettings,
   ChangeSet,
+  EgressAttempt,
   EgressSettings,
   EngineReport,
   EngineSettings,
@@ -263,6 +264,14 @@ export class EngineService extends Disposable {
     }
     const stored = await this.reviewStore?.load(key);
     return stored?.changeSet ?? { folder: key, changes: [], refused: [], ignoredCount: 0 };
+  }
+
+  /** What the folder's box tried to reach through its gateway (none without a box or a gateway); never creates a box. */
+  async egressAttempts(folder: string, runId?: string): Promise<{ network: 'none' | 'allowlist'; attempts: EgressAttempt[] }> {
+    const live = this.sessions.get(normalizeFolder(folder));
+    const gateway = live ? (await live.catch(() => undefined))?.box.egress : undefined;
+    if (!gateway) return { network: 'none', attempts: [] };
+    return { network: 'allowlist', attempts: gateway.attempts.filter((a) => runId === undefined || a.runId === runId) };
   }
 
   async readProposal(folder: string, filePath: string): Promise<Buffer> {

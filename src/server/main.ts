@@ -24,6 +24,7 @@ import {
   OrphansRemovedNotification,
   OutputNotification,
   PendingChangesRequest,
+  EgressAttemptsRequest,
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
@@ -125,6 +126,7 @@ export function startServer(connection: Connection): EngineService {
   connection.onRequest(ApplyRequest.type, handle((p, signal) => service.apply(p.folder, p, signal)));
   connection.onRequest(MarkAppliedRequest.type, handle((p) => service.markApplied(p.folder, p.paths)));
   connection.onRequest(PendingChangesRequest.type, handle((p) => service.pendingChanges(p.folder)));
+  connection.onRequest(EgressAttemptsRequest.type, handle((p) => service.egressAttempts(p.folder, p.runId)));
   connection.onRequest(AdvanceBaselineRequest.type, handle((p, signal) => service.advanceBaseline(p.folder, p.paths, signal)));
   connection.onRequest(DiscardRequest.type, handle((p, signal) => service.discard(p.folder, p.paths, signal)));
   connection.onRequest(ResetRequest.type, handle((p) => service.reset(p.folder, { discardPending: p.discardPending })));

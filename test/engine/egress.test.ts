@@ -8,7 +8,7 @@ import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, test
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
+import { ConfigureRequest, EgressAttemptsRequest, EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { attemptsOf, createTestInternet, ownedBy, rawConnect, type TestInternet } from './egressInternet';
 import { startEngineServer } from './engineServer';
 
@@ -193,12 +193,23 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
         (error: { data?: { setting?: string } }) => error.data?.setting === 'agentSandbox.network',
       );
       await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
+      assert.deepEqual(await connection.sendRequest(EgressAttemptsRequest.type, { folder }), { network: 'none', attempts: [] }, 'no box yet: nothing, and no box is made');
       const info = await connection.sendRequest(EnsureBoxRequest.type, { folder });
-      const allowed = await connection.sendRequest(ExecRequest.type, { folder, command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server' });
+      const allowed = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-a', command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server' });
       assert.equal(allowed.exitCode, 0, allowed.stderr);
       assert.equal((JSON.parse(allowed.stdout) as { url: string }).url, '/via-server');
-      const denied = await connection.sendRequest(ExecRequest.type, { folder, command: 'curl -sS http://api.test/' });
+      const denied = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-b', command: 'curl -sS http://api.test/' });
       assert.match(denied.stdout, /api\.test:80 is not allowed/);
+      // Each run's proxy variables carry its id, so the attempts are told apart by run.
+      let all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
+      for (let i = 0; i < 50 && all.attempts.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
+      }
+      assert.equal(all.network, 'allowlist');
+      assert.deepEqual(all.attempts.map((a) => [a.runId, a.host, a.port, a.decision]), [['run-a', 'registry.test', 443, 'allowed'], ['run-b', 'api.test', 80, 'denied']]);
+      const onlyB = await connection.sendRequest(EgressAttemptsRequest.type, { folder, runId: 'run-b' });
+      assert.deepEqual(onlyB.attempts.map((a) => a.host), ['api.test']);
       const boxName = info.volumeName.replace(/-workspace$/, '');
       const egressContainers = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
       assert.deepEqual(egressContainers.map((c) => c.Labels['dev.agent-sandbox.role']).sort(), ['gateway', 'relay']);

@@ -1,58 +1,11 @@
 /**
- * One attempt to leave the box through its gateway, allowed or not: the audit record. The gateway writes one
- * JSON line per attempt on its stdout when the attempt ends (a denied one at once); the engine server reads
- * them from the gateway container's log stream. Types only, plus the parser the reader uses.
+ * The audit record of one attempt to leave the box (types in the protocol: they travel in
+ * `sandbox/egressAttempts`). The gateway writes one JSON line per attempt on its stdout when the attempt ends
+ * (a denied one at once); the engine server reads them from the gateway container's output with this parser.
  */
-export interface EgressAttempt {
-  /** Sequence number within this gateway, from 1. */
-  seq: number;
-  /** The run it belongs to, when the client named one (proxy user name `run-<id>`); not proof of origin. */
-  runId?: string;
-  /** `connect`: an HTTP CONNECT tunnel (HTTPS, no TLS interception); `http`: a plain HTTP proxy request. */
-  kind: 'connect' | 'http';
-  /** `CONNECT`, or the plain request's method. */
-  method: string;
-  /** The host asked for, normalized (lower case, punycode, no trailing dot); raw text when invalid. */
-  host: string;
-  port: number;
-  /** Plain HTTP only: the path asked for (query cut off: it may carry tokens). */
-  path?: string;
-  decision: 'allowed' | 'denied' | 'failed';
-  /** Why: see `EgressReason`. */
-  reason: EgressReason;
-  /** For a person: the allowlist entry used, the refused address range, the connect error. */
-  detail: string;
-  /** The address connected to (allowed) or refused (refused-address). */
-  address?: string;
-  /** Plain HTTP only: the status the upstream (or the gateway) answered. */
-  status?: number;
-  /** Bytes from the box towards the host, and back (tunnel payload; for plain HTTP, bodies). */
-  bytesUp: number;
-  bytesDown: number;
-  /** ISO times. */
-  start: string;
-  end: string;
-}
+import type { EgressAttempt, EgressReason } from '../../shared/protocol';
 
-export type EgressReason =
-  /** Allowed by an allowlist entry (named in `detail`). */
-  | 'allowlisted'
-  /** No allowlist entry allows this host and port. */
-  | 'not-allowlisted'
-  /** The name resolved to a refused address (loopback, private, link-local, metadata, …). */
-  | 'refused-address'
-  /** The name did not resolve (or not within the gateway's time limit). */
-  | 'resolve-failed'
-  /** Every checked address refused the connection or did not answer in time. */
-  | 'connect-failed'
-  /** Plain HTTP whose Host header names another host than the request line. */
-  | 'host-mismatch'
-  /** Not a proxy request the gateway understands (origin-form URL, https:// in a plain request, bad target). */
-  | 'bad-request'
-  /** Protocol upgrades (WebSocket) over plain HTTP: use CONNECT (wss://) instead. */
-  | 'upgrade-refused'
-  /** The gateway's connection limit was reached. */
-  | 'too-many-connections';
+export type { EgressAttempt, EgressReason };
 
 const REASONS = new Set<EgressReason>([
   'allowlisted',

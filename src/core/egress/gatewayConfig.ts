@@ -122,6 +122,17 @@ export function boxProxyEnv(): string[] {
   ];
 }
 
+/**
+ * A run's own proxy variables: the same relay, with the run id as the proxy user name (`run-<id>`), so the
+ * gateway can tell which run an attempt came from. Empty for ids the gateway would not accept. It is what the
+ * client says, not proof: any process in the box may use any user name.
+ */
+export function runProxyEnv(runId: string | undefined): string[] {
+  if (!runId || !/^[A-Za-z0-9._-]{1,60}$/.test(runId)) return [];
+  const url = BOX_PROXY_URL.replace('://', `://run-${runId}@`);
+  return [`HTTP_PROXY=${url}`, `HTTPS_PROXY=${url}`, `http_proxy=${url}`, `https_proxy=${url}`];
+}
+
 function hardenedHostConfig(limits: { memoryMiB: number; pids: number; cpus: number }): Dockerode.HostConfig {
   const memory = limits.memoryMiB * 1024 * 1024;
   return {

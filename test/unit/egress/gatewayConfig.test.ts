@@ -7,8 +7,10 @@ import {
   gatewayCreateOptions,
   GATEWAY_PROGRAM_PATH,
   relayCreateOptions,
+  runProxyEnv,
   validateEgressSettings,
 } from '../../../src/core/egress/gatewayConfig';
+import { runIdFromProxyAuthorization } from '../../../src/gateway/gatewayServer';
 
 function rejects(partial: Record<string, unknown>, key: string, message: RegExp, runtime = ''): void {
   assert.throws(
@@ -61,6 +63,21 @@ suite('unit: egress settings and container options', () => {
       'no_proxy=localhost,127.0.0.1,::1',
       'NODE_USE_ENV_PROXY=1',
     ]);
+  });
+
+  test("a run's proxy variables carry its id as the proxy user name; ids the gateway would not accept get none", () => {
+    assert.deepEqual(runProxyEnv('run-7'), [
+      'HTTP_PROXY=http://run-run-7@127.0.0.1:3128',
+      'HTTPS_PROXY=http://run-run-7@127.0.0.1:3128',
+      'http_proxy=http://run-run-7@127.0.0.1:3128',
+      'https_proxy=http://run-run-7@127.0.0.1:3128',
+    ]);
+    assert.deepEqual(runProxyEnv('a b'), []);
+    assert.deepEqual(runProxyEnv('x'.repeat(61)), []);
+    assert.deepEqual(runProxyEnv(undefined), []);
+    // The gateway reads back exactly that id.
+    const user = new URL(runProxyEnv('r.1_z-2')[0]!.split('=')[1]!).username;
+    assert.equal(runIdFromProxyAuthorization(`Basic ${Buffer.from(`${user}:`).toString('base64')}`), 'r.1_z-2');
   });
 
   test('gateway and relay are hardened: non-root, read-only root, no capabilities, no-new-privileges, limits, init; only the gateway has a network', () => {
