@@ -73,6 +73,8 @@ const webview = {
 const builds = [
   { ...common, entryPoints: { extension: 'src/extension.ts', languageClient: 'src/host/languageClient.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist' },
+  // The egress gateway and relay: runs inside their containers (node only, no dependencies), never in VS Code.
+  { ...common, entryPoints: { gateway: 'src/gateway/main.ts' }, outdir: 'dist', plugins: [] },
   webview,
 ];
 

@@ -4,16 +4,20 @@
 #   agent-sandbox-test/node    : busybox + bash + the host's node, git and GNU find with the libraries they
 #                                link, and a setuid-root copy of node (/usr/local/bin/node-setuid) that the
 #                                security tests try to escalate through
-# Both have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt when missing, when built by an
+#   agent-sandbox-test/net     : busybox + bash + the host's node, npm, git and curl, and an nsswitch.conf that reads
+#                                /etc/hosts before DNS; the egress tests' box, gateway and upstream stand-ins
+# All have a user `sandbox` (uid 1000) whose home is /home/sandbox. Rebuilt when missing, when built by an
 # older version of this script (label below), or with --force.
 set -euo pipefail
 force="${1:-}"
 IMAGE_VERSION=2
+# The net image has its own version, so a change to it does not rebuild the others.
+NET_IMAGE_VERSION=4
 need() {
   [ "$force" = "--force" ] && return 0
-  local have
+  local have want="${2:-$IMAGE_VERSION}"
   have=$(docker image inspect --format '{{ index .Config.Labels "dev.agent-sandbox.test-image-version" }}' "$1" 2>/dev/null) || return 0
-  [ "$have" != "$IMAGE_VERSION" ]
+  [ "$have" != "$want" ]
 }
 label="LABEL dev.agent-sandbox.test-image-version=$IMAGE_VERSION"
 
@@ -22,6 +26,13 @@ if ! dpkg -s busybox-static >/dev/null 2>&1; then
   echo "[images] installing Debian's busybox-static" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >&2
 fi
+# curl for the egress tests' box; openssl makes their test CA on the host.
+for pkg in curl openssl; do
+  if ! command -v "$pkg" >/dev/null 2>&1; then
+    echo "[images] installing Debian's $pkg" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
+  fi
+done
 
 base_rootfs() {
   local root="$1"
@@ -76,4 +87,34 @@ if need agent-sandbox-test/node; then
   tar -C "$tmp" -c . | docker import -c "$label" -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin TERM=xterm-256color' - agent-sandbox-test/node >/dev/null
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/node" >&2
+fi
+
+if need agent-sandbox-test/net "$NET_IMAGE_VERSION"; then
+  tmp=$(mktemp -d)
+  base_rootfs "$tmp"
+  copy_with_libs "$tmp" "$(readlink -f "$(command -v node)")"
+  [ -e "$tmp/usr/bin/node" ] || ln -s "$(readlink -f "$(command -v node)")" "$tmp/usr/bin/node"
+  copy_with_libs "$tmp" /usr/bin/git
+  copy_with_libs "$tmp" /bin/bash
+  copy_with_libs "$tmp" "$(readlink -f "$(command -v curl)")"
+  npm_cli=$(readlink -f "$(command -v npm)")
+  npm_dir=$(dirname "$(dirname "$npm_cli")")
+  mkdir -p "$tmp$(dirname "$npm_dir")"
+  cp -a "$npm_dir" "$tmp$npm_dir"
+  ln -sf "$npm_cli" "$tmp/usr/bin/npm"
+  # npm starts with "#!/usr/bin/env node".
+  [ -e "$tmp/usr/bin/env" ] || ln -s /bin/busybox "$tmp/usr/bin/env"
+  [ -e "$tmp/usr/bin/curl" ] || ln -s "$(readlink -f "$(command -v curl)")" "$tmp/usr/bin/curl"
+  rm -f "$tmp/bin/sh"; ln -s bash "$tmp/bin/sh"
+  mkdir -p "$tmp/usr/lib/git-core" "$tmp/usr/share"
+  cp -a /usr/lib/git-core/. "$tmp/usr/lib/git-core/"
+  # git's https transport links its own libcurl flavour (Debian: gnutls).
+  copy_with_libs "$tmp" /usr/lib/git-core/git-remote-http
+  [ -d /usr/share/git-core ] && cp -a /usr/share/git-core "$tmp/usr/share/"
+  # glibc without an nsswitch.conf asks DNS first and stops at its "no such name"; read /etc/hosts first.
+  printf 'hosts: files dns\n' > "$tmp/etc/nsswitch.conf"
+  printf 'root:x:0:0:root:/root:/bin/bash\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/bash\n' > "$tmp/etc/passwd"
+  tar -C "$tmp" -c . | docker import -c "LABEL dev.agent-sandbox.test-image-version=$NET_IMAGE_VERSION" -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/local/bin:/usr/bin:/bin TERM=xterm-256color' - agent-sandbox-test/net >/dev/null
+  rm -rf "$tmp"
+  echo "[images] built agent-sandbox-test/net" >&2
 fi

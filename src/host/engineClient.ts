@@ -207,7 +207,7 @@ export class EngineClient extends Disposable {
     try {
       const { settings, insecureEngines } = this.options;
       const box = await settings.boxForEngine();
-      await send(target, ConfigureRequest.type, { engine: settings.engine(insecureEngines?.allowed() ?? []), box });
+      await send(target, ConfigureRequest.type, { engine: settings.engine(insecureEngines?.allowed() ?? []), box, egress: settings.egress() });
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
       void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {

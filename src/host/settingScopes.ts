@@ -24,6 +24,14 @@ export const MACHINE_SCOPED_KEYS = [
   'agentClis',
   /** How much of the host's git history (and the secrets ever committed) enters the box. */
   'gitHistory',
+  /** Whether the box has a way out at all, and to which hosts (egress gateway). */
+  'network',
+  'allowedHosts',
+  'networkPresets',
+  /** The image and network of the gateway that carries the box's traffic, and its resolvers. */
+  'gatewayImage',
+  'gatewayNetwork',
+  'gatewayDns',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

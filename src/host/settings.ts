@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { BoxSettings, EngineSettings } from '../shared/protocol';
+import type { BoxSettings, EgressSettings, EngineSettings } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
 import type { ImageConsent } from './imageConsent';
 import { effectiveSetting, userLevelValue, type InspectedSetting } from './settingScopes';
@@ -27,6 +27,9 @@ const BOX_KEYS = [
   'maxFileSizeMiB',
   'gitHistory',
 ] as const satisfies readonly (keyof BoxSettings)[];
+
+/** Keys of `EgressSettings`; machine-scoped in package.json. */
+const EGRESS_KEYS = ['network', 'allowedHosts', 'networkPresets', 'gatewayImage', 'gatewayNetwork', 'gatewayDns'] as const satisfies readonly (keyof EgressSettings)[];
 
 /**
  * The one typed accessor for the extension's settings. It owns the keys, the change event and the scope
@@ -66,6 +69,19 @@ export class SandboxSettings extends Disposable {
       if (value !== undefined) result[key] = value;
     }
     return result as Partial<BoxSettings>;
+  }
+
+  /**
+   * Network settings: machine-scoped, so only the user's own (global) values count; a workspace or folder value
+   * is ignored even if VS Code would apply it, so a repository can never widen where the box connects.
+   */
+  egress(): Partial<EgressSettings> {
+    const result: Partial<Record<keyof EgressSettings, unknown>> = {};
+    for (const key of EGRESS_KEYS) {
+      const value = this.value(key);
+      if (value !== undefined) result[key] = value;
+    }
+    return result as Partial<EgressSettings>;
   }
 
   /** `box()` with the workspace's image when the user confirmed it for this workspace (asks once). */

@@ -6,12 +6,15 @@ import type {
   BoxInfo,
   BoxSettings,
   ChangeSet,
+  EgressAttempt,
+  EgressSettings,
   EngineReport,
   EngineSettings,
   ExecResult,
   FileOpRequest,
 } from '../shared/protocol';
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import { validateEgressSettings, type ValidatedEgress } from '../core/egress/gatewayConfig';
 import { processIsAlive, removeOrphans } from '../core/box/orphans';
 import { DockerEngine } from '../core/docker/dockerEngine';
 import { assertEngineAllowed, resolveEngineLocation } from '../core/docker/engineLocation';
@@ -31,6 +34,8 @@ export interface EngineServiceOptions {
   /** The process environment (for the engine location and the env allowlist). */
   env?: Record<string, string | undefined>;
   homeDir?: string;
+  /** The egress gateway program; default `gateway.js` next to this bundle (`dist/`). */
+  gatewayProgramPath?: string;
 }
 
 /**
@@ -42,6 +47,7 @@ export class EngineService extends Disposable {
   readonly ownerId = randomUUID();
   private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
   private engineSettings: EngineSettings = {};
+  private egress: ValidatedEgress = validateEgressSettings(undefined);
   private engine: DockerEngine | undefined;
   private orphansChecked: Promise<void> | undefined;
   private readonly sessions = new Map<string, Promise<BoxSession>>();
@@ -75,15 +81,17 @@ export class EngineService extends Disposable {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
   }
 
-  configure(engine: EngineSettings, box: Partial<BoxSettings>): void {
+  configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): void {
     // Validate first so a bad setting leaves the previous configuration in force.
     const validated = validateBoxSettings(box);
+    const validatedEgress = validateEgressSettings(egress, validated.runtime);
     if ((engine.dockerHost ?? '') !== (this.engineSettings.dockerHost ?? '')) {
       this.engine = undefined;
       this.orphansChecked = undefined;
     }
     this.engineSettings = { ...engine, allowInsecureHosts: [...(engine.allowInsecureHosts ?? [])] };
     this.boxSettings = validated;
+    this.egress = validatedEgress;
   }
 
   get settings(): BoxSettings {
@@ -156,7 +164,17 @@ export class EngineService extends Disposable {
         const watch = new WorkspaceWatch(key);
         try {
           return await BoxSession.open(
-            { engine, settings, folder: key, ownerId: this.ownerId, env: this.allowlistedEnv(), log: this.options.log, reviewStore, watch },
+            {
+              engine,
+              settings,
+              folder: key,
+              ownerId: this.ownerId,
+              env: this.allowlistedEnv(),
+              log: this.options.log,
+              reviewStore,
+              watch,
+              egress: { validated: this.egress, programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js') },
+            },
             progress,
             signal,
             restore,
@@ -289,6 +307,14 @@ export class EngineService extends Disposable {
     }
     const stored = await this.reviewStore?.load(key);
     return stored?.changeSet ?? { folder: key, changes: [], refused: [], ignoredCount: 0 };
+  }
+
+  /** What the folder's box tried to reach through its gateway (none without a box or a gateway); never creates a box. */
+  async egressAttempts(folder: string, runId?: string): Promise<{ network: 'none' | 'allowlist'; attempts: EgressAttempt[] }> {
+    const live = this.sessions.get(normalizeFolder(folder));
+    const gateway = live ? (await live.catch(() => undefined))?.box.egress : undefined;
+    if (!gateway) return { network: 'none', attempts: [] };
+    return { network: 'allowlist', attempts: gateway.attempts.filter((a) => runId === undefined || a.runId === runId) };
   }
 
   async readProposal(folder: string, filePath: string): Promise<Buffer> {

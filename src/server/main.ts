@@ -24,6 +24,7 @@ import {
   OrphansRemovedNotification,
   OutputNotification,
   PendingChangesRequest,
+  EgressAttemptsRequest,
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
@@ -111,7 +112,7 @@ export function startServer(connection: Connection): EngineService {
     };
   });
 
-  onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box));
+  onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box, p.egress));
   onRequest(CheckEngineRequest, () => service.checkEngine());
   onRequest(PullImageRequest, (p, signal) => service.pullImage(p.image, progressFor(p.progressToken), signal));
   onRequest(EnsureBoxRequest, (p, signal) => service.boxInfo(p.folder, progressFor(p.progressToken), signal));
@@ -131,6 +132,7 @@ export function startServer(connection: Connection): EngineService {
   onRequest(ApplyRequest, (p, signal) => service.apply(p.folder, p, signal));
   onRequest(MarkAppliedRequest, (p) => service.markApplied(p.folder, p.paths));
   onRequest(PendingChangesRequest, (p) => service.pendingChanges(p.folder));
+  onRequest(EgressAttemptsRequest, (p) => service.egressAttempts(p.folder, p.runId));
   onRequest(AdvanceBaselineRequest, (p, signal) => service.advanceBaseline(p.folder, p.paths, signal));
   onRequest(DiscardRequest, (p, signal) => service.discard(p.folder, p.paths, signal));
   onRequest(ResetRequest, (p) => service.reset(p.folder, { discardPending: p.discardPending }));

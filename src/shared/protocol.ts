@@ -62,6 +62,79 @@ export interface BoxSettings {
 /** Values of `BoxSettings.gitHistory`. */
 export type GitHistoryMode = 'none' | 'fresh' | 'full';
 
+/**
+ * Whether and where the box may connect (machine-scoped settings: a repository cannot widen them). With
+ * `network: "none"` the box has no network at all and no gateway exists.
+ */
+export interface EgressSettings {
+  /** `none`: no network (default). `allowlist`: only the allowed hosts, through the box's egress gateway. */
+  network: 'none' | 'allowlist';
+  /** `host`, `host:port`, `*.domain` (subdomains only); port 443 unless written. */
+  allowedHosts: string[];
+  /** Names of built-in host lists added to `allowedHosts`: npm, pypi, github, anthropic, openai, gemini. */
+  networkPresets: string[];
+  /** Image for the gateway and relay containers (needs `node` 18 or later on its PATH); empty = the box image. */
+  gatewayImage: string;
+  /** Docker network the gateway reaches the outside through (default `bridge`). */
+  gatewayNetwork: string;
+  /** Resolver addresses for the gateway container; empty = the engine's default. */
+  gatewayDns: string[];
+}
+
+/**
+ * One attempt to leave the box through its egress gateway, allowed or not (the gateway's audit record).
+ */
+export interface EgressAttempt {
+  /** Sequence number within this gateway, from 1. */
+  seq: number;
+  /** The run it belongs to, when the client named one (proxy user name `run-<id>`); not proof of origin. */
+  runId?: string;
+  /** `connect`: an HTTP CONNECT tunnel (HTTPS, no TLS interception); `http`: a plain HTTP proxy request. */
+  kind: 'connect' | 'http';
+  /** `CONNECT`, or the plain request's method. */
+  method: string;
+  /** The host asked for, normalized (lower case, punycode, no trailing dot); raw text when invalid. */
+  host: string;
+  port: number;
+  /** Plain HTTP only: the path asked for (query cut off: it may carry tokens). */
+  path?: string;
+  decision: 'allowed' | 'denied' | 'failed';
+  /** Why: see `EgressReason`. */
+  reason: EgressReason;
+  /** For a person: the allowlist entry used, the refused address range, the connect error. */
+  detail: string;
+  /** The address connected to (allowed) or refused (refused-address). */
+  address?: string;
+  /** Plain HTTP only: the status the upstream (or the gateway) answered. */
+  status?: number;
+  /** Bytes from the box towards the host, and back (tunnel payload; for plain HTTP, bodies). */
+  bytesUp: number;
+  bytesDown: number;
+  /** ISO times. */
+  start: string;
+  end: string;
+}
+
+export type EgressReason =
+  /** Allowed by an allowlist entry (named in `detail`). */
+  | 'allowlisted'
+  /** No allowlist entry allows this host and port. */
+  | 'not-allowlisted'
+  /** The name resolved to a refused address (loopback, private, link-local, metadata, …). */
+  | 'refused-address'
+  /** The name did not resolve (or not within the gateway's time limit). */
+  | 'resolve-failed'
+  /** Every checked address refused the connection or did not answer in time. */
+  | 'connect-failed'
+  /** Plain HTTP whose Host header names another host than the request line. */
+  | 'host-mismatch'
+  /** Not a proxy request the gateway understands (origin-form URL, https:// in a plain request, bad target). */
+  | 'bad-request'
+  /** Protocol upgrades (WebSocket) over plain HTTP: use CONNECT (wss://) instead. */
+  | 'upgrade-refused'
+  /** The gateway's connection limit was reached. */
+  | 'too-many-connections';
+
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
   /** Overrides `DOCKER_HOST` and contexts, e.g. `unix:///var/run/docker.sock` or `tcp://host:2376`. */
@@ -358,11 +431,14 @@ export namespace ConfigureRequest {
     engine: EngineSettings;
     /** Box settings; fields left out keep their defaults. */
     box: Partial<BoxSettings>;
+    /** Network settings (machine-scoped); absent = no network, as before. Applies to boxes created after it. */
+    egress?: Partial<EgressSettings>;
   }
-  /** Box values are checked by the server's settings validation, which names the `agentSandbox.*` key. */
+  /** Box and egress values are checked by the server's settings validation, which names the `agentSandbox.*` key. */
   export const params: Schema<Params> = object<Params>({
     engine: object<EngineSettings>({ dockerHost: optional(string), allowInsecureHosts: optional(array(string)) }),
     box: checkedFurther<Partial<BoxSettings>>(),
+    egress: optional(checkedFurther<Partial<EgressSettings>>()),
   });
   export const type = new RequestType<Params, void, void>(method);
 }
@@ -828,4 +904,20 @@ export namespace TerminalResizeNotification {
   }
   export const params: Schema<Params> = object<Params>({ terminalId: string, cols: wholeNumber, rows: wholeNumber });
   export const type = new NotificationType<Params>(method);
+}
+
+/** What the folder's box tried to reach through its egress gateway, oldest first. */
+export namespace EgressAttemptsRequest {
+  export const method = 'sandbox/egressAttempts' as const;
+  export interface Params extends FolderParams {
+    /** Only the attempts of this run (the run id the box's proxy variables carried). */
+    runId?: string;
+  }
+  export const params: Schema<Params> = object<Params>({ folder: string, runId: optional(string) });
+  export interface Result {
+    /** `none` when the box has no gateway (then `attempts` is empty) or there is no box. */
+    network: 'none' | 'allowlist';
+    attempts: EgressAttempt[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
 }

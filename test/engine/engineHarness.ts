@@ -13,6 +13,8 @@ export const TEST_IMAGES = {
   busybox: 'agent-sandbox-test/busybox',
   /** busybox + bash (as /bin/sh) + node + git. */
   node: 'agent-sandbox-test/node',
+  /** busybox + bash (as /bin/sh) + node + git + curl; /etc/hosts before DNS. The egress tests' image. */
+  net: 'agent-sandbox-test/net',
 } as const;
 
 /**

@@ -18,6 +18,8 @@ import {
   WORKSPACE_DIR,
 } from './boxConfig';
 import type { ExecOptions, ExecOutcome, OomCounter } from './boxExec';
+import { EgressGateway } from '../egress/egressGateway';
+import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';
 import { runInBox } from './boxExec';
 
 export interface BoxCreateOptions {
@@ -34,6 +36,11 @@ export interface BoxCreateOptions {
   /** Owner labels to record; default this process's pid and this machine's host name. */
   ownerPid?: number;
   ownerHost?: string;
+  /**
+   * With `network: "allowlist"`: the box gets an egress gateway and relay (created before and after the box,
+   * removed with it) and the proxy variables. Absent or `network: "none"`: no network, exactly as before.
+   */
+  egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[] };
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -52,6 +59,8 @@ export class Box {
     readonly containerName: string,
     readonly volumeName: string,
     readonly image: { reference: string; id: string },
+    /** The box's way out, when its network is an allowlist. */
+    readonly egress?: EgressGateway,
   ) {}
 
   static async create(engine: DockerEngine, settingsIn: BoxSettings, options: BoxCreateOptions): Promise<Box> {
@@ -69,11 +78,29 @@ export class Box {
     const { name, volumeName } = boxNames(options.folder);
     const labels = boxLabels({ folder: options.folder, ownerId: options.ownerId, ownerPid: options.ownerPid ?? process.pid, ownerHost: options.ownerHost ?? os.hostname() });
     const env = options.env ?? allowlistedEnv(settings.envAllowlist, process.env);
-    const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env });
+    const wantsEgress = options.egress?.validated.settings.network === 'allowlist';
+    if (wantsEgress) {
+      // Refuses combinations the egress design does not cover (a runtime with its own network stack).
+      validateEgressSettings(options.egress!.validated.settings, settings.runtime);
+    }
 
     let volumeCreated = false;
     let containerId: string | undefined;
+    let egress: EgressGateway | undefined;
     try {
+      if (wantsEgress) {
+        egress = await EgressGateway.start(engine, {
+          egress: options.egress!.validated,
+          boxName: name,
+          boxImage: reference,
+          labels,
+          programPath: options.egress!.programPath,
+          dns: options.egress!.dns,
+          extraHosts: options.egress!.extraHosts,
+          signal,
+        });
+      }
+      const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env: egress ? [...env, ...egress.proxyEnv] : env });
       await engine.call(
         `creating volume ${volumeName}`,
         (d, abortSignal) => d.createVolume({ ...volumeCreateOptions(settings, { volumeName, labels }), abortSignal }),
@@ -92,9 +119,11 @@ export class Box {
       await engine.call(`starting container ${name}`, (d, abortSignal) => d.getContainer(container.id).start({ abortSignal }), {
         signal,
       });
-      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id });
+      await egress?.attachRelay(container.id, signal);
+      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress);
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
+      await egress?.remove().catch(() => undefined);
       await removeQuietly(engine, containerId, volumeCreated ? volumeName : undefined);
       throw error;
     }
@@ -145,7 +174,11 @@ export class Box {
 
   /** Removes the container (forced) and its volume. Already-gone parts are fine. */
   async remove(): Promise<void> {
+    // The relay first: it lives in the box's network namespace. The box goes even when that fails.
+    let egressError: unknown;
+    await this.egress?.remove().catch((error: unknown) => (egressError = error));
     await removeContainerAndVolume(this.engine, this.containerId, this.volumeName);
+    if (egressError) throw egressError;
   }
 }
 

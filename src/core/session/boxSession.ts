@@ -15,7 +15,8 @@ import type {
 } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
-import { Box } from '../box/box';
+import { Box, type BoxCreateOptions } from '../box/box';
+import { runProxyEnv } from '../egress/gatewayConfig';
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
@@ -112,6 +113,8 @@ export interface BoxSessionOptions {
    * (the server fails a mirror that overflowed again at once until files or settings change).
    */
   watch?: WorkspaceWatch;
+  /** The box's way out (`network: "allowlist"`), passed to `Box.create`; absent = no network. */
+  egress?: BoxCreateOptions['egress'];
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -220,7 +223,7 @@ export class BoxSession {
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
     progress('Starting box');
-    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal });
+    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
     const sent: Manifest = new Map();
     try {
       const tar = packWorkspace(folder, scanned.values(), {
@@ -343,7 +346,8 @@ export class BoxSession {
         stdin: request.stdin,
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
         signal,
-        env: this.options.env,
+        // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart.
+        env: this.box.egress ? [...this.options.env, ...runProxyEnv(request.runId)] : this.options.env,
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });

@@ -169,4 +169,51 @@ suite('Packaging: bundles', function () {
       assert.deepEqual(foreign, [], `the bundle requires modules it does not contain: ${foreign.join(', ')}`);
     });
   });
+  test('dist/gateway.js runs on its own (Node built-ins only): gateway and relay on loopback answer a denied CONNECT with the 403 text and an attempt line', async () => {
+    const copy = isolatedCopy('gateway.js');
+    cleanups.push(copy.dispose);
+    const socketPath = path.join(path.dirname(copy.file), 'gateway.sock');
+    const spawnRole = (role: string, env: Record<string, string>): { child: ChildProcessWithoutNullStreams; lines: string[]; ready: Promise<Record<string, unknown>> } => {
+      const child = spawn(process.execPath, [copy.file, role], { env: { PATH: process.env.PATH ?? '', AGENT_SANDBOX_GATEWAY_SOCKET: socketPath, ...env }, stdio: 'pipe' });
+      cleanups.push(() => child.kill('SIGKILL'));
+      const lines: string[] = [];
+      let buffered = '';
+      const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString('utf8');
+          for (let i; (i = buffered.indexOf('\n')) >= 0; buffered = buffered.slice(i + 1)) {
+            const line = buffered.slice(0, i);
+            lines.push(line);
+            if (line.includes('"ready"')) resolve(JSON.parse(line) as Record<string, unknown>);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`${role} exited ${code}: ${lines.join('\n')}`)));
+      });
+      return { child, lines, ready };
+    };
+    const gateway = spawnRole('gateway', { AGENT_SANDBOX_GATEWAY: JSON.stringify({ rules: [], maxConnections: 4, connectTimeoutMs: 1000, idleTimeoutMs: 1000 }) });
+    await within(10_000, 'gateway ready', gateway.ready);
+    const relay = spawnRole('relay', { AGENT_SANDBOX_RELAY_PORT: '0' });
+    const { port } = (await within(10_000, 'relay ready', relay.ready)) as { port: number };
+    const net = await import('node:net');
+    const answer = await within(
+      10_000,
+      'a 403 through the relay',
+      new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1');
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString()));
+        s.on('end', () => resolve(text));
+        s.on('error', reject);
+        s.write('CONNECT denied.example:443 HTTP/1.1\r\n\r\n');
+      }),
+    );
+    assert.match(answer, /^HTTP\/1\.1 403 Forbidden/);
+    assert.match(answer, /denied\.example:443 is not allowed/);
+    for (let i = 0; i < 100 && !gateway.lines.some((l) => l.includes('"attempt"')); i++) await new Promise((r) => setTimeout(r, 20));
+    const record = gateway.lines.map((l) => JSON.parse(l) as { type: string; attempt?: { host: string; reason: string } }).find((l) => l.type === 'attempt');
+    assert.deepEqual({ host: record?.attempt?.host, reason: record?.attempt?.reason }, { host: 'denied.example', reason: 'not-allowlisted' });
+    const unknown = spawnRole('nonsense', {});
+    await assert.rejects(unknown.ready, /exited 2: .*unknown mode/);
+  });
 });

@@ -1,0 +1,50 @@
+// Entry of dist/gateway.js, the program of a box's egress containers (see src/core/egress/egressGateway.ts):
+//   node gateway.js gateway   the proxy, on the unix socket in the shared egress volume; config in
+//                             AGENT_SANDBOX_GATEWAY (JSON, GatewayConfig); audit records on stdout
+//   node gateway.js relay     the box-side listener on 127.0.0.1:3128, carrying connections to that socket
+// stdout carries JSON lines only: {"type":"ready"} once listening, {"type":"attempt","attempt":{…}} per attempt.
+// AGENT_SANDBOX_GATEWAY_SOCKET and AGENT_SANDBOX_RELAY_PORT move the socket and the port (the bundle's own
+// tests run both on the host's loopback); the containers use the defaults.
+import * as fs from 'node:fs';
+import type { GatewayConfig } from '../core/egress/gatewayConfig';
+import { GATEWAY_SOCKET_PATH } from '../core/egress/gatewayConfig';
+import { GatewayServer } from './gatewayServer';
+import { createRelayServer, RELAY_PORT } from './relayServer';
+
+function line(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function fail(message: string): never {
+  line({ type: 'error', message });
+  process.exit(2);
+}
+
+const mode = process.argv[2];
+const socketPath = process.env.AGENT_SANDBOX_GATEWAY_SOCKET || GATEWAY_SOCKET_PATH;
+const relayPort = process.env.AGENT_SANDBOX_RELAY_PORT ? Number(process.env.AGENT_SANDBOX_RELAY_PORT) : RELAY_PORT;
+process.on('SIGTERM', () => process.exit(0));
+// An error nothing expected ends the process (no connection then, never a wider one), saying why first.
+process.on('uncaughtException', (error) => fail(`${mode}: unexpected error: ${error.stack ?? error.message}`));
+
+if (mode === 'gateway') {
+  let config: GatewayConfig;
+  try {
+    config = JSON.parse(process.env.AGENT_SANDBOX_GATEWAY ?? '') as GatewayConfig;
+  } catch {
+    fail('AGENT_SANDBOX_GATEWAY is not valid JSON');
+  }
+  const gateway = new GatewayServer({ ...config, onAttempt: (attempt) => line({ type: 'attempt', attempt }) });
+  fs.rmSync(socketPath, { force: true });
+  gateway.server.on('error', (error) => fail(`gateway: ${error.message}`));
+  gateway.server.listen(socketPath, () => {
+    fs.chmodSync(socketPath, 0o600);
+    line({ type: 'ready', role: 'gateway', rules: config.rules.length });
+  });
+} else if (mode === 'relay') {
+  const relay = createRelayServer({ socketPath, maxConnections: 4096 });
+  relay.on('error', (error) => fail(`relay: ${error.message}`));
+  relay.listen(relayPort, '127.0.0.1', () => line({ type: 'ready', role: 'relay', port: (relay.address() as { port: number }).port }));
+} else {
+  fail(`unknown mode ${JSON.stringify(mode)}; use "gateway" or "relay"`);
+}
