@@ -170,22 +170,7 @@ export function gatewayCreateOptions(options: {
   hostConfig.Mounts = [{ Type: 'volume', Source: options.volumeName, Target: EGRESS_MOUNT, VolumeOptions: { NoCopy: true } as never }];
   if (options.dns) hostConfig.Dns = options.dns;
   if (options.extraHosts) hostConfig.ExtraHosts = options.extraHosts;
-  return {
-    name: options.name,
-    Image: options.image,
-    User: GATEWAY_USER,
-    WorkingDir: '/tmp',
-    Entrypoint: [],
-    Cmd: ['node', GATEWAY_PROGRAM_PATH, 'gateway'],
-    Env: [`AGENT_SANDBOX_GATEWAY=${JSON.stringify(options.config)}`, 'HOME=/tmp', 'NODE_OPTIONS='],
-    Labels: options.labels,
-    AttachStdin: false,
-    AttachStdout: true,
-    AttachStderr: true,
-    OpenStdin: false,
-    Tty: false,
-    HostConfig: hostConfig,
-  };
+  return egressContainer(options, hostConfig, 'gateway', [`AGENT_SANDBOX_GATEWAY=${JSON.stringify(options.config)}`]);
 }
 
 /**
@@ -202,14 +187,24 @@ export function relayCreateOptions(options: {
   const hostConfig = hardenedHostConfig(RELAY_LIMITS);
   hostConfig.NetworkMode = `container:${options.boxContainerId}`;
   hostConfig.Mounts = [{ Type: 'volume', Source: options.volumeName, Target: EGRESS_MOUNT, ReadOnly: true, VolumeOptions: { NoCopy: true } as never }];
+  return egressContainer(options, hostConfig, 'relay', []);
+}
+
+/** The create options both egress containers share: the program in its role, as the gateway user, attached. */
+function egressContainer(
+  options: { name: string; image: string; labels: Record<string, string> },
+  hostConfig: Dockerode.HostConfig,
+  role: 'gateway' | 'relay',
+  env: string[],
+): Dockerode.ContainerCreateOptions {
   return {
     name: options.name,
     Image: options.image,
     User: GATEWAY_USER,
     WorkingDir: '/tmp',
     Entrypoint: [],
-    Cmd: ['node', GATEWAY_PROGRAM_PATH, 'relay'],
-    Env: ['HOME=/tmp', 'NODE_OPTIONS='],
+    Cmd: ['node', GATEWAY_PROGRAM_PATH, role],
+    Env: [...env, 'HOME=/tmp', 'NODE_OPTIONS='],
     Labels: options.labels,
     AttachStdin: false,
     AttachStdout: true,
