@@ -5,8 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import type { ChildProcess } from 'node:child_process';
-import { EnsureBoxRequest, ExecRequest, OutputNotification, ResetRequest } from '../../src/shared/protocol';
-import { startEngineServer } from './engineServer';
+import { EnsureBoxRequest, ExecRequest, OutputNotification } from '../../src/shared/protocol';
+import { startEngineServer, stopEngineServer } from './engineServer';
 
 const IMAGE = 'agent-sandbox-test/busybox';
 
@@ -27,10 +27,8 @@ suite('a box lost mid-run (engine server over stdio, real engine)', () => {
 
   suiteTeardown(async () => {
     try {
-      await connection?.sendRequest(ResetRequest.type, {});
+      await stopEngineServer({ process: server, connection });
     } finally {
-      connection?.dispose();
-      server?.kill();
       if (folder) rmSync(folder, { recursive: true, force: true });
     }
   });

@@ -12,7 +12,7 @@ import {
   type RequestMessage,
   type ResponseMessage,
 } from 'vscode-languageserver-protocol/node';
-import { ConfigureRequest, type BoxSettings } from '../../src/shared/protocol';
+import { ConfigureRequest, ResetRequest, type BoxSettings } from '../../src/shared/protocol';
 
 export const serverJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'server.js');
 
@@ -41,6 +41,16 @@ export async function startEngineServer(options: {
   await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
   await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
   return { process: child, connection };
+}
+
+/** Resets the server's boxes (so nothing of the suite is left on the engine), then closes and kills it. */
+export async function stopEngineServer(server: Partial<EngineServerProcess>): Promise<void> {
+  try {
+    await server.connection?.sendRequest(ResetRequest.type, {});
+  } finally {
+    server.connection?.dispose();
+    server.process?.kill();
+  }
 }
 
 /** A standalone server driven with raw JSON-RPC messages, for params no typed client would send (`null`, arrays). */

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
-import { CheckEngineRequest, ConfigureRequest, ProgressNotification, PullImageRequest, ResetRequest, type ErrorData } from '../../src/shared/protocol';
-import { startEngineServer } from './engineServer';
+import { CheckEngineRequest, ConfigureRequest, ProgressNotification, PullImageRequest, type ErrorData } from '../../src/shared/protocol';
+import { startEngineServer, stopEngineServer } from './engineServer';
 import { startFakeRegistry, type FakeRegistry } from '../fakeRegistry';
 
 suite('pulling an image (engine server over stdio, real engine, a fake registry on 127.0.0.1)', () => {
@@ -21,10 +21,8 @@ suite('pulling an image (engine server over stdio, real engine, a fake registry 
 
   suiteTeardown(async () => {
     try {
-      await connection?.sendRequest(ResetRequest.type, {});
+      await stopEngineServer({ process: server, connection });
     } finally {
-      connection?.dispose();
-      server?.kill();
       await registry?.close();
       if (registry) spawnSync('docker', ['image', 'rm', registry.reference]);
     }

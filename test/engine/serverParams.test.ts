@@ -62,6 +62,7 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.PlanApplyRequest.method]: 'folder',
       [protocol.MarkAppliedRequest.method]: 'folder',
       [protocol.PendingChangesRequest.method]: 'folder',
+      [protocol.EgressAttemptsRequest.method]: 'folder',
       [protocol.AdvanceBaselineRequest.method]: 'folder',
       [protocol.DiscardRequest.method]: 'folder',
       [protocol.FileOpRequest.method]: 'op',

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import { LABEL_FOLDER } from '../../src/core/box/boxConfig';
 import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ProgressNotification, ResetRequest, type BoxSettings, type ErrorData } from '../../src/shared/protocol';
-import { startEngineServer } from './engineServer';
+import { startEngineServer, stopEngineServer } from './engineServer';
 
 const BOX: Partial<BoxSettings> = { image: 'agent-sandbox-test/busybox', memoryMiB: 128, idleTimeoutMinutes: 0, workspaceSizeMiB: 16 };
 const MiB = 1024 * 1024;
@@ -36,10 +36,8 @@ suite('a workspace that overflows /workspace (engine server over stdio, real eng
 
   suiteTeardown(async () => {
     try {
-      await connection?.sendRequest(ResetRequest.type, {});
+      await stopEngineServer({ process: server, connection });
     } finally {
-      connection?.dispose();
-      server?.kill();
       for (const folder of folders) rmSync(folder, { recursive: true, force: true });
     }
   });
