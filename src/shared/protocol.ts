@@ -295,8 +295,10 @@ export type RunOutcome = 'exited' | 'timeout' | 'cancelled' | 'oom' | 'engine-er
 
 /** The limits and isolation a run had, recorded with it. */
 export interface RunPolicy {
-  /** Always `none`: the box has no network. */
-  network: 'none';
+  /** `none`: the box has no network. `allowlist`: only `allowedHosts`, through the box's egress gateway. */
+  network: 'none' | 'allowlist';
+  /** With `allowlist`: the allowlist entries as written, presets expanded (e.g. `registry.npmjs.org`, `*.github.com:443`). */
+  allowedHosts?: string[];
   /** `uid:gid` the command ran as. */
   user: string;
   memoryMiB: number;

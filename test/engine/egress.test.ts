@@ -198,6 +198,9 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       const allowed = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-a', command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server' });
       assert.equal(allowed.exitCode, 0, allowed.stderr);
       assert.equal((JSON.parse(allowed.stdout) as { url: string }).url, '/via-server');
+      // The run's recorded policy says what the box could reach (the history and the terminal show it).
+      assert.equal(allowed.policy.network, 'allowlist');
+      assert.deepEqual(allowed.policy.allowedHosts, ['registry.test']);
       const denied = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-b', command: 'curl -sS http://api.test/' });
       assert.match(denied.stdout, /api\.test:80 is not allowed/);
       // Each run's proxy variables carry its id, so the attempts are told apart by run.

@@ -386,9 +386,11 @@ export class BoxSession {
 
   /** The limits and isolation every run in this box has. */
   get policy(): RunPolicy {
-    const { settings, env } = this.options;
+    const { settings, env, egress } = this.options;
+    const allowlisted = this.box.egress !== undefined && egress !== undefined;
     return {
-      network: 'none',
+      network: allowlisted ? 'allowlist' : 'none',
+      ...(allowlisted ? { allowedHosts: egress.validated.rules.map((rule) => rule.source) } : {}),
       user: `${BOX_UID}:${BOX_GID}`,
       memoryMiB: settings.memoryMiB,
       cpus: settings.cpus,

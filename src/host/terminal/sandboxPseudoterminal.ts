@@ -150,8 +150,14 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
     this.startedAt = Date.now();
     const { image, policy, shell, conflicts } = this.opened;
     this.writeEmitter.fire('\r\x1b[2K');
-    this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · no network${RESET}`);
-    this.line(`${DIM}The box has no network: nothing here reaches the internet, so agent CLIs cannot call their APIs until the box gets an egress allowlist.${RESET}`);
+    if (policy.network === 'allowlist') {
+      const hosts = policy.allowedHosts ?? [];
+      this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · network: allowlist${RESET}`);
+      this.line(`${DIM}The box reaches only these hosts, through its own gateway (every attempt is recorded): ${hosts.join(', ') || 'none'}.${RESET}`);
+    } else {
+      this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · no network${RESET}`);
+      this.line(`${DIM}The box has no network: nothing here reaches the internet (agentSandbox.network "allowlist" opens a way out to the hosts you allow).${RESET}`);
+    }
     this.line(`${DIM}What changes here stays in the box until you approve it in the review (Source Control ▸ Agent Sandbox).${RESET}`);
     if (conflicts.length > 0) this.line(`${DIM}Changed both here and in your workspace (the box kept its version): ${conflicts.join(', ')}${RESET}`);
     this.deps.runEvents.fireStarted({
