@@ -62,15 +62,18 @@ if ! [ -f "$server" ] || ! [ -f "$host/code-server/.complete" ]; then
   echo "[test-host] installing code-server@$CODE_SERVER_VERSION (about 3 min: native modules are built)" >&2
   rm -rf "$host/code-server" "$host/bin"; mkdir -p "$host/code-server" "$host/bin"
   # code-server's postinstall reads the Node version from npm's user agent (the Node that runs npm, not the
-  # first `node` on PATH) and refuses anything but 24; it then runs `npm install` again for VS Code's own
-  # modules. So npm itself runs under Node 24, and `node`/`npm` on PATH are Node 24 and that same npm for
-  # every nested script, whatever the machine's npm wrapper or shebang says.
+  # first `node` on PATH; or whatever an outer npm left in the environment) and refuses anything but 24; it
+  # then runs `npm install` again for VS Code's own modules. So npm itself runs under Node 24, and `node`/`npm`
+  # on PATH are Node 24 and that same npm for every nested script, whatever the machine's npm wrapper says.
   ln -s "$node24/bin/node" "$host/bin/node"
   printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$node24/bin/node" "$npm_cli" >"$host/bin/npm"
   chmod +x "$host/bin/npm"
   (
     cd "$host/code-server"
     echo '{"private":true}' >package.json
+    # Run from `npm test`, the outer npm (on Node 20) leaves its user agent in the environment, and npm takes
+    # `npm_config_user_agent` from there over its own: code-server's postinstall would still see Node 20.
+    unset npm_config_user_agent npm_execpath npm_node_execpath npm_command
     export PATH="$host/bin:$PATH" npm_config_nodedir="$node24" npm_config_yes=true
     "$node24/bin/node" "$npm_cli" install --no-save --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" >&2
   )
