@@ -78,7 +78,7 @@ export class SandboxSettings extends Disposable {
   egress(): Partial<EgressSettings> {
     const result: Partial<Record<keyof EgressSettings, unknown>> = {};
     for (const key of EGRESS_KEYS) {
-      const value = this.value(key);
+      const value = this.config.inspect(key)?.globalValue;
       if (value !== undefined) result[key] = value;
     }
     return result as Partial<EgressSettings>;

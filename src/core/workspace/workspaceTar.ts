@@ -70,9 +70,24 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
     const readAhead = new Map<ManifestEntry, Promise<WholeRead>>();
     let nextToRead = 0;
     let bytesAhead = 0;
+    // A directory of this list that could not be sent takes its entries with it: without its own entry the
+    // engine would create it owned by root, and the box user could never change it (seen under a rename race).
+    const skippedDirectories = new Set<string>();
+    const underSkipped = (relPath: string): boolean => {
+      for (let slash = relPath.lastIndexOf('/'); slash > 0; slash = relPath.lastIndexOf('/', slash - 1)) {
+        if (skippedDirectories.has(relPath.slice(0, slash))) return true;
+      }
+      return false;
+    };
     for (const [index, entry] of sorted.entries()) {
       if (options.signal?.aborted || pack.destroyed) {
         return;
+      }
+      if (skippedDirectories.size > 0 && underSkipped(entry.path)) {
+        if (readAhead.delete(entry)) bytesAhead -= entry.size;
+        if (entry.type === 'directory') skippedDirectories.add(entry.path);
+        options.onSkipped?.(entry.path, 'its directory could not be sent');
+        continue;
       }
       nextToRead = Math.max(nextToRead, index);
       while (nextToRead < sorted.length && readAhead.size < READ_AHEAD_FILES && (readAhead.size === 0 || bytesAhead < READ_AHEAD_BYTES)) {
@@ -94,6 +109,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
       if (entry.type === 'directory') {
         const skipped = attempt(() => opener.checkDirectory(entry.path));
         if (skipped !== undefined) {
+          skippedDirectories.add(entry.path);
           options.onSkipped?.(entry.path, skipped);
           continue;
         }

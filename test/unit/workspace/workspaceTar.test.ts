@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { closeSync, promises as fs, readFileSync } from 'node:fs';
+import { closeSync, promises as fs, readFileSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../../../src/core/errors';
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
@@ -117,6 +117,30 @@ suite('workspaceTar', () => {
     } finally {
       await removeDir(outside);
     }
+  });
+
+  test('a directory that could not be sent takes its entries with it, even ones readable a moment later (rename race)', async () => {
+    // Larger than the read-ahead limit, so the file is opened only when its turn comes.
+    const big = 'x'.repeat(WHOLE_FILE_LIMIT + 1);
+    await writeTree(root, { 'keep.txt': 'k', 'dir/big.txt': big });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const manifest = await scanWorkspace(root, filter, { hashFiles: false });
+    // The directory is away when its entry is packed, and back when its file's turn comes.
+    await fs.rename(path.join(root, 'dir'), path.join(root, 'dir.away'));
+    const skipped: string[] = [];
+    const entries = await readTar(
+      packWorkspace(root, manifest.values(), {
+        uid: 1000,
+        gid: 1000,
+        onSkipped: (p) => {
+          skipped.push(p);
+          if (p === 'dir') renameSync(path.join(root, 'dir.away'), path.join(root, 'dir'));
+        },
+      }),
+    );
+    // Without its directory's own entry the engine would create `dir` owned by root, unwritable in the box.
+    assert.deepEqual(entries.map((e) => e.header.name), ['keep.txt']);
+    assert.deepEqual(skipped, ['dir', 'dir/big.txt']);
   });
 
   for (const mode of ['auto', 'by-path'] as const) {
