@@ -50,6 +50,9 @@ function vscodeModule(): Record<string, unknown> {
   return Object.fromEntries([...names].map((n) => [n, stub(`vscode.${n}`)]));
 }
 const vscodeStub = vscodeModule();
+// A window with no folder open (what `activate()` costs before any folder's review exists): the API's
+// `undefined`, not a stub.
+(vscodeStub.workspace as Record<string, unknown>).workspaceFolders = undefined;
 Module._load = function (request: string, parent: unknown, isMain: boolean) {
   if (request === 'vscode') return vscodeStub;
   // The language client bundle must be loaded on first engine use, not by activate(): recorded, and reported.
