@@ -18,7 +18,7 @@ import { scanWorkspace } from '../../src/core/workspace/workspaceScan';
 import { packWorkspace } from '../../src/core/workspace/workspaceTar';
 import type { BoxSettings } from '../../src/shared/protocol';
 import { TEST_IMAGES, connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from '../engine/engineHarness';
-import { hostGit, writeTree } from '../unit/workspace/treeFixtures';
+import { CREDENTIAL_FILE_SAMPLES, hostGit, writeTree } from '../unit/workspace/treeFixtures';
 
 let engine: DockerEngine | undefined;
 const ownerId = testOwnerId('host-leaks');
@@ -300,21 +300,7 @@ suite('host leaks: credential files and URLs past the deny-list', () => {
     this.timeout(120_000);
     const folder = await tempDir('denylist');
     const marker = `CREDENTIAL-${randomBytes(5).toString('hex')}`;
-    const credentialFiles = [
-      '.vault-token',
-      'infra/prod.tfvars',
-      'infra/terraform.tfvars.json',
-      'infra/terraform.tfstate',
-      'infra/terraform.tfstate.backup',
-      'kubeconfig',
-      'deploy/kubeconfig.yaml',
-      'gcp/service-account.json',
-      'gcp/my-service-account-key.json',
-      '.boto',
-      '.s3cfg',
-      'config/secrets.yml',
-      'config/secrets.yaml',
-    ];
+    const credentialFiles = CREDENTIAL_FILE_SAMPLES;
     await writeTree(folder, {
       ...Object.fromEntries(credentialFiles.map((p) => [p, `${marker} ${p}\n`])),
       'control.txt': `${marker} control\n`,

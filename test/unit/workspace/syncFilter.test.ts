@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { SandboxError } from '../../../src/core/errors';
 import { isSecretPath } from '../../../src/core/workspace/secretPatterns';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { makeTempDir, removeDir, writeTree } from './treeFixtures';
+import { CREDENTIAL_FILE_SAMPLES, makeTempDir, removeDir, writeTree } from './treeFixtures';
 
 suite('secretPatterns and SyncFilter', () => {
   test('the deny-list catches secrets at any depth and keeps .env examples', () => {
@@ -33,19 +33,7 @@ suite('secretPatterns and SyncFilter', () => {
       'gcp/credentials.json',
       '.ENV',
       // Issue 11: these reached the box before.
-      '.vault-token',
-      'infra/prod.tfvars',
-      'infra/terraform.tfvars.json',
-      'terraform.tfstate',
-      'infra/terraform.tfstate.backup',
-      'kubeconfig',
-      'deploy/kubeconfig.yaml',
-      'gcp/service-account.json',
-      'gcp/my-service-account-key.json',
-      '.boto',
-      '.s3cfg',
-      'config/secrets.yml',
-      'secrets.yaml',
+      ...CREDENTIAL_FILE_SAMPLES,
     ];
     for (const secret of secrets) {
       assert.equal(isSecretPath(secret), true, secret);

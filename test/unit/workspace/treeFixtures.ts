@@ -78,3 +78,23 @@ export function hostGit(cwd: string, ...args: string[]): string {
     env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_DATE: '1700000000 +0100', GIT_COMMITTER_DATE: '1700000000 +0100' },
   });
 }
+
+/**
+ * Credential files that reached the box before issue 11 (the deny-list's newer entries), in the spellings a
+ * repository has them: the unit test checks the deny-list matches each, the security tier that none enters a box.
+ */
+export const CREDENTIAL_FILE_SAMPLES: readonly string[] = [
+  '.vault-token',
+  'infra/prod.tfvars',
+  'infra/terraform.tfvars.json',
+  'terraform.tfstate',
+  'infra/terraform.tfstate.backup',
+  'kubeconfig',
+  'deploy/kubeconfig.yaml',
+  'gcp/service-account.json',
+  'gcp/my-service-account-key.json',
+  '.boto',
+  '.s3cfg',
+  'config/secrets.yml',
+  'secrets.yaml',
+];
