@@ -89,7 +89,15 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
       const deadline = Date.now() + 60_000;
       for (;;) {
         await page.keyboard.press('F1');
-        await input.waitFor({ state: 'visible' });
+        try {
+          // A webview (the history panel) or a just-opened editor can hold focus in its own frame and swallow
+          // the key: move focus back to the workbench's document and press again.
+          await input.waitFor({ state: 'visible', timeout: 5_000 });
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+          continue;
+        }
         await input.fill(`>${title}`);
         try {
           await row.waitFor({ state: 'visible', timeout: 5_000 });
