@@ -5,7 +5,11 @@ import * as path from 'node:path';
 import { SandboxError } from '../errors';
 import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined, symlinkStaysInside, type TreeLookup } from '../workspace/pathGuard';
 import { hashFile } from '../workspace/workspaceScan';
+import { forEachBounded } from '../util/concurrency';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
+
+/** Files hashed or staged at once. */
+const APPLY_CONCURRENCY = 16;
 
 /**
  * Carries out a plan on disk (for standalone clients; VS Code applies through `WorkspaceEdit`). Per operation:
@@ -43,36 +47,46 @@ export async function applyToFolder(
   try {
     // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
     // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
-    for (const operation of plan.operations) {
+    // Hashing and staging read and write independent files: a few at a time (each staged file is fsynced,
+    // and waiting on one sync at a time made a 1,000-file apply 12× slower than tar).
+    await forEachBounded(plan.operations, APPLY_CONCURRENCY, async (operation) => {
       await refuseHardLinkedModeChange(root, operation);
-      if (operation.baseHash === undefined) continue;
+      if (operation.baseHash === undefined) return;
       verified.set(operation, await verifyBaseContent(root, operation, applied.length));
-    }
-    for (const operation of plan.operations) {
-      if (operation.kind !== 'write') continue;
-      current = { operation };
-      const content = await readContent(operation.path);
-      current.bytes = content.length;
-      const hash = createHash('sha256').update(content).digest('hex');
-      if (operation.hash !== undefined && hash !== operation.hash) {
-        throw new SandboxError(
-          'internal',
-          `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
-        );
+    });
+    const writes = plan.operations.filter((operation) => operation.kind === 'write');
+    await forEachBounded(writes, APPLY_CONCURRENCY, async (operation) => {
+      const attempt: { operation: ApplyOperation; bytes?: number } = { operation };
+      try {
+        const content = await readContent(operation.path);
+        attempt.bytes = content.length;
+        const hash = createHash('sha256').update(content).digest('hex');
+        if (operation.hash !== undefined && hash !== operation.hash) {
+          throw new SandboxError(
+            'internal',
+            `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
+          );
+        }
+        staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)));
+      } catch (error) {
+        throw diskFullError(error, root, attempt, 0) ?? error;
       }
-      staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)));
-    }
+    });
+    // The renames run in the plan's order, one at a time; the directories they changed are synced once at the end.
+    const changedDirectories = new Set<string>();
     for (const operation of plan.operations) {
       current = { operation };
       if (verified.has(operation)) {
         await reverifyBaseContent(root, operation, verified.get(operation), applied.length);
       }
-      const done = await applyOperation(root, operation, staged.get(operation));
+      const done = await applyOperation(root, operation, staged.get(operation), changedDirectories);
       staged.delete(operation);
       if (done && !operation.implied && !applied.includes(operation.path)) {
         applied.push(operation.path);
       }
     }
+    current = undefined;
+    await forEachBounded([...changedDirectories], APPLY_CONCURRENCY, syncDirectory);
     return applied;
   } catch (error) {
     throw diskFullError(error, root, current, applied.length) ?? error;
@@ -250,7 +264,7 @@ function formatBytes(bytes: number): string {
   return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-async function applyOperation(root: string, operation: ApplyOperation, staged: string | undefined): Promise<boolean> {
+async function applyOperation(root: string, operation: ApplyOperation, staged: string | undefined, changedDirectories: Set<string>): Promise<boolean> {
   const absolute = await guardedAbsolute(root, operation.path);
   switch (operation.kind) {
     case 'write': {
@@ -260,8 +274,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       await ensureParentDirectories(root, operation.path);
       await refuseDirectoryAt(absolute, operation.path);
       await fs.rename(staged, absolute);
-      await syncDirectory(path.dirname(absolute));
-      if (path.dirname(staged) !== path.dirname(absolute)) await syncDirectory(path.dirname(staged));
+      changedDirectories.add(path.dirname(absolute)).add(path.dirname(staged));
       return true;
     }
     case 'symlink': {
@@ -276,7 +289,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
         await fs.rm(temporary, { force: true });
         throw error;
       }
-      await syncDirectory(path.dirname(absolute));
+      changedDirectories.add(path.dirname(absolute));
       return true;
     }
     case 'mkdir': {
@@ -314,7 +327,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       } else {
         await fs.unlink(absolute);
       }
-      await syncDirectory(path.dirname(absolute));
+      changedDirectories.add(path.dirname(absolute));
       return true;
     }
     case 'rename': {
@@ -331,8 +344,7 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
       if (operation.mode !== undefined) {
         await chmodNoFollow(absolute, operation.mode, operation.path);
       }
-      await syncDirectory(path.dirname(absolute));
-      await syncDirectory(path.dirname(source));
+      changedDirectories.add(path.dirname(absolute)).add(path.dirname(source));
       return true;
     }
     case 'chmod':

@@ -36,10 +36,13 @@ import { ignoresCase } from '../workspace/folderCase';
 import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
 import { findRepositories, makeFreshRepositories } from './freshRepository';
+import { forEachBounded } from '../util/concurrency';
 
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
 /** Per-path checks in flight at once. */
+/** Workspace files hashed at once before an apply. */
+const REHASH_CONCURRENCY = 8;
 const PER_PATH_CHECK_CONCURRENCY = 8;
 /**
  * How many files a stamped collect reads one archive each before one archive of the whole tree is cheaper.
@@ -507,24 +510,23 @@ export class BoxSession {
    */
   private async rehashTouchedFiles(current: Manifest, changes: readonly ChangeEntry[], paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
     const selected = paths === undefined ? undefined : new Set(paths);
-    for (const change of changes) {
-      const touched = change.fromPath === undefined ? [change.path] : [change.fromPath, change.path];
-      if (selected !== undefined && !touched.some((p) => selected.has(p))) continue;
-      for (const p of touched) {
-        const entry = current.get(p);
-        if (entry?.type !== 'file') continue;
-        try {
-          const absolute = path.join(this.options.folder, ...p.split('/'));
-          const { hash, size } = await hashFile(absolute, signal);
-          const { nlink } = await fs.lstat(absolute);
-          current.set(p, { ...entry, hash, size, links: nlink });
-        } catch (error) {
-          if (SandboxError.is(error)) throw error;
-          // Gone or replaced by something else since the scan: not the baseline's file any more.
-          current.set(p, { ...entry, hash: undefined });
-        }
+    const touched = changes
+      .filter((change) => selected === undefined || selected.has(change.path) || (change.fromPath !== undefined && selected.has(change.fromPath)))
+      .flatMap((change) => (change.fromPath === undefined ? [change.path] : [change.fromPath, change.path]));
+    await forEachBounded(touched, REHASH_CONCURRENCY, async (p) => {
+      const entry = current.get(p);
+      if (entry?.type !== 'file') return;
+      try {
+        const absolute = path.join(this.options.folder, ...p.split('/'));
+        const { hash, size } = await hashFile(absolute, signal);
+        const { nlink } = await fs.lstat(absolute);
+        current.set(p, { ...entry, hash, size, links: nlink });
+      } catch (error) {
+        if (SandboxError.is(error)) throw error;
+        // Gone or replaced by something else since the scan: not the baseline's file any more.
+        current.set(p, { ...entry, hash: undefined });
       }
-    }
+    });
   }
 
   /** Applies the selection to the folder on disk, then advances the baseline for what was written. */
@@ -741,10 +743,8 @@ export class BoxSession {
     if (perPath.length > archiveLimit) {
       return this.readWholeTree(listing, `${perPath.length} files to read one archive each (limit ${archiveLimit})`, signal);
     }
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < perPath.length) {
-        const { path: relPath } = perPath[next++];
+    try {
+      await forEachBounded(perPath, STAMPED_FETCH_CONCURRENCY, async ({ path: relPath }) => {
         let stream: Readable;
         try {
           stream = await this.box.getArchive(`/workspace/${relPath}`, signal);
@@ -752,17 +752,13 @@ export class BoxSession {
           // Removed since the listing: the box no longer has it.
           if (SandboxError.is(error, 'not-found')) {
             builder.forget(relPath);
-            continue;
+            return;
           }
           throw error;
         }
         await builder.addArchive(stream, { prefix: '', under: parentOf(relPath) });
-      }
-    };
-    try {
-      await Promise.all(Array.from({ length: Math.min(STAMPED_FETCH_CONCURRENCY, perPath.length) }, worker));
+      });
     } catch (error) {
-      next = perPath.length;
       if (PASS_ON.some((reason) => SandboxError.is(error, reason))) throw error;
       // One path the engine would not give on its own (e.g. a name it cannot resolve): the whole archive can.
       this.options.log(`[session] reading a changed path on its own failed (${errorText(error)}); reading the whole tree`);
@@ -997,17 +993,10 @@ export class BoxSession {
     const proven = await this.unchangedByListing(paths, signal);
     const toCheck = paths.filter((p) => !proven.has(p));
     const changed = new Set<string>();
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < toCheck.length) {
-        const p = toCheck[next++];
-        const inBox = await this.statInBox(p, signal);
-        if (!sameState(this.baseline.get(p), inBox)) {
-          changed.add(p);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PER_PATH_CHECK_CONCURRENCY, toCheck.length) }, worker));
+    await forEachBounded(toCheck, PER_PATH_CHECK_CONCURRENCY, async (p) => {
+      const inBox = await this.statInBox(p, signal);
+      if (!sameState(this.baseline.get(p), inBox)) changed.add(p);
+    });
     return changed;
   }
 

@@ -167,14 +167,18 @@ export async function guardedAbsolute(root: string, relPath: string): Promise<st
 export async function ensureParentDirectories(root: string, relPath: string): Promise<void> {
   for (const ancestor of ancestorsOf(relPath)) {
     const absolute = path.join(root, ...ancestor.split('/'));
-    try {
-      await fs.mkdir(absolute);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw error;
+    // Usually the parent exists: lstat first (a failing mkdir costs an exception per ancestor per file).
+    let stat = await lstatOrUndefined(absolute);
+    if (stat === undefined) {
+      try {
+        await fs.mkdir(absolute);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw error;
+        }
       }
+      stat = await fs.lstat(absolute);
     }
-    const stat = await fs.lstat(absolute);
     if (!stat.isDirectory()) {
       throw new SandboxError(
         'path-outside-workspace',

@@ -6,6 +6,7 @@ import { SandboxError } from '../errors';
 import type { Manifest, ManifestEntry } from './manifest';
 import { symlinkStaysInside } from './pathGuard';
 import type { SyncFilter } from './syncFilter';
+import { forEachBounded } from '../util/concurrency';
 
 /** Why the scan left an entry out (beyond the filter, which is silent). */
 export type ScanSkipReason = 'symlink-outside' | 'special-file' | 'vanished' | 'unreadable';
@@ -144,30 +145,17 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
     }
   }
 
-  const concurrency = Math.max(1, options.concurrency ?? 16);
-  let next = 0;
-  let failure: unknown;
-  const hasher = async (): Promise<void> => {
-    while (failure === undefined && next < toHash.length) {
-      const { relPath, mode, stamp } = toHash[next++];
-      try {
-        throwIfAborted();
-        const { hash, size } = await hashFile(toAbsolute(root, relPath), options.signal);
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, ...stamp });
-        countFile(size);
-      } catch (error) {
-        if (SandboxError.is(error)) {
-          failure ??= error;
-        } else {
-          options.onSkipped?.(relPath, isVanished(error) ? 'vanished' : 'unreadable');
-        }
-      }
+  await forEachBounded(toHash, options.concurrency ?? 16, async ({ relPath, mode, stamp }) => {
+    throwIfAborted();
+    try {
+      const { hash, size } = await hashFile(toAbsolute(root, relPath), options.signal);
+      manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, ...stamp });
+      countFile(size);
+    } catch (error) {
+      if (SandboxError.is(error)) throw error;
+      options.onSkipped?.(relPath, isVanished(error) ? 'vanished' : 'unreadable');
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, toHash.length) }, hasher));
-  if (failure !== undefined) {
-    throw failure;
-  }
+  });
   dropEscapingSymlinks(manifest, options.onSkipped);
   return new Map([...manifest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
