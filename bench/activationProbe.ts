@@ -3,7 +3,7 @@
 // loading. Prints one JSON line: { requireMs, activateMs, totalMs }.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const Module = require('node:module') as { _load: (request: string, parent: unknown, isMain: boolean) => unknown };
 
 /**
@@ -92,7 +92,7 @@ const context = new Proxy(
 );
 
 const t0 = process.hrtime.bigint();
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const extension = require(bundle) as { activate(c: unknown): unknown };
 const t1 = process.hrtime.bigint();
 void Promise.resolve(extension.activate(context)).then(() => {

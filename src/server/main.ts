@@ -3,7 +3,7 @@
  * vscode-languageclient (IPC); `node dist/server.js --stdio` speaks the same protocol to any JSON-RPC client.
  */
 import {
-  CancellationToken,
+  type CancellationToken,
   ErrorCodes,
   ResponseError,
   createConnection,

@@ -10,7 +10,7 @@ import { closeSync, constants as fsConstants, promises as fs, openSync, readFile
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BOX_GID, BOX_UID } from '../../src/core/box/boxConfig';
-import { Box } from '../../src/core/box/box';
+import { type Box } from '../../src/core/box/box';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { BoxSession } from '../../src/core/session/boxSession';
 import { SyncFilter } from '../../src/core/workspace/syncFilter';

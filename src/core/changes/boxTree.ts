@@ -4,7 +4,7 @@ import * as tar from 'tar-stream';
 import type { EntryType, RefusedEntry, RefusedReason } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
-import { ancestorsOf, checkRelative, isFaithfulName, parentOf, symlinkStaysInside } from '../workspace/pathGuard';
+import { checkRelative, isFaithfulName, parentOf, symlinkStaysInside } from '../workspace/pathGuard';
 import type { SyncFilter } from '../workspace/syncFilter';
 
 /** Options for `readBoxTree`. */
@@ -403,7 +403,7 @@ async function hashEntry(entry: AsyncIterable<unknown>): Promise<string> {
 }
 
 async function drain(entry: AsyncIterable<unknown>): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+   
   for await (const _ of entry) {
     // Discarded: the entry is refused, excluded or has no body.
   }

@@ -125,7 +125,7 @@ suite('Packaging: bundles', function () {
   /** Loads an isolated copy of a dist/ bundle with a stub `vscode`; returns its exports and what it required. */
   function loadIsolated(name: string, check: (exports: Record<string, unknown>, requested: string[]) => void): void {
     const copy = isolatedCopy(name);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const Module = require('node:module') as { _load(request: string, parent: { filename?: string } | undefined, isMain: boolean): unknown };
     const originalLoad = Module._load;
     const requested: string[] = [];
