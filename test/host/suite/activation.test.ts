@@ -16,10 +16,23 @@ suite('Activation', () => {
     assert.equal(ext.isActive, true);
   });
 
-  test('it registers agentSandbox.checkEngine', async () => {
-    await vscode.extensions.getExtension(extensionId)?.activate();
-    const commands = await vscode.commands.getCommands(true);
-    assert.ok(commands.includes('agentSandbox.checkEngine'), 'agentSandbox.checkEngine is not registered');
+  test('every command package.json contributes is registered, and every registered agentSandbox command is contributed', async () => {
+    const ext = vscode.extensions.getExtension(extensionId);
+    assert.ok(ext);
+    await ext.activate();
+    const contributed = ((ext.packageJSON as { contributes: { commands: { command: string }[] } }).contributes.commands ?? []).map((c) => c.command).sort();
+    const registered = (await vscode.commands.getCommands(true)).filter((c) => c.startsWith('agentSandbox.')).sort();
+    assert.ok(contributed.length > 20, `only ${contributed.length} contributed commands`);
+    assert.deepEqual(
+      contributed.filter((c) => !registered.includes(c)),
+      [],
+      'contributed but not registered: the palette and menus would show commands that fail with "command not found"',
+    );
+    assert.deepEqual(
+      registered.filter((c) => !contributed.includes(c) && !c.endsWith('.focus') && !c.endsWith('.resetViewLocation') && !c.endsWith('.toggleVisibility') && !c.endsWith('.removeView') && !c.endsWith('.open')),
+      [],
+      'registered but not contributed (views add their own .focus/.open commands)',
+    );
   });
 
   test('the window opened a fresh copy of the fixture workspace', async () => {
