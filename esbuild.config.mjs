@@ -27,6 +27,28 @@ const noNativeAddons = {
   },
 };
 
+/**
+ * Parts of dockerode this extension never calls, left out of the bundles (≈ 650 KiB): BuildKit sessions and
+ * their output decoder (gRPC + protobuf; we never build images through the engine) and docker-modem's own
+ * ssh2 client (`ssh://` engines go through the system ssh, src/core/docker/sshDialer.ts, with protocol
+ * "http" and our agent). Each is replaced by a function that throws if it were ever called.
+ */
+const UNUSED_DOCKER_PARTS = { 'dockerode/lib': ['./session', './buildkit'], 'docker-modem/lib': ['./ssh'] };
+const noUnusedDockerParts = {
+  name: 'no-unused-docker-parts',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/(session|buildkit|ssh)$/ }, (args) => {
+      const owner = Object.keys(UNUSED_DOCKER_PARTS).find((dir) => args.importer.split(path.sep).join('/').includes(`/node_modules/${dir}/`));
+      if (!owner || !UNUSED_DOCKER_PARTS[owner].includes(args.path)) return undefined;
+      return { path: `${owner}/${args.path.slice(2)}`, namespace: 'unused-docker-part' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'unused-docker-part' }, (args) => ({
+      contents: `module.exports = function () { throw new Error(${JSON.stringify(`${args.path} is not bundled with Agent Sandbox`)}); };`,
+      loader: 'js',
+    }));
+  },
+};
+
 /** @type {esbuild.BuildOptions} */
 const common = {
   bundle: true,
@@ -36,8 +58,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
-  plugins: [noNativeAddons],
-  // Optional dependencies that dockerode's gRPC path never needs at run time here.
+  plugins: [noNativeAddons, noUnusedDockerParts],
   external: ['vscode'],
 };
 

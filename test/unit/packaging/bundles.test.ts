@@ -146,6 +146,15 @@ suite('Packaging: bundles', function () {
 
   const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 
+  test('dockerode parts the extension never calls are not bundled: BuildKit sessions (gRPC, protobuf) and docker-modem\'s own ssh2 client', () => {
+    for (const name of ['server.js', 'extension.js', 'languageClient.js']) {
+      const text = fs.readFileSync(path.join(dist, name), 'utf8');
+      for (const marker of ['@grpc/grpc-js', 'protobufjs', 'SSH-2.0-']) assert.ok(!text.includes(marker), `${name} bundles ${marker}`);
+    }
+    // The stand-ins say what they are if anything ever calls them.
+    assert.match(fs.readFileSync(path.join(dist, 'server.js'), 'utf8'), /dockerode\/lib\/session is not bundled with Agent Sandbox/);
+  });
+
   test('dist/extension.js loads outside VS Code, needs nothing but Node built-ins and vscode, and not the language client', () => {
     loadIsolated('extension.js', (loaded, requested) => {
       assert.equal(typeof loaded.activate, 'function', 'dist/extension.js exports no activate()');
