@@ -74,6 +74,7 @@ export class RunHistory extends Disposable {
         runEvents: deps.runEvents,
         readProposal: (folder, relPath) => deps.engine.readProposal(folder, relPath),
         pendingChanges: (folder) => deps.engine.pendingChanges(folder),
+        egressAttempts: async (folder) => (await deps.engine.egressAttempts(folder)).attempts,
         log: deps.log,
         envAllowlist: () => deps.settings.envAllowlist(),
       }),
