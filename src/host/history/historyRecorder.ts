@@ -137,7 +137,7 @@ export class HistoryRecorder extends Disposable {
       const attempts = await this.deps.egressAttempts(record.folder);
       return runEgress(attempts, { id: record.id, startedAt: record.startedAt, endedAt: record.endedAt ?? Date.now() });
     } catch (error) {
-      this.deps.log.warn(`[history] no egress summary for ${record.id}: ${error instanceof Error ? error.message : String(error)}`);
+      this.deps.log.debug(`[history] no egress summary for ${record.id}: ${error instanceof Error ? error.message : String(error)}`);
       return undefined;
     }
   }
