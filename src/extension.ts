@@ -46,12 +46,12 @@ export function activate(context: vscode.ExtensionContext) {
   void review.restore().catch((error) => log.warn(`[review] could not restore pending changes: ${error}`));
   context.subscriptions.push(new RunHistory({ context, runEvents, engine, settings, log }));
   context.subscriptions.push(
-    new SandboxTools(deps),
+    new SandboxTools({ ...deps, settings }),
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
   context.subscriptions.push(new SandboxTerminals({ ...deps, settings }));
   context.subscriptions.push(
-    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
+    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox({ ...deps, settings }, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),

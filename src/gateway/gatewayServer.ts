@@ -69,6 +69,9 @@ export const DenialText = {
   badRequest: (why: string): string => `Agent Sandbox egress gateway: ${why}\n`,
   upgradeRefused: (): string => 'Agent Sandbox: protocol upgrades (WebSocket) over plain HTTP are not forwarded; use wss:// (a CONNECT tunnel).\n',
   tooMany: (limit: number): string => `Agent Sandbox: the gateway already carries ${limit} connections, its limit; try again when some have finished.\n`,
+  offlineRun: (runIds: readonly string[]): string =>
+    `Agent Sandbox: this box's network is paused while an offline run (network: "none") runs: ${runIds.join(', ')}. ` +
+    `Every connection is refused until it ends; try again then.\n`,
 };
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' };
@@ -146,6 +149,10 @@ export class GatewayServer {
   readonly server: http.Server;
   private active = 0;
   private seq = 0;
+  /** Offline runs in the box: while any runs, every connection is refused (see `setOffline`). */
+  private offlineRuns: readonly string[] = [];
+  /** Client sockets of tunnels and requests in flight, closed when an offline run begins. */
+  private readonly openClients = new Set<Duplex>();
   private readonly lookup: (host: string) => Promise<ResolvedAddress[]>;
   private readonly classify: (address: string) => AddressVerdict;
 
@@ -220,11 +227,35 @@ export class GatewayServer {
     throw new Refusal(502, 'connect-failed', DenialText.connectFailed(host, port, lastError));
   }
 
-  private admit(): void {
+  /**
+   * Pauses (a non-empty list: the offline runs in the box) or resumes (empty) the gateway. Paused, it refuses
+   * every new connection with a 403 naming the runs and closes those in flight, so nothing in the box — the
+   * offline run, a process claiming another run's id, or one talking to the relay directly — gets out.
+   */
+  setOffline(runIds: readonly string[]): void {
+    this.offlineRuns = [...runIds];
+    if (this.offlineRuns.length === 0) return;
+    for (const client of this.openClients) client.destroy();
+    this.openClients.clear();
+  }
+
+  /** The offline runs the gateway is paused for; empty when it forwards. */
+  get offline(): readonly string[] {
+    return this.offlineRuns;
+  }
+
+  private admit(client?: Duplex): void {
+    if (this.offlineRuns.length > 0) {
+      throw new Refusal(403, 'offline-run', DenialText.offlineRun(this.offlineRuns));
+    }
     if (this.active >= this.options.maxConnections) {
       throw new Refusal(503, 'too-many-connections', DenialText.tooMany(this.options.maxConnections));
     }
     this.active++;
+    if (client) {
+      this.openClients.add(client);
+      client.once('close', () => this.openClients.delete(client));
+    }
   }
 
   private async tunnel(req: http.IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
@@ -241,7 +272,7 @@ export class GatewayServer {
       }
       log.host = host;
       log.port = port;
-      this.admit();
+      this.admit(client);
       admitted = true;
       const { rule, addresses } = await this.decide(log, host, port);
       const upstream = await this.connect(log, host, port, addresses);
@@ -309,7 +340,7 @@ export class GatewayServer {
       if (!sameAuthority(hostHeader, host, port, 80)) {
         throw new Refusal(403, 'host-mismatch', DenialText.hostMismatch(`${host}:${port}`, hostHeader));
       }
-      this.admit();
+      this.admit(req.socket);
       admitted = true;
       const { rule, addresses } = await this.decide(log, host, port);
       const upstreamSocket = await this.connect(log, host, port, addresses);

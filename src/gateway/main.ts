@@ -6,8 +6,9 @@
 // AGENT_SANDBOX_GATEWAY_SOCKET and AGENT_SANDBOX_RELAY_PORT move the socket and the port (the bundle's own
 // tests run both on the host's loopback); the containers use the defaults.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { GatewayConfig } from '../core/egress/gatewayConfig';
-import { GATEWAY_SOCKET_PATH } from '../core/egress/gatewayConfig';
+import { GATEWAY_OFFLINE_FILE, GATEWAY_OFFLINE_SIGNAL, GATEWAY_SOCKET_PATH } from '../core/egress/gatewayConfig';
 import { GatewayServer } from './gatewayServer';
 import { createRelayServer, RELAY_PORT } from './relayServer';
 
@@ -36,6 +37,10 @@ if (mode === 'gateway') {
   }
   const gateway = new GatewayServer({ ...config, onAttempt: (attempt) => line({ type: 'attempt', attempt }) });
   fs.rmSync(socketPath, { force: true });
+  process.on(GATEWAY_OFFLINE_SIGNAL, () => {
+    gateway.setOffline(readOfflineRuns(path.join(path.dirname(socketPath), GATEWAY_OFFLINE_FILE)));
+    line({ type: 'offline', offlineRuns: gateway.offline });
+  });
   gateway.server.on('error', (error) => fail(`gateway: ${error.message}`));
   gateway.server.listen(socketPath, () => {
     fs.chmodSync(socketPath, 0o600);
@@ -47,4 +52,15 @@ if (mode === 'gateway') {
   relay.listen(relayPort, '127.0.0.1', () => line({ type: 'ready', role: 'relay', port: (relay.address() as { port: number }).port }));
 } else {
   fail(`unknown mode ${JSON.stringify(mode)}; use "gateway" or "relay"`);
+}
+
+/** The offline runs the engine wrote before signalling; a missing, unreadable or malformed list pauses too (fail closed). */
+function readOfflineRuns(file: string): string[] {
+  try {
+    const value = JSON.parse(fs.readFileSync(file, 'utf8')) as { offlineRuns?: unknown };
+    if (Array.isArray(value.offlineRuns) && value.offlineRuns.every((id) => typeof id === 'string')) return value.offlineRuns.map((id: string) => id.slice(0, 64));
+  } catch {
+    // Falls through to paused.
+  }
+  return ['(unreadable offline list)'];
 }

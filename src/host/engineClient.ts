@@ -16,6 +16,7 @@ import {
   OrphansRemovedNotification,
   OutputNotification,
   PendingChangesRequest,
+  EgressAttemptsRequest,
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
@@ -310,6 +311,11 @@ export class EngineClient extends Disposable {
 
   async pendingChanges(folder: string) {
     return this.sendRequest(PendingChangesRequest.type, { folder });
+  }
+
+  /** What the folder's box tried to reach through its gateway (never starts a box). */
+  async egressAttempts(folder: string, runId?: string) {
+    return this.sendRequest(EgressAttemptsRequest.type, { folder, ...(runId ? { runId } : {}) });
   }
 
   async advanceBaseline(folder: string, paths: string[]) {

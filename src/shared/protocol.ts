@@ -133,7 +133,9 @@ export type EgressReason =
   /** Protocol upgrades (WebSocket) over plain HTTP: use CONNECT (wss://) instead. */
   | 'upgrade-refused'
   /** The gateway's connection limit was reached. */
-  | 'too-many-connections';
+  | 'too-many-connections'
+  /** An offline run (`ExecRequest.Params.network: "none"`) was running: the gateway refused every connection. */
+  | 'offline-run';
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
@@ -308,6 +310,11 @@ export interface RunPolicy {
   runtime: string;
   /** Names of host variables passed in (values are never recorded). */
   envNames: string[];
+  /**
+   * The run asked for `network: "none"` in a box with `allowlist`: it ran with no proxy variables while the
+   * box's gateway refused every connection (`network` is then `none`).
+   */
+  offline?: boolean;
 }
 
 /** Result of `sandbox/exec`. */
@@ -490,6 +497,13 @@ export namespace ExecRequest {
     timeoutSeconds?: number;
     /** Client-chosen id for `sandbox/output` notifications and `sandbox/cancelRun`. */
     runId?: string;
+    /**
+     * `none`: run offline even when the box has `network: "allowlist"`. Enforced: while the run runs, the box's
+     * gateway refuses every connection (403 naming the run; open tunnels are closed) — other terminals and runs
+     * in the same box lose the network too until it ends — and the run gets no proxy variables. A no-op in a box
+     * without network.
+     */
+    network?: 'none';
   }
   export const params: Schema<Params> = object<Params>({
     folder: string,
@@ -498,6 +512,7 @@ export namespace ExecRequest {
     stdin: optional(string),
     timeoutSeconds: optional(nonNegativeNumber),
     runId: optional(string),
+    network: optional(literal('none')),
   });
   export const type = new RequestType<Params, ExecResult, void>(method);
 }

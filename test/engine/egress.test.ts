@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigureRequest, EgressAttemptsRequest, EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { attemptsOf, createTestInternet, ownedBy, rawConnect, type TestInternet } from './egressInternet';
+import { egressLine, runEgress } from '../../src/core/history/egressSummary';
 import { startEngineServer } from './engineServer';
 
 suite('engine: egress gateway (allowlist) against a local stand-in internet', function () {
@@ -219,6 +220,75 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       await connection.sendRequest(ResetRequest.type, {});
       const afterReset = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
       assert.deepEqual(afterReset, [], 'reset removes the gateway and relay with the box');
+    } finally {
+      await connection.sendRequest(ResetRequest.type, {}).catch(() => undefined);
+      connection.dispose();
+      server.kill();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  test('through the engine server: a run\'s attempts make its egress summary; an offline run (network "none") is refused everything, and the next run is allowed again', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'as-egress-offline-'));
+    writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
+    const { process: server, connection } = await startEngineServer({ box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 } });
+    try {
+      const egress = { network: 'allowlist' as const, allowedHosts: ['registry.test'], gatewayImage: TEST_IMAGES.net, gatewayNetwork: internet.networkName, gatewayDns: ['127.0.0.1'] };
+      await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
+      const curl = 'curl -sS --fail --max-time 10 --cacert test-ca.txt https://registry.test/offline-test';
+      const allAttempts = async (n: number) => {
+        let all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
+        for (let i = 0; i < 50 && all.attempts.length < n; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
+        }
+        return all.attempts;
+      };
+
+      const firstStart = Date.now();
+      const first = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-online-1', command: `${curl} && curl -sS --max-time 10 https://other.test/ ; true` });
+      assert.equal(first.exitCode, 0, first.stderr);
+      assert.match(first.stdout, /"url":"\/offline-test"/);
+      const afterFirst = await allAttempts(2);
+      const summary = runEgress(afterFirst, { id: 'run-online-1', startedAt: firstStart - 1000, endedAt: Date.now() + 1000 });
+      assert.equal(egressLine(summary), 'contacted registry.test ×1 · denied other.test ×1');
+
+      // Offline: its own proxy variables are empty, and neither the relay nor a forged run id gets it out.
+      const offline = await connection.sendRequest(ExecRequest.type, {
+        folder,
+        runId: 'run-offline',
+        network: 'none',
+        command: [
+          'echo "proxy=[$HTTPS_PROXY]"',
+          `${curl} --proxy http://127.0.0.1:3128 >/dev/null 2>&1; echo "direct=$?"`,
+          // The proxy user an earlier run's variables carried (`run-` + its id): a claim to be that run.
+          `${curl} --proxy http://run-run-online-1@127.0.0.1:3128 >/dev/null 2>&1; echo "forged=$?"`,
+          rawConnect('registry.test:443'),
+        ].join('; '),
+      });
+      assert.match(offline.stdout, /^proxy=\[\]$/m);
+      assert.match(offline.stdout, /^direct=[1-9]/m);
+      assert.match(offline.stdout, /^forged=[1-9]/m);
+      assert.match(offline.stdout, /HTTP\/1\.1 403 Forbidden[\s\S]*offline run \(network: "none"\) runs: run-offline/);
+      assert.equal(offline.policy.network, 'none');
+      assert.equal(offline.policy.offline, true);
+      assert.equal(offline.policy.allowedHosts, undefined);
+
+      // The next run is allowed again: the gateway forwards once the offline run has ended.
+      const next = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-online-2', command: curl });
+      assert.equal(next.exitCode, 0, next.stderr);
+      assert.equal(next.policy.network, 'allowlist');
+
+      const attempts = await allAttempts(6);
+      assert.deepEqual(
+        attempts.slice(2).map((a) => [a.runId ?? '(none)', a.host, a.decision, a.reason]),
+        [
+          ['(none)', 'registry.test', 'denied', 'offline-run'],
+          ['run-online-1', 'registry.test', 'denied', 'offline-run'],
+          ['(none)', 'registry.test', 'denied', 'offline-run'],
+          ['run-online-2', 'registry.test', 'allowed', 'allowlisted'],
+        ],
+      );
     } finally {
       await connection.sendRequest(ResetRequest.type, {}).catch(() => undefined);
       connection.dispose();

@@ -238,4 +238,40 @@ suite('security: egress — the box leaves only through its own gateway, and onl
       await victim.remove();
     }
   });
+
+  test('network "none" run inside an allowlisted box: nothing reaches an allowed host — not through the proxy variables, not 127.0.0.1:3128 directly, not with another run\'s id, not over a tunnel opened before it; control: the same commands reach it without the offline run', async () => {
+    const ways = [
+      'curl -sS --fail --max-time 10 --cacert /tmp/ca.pem https://registry.test/offline',
+      'curl -sS --fail --max-time 10 --cacert /tmp/ca.pem --proxy http://127.0.0.1:3128 https://registry.test/offline',
+      'curl -sS --fail --max-time 10 --cacert /tmp/ca.pem --proxy http://run-run-someone-else@127.0.0.1:3128 https://registry.test/offline',
+    ];
+    const holdTunnel = (seconds: number) =>
+      sh(box, `exec 3<>/dev/tcp/127.0.0.1/3128; printf "CONNECT registry.test:443 HTTP/1.1\\r\\n\\r\\n" >&3; head -1 <&3; timeout ${seconds} cat <&3 >/dev/null; echo "closed $?"`);
+    // Controls: every way reaches the allowed host, and a held tunnel stays open (cut by timeout: 124, or 143 where timeout reports the TERM).
+    for (const way of ways) {
+      const reached = await sh(box, way);
+      assert.equal(reached.exitCode, 0, `${way}: ${reached.stderr}`);
+    }
+    const control = await holdTunnel(3);
+    assert.match(control.stdout, /^HTTP\/1\.1 200[\s\S]*closed (124|143)/);
+
+    const held = holdTunnel(30);
+    await new Promise((r) => setTimeout(r, 1000));
+    const endOffline = await box.egress!.beginOffline('sec-offline');
+    try {
+      const flight = await held;
+      assert.match(flight.stdout, /^HTTP\/1\.1 200[\s\S]*closed 0/, 'the tunnel opened before the offline run was closed by it');
+      for (const way of ways) {
+        const refused = await sh(box, way);
+        assert.notEqual(refused.exitCode, 0, way);
+        assert.match(refused.stderr, /CONNECT tunnel failed, response 403|returned error: 403/, `${way}: ${refused.stderr}`);
+      }
+      const text = await sh(box, rawConnect('registry.test:443'));
+      assert.match(text.stdout, /^HTTP\/1\.1 403[\s\S]*offline run \(network: "none"\) runs: sec-offline/);
+    } finally {
+      await endOffline();
+    }
+    const after = await sh(box, ways[0]!);
+    assert.equal(after.exitCode, 0, `allowed again once the offline run ended: ${after.stderr}`);
+  });
 });

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import type { HistoryExport } from '../../src/core/history/historyRecord';
 import { resultsDir, root } from '../host/runInCodeServer';
+import { connectTestEngine, TEST_IMAGES } from '../engine/engineHarness';
 import { useWorkbench, type Workbench } from './workbench';
 
 const shot = (name: string) => path.join(resultsDir, `ui-${name}.png`);
@@ -197,5 +198,57 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.equal(background, 'rgb(255, 255, 255)', 'the panel follows the high-contrast theme');
     const csp = wb.consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
     assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');
+  });
+
+  test('with an allowlist, a run shows what it contacted under its command, the details list each host, and the filter finds it by host', async () => {
+    // The gateway sits on an internal network of this test's own and resolves through its own loopback: the
+    // denied host is refused before any lookup, and nothing leaves the machine.
+    const engine = await connectTestEngine();
+    const networkName = `agent-sandbox-ui-egress-${process.pid}`;
+    await engine.call('creating the test network', (d) => d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'ui-egress' } }));
+    const settingsFile = path.join(wb.dirs.userData, 'Machine', 'settings.json');
+    const original = fs.readFileSync(settingsFile, 'utf8');
+    try {
+      fs.writeFileSync(
+        settingsFile,
+        JSON.stringify({
+          ...(JSON.parse(original) as Record<string, unknown>),
+          'agentSandbox.image': TEST_IMAGES.net,
+          'agentSandbox.network': 'allowlist',
+          'agentSandbox.allowedHosts': ['allowed.test:80'],
+          'agentSandbox.gatewayImage': TEST_IMAGES.net,
+          'agentSandbox.gatewayNetwork': networkName,
+          'agentSandbox.gatewayDns': ['127.0.0.1'],
+        }),
+      );
+      const command = 'curl -sS http://denied.test/ ; true';
+      const egress = panel().locator('[role="option"]').first().locator('.run-egress');
+      // The settings reach the extension, then its server, asynchronously: a box made after that has the gateway.
+      for (let attempt = 0; ; attempt++) {
+        await wb.resetSandbox();
+        await runInSandbox(command);
+        if ((await egress.count()) === 1) break;
+        if (attempt >= 4) assert.fail('no run got an allowlisted box');
+        await page.waitForTimeout(1_000);
+      }
+      assert.equal(await egress.textContent(), ' denied denied.test:80 ×1');
+      assert.match((await panel().locator('[role="option"]').first().getAttribute('aria-label')) ?? '', /denied denied\.test:80 ×1$/);
+      await panel().locator('[role="option"]').first().click();
+      const network = panel().locator('.run-detail .egress');
+      assert.equal(await network.locator('h3').textContent(), 'Network (1 host)');
+      assert.equal(await network.locator('.egress-row.refused').textContent(), 'denied.test:80: 1 denied (not in the allowlist) · ↑ 0 B ↓ 0 B');
+      assert.match(await panel().locator('.run-detail dl.facts').innerText(), /Policy\s+network allowlist/);
+      await page.locator('.part.panel').screenshot({ path: shot('egress') });
+      const filter = panel().locator('input.filter-input');
+      await filter.fill('denied.test');
+      for (const until = Date.now() + 10_000; (await panel().locator('.count').textContent())?.includes(' of ') !== true && Date.now() < until; ) await page.waitForTimeout(100);
+      const shown = await panel().locator('[role="option"] .run-command').allTextContents();
+      assert.ok(shown.length >= 1 && shown.every((c) => c === command), JSON.stringify(shown));
+      await filter.fill('');
+    } finally {
+      fs.writeFileSync(settingsFile, original);
+      await wb.resetSandbox().catch(() => undefined);
+      await engine.call('removing the test network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
+    }
   });
 });

@@ -118,7 +118,8 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
       if (page.isClosed()) return;
       await runFromPalette('Agent Sandbox: Reset Sandbox');
       const discard = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
-      if (await discard.isVisible({ timeout: 5_000 }).catch(() => false)) await discard.click();
+      // The dialog (only with pending changes) comes a moment after the command; isVisible would not wait for it.
+      if (await discard.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false)) await discard.click();
       await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
     };
     return { page, dirs, consoleErrors, runFromPalette, resetSandbox, screenshot, close };

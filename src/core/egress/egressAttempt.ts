@@ -17,6 +17,7 @@ const REASONS = new Set<EgressReason>([
   'bad-request',
   'upgrade-refused',
   'too-many-connections',
+  'offline-run',
 ]);
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;

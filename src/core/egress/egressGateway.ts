@@ -10,6 +10,9 @@ import {
   boxProxyEnv,
   EGRESS_MOUNT,
   egressVolumeCreateOptions,
+  GATEWAY_OFFLINE_FILE,
+  GATEWAY_OFFLINE_SIGNAL,
+  GATEWAY_SOCKET_DIR,
   GATEWAY_LIMITS,
   GATEWAY_UID,
   gatewayCreateOptions,
@@ -37,6 +40,8 @@ export interface EgressGatewayOptions {
 }
 
 const READY_TIMEOUT_MS = 20_000;
+/** How long the gateway may take to confirm a pause or resume (it reads one small file). */
+const OFFLINE_ACK_TIMEOUT_MS = 10_000;
 
 /**
  * A box's way out: the gateway container (network access, the proxy on a unix socket in the egress volume)
@@ -49,6 +54,10 @@ export class EgressGateway {
   private readonly listeners = new Set<(attempt: EgressAttempt) => void>();
   private relayId: string | undefined;
   private exitedFlag = false;
+  /** Offline runs in the box now; the gateway is paused while this is not empty. */
+  private readonly offlineRuns = new Set<string>();
+  private offlineQueue: Promise<void> = Promise.resolve();
+  private readonly offlineAcks = new Set<(offlineRuns: string) => void>();
 
   private constructor(
     private readonly engine: DockerEngine,
@@ -153,6 +162,72 @@ export class EgressGateway {
     await ready;
   }
 
+  /**
+   * Pauses the gateway for an offline run (`network: "none"`): once this resolves the gateway refuses every
+   * connection from the box, whoever asks, and has closed those in flight. Returns the function that ends the
+   * pause for this run (the gateway forwards again when no offline run is left). Throws when the gateway did
+   * not confirm the pause: the run must not start then.
+   */
+  async beginOffline(runId: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+    this.offlineRuns.add(runId);
+    try {
+      await this.applyOffline(signal);
+    } catch (error) {
+      this.offlineRuns.delete(runId);
+      void this.applyOffline().catch(() => undefined);
+      throw error;
+    }
+    let ended = false;
+    return async () => {
+      if (ended) return;
+      ended = true;
+      this.offlineRuns.delete(runId);
+      await this.applyOffline();
+    };
+  }
+
+  private onOfflineLine(line: string): void {
+    try {
+      const said = JSON.stringify(((JSON.parse(line) as { offlineRuns?: string[] }).offlineRuns ?? []).slice().sort());
+      for (const ack of this.offlineAcks) ack(said);
+    } catch {
+      // Not a confirmation; the waiter times out.
+    }
+  }
+
+  /** Sends the gateway the current offline list, one change at a time, and waits for it to confirm. */
+  private applyOffline(signal?: AbortSignal): Promise<void> {
+    const next = this.offlineQueue.then(() => this.sendOffline([...this.offlineRuns].sort(), signal));
+    this.offlineQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async sendOffline(offlineRuns: string[], signal?: AbortSignal): Promise<void> {
+    // A gateway that has stopped lets nothing out: there is nothing to pause.
+    if (this.exitedFlag) return;
+    const expected = JSON.stringify(offlineRuns);
+    let listener: ((said: string) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const acked = new Promise<void>((resolve, reject) => {
+      listener = (said) => said === expected && resolve();
+      this.offlineAcks.add(listener);
+      timer = setTimeout(
+        () => reject(new SandboxError('timeout', `The egress gateway ${this.gatewayName} did not confirm ${offlineRuns.length ? 'the pause for an offline run' : 'the end of an offline run'} within ${OFFLINE_ACK_TIMEOUT_MS / 1000} s.`)),
+        OFFLINE_ACK_TIMEOUT_MS,
+      );
+    });
+    acked.catch(() => undefined);
+    try {
+      const tar = offlineListTar(offlineRuns);
+      await this.engine.call('telling the egress gateway the offline runs', (d, abortSignal) => d.getContainer(this.gatewayId).putArchive(tar, { path: GATEWAY_SOCKET_DIR, abortSignal }).then(() => undefined), { signal });
+      await this.engine.call('signalling the egress gateway', (d, abortSignal) => d.getContainer(this.gatewayId).kill({ signal: GATEWAY_OFFLINE_SIGNAL, abortSignal }).then(() => undefined), { signal });
+      await acked;
+    } finally {
+      clearTimeout(timer);
+      if (listener) this.offlineAcks.delete(listener);
+    }
+  }
+
   /** Removes the relay, the gateway and the egress volume; parts already gone are fine. */
   async remove(): Promise<void> {
     await removeContainersAndVolume(this.engine, [this.relayId, this.gatewayId], this.volumeName);
@@ -184,6 +259,7 @@ export class EgressGateway {
             said.push(line);
             if (said.length > 20) said.shift();
             if (/^\{"type":"ready"/.test(line)) markReady();
+            if (role === 'gateway' && line.startsWith('{"type":"offline"')) this.onOfflineLine(line);
             const attempt = role === 'gateway' ? parseAttemptLine(line) : undefined;
             if (attempt) {
               this.records.push(attempt);
@@ -213,6 +289,14 @@ export class EgressGateway {
     done.catch(() => undefined);
     return Object.assign(done, { started });
   }
+}
+
+/** The file the gateway reads on `GATEWAY_OFFLINE_SIGNAL`: the offline runs, in the socket directory (the gateway user's). */
+function offlineListTar(offlineRuns: string[]): Readable {
+  const pack = tarStream.pack();
+  pack.entry({ name: GATEWAY_OFFLINE_FILE, type: 'file', mode: 0o600, uid: GATEWAY_UID, gid: GATEWAY_UID, mtime: new Date() }, JSON.stringify({ offlineRuns }));
+  pack.finalize();
+  return pack as unknown as Readable;
 }
 
 /** The egress volume's content: the program (root's, read-only) and the socket directory (the gateway user's, 0700). */

@@ -34,6 +34,13 @@ export const GATEWAY_PROGRAM_PATH = `${EGRESS_MOUNT}/bin/gateway.js`;
 /** The socket directory is 0700 and owned by the gateway user: only processes running as it can connect. */
 export const GATEWAY_SOCKET_DIR = `${EGRESS_MOUNT}/run`;
 export const GATEWAY_SOCKET_PATH = `${GATEWAY_SOCKET_DIR}/gateway.sock`;
+/**
+ * The offline runs in the box (JSON `{"offlineRuns":[…]}`), next to the socket: the engine writes it, then sends
+ * the gateway `GATEWAY_OFFLINE_SIGNAL`; the gateway reads it, pauses or resumes, and says so on stdout
+ * (`{"type":"offline","offlineRuns":[…]}`). SIGUSR1 is Node's debugger signal, hence SIGUSR2.
+ */
+export const GATEWAY_OFFLINE_FILE = 'offline.json';
+export const GATEWAY_OFFLINE_SIGNAL = 'SIGUSR2';
 /** The gateway and the relay run as this user: not root, and not the box's uid 1000. */
 export const GATEWAY_UID = 65532;
 export const GATEWAY_USER = `${GATEWAY_UID}:${GATEWAY_UID}`;
@@ -120,6 +127,11 @@ export function boxProxyEnv(): string[] {
     `no_proxy=${noProxy}`,
     'NODE_USE_ENV_PROXY=1',
   ];
+}
+
+/** The proxy variables emptied: an offline run's tools then try no proxy (the paused gateway would refuse them). */
+export function offlineProxyEnv(): string[] {
+  return boxProxyEnv().map((pair) => pair.slice(0, pair.indexOf('=') + 1));
 }
 
 /**

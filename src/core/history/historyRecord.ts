@@ -1,6 +1,6 @@
 // The shape of one run in the history, shared by the store (core), the recorder (host) and the panel
 // (webview). Types only: the webview bundle imports this file too, so it must not pull in Node or `vscode`.
-import type { ChangeKind, FlagReason, RunOutcome, RunPolicy } from '../../shared/protocol';
+import type { ChangeKind, EgressReason, FlagReason, RunOutcome, RunPolicy } from '../../shared/protocol';
 
 /** Where a run came from (mirrors the host's `RunSource`). */
 export type HistorySource = 'command' | 'tool' | 'terminal';
@@ -76,6 +76,33 @@ export interface HistoryRecord {
   refused?: number;
   /** Paths changed on both sides at the catch-up before the run (the box's version was kept). */
   conflicts?: string[];
+  /** What the run tried to reach through the box's egress gateway (`network: "allowlist"` only); absent when nothing. */
+  egress?: RunEgress;
+}
+
+/** Attempts to one host and port, summed. */
+export interface EgressHostSummary {
+  host: string;
+  port: number;
+  allowed: number;
+  denied: number;
+  /** Allowed by the list but not reached (did not resolve, connection failed). */
+  failed: number;
+  /** Why the denied and failed ones were, each once. */
+  reasons: EgressReason[];
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** A run's egress, as recorded when it ended. */
+export interface RunEgress {
+  /** Attempts that named this run (the run id its proxy variables carry), per host, most first. */
+  hosts: EgressHostSummary[];
+  /**
+   * Attempts that named no run (a process that dropped the run's proxy variables, or reached the proxy
+   * directly) and started while this run ran: the box made them, but not necessarily this run.
+   */
+  unattributed?: EgressHostSummary[];
 }
 
 /** The document `Export Run History` writes. */

@@ -16,7 +16,7 @@ import type {
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
-import { runProxyEnv } from '../egress/gatewayConfig';
+import { offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
@@ -334,13 +334,17 @@ export class BoxSession {
 
   /** Runs a command after catching up. */
   async exec(
-    request: { command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string },
+    request: { command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string; network?: 'none' },
     onOutput: (stream: 'stdout' | 'stderr', text: string) => void,
     signal?: AbortSignal,
   ): Promise<ExecResult> {
     const { settings } = this.options;
     const { sent, conflicts } = await this.catchUp(signal);
     const timeoutSeconds = request.timeoutSeconds ?? settings.runTimeoutSeconds;
+    // An offline run in a box with a gateway: the gateway refuses everything until it ends (a no-op without one).
+    const offline = request.network === 'none' && this.box.egress !== undefined;
+    const endOffline = offline ? await this.box.egress!.beginOffline(request.runId, signal) : undefined;
+    const policy: RunPolicy = offline ? offlinePolicy(this.policy) : this.policy;
     let outcome: ExecOutcome;
     try {
       outcome = await this.box.exec({
@@ -349,8 +353,9 @@ export class BoxSession {
         stdin: request.stdin,
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
         signal,
-        // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart.
-        env: this.box.egress ? [...this.options.env, ...runProxyEnv(request.runId)] : this.options.env,
+        // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart; an offline
+        // run gets them emptied (the pause is what enforces it; this only spares its tools a refused proxy).
+        env: !this.box.egress ? this.options.env : [...this.options.env, ...(offline ? offlineProxyEnv() : runProxyEnv(request.runId))],
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });
@@ -368,9 +373,11 @@ export class BoxSession {
         truncated: false,
         durationMs: 0,
       };
-      return { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, error: errorText(error), caughtUp: sent, conflicts };
+      return { runId: request.runId, ...outcome, image: this.box.image, policy, error: errorText(error), caughtUp: sent, conflicts };
+    } finally {
+      await endOffline?.().catch((error: unknown) => this.options.log(`[session] the egress gateway did not confirm the end of offline run ${request.runId} (the box stays offline): ${errorText(error)}`));
     }
-    const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy: this.policy, caughtUp: sent, conflicts };
+    const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy, caughtUp: sent, conflicts };
     if (this.git.note) result.gitNote = this.git.note;
     if (outcome.outcome === 'exited' && outcome.exitCode !== 0) {
       const workspaceFull = await workspaceFullAfterFailure(this.box, settings.workspaceVolume, signal);
@@ -1288,4 +1295,10 @@ function workspaceOverflow(settings: BoxSettings, files: number, bytes: number, 
 
 function formatMiB(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** The policy of an offline run in a box with a gateway: no network, no allowed hosts. */
+function offlinePolicy(boxPolicy: RunPolicy): RunPolicy {
+  const { allowedHosts: _allowedHosts, ...rest } = boxPolicy;
+  return { ...rest, network: 'none', offline: true };
 }

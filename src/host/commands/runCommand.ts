@@ -5,7 +5,8 @@ import type { EngineClient } from '../engineClient';
 import { errorReason, errorText, showEngineError } from '../errorMessages';
 import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
 import { proposalUri } from '../review/proposalDocuments';
-import { runNotes } from '../tools/toolText';
+import { networkPhrase, runNotes } from '../tools/toolText';
+import type { SandboxSettings } from '../settings';
 import type { RunEvents } from '../runEvents';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 
@@ -19,6 +20,8 @@ export interface RunCommandArgs {
   folder?: string;
   cwd?: string;
   timeoutSeconds?: number;
+  /** `none`: run offline even when the box may reach allowed hosts (`ExecRequest.Params.network`). */
+  network?: 'none';
   decision?: RunDecision;
   /**
    * When the image is missing: `ask` (default) offers to pull it and then runs the command; `pull` pulls it
@@ -40,6 +43,8 @@ export interface RunCommandDeps {
   runEvents: RunEvents;
   log: vscode.LogOutputChannel;
   output: vscode.OutputChannel;
+  /** The user's network settings, for the prompt's words on what the box can reach. */
+  settings?: Pick<SandboxSettings, 'egress'>;
 }
 
 /**
@@ -57,7 +62,7 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
     request.command ??
     (await vscode.window.showInputBox({
       title: 'Run Command in Sandbox',
-      prompt: `Runs in the box of ${path.basename(folder)} (no network); changes come back for review`,
+      prompt: `Runs in the box of ${path.basename(folder)} (${request.network === 'none' ? 'offline' : networkPhrase(deps.settings?.egress() ?? {})}); changes come back for review`,
       placeHolder: 'npm test',
       ignoreFocusOut: true,
     }));
@@ -86,7 +91,7 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
           deps.runEvents.fireStarted({ runId, folder, source: 'command', command, cwd: request.cwd, startedAt: Date.now() });
           let result: ExecResult | undefined;
           try {
-            result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId });
+            result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId, ...(request.network ? { network: request.network } : {}) });
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
             for (const note of runNotes(result)) output.appendLine(`[${note}]`);
             progress.report({ message: 'Collecting changes…' });

@@ -74,6 +74,7 @@ export class RunHistory extends Disposable {
         runEvents: deps.runEvents,
         readProposal: (folder, relPath) => deps.engine.readProposal(folder, relPath),
         pendingChanges: (folder) => deps.engine.pendingChanges(folder),
+        egressAttempts: async (folder) => (await deps.engine.egressAttempts(folder)).attempts,
         log: deps.log,
         envAllowlist: () => deps.settings.envAllowlist(),
       }),
@@ -141,7 +142,13 @@ export class RunHistory extends Disposable {
       void vscode.window.showWarningMessage('Agent Sandbox: this command had a secret in it, which the history does not keep; run it again yourself.');
       return;
     }
-    await vscode.commands.executeCommand('agentSandbox.runCommand', { command: record.command, folder: record.folder, ...(record.cwd ? { cwd: record.cwd } : {}) });
+    await vscode.commands.executeCommand('agentSandbox.runCommand', {
+      command: record.command,
+      folder: record.folder,
+      ...(record.cwd ? { cwd: record.cwd } : {}),
+      // An offline run runs offline again.
+      ...(record.policy?.offline ? { network: 'none' } : {}),
+    });
   }
 
   private async copyCommand(runId: string): Promise<void> {

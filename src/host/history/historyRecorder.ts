@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ChangeEntry, ChangeSet } from '../../shared/protocol';
+import type { ChangeEntry, ChangeSet, EgressAttempt } from '../../shared/protocol';
+import { runEgress } from '../../core/history/egressSummary';
 import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
 import type { HistoryStore } from '../../core/history/historyStore';
 import { countLineChanges, LINE_COUNT_MAX_BYTES } from '../../core/history/lineCounts';
@@ -21,6 +22,8 @@ export interface HistoryRecorderDeps {
   readProposal(folder: string, relPath: string): Promise<Uint8Array>;
   /** The folder's pending changes as of the last collect (or restored from an earlier window), without a new collect. */
   pendingChanges(folder: string): Promise<ChangeSet>;
+  /** What the folder's box tried to reach through its egress gateway so far (empty without one). */
+  egressAttempts?(folder: string): Promise<EgressAttempt[]>;
   log: vscode.LogOutputChannel;
   /** Names of the host variables passed into the box (their values are redacted from records). */
   envAllowlist(): readonly string[];
@@ -114,6 +117,8 @@ export class HistoryRecorder extends Disposable {
     const restoredBefore = this.pendingBefore.get(event.runId);
     this.pendingBefore.delete(event.runId);
     const record = endedRecord(started, event, this.redactor(event.result?.policy.envNames));
+    const egress = await this.egressOf(record);
+    if (egress) record.egress = egress;
     if (event.changeSet) {
       const restored = await restoredBefore;
       const before = this.pending.get(event.folder) ?? new Map((restored?.changes ?? []).map((c) => [c.path, c]));
@@ -123,6 +128,18 @@ export class HistoryRecorder extends Disposable {
       if (event.changeSet.refused.length) record.refused = event.changeSet.refused.length;
     }
     await this.save(store, record);
+  }
+
+  /** The run's egress summary from its box's gateway; undefined when there is none (or it cannot be asked). */
+  private async egressOf(record: HistoryRecord) {
+    if (!this.deps.egressAttempts) return undefined;
+    try {
+      const attempts = await this.deps.egressAttempts(record.folder);
+      return runEgress(attempts, { id: record.id, startedAt: record.startedAt, endedAt: record.endedAt ?? Date.now() });
+    } catch (error) {
+      this.deps.log.debug(`[history] no egress summary for ${record.id}: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
   }
 
   private async onDecided(event: DecisionEvent): Promise<void> {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { ChangeSet } from '../../shared/protocol';
 import { acceptHunk, computeHunks, rejectHunk, type HunkSplit } from '../../core/changes/hunks';
 import { Disposable } from '../../core/lifecycle';
+import { egressLine, summarizeAttempts } from '../../core/history/egressSummary';
 import type { EngineClient } from '../engineClient';
 import { errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
@@ -63,7 +64,7 @@ export class ReviewController extends Disposable {
       const label = runLabels.get(event.runId) ?? event.runId;
       runLabels.delete(event.runId);
       const changeSet = event.changeSet;
-      if (changeSet) this.enqueue(() => this.onRunCollected(label, changeSet));
+      if (changeSet) this.enqueue(async () => this.onRunCollected(await this.withEgress(label, event.folder, event.runId), changeSet));
     }));
     this._register(deps.engine.onDidRestart(() => void this.refreshAll()));
     this._register(vscode.workspace.onDidSaveTextDocument((doc) => {
@@ -202,6 +203,13 @@ export class ReviewController extends Disposable {
   }
 
   /** A run's collect: remember which run changed which path, and show the new state. */
+  /** A run's label for the rows it changed, with what it contacted through the box's gateway, e.g. `npm ci — contacted registry.npmjs.org ×12`. */
+  private async withEgress(label: string, folder: string, runId: string): Promise<string> {
+    const { attempts } = await this.deps.engine.egressAttempts(folder, runId).catch(() => ({ attempts: [] }));
+    const line = egressLine({ hosts: summarizeAttempts(attempts) });
+    return line ? `${label} — ${line}` : label;
+  }
+
   private async onRunCollected(label: string, changeSet: ChangeSet): Promise<void> {
     const previous = this.reviews.get(changeSet.folder)?.current;
     const before = new Map(previous?.changes.map((c) => [c.path, c.hash ?? c.kind]) ?? []);

@@ -7,6 +7,7 @@ import { errorReason, errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
 import type { SandboxSettings } from '../settings';
 import { pickWorkspaceFolder } from '../workspaceFolders';
+import { networkPhrase } from '../tools/toolText';
 import { agentEnvStatus, type AgentCliEntry } from './agentClis';
 import { SandboxPseudoterminal, type SandboxTerminalOptions } from './sandboxPseudoterminal';
 
@@ -109,7 +110,7 @@ export class SandboxTerminals extends Disposable {
     } else {
       const picked = await vscode.window.showQuickPick(
         entries.map((e) => ({ label: e.name, description: e.command, detail: e.env.length ? `needs ${e.env.join(', ')}` : undefined, entry: e })),
-        { title: 'Run Agent CLI in Sandbox', placeHolder: 'Runs in the box with its prompts off; the box has no network', ignoreFocusOut: true },
+        { title: 'Run Agent CLI in Sandbox', placeHolder: `Runs in the box with its prompts off; the box has ${networkPhrase(this.deps.settings.egress())}`, ignoreFocusOut: true },
       );
       entry = picked?.entry;
     }

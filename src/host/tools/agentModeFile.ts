@@ -20,7 +20,7 @@ export function agentModeFile(vscodeVersion: string, extensionId: string): Agent
   const frontMatter = [
     '---',
     ...(customAgents ? ['name: Agent Sandbox'] : []),
-    'description: Works only inside the Agent Sandbox box (a Docker container with a copy of this workspace and no network); every change waits for your review.',
+    'description: Works only inside the Agent Sandbox box (a Docker container with a copy of this workspace, and no network unless the developer allowed hosts); every change waits for your review.',
     `tools: [${tools.map((t) => `'${t}'`).join(', ')}]`,
     '---',
   ];
@@ -28,10 +28,11 @@ export function agentModeFile(vscodeVersion: string, extensionId: string): Agent
     '# Agent Sandbox',
     '',
     'You work inside an isolated sandbox: a Docker container that holds a copy of this workspace at `/workspace`,',
-    'with no network. Use only the Agent Sandbox tools:',
+    'with no network unless the developer allowed some hosts (then only those). Use only the Agent Sandbox tools:',
     '',
     '- `agentSandbox_runCommand` runs shell commands in the box (build, test, git, scripts). Package registries and',
-    '  the internet are unreachable; use what the image and the workspace already hold.',
+    '  the internet are unreachable unless their hosts are allowed (a denied host answers HTTP 403 saying so); use what',
+    '  the image and the workspace already hold. Pass `network: "none"` to run a command offline (e.g. tests).',
     '- `agentSandbox_readFile`, `agentSandbox_listDirectory` read the box\'s copy of the files.',
     '- `agentSandbox_writeFile`, `agentSandbox_editFile`, `agentSandbox_applyPatch`, `agentSandbox_deleteFile` change it.',
     '- `agentSandbox_pendingChanges` lists what you changed so far.',

@@ -5,6 +5,7 @@ import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
 import { errorReason, errorText } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
+import type { SandboxSettings } from '../settings';
 import type { SandboxToolName } from './toolNames';
 import {
   REVIEW_NOTE,
@@ -13,6 +14,7 @@ import {
   formatPatched,
   formatRunResult,
   looksBinary,
+  networkPhrase,
   sliceLines,
   summarizeChangeSet,
 } from './toolText';
@@ -23,12 +25,16 @@ export interface SandboxToolsDeps {
   log: vscode.LogOutputChannel;
   /** The "Agent Sandbox: Run Output" channel; runCommand output is appended to it as it streams. */
   output?: vscode.OutputChannel;
+  /** The user's network settings, for the chat's line of what a tool call can reach; `no network` without it. */
+  settings?: Pick<SandboxSettings, 'egress'>;
 }
 
 interface RunCommandInput {
   command: string;
   cwd?: string;
   timeoutSeconds?: number;
+  /** `none`: run offline even in a box whose network is `allowlist`. */
+  network?: 'none';
 }
 interface ReadFileInput {
   path: string;
@@ -91,6 +97,9 @@ export class SandboxTools extends Disposable {
         optionalString(input, 'cwd');
         if (input.timeoutSeconds !== undefined && !(typeof input.timeoutSeconds === 'number' && input.timeoutSeconds >= 0)) {
           throw new Error('timeoutSeconds must be a number of seconds, 0 or more (0 = no timeout).');
+        }
+        if (input.network !== undefined && input.network !== 'none') {
+          throw new Error('network must be "none" (run offline) or left out (the box\'s own network setting).');
         }
       },
       message: (input) => `Running \`${oneLine(input.command)}\`${input.cwd ? ` in ${input.cwd}` : ''}`,
@@ -201,7 +210,9 @@ export class SandboxTools extends Disposable {
       vscode.lm.registerTool<T>(name, {
         prepareInvocation: (options) => {
           const folder = toolFolder();
-          const where = folder ? ` in the sandbox box of ${path.basename(folder)}, no network` : '';
+          const offline = (options.input as { network?: unknown } | undefined)?.network === 'none';
+          const network = offline ? 'offline' : networkPhrase(this.deps.settings?.egress() ?? {});
+          const where = folder ? ` in the sandbox box of ${path.basename(folder)}, ${network}` : '';
           // No confirmationMessages: what runs in the box needs none, and every change waits for review.
           return { invocationMessage: `${spec.message(options.input ?? ({} as T))}${where}` };
         },
@@ -253,7 +264,7 @@ export class SandboxTools extends Disposable {
     });
     let result: ExecResult;
     try {
-      result = await engine.exec({ folder, command: input.command, cwd: input.cwd, timeoutSeconds: input.timeoutSeconds, runId }, token);
+      result = await engine.exec({ folder, command: input.command, cwd: input.cwd, timeoutSeconds: input.timeoutSeconds, runId, ...(input.network ? { network: input.network } : {}) }, token);
     } finally {
       outputSub.dispose();
     }

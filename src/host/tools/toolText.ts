@@ -1,4 +1,4 @@
-import type { ChangeEntry, ChangeKind, ChangeSet, ExecResult, PatchedFile } from '../../shared/protocol';
+import type { ChangeEntry, ChangeKind, ChangeSet, EgressSettings, ExecResult, PatchedFile } from '../../shared/protocol';
 
 // What the agent tools tell the model, as plain text. Pure functions (no `vscode`), so unit tests pin them.
 
@@ -8,6 +8,18 @@ export const OUTPUT_TAIL_CHARS = { stdout: 12_000, stderr: 6_000 } as const;
 export const READ_MAX_LINES = 2_000;
 /** Changed paths listed one by one; beyond it, a count. */
 const MAX_LISTED = 200;
+
+/**
+ * The box's network in a few words, true for the current setting: `no network`, or `network: only npm, github +
+ * 2 hosts` with `allowlist`. Shown where a person or an agent decides what to run.
+ */
+export function networkPhrase(egress: Partial<EgressSettings>): string {
+  if (egress.network !== 'allowlist') return 'no network';
+  const named = [...(egress.networkPresets ?? []), ...(egress.allowedHosts ?? [])];
+  if (named.length === 0) return 'network: allowlist, no host allowed';
+  const shown = named.slice(0, 3).join(', ');
+  return `network: only ${shown}${named.length > 3 ? ` + ${named.length - 3} more` : ''}`;
+}
 
 /** Closing line of every tool that changes the box: the model must not claim its work is in the workspace. */
 export const REVIEW_NOTE =
@@ -108,6 +120,7 @@ export function formatRunResult(
   pending: ChangeEntry[],
 ): string {
   const lines = [`$ ${command}`, `${describeOutcome(result)} after ${(result.durationMs / 1000).toFixed(1)} s.`];
+  if (result.policy.offline) lines.push('It ran offline (network "none"): the box\'s gateway refused every connection while it ran.');
   if (result.truncated) lines.push('Output beyond the box\'s limit (agentSandbox.outputLimitKiB) was dropped.');
   lines.push(...runNotes(result));
   lines.push('', section('stdout', result.stdout, OUTPUT_TAIL_CHARS.stdout), '', section('stderr', result.stderr, OUTPUT_TAIL_CHARS.stderr), '');

@@ -1,7 +1,8 @@
 // Front end of the Run History panel: a filterable list of runs (newest first) and a detail pane. It builds
 // the DOM with textContent only (run output is hostile text), says `ready` once listening, and asks the host
 // for every action; it has no network and no other page to talk to.
-import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
+import type { EgressHostSummary, HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
+import { egressLine, hostDetail } from '../../core/history/egressSummary';
 import {
   ClearCommand,
   CopyCommandCommand,
@@ -108,7 +109,7 @@ class HistoryApp {
   constructor(private readonly root: HTMLElement) {
     this.state = { text: '', outcome: 'all', source: 'all', ...vscode.getState() };
 
-    this.filterInput = h('input', { type: 'search', class: 'filter-input', placeholder: 'Filter runs: command, file, output…', 'aria-label': 'Filter runs by text', spellcheck: 'false' });
+    this.filterInput = h('input', { type: 'search', class: 'filter-input', placeholder: 'Filter runs: command, file, host, output…', 'aria-label': 'Filter runs by text', spellcheck: 'false' });
     this.filterInput.value = this.state.text;
     this.outcomeSelect = h('select', { 'aria-label': 'Filter by outcome', class: 'outcome-filter' }, ...OUTCOME_FILTERS.map((o) => h('option', { value: o.value }, o.label)));
     this.outcomeSelect.value = this.state.outcome;
@@ -214,14 +215,16 @@ class HistoryApp {
   private row(record: HistoryRecord): HTMLElement {
     const selected = record.id === this.state.selectedId;
     const duration = record.outcome === 'running' ? 'running…' : formatDuration(record.durationMs);
-    const label = `${record.command}: ${outcomeLabel(record)}, ${sourceLabel(record)}, ${formatTime(record.startedAt)}${duration ? `, ${duration}` : ''}, ${fileCountLabel(record)}`;
+    const egress = egressLine(record.egress);
+    const label = `${record.command}: ${outcomeLabel(record)}, ${sourceLabel(record)}, ${formatTime(record.startedAt)}${duration ? `, ${duration}` : ''}, ${fileCountLabel(record)}${egress ? `, ${egress}` : ''}`;
     return h(
       'div',
-      { id: rowId(record.id), class: `run-row${selected ? ' selected' : ''}`, role: 'option', 'aria-selected': selected ? 'true' : 'false', 'aria-label': label, 'data-id': record.id, 'data-outcome': outcomeGroup(record) },
+      { id: rowId(record.id), class: `run-row${selected ? ' selected' : ''}${egress ? ' has-egress' : ''}`, role: 'option', 'aria-selected': selected ? 'true' : 'false', 'aria-label': label, 'data-id': record.id, 'data-outcome': outcomeGroup(record) },
       statusIcon(record),
       h('span', { class: 'run-command' }, record.command),
       h('span', { class: 'run-meta' }, [record.source === 'command' ? undefined : sourceLabel(record), record.files.length ? `${record.files.length} file${record.files.length === 1 ? '' : 's'}` : undefined, duration].filter(Boolean).join(' · ')),
       h('span', { class: 'run-time' }, formatTime(record.startedAt)),
+      egress ? h('span', { class: 'run-egress', title: egress }, icon('globe'), ' ', egress) : undefined,
     );
   }
 
@@ -297,7 +300,7 @@ class HistoryApp {
     if (record.policy) {
       const p = record.policy;
       facts.push(['Runtime', p.runtime]);
-      facts.push(['Policy', `network ${p.network} · user ${p.user} · ${p.memoryMiB} MiB · ${p.cpus} CPU · ${p.pidsLimit} pids`]);
+      facts.push(['Policy', `network ${p.network}${p.offline ? ' (offline run: the box\'s gateway refused everything while it ran)' : ''} · user ${p.user} · ${p.memoryMiB} MiB · ${p.cpus} CPU · ${p.pidsLimit} pids`]);
       facts.push(['Host variables', p.envNames.length ? `${p.envNames.join(', ')} (values not recorded)` : 'none']);
     }
     if (record.conflicts?.length) facts.push(['Conflicts', record.conflicts.join(', ')]);
@@ -308,6 +311,7 @@ class HistoryApp {
       h('dl', { class: 'facts' }, ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       this.filesSection(record),
     ];
+    if (record.egress) children.push(this.egressSection(record));
     if (record.output) {
       children.push(this.outputSection('Output', record.output.stdout, 'stdout'));
       if (record.output.stderr) children.push(this.outputSection('Errors (stderr)', record.output.stderr, 'stderr'));
@@ -335,6 +339,25 @@ class HistoryApp {
       );
     });
     return h('div', { class: 'files' }, heading, h('ul', { class: 'file-list', 'aria-label': 'Files changed' }, ...rows));
+  }
+
+  /** Every host the run tried to reach, then those the box reached naming no run while it ran, labelled as such. */
+  private egressSection(record: HistoryRecord): HTMLElement {
+    const list = (hosts: EgressHostSummary[], label: string) =>
+      h('ul', { class: 'egress-list', 'aria-label': label }, ...hosts.map((s) => h('li', { class: `egress-row${s.denied || s.failed ? ' refused' : ''}` }, hostDetail(s))));
+    const egress = record.egress!;
+    return h(
+      'div',
+      { class: 'egress' },
+      h('h3', {}, `Network (${egress.hosts.length} host${egress.hosts.length === 1 ? '' : 's'})`),
+      egress.hosts.length ? list(egress.hosts, 'Hosts this run contacted') : h('p', { class: 'note' }, 'No attempt named this run.'),
+      ...(egress.unattributed?.length
+        ? [
+            h('p', { class: 'note' }, icon('info'), ' While it ran, the box also made these attempts naming no run (a process without the run\'s proxy variables); they may not be this run\'s:'),
+            list(egress.unattributed, 'Attempts from the box naming no run'),
+          ]
+        : []),
+    );
   }
 
   private outputSection(title: string, text: string, kind: string): HTMLElement {

@@ -1,5 +1,6 @@
 // Filtering and wording of runs for the panel. Pure (no DOM), so unit tests can hold it to its word.
 import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
+import { egressSearchText } from '../../core/history/egressSummary';
 
 /** Outcome groups the panel filters by: `succeeded` / `failed` split the runs that exited by exit code. */
 export type OutcomeFilter = 'all' | 'succeeded' | 'failed' | 'timeout' | 'oom' | 'cancelled' | 'engine-error' | 'running' | 'interrupted';
@@ -62,7 +63,7 @@ export function formatDuration(ms: number | undefined): string {
   return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
 
-/** Every word of `text` (case-insensitive) must occur in the run's command, agent, outcome, files, output or error. */
+/** Every word of `text` (case-insensitive) must occur in the run's command, agent, outcome, files, hosts contacted, output or error. */
 export function matchesText(record: HistoryRecord, text: string): boolean {
   const words = text.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) return true;
@@ -74,6 +75,7 @@ export function matchesText(record: HistoryRecord, text: string): boolean {
     record.image?.reference ?? '',
     record.error?.message ?? '',
     ...record.files.map((f) => f.path),
+    egressSearchText(record.egress),
     record.output?.stdout ?? '',
     record.output?.stderr ?? '',
   ]

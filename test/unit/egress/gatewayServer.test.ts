@@ -322,6 +322,34 @@ suite('unit: egress gateway server (loopback only)', () => {
     assert.ok(down.endsWith(GATEWAY_DOWN_TEXT));
   });
 
+  test('paused for an offline run: every CONNECT and plain request is refused with a 403 naming the run, whatever proxy user it claims; open tunnels close; resumed, it forwards again', async () => {
+    const socketPath = await start({ allowed: [`up.test:${upstreams.echoPort}`, `up.test:${upstreams.httpPort}`], names: { 'up.test': ['127.0.0.1'] }, trustLoopback: true });
+    const connect = (user?: string) =>
+      rawRequest(
+        socketPath,
+        `CONNECT up.test:${upstreams.echoPort} HTTP/1.1\r\nHost: up.test:${upstreams.echoPort}\r\n${user ? `Proxy-Authorization: Basic ${Buffer.from(`${user}:x`).toString('base64')}\r\n` : ''}\r\n`,
+      );
+    // Control: before the pause the same tunnel opens, and it stays open.
+    const open = await connect('run-other');
+    assert.equal(open.status, 200);
+    const closed = new Promise<void>((resolve) => open.socket.once('close', () => resolve()));
+    gateway!.setOffline(['offline-1']);
+    await closed;
+    for (const user of [undefined, 'run-other', 'run-offline-1']) {
+      const refused = await connect(user);
+      assert.equal(refused.status, 403, `proxy user ${user ?? '(none)'}`);
+      assert.match(refused.body, /network is paused while an offline run \(network: "none"\) runs: offline-1/);
+    }
+    const plain = await rawRequest(socketPath, `GET http://up.test:${upstreams.httpPort}/x HTTP/1.1\r\nHost: up.test:${upstreams.httpPort}\r\n\r\n`);
+    assert.equal(plain.status, 403);
+    await attemptCount(5);
+    assert.deepEqual(attempts.slice(1).map((a) => [a.decision, a.reason]), Array(4).fill(['denied', 'offline-run']));
+    gateway!.setOffline([]);
+    const again = await connect();
+    assert.equal(again.status, 200);
+    again.socket.destroy();
+  });
+
   test('helpers: run ids from proxy credentials, Host header comparison', () => {
     assert.equal(runIdFromProxyAuthorization(`Basic ${Buffer.from('run-a.b_c-1:pw').toString('base64')}`), 'a.b_c-1');
     assert.equal(runIdFromProxyAuthorization(`Basic ${Buffer.from('someone:pw').toString('base64')}`), undefined);
