@@ -19,6 +19,7 @@ import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import { TEST_IMAGES } from './engineHarness';
+import { makeTestCertificates } from '../testCertificates';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
@@ -82,16 +83,6 @@ export interface TestInternet {
   remove(): Promise<void>;
 }
 
-function makeCertificates(dir: string): { caPem: string; keyPem: string; certPem: string } {
-  const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA']);
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=registry.test']);
-  fs.writeFileSync(path.join(dir, 'san.ext'), `subjectAltName=${UPSTREAM_NAMES.map((n) => `DNS:${n}`).join(',')}\n`);
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
-  const read = (name: string): string => fs.readFileSync(path.join(dir, name), 'utf8');
-  return { caPem: read('ca.pem'), keyPem: read('server.key'), certPem: read('server.pem') };
-}
-
 /** Files the upstream serves, as a tar for /tmp: a bare git repository for git's dumb HTTP protocol, and an npm package. */
 function upstreamFilesTar(dir: string): Readable {
   const work = path.join(dir, 'work');
@@ -149,7 +140,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
   // managed containers without a live owner pid, and would take the stand-ins away mid-test.
   const labels = { ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }), 'dev.agent-sandbox.test': 'egress-internet' };
   const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
-  const certs = makeCertificates(dir);
+  const certs = makeTestCertificates(dir, UPSTREAM_NAMES);
   let prefix = '';
   // Another suite may hold a subnet of the range; try a few.
   for (let attempt = 0; !prefix; attempt++) {
