@@ -1,7 +1,7 @@
 import type { TerminalExitNotification, TerminalOpenRequest, TerminalOutputNotification } from '../shared/protocol';
 import { BoxTerminal, boxHasProgram, findTerminalShell } from '../core/box/boxTerminal';
 import { SandboxError } from '../core/errors';
-import { runProxyEnv } from '../core/egress/gatewayConfig';
+import { boxProxyEnv, runProxyEnv } from '../core/egress/gatewayConfig';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import type { ProgressReporter } from '../core/session/boxSession';
 import type { EngineService } from './engineService';
@@ -69,8 +69,9 @@ export class TerminalService extends Disposable {
           shell,
           command: params.command,
           cwd: params.cwd,
-          // With a gateway, the terminal's proxy variables carry its id: its attempts go to its history record.
-          env: session.box.egress ? runProxyEnv(terminalId) : undefined,
+          // With a gateway, the terminal's proxy variables carry its id (its attempts go to its history record),
+          // and the model provider routes' base URLs and placeholder keys are as the gateway has them now.
+          env: session.box.egress ? [...boxProxyEnv(), ...runProxyEnv(terminalId), ...session.box.egress.providerEnv] : undefined,
           onData: (data) => this.queueOutput(terminalId, entry, data),
           onExit: (exitCode) => {
             this.flush(terminalId, entry);

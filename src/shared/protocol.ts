@@ -79,6 +79,11 @@ export interface EgressSettings {
   gatewayNetwork: string;
   /** Resolver addresses for the gateway container; empty = the engine's default. */
   gatewayDns: string[];
+  /**
+   * Path (on the engine server's machine) of a PEM file of extra CA certificates the gateway trusts for the TLS
+   * it makes itself (model provider routes), e.g. a company's TLS-inspecting proxy; empty = the system's CAs.
+   */
+  gatewayCaFile: string;
 }
 
 /**
@@ -135,7 +140,11 @@ export type EgressReason =
   /** The gateway's connection limit was reached. */
   | 'too-many-connections'
   /** An offline run (`ExecRequest.Params.network: "none"`) was running: the gateway refused every connection. */
-  | 'offline-run';
+  | 'offline-run'
+  /** Allowed: a model provider route (`/_agent-sandbox/<provider>/…`); the gateway added the stored key. */
+  | 'provider-key'
+  /** A model provider route for a provider whose key is not stored. */
+  | 'no-provider-key';
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
@@ -301,6 +310,13 @@ export interface RunPolicy {
   network: 'none' | 'allowlist';
   /** With `allowlist`: the allowlist entries as written, presets expanded (e.g. `registry.npmjs.org`, `*.github.com:443`). */
   allowedHosts?: string[];
+  /**
+   * With `allowlist`: the model providers (`anthropic`, `openai`, `gemini`) whose stored key the gateway adds on
+   * its provider routes; the box has their base-URL variables and a placeholder key, never the key.
+   */
+  modelKeys?: string[];
+  /** When the box does not yet follow the current network settings (it is in use): what it keeps and why. */
+  egressNote?: string;
   /** `uid:gid` the command ran as. */
   user: string;
   memoryMiB: number;
@@ -921,6 +937,51 @@ export namespace TerminalResizeNotification {
   }
   export const params: Schema<Params> = object<Params>({ terminalId: string, cols: wholeNumber, rows: wholeNumber });
   export const type = new NotificationType<Params>(method);
+}
+
+/**
+ * Model API keys sealed to the engine server (X25519 + HKDF-SHA256 + AES-256-GCM, see
+ * `src/core/egress/sealedKeys.ts`): the server's public key comes in the `initialize` result as
+ * `modelKeys.publicKey`. The plain text is a JSON object `{ "anthropic"?: key, "openai"?: key, "gemini"?: key }`.
+ * Sealed, so that a protocol trace (which logs params) never holds a key. All fields base64.
+ */
+export interface SealedModelKeys {
+  /** The sender's ephemeral X25519 public key (SPKI DER). */
+  publicKey: string;
+  /** 12 bytes: the AES-GCM nonce and the HKDF salt. */
+  nonce: string;
+  ciphertext: string;
+  /** The AES-GCM authentication tag. */
+  tag: string;
+}
+
+/** What the `initialize` result adds to LSP's: the public key that model keys are sealed to. */
+export interface InitializeResultExtras {
+  modelKeys: { publicKey: string };
+}
+
+/**
+ * Replaces the model API keys the egress gateways add (all of them: a provider left out has none). Running
+ * gateways get the new keys at once, on their stdin; runs and terminals started afterwards get the base-URL
+ * variables of the providers with a key. Keys are never logged, stored on disk or recorded by the server.
+ */
+export namespace SetModelKeysRequest {
+  export const method = 'sandbox/setModelKeys' as const;
+  export interface Params {
+    sealed: SealedModelKeys;
+  }
+  export const params: Schema<Params> = object<Params>({
+    sealed: object<SealedModelKeys>({ publicKey: string, nonce: string, ciphertext: string, tag: string }),
+  });
+  export interface Result {
+    /** The providers that now have a key. */
+    providers: string[];
+    /** Boxes whose gateway got the new keys now; boxes in use that keep their old network until they are made anew. */
+    updatedBoxes: number;
+    /** Notes for people about boxes that could not follow (see `RunPolicy.egressNote`). */
+    notes: string[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
 }
 
 /** What the folder's box tried to reach through its egress gateway, oldest first. */

@@ -18,6 +18,8 @@ const REASONS = new Set<EgressReason>([
   'upgrade-refused',
   'too-many-connections',
   'offline-run',
+  'provider-key',
+  'no-provider-key',
 ]);
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;

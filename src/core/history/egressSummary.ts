@@ -78,6 +78,8 @@ const REASON_WORDS: Record<EgressReason, string> = {
   'upgrade-refused': 'protocol upgrade refused',
   'too-many-connections': 'connection limit reached',
   'offline-run': 'an offline run was running',
+  'provider-key': 'model API, key added by the gateway',
+  'no-provider-key': 'model API, no key stored',
 };
 
 function bytes(n: number): string {

@@ -16,7 +16,7 @@ import type {
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
-import { offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
+import { boxProxyEnv, offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
@@ -156,6 +156,11 @@ const OBSTACLES: Partial<Record<ScanSkipReason, string>> = {
 };
 
 export class BoxSession {
+  /**
+   * Set by the engine server when the network settings changed while this box was in use and its network
+   * mode (none / allowlist) cannot change in place: runs and terminals say so until the box is made anew.
+   */
+  egressNote: string | undefined;
   private collected: CollectedState | undefined;
   /**
    * Box stamps (see `boxListing.ts`) of files whose box content was proven equal to their baseline entry. A
@@ -353,9 +358,12 @@ export class BoxSession {
         stdin: request.stdin,
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
         signal,
-        // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart; an offline
-        // run gets them emptied (the pause is what enforces it; this only spares its tools a refused proxy).
-        env: !this.box.egress ? this.options.env : [...this.options.env, ...(offline ? offlineProxyEnv() : runProxyEnv(request.runId))],
+        // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart, and the
+        // model provider routes' base URLs come with placeholder keys; an offline run gets the proxy variables
+        // emptied and no provider routes (the pause is what enforces it; this only spares its tools a refusal).
+        env: !this.box.egress
+          ? this.options.env
+          : [...this.options.env, ...(offline ? offlineProxyEnv() : [...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv])],
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });
@@ -396,11 +404,13 @@ export class BoxSession {
 
   /** The limits and isolation every run in this box has. */
   get policy(): RunPolicy {
-    const { settings, env, egress } = this.options;
-    const allowlisted = this.box.egress !== undefined && egress !== undefined;
+    const { settings, env } = this.options;
+    // What the gateway enforces now: settings and keys changed since the box was made reach it in place.
+    const gateway = this.box.egress;
     return {
-      network: allowlisted ? 'allowlist' : 'none',
-      ...(allowlisted ? { allowedHosts: egress.validated.rules.map((rule) => rule.source) } : {}),
+      network: gateway ? 'allowlist' : 'none',
+      ...(gateway ? { allowedHosts: gateway.configuration.egress.rules.map((rule) => rule.source), modelKeys: gateway.providers } : {}),
+      ...(this.egressNote ? { egressNote: this.egressNote } : {}),
       user: `${BOX_UID}:${BOX_GID}`,
       memoryMiB: settings.memoryMiB,
       cpus: settings.cpus,
