@@ -14,6 +14,8 @@ import { SandboxSettings } from './host/settings';
 import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
 import { SandboxTools } from './host/tools/sandboxTools';
+import { McpFeature } from './host/mcp/mcpFeature';
+import { connectAgent, type ConnectAgentArgs } from './host/mcp/connectAgent';
 
 let engine: EngineClient | undefined;
 
@@ -50,6 +52,15 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
   context.subscriptions.push(new SandboxTerminals({ ...deps, settings }));
+  // External agents (MCP): this window's engine server serves the open folders' tools; runs come back as events.
+  const mcp = new McpFeature({ engine, runEvents, log, cliPath: context.asAbsolutePath('dist/cli.js') });
+  context.subscriptions.push(
+    mcp,
+    vscode.commands.registerCommand('agentSandbox.connectAgent', (args?: ConnectAgentArgs) =>
+      connectAgent(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder), args),
+    ),
+  );
+  void mcp.serveOpenFolders();
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
