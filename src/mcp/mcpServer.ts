@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { McpRunNotification } from '../shared/protocol';
+import { SandboxError } from '../core/errors';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import { sandboxToolDefinitions } from '../core/tools/toolDefinitions';
 import { ToolCallError, newToolRunId, runTool, type ToolEngine } from '../core/tools/toolRunner';
@@ -44,6 +45,7 @@ export class McpEndpoints extends Disposable {
       ensureBox: (folder, signal) => service.ensureBox(folder, () => undefined, signal),
       collect: (folder, signal) => service.collect(folder, signal),
       collectAfterRun: (folder, result) => (result.boxLost ? service.pendingChanges(folder) : service.collect(folder)),
+      // `network: "none"` is checked by the runner; the engine enforces it once `sandbox/exec` takes it (the audit work).
       exec: ({ folder, command, cwd, timeoutSeconds, runId }, signal) =>
         service.exec({ folder, command, cwd, timeoutSeconds, runId }, () => undefined, () => undefined, signal),
       fileOp: (params, signal) => service.fileOp(params, () => undefined, signal),
@@ -58,6 +60,7 @@ export class McpEndpoints extends Disposable {
 
   /** Serves the folder's tools on its socket (once per folder); resolves with the socket's path. */
   async listen(folder: string): Promise<string> {
+    if (!path.isAbsolute(folder)) throw new SandboxError('path-outside-workspace', `The folder must be an absolute path, got "${folder}".`);
     const key = path.resolve(folder);
     let pending = this.listening.get(key);
     if (!pending) {

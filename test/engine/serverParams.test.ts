@@ -68,6 +68,7 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.FileOpRequest.method]: 'op',
       [protocol.TerminalOpenRequest.method]: 'folder',
       [protocol.TerminalCloseRequest.method]: 'terminalId',
+      [protocol.McpListenRequest.method]: 'folder',
     };
     // Requests whose fields are all optional: {} is valid params.
     const allOptional = new Set<string>([protocol.CheckEngineRequest.method, protocol.PullImageRequest.method, protocol.ResetRequest.method]);

@@ -79,6 +79,7 @@ function engineForTools({ engine, output }: SandboxToolsDeps): ToolEngine {
     ensureBox: (folder, signal) => withToken(signal, (token) => engine.ensureBox({ folder }, token)),
     collect: (folder, signal) => withToken(signal, (token) => engine.collect(folder, token)),
     collectAfterRun: (folder, result) => engine.collectAfterRun(folder, result),
+    // `network: "none"` is checked by the runner; the engine enforces it once `sandbox/exec` takes it (the audit work).
     exec: async ({ folder, command, cwd, timeoutSeconds, runId }, signal) => {
       output?.appendLine(`$ ${command}    [agentSandbox_runCommand]`);
       const outputSub = engine.onOutput((chunk) => {
