@@ -15,7 +15,7 @@ import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
 import { SandboxTools } from './host/tools/sandboxTools';
 import { McpFeature } from './host/mcp/mcpFeature';
-import { connectAgent, type ConnectAgentArgs } from './host/mcp/connectAgent';
+import { ConnectAgentCommand } from './host/mcp/connectAgent';
 
 let engine: EngineClient | undefined;
 
@@ -54,12 +54,7 @@ export function activate(context: vscode.ExtensionContext) {
   context.subscriptions.push(new SandboxTerminals({ ...deps, settings }));
   // External agents (MCP): this window's engine server serves the open folders' tools; runs come back as events.
   const mcp = new McpFeature({ engine, runEvents, log, cliPath: context.asAbsolutePath('dist/cli.js') });
-  context.subscriptions.push(
-    mcp,
-    vscode.commands.registerCommand('agentSandbox.connectAgent', (args?: ConnectAgentArgs) =>
-      connectAgent(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder), args),
-    ),
-  );
+  context.subscriptions.push(mcp, new ConnectAgentCommand(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder)));
   void mcp.serveOpenFolders();
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),

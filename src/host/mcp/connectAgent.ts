@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import * as vscode from 'vscode';
+import { Disposable } from '../../core/lifecycle';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 import { AGENT_CLIENTS, ConfigFileError, agentConfig, bridgeCommand, type AgentClient } from './agentConfigs';
 
@@ -12,11 +13,40 @@ export interface ConnectAgentArgs {
   confirm?: boolean;
 }
 
+/** Read-only previews of the configuration before it is written (virtual: closing one never asks to save). */
+const PREVIEW_SCHEME = 'agent-sandbox-config';
+
 /**
- * `Agent Sandbox: Connect an External Agent…`: picks the agent, shows the configuration it needs (merged into
- * its existing file) and which of its own tools to turn off, and writes it only when the user says so.
+ * `Agent Sandbox: Connect an External Agent…` (`agentSandbox.connectAgent`): picks the agent, shows the
+ * configuration it needs (merged into its existing file) and which of its own tools to turn off, and writes it
+ * only when the user says so.
  */
-export async function connectAgent(cliPath: string, serve: (folder: string) => Promise<string>, args: ConnectAgentArgs = {}): Promise<vscode.Uri | undefined> {
+export class ConnectAgentCommand extends Disposable {
+  private readonly previews = new Map<string, string>();
+
+  constructor(cliPath: string, serve: (folder: string) => Promise<string>) {
+    super();
+    this._register(
+      vscode.workspace.registerTextDocumentContentProvider(PREVIEW_SCHEME, { provideTextDocumentContent: (uri) => this.previews.get(uri.toString()) ?? '' }),
+    );
+    this._register(
+      vscode.commands.registerCommand('agentSandbox.connectAgent', (args?: ConnectAgentArgs) =>
+        connectAgent(cliPath, serve, args ?? {}, (file, content) => {
+          const uri = vscode.Uri.from({ scheme: PREVIEW_SCHEME, path: file, query: String(Date.now()) });
+          this.previews.set(uri.toString(), content);
+          return uri;
+        }),
+      ),
+    );
+  }
+}
+
+async function connectAgent(
+  cliPath: string,
+  serve: (folder: string) => Promise<string>,
+  args: ConnectAgentArgs,
+  previewUri: (file: string, content: string) => vscode.Uri,
+): Promise<vscode.Uri | undefined> {
   const folder = args.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
   if (!folder) {
     void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; an external agent works in one folder\'s box.');
@@ -41,8 +71,7 @@ export async function connectAgent(cliPath: string, serve: (folder: string) => P
     void vscode.window.showErrorMessage(`Agent Sandbox: ${error.message}`);
     return undefined;
   }
-  const preview = await vscode.workspace.openTextDocument({ content: config.content, language: client === 'codex' ? 'toml' : 'json' });
-  await vscode.window.showTextDocument(preview, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+  await vscode.window.showTextDocument(previewUri(config.file, config.content), { preview: true, viewColumn: vscode.ViewColumn.Beside });
   const detail = [`${existing === undefined ? 'Creates' : 'Updates'} ${config.file} with the content shown beside (other entries are kept).`, '', config.ownTools, ...(config.alternative ? ['', `Or add it yourself: ${config.alternative}`] : [])].join('\n');
   const write = args.confirm ?? (await vscode.window.showInformationMessage(`Connect ${config.label} to the sandbox?`, { modal: true, detail }, 'Write Configuration')) === 'Write Configuration';
   if (!write) return undefined;
