@@ -36,20 +36,11 @@ export interface McpEndpointsOptions {
 export class McpEndpoints extends Disposable {
   private readonly listening = new Map<string, Promise<{ server: net.Server; socketPath: string }>>();
   private readonly connections = new Set<net.Socket>();
-  private readonly engine: ToolEngine;
+  private readonly engine: (onOutput?: OutputListener) => ToolEngine;
 
   constructor(private readonly options: McpEndpointsOptions) {
     super();
-    const { service } = options;
-    this.engine = {
-      ensureBox: (folder, signal) => service.ensureBox(folder, () => undefined, signal),
-      collect: (folder, signal) => service.collect(folder, signal),
-      collectAfterRun: (folder, result) => (result.boxLost ? service.pendingChanges(folder) : service.collect(folder)),
-      // `network: "none"` is checked by the runner; the engine enforces it once `sandbox/exec` takes it (the audit work).
-      exec: ({ folder, command, cwd, timeoutSeconds, runId }, signal) =>
-        service.exec({ folder, command, cwd, timeoutSeconds, runId }, () => undefined, () => undefined, signal),
-      fileOp: (params, signal) => service.fileOp(params, () => undefined, signal),
-    };
+    this.engine = engineOverService(options.service);
     this._register(
       toDisposable(() => {
         for (const socket of this.connections) socket.destroy();
@@ -86,8 +77,23 @@ export class McpEndpoints extends Disposable {
   }
 }
 
+type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
+
+/** The engine server's `EngineService` as the shared tool runner needs it; a run's output goes to `onOutput`. */
+function engineOverService(service: EngineService): (onOutput?: OutputListener) => ToolEngine {
+  return (onOutput) => ({
+    ensureBox: (folder, signal) => service.ensureBox(folder, () => undefined, signal),
+    collect: (folder, signal) => service.collect(folder, signal),
+    collectAfterRun: (folder, result) => (result.boxLost ? service.pendingChanges(folder) : service.collect(folder)),
+    // `network: "none"` is checked by the runner; the engine enforces it once `sandbox/exec` takes it (the audit work).
+    exec: ({ folder, command, cwd, timeoutSeconds, runId }, signal) =>
+      service.exec({ folder, command, cwd, timeoutSeconds, runId }, (_runId, stream, text) => onOutput?.(stream, text), () => undefined, signal),
+    fileOp: (params, signal) => service.fileOp(params, () => undefined, signal),
+  });
+}
+
 /** One MCP session over the folder's box: lists the sandbox tools and runs their calls. */
-export function createMcpServer(options: { engine: ToolEngine; folder: string; log: (line: string) => void; onRun: McpEndpointsOptions['onRun'] }): Server {
+export function createMcpServer(options: { engine: (onOutput?: OutputListener) => ToolEngine; folder: string; log: (line: string) => void; onRun: McpEndpointsOptions['onRun'] }): Server {
   const server = new Server({ name: 'agent-sandbox', title: 'Agent Sandbox', version: '0.1.0' }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: sandboxToolDefinitions.map((d) => ({ name: d.name, title: d.displayName, description: d.modelDescription, inputSchema: d.inputSchema })),
@@ -96,6 +102,13 @@ export function createMcpServer(options: { engine: ToolEngine; folder: string; l
     const { folder, onRun } = options;
     const name = request.params.name;
     const agent = server.getClientVersion()?.name ?? 'MCP client';
+    // A client that asked for progress gets a command's output as it comes (the result holds its end, as in VS Code).
+    const progressToken = request.params._meta?.progressToken;
+    let chunks = 0;
+    const onOutput: OutputListener | undefined =
+      progressToken === undefined
+        ? undefined
+        : (_stream, text) => void extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: ++chunks, message: text } }).catch(() => undefined);
     try {
       const outcome = await runTool({
         name,
@@ -103,7 +116,7 @@ export function createMcpServer(options: { engine: ToolEngine; folder: string; l
         folder,
         runId: newToolRunId('mcp'),
         signal: extra.signal,
-        engine: options.engine,
+        engine: options.engine(onOutput),
         onStarted: (start) => onRun({ event: 'started', runId: start.runId, folder, agent, tool: name, command: start.command, cwd: start.cwd, at: start.startedAt }),
         onEnded: (end) => onRun({ event: 'ended', runId: end.runId, folder, at: end.endedAt, result: end.result, error: end.error, changeSet: end.changeSet }),
         log: options.log,

@@ -166,6 +166,21 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     }
   });
 
+  test('a client that asks for progress gets runCommand\'s output as it comes', async () => {
+    const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
+    const { client } = await socketClient(socketPath, 'test-agent');
+    try {
+      const messages: string[] = [];
+      const result = await client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'echo first; sleep 1; echo second >&2' } }, undefined, {
+        onprogress: (progress) => messages.push(progress.message ?? ''),
+      });
+      assert.match(textOf(result), /stdout:\nfirst/);
+      assert.equal(messages.join(''), 'first\nsecond\n');
+    } finally {
+      await client.close();
+    }
+  });
+
   test('a client that disconnects mid-run cancels the run: its process tree is killed', async () => {
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     const { client, socket } = await socketClient(socketPath, 'leaving-agent');
