@@ -49,6 +49,11 @@ const noUnusedDockerParts = {
   },
 };
 
+/** Marks a bundle executable (a `bin` run directly, `./dist/cli.js`). */
+function executable(file) {
+  return { name: 'executable', setup: (build) => build.onEnd(() => fs.chmodSync(file, 0o755)) };
+}
+
 /** @type {esbuild.BuildOptions} */
 const common = {
   bundle: true,
@@ -94,6 +99,8 @@ const webview = {
 const builds = [
   { ...common, entryPoints: { extension: 'src/extension.ts', languageClient: 'src/host/languageClient.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist' },
+  // The command line (`agent-sandbox`, the package's bin): plain Node 20, spawns dist/server.js next to it.
+  { ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' }, plugins: [noNativeAddons, executable('dist/cli.js')] },
   // The egress gateway and relay: runs inside their containers (node only, no dependencies), never in VS Code.
   { ...common, entryPoints: { gateway: 'src/gateway/main.ts' }, outdir: 'dist', plugins: [] },
   webview,

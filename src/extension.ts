@@ -16,6 +16,8 @@ import { setApiKey, type SetApiKeyArgs } from './host/secrets/setApiKeyCommand';
 import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
 import { SandboxTools } from './host/tools/sandboxTools';
+import { McpFeature } from './host/mcp/mcpFeature';
+import { ConnectAgentCommand } from './host/mcp/connectAgent';
 
 let engine: EngineClient | undefined;
 
@@ -54,6 +56,10 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
   context.subscriptions.push(new SandboxTerminals({ ...deps, settings, modelKeys }));
+  // External agents (MCP): this window's engine server serves the open folders' tools; runs come back as events.
+  const mcp = new McpFeature({ engine, runEvents, log, cliPath: context.asAbsolutePath('dist/cli.js') });
+  context.subscriptions.push(mcp, new ConnectAgentCommand(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder)));
+  void mcp.serveOpenFolders();
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox({ ...deps, settings }, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),

@@ -15,6 +15,8 @@ import {
   ExecRequest,
   FileOpRequest,
   MarkAppliedRequest,
+  McpListenRequest,
+  McpRunNotification,
   OrphansRemovedNotification,
   OutputNotification,
   PendingChangesRequest,
@@ -112,6 +114,10 @@ export class EngineClient extends Disposable {
   /** Fires after the server was restarted following a crash (its boxes and pending changes are gone). */
   readonly onDidRestart = this.restartEmitter.event;
 
+  private readonly mcpRunEmitter = this._register(new vscode.EventEmitter<McpRunNotification.Params>());
+  /** A tool call of an MCP client (served by this window's engine server) started or ended. */
+  readonly onMcpRun = this.mcpRunEmitter.event;
+
   private readonly terminalOutputEmitter = this._register(new vscode.EventEmitter<TerminalOutputNotification.Params>());
   /** Output of sandboxed terminals. */
   readonly onTerminalOutput = this.terminalOutputEmitter.event;
@@ -184,6 +190,7 @@ export class EngineClient extends Disposable {
       this._register(onNotification(client, ProgressNotification.type, (p) => this.progressEmitter.fire(p)));
       this._register(onNotification(client, TerminalOutputNotification.type, (p) => this.terminalOutputEmitter.fire(p)));
       this._register(onNotification(client, TerminalExitNotification.type, (p) => this.terminalExitEmitter.fire(p)));
+      this._register(onNotification(client, McpRunNotification.type, (p) => this.mcpRunEmitter.fire(p)));
       this._register(
         onNotification(client, OrphansRemovedNotification.type, (p) =>
           log.info(`[engine] removed ${p.containers.length} orphaned box(es) and ${p.volumes.length} volume(s)`),
@@ -358,6 +365,11 @@ export class EngineClient extends Disposable {
 
   async discard(folder: string, paths?: string[]) {
     return this.sendRequest(DiscardRequest.type, { folder, paths });
+  }
+
+  /** Serves the folder's sandbox tools over MCP on its private socket (starting the server if needed). */
+  async mcpListen(folder: string) {
+    return this.sendRequest(McpListenRequest.type, { folder });
   }
 
   async fileOp(params: FileOpRequest.Params) {

@@ -4,7 +4,7 @@ import type { ChangeSet, ExecResult } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
 
 /** Where a run came from. */
-export type RunSource = 'command' | 'tool' | 'terminal';
+export type RunSource = 'command' | 'tool' | 'terminal' | 'mcp';
 
 export interface RunStartedEvent {
   /** Same id as the server's run (`ExecRequest.Params.runId`). */

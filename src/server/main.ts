@@ -21,6 +21,8 @@ import {
   ExecRequest,
   FileOpRequest,
   MarkAppliedRequest,
+  McpListenRequest,
+  McpRunNotification,
   OrphansRemovedNotification,
   OutputNotification,
   PendingChangesRequest,
@@ -46,6 +48,7 @@ import { ModelKeyReceiver } from '../core/egress/sealedKeys';
 import type { Schema, SchemaIssue } from '../shared/schema';
 import { SandboxError } from '../core/errors';
 import type { ProgressReporter } from '../core/session/boxSession';
+import { McpEndpoints } from '../mcp/mcpServer';
 import { EngineService } from './engineService';
 import { TerminalService } from './terminals';
 
@@ -159,13 +162,19 @@ export function startServer(connection: Connection): EngineService {
     void terminals.resize(p.terminalId, p.cols, p.rows).catch((error) => log(`[terminal] resize failed: ${error}`)),
   );
 
+  // MCP: external agents' tool calls are runs of this server like any other; the client records them.
+  const mcp = new McpEndpoints({ service, log, onRun: (run) => void connection.sendNotification(McpRunNotification.type, run) });
+  onRequest(McpListenRequest, async (p) => ({ socketPath: await mcp.listen(p.folder) }));
+
   // Boxes are ephemeral: when the client shuts the server down, they go with it.
   connection.onShutdown(async () => {
+    mcp.dispose();
     terminals.dispose();
     await service.reset().catch((error) => log(`[engine] removing boxes at shutdown failed: ${error}`));
     service.dispose();
   });
   connection.onExit(() => {
+    mcp.dispose();
     terminals.dispose();
     service.dispose();
   });

@@ -999,3 +999,50 @@ export namespace EgressAttemptsRequest {
   }
   export const type = new RequestType<Params, Result, void>(method);
 }
+
+/**
+ * Serves the folder's sandbox tools over MCP on a local endpoint: a unix socket in a directory only this user
+ * can open (mode 0700, owned by the user; see docs/protocol.md "MCP tools"). `agent-sandbox mcp` bridges stdio
+ * MCP clients to it. Calling it again for the same folder returns the same socket. Fails when another live
+ * server already serves the folder, or when the socket directory is not private.
+ */
+export namespace McpListenRequest {
+  export const method = 'sandbox/mcpListen' as const;
+  export type Params = FolderParams;
+  export const params: Schema<Params> = object<Params>({ folder: string });
+  export interface Result {
+    /** Absolute path of the unix socket. */
+    socketPath: string;
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
+/**
+ * A tool call an MCP client made started or ended (server → client), so the client records it in its run
+ * history like its own tool calls: `agent` is the MCP client's name from its `initialize`. The changes are
+ * pending in the folder's review like any others.
+ */
+export namespace McpRunNotification {
+  export const method = 'sandbox/mcpRun' as const;
+  export interface Params {
+    event: 'started' | 'ended';
+    runId: string;
+    folder: string;
+    /** The MCP client's name and version, e.g. `claude-code 1.0.0` (started only). */
+    agent?: string;
+    /** The tool's name, e.g. `agentSandbox_writeFile` (started only). */
+    tool?: string;
+    /** The run as the history records it, e.g. `write src/a.ts` (started only). */
+    command?: string;
+    cwd?: string;
+    /** Milliseconds since the epoch: `startedAt` or `endedAt`. */
+    at: number;
+    /** ended: the exec result of a runCommand. */
+    result?: ExecResult;
+    /** ended: why it failed. */
+    error?: { reason?: string; message: string };
+    /** ended: the box's change set after the run, when collected. */
+    changeSet?: ChangeSet;
+  }
+  export const type = new NotificationType<Params>(method);
+}

@@ -69,6 +69,7 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.TerminalOpenRequest.method]: 'folder',
       [protocol.TerminalCloseRequest.method]: 'terminalId',
       [protocol.SetModelKeysRequest.method]: 'sealed',
+      [protocol.McpListenRequest.method]: 'folder',
     };
     // Requests whose fields are all optional: {} is valid params.
     const allOptional = new Set<string>([protocol.CheckEngineRequest.method, protocol.PullImageRequest.method, protocol.ResetRequest.method]);

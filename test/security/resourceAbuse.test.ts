@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Box } from '../../src/core/box/box';
 import { truncationMarker } from '../../src/core/box/boxExec';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { formatRunResult, workspaceFullNote } from '../../src/host/tools/toolText';
+import { formatRunResult, workspaceFullNote } from '../../src/core/tools/toolText';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from '../engine/engineHarness';
 import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';

@@ -3,7 +3,7 @@
 import type { ChangeKind, EgressReason, FlagReason, RunOutcome, RunPolicy } from '../../shared/protocol';
 
 /** Where a run came from (mirrors the host's `RunSource`). */
-export type HistorySource = 'command' | 'tool' | 'terminal';
+export type HistorySource = 'command' | 'tool' | 'terminal' | 'mcp';
 
 /**
  * How a run ended as the history sees it: the server's outcomes, plus `running` (not ended yet) and

@@ -5,7 +5,7 @@ import type { EngineClient } from '../engineClient';
 import { errorReason, errorText, showEngineError } from '../errorMessages';
 import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
 import { proposalUri } from '../review/proposalDocuments';
-import { networkPhrase, runNotes } from '../tools/toolText';
+import { networkPhrase, runNotes } from '../../core/tools/toolText';
 import type { SandboxSettings } from '../settings';
 import type { RunEvents } from '../runEvents';
 import { pickWorkspaceFolder } from '../workspaceFolders';

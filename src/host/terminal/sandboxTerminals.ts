@@ -7,7 +7,7 @@ import { errorReason, errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
 import type { SandboxSettings } from '../settings';
 import { pickWorkspaceFolder } from '../workspaceFolders';
-import { networkPhrase } from '../tools/toolText';
+import { networkPhrase } from '../../core/tools/toolText';
 import { agentEnvStatus, agentNetworkNotes, type AgentCliEntry } from './agentClis';
 import type { ModelKeyStore } from '../secrets/modelKeyStore';
 import { MODEL_PROVIDERS } from '../../core/egress/modelProviders';

@@ -4,7 +4,7 @@ import { egressSearchText } from '../../core/history/egressSummary';
 
 /** Outcome groups the panel filters by: `succeeded` / `failed` split the runs that exited by exit code. */
 export type OutcomeFilter = 'all' | 'succeeded' | 'failed' | 'timeout' | 'oom' | 'cancelled' | 'engine-error' | 'running' | 'interrupted';
-export type SourceFilter = 'all' | 'command' | 'tool' | 'terminal';
+export type SourceFilter = 'all' | 'command' | 'tool' | 'terminal' | 'mcp';
 
 export const OUTCOME_FILTERS: readonly { value: OutcomeFilter; label: string }[] = [
   { value: 'all', label: 'All outcomes' },
@@ -23,6 +23,7 @@ export const SOURCE_FILTERS: readonly { value: SourceFilter; label: string }[] =
   { value: 'command', label: 'Commands' },
   { value: 'tool', label: 'Agent tools' },
   { value: 'terminal', label: 'Terminals' },
+  { value: 'mcp', label: 'MCP clients' },
 ];
 
 export function outcomeGroup(record: HistoryRecord): Exclude<OutcomeFilter, 'all'> {
@@ -51,7 +52,7 @@ export function outcomeLabel(record: HistoryRecord): string {
 }
 
 export function sourceLabel(record: HistoryRecord): string {
-  const source = record.source === 'tool' ? 'agent tool' : record.source;
+  const source = record.source === 'tool' ? 'agent tool' : record.source === 'mcp' ? 'MCP' : record.source;
   return record.agent ? `${source} · ${record.agent}` : source;
 }
 

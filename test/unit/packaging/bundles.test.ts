@@ -2,7 +2,7 @@
 // node_modules above it, as in an installed .vsix built with --no-dependencies: a dependency left out of the
 // bundle fails here instead of in users' hands.
 import * as assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { builtinModules } from 'node:module';
 import * as os from 'node:os';
@@ -226,5 +226,56 @@ suite('Packaging: bundles', function () {
     assert.deepEqual({ host: record?.attempt?.host, reason: record?.attempt?.reason }, { host: 'denied.example', reason: 'not-allowlisted' });
     const unknown = spawnRole('nonsense', {});
     await assert.rejects(unknown.ready, /exited 2: .*unknown mode/);
+  });
+  test('dist/cli.js runs on plain Node with only dist/server.js beside it: `agent-sandbox mcp` starts its own server and lists the eight tools', async () => {
+    const cli = isolatedCopy('cli.js');
+    cleanups.push(cli.dispose);
+    fs.copyFileSync(path.join(dist, 'server.js'), path.join(path.dirname(cli.file), 'server.js'));
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-cli-'));
+    cleanups.push(() => fs.rmSync(work, { recursive: true, force: true }));
+    fs.mkdirSync(path.join(work, 'folder'));
+    const help = spawnSync(process.execPath, [cli.file, '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: agent-sandbox <command>/);
+    const child = spawn(process.execPath, [cli.file, 'mcp'], {
+      cwd: path.join(work, 'folder'),
+      env: { ...process.env, AGENT_SANDBOX_MCP_DIR: path.join(work, 'sockets'), AGENT_SANDBOX_STORAGE: path.join(work, 'storage') },
+    });
+    cleanups.push(() => child.kill());
+    const lines: string[] = [];
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      lines.push(...parts);
+    });
+    const reply = (id: number) =>
+      within(20_000, `the MCP reply ${id}`, (async () => {
+        for (;;) {
+          const line = lines.find((l) => (JSON.parse(l) as { id?: number }).id === id);
+          if (line) return JSON.parse(line) as { result: { serverInfo?: { name: string }; tools?: { name: string }[] } };
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })());
+    const send = (message: object) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`);
+    send({ id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bundle-test', version: '1' } } });
+    assert.equal((await reply(1)).result.serverInfo?.name, 'agent-sandbox');
+    send({ method: 'notifications/initialized' });
+    send({ id: 2, method: 'tools/list' });
+    assert.deepEqual((await reply(2)).result.tools?.map((t) => t.name), [
+      'agentSandbox_runCommand',
+      'agentSandbox_readFile',
+      'agentSandbox_listDirectory',
+      'agentSandbox_writeFile',
+      'agentSandbox_editFile',
+      'agentSandbox_applyPatch',
+      'agentSandbox_deleteFile',
+      'agentSandbox_pendingChanges',
+    ]);
+    // The client going away ends the bridge and the server it started.
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.stdin.end();
+    assert.equal(await within(20_000, 'the bridge exiting', exited), 0);
   });
 });

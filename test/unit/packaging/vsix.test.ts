@@ -9,7 +9,7 @@ import * as path from 'node:path';
 const root = path.resolve(__dirname, '..', '..', '..', '..');
 const vsceBin = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
 
-const allowed = [/^dist\/extension\.js$/, /^dist\/languageClient\.js$/, /^dist\/server\.js$/, /^dist\/gateway\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/];
+const allowed = [/^dist\/extension\.js$/, /^dist\/languageClient\.js$/, /^dist\/server\.js$/, /^dist\/gateway\.js$/, /^dist\/cli\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/];
 
 function vsceList(folder: string): string[] {
   const out = execFileSync(process.execPath, [vsceBin, 'ls', '--no-dependencies'], { cwd: folder, encoding: 'utf8', timeout: 60_000 });
@@ -40,7 +40,7 @@ suite('Packaging: .vsix contents', function () {
     const listed = vsceList(root);
     const stray = listed.filter((file) => !allowed.some((pattern) => pattern.test(file)));
     assert.deepEqual(stray, [], `files that must not ship: ${stray.join(', ')}`);
-    for (const required of ['package.json', 'LICENSE', 'README.md', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js']) {
+    for (const required of ['package.json', 'LICENSE', 'README.md', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js', 'dist/cli.js']) {
       assert.ok(listed.includes(required), `${required} is missing from the package (listed: ${listed.join(', ')})`);
     }
     for (const media of filesUnder(path.join(root, 'media'), 'media')) {

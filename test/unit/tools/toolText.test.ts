@@ -11,7 +11,7 @@ import {
   sliceLines,
   summarizeChangeSet,
   tail,
-} from '../../../src/host/tools/toolText';
+} from '../../../src/core/tools/toolText';
 
 function entry(path: string, kind: ChangeEntry['kind'], extra: Partial<ChangeEntry> = {}): ChangeEntry {
   return { path, kind, type: 'file', binary: false, flags: [], mode: 0o644, hash: `h-${path}`, ...extra };

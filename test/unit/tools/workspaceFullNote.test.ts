@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import type { ExecResult } from '../../../src/shared/protocol';
-import { formatRunResult, workspaceFullNote } from '../../../src/host/tools/toolText';
+import { formatRunResult, workspaceFullNote } from '../../../src/core/tools/toolText';
 
 function failedRun(extra: Partial<ExecResult> = {}): ExecResult {
   return {
