@@ -200,7 +200,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');
   });
 
-  test('with an allowlist, a run shows what it contacted under its command, the details list each host, and the filter finds it by host', async () => {
+  test('with an allowlist, a run shows what it contacted under its command, the details list each host, the filter finds it by host, and the review row tooltip says it', async () => {
     // The gateway sits on an internal network of this test's own and resolves through its own loopback: the
     // denied host is refused before any lookup, and nothing leaves the machine.
     const engine = await connectTestEngine();
@@ -221,7 +221,7 @@ suite('UI: Run History panel in the browser workbench', function () {
           'agentSandbox.gatewayDns': ['127.0.0.1'],
         }),
       );
-      const command = 'curl -sS http://denied.test/ ; true';
+      const command = 'curl -sS http://denied.test/ ; echo contacted > egress-made.txt';
       const egress = panel().locator('[role="option"]').first().locator('.run-egress');
       // The settings reach the extension, then its server, asynchronously: a box made after that has the gateway.
       for (let attempt = 0; ; attempt++) {
@@ -231,6 +231,7 @@ suite('UI: Run History panel in the browser workbench', function () {
         if (attempt >= 4) assert.fail('no run got an allowlisted box');
         await page.waitForTimeout(1_000);
       }
+      await showHistory();
       assert.equal(await egress.textContent(), ' denied denied.test:80 ×1');
       assert.match((await panel().locator('[role="option"]').first().getAttribute('aria-label')) ?? '', /denied denied\.test:80 ×1$/);
       await panel().locator('[role="option"]').first().click();
@@ -245,6 +246,15 @@ suite('UI: Run History panel in the browser workbench', function () {
       const shown = await panel().locator('[role="option"] .run-command').allTextContents();
       assert.ok(shown.length >= 1 && shown.every((c) => c === command), JSON.stringify(shown));
       await filter.fill('');
+      // The review says it too, next to the file's pending change: the row's tooltip names the run and its hosts.
+      await runFromPalette('Agent Sandbox: Review Pending Changes');
+      const row = page.locator('.scm-view .monaco-list-row', { hasText: 'egress-made.txt' }).first();
+      await row.waitFor({ state: 'visible', timeout: 60_000 });
+      // The tooltip the workbench shows on hover is the row's data-tooltip (the resource's decorations.tooltip).
+      await row.hover();
+      await page.screenshot({ path: shot('egress-review') });
+      const tooltip = await row.locator('.resource').first().getAttribute('data-tooltip');
+      assert.match(tooltip ?? '', /Changed by: curl -sS http:\/\/denied\.test\/ ; echo contacted > egress-made\.txt — denied denied\.test:80 ×1/);
     } finally {
       fs.writeFileSync(settingsFile, original);
       await wb.resetSandbox().catch(() => undefined);

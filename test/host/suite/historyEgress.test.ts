@@ -22,6 +22,8 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
   let engine: DockerEngine;
   let exportDir: string;
   const networkName = `agent-sandbox-host-egress-${process.pid}`;
+  /** The user's values before the suite (the rig sets the image), put back after it. */
+  const before = new Map<string, unknown>();
 
   async function run(command: string, extra: { network?: 'none' } = {}): Promise<RunCommandResult> {
     const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: 'discard', ...extra })) as RunCommandResult | undefined;
@@ -44,6 +46,7 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
     await engine.call('creating the test network', (d) => d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'host-egress' } }));
     const config = vscode.workspace.getConfiguration('agentSandbox');
     const global = vscode.ConfigurationTarget.Global;
+    for (const key of SETTINGS) before.set(key, config.inspect(key)?.globalValue);
     await config.update('image', TEST_IMAGES.net, global);
     await config.update('gatewayImage', TEST_IMAGES.net, global);
     await config.update('gatewayNetwork', networkName, global);
@@ -61,7 +64,7 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
 
   suiteTeardown(async () => {
     const config = vscode.workspace.getConfiguration('agentSandbox');
-    for (const key of SETTINGS) await config.update(key, undefined, vscode.ConfigurationTarget.Global);
+    for (const key of SETTINGS) await config.update(key, before.get(key), vscode.ConfigurationTarget.Global);
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     await engine?.call('removing the test network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
     fs.rmSync(exportDir, { recursive: true, force: true });

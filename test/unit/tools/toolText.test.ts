@@ -8,6 +8,7 @@ import {
   changesByRun,
   describeChange,
   formatRunResult,
+  networkPhrase,
   sliceLines,
   summarizeChangeSet,
   tail,
@@ -39,6 +40,20 @@ function execResult(extra: Partial<ExecResult> = {}): ExecResult {
 }
 
 suite('agent tools: result text', () => {
+  test('networkPhrase says what the box can reach under the current setting', () => {
+    assert.equal(networkPhrase({}), 'no network');
+    assert.equal(networkPhrase({ network: 'none', allowedHosts: ['x.test'] }), 'no network');
+    assert.equal(networkPhrase({ network: 'allowlist' }), 'network: allowlist, no host allowed');
+    assert.equal(networkPhrase({ network: 'allowlist', networkPresets: ['npm'], allowedHosts: ['api.test'] }), 'network: only npm, api.test');
+    assert.equal(networkPhrase({ network: 'allowlist', networkPresets: ['npm', 'github'], allowedHosts: ['a.test', 'b.test', 'c.test'] }), 'network: only npm, github, a.test + 2 more');
+  });
+
+  test('an offline run\'s result says it ran offline; others do not', () => {
+    const offline = execResult({ policy: { ...execResult().policy, offline: true } });
+    assert.match(formatRunResult('npm test', offline, { changed: [], settled: [] }, []), /ran offline \(network "none"\)/);
+    assert.doesNotMatch(formatRunResult('npm test', execResult(), { changed: [], settled: [] }, []), /offline/);
+  });
+
   test('changesByRun: only what this run changed, with the kind the run saw, and what it undid', () => {
     const before = changeSet([
       entry('created.txt', 'added', { hash: 'h1' }),
