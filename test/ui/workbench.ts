@@ -95,7 +95,7 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
           await input.waitFor({ state: 'visible', timeout: 5_000 });
         } catch (error) {
           if (Date.now() > deadline) throw error;
-          await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+          await page.evaluate('document.activeElement && document.activeElement.blur()');
           continue;
         }
         await input.fill(`>${title}`);
