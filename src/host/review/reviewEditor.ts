@@ -33,6 +33,8 @@ export function reviewEditorRow(folder: string, change: ChangeEntry, version: nu
  */
 export class ReviewEditors extends Disposable {
   private readonly byLabel = new Map<string, ReviewEditorContent>();
+  /** Refreshes run one after another: two at once would both close and reopen the same editor. */
+  private refreshes: Promise<void> = Promise.resolve();
 
   constructor() {
     super();
@@ -83,7 +85,13 @@ export class ReviewEditors extends Disposable {
    * After decisions: a Review editor showing a decided file would show it against a placeholder, so it closes;
    * the active one opens again with the files still pending (same title).
    */
-  async refresh(folder: string, pendingChanges: readonly ChangeEntry[]): Promise<void> {
+  refresh(folder: string, pendingChanges: readonly ChangeEntry[]): Promise<void> {
+    const next = this.refreshes.then(() => this.refreshNow(folder, pendingChanges));
+    this.refreshes = next.catch(() => undefined);
+    return next;
+  }
+
+  private async refreshNow(folder: string, pendingChanges: readonly ChangeEntry[]): Promise<void> {
     const pending = new Map(pendingChanges.map((c) => [c.path, c]));
     const activeTab = vscode.window.tabGroups.activeTabGroup.activeTab;
     for (const group of vscode.window.tabGroups.all) {
