@@ -48,6 +48,7 @@ export function activate(context: vscode.ExtensionContext) {
   const deps = { engine, log, output, runEvents };
   const review = new ReviewController({ engine, log, runEvents, proposals, state: context.workspaceState, storageUri: context.storageUri });
   context.subscriptions.push(review, new SandboxStatus(engine, review));
+  const runDeps = { ...deps, review };
   // A review persisted by an earlier window comes back (reads storage; starts no box).
   void review.restore().catch((error) => log.warn(`[review] could not restore pending changes: ${error}`));
   context.subscriptions.push(new RunHistory({ context, runEvents, engine, settings, log }));
@@ -61,7 +62,7 @@ export function activate(context: vscode.ExtensionContext) {
   context.subscriptions.push(mcp, new ConnectAgentCommand(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder)));
   void mcp.serveOpenFolders();
   context.subscriptions.push(
-    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox({ ...deps, settings }, args)),
+    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox({ ...runDeps, settings }, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),

@@ -179,6 +179,42 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.deepEqual(exported.records[1].files.map((f) => [f.path, f.kind, f.added]), [['ui-made.txt', 'added', 2]]);
   });
 
+  test("a decided file's tab from the history shows what the box proposed next to what was decided, and cannot change the workspace", async () => {
+    const made = path.join(wb.dirs.workspace, 'ui-made.txt');
+    await runFromPalette('Agent Sandbox: Reject All Changes');
+    await page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reject All' }).click();
+    await showHistory();
+    await panel().locator('[role="option"]').nth(1).click();
+    await panel().locator('.file-row', { hasText: 'rejected' }).waitFor({ state: 'visible', timeout: 30_000 });
+    await panel().locator('.file-row .link-button', { hasText: 'ui-made.txt' }).click();
+    const tab = page.locator('.tabs-container .tab', { hasText: 'box proposed ↔ rejected' }).first();
+    await tab.waitFor({ state: 'visible', timeout: 20_000 });
+    const diff = page.locator('.monaco-diff-editor').first();
+    await diff.locator('.editor.original .view-line', { hasText: 'two' }).first().waitFor({ timeout: 20_000 });
+    await wb.screenshot('history-decided-diff');
+    // Type into both sides, and try VS Code's own actions on a diff (revert a block, save): nothing may reach
+    // the workspace, where the rejected file does not exist. (Save on a read-only document offers Save As,
+    // which writes only where the person then chooses: dismissed here.)
+    for (const side of ['original', 'modified']) {
+      await diff.locator(`.editor.${side} .view-lines`).first().click();
+      await page.keyboard.type('typed into the decided tab');
+      await page.keyboard.press('Control+S');
+      const saveAs = page.locator('.quick-input-widget', { hasText: 'Save As' });
+      if (await saveAs.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) {
+        await page.keyboard.press('Escape');
+        await saveAs.waitFor({ state: 'hidden' });
+      }
+    }
+    const revert = diff.locator('.codicon-arrow-right, .codicon-discard').first();
+    if (await revert.isVisible().catch(() => false)) await revert.click();
+    await page.waitForTimeout(1_000);
+    await wb.screenshot('history-decided-diff-typed');
+    assert.equal(fs.existsSync(made), false, 'the decided tab wrote the workspace');
+    assert.equal(await page.locator('.tabs-container .tab.dirty').count(), 0, 'the decided tab became editable');
+    assert.ok(!((await diff.innerText()).includes('typed into the decided tab')), 'the decided tab took the typing');
+    await runFromPalette('View: Close All Editors');
+  });
+
   test('screenshots in dark, light and high-contrast themes; no CSP violation', async () => {
     await runFromPalette('Notifications: Clear All Notifications');
     await setTheme('Dark Modern');

@@ -50,7 +50,8 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     const accept = page.locator('.editor-actions .action-label[aria-label*="Accept Change"]').first();
     await accept.waitFor({ state: 'visible', timeout: 30_000 });
     await accept.click();
-    for (const deadline = Date.now() + 30_000; !fs.existsSync(target); ) {
+    // The file is created, then its text written: wait for the text.
+    for (const deadline = Date.now() + 30_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === ''; ) {
       if (Date.now() > deadline) assert.fail('Accept did not write ui-review.txt');
       await page.waitForTimeout(100);
     }
@@ -78,7 +79,7 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     await wb.screenshot('review-after-reload');
     await row.hover();
     await row.locator('.action-label[aria-label*="Accept Change"]').click();
-    for (const deadline = Date.now() + 60_000; !fs.existsSync(target); ) {
+    for (const deadline = Date.now() + 60_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === ''; ) {
       if (Date.now() > deadline) assert.fail('Accept after the reload did not write after-reload.txt');
       await page.waitForTimeout(100);
     }

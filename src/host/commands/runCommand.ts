@@ -4,7 +4,7 @@ import type { ChangeSet, ExecResult } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
 import { errorReason, errorText, showEngineError } from '../errorMessages';
 import { applyChanges, flaggedPaths, type ApplyOutcome } from '../review/applyChanges';
-import { proposalUri } from '../review/proposalDocuments';
+import type { RunEndChoice } from '../review/runEndPrompt';
 import { networkPhrase, runNotes } from '../../core/tools/toolText';
 import type { SandboxSettings } from '../settings';
 import type { RunEvents } from '../runEvents';
@@ -45,6 +45,8 @@ export interface RunCommandDeps {
   output: vscode.OutputChannel;
   /** The user's network settings, for the prompt's words on what the box can reach. */
   settings?: Pick<SandboxSettings, 'egress'>;
+  /** The run-end question (a notification that stays until answered); see `ReviewController.askRunEnd`. */
+  review?: { askRunEnd(folder: string, paths: readonly string[], message: string, title: string): Promise<RunEndChoice> };
 }
 
 /**
@@ -153,20 +155,14 @@ async function decide(
   if (changeSet.refused.length > 0) {
     deps.log.warn(`[host] refused ${changeSet.refused.length} unsafe entr(ies) from the box: ${changeSet.refused.map((r) => `${r.path} (${r.reason})`).join(', ')}`);
   }
-  let choice: RunDecision | 'review' | undefined = decision;
-  while (choice === 'ask' || choice === 'review') {
+  let choice: RunDecision = decision;
+  if (choice === 'ask') {
     if (n === 0) {
       void vscode.window.showInformationMessage(`Agent Sandbox: ${describeOutcome(result)}; no files changed.`);
       return { result, changeSet, decision: 'kept' };
     }
-    if (choice === 'review') await openReview(changeSet, command);
-    const picked = await vscode.window.showInformationMessage(
-      `Agent Sandbox: ${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`,
-      'Review',
-      'Apply All',
-      'Discard',
-    );
-    choice = picked === 'Review' ? 'review' : picked === 'Apply All' ? 'apply' : picked === 'Discard' ? 'discard' : 'keep';
+    const message = `${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`;
+    choice = deps.review ? await deps.review.askRunEnd(changeSet.folder, changeSet.changes.map((c) => c.path), message, `Agent Sandbox: ${command}`) : 'keep';
   }
   if (choice === 'discard') {
     await engine.discard(changeSet.folder);
@@ -192,23 +188,6 @@ async function decide(
     return { result, changeSet, decision: 'applied', applied };
   }
   return { result, changeSet, decision: 'kept' };
-}
-
-/** Opens the review, and the changes in VS Code's multi-file diff editor: the real file left, the box's right. */
-async function openReview(changeSet: ChangeSet, command: string): Promise<void> {
-  const folder = changeSet.folder;
-  const version = Date.now();
-  const resources = changeSet.changes
-    .filter((c) => c.type === 'file')
-    .map((c) => {
-      const real = vscode.Uri.file(path.join(folder, ...(c.fromPath ?? c.path).split('/')));
-      const left = c.kind === 'added' ? proposalUri(folder, c.path, { empty: true, version }) : real;
-      const right = c.kind === 'deleted' ? proposalUri(folder, c.path, { empty: true, version }) : proposalUri(folder, c.path, { version });
-      return [vscode.Uri.file(path.join(folder, ...c.path.split('/'))), left, right] as const;
-    });
-  // The review view lists the same changes with per-file and per-hunk decisions.
-  await vscode.commands.executeCommand('agentSandbox.review.focus');
-  await vscode.commands.executeCommand('vscode.changes', `Agent Sandbox: ${command}`, resources);
 }
 
 function reportApplied(outcome: ApplyOutcome): void {

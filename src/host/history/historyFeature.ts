@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { DECIDED_DIR, DecidedContents } from '../../core/history/decidedContents';
 import type { HistoryExport, HistoryRecord } from '../../core/history/historyRecord';
 import { HistoryStore, type HistoryLimits } from '../../core/history/historyStore';
 import { REDACTED } from '../../core/history/redaction';
@@ -9,6 +10,7 @@ import type { EngineClient } from '../engineClient';
 import { proposalUri } from '../review/proposalDocuments';
 import type { RunEvents } from '../runEvents';
 import type { SandboxSettings } from '../settings';
+import { DecidedDocuments, decidedUri } from './decidedDocuments';
 import { HistoryRecorder } from './historyRecorder';
 import { HISTORY_VIEW_ID, HistoryViewProvider } from './historyView';
 
@@ -57,10 +59,14 @@ function historyDir(context: vscode.ExtensionContext): string {
  */
 export class RunHistory extends Disposable {
   readonly recorder: HistoryRecorder;
+  private readonly decided: DecidedContents;
 
   constructor(private readonly deps: RunHistoryDeps) {
     super();
     const store = HistoryStore.open({ dir: historyDir(deps.context), ...historyLimits() });
+    // The decided diffs' contents live next to the history and take at most as much room as it may.
+    this.decided = new DecidedContents(path.join(historyDir(deps.context), DECIDED_DIR), historyLimits().maxSizeBytes);
+    this._register(new DecidedDocuments(this.decided));
     store.then(
       (s) => {
         this._register(s);
@@ -77,11 +83,14 @@ export class RunHistory extends Disposable {
         egressAttempts: async (folder) => (await deps.engine.egressAttempts(folder)).attempts,
         log: deps.log,
         envAllowlist: () => deps.settings.envAllowlist(),
+        decided: this.decided,
       }),
     );
     this._register(
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (event.affectsConfiguration(HISTORY_SECTION)) void store.then((s) => s.setLimits(historyLimits()));
+        if (!event.affectsConfiguration(HISTORY_SECTION)) return;
+        void store.then((s) => s.setLimits(historyLimits()));
+        this.decided.setMaxBytes(historyLimits().maxSizeBytes);
       }),
     );
     this._register(
@@ -119,7 +128,16 @@ export class RunHistory extends Disposable {
     if (!file) throw new Error(`run ${runId} did not change ${relPath}.`);
     const real = vscode.Uri.file(path.join(record.folder, ...relPath.split('/')));
     const last = file.decisions.at(-1);
-    if (last && !last.hunk) {
+    // Decided: every decision was on the whole file, or its hunks were all decided (nothing pending any more).
+    const decided = last && (!last.hunk || !(await this.isPending(record.folder, relPath)));
+    if (last && decided) {
+      const kept = await this.decided.get(runId, relPath);
+      if (kept?.decided !== undefined) {
+        // Both sides are read-only documents from the history: nothing in this tab can write the workspace.
+        const title = `${path.basename(relPath)} (box proposed ↔ ${last.decision}, read-only)`;
+        await vscode.commands.executeCommand('vscode.diff', decidedUri(record.folder, runId, relPath, 'proposed'), decidedUri(record.folder, runId, relPath, 'decided'), title, { preview: true });
+        return;
+      }
       // A decided file is no longer a proposal: the box holds the workspace's version again.
       if (last.decision === 'accepted' && file.kind !== 'deleted') {
         await vscode.commands.executeCommand('vscode.open', real);
@@ -134,6 +152,11 @@ export class RunHistory extends Disposable {
     const left = file.kind === 'added' ? proposalUri(record.folder, relPath, { empty: true, version }) : file.fromPath ? vscode.Uri.file(path.join(record.folder, ...file.fromPath.split('/'))) : real;
     const right = file.kind === 'deleted' ? proposalUri(record.folder, relPath, { empty: true, version }) : proposalUri(record.folder, relPath, { version });
     await vscode.commands.executeCommand('vscode.diff', left, right, `${relPath} (workspace ↔ box)`);
+  }
+
+  private async isPending(folder: string, relPath: string): Promise<boolean> {
+    const pending = await this.deps.engine.pendingChanges(folder).catch(() => undefined);
+    return pending?.changes.some((c) => c.path === relPath) ?? false;
   }
 
   private async rerun(runId: string): Promise<void> {

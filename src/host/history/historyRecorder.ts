@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeEntry, ChangeSet, EgressAttempt } from '../../shared/protocol';
 import { runEgress } from '../../core/history/egressSummary';
+import { DECIDED_MAX_FILE_BYTES, type DecidedContents } from '../../core/history/decidedContents';
 import type { HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
 import type { HistoryStore } from '../../core/history/historyStore';
 import { countLineChanges, LINE_COUNT_MAX_BYTES } from '../../core/history/lineCounts';
@@ -29,6 +30,8 @@ export interface HistoryRecorderDeps {
   envAllowlist(): readonly string[];
   /** The host environment the allowlisted values come from. */
   env?: NodeJS.ProcessEnv;
+  /** Where the two sides of each decided file are kept for the decided diff (bounded, pruned with the records). */
+  decided?: DecidedContents;
 }
 
 /** A record was added or changed (`record`), or the whole history changed (`reset`: cleared or reloaded). */
@@ -80,6 +83,7 @@ export class HistoryRecorder extends Disposable {
   async clear(): Promise<void> {
     await this.enqueue('clear', async (store) => {
       await store.clear();
+      await this.deps.decided?.clear();
       this.changeEmitter.fire({ reset: true });
     });
   }
@@ -124,10 +128,11 @@ export class HistoryRecorder extends Disposable {
       const before = this.pending.get(event.folder) ?? new Map((restored?.changes ?? []).map((c) => [c.path, c]));
       const changed = changedByRun(before, event.changeSet.changes);
       this.pending.set(event.folder, new Map(event.changeSet.changes.map((c) => [c.path, c])));
-      record.files = await this.describeFiles(event.folder, changed);
+      record.files = await this.describeFiles(record.id, event.folder, changed, this.redactor(event.result?.policy.envNames));
       if (event.changeSet.refused.length) record.refused = event.changeSet.refused.length;
     }
     await this.save(store, record);
+    await this.pruneDecided(store);
   }
 
   /** The run's egress summary from its box's gateway; undefined when there is none (or it cannot be asked). */
@@ -147,25 +152,45 @@ export class HistoryRecorder extends Disposable {
     // Decided paths are no longer pending: accepted ones are the new baseline, rejected ones were reverted.
     const pending = this.pending.get(event.folder);
     for (const p of event.paths) pending?.delete(p);
-    for (const record of recordDecision(store.records(), event)) await this.save(store, record);
+    for (const record of recordDecision(store.records(), event)) {
+      await this.save(store, record);
+      const redact = this.redactor(record.policy?.envNames);
+      for (const relPath of event.paths) {
+        if (!this.deps.decided || !record.files.some((f) => f.path === relPath)) continue;
+        // What the decision left in the workspace: the box's version, a merge, or the file as it was.
+        const decided = await readSmallText(path.join(event.folder, ...relPath.split('/')), DECIDED_MAX_FILE_BYTES);
+        if (decided === undefined) continue;
+        await this.deps.decided.putDecided(record.id, relPath, decided === null ? null : redact(decided));
+      }
+    }
+    await this.pruneDecided(store);
   }
 
-  private async describeFiles(folder: string, entries: ChangeEntry[]): Promise<HistoryFileChange[]> {
+  private async pruneDecided(store: HistoryStore): Promise<void> {
+    await this.deps.decided?.prune(store.records().map((r) => r.id));
+  }
+
+  private async describeFiles(runId: string, folder: string, entries: ChangeEntry[], redact: Redactor): Promise<HistoryFileChange[]> {
     const files: HistoryFileChange[] = [];
     for (const [index, entry] of entries.entries()) {
-      const counted = index < MAX_COUNTED_FILES && entry.type === 'file' && !entry.binary && (entry.size ?? 0) <= LINE_COUNT_MAX_BYTES;
-      files.push(fileChange(entry, counted ? await this.countLines(folder, entry) : undefined));
+      const read = index < MAX_COUNTED_FILES && entry.type === 'file' && !entry.binary && (entry.size ?? 0) <= LINE_COUNT_MAX_BYTES;
+      const sides = read ? await this.readSides(folder, entry) : undefined;
+      files.push(fileChange(entry, sides ? countLineChanges(sides.before, sides.after) : undefined));
+      if (sides && this.deps.decided && !sides.after.includes('\0')) {
+        // The box's side of the decided diff, kept now: once decided, the proposal is gone from the server.
+        await this.deps.decided.putProposed(runId, entry.path, entry.kind === 'deleted' ? null : redact(sides.after));
+      }
     }
     return files;
   }
 
-  /** Lines added/removed between the workspace's file and the box's; `undefined` when either cannot be read cheaply. */
-  private async countLines(folder: string, entry: ChangeEntry): Promise<{ added: number; removed: number } | undefined> {
+  /** The workspace's and the box's text of a file; `undefined` when either cannot be read cheaply. */
+  private async readSides(folder: string, entry: ChangeEntry): Promise<{ before: string; after: string } | undefined> {
     try {
       const before = entry.kind === 'added' ? '' : await readSmallText(path.join(folder, ...(entry.fromPath ?? entry.path).split('/')));
       const after = entry.kind === 'deleted' ? '' : Buffer.from(await this.deps.readProposal(folder, entry.path)).toString('utf8');
       if (before === undefined) return undefined;
-      return countLineChanges(before, after);
+      return { before: before ?? '', after };
     } catch (error) {
       this.deps.log.debug(`[history] no line counts for ${entry.path}: ${error instanceof Error ? error.message : String(error)}`);
       return undefined;
@@ -173,9 +198,14 @@ export class HistoryRecorder extends Disposable {
   }
 }
 
-async function readSmallText(file: string): Promise<string | undefined> {
+/**
+ * A workspace file's text when it is small: `null` when there is none, `undefined` when it is not a regular
+ * file, is larger than `maxBytes` or holds a NUL byte (binary).
+ */
+async function readSmallText(file: string, maxBytes = LINE_COUNT_MAX_BYTES): Promise<string | null | undefined> {
   const stat = await fs.promises.lstat(file).catch(() => undefined);
-  if (!stat) return '';
-  if (!stat.isFile() || stat.size > LINE_COUNT_MAX_BYTES) return undefined;
-  return fs.promises.readFile(file, 'utf8');
+  if (!stat) return null;
+  if (!stat.isFile() || stat.size > maxBytes) return undefined;
+  const bytes = await fs.promises.readFile(file);
+  return bytes.includes(0) ? undefined : bytes.toString('utf8');
 }

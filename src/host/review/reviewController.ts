@@ -10,7 +10,9 @@ import type { RunEvents } from '../runEvents';
 import { applyChanges, dirtyEditorsIn, flaggedPaths, type ApplyOutcome } from './applyChanges';
 import { FolderReview, ReviewDecorations, describeFlag, type ReviewRow } from './folderReview';
 import { HunkActions, type HunkTarget } from './hunkActions';
-import { PROPOSAL_SCHEME, proposalUri, type ProposalDocuments } from './proposalDocuments';
+import { ReviewEditors } from './reviewEditor';
+import { RunEndPrompts, type RunEndChoice } from './runEndPrompt';
+import { PROPOSAL_SCHEME, proposalLocation, proposalUri, type ProposalDocuments } from './proposalDocuments';
 
 export interface ReviewControllerDeps {
   engine: EngineClient;
@@ -44,6 +46,8 @@ const RUNS_KEY = 'agentSandbox.review.runsByPath';
 export class ReviewController extends Disposable {
   private readonly reviews = new Map<string, FolderReview>();
   private readonly decorations = this._register(new ReviewDecorations());
+  /** Multi-file Review editors (`vscode.changes`) opened on pending files. */
+  private readonly reviewEditors = this._register(new ReviewEditors());
   private readonly changedEmitter = this._register(new vscode.EventEmitter<string>());
   /** Fires with a folder after its review changed (rows, counts). */
   readonly onDidChange = this.changedEmitter.event;
@@ -52,11 +56,22 @@ export class ReviewController extends Disposable {
   private readonly mergingByHand = new Set<string>();
   /** Review updates run one after another; readers wait for the queue to drain. */
   private updates: Promise<unknown> = Promise.resolve();
+  private readonly runEndPrompts: RunEndPrompts;
 
   constructor(private readonly deps: ReviewControllerDeps) {
     super();
     this.runsByPath = deps.state.get<Record<string, string[]>>(RUNS_KEY, {});
     this._register(vscode.window.registerFileDecorationProvider(this.decorations));
+    this.runEndPrompts = this._register(
+      new RunEndPrompts({
+        onDidChange: this.onDidChange,
+        isPending: (folder, paths) => this.review(folder).changeRows().some((r) => paths.includes(r.path)),
+        openReview: async (folder, paths, title) => {
+          await vscode.commands.executeCommand('agentSandbox.review.focus');
+          await this.openReviewEditor(folder, { paths: [...paths], title });
+        },
+      }),
+    );
     const hunks = this._register(new HunkActions({ hunksOfProposal: (doc) => this.hunksOfProposal(doc), onDidChange: this.onDidChange }));
     const runLabels = new Map<string, string>();
     this._register(deps.runEvents.onDidStartRun((event) => runLabels.set(event.runId, event.agent ? `${event.agent}: ${event.command}` : event.command)));
@@ -98,6 +113,7 @@ export class ReviewController extends Disposable {
       return this.pendingOf(folder);
     });
     command('agentSandbox.review.focus', () => vscode.commands.executeCommand('workbench.view.scm'));
+    command('agentSandbox.review.openReviewEditor', (arg?: unknown, options?: { paths?: string[]; title?: string }) => this.openReviewEditor(this.folderFromArg(arg), options));
     // Every folder has its Source Control entry from the start (empty until a run), so the review and its
     // title actions (run a command, open the terminal) are there before the first run; a removed folder's goes.
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
@@ -116,6 +132,14 @@ export class ReviewController extends Disposable {
         void deps.engine.reset(removed.uri.fsPath).catch((error) => deps.log.warn(`[review] removing the box of ${removed.uri.fsPath}: ${errorText(error)}`));
       }
     }));
+  }
+
+  /**
+   * Asks what to do with a run's changes in a notification that stays until answered (Review opens them and
+   * keeps asking); `keep` when cancelled or when every file of the run was decided in the meantime.
+   */
+  askRunEnd(folder: string, paths: readonly string[], message: string, title: string): Promise<RunEndChoice> {
+    return this.runEndPrompts.ask(folder, paths, message, title);
   }
 
   /** Brings back reviews persisted by an earlier window, without starting any box. */
@@ -177,9 +201,9 @@ export class ReviewController extends Disposable {
     // A tab whose path is no longer pending shows nothing true any more, and its workspace side stays
     // editable next to a placeholder (VS Code's own "revert block" could write that into the file): close it.
     const pending = new Set(changeSet.changes.map((c) => c.path));
-    void closeProposalTabs(changeSet.folder, (relPath) => !pending.has(relPath)).catch((error) =>
-      this.deps.log.warn(`[review] could not close decided tabs: ${errorText(error)}`),
-    );
+    void closeProposalTabs(changeSet.folder, (relPath) => !pending.has(relPath))
+      .then(() => this.reviewEditors.refresh(changeSet.folder, changeSet.changes))
+      .catch((error) => this.deps.log.warn(`[review] could not close decided tabs: ${errorText(error)}`));
   }
 
   private async conflictsOf(changeSet: ChangeSet): Promise<Set<string>> {
@@ -257,6 +281,37 @@ export class ReviewController extends Disposable {
     const right = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
     const title = `${path.basename(relPath)} (workspace ↔ Agent Sandbox proposal)`;
     await vscode.commands.executeCommand('vscode.diff', left, right, title, { preview: true });
+  }
+
+  /**
+   * Opens the folder's pending files (or `options.paths` among them) in one multi-file Review editor, whose
+   * title bar has Accept / Reject for the file with the cursor. False when none of them is pending.
+   */
+  private async openReviewEditor(folder: string | undefined, options: { paths?: string[]; title?: string } = {}): Promise<boolean> {
+    await this.updates;
+    if (!folder) return false;
+    const wanted = options.paths ? new Set(options.paths) : undefined;
+    const changes = this.review(folder).current.changes.filter((c) => !c.flags.includes('git-internal') && (!wanted || wanted.has(c.path)));
+    const opened = await this.reviewEditors.open(folder, changes, options.title ?? `Review: ${path.basename(folder)}`);
+    if (!opened) void vscode.window.showInformationMessage('Agent Sandbox: no pending text file to review in one editor.');
+    return opened;
+  }
+
+  /**
+   * The file an action in a Review editor's title bar (or its keybinding) acts on: the one with the cursor,
+   * else the only one still pending, else the one picked.
+   */
+  private async reviewEditorSelection(): Promise<ReviewSelection | undefined> {
+    const content = this.reviewEditors.active();
+    if (!content) return undefined;
+    const pending = new Set(this.review(content.folder).changeRows().map((r) => r.path));
+    const paths = content.paths.filter((p) => pending.has(p));
+    const editor = vscode.window.activeTextEditor;
+    const located = editor ? this.locate(editor.document.uri) : undefined;
+    if (located?.folder === content.folder && paths.includes(located.path)) return { folder: content.folder, paths: [located.path] };
+    if (paths.length <= 1) return paths.length ? { folder: content.folder, paths } : undefined;
+    const picked = await vscode.window.showQuickPick(paths, { placeHolder: 'Which file? (Put the cursor in a file of the Review editor to act on it directly.)' });
+    return picked ? { folder: content.folder, paths: [picked] } : undefined;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -397,13 +452,13 @@ export class ReviewController extends Disposable {
     return (change?.flags ?? []).filter((f) => f !== 'git-internal').map(describeFlag).join(', ');
   }
 
-  private acceptCommand(args: unknown[]): Promise<ApplyOutcome | undefined> {
-    const selection = this.selectionFromArgs(args);
-    return selection ? this.accept(selection) : Promise.resolve(undefined);
+  private async acceptCommand(args: unknown[]): Promise<ApplyOutcome | undefined> {
+    const selection = this.selectionFromArgs(args) ?? (await this.reviewEditorSelection());
+    return selection ? this.accept(selection) : undefined;
   }
 
   private async rejectCommand(args: unknown[]): Promise<void> {
-    const selection = this.selectionFromArgs(args);
+    const selection = this.selectionFromArgs(args) ?? (await this.reviewEditorSelection());
     if (selection) await this.reject(selection);
   }
 
@@ -423,10 +478,7 @@ export class ReviewController extends Disposable {
 
   /** Folder and path of a proposal uri or of a workspace file with a pending change. */
   private locate(uri: vscode.Uri): { folder: string; path: string } | undefined {
-    if (uri.scheme === PROPOSAL_SCHEME) {
-      const folder = new URLSearchParams(uri.query).get('folder');
-      return folder ? { folder, path: uri.path.slice(1) } : undefined;
-    }
+    if (uri.scheme === PROPOSAL_SCHEME) return proposalLocation(uri);
     for (const review of this.reviews.values()) {
       const rel = path.relative(review.folder, uri.fsPath).split(path.sep).join('/');
       if (!rel.startsWith('..') && review.current.changes.some((c) => c.path === rel)) return { folder: review.folder, path: rel };
@@ -551,8 +603,10 @@ function isRow(value: unknown): value is ReviewRow {
  * put the box's base on the left of your file): once decided, there is nothing left to see.
  */
 async function closeProposalTabs(folder: string, isDecided: (relPath: string) => boolean): Promise<void> {
-  const proposalPath = (uri: vscode.Uri) =>
-    uri.scheme === PROPOSAL_SCHEME && new URLSearchParams(uri.query).get('folder') === folder ? uri.path.slice(1) : undefined;
+  const proposalPath = (uri: vscode.Uri) => {
+    const located = proposalLocation(uri);
+    return located?.folder === folder ? located.path : undefined;
+  };
   const tabs = vscode.window.tabGroups.all.flatMap((group) =>
     group.tabs.filter((tab) => {
       const input = tab.input;

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import type { RunCommandResult } from '../../../src/host/commands/runCommand';
 import type { ExportHistoryResult } from '../../../src/host/history/historyFeature';
 import type { HistoryExport, HistoryRecord } from '../../../src/core/history/historyRecord';
+import { DECIDED_DIR, DecidedContents } from '../../../src/core/history/decidedContents';
 import { HistoryStore } from '../../../src/core/history/historyStore';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
@@ -137,6 +138,24 @@ suite('Run history (real engine)', function () {
       assert.ok(file.decisions[0].at >= before && file.decisions[0].at <= Date.now());
     }
     assert.deepEqual((await recordOf(ran.result.runId)).files, [], 'the apply run itself changed nothing');
+  });
+
+  test('a decided file keeps what the box proposed and what was decided, redacted like the history, next to it', async () => {
+    const { storeFile } = await exportHistory();
+    const kept = new DecidedContents(path.join(path.dirname(storeFile), DECIDED_DIR), 64 * 1024 * 1024);
+    // Accepted (the test before): both sides are the box's version, now the workspace's.
+    const app = fs.readFileSync(path.join(folder, 'src', 'app.js'), 'utf8');
+    assert.deepEqual(await kept.get(firstRunId, 'src/app.js'), { path: 'src/app.js', proposed: app, decided: app });
+    // Rejected: the box proposed a file with a token in it; the workspace has no such file.
+    const ran = await run(`printf 'key ${token}\\nline\\n' > decided-secret.txt`);
+    await exportHistory(); // the recorder has stored everything so far
+    assert.deepEqual(await kept.get(ran.result.runId, 'decided-secret.txt'), { path: 'decided-secret.txt', proposed: 'key [REDACTED]\nline\n' });
+    await vscode.commands.executeCommand('agentSandbox.review.reject', { folder, paths: ['decided-secret.txt'] });
+    await exportHistory();
+    assert.deepEqual(await kept.get(ran.result.runId, 'decided-secret.txt'), { path: 'decided-secret.txt', proposed: 'key [REDACTED]\nline\n', decided: null });
+    const onDisk = fs.readdirSync(kept.dir, { recursive: true, encoding: 'utf8' }).map((rel) => path.join(kept.dir, rel)).filter((f) => fs.statSync(f).isFile());
+    assert.ok(onDisk.length >= 3);
+    assert.ok(onDisk.every((f) => !fs.readFileSync(f, 'utf8').includes(token)), 'no kept content holds the token');
   });
 
   test('an agent tool call is recorded with source tool, the tool name and the files it changed', async () => {

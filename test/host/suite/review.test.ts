@@ -27,7 +27,8 @@ async function pendingNow(folder: string): Promise<ChangeSet> {
 }
 
 function proposalUriOf(folder: string, relPath: string): vscode.Uri {
-  return vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: `/${relPath}`, query: new URLSearchParams({ folder, v: '0' }).toString() });
+  // The proposal's path is the workspace file's: both sides of a diff are one file to VS Code.
+  return vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: vscode.Uri.file(path.join(folder, relPath)).path, query: new URLSearchParams({ folder, v: '0' }).toString() });
 }
 
 suite('Review: accept and reject per file and per hunk (real engine)', function () {
@@ -133,7 +134,7 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
 
     // The conflict opens base ↔ yours and base ↔ box; the base is what both started from.
     await vscode.commands.executeCommand('agentSandbox.review.openDiff', folder, 'conflict.txt');
-    const baseUri = vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: '/conflict.txt', query: new URLSearchParams({ folder, base: '1', v: '0' }).toString() });
+    const baseUri = vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: vscode.Uri.file(path.join(folder, 'conflict.txt')).path, query: new URLSearchParams({ folder, base: '1', v: '0' }).toString() });
     assert.equal((await vscode.workspace.openTextDocument(baseUri)).getText(), 'base\n');
     const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label));
     assert.ok(tabs.includes('conflict.txt (base ↔ yours)') && tabs.includes('conflict.txt (base ↔ box)'), `tabs: ${tabs.join(' | ')}`);

@@ -28,6 +28,41 @@ function filesUnder(folder: string, prefix: string): string[] {
   });
 }
 
+/** The text of one entry of a zip file (through vsce's own zip reader). */
+function readZipEntry(zip: string, name: string): Promise<string> {
+   
+  const yauzl = require(require.resolve('yauzl', { paths: [path.dirname(require.resolve('@vscode/vsce/package.json'))] })) as {
+    open(file: string, options: { lazyEntries: boolean }, callback: (error: Error | null, zipFile: ZipFile) => void): void;
+  };
+  interface ZipFile {
+    readEntry(): void;
+    on(event: 'entry', listener: (entry: { fileName: string }) => void): void;
+    on(event: 'end' | 'error', listener: (error?: Error) => void): void;
+    openReadStream(entry: { fileName: string }, callback: (error: Error | null, stream: NodeJS.ReadableStream) => void): void;
+    close(): void;
+  }
+  return new Promise((resolve, reject) => {
+    yauzl.open(zip, { lazyEntries: true }, (error, zipFile) => {
+      if (error) return reject(error);
+      zipFile.on('entry', (entry) => {
+        if (entry.fileName !== name) return zipFile.readEntry();
+        zipFile.openReadStream(entry, (streamError, stream) => {
+          if (streamError) return reject(streamError);
+          const chunks: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.on('end', () => {
+            zipFile.close();
+            resolve(Buffer.concat(chunks).toString('utf8'));
+          });
+        });
+      });
+      zipFile.on('end', () => reject(new Error(`${name} is not in ${zip}`)));
+      zipFile.on('error', reject);
+      zipFile.readEntry();
+    });
+  });
+}
+
 function write(folder: string, rel: string, text = 'x'): void {
   fs.mkdirSync(path.dirname(path.join(folder, rel)), { recursive: true });
   fs.writeFileSync(path.join(folder, rel), text);
@@ -48,7 +83,7 @@ suite('Packaging: .vsix contents', function () {
     }
   });
 
-  test("the vsce step of `npm run package` builds a .vsix from the current tree", () => {
+  test("the vsce step of `npm run package` builds a .vsix from the current tree, its README's links absolute", async () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
     const step = (manifest.scripts?.package ?? '').split('&&').map((part) => part.trim()).find((part) => part.startsWith('vsce package'));
     assert.ok(step, `the "package" script has no \`vsce package\` step: ${manifest.scripts?.package}`);
@@ -73,6 +108,15 @@ suite('Packaging: .vsix contents', function () {
         assert.fail(`\`${step}\` failed:\n${stdout}${stderr}`);
       }
       assert.ok(fs.statSync(vsix).size > 0);
+      // The listing shows the packaged README: its images and links must work there, where docs/ is not.
+      const readme = await readZipEntry(vsix, 'extension/readme.md');
+      const targets = [...readme.matchAll(/\]\(([^)\s]+)[^)]*\)/g)].map((m) => m[1]);
+      assert.ok(targets.some((t) => /\.png$/.test(t)), 'the README has its screenshots');
+      const relative = targets.filter((t) => !/^(https:\/\/|#|mailto:)/.test(t));
+      assert.deepEqual(relative, [], 'relative links in the packaged README (vsce rewrites them only when the manifest names its repository)');
+      const repository = (copied as { repository?: { url?: string } }).repository?.url?.replace(/\.git$/, '');
+      assert.ok(repository, 'package.json names no repository');
+      assert.ok(targets.includes(`${repository}/raw/HEAD/docs/images/review.png`), targets.filter((t) => t.endsWith('.png')).join(', '));
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }
