@@ -65,6 +65,14 @@ http.createServer(handler('http')).listen(80);
 console.log('listening');
 `;
 
+export interface RunOnNetworkOptions {
+  user?: string;
+  env?: string[];
+  aliases?: string[];
+  ip?: string;
+  archive?: Readable;
+}
+
 export interface TestInternet {
   networkName: string;
   /** The subnet's first three octets, e.g. `198.18.7`. */
@@ -75,21 +83,31 @@ export interface TestInternet {
   caPem: string;
   /** Box.create's `egress` option for an allowlist over this internet. */
   egress(allowedHosts: string[], overrides?: { networkPresets?: string[] }): NonNullable<BoxCreateOptions['egress']>;
-  /** Starts a container on the test network (image net, as root unless told), for controls; returns its id. */
-  runOnNetwork(name: string, cmd: string[], options?: { user?: string }): Promise<string>;
+  /**
+   * Starts a container on the test network (image net, as root unless told), for controls and further stand-ins:
+   * `aliases` are the names the gateway resolves to it, `archive` a tar put into its /tmp before it starts.
+   */
+  runOnNetwork(name: string, cmd: string[], options?: RunOnNetworkOptions): Promise<string>;
+  /** A certificate (and its key, PEM) for these names, signed by the test CA. */
+  issueCertificate(names: string[]): { keyPem: string; certPem: string };
   /** Runs a command in any container (as its user), returns exit code and output. */
   execIn(containerId: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   remove(): Promise<void>;
 }
 
 function makeCertificates(dir: string): { caPem: string; keyPem: string; certPem: string } {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA'], { cwd: dir, stdio: 'pipe' });
+  return { caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), ...issueCertificate(dir, [...UPSTREAM_NAMES]) };
+}
+
+/** A key and a certificate for `names` (the first is the subject's CN), signed by the CA `makeCertificates` made in `dir`. */
+function issueCertificate(dir: string, names: string[]): { keyPem: string; certPem: string } {
+  const base = path.join(dir, `issued-${createHash('sha1').update(names.join(',')).digest('hex').slice(0, 12)}`);
   const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA']);
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=registry.test']);
-  fs.writeFileSync(path.join(dir, 'san.ext'), `subjectAltName=${UPSTREAM_NAMES.map((n) => `DNS:${n}`).join(',')}\n`);
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
-  const read = (name: string): string => fs.readFileSync(path.join(dir, name), 'utf8');
-  return { caPem: read('ca.pem'), keyPem: read('server.key'), certPem: read('server.pem') };
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`]);
+  fs.writeFileSync(`${base}.ext`, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
+  run(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${base}.pem`, '-days', '2', '-extfile', `${base}.ext`]);
+  return { keyPem: fs.readFileSync(`${base}.key`, 'utf8'), certPem: fs.readFileSync(`${base}.pem`, 'utf8') };
 }
 
 /** Files the upstream serves, as a tar for /tmp: a bare git repository for git's dumb HTTP protocol, and an npm package. */
@@ -169,7 +187,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
     await engine.call('removing the test internet network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const runOnNetwork = async (name: string, cmd: string[], options: { user?: string; env?: string[]; aliases?: string[]; ip?: string; archive?: Readable } = {}): Promise<string> => {
+  const runOnNetwork = async (name: string, cmd: string[], options: RunOnNetworkOptions = {}): Promise<string> => {
     const container = await engine.call('creating a test container', (d) =>
       d.createContainer({
         name: `${networkName}-${name}`,
@@ -209,15 +227,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         ip: otherAddress,
       }),
     ];
-    // Wait until they listen (their first line).
-    for (const id of ids) {
-      for (let i = 0; ; i++) {
-        const logs = await engine.call('reading the upstream log', (d) => d.getContainer(id).logs({ stdout: true, stderr: true }));
-        if (String(logs).includes('listening')) break;
-        if (i > 100) throw new Error(`an upstream stand-in did not start: ${String(logs)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    for (const id of ids) await waitUntilListening(engine, id);
     return {
       networkName,
       prefix,
@@ -238,11 +248,22 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),
       }),
       runOnNetwork: (name, cmd, options) => runOnNetwork(name, cmd, options),
+      issueCertificate: (names) => issueCertificate(dir, names),
       remove,
     };
   } catch (error) {
     await remove();
     throw error;
+  }
+}
+
+/** Waits until an upstream stand-in prints `listening` (its first line); throws with its log if it does not. */
+export async function waitUntilListening(engine: DockerEngine, containerId: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const logs = await engine.call('reading the upstream log', (d) => d.getContainer(containerId).logs({ stdout: true, stderr: true }));
+    if (String(logs).includes('listening')) return;
+    if (i > 100) throw new Error(`an upstream stand-in did not start: ${String(logs)}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
