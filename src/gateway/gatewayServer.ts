@@ -3,10 +3,12 @@
 import * as dns from 'node:dns';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { classifyAddress, type AddressVerdict } from '../core/egress/addressPolicy';
 import { ALLOWED_HOSTS_SETTING, findAllowRule, normalizeHost, parsePort, type AllowRule } from '../core/egress/allowlist';
 import type { EgressAttempt, EgressReason } from '../core/egress/egressAttempt';
+import { MODEL_PROVIDERS, parseProviderRoute, providerRequestHeaders, type ModelKeys, type ModelProvider, type ModelProviderId } from '../core/egress/modelProviders';
 
 export interface ResolvedAddress {
   address: string;
@@ -26,7 +28,16 @@ export interface GatewayOptions {
   lookup?(host: string): Promise<ResolvedAddress[]>;
   /** Test seam for the address check; default `classifyAddress`. */
   classify?(address: string): AddressVerdict;
+  /** The real model API keys the provider routes add (delivered on stdin, never in the environment). */
+  providerKeys?: ModelKeys;
+  /** Extra CA certificates (PEM) the gateway trusts for its own TLS to providers, e.g. a company proxy's. */
+  extraCaPem?: string;
+  /** Test seam: the provider table (upstream origins); default `MODEL_PROVIDERS`. */
+  providers?: Readonly<Record<ModelProviderId, ModelProvider>>;
 }
+
+/** What can change in a running gateway (the engine server sends it on stdin when settings or keys change). */
+export type GatewayUpdate = Partial<Pick<GatewayOptions, 'rules' | 'providerKeys' | 'extraCaPem'>>;
 
 const RESOLVE_TIMEOUT_MS = 10_000;
 const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade']);
@@ -67,11 +78,15 @@ export const DenialText = {
   hostMismatch: (urlHost: string, header: string): string =>
     `Agent Sandbox: the request is for ${urlHost} but its Host header says ${JSON.stringify(header)}; the gateway forwards a request only to the host it names.\n`,
   badRequest: (why: string): string => `Agent Sandbox egress gateway: ${why}\n`,
+  unknownProvider: (name: string): string =>
+    `Agent Sandbox: there is no model provider route "${name}"; the gateway has routes for ${Object.keys(MODEL_PROVIDERS).join(', ')} under /_agent-sandbox/<provider>/.\n`,
+  noProviderKey: (provider: ModelProvider): string =>
+    `Agent Sandbox: no ${provider.label} API key is stored, so the gateway cannot add one. Run the command "Agent Sandbox: Set API Key…" in VS Code and choose ${provider.label}.\n`,
   upgradeRefused: (): string => 'Agent Sandbox: protocol upgrades (WebSocket) over plain HTTP are not forwarded; use wss:// (a CONNECT tunnel).\n',
   tooMany: (limit: number): string => `Agent Sandbox: the gateway already carries ${limit} connections, its limit; try again when some have finished.\n`,
 };
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 function rawResponse(status: number, body: string): string {
   const bytes = Buffer.byteLength(body);
@@ -148,8 +163,16 @@ export class GatewayServer {
   private seq = 0;
   private readonly lookup: (host: string) => Promise<ResolvedAddress[]>;
   private readonly classify: (address: string) => AddressVerdict;
+  private readonly providers: Readonly<Record<ModelProviderId, ModelProvider>>;
+  private rules: readonly AllowRule[];
+  private providerKeys: ModelKeys;
+  private trustedCa: string[];
 
   constructor(private readonly options: GatewayOptions) {
+    this.providers = options.providers ?? MODEL_PROVIDERS;
+    this.rules = options.rules;
+    this.providerKeys = { ...options.providerKeys };
+    this.trustedCa = trustedCertificates(options.extraCaPem);
     this.lookup = options.lookup ?? defaultLookup;
     this.classify = options.classify ?? classifyAddress;
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 30_000 });
@@ -160,6 +183,13 @@ export class GatewayServer {
       if (socket.writable) socket.end(rawResponse(400, DenialText.badRequest('malformed request.')));
       else socket.destroy();
     });
+  }
+
+  /** New rules, keys or CA for the attempts that begin from now on; those under way keep what they had. */
+  reconfigure(update: GatewayUpdate): void {
+    if (update.rules) this.rules = update.rules;
+    if (update.providerKeys) this.providerKeys = { ...update.providerKeys };
+    if (update.extraCaPem !== undefined) this.trustedCa = trustedCertificates(update.extraCaPem);
   }
 
   /** Connections in flight (for tests and the limit). */
@@ -174,10 +204,15 @@ export class GatewayServer {
 
   /** Allowlist, then resolution and the address check; returns the checked addresses in resolver order. */
   private async decide(log: AttemptLog, host: string, port: number): Promise<{ rule: AllowRule; addresses: string[] }> {
-    const rule = findAllowRule(this.options.rules, host, port);
+    const rule = findAllowRule(this.rules, host, port);
     if (!rule) {
       throw new Refusal(403, 'not-allowlisted', DenialText.notAllowlisted(host, port));
     }
+    return { rule, addresses: await this.resolveChecked(log, host) };
+  }
+
+  /** Resolution with the gateway's own resolver and the address check (every address); in resolver order. */
+  private async resolveChecked(log: AttemptLog, host: string): Promise<string[]> {
     let addresses: string[];
     if (net.isIP(host)) {
       addresses = [host];
@@ -197,7 +232,7 @@ export class GatewayServer {
       }
     }
     log.address = addresses[0];
-    return { rule, addresses };
+    return addresses;
   }
 
   /** Connects to the first checked address that answers; the addresses are IP literals, so nothing resolves. */
@@ -287,6 +322,8 @@ export class GatewayServer {
   }
 
   private async forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const route = parseProviderRoute(req.url ?? '');
+    if (route) return this.forwardToProvider(req, res, route);
     const log = this.begin('http', req, req.url ?? '');
     let admitted = false;
     try {
@@ -314,38 +351,9 @@ export class GatewayServer {
       const { rule, addresses } = await this.decide(log, host, port);
       const upstreamSocket = await this.connect(log, host, port, addresses);
       const headers = forwardedHeaders(req.rawHeaders);
-      await new Promise<void>((resolve) => {
-        const upstream = http.request({
-          createConnection: () => upstreamSocket,
-          method: req.method,
-          path: `${url.pathname}${url.search}`,
-          headers,
-          setHost: false,
-        });
-        upstreamSocket.setTimeout(this.options.idleTimeoutMs, () => upstream.destroy(new Error('idle')));
-        req.on('data', (chunk: Buffer) => (log.bytesUp += chunk.length));
-        req.pipe(upstream);
-        upstream.on('response', (upRes) => {
-          log.status = upRes.statusCode;
-          res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, forwardedHeaders(upRes.rawHeaders));
-          upRes.on('data', (chunk: Buffer) => (log.bytesDown += chunk.length));
-          upRes.pipe(res);
-          upRes.on('end', resolve);
-          upRes.on('error', () => (res.destroy(), resolve()));
-        });
-        upstream.on('error', (error) => {
-          if (!res.headersSent) {
-            log.status = 502;
-            res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
-            res.end(DenialText.connectFailed(host, port, error.message));
-          } else {
-            res.destroy();
-          }
-          resolve();
-        });
-        res.on('close', () => (upstream.destroy(), resolve()));
-      });
-      upstreamSocket.destroy();
+      await this.relayExchange(log, req, res, upstreamSocket, { method: req.method, path: `${url.pathname}${url.search}`, headers }, (error) =>
+        DenialText.connectFailed(host, port, error.message),
+      );
       log.finish('allowed', 'allowlisted', `allowed by "${rule.source}"`);
     } catch (error) {
       this.refuse(log, error, (status, body) => {
@@ -357,6 +365,87 @@ export class GatewayServer {
     } finally {
       if (admitted) this.active--;
     }
+  }
+
+  /**
+   * A model provider route (origin-form `/_agent-sandbox/<provider>/…`, sent straight to the relay): the request
+   * goes over the gateway's own TLS to the provider's API origin and nowhere else, whatever Host the box
+   * wrote; the box's credential headers are dropped and the stored key added. The response streams back as it
+   * arrives (server-sent events are never buffered).
+   */
+  private async forwardToProvider(req: http.IncomingMessage, res: http.ServerResponse, route: NonNullable<ReturnType<typeof parseProviderRoute>>): Promise<void> {
+    const provider = route.provider ? this.providers[route.provider] : undefined;
+    const origin = provider ? new URL(provider.upstream) : undefined;
+    const log = this.begin('http', req, origin?.hostname ?? route.name);
+    log.path = route.path.split('?')[0]!.slice(0, 1024);
+    let admitted = false;
+    try {
+      if (!provider || !origin) throw new Refusal(404, 'bad-request', DenialText.unknownProvider(route.name));
+      const host = origin.hostname;
+      const port = origin.port ? Number(origin.port) : 443;
+      log.port = port;
+      const key = this.providerKeys[provider.id];
+      if (!key) throw new Refusal(403, 'no-provider-key', DenialText.noProviderKey(provider));
+      this.admit();
+      admitted = true;
+      const addresses = await this.resolveChecked(log, host);
+      const tcp = await this.connect(log, host, port, addresses);
+      const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ socket: tcp, servername: host, ca: this.trustedCa, ALPNProtocols: ['http/1.1'] });
+        s.once('secureConnect', () => resolve(s));
+        s.once('error', (error) => (tcp.destroy(), reject(new Refusal(502, 'connect-failed', DenialText.connectFailed(host, port, `TLS: ${error.message}`)))));
+      });
+      const headers = providerRequestHeaders(forwardedHeaders(req.rawHeaders), provider.id, key);
+      await this.relayExchange(log, req, res, secure, { method: req.method, path: route.path, headers }, (error) => DenialText.connectFailed(host, port, error.message));
+      log.finish('allowed', 'provider-key', `${provider.label} API: the gateway added the stored key`);
+    } catch (error) {
+      this.refuse(log, error, (status, body) => {
+        log.status = status;
+        if (res.headersSent) return void res.destroy();
+        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+        res.end(body);
+      });
+    } finally {
+      if (admitted) this.active--;
+    }
+  }
+
+  /** Sends the request upstream on `socket` and streams the response back, counting bytes; resolves when done. */
+  private relayExchange(
+    log: AttemptLog,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    socket: net.Socket,
+    request: { method: string | undefined; path: string; headers: string[] },
+    failureText: (error: Error) => string,
+  ): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const upstream = http.request({ createConnection: () => socket, method: request.method, path: request.path, headers: request.headers, setHost: false });
+      socket.setTimeout(this.options.idleTimeoutMs, () => upstream.destroy(new Error('idle')));
+      req.on('data', (chunk: Buffer) => (log.bytesUp += chunk.length));
+      req.pipe(upstream);
+      upstream.on('response', (upRes) => {
+        log.status = upRes.statusCode;
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, forwardedHeaders(upRes.rawHeaders));
+        // Each chunk goes out as it comes (no buffering): server-sent events stream.
+        res.flushHeaders();
+        upRes.on('data', (chunk: Buffer) => (log.bytesDown += chunk.length));
+        upRes.pipe(res);
+        upRes.on('end', resolve);
+        upRes.on('error', () => (res.destroy(), resolve()));
+      });
+      upstream.on('error', (error) => {
+        if (!res.headersSent) {
+          log.status = 502;
+          res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+          res.end(failureText(error));
+        } else {
+          res.destroy();
+        }
+        resolve();
+      });
+      res.on('close', () => (upstream.destroy(), resolve()));
+    }).finally(() => socket.destroy());
   }
 
   private refuseUpgrade(req: http.IncomingMessage, socket: Duplex): void {
@@ -377,6 +466,11 @@ export class GatewayServer {
     answer(502, DenialText.badRequest(`internal error: ${(error as Error).message}`));
     log.finish('failed', 'connect-failed', `internal error: ${(error as Error).message}`);
   }
+}
+
+/** The system's CA certificates plus the extra ones (`agentSandbox.gatewayCaFile`). */
+function trustedCertificates(extraPem: string | undefined): string[] {
+  return extraPem?.trim() ? [...tls.rootCertificates, extraPem] : [...tls.rootCertificates];
 }
 
 /** Whether a Host header names exactly `host:port` (the port may be left out when it is the default). */

@@ -1,6 +1,9 @@
 // Entry of dist/gateway.js, the program of a box's egress containers (see src/core/egress/egressGateway.ts):
 //   node gateway.js gateway   the proxy, on the unix socket in the shared egress volume; config in
-//                             AGENT_SANDBOX_GATEWAY (JSON, GatewayConfig); audit records on stdout
+//                             AGENT_SANDBOX_GATEWAY (JSON, GatewayConfig); audit records on stdout; it
+//                             listens only after its first stdin line, {"type":"configure",…} (GatewayUpdate:
+//                             the model keys, which never go in the environment, and the extra CA); later
+//                             lines change rules, keys or CA in place, each answered {"type":"configured"}
 //   node gateway.js relay     the box-side listener on 127.0.0.1:3128, carrying connections to that socket
 // stdout carries JSON lines only: {"type":"ready"} once listening, {"type":"attempt","attempt":{…}} per attempt.
 // AGENT_SANDBOX_GATEWAY_SOCKET and AGENT_SANDBOX_RELAY_PORT move the socket and the port (the bundle's own
@@ -8,7 +11,8 @@
 import * as fs from 'node:fs';
 import type { GatewayConfig } from '../core/egress/gatewayConfig';
 import { GATEWAY_SOCKET_PATH } from '../core/egress/gatewayConfig';
-import { GatewayServer } from './gatewayServer';
+import * as readline from 'node:readline';
+import { GatewayServer, type GatewayUpdate } from './gatewayServer';
 import { createRelayServer, RELAY_PORT } from './relayServer';
 
 function line(value: unknown): void {
@@ -34,13 +38,31 @@ if (mode === 'gateway') {
   } catch {
     fail('AGENT_SANDBOX_GATEWAY is not valid JSON');
   }
-  const gateway = new GatewayServer({ ...config, onAttempt: (attempt) => line({ type: 'attempt', attempt }) });
-  fs.rmSync(socketPath, { force: true });
-  gateway.server.on('error', (error) => fail(`gateway: ${error.message}`));
-  gateway.server.listen(socketPath, () => {
-    fs.chmodSync(socketPath, 0o600);
-    line({ type: 'ready', role: 'gateway', rules: config.rules.length });
+  let gateway: GatewayServer | undefined;
+  let updates = 0;
+  const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  input.on('line', (text) => {
+    let update: GatewayUpdate & { type?: string };
+    try {
+      update = JSON.parse(text) as GatewayUpdate & { type?: string };
+    } catch {
+      return line({ type: 'error', message: 'a stdin line is not valid JSON; ignored' });
+    }
+    if (update?.type !== 'configure') return line({ type: 'error', message: 'a stdin line is not {"type":"configure",…}; ignored' });
+    if (gateway) {
+      gateway.reconfigure(update);
+      return line({ type: 'configured', update: ++updates });
+    }
+    gateway = new GatewayServer({ ...config, ...update, rules: update.rules ?? config.rules, onAttempt: (attempt) => line({ type: 'attempt', attempt }) });
+    fs.rmSync(socketPath, { force: true });
+    gateway.server.on('error', (error) => fail(`gateway: ${error.message}`));
+    gateway.server.listen(socketPath, () => {
+      fs.chmodSync(socketPath, 0o600);
+      line({ type: 'ready', role: 'gateway', rules: config.rules.length });
+    });
   });
+  // Without its first line the gateway never listens: there is nothing to serve without knowing the keys.
+  input.on('close', () => gateway || fail('stdin closed before the {"type":"configure"} line'));
 } else if (mode === 'relay') {
   const relay = createRelayServer({ socketPath, maxConnections: 4096 });
   relay.on('error', (error) => fail(`relay: ${error.message}`));

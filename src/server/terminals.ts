@@ -68,6 +68,8 @@ export class TerminalService extends Disposable {
           shell,
           command: params.command,
           cwd: params.cwd,
+          // The model provider routes' base URLs and placeholder keys, as the gateway has them now.
+          env: session.box.egress?.providerEnv,
           onData: (data) => this.queueOutput(terminalId, entry, data),
           onExit: (exitCode) => {
             this.flush(terminalId, entry);

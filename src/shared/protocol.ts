@@ -79,6 +79,11 @@ export interface EgressSettings {
   gatewayNetwork: string;
   /** Resolver addresses for the gateway container; empty = the engine's default. */
   gatewayDns: string[];
+  /**
+   * Path (on the engine server's machine) of a PEM file of extra CA certificates the gateway trusts for the TLS
+   * it makes itself (model provider routes), e.g. a company's TLS-inspecting proxy; empty = the system's CAs.
+   */
+  gatewayCaFile: string;
 }
 
 /**
@@ -133,7 +138,11 @@ export type EgressReason =
   /** Protocol upgrades (WebSocket) over plain HTTP: use CONNECT (wss://) instead. */
   | 'upgrade-refused'
   /** The gateway's connection limit was reached. */
-  | 'too-many-connections';
+  | 'too-many-connections'
+  /** Allowed: a model provider route (`/_agent-sandbox/<provider>/…`); the gateway added the stored key. */
+  | 'provider-key'
+  /** A model provider route for a provider whose key is not stored. */
+  | 'no-provider-key';
 
 /** Where the Docker engine is; empty fields mean "resolve like the docker CLI does". */
 export interface EngineSettings {
@@ -299,6 +308,13 @@ export interface RunPolicy {
   network: 'none' | 'allowlist';
   /** With `allowlist`: the allowlist entries as written, presets expanded (e.g. `registry.npmjs.org`, `*.github.com:443`). */
   allowedHosts?: string[];
+  /**
+   * With `allowlist`: the model providers (`anthropic`, `openai`, `gemini`) whose stored key the gateway adds on
+   * its provider routes; the box has their base-URL variables and a placeholder key, never the key.
+   */
+  modelKeys?: string[];
+  /** When the box does not yet follow the current network settings (it is in use): what it keeps and why. */
+  egressNote?: string;
   /** `uid:gid` the command ran as. */
   user: string;
   memoryMiB: number;

@@ -19,6 +19,7 @@ import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import { TEST_IMAGES } from './engineHarness';
+import { issueTestCertificate, makeTestCertificates } from '../testCertificates';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
@@ -95,21 +96,6 @@ export interface TestInternet {
   remove(): Promise<void>;
 }
 
-function makeCertificates(dir: string): { caPem: string; keyPem: string; certPem: string } {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA'], { cwd: dir, stdio: 'pipe' });
-  return { caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), ...issueCertificate(dir, [...UPSTREAM_NAMES]) };
-}
-
-/** A key and a certificate for `names` (the first is the subject's CN), signed by the CA `makeCertificates` made in `dir`. */
-function issueCertificate(dir: string, names: string[]): { keyPem: string; certPem: string } {
-  const base = path.join(dir, `issued-${createHash('sha1').update(names.join(',')).digest('hex').slice(0, 12)}`);
-  const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`]);
-  fs.writeFileSync(`${base}.ext`, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-  run(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${base}.pem`, '-days', '2', '-extfile', `${base}.ext`]);
-  return { keyPem: fs.readFileSync(`${base}.key`, 'utf8'), certPem: fs.readFileSync(`${base}.pem`, 'utf8') };
-}
-
 /** Files the upstream serves, as a tar for /tmp: a bare git repository for git's dumb HTTP protocol, and an npm package. */
 function upstreamFilesTar(dir: string): Readable {
   const work = path.join(dir, 'work');
@@ -167,7 +153,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
   // managed containers without a live owner pid, and would take the stand-ins away mid-test.
   const labels = { ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }), 'dev.agent-sandbox.test': 'egress-internet' };
   const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
-  const certs = makeCertificates(dir);
+  const certs = makeTestCertificates(dir, UPSTREAM_NAMES);
   let prefix = '';
   // Another suite may hold a subnet of the range; try a few.
   for (let attempt = 0; !prefix; attempt++) {
@@ -248,7 +234,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),
       }),
       runOnNetwork: (name, cmd, options) => runOnNetwork(name, cmd, options),
-      issueCertificate: (names) => issueCertificate(dir, names),
+      issueCertificate: (names) => issueTestCertificate(dir, names),
       remove,
     };
   } catch (error) {

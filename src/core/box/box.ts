@@ -20,6 +20,7 @@ import {
 import type { ExecOptions, ExecOutcome, OomCounter } from './boxExec';
 import { EgressGateway } from '../egress/egressGateway';
 import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';
+import type { ModelKeys } from '../egress/modelProviders';
 import { runInBox } from './boxExec';
 
 export interface BoxCreateOptions {
@@ -40,7 +41,7 @@ export interface BoxCreateOptions {
    * With `network: "allowlist"`: the box gets an egress gateway and relay (created before and after the box,
    * removed with it) and the proxy variables. Absent or `network: "none"`: no network, exactly as before.
    */
-  egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[] };
+  egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[]; providerKeys?: ModelKeys };
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -97,6 +98,7 @@ export class Box {
           programPath: options.egress!.programPath,
           dns: options.egress!.dns,
           extraHosts: options.egress!.extraHosts,
+          providerKeys: options.egress!.providerKeys,
           signal,
         });
       }

@@ -17,6 +17,8 @@ const REASONS = new Set<EgressReason>([
   'bad-request',
   'upgrade-refused',
   'too-many-connections',
+  'provider-key',
+  'no-provider-key',
 ]);
 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;

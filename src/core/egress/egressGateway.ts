@@ -6,6 +6,7 @@ import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
 import { LABEL_VOLUME } from '../box/boxConfig';
 import { parseAttemptLine, type EgressAttempt } from './egressAttempt';
+import { providerBoxEnv, providersWithKeys, type ModelKeys, type ModelProviderId } from './modelProviders';
 import {
   boxProxyEnv,
   EGRESS_MOUNT,
@@ -33,7 +34,15 @@ export interface EgressGatewayOptions {
   dns?: string[];
   /** `name:address` entries for the gateway's /etc/hosts. */
   extraHosts?: string[];
+  /** The real model API keys; they reach the gateway on its stdin only (no environment, no file, no label). */
+  providerKeys?: ModelKeys;
   signal?: AbortSignal;
+}
+
+/** What a running gateway can be told on its stdin: new rules, keys or CA take effect for new attempts. */
+export interface EgressReconfiguration {
+  egress: ValidatedEgress;
+  providerKeys: ModelKeys;
 }
 
 const READY_TIMEOUT_MS = 20_000;
@@ -49,6 +58,10 @@ export class EgressGateway {
   private readonly listeners = new Set<(attempt: EgressAttempt) => void>();
   private relayId: string | undefined;
   private exitedFlag = false;
+  /** The gateway's stdin (attached before it starts); configuration lines go here. */
+  private stdin: NodeJS.WritableStream | undefined;
+  private configuredWaiters: Array<() => void> = [];
+  private current: EgressReconfiguration;
 
   private constructor(
     private readonly engine: DockerEngine,
@@ -57,10 +70,45 @@ export class EgressGateway {
     readonly volumeName: string,
     readonly image: string,
     private readonly options: EgressGatewayOptions,
-  ) {}
+  ) {
+    this.current = { egress: options.egress, providerKeys: { ...options.providerKeys } };
+  }
 
   /** `HTTP(S)_PROXY` and friends for the box. */
   readonly proxyEnv = boxProxyEnv();
+
+  /** The rules, keys and CA the gateway enforces now. */
+  get configuration(): EgressReconfiguration {
+    return this.current;
+  }
+
+  /** Providers whose key the gateway adds (a key is stored). */
+  get providers(): ModelProviderId[] {
+    return providersWithKeys(this.current.providerKeys);
+  }
+
+  /** The box variables of the provider routes: base URLs through the relay and placeholder keys. */
+  get providerEnv(): string[] {
+    return providerBoxEnv(this.providers);
+  }
+
+  /**
+   * New rules, keys or CA, sent on the gateway's stdin; resolves once the gateway confirmed them. Attempts
+   * under way keep what they began with; every attempt that begins afterwards gets the new configuration.
+   */
+  async reconfigure(update: EgressReconfiguration): Promise<void> {
+    if (!this.stdin || this.exitedFlag) {
+      throw new SandboxError('engine-error', 'The egress gateway is not running; reset the box to start a new one.');
+    }
+    const confirmed = new Promise<void>((resolve) => this.configuredWaiters.push(resolve));
+    this.stdin.write(configurationLine(update));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      confirmed,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SandboxError('timeout', 'The egress gateway did not confirm its new settings within 10 s.')), 10_000))),
+    ]).finally(() => clearTimeout(timer));
+    this.current = { egress: update.egress, providerKeys: { ...update.providerKeys } };
+  }
 
   /** Every attempt recorded so far, oldest first. */
   get attempts(): readonly EgressAttempt[] {
@@ -128,6 +176,8 @@ export class EgressGateway {
       const ready = gateway.follow(created.id, 'gateway');
       await ready.started;
       await engine.call(`starting the egress gateway ${gatewayName}`, (d, abortSignal) => d.getContainer(created.id).start({ abortSignal }), { signal });
+      // The keys go in on stdin, after the start: never in the container's environment, a file or a label.
+      gateway.stdin?.write(configurationLine(gateway.current));
       await ready;
       return gateway;
     } catch (error) {
@@ -169,7 +219,11 @@ export class EgressGateway {
     const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));
     const started = this.engine
       .call(`attaching to the egress ${role}`, async (d, abortSignal) => {
-        const stream = (await d.getContainer(containerId).attach({ stream: true, stdout: true, stderr: true, abortSignal })) as unknown as Readable;
+        const withStdin = role === 'gateway';
+        const stream = (await d
+          .getContainer(containerId)
+          .attach({ stream: true, stdout: true, stderr: true, ...(withStdin ? { stdin: true, hijack: true } : {}), abortSignal })) as unknown as Readable;
+        if (withStdin) this.stdin = stream as unknown as NodeJS.WritableStream;
         const stdout = new PassThrough();
         const stderr = new PassThrough();
         d.modem.demuxStream(stream, stdout, stderr);
@@ -184,6 +238,7 @@ export class EgressGateway {
             said.push(line);
             if (said.length > 20) said.shift();
             if (/^\{"type":"ready"/.test(line)) markReady();
+            if (/^\{"type":"configured"/.test(line)) this.configuredWaiters.shift()?.();
             const attempt = role === 'gateway' ? parseAttemptLine(line) : undefined;
             if (attempt) {
               this.records.push(attempt);
@@ -213,6 +268,11 @@ export class EgressGateway {
     done.catch(() => undefined);
     return Object.assign(done, { started });
   }
+}
+
+/** The gateway's stdin line: the rules, the keys and the extra CA (see src/gateway/main.ts). */
+function configurationLine(update: EgressReconfiguration): string {
+  return `${JSON.stringify({ type: 'configure', rules: update.egress.rules, providerKeys: update.providerKeys, extraCaPem: update.egress.extraCaPem ?? '' })}\n`;
 }
 
 /** The egress volume's content: the program (root's, read-only) and the socket directory (the gateway user's, 0700). */

@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import { isIP } from 'node:net';
+import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import type { EgressSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
@@ -12,6 +14,7 @@ export const DEFAULT_EGRESS_SETTINGS: EgressSettings = Object.freeze({
   gatewayImage: '',
   gatewayNetwork: 'bridge',
   gatewayDns: Object.freeze([]) as unknown as string[],
+  gatewayCaFile: '',
 }) as EgressSettings;
 
 /** What the gateway program reads from `AGENT_SANDBOX_GATEWAY`. */
@@ -26,6 +29,8 @@ export interface GatewayConfig {
 export interface ValidatedEgress {
   settings: EgressSettings;
   rules: AllowRule[];
+  /** The certificates of `gatewayCaFile`, read when the settings were validated. */
+  extraCaPem?: string;
 }
 
 /** Where the shared egress volume is mounted in the gateway and the relay (the box never mounts it). */
@@ -89,6 +94,9 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
   if (!Array.isArray(gatewayDns) || gatewayDns.some((address) => typeof address !== 'string' || !isIP(address))) {
     throw invalid('gatewayDns', `must be a list of resolver IP addresses, e.g. ["1.1.1.1"], or [] for the engine's default.`);
   }
+  const gatewayCaFile = value('gatewayCaFile');
+  if (typeof gatewayCaFile !== 'string') throw invalid('gatewayCaFile', 'must be the path of a PEM file, or "" for none.');
+  const extraCaPem = gatewayCaFile.trim() ? readGatewayCaFile(gatewayCaFile.trim()) : undefined;
   if (network === 'allowlist' && runtime) {
     throw invalid('network', `"allowlist" is not supported with agentSandbox.runtime "${runtime}" yet (the relay shares the box's network namespace, which a runtime with its own network stack does not expose); use "none" or the default runtime.`);
   }
@@ -100,9 +108,26 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
       gatewayImage: gatewayImage.trim(),
       gatewayNetwork,
       gatewayDns: [...(gatewayDns as string[])],
+      gatewayCaFile: gatewayCaFile.trim(),
     },
     rules,
+    ...(extraCaPem ? { extraCaPem } : {}),
   };
+}
+
+/** The PEM text of `agentSandbox.gatewayCaFile`; a missing, unreadable or certificate-less file names the setting. */
+function readGatewayCaFile(file: string): string {
+  if (!path.isAbsolute(file)) throw invalid('gatewayCaFile', `${JSON.stringify(file)} is not an absolute path; give the full path of a PEM file of CA certificates.`);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw invalid('gatewayCaFile', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); fix the path or clear the setting.`);
+  }
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text) || text.length > 4 * 1024 * 1024) {
+    throw invalid('gatewayCaFile', `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give a file of CA certificates in PEM form.`);
+  }
+  return text;
 }
 
 /**
@@ -206,10 +231,12 @@ function egressContainer(
     Cmd: ['node', GATEWAY_PROGRAM_PATH, role],
     Env: [...env, 'HOME=/tmp', 'NODE_OPTIONS='],
     Labels: options.labels,
-    AttachStdin: false,
+    // The gateway reads its keys and updates on stdin (see src/gateway/main.ts); the relay reads nothing.
+    AttachStdin: role === 'gateway',
     AttachStdout: true,
     AttachStderr: true,
-    OpenStdin: false,
+    OpenStdin: role === 'gateway',
+    StdinOnce: false,
     Tty: false,
     HostConfig: hostConfig,
   };

@@ -153,6 +153,11 @@ const OBSTACLES: Partial<Record<ScanSkipReason, string>> = {
 };
 
 export class BoxSession {
+  /**
+   * Set by the engine server when the network settings changed while this box was in use and its network
+   * mode (none / allowlist) cannot change in place: runs and terminals say so until the box is made anew.
+   */
+  egressNote: string | undefined;
   private collected: CollectedState | undefined;
   /**
    * Box stamps (see `boxListing.ts`) of files whose box content was proven equal to their baseline entry. A
@@ -347,7 +352,7 @@ export class BoxSession {
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
         signal,
         // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart.
-        env: this.box.egress ? [...this.options.env, ...runProxyEnv(request.runId)] : this.options.env,
+        env: this.box.egress ? [...this.options.env, ...runProxyEnv(request.runId), ...this.box.egress.providerEnv] : this.options.env,
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });
@@ -386,11 +391,13 @@ export class BoxSession {
 
   /** The limits and isolation every run in this box has. */
   get policy(): RunPolicy {
-    const { settings, env, egress } = this.options;
-    const allowlisted = this.box.egress !== undefined && egress !== undefined;
+    const { settings, env } = this.options;
+    // What the gateway enforces now: settings and keys changed since the box was made reach it in place.
+    const gateway = this.box.egress;
     return {
-      network: allowlisted ? 'allowlist' : 'none',
-      ...(allowlisted ? { allowedHosts: egress.validated.rules.map((rule) => rule.source) } : {}),
+      network: gateway ? 'allowlist' : 'none',
+      ...(gateway ? { allowedHosts: gateway.configuration.egress.rules.map((rule) => rule.source), modelKeys: gateway.providers } : {}),
+      ...(this.egressNote ? { egressNote: this.egressNote } : {}),
       user: `${BOX_UID}:${BOX_GID}`,
       memoryMiB: settings.memoryMiB,
       cpus: settings.cpus,

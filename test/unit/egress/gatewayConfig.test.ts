@@ -1,4 +1,7 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { SandboxError } from '../../../src/core/errors';
 import { parseAttemptLine, type EgressAttempt } from '../../../src/core/egress/egressAttempt';
 import {
@@ -27,7 +30,7 @@ function rejects(partial: Record<string, unknown>, key: string, message: RegExp,
 suite('unit: egress settings and container options', () => {
   test('defaults: network none, nothing allowed, the box image, the bridge network', () => {
     const { settings, rules } = validateEgressSettings(undefined);
-    assert.deepEqual(settings, { network: 'none', allowedHosts: [], networkPresets: [], gatewayImage: '', gatewayNetwork: 'bridge', gatewayDns: [] });
+    assert.deepEqual(settings, { network: 'none', allowedHosts: [], networkPresets: [], gatewayImage: '', gatewayNetwork: 'bridge', gatewayDns: [], gatewayCaFile: '' });
     assert.deepEqual(settings, DEFAULT_EGRESS_SETTINGS);
     assert.deepEqual(rules, []);
   });
@@ -105,6 +108,34 @@ suite('unit: egress settings and container options', () => {
     assert.deepEqual(relay.Cmd, ['node', GATEWAY_PROGRAM_PATH, 'relay']);
     assert.equal(relay.HostConfig!.Mounts![0]!.ReadOnly, true);
     assert.ok(!relay.Env!.some((e) => e.startsWith('AGENT_SANDBOX_GATEWAY=')), 'the relay has no rules');
+  });
+
+  test('agentSandbox.gatewayCaFile: a PEM file is read at validation; a relative, missing or certificate-less path names the setting', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-ca-'));
+    try {
+      const pem = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+      fs.writeFileSync(path.join(dir, 'ca.pem'), pem);
+      fs.writeFileSync(path.join(dir, 'empty.pem'), 'nothing here');
+      const validated = validateEgressSettings({ gatewayCaFile: ` ${path.join(dir, 'ca.pem')} ` });
+      assert.equal(validated.settings.gatewayCaFile, path.join(dir, 'ca.pem'));
+      assert.equal(validated.extraCaPem, pem);
+      assert.equal(validateEgressSettings({ gatewayCaFile: '' }).extraCaPem, undefined);
+      rejects({ gatewayCaFile: 'ca.pem' }, 'gatewayCaFile', /not an absolute path/);
+      rejects({ gatewayCaFile: path.join(dir, 'missing.pem') }, 'gatewayCaFile', /cannot read .*ENOENT/);
+      rejects({ gatewayCaFile: path.join(dir, 'empty.pem') }, 'gatewayCaFile', /holds no PEM certificate/);
+      rejects({ gatewayCaFile: 7 }, 'gatewayCaFile', /path of a PEM file/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('only the gateway reads stdin (its keys arrive there, never in its environment); the relay has no stdin', () => {
+    const common = { image: 'img', volumeName: 'vol', labels: {} };
+    const gateway = gatewayCreateOptions({ ...common, name: 'g', network: 'bridge', config: { rules: [], maxConnections: 1, connectTimeoutMs: 1, idleTimeoutMs: 1 } });
+    const relay = relayCreateOptions({ ...common, name: 'r', boxContainerId: 'box' });
+    assert.deepEqual([gateway.OpenStdin, gateway.AttachStdin, gateway.StdinOnce], [true, true, false]);
+    assert.deepEqual([relay.OpenStdin, relay.AttachStdin], [false, false]);
+    assert.ok(!JSON.stringify(gateway.Env).includes('providerKeys'));
   });
 
   test('attempt lines parse only when well-formed', () => {

@@ -192,6 +192,8 @@ suite('Packaging: bundles', function () {
       return { child, lines, ready };
     };
     const gateway = spawnRole('gateway', { AGENT_SANDBOX_GATEWAY: JSON.stringify({ rules: [], maxConnections: 4, connectTimeoutMs: 1000, idleTimeoutMs: 1000 }) });
+    // The gateway listens only once its first stdin line (keys, CA) arrived.
+    gateway.child.stdin.write('{"type":"configure","providerKeys":{}}\n');
     await within(10_000, 'gateway ready', gateway.ready);
     const relay = spawnRole('relay', { AGENT_SANDBOX_RELAY_PORT: '0' });
     const { port } = (await within(10_000, 'relay ready', relay.ready)) as { port: number };
