@@ -1,33 +1,49 @@
-// End to end on a real engine, through the engine server as any client drives it: the real Claude Code CLI
-// (agent-sandbox-test/claude) runs in an allowlisted box with its permission prompts off, talks to the Messages
-// API through the box's egress gateway, runs the tool calls it gets, and what it did comes back as pending
-// changes; and `npm ci` installs a locked, real package through the same gateway.
+// End to end on a real engine: the real Claude Code CLI (agent-sandbox-test/claude) runs in an allowlisted box
+// with its permission prompts off, talks to the Messages API through the box's egress gateway, runs the tool
+// calls it gets, and what it did comes back as pending changes; `npm ci` installs a locked, real package
+// through the same gateway; and with the gateway's Anthropic route the CLI works with a placeholder while the
+// real key is added outside the box, which never holds it.
 //
 // The real api.anthropic.com and registry.npmjs.org are unreachable from this machine (and no test may send
 // traffic off it): both names belong to stand-ins on the test's own Docker network (test/engine/claudeCodeStandIns.ts),
-// with certificates from a CA made for the test. The box trusts that CA the way a developer behind a corporate
-// proxy would (`NODE_EXTRA_CA_CERTS`); the gateway only tunnels, so TLS runs from the CLI to the stand-in.
+// with certificates from a CA made for the test. Tunnelled (CONNECT) requests are TLS from the box to the
+// stand-in, so there the box trusts that CA (`NODE_EXTRA_CA_CERTS`, as behind a company proxy); the gateway's
+// route makes its own TLS and trusts it through `agentSandbox.gatewayCaFile`.
 import * as assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest } from '../../src/shared/protocol';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
-import type { ChildProcess } from 'node:child_process';
+import { Box } from '../../src/core/box/box';
+import type { DockerEngine } from '../../src/core/docker/dockerEngine';
+import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
+import { MODEL_KEY_PLACEHOLDER, providerBaseUrl } from '../../src/core/egress/modelProviders';
+import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest } from '../../src/shared/protocol';
 import type { ScriptedTurn } from '../standIns/messagesApiServer';
+import { KEY_SCAN_PROGRAM, type KeyScanResult } from './claudeCodeKeyScan';
 import { CLAUDE_IMAGE, lockedProject, realPackageFromCache, startMessagesApi, startNpmRegistry, type RealPackage, type StandIn } from './claudeCodeStandIns';
-import { createTestInternet, type TestInternet } from './egressInternet';
-import { connectTestEngine, TEST_IMAGES, testOwnerId } from './engineHarness';
+import { createTestInternet, GATEWAY_PROGRAM, type TestInternet } from './egressInternet';
+import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from './engineHarness';
 import { startEngineServer } from './engineServer';
+
+/** The Bash call's command: it marks that it runs, waits until the test has looked into the box, then reports. */
+const WAITING_COMMAND =
+  'touch /tmp/tool-running; for i in $(seq 600); do [ -e /tmp/scan-done ] && break; sleep 0.1; done; echo "ran as uid $(id -u) in $(pwd)" > ran.txt && cat ran.txt';
 
 /** What the stand-in model asks Claude Code to do: read and edit a file, run a command, then report. */
 export const CLAUDE_SCRIPT: ScriptedTurn[] = [
   { tool: { name: 'Read', input: { file_path: '/workspace/README.md' } } },
   { tool: { name: 'Edit', input: { file_path: '/workspace/README.md', old_string: 'Hello from the workspace.', new_string: 'Hello from Claude Code, edited in the box.' } } },
-  { tool: { name: 'Bash', input: { command: 'echo "ran as uid $(id -u) in $(pwd)" > ran.txt && cat ran.txt', description: 'Record who ran and where' } } },
+  { tool: { name: 'Bash', input: { command: WAITING_COMMAND, description: 'Record who ran and where' } } },
   { text: 'Done: README.md edited and ran.txt written.' },
 ];
+
+export const README_BEFORE = '# A project\n\nHello from the workspace.\n';
+export const README_AFTER = '# A project\n\nHello from Claude Code, edited in the box.\n';
+
+/** The command line; the stand-in does not read the prompt, the CLI sends it. */
+export const CLAUDE_COMMAND = 'claude -p "Greet from the box in README.md, then record who ran you in ran.txt." --dangerously-skip-permissions';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
 async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemptsRequest.Params, check: (result: EgressAttemptsRequest.Result) => boolean): Promise<EgressAttemptsRequest.Result> {
@@ -37,6 +53,37 @@ async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemp
     result = await connection.sendRequest(EgressAttemptsRequest.type, params);
   }
   return result;
+}
+
+/**
+ * While the CLI waits in its Bash call: scans the box for `secret` (and, as a control, for `present`, which the
+ * scan must find), then lets the call finish. `run` runs a command in the box (stdin optional), as its user.
+ */
+async function scanWhileToolRuns(
+  run: (command: string, stdin?: string) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+  secret: string,
+  present: string,
+): Promise<{ secret: KeyScanResult; present: KeyScanResult }> {
+  for (let i = 0; (await run('test -e /tmp/tool-running')).exitCode !== 0; i++) {
+    if (i > 600) assert.fail('the CLI never ran its Bash call');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const scan = async (needle: string): Promise<KeyScanResult> => {
+    const result = await run('node /tmp/key-scan.js', needle);
+    assert.equal(result.exitCode, 0, result.stderr);
+    return JSON.parse(result.stdout) as KeyScanResult;
+  };
+  try {
+    assert.equal((await run('cat > /tmp/key-scan.js', KEY_SCAN_PROGRAM)).exitCode, 0);
+    return { secret: await scan(secret), present: await scan(present) };
+  } finally {
+    await run('touch /tmp/scan-done');
+  }
+}
+
+/** The pids of the CLI (`claude -p …`) among the scan's processes. */
+function claudePids(scan: KeyScanResult): string[] {
+  return scan.processes.filter((p) => / claude -p /.test(` ${p.split(' ').slice(1).join(' ')} `)).map((p) => p.split(' ')[0]!);
 }
 
 suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, against local stand-ins for their services', function () {
@@ -60,7 +107,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     api = await startMessagesApi(engine, internet, CLAUDE_SCRIPT);
     registry = await startNpmRegistry(engine, internet, pkg);
     folder = mkdtempSync(path.join(os.tmpdir(), 'as-claude-e2e-'));
-    writeFileSync(path.join(folder, 'README.md'), '# A project\n\nHello from the workspace.\n');
+    writeFileSync(path.join(folder, 'README.md'), README_BEFORE);
     // Not `*.pem`: that name is on the secrets deny-list and would not reach the box.
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     for (const [name, content] of Object.entries(lockedProject(pkg))) writeFileSync(path.join(folder, name), content);
@@ -84,22 +131,28 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     await connection?.sendRequest(ResetRequest.type, {}).catch(() => undefined);
     connection?.dispose();
     server?.kill();
+    await removeEverythingOwnedBy(engine, `${ownerId}-route`);
     await internet?.remove();
     if (folder) rmSync(folder, { recursive: true, force: true });
   });
 
-  test('claude -p --dangerously-skip-permissions, as the box user, runs the stand-in model\'s Read, Edit and Bash calls; the edit and the command\'s file are pending changes', async () => {
-    const run = await connection.sendRequest(ExecRequest.type, {
+  test('claude -p --dangerously-skip-permissions, as the box user, runs the stand-in model\'s Read, Edit and Bash calls; the edit and the command\'s file are pending changes (the key given to the box is in its environment: the scan\'s control)', async () => {
+    const claude = connection.sendRequest(ExecRequest.type, {
       folder,
       runId: 'claude-run',
       timeoutSeconds: 240,
-      command:
-        `ANTHROPIC_API_KEY=${apiKey} NODE_EXTRA_CA_CERTS=/workspace/test-ca.txt CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ` +
-        `claude -p "Greet from the box in README.md, then record who ran you in ran.txt." --dangerously-skip-permissions`,
+      command: `ANTHROPIC_API_KEY=${apiKey} NODE_EXTRA_CA_CERTS=/workspace/test-ca.txt CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`,
     });
+    let n = 0;
+    const scans = await scanWhileToolRuns((command, stdin) => connection.sendRequest(ExecRequest.type, { folder, runId: `look-${++n}`, command, stdin }), apiKey, apiKey);
+    const run = await claude;
     assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
     assert.equal(run.stdout.trim(), 'Done: README.md edited and ran.txt written.');
     assert.equal(run.policy.network, 'allowlist');
+    // Handed to the box, the key is where the scan looks: the CLI's environment.
+    const pids = claudePids(scans.secret);
+    assert.ok(pids.length > 0, `the CLI was running during the scan: ${scans.secret.processes.join(' | ')}`);
+    assert.ok(pids.some((pid) => scans.secret.hits.includes(`/proc/${pid}/environ`)), `the scan found the key in the CLI's environment: ${JSON.stringify(scans.secret.hits)}`);
 
     // The stand-in played the whole conversation: each tool's result came back in the next request.
     const requests = await api.conversation();
@@ -107,7 +160,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     const other = requests.filter((r) => r.path !== '/v1/messages');
     assert.deepEqual(other.map((r) => `${r.method} ${r.path} ${r.headers['x-api-key'] === apiKey}`).sort(), ['GET /api/claude_code/policy_limits true', 'GET /api/claude_code/settings true']);
     const conversation = requests.filter((r) => r.path === '/v1/messages');
-    assert.deepEqual(conversation.map((r) => [r.method, r.path, r.turn, r.stream]), [0, 1, 2, 3].map((turn) => ['POST', '/v1/messages', turn, true]));
+    assert.deepEqual(conversation.map((r) => [r.method, r.turn, r.stream]), [0, 1, 2, 3].map((turn) => ['POST', turn, true]));
     for (const request of conversation) {
       assert.equal(request.headers['x-api-key'], apiKey, 'the CLI sent the key in x-api-key');
       assert.match(String(request.headers['user-agent']), /^claude-cli\/2\./);
@@ -124,14 +177,13 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     assert.equal(byPath.get('README.md')?.kind, 'modified', JSON.stringify(changes.changes.map((c) => [c.path, c.kind])));
     assert.equal(byPath.get('ran.txt')?.kind, 'added');
     const read = async (p: string): Promise<string> => Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: p })).base64, 'base64').toString('utf8');
-    assert.equal(await read('README.md'), '# A project\n\nHello from Claude Code, edited in the box.\n');
+    assert.equal(await read('README.md'), README_AFTER);
     assert.equal(await read('ran.txt'), 'ran as uid 1000 in /workspace\n');
     // The CLI's own state stayed in its home (not the workspace).
     assert.deepEqual([...byPath.keys()].filter((p) => p.startsWith('.claude')), []);
 
     // It reached api.anthropic.com through the gateway and tried nothing else.
     const attempts = await attemptsWhen(connection, { folder, runId: 'claude-run' }, (r) => r.attempts.length >= 1);
-    assert.ok(attempts.attempts.length >= 1);
     assert.deepEqual(
       [...new Set(attempts.attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision}`))],
       ['connect api.anthropic.com:443 allowed'],
@@ -149,7 +201,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     assert.equal(run.exitCode, 0, `npm ci failed: ${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /added 1 package/);
     assert.match(run.stdout, /\ntrue\n$/);
-    // npm took the lockfile's tarball (no resolution: npm ci asks for nothing else), and checked its integrity.
+    // npm took the lockfile's tarball (npm ci resolves nothing) and checked its integrity.
     // (npm's update notifier also asks for the document of `npm` itself: a 404 here.)
     const requests = (await registry.requests()).filter((r) => r.path !== '/npm');
     assert.deepEqual(requests.map((r) => `${r.method} ${r.path}`), [`GET /${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`]);
@@ -162,5 +214,55 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     assert.equal(installed?.kind, 'added');
     const manifest = JSON.parse(Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: installed!.path })).base64, 'base64').toString('utf8')) as { version: string };
     assert.equal(manifest.version, pkg.version);
+  });
+
+  test('with the gateway\'s Anthropic route, the CLI works with a placeholder: the stand-in gets the real key, which is in no process and no file of the box', async () => {
+    const caFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'as-claude-ca-')), 'test-ca.pem');
+    writeFileSync(caFile, internet.caPem);
+    const box = await Box.create(engine, testSettings({ image: CLAUDE_IMAGE, memoryMiB: 1024, pidsLimit: 512, tmpSizeMiB: 256 }), {
+      folder: '/tmp/claude-route',
+      ownerId: `${ownerId}-route`,
+      env: [],
+      egress: {
+        // Nothing allowlisted: the route is the only way out, and it goes to the provider's own host only.
+        validated: validateEgressSettings({ network: 'allowlist', allowedHosts: [], networkPresets: [], gatewayImage: TEST_IMAGES.net, gatewayNetwork: internet.networkName, gatewayCaFile: caFile }),
+        programPath: GATEWAY_PROGRAM,
+        dns: ['127.0.0.1'],
+        providerKeys: { anthropic: apiKey },
+      },
+    });
+    try {
+      const env = box.egress!.providerEnv;
+      assert.deepEqual(env, [`ANTHROPIC_BASE_URL=${providerBaseUrl('anthropic')}`, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}`]);
+      await shOk(box, `cat > /workspace/README.md`, { stdin: README_BEFORE });
+      const before = (await api.conversation()).length;
+      const claude = sh(box, CLAUDE_COMMAND, { env: [...env, 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1'], timeoutMs: 240_000 });
+      const scans = await scanWhileToolRuns((command, stdin) => sh(box, command, { stdin }), apiKey, MODEL_KEY_PLACEHOLDER);
+      const run = await claude;
+      assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
+      assert.equal(run.stdout.trim(), 'Done: README.md edited and ran.txt written.');
+      assert.equal(await shOk(box, 'cat /workspace/README.md'), README_AFTER);
+
+      // The control: the scan sees the CLI's environment (it holds the placeholder)…
+      const pids = claudePids(scans.present);
+      assert.ok(pids.length > 0, `the CLI was running during the scan: ${scans.present.processes.join(' | ')}`);
+      assert.ok(pids.every((pid) => scans.present.hits.includes(`/proc/${pid}/environ`)), JSON.stringify(scans.present.hits));
+      // …and the real key is nowhere: no process's environment or command line, no file.
+      assert.deepEqual(scans.secret.hits, []);
+      assert.ok(scans.secret.files > 1000, `the scan read the box's files (${scans.secret.files})`);
+      assert.deepEqual(scans.secret.unreadable.filter((u) => !/^\/proc\/1: /.test(u)), [], 'nothing the box user can reach was left out');
+
+      // The stand-in got the real key on every request of this conversation, never the placeholder.
+      const conversation = (await api.conversation()).slice(before);
+      assert.deepEqual(conversation.filter((r) => r.path === '/v1/messages').map((r) => r.turn), [0, 1, 2, 3], JSON.stringify(conversation.map((r) => r.path)));
+      for (const request of conversation) assert.equal(request.headers['x-api-key'], apiKey, `${request.method} ${request.path}`);
+      // The gateway's records: the route's requests, each with the key added, and nothing else.
+      const attempts = box.egress!.attempts;
+      assert.ok(attempts.length >= 4, JSON.stringify(attempts));
+      assert.deepEqual([...new Set(attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))], ['http api.anthropic.com:443 allowed provider-key']);
+    } finally {
+      await box.remove();
+      rmSync(path.dirname(caFile), { recursive: true, force: true });
+    }
   });
 });
