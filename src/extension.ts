@@ -11,6 +11,8 @@ import { askInsecureEngine, askWorkspaceImage } from './host/consentPrompts';
 import { InsecureEngineConsent } from './host/engineConsent';
 import { ImageConsent } from './host/imageConsent';
 import { SandboxSettings } from './host/settings';
+import { ModelKeyStore } from './host/secrets/modelKeyStore';
+import { setApiKey, type SetApiKeyArgs } from './host/secrets/setApiKeyCommand';
 import { SandboxTerminals } from './host/terminal/sandboxTerminals';
 import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAgentMode';
 import { SandboxTools } from './host/tools/sandboxTools';
@@ -27,6 +29,7 @@ export function activate(context: vscode.ExtensionContext) {
   const logLine = (line: string) => log.info(line);
   const imageConsent = new ImageConsent({ state: context.workspaceState, prompt: askWorkspaceImage, log: logLine, isTrusted: () => vscode.workspace.isTrusted });
   const settings = new SandboxSettings({ imageConsent });
+  const modelKeys = new ModelKeyStore(context.secrets);
   engine = new EngineClient({
     serverModule: context.asAbsolutePath('dist/server.js'),
     languageClientModule: context.asAbsolutePath('dist/languageClient.js'),
@@ -34,10 +37,11 @@ export function activate(context: vscode.ExtensionContext) {
     log,
     settings,
     insecureEngines: new InsecureEngineConsent({ state: context.globalState, prompt: askInsecureEngine, log: logLine }),
+    modelKeys,
   });
   const proposals = new ProposalDocuments(engine);
   const runEvents = new RunEvents();
-  context.subscriptions.push(log, output, settings, engine, proposals, runEvents);
+  context.subscriptions.push(log, output, settings, modelKeys, engine, proposals, runEvents);
 
   const deps = { engine, log, output, runEvents };
   const review = new ReviewController({ engine, log, runEvents, proposals, state: context.workspaceState, storageUri: context.storageUri });
@@ -49,13 +53,14 @@ export function activate(context: vscode.ExtensionContext) {
     new SandboxTools(deps),
     vscode.commands.registerCommand('agentSandbox.createAgentMode', (args?: CreateAgentModeArgs) => createAgentMode(context.extension.id, args)),
   );
-  context.subscriptions.push(new SandboxTerminals({ ...deps, settings }));
+  context.subscriptions.push(new SandboxTerminals({ ...deps, settings, modelKeys }));
   context.subscriptions.push(
     vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox(deps, args)),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),
     vscode.commands.registerCommand('agentSandbox.showLog', () => log.show()),
+    vscode.commands.registerCommand('agentSandbox.setApiKey', (args?: SetApiKeyArgs) => setApiKey({ keys: modelKeys, log }, args)),
   );
 }
 

@@ -8,6 +8,8 @@ import {
   CheckEngineRequest,
   CollectRequest,
   ConfigureRequest,
+  SetModelKeysRequest,
+  type InitializeResultExtras,
   DiscardRequest,
   EnsureBoxRequest,
   ExecRequest,
@@ -32,6 +34,8 @@ import {
   type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
+import { sealModelKeys } from '../core/egress/sealedKeys';
+import type { ModelKeyStore } from './secrets/modelKeyStore';
 import type { InsecureEngineConsent } from './engineConsent';
 import { errorReason } from './errorMessages';
 import type { SandboxSettings } from './settings';
@@ -80,6 +84,8 @@ export interface EngineClientOptions {
   settings: SandboxSettings;
   /** Asks before the server may talk plain TCP to a remote engine; without it such engines stay refused. */
   insecureEngines?: InsecureEngineConsent;
+  /** The model API keys the egress gateways add; sent sealed after every configure and when they change. */
+  modelKeys?: ModelKeyStore;
 }
 
 /**
@@ -115,6 +121,27 @@ export class EngineClient extends Disposable {
   constructor(private readonly options: EngineClientOptions) {
     super();
     this._register(options.settings.onDidChange(() => void this.configure()));
+    if (options.modelKeys) this._register(options.modelKeys.onDidChange(() => void this.sendModelKeys().catch(() => undefined)));
+  }
+
+  /**
+   * Sends the stored model keys to the running server, sealed to its public key (a protocol trace shows only
+   * ciphertext). Undefined when the server is not running: it gets them when it starts.
+   */
+  async sendModelKeys(client?: LanguageClient): Promise<SetModelKeysRequest.Result | undefined> {
+    const target = client ?? this.running;
+    const store = this.options.modelKeys;
+    if (!target || !store) return undefined;
+    const publicKey = (target.initializeResult as Partial<InitializeResultExtras> | undefined)?.modelKeys?.publicKey;
+    if (!publicKey) throw new Error('The engine server did not give a key to seal model keys to; restart VS Code.');
+    try {
+      const result = await send(target, SetModelKeysRequest.type, { sealed: sealModelKeys(publicKey, await store.all()) });
+      for (const note of result.notes) this.options.log.warn(`[keys] ${note}`);
+      return result;
+    } catch (error) {
+      this.options.log.error(`[client] model keys refused: ${error instanceof Error ? error.message : error}`);
+      throw error;
+    }
   }
 
   /** The client when its server is running; `undefined` before the first start and while (re)starting. */
@@ -208,6 +235,7 @@ export class EngineClient extends Disposable {
       const { settings, insecureEngines } = this.options;
       const box = await settings.boxForEngine();
       await send(target, ConfigureRequest.type, { engine: settings.engine(insecureEngines?.allowed() ?? []), box, egress: settings.egress() });
+      await this.sendModelKeys(target);
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
       void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {

@@ -32,6 +32,8 @@ export const MACHINE_SCOPED_KEYS = [
   'gatewayImage',
   'gatewayNetwork',
   'gatewayDns',
+  /** Which CA certificates the gateway trusts for the TLS that carries the model keys. */
+  'gatewayCaFile',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

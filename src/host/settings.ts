@@ -29,7 +29,7 @@ const BOX_KEYS = [
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /** Keys of `EgressSettings`; machine-scoped in package.json. */
-const EGRESS_KEYS = ['network', 'allowedHosts', 'networkPresets', 'gatewayImage', 'gatewayNetwork', 'gatewayDns'] as const satisfies readonly (keyof EgressSettings)[];
+const EGRESS_KEYS = ['network', 'allowedHosts', 'networkPresets', 'gatewayImage', 'gatewayNetwork', 'gatewayDns', 'gatewayCaFile'] as const satisfies readonly (keyof EgressSettings)[];
 
 /**
  * The one typed accessor for the extension's settings. It owns the keys, the change event and the scope

@@ -14,7 +14,9 @@ import type {
   FileOpRequest,
 } from '../shared/protocol';
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import type { BoxCreateOptions } from '../core/box/box';
 import { validateEgressSettings, type ValidatedEgress } from '../core/egress/gatewayConfig';
+import { providersWithKeys, type ModelKeys } from '../core/egress/modelProviders';
 import { processIsAlive, removeOrphans } from '../core/box/orphans';
 import { DockerEngine } from '../core/docker/dockerEngine';
 import { assertEngineAllowed, resolveEngineLocation } from '../core/docker/engineLocation';
@@ -48,6 +50,10 @@ export class EngineService extends Disposable {
   private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
   private engineSettings: EngineSettings = {};
   private egress: ValidatedEgress = validateEgressSettings(undefined);
+  /** The model API keys the gateways add; in this process's memory only (never logged, written or recorded). */
+  private modelKeys: ModelKeys = {};
+  /** Folders whose box was in use when the network settings changed in a way its gateway cannot take in place. */
+  private readonly egressBehind = new Set<string>();
   private engine: DockerEngine | undefined;
   private orphansChecked: Promise<void> | undefined;
   private readonly sessions = new Map<string, Promise<BoxSession>>();
@@ -81,7 +87,7 @@ export class EngineService extends Disposable {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
   }
 
-  configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): void {
+  async configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): Promise<void> {
     // Validate first so a bad setting leaves the previous configuration in force.
     const validated = validateBoxSettings(box);
     const validatedEgress = validateEgressSettings(egress, validated.runtime);
@@ -92,6 +98,80 @@ export class EngineService extends Disposable {
     this.engineSettings = { ...engine, allowInsecureHosts: [...(engine.allowInsecureHosts ?? [])] };
     this.boxSettings = validated;
     this.egress = validatedEgress;
+    await this.applyEgress();
+  }
+
+  /** New model keys (all of them); running gateways get them at once. */
+  async setModelKeys(keys: ModelKeys): Promise<{ providers: string[]; updatedBoxes: number; notes: string[] }> {
+    this.modelKeys = { ...keys };
+    this.options.log(`[egress] model keys set for: ${providersWithKeys(keys).join(', ') || 'none'}`);
+    return { providers: providersWithKeys(keys), ...(await this.applyEgress()) };
+  }
+
+  /** What `Box.create` and `Box.replaceEgress` get: the current rules and keys. */
+  private egressOptions(): NonNullable<BoxCreateOptions['egress']> {
+    return { validated: this.egress, programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js'), providerKeys: this.modelKeys };
+  }
+
+  /**
+   * Brings every live box to the current network settings and keys. Rules, keys and CA change in the running
+   * gateway (attempts under way keep theirs). A change the gateway cannot take in place (none ↔ allowlist, the
+   * gateway's image, network or resolvers) gives the box a new gateway when nothing runs; a box in use keeps
+   * its way out until then, and its runs and terminals say so.
+   */
+  private async applyEgress(): Promise<{ updatedBoxes: number; notes: string[] }> {
+    let updatedBoxes = 0;
+    const notes: string[] = [];
+    for (const [key, pending] of [...this.sessions]) {
+      const session = await pending.catch(() => undefined);
+      if (!session) continue;
+      const gateway = session.box.egress;
+      if (gateway && !gateway.exited && this.egress.settings.network === 'allowlist' && sameGatewayContainer(gateway.configuration.egress, this.egress)) {
+        try {
+          await gateway.reconfigure({ egress: this.egress, providerKeys: this.modelKeys });
+          updatedBoxes++;
+          continue;
+        } catch (error) {
+          this.options.log(`[egress] ${key}: the gateway did not take the new settings (${(error as Error).message}); it is replaced`);
+        }
+      } else if (!gateway && this.egress.settings.network === 'none') {
+        this.egressBehind.delete(key);
+        session.egressNote = undefined;
+        continue;
+      }
+      this.egressBehind.add(key);
+      if (await this.catchUpEgress(key, session)) {
+        updatedBoxes++;
+      } else {
+        notes.push(session.egressNote!);
+      }
+    }
+    return { updatedBoxes, notes };
+  }
+
+  /** Before a run or terminal: a box left behind by a network settings change catches up if nothing else runs. */
+  private async followEgressSettings(key: string, signal?: AbortSignal): Promise<void> {
+    const pending = this.egressBehind.has(key) ? this.sessions.get(key) : undefined;
+    const session = await pending?.catch(() => undefined);
+    if (session) await this.catchUpEgress(key, session, signal);
+  }
+
+  /**
+   * For a box whose network settings could not change in place: a new gateway (or none) when nothing runs;
+   * otherwise a note on its runs and terminals. Returns whether the box now follows the settings.
+   */
+  private async catchUpEgress(key: string, session: BoxSession, signal?: AbortSignal): Promise<boolean> {
+    if (!this.egressBehind.has(key)) return true;
+    if (this.runs.size > 0) {
+      const was = session.box.egress ? 'its previous network rules' : 'no network';
+      session.egressNote = `The network settings changed while this box was in use: it keeps ${was} until its terminals and runs have ended (the next run or terminal after that gets the new settings), or until Agent Sandbox: Reset Sandbox.`;
+      return false;
+    }
+    this.egressBehind.delete(key);
+    session.egressNote = undefined;
+    await session.box.replaceEgress(this.egressOptions(), signal);
+    this.options.log(`[egress] ${key}: the box got ${session.box.egress ? 'a new gateway' : 'no network'} for the changed settings`);
+    return true;
   }
 
   get settings(): BoxSettings {
@@ -173,7 +253,7 @@ export class EngineService extends Disposable {
               log: this.options.log,
               reviewStore,
               watch,
-              egress: { validated: this.egress, programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js') },
+              egress: this.egressOptions(),
             },
             progress,
             signal,
@@ -216,6 +296,7 @@ export class EngineService extends Disposable {
    */
   async holdBox(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<{ session: BoxSession; release(): void; forget(): Promise<void> }> {
     const key = normalizeFolder(folder);
+    await this.followEgressSettings(key, signal);
     const session = await this.ensureBox(key, progress, signal);
     const holdId = `hold-${++this.runCounter}`;
     // Idle removal waits while anything is in `runs`; a held box counts as in use.
@@ -241,6 +322,7 @@ export class EngineService extends Disposable {
     signal?: AbortSignal,
   ): Promise<ExecResult> {
     const runId = params.runId ?? `run-${++this.runCounter}`;
+    await this.followEgressSettings(normalizeFolder(params.folder), signal);
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort);
@@ -388,6 +470,7 @@ export class EngineService extends Disposable {
   private async removeSession(key: string): Promise<void> {
     const pending = this.sessions.get(key);
     this.sessions.delete(key);
+    this.egressBehind.delete(key);
     const timer = this.idleTimers.get(key);
     if (timer) clearTimeout(timer);
     this.idleTimers.delete(key);
@@ -444,6 +527,12 @@ export class EngineService extends Disposable {
       return value === undefined ? [] : [`${name}=${value}`];
     });
   }
+}
+
+/** Whether two egress settings run the same gateway container (image, network, resolvers): then rules, keys and CA change in place. */
+function sameGatewayContainer(a: ValidatedEgress, b: ValidatedEgress): boolean {
+  const container = (e: ValidatedEgress) => JSON.stringify([e.settings.gatewayImage, e.settings.gatewayNetwork, e.settings.gatewayDns]);
+  return container(a) === container(b);
 }
 
 function normalizeFolder(folder: string): string {

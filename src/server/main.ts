@@ -31,6 +31,7 @@ import {
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
+  SetModelKeysRequest,
   TerminalCloseRequest,
   TerminalExitNotification,
   TerminalInputNotification,
@@ -39,7 +40,9 @@ import {
   TerminalResizeNotification,
   type ErrorData,
   type InitializationOptions,
+  type InitializeResultExtras,
 } from '../shared/protocol';
+import { ModelKeyReceiver } from '../core/egress/sealedKeys';
 import type { Schema, SchemaIssue } from '../shared/schema';
 import { SandboxError } from '../core/errors';
 import type { ProgressReporter } from '../core/session/boxSession';
@@ -55,6 +58,8 @@ export function startServer(connection: Connection): EngineService {
     log,
     onOrphansRemoved: (removed) => void connection.sendNotification(OrphansRemovedNotification.type, removed),
   });
+  // Model keys arrive sealed to this process's key (see sealedKeys.ts): a protocol trace never holds them.
+  const modelKeyReceiver = new ModelKeyReceiver();
 
   /**
    * Registers a request handler behind the boundary: params that do not fit the message's schema are answered
@@ -109,10 +114,12 @@ export function startServer(connection: Connection): EngineService {
     return {
     capabilities: {},
     serverInfo: { name: 'agent-sandbox-engine', version: '0.1.0' },
-    };
+    modelKeys: { publicKey: modelKeyReceiver.publicKey },
+    } satisfies InitializeResultExtras & Record<string, unknown>;
   });
 
   onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box, p.egress));
+  onRequest(SetModelKeysRequest, (p) => service.setModelKeys(modelKeyReceiver.open(p.sealed)));
   onRequest(CheckEngineRequest, () => service.checkEngine());
   onRequest(PullImageRequest, (p, signal) => service.pullImage(p.image, progressFor(p.progressToken), signal));
   onRequest(EnsureBoxRequest, (p, signal) => service.boxInfo(p.folder, progressFor(p.progressToken), signal));

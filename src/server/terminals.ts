@@ -1,6 +1,7 @@
 import type { TerminalExitNotification, TerminalOpenRequest, TerminalOutputNotification } from '../shared/protocol';
 import { BoxTerminal, boxHasProgram, findTerminalShell } from '../core/box/boxTerminal';
 import { SandboxError } from '../core/errors';
+import { boxProxyEnv } from '../core/egress/gatewayConfig';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import type { ProgressReporter } from '../core/session/boxSession';
 import type { EngineService } from './engineService';
@@ -69,7 +70,7 @@ export class TerminalService extends Disposable {
           command: params.command,
           cwd: params.cwd,
           // The model provider routes' base URLs and placeholder keys, as the gateway has them now.
-          env: session.box.egress?.providerEnv,
+          env: session.box.egress ? [...boxProxyEnv(), ...session.box.egress.providerEnv] : undefined,
           onData: (data) => this.queueOutput(terminalId, entry, data),
           onExit: (exitCode) => {
             this.flush(terminalId, entry);

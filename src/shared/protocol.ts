@@ -924,6 +924,51 @@ export namespace TerminalResizeNotification {
   export const type = new NotificationType<Params>(method);
 }
 
+/**
+ * Model API keys sealed to the engine server (X25519 + HKDF-SHA256 + AES-256-GCM, see
+ * `src/core/egress/sealedKeys.ts`): the server's public key comes in the `initialize` result as
+ * `modelKeys.publicKey`. The plain text is a JSON object `{ "anthropic"?: key, "openai"?: key, "gemini"?: key }`.
+ * Sealed, so that a protocol trace (which logs params) never holds a key. All fields base64.
+ */
+export interface SealedModelKeys {
+  /** The sender's ephemeral X25519 public key (SPKI DER). */
+  publicKey: string;
+  /** 12 bytes: the AES-GCM nonce and the HKDF salt. */
+  nonce: string;
+  ciphertext: string;
+  /** The AES-GCM authentication tag. */
+  tag: string;
+}
+
+/** What the `initialize` result adds to LSP's: the public key that model keys are sealed to. */
+export interface InitializeResultExtras {
+  modelKeys: { publicKey: string };
+}
+
+/**
+ * Replaces the model API keys the egress gateways add (all of them: a provider left out has none). Running
+ * gateways get the new keys at once, on their stdin; runs and terminals started afterwards get the base-URL
+ * variables of the providers with a key. Keys are never logged, stored on disk or recorded by the server.
+ */
+export namespace SetModelKeysRequest {
+  export const method = 'sandbox/setModelKeys' as const;
+  export interface Params {
+    sealed: SealedModelKeys;
+  }
+  export const params: Schema<Params> = object<Params>({
+    sealed: object<SealedModelKeys>({ publicKey: string, nonce: string, ciphertext: string, tag: string }),
+  });
+  export interface Result {
+    /** The providers that now have a key. */
+    providers: string[];
+    /** Boxes whose gateway got the new keys now; boxes in use that keep their old network until they are made anew. */
+    updatedBoxes: number;
+    /** Notes for people about boxes that could not follow (see `RunPolicy.egressNote`). */
+    notes: string[];
+  }
+  export const type = new RequestType<Params, Result, void>(method);
+}
+
 /** What the folder's box tried to reach through its egress gateway, oldest first. */
 export namespace EgressAttemptsRequest {
   export const method = 'sandbox/egressAttempts' as const;

@@ -61,8 +61,46 @@ export class Box {
     readonly volumeName: string,
     readonly image: { reference: string; id: string },
     /** The box's way out, when its network is an allowlist. */
-    readonly egress?: EgressGateway,
+    private egressGateway?: EgressGateway,
+    private readonly owner?: { labels: Record<string, string> },
   ) {}
+
+  /** The box's way out, when its network is an allowlist (see `replaceEgress`). */
+  get egress(): EgressGateway | undefined {
+    return this.egressGateway;
+  }
+
+  /**
+   * Gives the running box a new way out, or none: the old gateway and relay go, a new pair (when `egress`
+   * asks for an allowlist) starts in the box's network namespace. For network settings that cannot change in a
+   * running gateway (none ↔ allowlist, gateway image, network, resolvers). The container's own environment keeps
+   * what it was made with; runs and terminals get the proxy variables of the gateway they start with.
+   */
+  async replaceEgress(egress: BoxCreateOptions['egress'], signal?: AbortSignal): Promise<void> {
+    const old = this.egressGateway;
+    this.egressGateway = undefined;
+    await old?.remove();
+    if (egress?.validated.settings.network !== 'allowlist') return;
+    validateEgressSettings(egress.validated.settings, this.settings.runtime);
+    const gateway = await EgressGateway.start(this.engine, {
+      egress: egress.validated,
+      boxName: this.containerName,
+      boxImage: this.image.reference,
+      labels: this.owner?.labels ?? {},
+      programPath: egress.programPath,
+      dns: egress.dns,
+      extraHosts: egress.extraHosts,
+      providerKeys: egress.providerKeys,
+      signal,
+    });
+    try {
+      await gateway.attachRelay(this.containerId, signal);
+    } catch (error) {
+      await gateway.remove().catch(() => undefined);
+      throw error;
+    }
+    this.egressGateway = gateway;
+  }
 
   static async create(engine: DockerEngine, settingsIn: BoxSettings, options: BoxCreateOptions): Promise<Box> {
     const settings = validateBoxSettings(settingsIn);
@@ -122,7 +160,7 @@ export class Box {
         signal,
       });
       await egress?.attachRelay(container.id, signal);
-      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress);
+      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress, { labels });
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);

@@ -16,7 +16,7 @@ import type {
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
-import { runProxyEnv } from '../egress/gatewayConfig';
+import { boxProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
@@ -352,7 +352,7 @@ export class BoxSession {
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
         signal,
         // With a gateway, each run's proxy variables carry its id, so its attempts can be told apart.
-        env: this.box.egress ? [...this.options.env, ...runProxyEnv(request.runId), ...this.box.egress.providerEnv] : this.options.env,
+        env: this.box.egress ? [...this.options.env, ...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv] : this.options.env,
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });

@@ -35,6 +35,7 @@ export interface SandboxTerminalEnd {
 
 const DIM = '\x1b[2m';
 const RED = '\x1b[31m';
+const YELLOW = '\x1b[33m';
 const RESET = '\x1b[0m';
 
 let terminalCounter = 0;
@@ -154,10 +155,12 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
       const hosts = policy.allowedHosts ?? [];
       this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · network: allowlist${RESET}`);
       this.line(`${DIM}The box reaches only these hosts, through its own gateway (every attempt is recorded): ${hosts.join(', ') || 'none'}.${RESET}`);
+      if (policy.modelKeys?.length) this.line(`${DIM}The gateway adds your stored API key for: ${policy.modelKeys.join(', ')} (the box holds a placeholder).${RESET}`);
     } else {
       this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · no network${RESET}`);
       this.line(`${DIM}The box has no network: nothing here reaches the internet (agentSandbox.network "allowlist" opens a way out to the hosts you allow).${RESET}`);
     }
+    if (policy.egressNote) this.line(`${YELLOW}${policy.egressNote}${RESET}`);
     this.line(`${DIM}What changes here stays in the box until you approve it in the review (Source Control ▸ Agent Sandbox).${RESET}`);
     if (conflicts.length > 0) this.line(`${DIM}Changed both here and in your workspace (the box kept its version): ${conflicts.join(', ')}${RESET}`);
     this.deps.runEvents.fireStarted({

@@ -7,7 +7,9 @@ import { errorReason, errorText, showEngineError } from '../errorMessages';
 import type { RunEvents } from '../runEvents';
 import type { SandboxSettings } from '../settings';
 import { pickWorkspaceFolder } from '../workspaceFolders';
-import { agentEnvStatus, type AgentCliEntry } from './agentClis';
+import { agentEnvStatus, agentNetworkNotes, type AgentCliEntry } from './agentClis';
+import type { ModelKeyStore } from '../secrets/modelKeyStore';
+import { MODEL_PROVIDERS } from '../../core/egress/modelProviders';
 import { SandboxPseudoterminal, type SandboxTerminalOptions } from './sandboxPseudoterminal';
 
 /** Id of the contributed terminal profile (`contributes.terminal.profiles`). */
@@ -23,6 +25,8 @@ export interface SandboxTerminalsDeps {
   log: vscode.LogOutputChannel;
   /** The agent CLIs and the allowlist (user settings only: a workspace cannot name commands or variables). */
   settings: SandboxSettings;
+  /** Which model keys are stored (names only are read here), for the terminal's first lines. */
+  modelKeys?: ModelKeyStore;
 }
 
 /** Arguments of `agentSandbox.openTerminal` and `agentSandbox.runAgentCli` when called programmatically. */
@@ -109,7 +113,7 @@ export class SandboxTerminals extends Disposable {
     } else {
       const picked = await vscode.window.showQuickPick(
         entries.map((e) => ({ label: e.name, description: e.command, detail: e.env.length ? `needs ${e.env.join(', ')}` : undefined, entry: e })),
-        { title: 'Run Agent CLI in Sandbox', placeHolder: 'Runs in the box with its prompts off; the box has no network', ignoreFocusOut: true },
+        { title: 'Run Agent CLI in Sandbox', placeHolder: 'Runs in the box with its prompts off; it reaches only the hosts agentSandbox.network allows', ignoreFocusOut: true },
       );
       entry = picked?.entry;
     }
@@ -120,8 +124,12 @@ export class SandboxTerminals extends Disposable {
       return undefined;
     }
     // Names only: values never appear in a log, a terminal or the history.
-    const status = agentEnvStatus(entry, this.deps.settings.envAllowlist(), process.env);
-    const notes: string[] = [];
+    const network = this.deps.settings.egress().network === 'allowlist' ? 'allowlist' : 'none';
+    const storedKeys = (await this.deps.modelKeys?.providers()) ?? [];
+    const notes = agentNetworkNotes(entry, network, storedKeys);
+    // A key the gateway adds is not needed in the box: its variable gets the placeholder, not the host's value.
+    const gatewayKeyVariables = network === 'allowlist' && entry.provider && storedKeys.includes(entry.provider) ? MODEL_PROVIDERS[entry.provider].keyVariables : [];
+    const status = agentEnvStatus({ ...entry, env: entry.env.filter((name) => !gatewayKeyVariables.includes(name)) }, this.deps.settings.envAllowlist(), process.env);
     if (status.passed.length) notes.push(`Passed into the box: ${status.passed.join(', ')}.`);
     if (status.notAllowlisted.length) notes.push(`Not passed (add to agentSandbox.envAllowlist, then reset the box): ${status.notAllowlisted.join(', ')}.`);
     if (status.unset.length) notes.push(`Allowlisted but not set in VS Code's environment: ${status.unset.join(', ')}.`);
