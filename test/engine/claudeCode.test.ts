@@ -20,30 +20,27 @@ import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import { MODEL_KEY_PLACEHOLDER, providerBaseUrl } from '../../src/core/egress/modelProviders';
 import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest } from '../../src/shared/protocol';
-import type { ScriptedTurn } from '../standIns/messagesApiServer';
-import { KEY_SCAN_PROGRAM, type KeyScanResult } from './claudeCodeKeyScan';
-import { CLAUDE_IMAGE, lockedProject, realPackageFromCache, startMessagesApi, startNpmRegistry, type RealPackage, type StandIn } from './claudeCodeStandIns';
+import { claudePids, scanWhileToolRuns } from './claudeCodeKeyScan';
+import {
+  CLAUDE_COMMAND,
+  CLAUDE_FINAL_TEXT,
+  CLAUDE_IMAGE,
+  CLAUDE_SCRIPT,
+  GREETING_AFTER,
+  GREETING_BEFORE,
+  GREETING_FILE,
+  lockedProject,
+  RAN_FILE,
+  RAN_TEXT,
+  realPackageFromCache,
+  startMessagesApi,
+  startNpmRegistry,
+  type RealPackage,
+  type StandIn,
+} from './claudeCodeStandIns';
 import { createTestInternet, GATEWAY_PROGRAM, type TestInternet } from './egressInternet';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from './engineHarness';
 import { startEngineServer } from './engineServer';
-
-/** The Bash call's command: it marks that it runs, waits until the test has looked into the box, then reports. */
-const WAITING_COMMAND =
-  'touch /tmp/tool-running; for i in $(seq 600); do [ -e /tmp/scan-done ] && break; sleep 0.1; done; echo "ran as uid $(id -u) in $(pwd)" > ran.txt && cat ran.txt';
-
-/** What the stand-in model asks Claude Code to do: read and edit a file, run a command, then report. */
-export const CLAUDE_SCRIPT: ScriptedTurn[] = [
-  { tool: { name: 'Read', input: { file_path: '/workspace/README.md' } } },
-  { tool: { name: 'Edit', input: { file_path: '/workspace/README.md', old_string: 'Hello from the workspace.', new_string: 'Hello from Claude Code, edited in the box.' } } },
-  { tool: { name: 'Bash', input: { command: WAITING_COMMAND, description: 'Record who ran and where' } } },
-  { text: 'Done: README.md edited and ran.txt written.' },
-];
-
-export const README_BEFORE = '# A project\n\nHello from the workspace.\n';
-export const README_AFTER = '# A project\n\nHello from Claude Code, edited in the box.\n';
-
-/** The command line; the stand-in does not read the prompt, the CLI sends it. */
-export const CLAUDE_COMMAND = 'claude -p "Greet from the box in README.md, then record who ran you in ran.txt." --dangerously-skip-permissions';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
 async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemptsRequest.Params, check: (result: EgressAttemptsRequest.Result) => boolean): Promise<EgressAttemptsRequest.Result> {
@@ -53,37 +50,6 @@ async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemp
     result = await connection.sendRequest(EgressAttemptsRequest.type, params);
   }
   return result;
-}
-
-/**
- * While the CLI waits in its Bash call: scans the box for `secret` (and, as a control, for `present`, which the
- * scan must find), then lets the call finish. `run` runs a command in the box (stdin optional), as its user.
- */
-async function scanWhileToolRuns(
-  run: (command: string, stdin?: string) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
-  secret: string,
-  present: string,
-): Promise<{ secret: KeyScanResult; present: KeyScanResult }> {
-  for (let i = 0; (await run('test -e /tmp/tool-running')).exitCode !== 0; i++) {
-    if (i > 600) assert.fail('the CLI never ran its Bash call');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const scan = async (needle: string): Promise<KeyScanResult> => {
-    const result = await run('node /tmp/key-scan.js', needle);
-    assert.equal(result.exitCode, 0, result.stderr);
-    return JSON.parse(result.stdout) as KeyScanResult;
-  };
-  try {
-    assert.equal((await run('cat > /tmp/key-scan.js', KEY_SCAN_PROGRAM)).exitCode, 0);
-    return { secret: await scan(secret), present: await scan(present) };
-  } finally {
-    await run('touch /tmp/scan-done');
-  }
-}
-
-/** The pids of the CLI (`claude -p …`) among the scan's processes. */
-function claudePids(scan: KeyScanResult): string[] {
-  return scan.processes.filter((p) => / claude -p /.test(` ${p.split(' ').slice(1).join(' ')} `)).map((p) => p.split(' ')[0]!);
 }
 
 suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, against local stand-ins for their services', function () {
@@ -107,7 +73,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     api = await startMessagesApi(engine, internet, CLAUDE_SCRIPT);
     registry = await startNpmRegistry(engine, internet, pkg);
     folder = mkdtempSync(path.join(os.tmpdir(), 'as-claude-e2e-'));
-    writeFileSync(path.join(folder, 'README.md'), README_BEFORE);
+    writeFileSync(path.join(folder, GREETING_FILE), GREETING_BEFORE);
     // Not `*.pem`: that name is on the secrets deny-list and would not reach the box.
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     for (const [name, content] of Object.entries(lockedProject(pkg))) writeFileSync(path.join(folder, name), content);
@@ -147,7 +113,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     const scans = await scanWhileToolRuns((command, stdin) => connection.sendRequest(ExecRequest.type, { folder, runId: `look-${++n}`, command, stdin }), apiKey, apiKey);
     const run = await claude;
     assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
-    assert.equal(run.stdout.trim(), 'Done: README.md edited and ran.txt written.');
+    assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
     assert.equal(run.policy.network, 'allowlist');
     // Handed to the box, the key is where the scan looks: the CLI's environment.
     const pids = claudePids(scans.secret);
@@ -169,16 +135,16 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     const results = conversation[3]!.toolResults!;
     assert.equal(results.length, 3, JSON.stringify(results));
     assert.match(results[0]!, /Hello from the workspace\./, 'Read saw the mirrored file');
-    assert.equal(results[2], 'ran as uid 1000 in /workspace', 'Bash ran as the box user in the workspace');
+    assert.equal(results[2], RAN_TEXT, 'Bash ran as the box user in the workspace');
 
     // What it did is a pending change, nothing more.
     const changes = await connection.sendRequest(CollectRequest.type, { folder });
     const byPath = new Map(changes.changes.map((c) => [c.path, c]));
-    assert.equal(byPath.get('README.md')?.kind, 'modified', JSON.stringify(changes.changes.map((c) => [c.path, c.kind])));
-    assert.equal(byPath.get('ran.txt')?.kind, 'added');
+    assert.equal(byPath.get(GREETING_FILE)?.kind, 'modified', JSON.stringify(changes.changes.map((c) => [c.path, c.kind])));
+    assert.equal(byPath.get(RAN_FILE)?.kind, 'added');
     const read = async (p: string): Promise<string> => Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: p })).base64, 'base64').toString('utf8');
-    assert.equal(await read('README.md'), README_AFTER);
-    assert.equal(await read('ran.txt'), 'ran as uid 1000 in /workspace\n');
+    assert.equal(await read(GREETING_FILE), GREETING_AFTER);
+    assert.equal(await read(RAN_FILE), `${RAN_TEXT}\n`);
     // The CLI's own state stayed in its home (not the workspace).
     assert.deepEqual([...byPath.keys()].filter((p) => p.startsWith('.claude')), []);
 
@@ -234,14 +200,14 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     try {
       const env = box.egress!.providerEnv;
       assert.deepEqual(env, [`ANTHROPIC_BASE_URL=${providerBaseUrl('anthropic')}`, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}`]);
-      await shOk(box, `cat > /workspace/README.md`, { stdin: README_BEFORE });
+      await shOk(box, `cat > /workspace/${GREETING_FILE}`, { stdin: GREETING_BEFORE });
       const before = (await api.conversation()).length;
       const claude = sh(box, CLAUDE_COMMAND, { env: [...env, 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1'], timeoutMs: 240_000 });
       const scans = await scanWhileToolRuns((command, stdin) => sh(box, command, { stdin }), apiKey, MODEL_KEY_PLACEHOLDER);
       const run = await claude;
       assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
-      assert.equal(run.stdout.trim(), 'Done: README.md edited and ran.txt written.');
-      assert.equal(await shOk(box, 'cat /workspace/README.md'), README_AFTER);
+      assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
+      assert.equal(await shOk(box, `cat /workspace/${GREETING_FILE}`), GREETING_AFTER);
 
       // The control: the scan sees the CLI's environment (it holds the placeholder)…
       const pids = claudePids(scans.present);

@@ -65,3 +65,34 @@ function walk(dir) {
 walk('/');
 console.log(JSON.stringify(result));
 `;
+
+/** Runs a command in the box as its user (stdin optional): the engine server's exec, the Box API or docker exec. */
+export type BoxCommandRunner = (command: string, stdin?: string) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+
+/**
+ * While the CLI waits in the scripted conversation's Bash call: scans the box for `secret` and, as the scan's
+ * control, for `present` (a string the scan must find), then lets the call finish.
+ */
+export async function scanWhileToolRuns(run: BoxCommandRunner, secret: string, present: string): Promise<{ secret: KeyScanResult; present: KeyScanResult }> {
+  for (let i = 0; (await run('test -e /tmp/tool-running')).exitCode !== 0; i++) {
+    if (i > 600) throw new Error('the CLI never ran its Bash call');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const scan = async (needle: string): Promise<KeyScanResult> => {
+    const result = await run('node /tmp/key-scan.js', needle);
+    if (result.exitCode !== 0) throw new Error(`the key scan failed: ${result.stderr}`);
+    return JSON.parse(result.stdout) as KeyScanResult;
+  };
+  try {
+    const written = await run('cat > /tmp/key-scan.js', KEY_SCAN_PROGRAM);
+    if (written.exitCode !== 0) throw new Error(`could not write the key scan into the box: ${written.stderr}`);
+    return { secret: await scan(secret), present: await scan(present) };
+  } finally {
+    await run('touch /tmp/scan-done');
+  }
+}
+
+/** The pids of the CLI (`claude -p …`) among the scan's processes. */
+export function claudePids(scan: KeyScanResult): string[] {
+  return scan.processes.filter((p) => / claude -p /.test(` ${p.split(' ').slice(1).join(' ')} `)).map((p) => p.split(' ')[0]!);
+}

@@ -146,3 +146,30 @@ export function lockedProject(pkg: RealPackage): Record<string, string> {
   };
   return { 'package.json': `${JSON.stringify(manifest, null, 2)}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` };
 }
+
+/** The workspace file the scripted conversation reads and edits, before and after. */
+export const GREETING_FILE = 'greeting.md';
+export const GREETING_BEFORE = '# Greeting\n\nHello from the workspace.\n';
+export const GREETING_AFTER = '# Greeting\n\nHello from Claude Code, edited in the box.\n';
+/** The file the conversation's Bash call writes, and what it holds (the box user, in the workspace). */
+export const RAN_FILE = 'ran.txt';
+export const RAN_TEXT = 'ran as uid 1000 in /workspace';
+/** The conversation's last words, which `claude -p` prints. */
+export const CLAUDE_FINAL_TEXT = `Done: ${GREETING_FILE} edited and ${RAN_FILE} written.`;
+
+/**
+ * The Bash call's command: it marks that it runs (`/tmp/tool-running`), waits until the test has looked into the
+ * box (`/tmp/scan-done`, at most a minute), then writes `RAN_FILE`. The CLI is alive all that time.
+ */
+const WAITING_COMMAND = `touch /tmp/tool-running; for i in $(seq 600); do [ -e /tmp/scan-done ] && break; sleep 0.1; done; echo "ran as uid $(id -u) in $(pwd)" > ${RAN_FILE} && cat ${RAN_FILE}`;
+
+/** What the stand-in model asks Claude Code to do: read and edit a file, run a command, then report. */
+export const CLAUDE_SCRIPT: ScriptedTurn[] = [
+  { tool: { name: 'Read', input: { file_path: `/workspace/${GREETING_FILE}` } } },
+  { tool: { name: 'Edit', input: { file_path: `/workspace/${GREETING_FILE}`, old_string: 'Hello from the workspace.', new_string: 'Hello from Claude Code, edited in the box.' } } },
+  { tool: { name: 'Bash', input: { command: WAITING_COMMAND, description: 'Record who ran and where' } } },
+  { text: CLAUDE_FINAL_TEXT },
+];
+
+/** The CLI's command line, prompts off; the stand-in does not read the prompt, the CLI sends it. */
+export const CLAUDE_COMMAND = `claude -p "Greet from the box in ${GREETING_FILE}, then record who ran you in ${RAN_FILE}." --dangerously-skip-permissions`;
