@@ -129,17 +129,19 @@ CLAUDE_CODE_VERSION=2.1.328
 # Rebuilt when the CLI's version, the net image under it or this recipe (the last number) changes.
 CLAUDE_IMAGE_VERSION="claude-$CLAUDE_CODE_VERSION-net$NET_IMAGE_VERSION-1"
 if need agent-sandbox-test/claude "$CLAUDE_IMAGE_VERSION"; then
+  # A failed step (set -e) leaves no half-made download, copy or container behind.
+  tmp="" container=""
+  trap 'rm -rf "$tmp"; [ -z "$container" ] || docker rm -f "$container" >/dev/null 2>&1' EXIT
   cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/agent-sandbox-test-images/claude-code-$CLAUDE_CODE_VERSION"
   if [ ! -x "$cache_dir/claude" ] || [ "$force" = "--force" ]; then
     tmp=$(mktemp -d)
     echo "[images] downloading @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION from the npm registry (~370 MB, once per machine)" >&2
     # --ignore-scripts: its postinstall only copies the platform binary over a stub; the binary is taken directly.
-    npm install --prefix "$tmp/pkg" --cache "$tmp/npm-cache" --no-audit --no-fund --no-save --ignore-scripts --loglevel=error \
+    npm install --prefix "$tmp/pkg" --cache "$tmp/npm-cache" --no-audit --no-fund --no-save --ignore-scripts --no-update-notifier --loglevel=error \
       "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
     native="$tmp/pkg/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
     if [ ! -x "$native" ]; then
       echo "[images] npm installed no linux-x64 binary of Claude Code (optional package @anthropic-ai/claude-code-linux-x64 missing: is this machine linux-x64 with glibc?)" >&2
-      rm -rf "$tmp"
       exit 1
     fi
     mkdir -p "$cache_dir"
@@ -157,6 +159,7 @@ if need agent-sandbox-test/claude "$CLAUDE_IMAGE_VERSION"; then
   docker cp "$tmp/root/." "$container:/" >/dev/null
   docker commit --change "LABEL dev.agent-sandbox.test-image-version=$CLAUDE_IMAGE_VERSION" "$container" agent-sandbox-test/claude >/dev/null
   docker rm "$container" >/dev/null
+  container=""
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/claude (Claude Code $CLAUDE_CODE_VERSION)" >&2
 fi
