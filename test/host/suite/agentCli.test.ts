@@ -121,6 +121,10 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
     listening.dispose();
     assert.equal(end.exitCode, 0, `the CLI failed: ${end.error ?? ''}\n${output}`);
     assert.ok(output.includes(CLAUDE_FINAL_TEXT), `the terminal shows the CLI's answer: ${JSON.stringify(output.slice(-2000))}`);
+    // Its first lines said which key the gateway adds, and for which host, before the CLI said anything.
+    const intro = output.slice(0, output.indexOf(CLAUDE_FINAL_TEXT));
+    assert.match(intro, /Anthropic API key/);
+    assert.match(intro, /api\.anthropic\.com/);
 
     // The box never held the key: not in any process's environment or command line, not in any file…
     const pids = claudePids(scans.present);
