@@ -15,12 +15,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
-import { Box } from '../../src/core/box/box';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
+import { sealModelKeys } from '../../src/core/egress/sealedKeys';
 import { MODEL_KEY_PLACEHOLDER, providerBaseUrl } from '../../src/core/egress/modelProviders';
-import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest } from '../../src/shared/protocol';
-import { claudePids, scanWhileToolRuns } from './claudeCodeKeyScan';
+import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest, SetModelKeysRequest } from '../../src/shared/protocol';
+import { claudePids, scanWhileToolRuns, type BoxCommandRunner } from './claudeCodeKeyScan';
 import {
   CLAUDE_COMMAND,
   CLAUDE_FINAL_TEXT,
@@ -38,9 +37,9 @@ import {
   type RealPackage,
   type StandIn,
 } from './claudeCodeStandIns';
-import { createTestInternet, GATEWAY_PROGRAM, type TestInternet } from './egressInternet';
-import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from './engineHarness';
-import { startEngineServer } from './engineServer';
+import { createTestInternet, type TestInternet } from './egressInternet';
+import { connectTestEngine, TEST_IMAGES, testOwnerId } from './engineHarness';
+import { startEngineServer, type EngineServerProcess } from './engineServer';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
 async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemptsRequest.Params, check: (result: EgressAttemptsRequest.Result) => boolean): Promise<EgressAttemptsRequest.Result> {
@@ -64,6 +63,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
   let folder: string;
   let server: ChildProcess;
   let connection: ProtocolConnection;
+  let initialized: EngineServerProcess['initialized'];
 
   suiteSetup(async () => {
     engine = await connectTestEngine();
@@ -77,7 +77,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     // Not `*.pem`: that name is on the secrets deny-list and would not reach the box.
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     for (const [name, content] of Object.entries(lockedProject(pkg))) writeFileSync(path.join(folder, name), content);
-    ({ process: server, connection } = await startEngineServer({ box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 } }));
+    ({ process: server, connection, initialized } = await startEngineServer({ box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 } }));
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
       box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 },
@@ -89,6 +89,8 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
         gatewayImage: TEST_IMAGES.net,
         gatewayNetwork: internet.networkName,
         gatewayDns: ['127.0.0.1'],
+        // For the TLS the gateway makes itself, on the provider route (the last test).
+        gatewayCaFile: path.join(folder, 'test-ca.txt'),
       },
     });
   });
@@ -97,7 +99,6 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     await connection?.sendRequest(ResetRequest.type, {}).catch(() => undefined);
     connection?.dispose();
     server?.kill();
-    await removeEverythingOwnedBy(engine, `${ownerId}-route`);
     await internet?.remove();
     if (folder) rmSync(folder, { recursive: true, force: true });
   });
@@ -182,32 +183,28 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     assert.equal(manifest.version, pkg.version);
   });
 
-  test('with the gateway\'s Anthropic route, the CLI works with a placeholder: the stand-in gets the real key, which is in no process and no file of the box', async () => {
-    const caFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'as-claude-ca-')), 'test-ca.pem');
-    writeFileSync(caFile, internet.caPem);
-    const box = await Box.create(engine, testSettings({ image: CLAUDE_IMAGE, memoryMiB: 1024, pidsLimit: 512, tmpSizeMiB: 256 }), {
-      folder: '/tmp/claude-route',
-      ownerId: `${ownerId}-route`,
-      env: [],
-      egress: {
-        // Nothing allowlisted: the route is the only way out, and it goes to the provider's own host only.
-        validated: validateEgressSettings({ network: 'allowlist', allowedHosts: [], networkPresets: [], gatewayImage: TEST_IMAGES.net, gatewayNetwork: internet.networkName, gatewayCaFile: caFile }),
-        programPath: GATEWAY_PROGRAM,
-        dns: ['127.0.0.1'],
-        providerKeys: { anthropic: apiKey },
-      },
-    });
+  test('with a key set for the gateway (sealed to the engine server), the CLI works with a placeholder: the stand-in gets the real key, which is in no process and no file of the box', async () => {
+    const routeKey = `${apiKey}-route`;
+    const publicKey = initialized.modelKeys?.publicKey;
+    assert.ok(publicKey, 'the initialize result has the public key model keys are sealed to');
+    const set = await connection.sendRequest(SetModelKeysRequest.type, { sealed: sealModelKeys(publicKey, { anthropic: routeKey }) });
+    assert.deepEqual(set.providers, ['anthropic']);
+    // A folder of its own: a new box, made with the key set (the first folder's box held a key in test one).
+    const routed = mkdtempSync(path.join(os.tmpdir(), 'as-claude-route-'));
     try {
-      const env = box.egress!.providerEnv;
-      assert.deepEqual(env, [`ANTHROPIC_BASE_URL=${providerBaseUrl('anthropic')}`, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}`]);
-      await shOk(box, `cat > /workspace/${GREETING_FILE}`, { stdin: GREETING_BEFORE });
+      writeFileSync(path.join(routed, GREETING_FILE), GREETING_BEFORE);
       const before = (await api.conversation()).length;
-      const claude = sh(box, CLAUDE_COMMAND, { env: [...env, 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1'], timeoutMs: 240_000 });
-      const scans = await scanWhileToolRuns((command, stdin) => sh(box, command, { stdin }), apiKey, MODEL_KEY_PLACEHOLDER);
+      // Nothing but the command: the run gets the route's base URL and the placeholder from the server.
+      const claude = connection.sendRequest(ExecRequest.type, { folder: routed, runId: 'claude-route', timeoutSeconds: 240, command: `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}` });
+      let n = 0;
+      const look: BoxCommandRunner = (command, stdin) => connection.sendRequest(ExecRequest.type, { folder: routed, runId: `route-look-${++n}`, command, stdin });
+      const scans = await scanWhileToolRuns(look, routeKey, MODEL_KEY_PLACEHOLDER);
       const run = await claude;
       assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
       assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
-      assert.equal(await shOk(box, `cat /workspace/${GREETING_FILE}`), GREETING_AFTER);
+      assert.deepEqual(run.policy.modelKeys, ['anthropic'], 'the run\'s policy names the key the gateway added');
+      const env = await connection.sendRequest(ExecRequest.type, { folder: routed, command: 'env | grep ^ANTHROPIC_ | sort' });
+      assert.equal(env.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=${providerBaseUrl('anthropic')}\n`);
 
       // The control: the scan sees the CLI's environment (it holds the placeholder)…
       const pids = claudePids(scans.present);
@@ -221,14 +218,16 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
       // The stand-in got the real key on every request of this conversation, never the placeholder.
       const conversation = (await api.conversation()).slice(before);
       assert.deepEqual(conversation.filter((r) => r.path === '/v1/messages').map((r) => r.turn), [0, 1, 2, 3], JSON.stringify(conversation.map((r) => r.path)));
-      for (const request of conversation) assert.equal(request.headers['x-api-key'], apiKey, `${request.method} ${request.path}`);
-      // The gateway's records: the route's requests, each with the key added, and nothing else.
-      const attempts = box.egress!.attempts;
-      assert.ok(attempts.length >= 4, JSON.stringify(attempts));
-      assert.deepEqual([...new Set(attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))], ['http api.anthropic.com:443 allowed provider-key']);
+      for (const request of conversation) assert.equal(request.headers['x-api-key'], routeKey, `${request.method} ${request.path}`);
+      // The gateway's records for this box: the route's requests, each with the key added, and nothing else.
+      const attempts = await attemptsWhen(connection, { folder: routed }, (r) => r.attempts.length >= 4);
+      assert.deepEqual([...new Set(attempts.attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))], ['http api.anthropic.com:443 allowed provider-key']);
+      // What it did is a pending change of that folder.
+      const changes = await connection.sendRequest(CollectRequest.type, { folder: routed });
+      assert.deepEqual(changes.changes.map((c) => [c.path, c.kind]), [[GREETING_FILE, 'modified'], [RAN_FILE, 'added']]);
     } finally {
-      await box.remove();
-      rmSync(path.dirname(caFile), { recursive: true, force: true });
+      await connection.sendRequest(ResetRequest.type, { folder: routed }).catch(() => undefined);
+      rmSync(routed, { recursive: true, force: true });
     }
   });
 });
