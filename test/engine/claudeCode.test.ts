@@ -28,6 +28,7 @@ import {
   GREETING_AFTER,
   GREETING_BEFORE,
   GREETING_FILE,
+  MESSAGES_API_HOST,
   lockedProject,
   RAN_FILE,
   RAN_TEXT,
@@ -69,7 +70,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     engine = await connectTestEngine();
     if (!(await engine.inspectImage(CLAUDE_IMAGE))) throw new Error(`This suite needs the image ${CLAUDE_IMAGE}; build it with \`bash scripts/build-test-images.sh\`.`);
     pkg = realPackageFromCache('ignore');
-    internet = await createTestInternet(engine, ownerId);
+    internet = await createTestInternet(engine, ownerId, { withoutNames: [MESSAGES_API_HOST] });
     api = await startMessagesApi(engine, internet, CLAUDE_SCRIPT);
     registry = await startNpmRegistry(engine, internet, pkg);
     folder = mkdtempSync(path.join(os.tmpdir(), 'as-claude-e2e-'));

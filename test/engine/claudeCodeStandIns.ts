@@ -72,12 +72,15 @@ async function startStandIn(
   };
 }
 
+/** The name the Messages API stand-in answers to; create the internet without it (`createTestInternet`'s `withoutNames`). */
+export const MESSAGES_API_HOST = 'api.anthropic.com';
+
 /** The Messages API stand-in as api.anthropic.com, playing `script` (see test/standIns/messagesApiServer.ts). */
 export async function startMessagesApi(engine: DockerEngine, internet: TestInternet, script: ScriptedTurn[]): Promise<StandIn & { conversation(): Promise<RecordedMessagesRequest[]> }> {
   const standIn = await startStandIn(engine, internet, {
     name: 'anthropic-api',
     program: 'messagesApiServer',
-    hostNames: ['api.anthropic.com'],
+    hostNames: [MESSAGES_API_HOST],
     env: [`STAND_IN_SCRIPT=${JSON.stringify(script)}`],
   });
   return { ...standIn, conversation: () => standIn.requests<RecordedMessagesRequest>() };

@@ -18,6 +18,7 @@ import type { EgressAttempt } from '../../src/core/egress/egressAttempt';
 import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
+import type { ModelKeys } from '../../src/core/egress/modelProviders';
 import { TEST_IMAGES } from './engineHarness';
 import { issueTestCertificate, makeTestCertificates } from '../testCertificates';
 
@@ -26,9 +27,12 @@ export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
 
 /**
  * Names the upstream stand-ins answer to (HTTPS on 443, plain HTTP on 80; one certificate for all of them):
- * `registry.test` and `api.test` are the stand-in at .10, `other.test` a second one at .11.
+ * `registry.test` and `api.test` are the stand-in at .10, `other.test` a second one at .11. `api.anthropic.com`
+ * is the .10 stand-in too, on this test network only (the real API is unreachable here): the gateway's model
+ * provider route resolves it through its own resolver like any name, and trusts the test CA through
+ * `agentSandbox.gatewayCaFile`.
  */
-export const UPSTREAM_NAMES = ['registry.test', 'api.test', 'other.test'] as const;
+export const UPSTREAM_NAMES = ['registry.test', 'api.test', 'other.test', 'api.anthropic.com'] as const;
 
 /**
  * Names the gateway's /etc/hosts maps to refused addresses: an allowed name that resolves to loopback, a
@@ -42,23 +46,41 @@ export const HOSTILE_NAMES: Record<string, string> = {
 };
 
 /**
- * The upstream: HTTPS + HTTP; answers with its name, the Host it saw and the body size; serves files under
+ * The upstream: HTTPS + HTTP; answers with its name, the Host it saw, the body size and the SHA-256 of the
+ * credential headers it got (never the credentials: the answer goes back into the box); serves files under
  * /tmp/git (a dumb-HTTP git repository) and /tmp/npm (an npm registry stand-in: a directory's index.json is
- * the package document).
+ * the package document). /v1/stream answers with server-sent events: the second only once /tmp/release exists
+ * (a request for /release makes it: a client that asks for it only after reading the first event would wait
+ * forever behind a gateway that buffered).
  */
 const UPSTREAM_SCRIPT = `
-const fs = require('fs'), path = require('path'), http = require('http'), https = require('https');
+const fs = require('fs'), path = require('path'), http = require('http'), https = require('https'), crypto = require('crypto');
+const digest = (value) => (value === undefined ? null : crypto.createHash('sha256').update(String(value)).digest('hex'));
 const handler = (scheme) => (req, res) => {
   let body = 0;
   req.on('data', (c) => (body += c.length));
   req.on('end', () => {
+    if (req.url === '/release') {
+      fs.writeFileSync('/tmp/release', '');
+      return res.end('released\\n');
+    }
+    if (req.url === '/v1/stream') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('event: one\\ndata: {"key":"' + digest(req.headers['x-api-key']) + '"}\\n\\n');
+      const wait = setInterval(() => {
+        if (!fs.existsSync('/tmp/release')) return;
+        clearInterval(wait);
+        res.end('event: two\\ndata: {}\\n\\n');
+      }, 50);
+      return;
+    }
     const file = path.join('/tmp', path.normalize(decodeURIComponent(req.url.split('?')[0])));
     if ((req.url.startsWith('/git/') || req.url.startsWith('/npm/')) && fs.existsSync(file)) {
       const served = fs.statSync(file).isDirectory() ? path.join(file, 'index.json') : file;
       if (fs.existsSync(served)) return res.end(fs.readFileSync(served));
     }
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ upstream: process.env.UPSTREAM_ID, scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress }) + '\\n');
+    res.end(JSON.stringify({ upstream: process.env.UPSTREAM_ID, scheme, host: req.headers.host, method: req.method, url: req.url, body, from: req.socket.remoteAddress, apiKeySha256: digest(req.headers['x-api-key']), authorizationSha256: digest(req.headers.authorization) }) + '\\n');
   });
 };
 https.createServer({ key: process.env.TLS_KEY, cert: process.env.TLS_CERT }, handler('https')).listen(443);
@@ -82,8 +104,15 @@ export interface TestInternet {
   /** The second stand-in (`other.test`). */
   otherAddress: string;
   caPem: string;
-  /** Box.create's `egress` option for an allowlist over this internet. */
-  egress(allowedHosts: string[], overrides?: { networkPresets?: string[] }): NonNullable<BoxCreateOptions['egress']>;
+  /** The test CA in a file on this machine: the value for `agentSandbox.gatewayCaFile`. */
+  caFile: string;
+  /** The container of the .10 stand-in (registry.test, api.test, api.anthropic.com unless left out). */
+  upstreamContainerId: string;
+  /**
+   * Box.create's `egress` option for an allowlist over this internet; with `providerKeys`, the gateway adds
+   * them on its provider routes and trusts the test CA (`gatewayCaFile`).
+   */
+  egress(allowedHosts: string[], overrides?: { networkPresets?: string[]; providerKeys?: ModelKeys }): NonNullable<BoxCreateOptions['egress']>;
   /**
    * Starts a container on the test network (image net, as root unless told), for controls and further stand-ins:
    * `aliases` are the names the gateway resolves to it, `archive` a tar put into its /tmp before it starts.
@@ -147,13 +176,18 @@ function upstreamFilesTar(dir: string): Readable {
   return pack as unknown as Readable;
 }
 
-export async function createTestInternet(engine: DockerEngine, ownerId: string): Promise<TestInternet> {
+/**
+ * `withoutNames`: names the .10 stand-in does not answer to, for a suite that runs its own stand-in under that
+ * name (two containers with one alias would each get some of the connections).
+ */
+export async function createTestInternet(engine: DockerEngine, ownerId: string, options: { withoutNames?: string[] } = {}): Promise<TestInternet> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-egress-'));
   // Full owner labels (pid and host included): any engine server's orphan sweep on this shared engine removes
   // managed containers without a live owner pid, and would take the stand-ins away mid-test.
   const labels = { ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }), 'dev.agent-sandbox.test': 'egress-internet' };
   const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
   const certs = makeTestCertificates(dir, UPSTREAM_NAMES);
+  const caFile = path.join(dir, 'ca.pem');
   let prefix = '';
   // Another suite may hold a subnet of the range; try a few.
   for (let attempt = 0; !prefix; attempt++) {
@@ -203,7 +237,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
     const ids = [
       await runOnNetwork('upstream', ['node', '-e', UPSTREAM_SCRIPT], {
         env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=registry'],
-        aliases: ['registry.test', 'api.test'],
+        aliases: ['registry.test', 'api.test', 'api.anthropic.com'].filter((name) => !options.withoutNames?.includes(name)),
         ip: upstreamAddress,
         archive: upstreamFilesTar(dir),
       }),
@@ -221,6 +255,8 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
       otherAddress,
       execIn: (containerId, cmd) => execIn(engine, containerId, cmd),
       caPem: certs.caPem,
+      caFile,
+      upstreamContainerId: ids[0]!,
       egress: (allowedHosts, overrides = {}) => ({
         validated: validateEgressSettings({
           network: 'allowlist',
@@ -228,7 +264,9 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
           networkPresets: overrides.networkPresets ?? [],
           gatewayImage: TEST_IMAGES.net,
           gatewayNetwork: networkName,
+          gatewayCaFile: overrides.providerKeys ? caFile : '',
         }),
+        ...(overrides.providerKeys ? { providerKeys: overrides.providerKeys } : {}),
         programPath: GATEWAY_PROGRAM,
         dns: ['127.0.0.1'],
         extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),

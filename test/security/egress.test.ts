@@ -7,6 +7,14 @@ import { Box } from '../../src/core/box/box';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { GATEWAY_LIMITS } from '../../src/core/egress/gatewayConfig';
 import { GATEWAY_DOWN_TEXT } from '../../src/gateway/relayServer';
+import { createHash, randomBytes } from 'node:crypto';
+import { MODEL_KEY_PLACEHOLDER } from '../../src/core/egress/modelProviders';
+
+/** The real key of these cases: unique per run. The stand-ins answer with SHA-256 of the credentials they got. */
+const MODEL_KEY = `sk-ant-sec-${randomBytes(24).toString('hex')}`;
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+/** The provider route as the box's ANTHROPIC_BASE_URL names it. */
+const ROUTE = 'http://127.0.0.1:3128/_agent-sandbox/anthropic';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, TEST_IMAGES, testOwnerId, testSettings } from '../engine/engineHarness';
 import { attemptsOf, createTestInternet, HOSTILE_NAMES, rawConnect, type TestInternet } from '../engine/egressInternet';
 
@@ -27,7 +35,8 @@ suite('security: egress — the box leaves only through its own gateway, and onl
       folder: '/tmp/egress-security',
       ownerId,
       env: [],
-      egress: internet.egress(['registry.test', 'api.test:80', '[::1]', '127.0.0.1', ...Object.keys(HOSTILE_NAMES)]),
+      // The gateway also holds a model key (the provider stand-in is api.anthropic.com on the test network).
+      egress: internet.egress(['registry.test', 'api.test:80', '[::1]', '127.0.0.1', ...Object.keys(HOSTILE_NAMES)], { providerKeys: { anthropic: MODEL_KEY } }),
     });
     await shOk(box, 'cat > /tmp/ca.pem', { stdin: internet.caPem });
   });
@@ -237,5 +246,67 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     } finally {
       await victim.remove();
     }
+  });
+
+  test('model key: it goes only to the provider\'s host — a placeholder sent to another allowed host (CONNECT or plain HTTP) stays the placeholder; control: the route delivers the real key', async () => {
+    const route = JSON.parse(await shOk(box, `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -d "{}" ${ROUTE}/v1/messages`)) as { host: string; apiKeySha256: string };
+    assert.deepEqual({ host: route.host, key: route.apiKeySha256 }, { host: 'api.anthropic.com', key: sha256(MODEL_KEY) });
+    const tunnel = JSON.parse(await shOk(box, `curl -sS --fail --cacert /tmp/ca.pem -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" https://registry.test/v1/messages`)) as { apiKeySha256: string };
+    const plain = JSON.parse(await shOk(box, `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -H "authorization: Bearer ${MODEL_KEY_PLACEHOLDER}" http://api.test/v1/messages`)) as { apiKeySha256: string; authorizationSha256: string };
+    assert.equal(tunnel.apiKeySha256, sha256(MODEL_KEY_PLACEHOLDER));
+    assert.deepEqual([plain.apiKeySha256, plain.authorizationSha256], [sha256(MODEL_KEY_PLACEHOLDER), sha256(`Bearer ${MODEL_KEY_PLACEHOLDER}`)]);
+  });
+
+  test('model key: Host-header, absolute-URL and path tricks cannot route it elsewhere; control: the same requests without the trick reach other.test directly', async () => {
+    // The route with another Host header, and with paths that try to name another host: still the provider.
+    for (const trick of [
+      `-H "Host: other.test" ${ROUTE}/v1/messages`,
+      `-H "X-Forwarded-Host: other.test" ${ROUTE}/v1/messages`,
+      `--path-as-is "${ROUTE}/../../..//other.test/v1/messages"`,
+      `"${ROUTE}/%2F%2Fother.test/v1"`,
+    ]) {
+      const out = await sh(box, `curl -sS -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -d "{}" ${trick}`);
+      const answer = JSON.parse(out.stdout) as { upstream: string; host: string; apiKeySha256: string };
+      assert.deepEqual({ upstream: answer.upstream, host: answer.host }, { upstream: 'registry', host: 'api.anthropic.com' }, trick);
+    }
+    // Absolute-form through the proxy (what an HTTP_PROXY client sends): the request goes to the host it names,
+    // as any proxied request, and the gateway adds no key to it, even under the route's path.
+    const absolute = await sh(box, `curl -sS -x http://127.0.0.1:3128 -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" http://api.test/_agent-sandbox/anthropic/v1/messages`);
+    const proxied = JSON.parse(absolute.stdout) as { host: string; url: string; apiKeySha256: string };
+    assert.deepEqual(proxied, { ...proxied, host: 'api.test', url: '/_agent-sandbox/anthropic/v1/messages', apiKeySha256: sha256(MODEL_KEY_PLACEHOLDER) });
+    // A CONNECT to the provider's host is an opaque tunnel: the gateway cannot and does not add the key.
+    const connect = await sh(box, rawConnect('api.anthropic.com:443'));
+    assert.match(connect.stdout, /^HTTP\/1\.1 403[\s\S]*api\.anthropic\.com:443 is not allowed/);
+    // Control: other.test answers as itself to a client that reaches it (the probe on the test network).
+    const control = await probeSh(`curl -sS --fail --cacert /dev/stdin https://other.test/ <<'EOF'\n${internet.caPem}EOF`);
+    assert.equal((JSON.parse(control.stdout) as { upstream: string }).upstream, 'other', control.stderr);
+  });
+
+  test('model key: no other container or box can use this box\'s route — the probe finds no listener, another box\'s route has no key; control: this box\'s route adds it', async () => {
+    const gateway = await engine.call('inspecting the gateway', (d) => d.getContainer(box.egress!.gatewayId).inspect());
+    const address = gateway.NetworkSettings.Networks[internet.networkName]!.IPAddress;
+    const fromProbe = await probeSh(`curl -sS --max-time 5 -d "{}" http://${address}:3128/_agent-sandbox/anthropic/v1/messages; echo "exit $?"`);
+    assert.match(fromProbe.stdout, /exit (7|28)/, fromProbe.stdout);
+    const otherBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-security-keys-b', ownerId, env: [], egress: internet.egress(['registry.test']) });
+    try {
+      const viaB = await sh(otherBox, `curl -sS -w "\\n%{http_code}" -d "{}" ${ROUTE}/v1/messages`);
+      assert.match(viaB.stdout, /no Anthropic API key is stored[\s\S]*\n403$/);
+    } finally {
+      await otherBox.remove();
+    }
+    const control = JSON.parse(await shOk(box, `curl -sS --fail -d "{}" ${ROUTE}/v1/messages`)) as { apiKeySha256: string };
+    assert.equal(control.apiKeySha256, sha256(MODEL_KEY));
+  });
+
+  test('model key: the box cannot read it — not in its environment, not in the egress volume its relay mounts, not in the gateway\'s configuration; control: the gateway holds it in memory only', async () => {
+    const pattern = `${MODEL_KEY.slice(0, 6)}[${MODEL_KEY[6]}]${MODEL_KEY.slice(7)}`;
+    const inBox = await sh(box, `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}'; true`);
+    assert.equal(inBox.stdout.trim(), '0');
+    const relayView = await internet.execIn(box.egress!.gatewayId, ['sh', '-c', `grep -r -l -s '${pattern}' /egress; cat /proc/1/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}'; true`]);
+    assert.equal(relayView.stdout.trim(), '0');
+    const inspected = await engine.call('inspecting the gateway', (d) => d.getContainer(box.egress!.gatewayId).inspect());
+    assert.ok(!JSON.stringify(inspected).includes(MODEL_KEY));
+    // Control: the gateway has it (its answers carry it upstream), so the searches above looked where it could have been.
+    assert.deepEqual(box.egress!.configuration.providerKeys, { anthropic: MODEL_KEY });
   });
 });

@@ -31,6 +31,7 @@ import {
   GREETING_AFTER,
   GREETING_BEFORE,
   GREETING_FILE,
+  MESSAGES_API_HOST,
   RAN_FILE,
   RAN_TEXT,
   startMessagesApi,
@@ -67,11 +68,9 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
     folder = vscode.workspace.workspaceFolders![0]!.uri.fsPath;
     engine = await connectTestEngine();
     if (!(await engine.inspectImage(CLAUDE_IMAGE))) throw new Error(`This suite needs the image ${CLAUDE_IMAGE}; build it with \`bash scripts/build-test-images.sh\`.`);
-    internet = await createTestInternet(engine, testOwnerId('host-claude'));
+    internet = await createTestInternet(engine, testOwnerId('host-claude'), { withoutNames: [MESSAGES_API_HOST] });
     api = await startMessagesApi(engine, internet, CLAUDE_SCRIPT);
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-claude-'));
-    const caFile = path.join(scratch, 'test-ca.pem');
-    fs.writeFileSync(caFile, internet.caPem);
     fs.writeFileSync(path.join(folder, GREETING_FILE), GREETING_BEFORE);
     // A box of an earlier suite has another image and no network: start from none.
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
@@ -83,7 +82,7 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
       gatewayImage: TEST_IMAGES.net,
       gatewayNetwork: internet.networkName,
       gatewayDns: ['127.0.0.1'],
-      gatewayCaFile: caFile,
+      gatewayCaFile: internet.caFile,
       agentClis: [{ name: AGENT_NAME, command: `env CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`, env: [], provider: 'anthropic' }],
     });
     const config = vscode.workspace.getConfiguration('agentSandbox');
