@@ -57,6 +57,7 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
   this.timeout(300_000);
   const apiKey = `sk-ant-api03-host-e2e-${process.pid}-${Date.now().toString(36)}`;
   const settings: Record<string, unknown> = {};
+  const originals: Record<string, unknown> = {};
   let engine: DockerEngine;
   let internet: TestInternet;
   let api: Awaited<ReturnType<typeof startMessagesApi>>;
@@ -86,7 +87,11 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
       agentClis: [{ name: AGENT_NAME, command: `env CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`, env: [], provider: 'anthropic' }],
     });
     const config = vscode.workspace.getConfiguration('agentSandbox');
-    for (const [key, value] of Object.entries(settings)) await config.update(key, value, vscode.ConfigurationTarget.Global);
+    // User level (the rig's own values there, e.g. its test image, come back in the teardown).
+    for (const [key, value] of Object.entries(settings)) {
+      originals[key] = config.inspect(key)?.globalValue;
+      await config.update(key, value, vscode.ConfigurationTarget.Global);
+    }
     const stored = (await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', key: apiKey })) as SetApiKeyOutcome;
     assert.deepEqual(stored, { provider: 'anthropic', action: 'stored' });
   });
@@ -98,7 +103,7 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', clear: true });
     const config = vscode.workspace.getConfiguration('agentSandbox');
-    for (const key of Object.keys(settings)) await config.update(key, undefined, vscode.ConfigurationTarget.Global);
+    for (const [key, value] of Object.entries(originals)) await config.update(key, value, vscode.ConfigurationTarget.Global);
     if (folder) fs.rmSync(path.join(folder, GREETING_FILE), { force: true });
     await internet?.remove();
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
