@@ -356,12 +356,7 @@ export class GatewayServer {
       );
       log.finish('allowed', 'allowlisted', `allowed by "${rule.source}"`);
     } catch (error) {
-      this.refuse(log, error, (status, body) => {
-        log.status = status;
-        if (res.headersSent) return void res.destroy();
-        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-        res.end(body);
-      });
+      this.refuse(log, error, answerWith(log, res));
     } finally {
       if (admitted) this.active--;
     }
@@ -399,12 +394,7 @@ export class GatewayServer {
       await this.relayExchange(log, req, res, secure, { method: req.method, path: route.path, headers }, (error) => DenialText.connectFailed(host, port, error.message));
       log.finish('allowed', 'provider-key', `${provider.label} API: the gateway added the stored key`);
     } catch (error) {
-      this.refuse(log, error, (status, body) => {
-        log.status = status;
-        if (res.headersSent) return void res.destroy();
-        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-        res.end(body);
-      });
+      this.refuse(log, error, answerWith(log, res));
     } finally {
       if (admitted) this.active--;
     }
@@ -466,6 +456,16 @@ export class GatewayServer {
     answer(502, DenialText.badRequest(`internal error: ${(error as Error).message}`));
     log.finish('failed', 'connect-failed', `internal error: ${(error as Error).message}`);
   }
+}
+
+/** How a refused plain or provider-route request is answered: the status and text, or a cut when it had begun. */
+function answerWith(log: AttemptLog, res: http.ServerResponse): (status: number, body: string) => void {
+  return (status, body) => {
+    log.status = status;
+    if (res.headersSent) return void res.destroy();
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  };
 }
 
 /** The system's CA certificates plus the extra ones (`agentSandbox.gatewayCaFile`). */

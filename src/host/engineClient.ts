@@ -136,7 +136,9 @@ export class EngineClient extends Disposable {
     if (!publicKey) throw new Error('The engine server did not give a key to seal model keys to; restart VS Code.');
     try {
       const result = await send(target, SetModelKeysRequest.type, { sealed: sealModelKeys(publicKey, await store.all()) });
-      for (const note of result.notes) this.options.log.warn(`[keys] ${note}`);
+      for (const note of result.notes) this.options.log.warn(`[egress] ${note}`);
+      // A box in use keeps its previous way out until its runs and terminals end: say so where it is seen.
+      if (result.notes.length > 0) void vscode.window.showWarningMessage(`Agent Sandbox: ${result.notes[0]}`);
       return result;
     } catch (error) {
       this.options.log.error(`[client] model keys refused: ${error instanceof Error ? error.message : error}`);

@@ -68,6 +68,7 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.FileOpRequest.method]: 'op',
       [protocol.TerminalOpenRequest.method]: 'folder',
       [protocol.TerminalCloseRequest.method]: 'terminalId',
+      [protocol.SetModelKeysRequest.method]: 'sealed',
     };
     // Requests whose fields are all optional: {} is valid params.
     const allOptional = new Set<string>([protocol.CheckEngineRequest.method, protocol.PullImageRequest.method, protocol.ResetRequest.method]);
@@ -107,6 +108,7 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.ConfigureRequest.method, { engine: {}, box: 'big' }, 'box'],
       [protocol.TerminalOpenRequest.method, { folder, terminalId: 't', cols: '80', rows: 24 }, 'cols'],
       [protocol.PullImageRequest.method, { image: 42 }, 'image'],
+      [protocol.SetModelKeysRequest.method, { sealed: { publicKey: 'k', nonce: 'n', ciphertext: 5, tag: 't' } }, 'sealed.ciphertext'],
     ];
     for (const [method, params, field] of cases) {
       assertInvalid(await server.request(method, params), field, `${method} ${JSON.stringify(params)}`);

@@ -122,7 +122,8 @@ export function providerBoxEnv(providers: readonly ModelProviderId[]): string[] 
  * undefined when the name after it is unknown. A `..` segment or an encoded slash cannot climb out of the
  * provider's API: the path is rebuilt from decoded segments on the provider's own origin.
  */
-export function parseProviderRoute(target: string): { provider: ModelProviderId | undefined; name: string; path: string } | undefined {
+export function parseProviderRoute(requestTarget: string): { provider: ModelProviderId | undefined; name: string; path: string } | undefined {
+  const target = relayOriginForm(requestTarget);
   if (!target.startsWith(PROVIDER_ROUTE_PREFIX)) return undefined;
   const rest = target.slice(PROVIDER_ROUTE_PREFIX.length);
   const slash = rest.search(/[/?]/);
@@ -130,6 +131,20 @@ export function parseProviderRoute(target: string): { provider: ModelProviderId 
   const tail = slash < 0 ? '' : rest.slice(slash);
   const url = new URL(tail.startsWith('?') ? `/${tail}` : tail || '/', 'http://provider.invalid');
   return { provider: isModelProviderId(name) ? name : undefined, name: name.slice(0, 64), path: `${url.pathname}${url.search}` };
+}
+
+/**
+ * A client that sends even loopback requests through its proxy writes the absolute form of the relay's own
+ * address (`http://127.0.0.1:3128/_agent-sandbox/…`): that is the route too. Any other absolute URL stays what
+ * it is (a proxy request to that host, which never gets a key).
+ */
+function relayOriginForm(target: string): string {
+  if (target.startsWith('/')) return target;
+  const relay = new URL(BOX_PROXY_URL);
+  for (const origin of [relay.origin, `http://localhost:${relay.port}`]) {
+    if (target.toLowerCase().startsWith(`${origin}/`)) return target.slice(origin.length);
+  }
+  return target;
 }
 
 /** Headers that carry credentials, proxy details or the box's own addressing: never forwarded to a provider. */

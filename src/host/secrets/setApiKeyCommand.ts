@@ -70,7 +70,7 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
   // The provider only: a key never reaches a log line.
   deps.log.info(`[keys] ${label} API key stored`);
   void vscode.window.showInformationMessage(
-    `Agent Sandbox: the ${label} API key is stored. With agentSandbox.network "allowlist", the box's gateway adds it; the box gets only a placeholder.`,
+    `Agent Sandbox: the ${label} API key is stored. With agentSandbox.network "allowlist", the box's gateway adds it; the box gets only a placeholder. Sandboxed terminals already open keep the variables they started with: open a new one to use it.`,
   );
   return { provider, action: 'stored' };
 }

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { RunCommandResult } from '../../../src/host/commands/runCommand';
 import type { SetApiKeyOutcome } from '../../../src/host/secrets/setApiKeyCommand';
+import type { SandboxPseudoterminal } from '../../../src/host/terminal/sandboxPseudoterminal';
 import { MODEL_KEY_PLACEHOLDER } from '../../../src/core/egress/modelProviders';
 import type { DockerEngine } from '../../../src/core/docker/dockerEngine';
 import { connectTestEngine, TEST_IMAGES, testOwnerId } from '../../engine/engineHarness';
@@ -25,6 +26,8 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
   let folder: string;
   const settingKeys = ['image', 'network', 'allowedHosts', 'gatewayImage', 'gatewayNetwork', 'gatewayDns', 'gatewayCaFile'];
   const config = () => vscode.workspace.getConfiguration('agentSandbox');
+  /** The rig's own user values (its image), put back afterwards. */
+  const previous = new Map<string, unknown>();
 
   const run = async (command: string): Promise<RunCommandResult> =>
     (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: 'keep' })) as RunCommandResult;
@@ -50,6 +53,7 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
     internet = await createTestInternet(engine, ownerId);
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     const c = config();
+    for (const k of settingKeys) previous.set(k, c.inspect(k)?.globalValue);
     await c.update('image', TEST_IMAGES.net, vscode.ConfigurationTarget.Global);
     await c.update('gatewayImage', TEST_IMAGES.net, vscode.ConfigurationTarget.Global);
     await c.update('gatewayNetwork', internet.networkName, vscode.ConfigurationTarget.Global);
@@ -62,7 +66,7 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
   suiteTeardown(async () => {
     await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', clear: true });
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
-    for (const k of settingKeys) await config().update(k, undefined, vscode.ConfigurationTarget.Global);
+    for (const k of settingKeys) await config().update(k, previous.get(k), vscode.ConfigurationTarget.Global);
     await internet?.remove();
   });
 
@@ -76,6 +80,15 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
     assert.deepEqual(routed.result.policy.modelKeys, ['anthropic']);
     const env = await run('env | grep ^ANTHROPIC_API_KEY=');
     assert.equal(env.result.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\n`);
+
+    // Run Agent CLI's first lines say which key the gateway adds (the image has no claude: the launch then fails).
+    const terminal = (await vscode.commands.executeCommand('agentSandbox.runAgentCli', { folder, name: 'Claude Code' })) as vscode.Terminal;
+    const pty = (terminal.creationOptions as vscode.ExtensionTerminalOptions).pty as unknown as SandboxPseudoterminal;
+    assert.deepEqual(pty.options.notes, [
+      'The gateway adds your Anthropic API key on requests to api.anthropic.com; the box has ANTHROPIC_BASE_URL pointing at the gateway and only a placeholder in ANTHROPIC_API_KEY.',
+    ]);
+    await pty.ended;
+    terminal.dispose();
 
     const cleared = (await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', clear: true })) as SetApiKeyOutcome;
     assert.deepEqual(cleared, { provider: 'anthropic', action: 'cleared' });

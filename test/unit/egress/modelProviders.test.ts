@@ -51,6 +51,12 @@ suite('unit: model providers (keys added by the egress gateway)', () => {
     assert.equal(parseProviderRoute('/_agent-sandbox/__proto__/v1')?.provider, undefined);
     assert.equal(parseProviderRoute('/v1/messages'), undefined);
     assert.equal(parseProviderRoute('http://api.anthropic.com/_agent-sandbox/anthropic/v1'), undefined);
+    // A client that proxies even loopback requests names the relay itself: that is the route too.
+    assert.deepEqual(parseProviderRoute('http://127.0.0.1:3128/_agent-sandbox/anthropic/v1/messages'), { provider: 'anthropic', name: 'anthropic', path: '/v1/messages' });
+    assert.equal(parseProviderRoute('http://localhost:3128/_agent-sandbox/openai/v1')?.provider, 'openai');
+    for (const other of ['http://127.0.0.1:3129/_agent-sandbox/anthropic/v1', 'http://127.0.0.1:3128.evil.example/_agent-sandbox/anthropic/v1', 'http://127.0.0.1/_agent-sandbox/anthropic/v1']) {
+      assert.equal(parseProviderRoute(other), undefined, other);
+    }
   });
 
   test('header rewriting: every credential header the box sent is dropped, Host is the provider\'s, the real key goes in the provider\'s header', () => {
