@@ -118,3 +118,48 @@ if need agent-sandbox-test/net "$NET_IMAGE_VERSION"; then
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/net" >&2
 fi
+
+# agent-sandbox-test/claude : the net image + the real Claude Code CLI (npm @anthropic-ai/claude-code, its native
+#                             linux-x64 binary as /usr/local/bin/claude, with the libraries it links), for the
+#                             end-to-end agent tests. About 370 MB, fetched from the npm registry once per machine:
+#                             the binary is kept in ~/.cache/agent-sandbox-test-images (a second engine, as the
+#                             security tier's fault tests start, gets a copy without a download) and npm's own cache
+#                             is a throw-away directory, so ~/.npm does not grow by it.
+CLAUDE_CODE_VERSION=2.1.328
+# Rebuilt when the CLI's version, the net image under it or this recipe (the last number) changes.
+CLAUDE_IMAGE_VERSION="claude-$CLAUDE_CODE_VERSION-net$NET_IMAGE_VERSION-1"
+if need agent-sandbox-test/claude "$CLAUDE_IMAGE_VERSION"; then
+  # A failed step (set -e) leaves no half-made download, copy or container behind.
+  tmp="" container=""
+  trap 'rm -rf "$tmp"; [ -z "$container" ] || docker rm -f "$container" >/dev/null 2>&1' EXIT
+  cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/agent-sandbox-test-images/claude-code-$CLAUDE_CODE_VERSION"
+  if [ ! -x "$cache_dir/claude" ] || [ "$force" = "--force" ]; then
+    tmp=$(mktemp -d)
+    echo "[images] downloading @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION from the npm registry (~370 MB, once per machine)" >&2
+    # --ignore-scripts: its postinstall only copies the platform binary over a stub; the binary is taken directly.
+    npm install --prefix "$tmp/pkg" --cache "$tmp/npm-cache" --no-audit --no-fund --no-save --ignore-scripts --no-update-notifier --loglevel=error \
+      "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
+    native="$tmp/pkg/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+    if [ ! -x "$native" ]; then
+      echo "[images] npm installed no linux-x64 binary of Claude Code (optional package @anthropic-ai/claude-code-linux-x64 missing: is this machine linux-x64 with glibc?)" >&2
+      exit 1
+    fi
+    mkdir -p "$cache_dir"
+    cp "$native" "$cache_dir/claude.partial" && mv "$cache_dir/claude.partial" "$cache_dir/claude"
+    rm -rf "$tmp"
+  fi
+  tmp=$(mktemp -d)
+  copy_with_libs "$tmp/root" "$cache_dir/claude"
+  mkdir -p "$tmp/root/usr/local/bin"
+  mv "$tmp/root$cache_dir/claude" "$tmp/root/usr/local/bin/claude"
+  # copy_with_libs put the binary under the cache's path: only the directories it made for that are left, empty.
+  find "$tmp/root" -depth -type d -empty -delete
+  container=$(docker create agent-sandbox-test/net true)
+  # docker cp writes as root: the CLI is not writable by the box's user.
+  docker cp "$tmp/root/." "$container:/" >/dev/null
+  docker commit --change "LABEL dev.agent-sandbox.test-image-version=$CLAUDE_IMAGE_VERSION" "$container" agent-sandbox-test/claude >/dev/null
+  docker rm "$container" >/dev/null
+  container=""
+  rm -rf "$tmp"
+  echo "[images] built agent-sandbox-test/claude (Claude Code $CLAUDE_CODE_VERSION)" >&2
+fi

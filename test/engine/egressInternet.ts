@@ -20,7 +20,7 @@ import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import type { ModelKeys } from '../../src/core/egress/modelProviders';
 import { TEST_IMAGES } from './engineHarness';
-import { makeTestCertificates } from '../testCertificates';
+import { issueTestCertificate, makeTestCertificates } from '../testCertificates';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const GATEWAY_PROGRAM = path.join(ROOT, 'dist', 'gateway.js');
@@ -88,6 +88,14 @@ http.createServer(handler('http')).listen(80);
 console.log('listening');
 `;
 
+export interface RunOnNetworkOptions {
+  user?: string;
+  env?: string[];
+  aliases?: string[];
+  ip?: string;
+  archive?: Readable;
+}
+
 export interface TestInternet {
   networkName: string;
   /** The subnet's first three octets, e.g. `198.18.7`. */
@@ -98,15 +106,20 @@ export interface TestInternet {
   caPem: string;
   /** The test CA in a file on this machine: the value for `agentSandbox.gatewayCaFile`. */
   caFile: string;
-  /** The container of the .10 stand-in (registry.test, api.test, api.anthropic.com). */
+  /** The container of the .10 stand-in (registry.test, api.test, api.anthropic.com unless left out). */
   upstreamContainerId: string;
   /**
    * Box.create's `egress` option for an allowlist over this internet; with `providerKeys`, the gateway adds
    * them on its provider routes and trusts the test CA (`gatewayCaFile`).
    */
   egress(allowedHosts: string[], overrides?: { networkPresets?: string[]; providerKeys?: ModelKeys }): NonNullable<BoxCreateOptions['egress']>;
-  /** Starts a container on the test network (image net, as root unless told), for controls; returns its id. */
-  runOnNetwork(name: string, cmd: string[], options?: { user?: string }): Promise<string>;
+  /**
+   * Starts a container on the test network (image net, as root unless told), for controls and further stand-ins:
+   * `aliases` are the names the gateway resolves to it, `archive` a tar put into its /tmp before it starts.
+   */
+  runOnNetwork(name: string, cmd: string[], options?: RunOnNetworkOptions): Promise<string>;
+  /** A certificate (and its key, PEM) for these names, signed by the test CA. */
+  issueCertificate(names: string[]): { keyPem: string; certPem: string };
   /** Runs a command in any container (as its user), returns exit code and output. */
   execIn(containerId: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   remove(): Promise<void>;
@@ -163,7 +176,11 @@ function upstreamFilesTar(dir: string): Readable {
   return pack as unknown as Readable;
 }
 
-export async function createTestInternet(engine: DockerEngine, ownerId: string): Promise<TestInternet> {
+/**
+ * `withoutNames`: names the .10 stand-in does not answer to, for a suite that runs its own stand-in under that
+ * name (two containers with one alias would each get some of the connections).
+ */
+export async function createTestInternet(engine: DockerEngine, ownerId: string, options: { withoutNames?: string[] } = {}): Promise<TestInternet> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-egress-'));
   // Full owner labels (pid and host included): any engine server's orphan sweep on this shared engine removes
   // managed containers without a live owner pid, and would take the stand-ins away mid-test.
@@ -190,7 +207,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
     await engine.call('removing the test internet network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const runOnNetwork = async (name: string, cmd: string[], options: { user?: string; env?: string[]; aliases?: string[]; ip?: string; archive?: Readable } = {}): Promise<string> => {
+  const runOnNetwork = async (name: string, cmd: string[], options: RunOnNetworkOptions = {}): Promise<string> => {
     const container = await engine.call('creating a test container', (d) =>
       d.createContainer({
         name: `${networkName}-${name}`,
@@ -220,7 +237,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
     const ids = [
       await runOnNetwork('upstream', ['node', '-e', UPSTREAM_SCRIPT], {
         env: [`TLS_KEY=${certs.keyPem}`, `TLS_CERT=${certs.certPem}`, 'UPSTREAM_ID=registry'],
-        aliases: ['registry.test', 'api.test', 'api.anthropic.com'],
+        aliases: ['registry.test', 'api.test', 'api.anthropic.com'].filter((name) => !options.withoutNames?.includes(name)),
         ip: upstreamAddress,
         archive: upstreamFilesTar(dir),
       }),
@@ -230,15 +247,7 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         ip: otherAddress,
       }),
     ];
-    // Wait until they listen (their first line).
-    for (const id of ids) {
-      for (let i = 0; ; i++) {
-        const logs = await engine.call('reading the upstream log', (d) => d.getContainer(id).logs({ stdout: true, stderr: true }));
-        if (String(logs).includes('listening')) break;
-        if (i > 100) throw new Error(`an upstream stand-in did not start: ${String(logs)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    for (const id of ids) await waitUntilListening(engine, id);
     return {
       networkName,
       prefix,
@@ -263,11 +272,22 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string):
         extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),
       }),
       runOnNetwork: (name, cmd, options) => runOnNetwork(name, cmd, options),
+      issueCertificate: (names) => issueTestCertificate(dir, names),
       remove,
     };
   } catch (error) {
     await remove();
     throw error;
+  }
+}
+
+/** Waits until an upstream stand-in prints `listening` (its first line); throws with its log if it does not. */
+export async function waitUntilListening(engine: DockerEngine, containerId: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const logs = await engine.call('reading the upstream log', (d) => d.getContainer(containerId).logs({ stdout: true, stderr: true }));
+    if (String(logs).includes('listening')) return;
+    if (i > 100) throw new Error(`an upstream stand-in did not start: ${String(logs)}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -6,19 +6,22 @@ import * as path from 'node:path';
 import {
   createProtocolConnection,
   InitializeRequest,
+  type InitializeResult,
   StreamMessageReader,
   StreamMessageWriter,
   type ProtocolConnection,
   type RequestMessage,
   type ResponseMessage,
 } from 'vscode-languageserver-protocol/node';
-import { ConfigureRequest, ResetRequest, type BoxSettings } from '../../src/shared/protocol';
+import { ConfigureRequest, ResetRequest, type BoxSettings, type InitializeResultExtras } from '../../src/shared/protocol';
 
 export const serverJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'server.js');
 
 export interface EngineServerProcess {
   process: ChildProcess;
   connection: ProtocolConnection;
+  /** The `initialize` result (with the server's extras, e.g. the public key model keys are sealed to). */
+  initialized: InitializeResult & Partial<InitializeResultExtras>;
 }
 
 /**
@@ -38,9 +41,9 @@ export async function startEngineServer(options: {
   options.beforeListen?.(connection);
   connection.listen();
   const initializationOptions = options.storagePath ? { storagePath: options.storagePath } : undefined;
-  await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
+  const initialized = await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
   await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
-  return { process: child, connection };
+  return { process: child, connection, initialized };
 }
 
 /** Resets the server's boxes (so nothing of the suite is left on the engine), then closes and kills it. */
