@@ -204,8 +204,8 @@ export class GatewayServer {
     return this.active;
   }
 
-  private begin(kind: EgressAttempt['kind'], req: http.IncomingMessage, rawHost: string): AttemptLog {
-    const runId = runIdFromProxyAuthorization(req.headers['proxy-authorization']);
+  private begin(kind: EgressAttempt['kind'], req: http.IncomingMessage, rawHost: string, routeRunId?: string): AttemptLog {
+    const runId = routeRunId ?? runIdFromProxyAuthorization(req.headers['proxy-authorization']);
     return new AttemptLog(this.options.onAttempt, ++this.seq, kind, (req.method ?? '').slice(0, 32), runId, rawHost);
   }
 
@@ -402,7 +402,7 @@ export class GatewayServer {
   private async forwardToProvider(req: http.IncomingMessage, res: http.ServerResponse, route: NonNullable<ReturnType<typeof parseProviderRoute>>): Promise<void> {
     const provider = route.provider ? this.providers[route.provider] : undefined;
     const origin = provider ? new URL(provider.upstream) : undefined;
-    const log = this.begin('http', req, origin?.hostname ?? route.name);
+    const log = this.begin('http', req, origin?.hostname ?? route.name, route.runId);
     log.path = route.path.split('?')[0]!.slice(0, 1024);
     let admitted = false;
     try {

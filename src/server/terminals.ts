@@ -71,7 +71,7 @@ export class TerminalService extends Disposable {
           cwd: params.cwd,
           // With a gateway, the terminal's proxy variables carry its id (its attempts go to its history record),
           // and the model provider routes' base URLs and placeholder keys are as the gateway has them now.
-          env: session.box.egress ? [...boxProxyEnv(), ...runProxyEnv(terminalId), ...session.box.egress.providerEnv] : undefined,
+          env: session.box.egress ? [...boxProxyEnv(), ...runProxyEnv(terminalId), ...session.box.egress.providerEnv(terminalId)] : undefined,
           onData: (data) => this.queueOutput(terminalId, entry, data),
           onExit: (exitCode) => {
             this.flush(terminalId, entry);

@@ -204,8 +204,8 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
       assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
       assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
       assert.deepEqual(run.policy.modelKeys, ['anthropic'], 'the run\'s policy names the key the gateway added');
-      const env = await connection.sendRequest(ExecRequest.type, { folder: routed, command: 'env | grep ^ANTHROPIC_ | sort' });
-      assert.equal(env.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=${providerBaseUrl('anthropic')}\n`);
+      const env = await connection.sendRequest(ExecRequest.type, { folder: routed, runId: 'route-env', command: 'env | grep ^ANTHROPIC_ | sort' });
+      assert.equal(env.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=${providerBaseUrl('anthropic', 'route-env')}\n`);
 
       // The control: the scan sees the CLI's environment (it holds the placeholder)…
       const pids = claudePids(scans.present);
@@ -223,6 +223,9 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
       // The gateway's records for this box: the route's requests, each with the key added, and nothing else.
       const attempts = await attemptsWhen(connection, { folder: routed }, (r) => r.attempts.length >= 4);
       assert.deepEqual([...new Set(attempts.attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))], ['http api.anthropic.com:443 allowed provider-key']);
+      // Each call names the run (its base URL carries the run id), so the history can show them under it.
+      const byRun = await connection.sendRequest(EgressAttemptsRequest.type, { folder: routed, runId: 'claude-route' });
+      assert.equal(byRun.attempts.filter((a) => a.path === '/v1/messages').length, 4, JSON.stringify(byRun.attempts.map((a) => [a.runId, a.path])));
       // What it did is a pending change of that folder.
       const changes = await connection.sendRequest(CollectRequest.type, { folder: routed });
       assert.deepEqual(changes.changes.map((c) => [c.path, c.kind]), [[GREETING_FILE, 'modified'], [RAN_FILE, 'added']]);

@@ -106,8 +106,9 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
   });
 
   test('the box gets the base URL through its relay and a placeholder key; the run\'s policy names the provider', async () => {
-    const result = await run('env | grep ^ANTHROPIC_ | sort');
-    assert.equal(result.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/anthropic\n`);
+    const result = await run('env | grep ^ANTHROPIC_ | sort', 'keys-env');
+    // The base URL carries the run id, so the gateway's record of each call names the run.
+    assert.equal(result.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/run-keys-env/anthropic\n`);
     assert.deepEqual(result.policy.modelKeys, ['anthropic']);
   });
 

@@ -97,8 +97,8 @@ export class EgressGateway {
   }
 
   /** The box variables of the provider routes: base URLs through the relay and placeholder keys. */
-  get providerEnv(): string[] {
-    return providerBoxEnv(this.providers);
+  providerEnv(runId?: string): string[] {
+    return providerBoxEnv(this.providers, runId);
   }
 
   /**

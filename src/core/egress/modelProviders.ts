@@ -95,10 +95,18 @@ export function checkModelKey(provider: ModelProviderId, key: string): string {
   return trimmed;
 }
 
-/** The route's base URL as the box sees it, e.g. `http://127.0.0.1:3128/_agent-sandbox/anthropic`. */
-export function providerBaseUrl(provider: ModelProviderId): string {
+/** A run id the route's path can carry (as the proxy user name can: `runProxyEnv`). */
+const ROUTE_RUN_ID = /^run-([A-Za-z0-9._-]{1,60})$/;
+
+/**
+ * The route's base URL as the box sees it, e.g. `http://127.0.0.1:3128/_agent-sandbox/anthropic`; with a run id,
+ * `…/_agent-sandbox/run-<id>/anthropic`, so the gateway's record of each request names the run (what the client
+ * says, not proof, as with the proxy user name).
+ */
+export function providerBaseUrl(provider: ModelProviderId, runId?: string): string {
   const p = MODEL_PROVIDERS[provider];
-  return `${BOX_PROXY_URL}${PROVIDER_ROUTE_PREFIX}${p.id}${p.baseUrlSuffix}`;
+  const run = runId && ROUTE_RUN_ID.test(`run-${runId}`) ? `run-${runId}/` : '';
+  return `${BOX_PROXY_URL}${PROVIDER_ROUTE_PREFIX}${run}${p.id}${p.baseUrlSuffix}`;
 }
 
 /**
@@ -106,11 +114,11 @@ export function providerBaseUrl(provider: ModelProviderId): string {
  * placeholder key (the real one is added by the gateway). `NO_PROXY` covers 127.0.0.1, so clients talk to
  * the relay directly, not through the proxy.
  */
-export function providerBoxEnv(providers: readonly ModelProviderId[]): string[] {
+export function providerBoxEnv(providers: readonly ModelProviderId[], runId?: string): string[] {
   const env: string[] = [];
   for (const id of providers) {
     const p = MODEL_PROVIDERS[id];
-    env.push(`${p.baseUrlVariable}=${providerBaseUrl(id)}`);
+    env.push(`${p.baseUrlVariable}=${providerBaseUrl(id, runId)}`);
     for (const variable of p.keyVariables) env.push(`${variable}=${MODEL_KEY_PLACEHOLDER}`);
   }
   return env;
@@ -122,15 +130,21 @@ export function providerBoxEnv(providers: readonly ModelProviderId[]): string[] 
  * undefined when the name after it is unknown. A `..` segment or an encoded slash cannot climb out of the
  * provider's API: the path is rebuilt from decoded segments on the provider's own origin.
  */
-export function parseProviderRoute(requestTarget: string): { provider: ModelProviderId | undefined; name: string; path: string } | undefined {
+export function parseProviderRoute(
+  requestTarget: string,
+): { provider: ModelProviderId | undefined; name: string; path: string; runId?: string } | undefined {
   const target = relayOriginForm(requestTarget);
   if (!target.startsWith(PROVIDER_ROUTE_PREFIX)) return undefined;
-  const rest = target.slice(PROVIDER_ROUTE_PREFIX.length);
+  let rest = target.slice(PROVIDER_ROUTE_PREFIX.length);
+  // An optional `run-<id>/` first: the run the request belongs to (no provider is named `run-…`).
+  const first = rest.split(/[/?]/, 1)[0] ?? '';
+  const runId = ROUTE_RUN_ID.exec(first)?.[1];
+  if (runId !== undefined) rest = rest.slice(first.length + 1);
   const slash = rest.search(/[/?]/);
   const name = slash < 0 ? rest : rest.slice(0, slash);
   const tail = slash < 0 ? '' : rest.slice(slash);
   const url = new URL(tail.startsWith('?') ? `/${tail}` : tail || '/', 'http://provider.invalid');
-  return { provider: isModelProviderId(name) ? name : undefined, name: name.slice(0, 64), path: `${url.pathname}${url.search}` };
+  return { provider: isModelProviderId(name) ? name : undefined, name: name.slice(0, 64), path: `${url.pathname}${url.search}`, ...(runId !== undefined ? { runId } : {}) };
 }
 
 /**

@@ -363,7 +363,7 @@ export class BoxSession {
         // emptied and no provider routes (the pause is what enforces it; this only spares its tools a refusal).
         env: !this.box.egress
           ? this.options.env
-          : [...this.options.env, ...(offline ? offlineProxyEnv() : [...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv])],
+          : [...this.options.env, ...(offline ? offlineProxyEnv() : [...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv(request.runId)])],
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });

@@ -174,6 +174,9 @@ suite('Run Agent CLI in Sandbox: the real Claude Code CLI, its key added by the 
     assert.equal(record.image?.reference, CLAUDE_IMAGE);
     assert.equal(record.policy?.network, 'allowlist');
     assert.deepEqual(record.policy?.modelKeys, ['anthropic']);
+    // The calls it made: the route's base URL carries the session's id, so the gateway's records name it.
+    const apiCalls = record.egress?.hosts.find((h) => h.host === 'api.anthropic.com');
+    assert.ok(apiCalls && apiCalls.allowed >= 4 && apiCalls.denied === 0, `the session's egress: ${JSON.stringify(record.egress)}`);
     assert.deepEqual(record.files.map((f) => [f.path, f.kind]).sort(), [[GREETING_FILE, 'modified'], [RAN_FILE, 'added']]);
     assert.ok(!fs.readFileSync(target, 'utf8').includes(apiKey), 'the history holds no key');
   });

@@ -39,6 +39,10 @@ suite('unit: model providers (keys added by the egress gateway)', () => {
       'GEMINI_API_KEY=agent-sandbox-placeholder',
     ]);
     assert.deepEqual(providerBoxEnv([]), []);
+    // With a run id, the base URL carries it (the gateway's record then names the run); an id the route could
+    // not carry is left out rather than passed through.
+    assert.deepEqual(providerBoxEnv(['anthropic'], 'tool-12')[0], 'ANTHROPIC_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/run-tool-12/anthropic');
+    assert.deepEqual(providerBoxEnv(['openai'], 'a/b')[0], 'OPENAI_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/openai/v1');
   });
 
   test('route parsing: the provider and the upstream path with its query; ".." cannot leave the provider\'s origin; unknown names and other paths', () => {
@@ -48,6 +52,10 @@ suite('unit: model providers (keys added by the egress gateway)', () => {
     // The path is resolved on the provider's origin: a climb ends at its root, never at another host.
     assert.deepEqual(parseProviderRoute('/_agent-sandbox/anthropic/../../x/..//evil.example/y'), { provider: 'anthropic', name: 'anthropic', path: '//evil.example/y' });
     assert.equal(parseProviderRoute('/_agent-sandbox/nope/v1')?.provider, undefined);
+    assert.deepEqual(parseProviderRoute('/_agent-sandbox/run-tool-12/anthropic/v1/messages'), { provider: 'anthropic', name: 'anthropic', path: '/v1/messages', runId: 'tool-12' });
+    assert.deepEqual(parseProviderRoute('/_agent-sandbox/run-x/openai/v1?y=1'), { provider: 'openai', name: 'openai', path: '/v1?y=1', runId: 'x' });
+    // Only the first segment can name a run; elsewhere `run-…` is part of the provider's path.
+    assert.deepEqual(parseProviderRoute('/_agent-sandbox/anthropic/run-x/v1'), { provider: 'anthropic', name: 'anthropic', path: '/run-x/v1' });
     assert.equal(parseProviderRoute('/_agent-sandbox/__proto__/v1')?.provider, undefined);
     assert.equal(parseProviderRoute('/v1/messages'), undefined);
     assert.equal(parseProviderRoute('http://api.anthropic.com/_agent-sandbox/anthropic/v1'), undefined);

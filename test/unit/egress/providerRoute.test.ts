@@ -150,6 +150,15 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
     assert.doesNotMatch(JSON.stringify(attempts), /sk-ant-REAL/, 'the record never holds the key');
   });
 
+  test('a route path that carries a run id records the run; the provider sees the same path as without it', async () => {
+    await start();
+    const answer = await request('/_agent-sandbox/run-tool-7/anthropic/v1/messages', { 'x-api-key': MODEL_KEY_PLACEHOLDER });
+    assert.equal(answer.status, 200);
+    assert.equal(seen[0]!.url, '/v1/messages');
+    await attemptCount(1);
+    assert.deepEqual({ runId: attempts[0]!.runId, path: attempts[0]!.path }, { runId: 'tool-7', path: '/v1/messages' });
+  });
+
   test('OpenAI: a Bearer placeholder becomes the real Bearer key', async () => {
     await start({ keys: { openai: 'sk-proj-REAL' } });
     const answer = await request('/_agent-sandbox/openai/v1/chat/completions', { authorization: `Bearer ${MODEL_KEY_PLACEHOLDER}` });
