@@ -46,4 +46,19 @@ suite('package.json: commands the manifest points at exist', () => {
     assert.equal(contributed.size, manifest.contributes.commands.length);
     assert.deepEqual(manifest.contributes.commands.filter((c) => !c.title?.trim()), []);
   });
+
+  test('every %key% of the manifest has its English text in package.nls.json, and every text there is used', () => {
+    const raw = fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8');
+    const nls = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.nls.json'), 'utf8')) as Record<string, string>;
+    const used = new Set([...raw.matchAll(/"%([^%"]+)%"/g)].map((m) => m[1]!));
+    assert.ok(used.size > 50, `only ${used.size} localised strings`);
+    assert.deepEqual([...used].filter((key) => typeof nls[key] !== 'string' || !nls[key]!.trim()), [], 'keys without a text');
+    assert.deepEqual(Object.keys(nls).filter((key) => !used.has(key)), [], 'texts no key uses');
+    // What users see first is localisable: the name, every command title and every setting's description.
+    const manifestJson = JSON.parse(raw) as { displayName: string; contributes: { commands: { title: string }[]; configuration: { properties: Record<string, { description?: string; markdownDescription?: string }> } } };
+    assert.match(manifestJson.displayName, /^%.+%$/);
+    assert.deepEqual(manifestJson.contributes.commands.filter((c) => !/^%.+%$/.test(c.title)).map((c) => c.title), []);
+    const described = Object.entries(manifestJson.contributes.configuration.properties).filter(([, p]) => !/^%.+%$/.test(p.markdownDescription ?? p.description ?? '%%'));
+    assert.deepEqual(described.map(([key]) => key), []);
+  });
 });
