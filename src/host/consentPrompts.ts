@@ -7,7 +7,7 @@ export const askWorkspaceImage: ImageConsentPrompt = async ({ image, where, fall
   const allow = 'Use This Image';
   const refuse = `Use ${fallback}`;
   const choice = await vscode.window.showWarningMessage(
-    `This workspace sets the Agent Sandbox image to "${image}".`,
+    vscode.l10n.t('This workspace sets the Agent Sandbox image to "{0}".', image),
     {
       modal: true,
       detail:
@@ -24,7 +24,7 @@ export const askWorkspaceImage: ImageConsentPrompt = async ({ image, where, fall
 export const askInsecureEngine: InsecureEnginePrompt = async (address) => {
   const allow = 'Send Unencrypted';
   const choice = await vscode.window.showWarningMessage(
-    `The Docker engine at ${address} is reached over plain TCP without TLS.`,
+    vscode.l10n.t('The Docker engine at {0} is reached over plain TCP without TLS.', address),
     {
       modal: true,
       detail:

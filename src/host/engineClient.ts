@@ -145,7 +145,7 @@ export class EngineClient extends Disposable {
       const result = await send(target, SetModelKeysRequest.type, { sealed: sealModelKeys(publicKey, await store.all()) });
       for (const note of result.notes) this.options.log.warn(`[egress] ${note}`);
       // A box in use keeps its previous way out until its runs and terminals end: say so where it is seen.
-      if (result.notes.length > 0) void vscode.window.showWarningMessage(`Agent Sandbox: ${result.notes[0]}`);
+      if (result.notes.length > 0) void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: {0}', result.notes[0]));
       return result;
     } catch (error) {
       this.options.log.error(`[client] model keys refused: ${error instanceof Error ? error.message : error}`);
@@ -219,7 +219,7 @@ export class EngineClient extends Disposable {
     if (this.restarts.length > MAX_RESTARTS) {
       this.options.log.error('[client] the engine server crashed repeatedly; not restarting it');
       void vscode.window.showErrorMessage(
-        'The Agent Sandbox engine stopped repeatedly and was not restarted. See the "Agent Sandbox" output for details, then run "Agent Sandbox: Reset Sandbox" to try again.',
+        vscode.l10n.t('The Agent Sandbox engine stopped repeatedly and was not restarted. See the "Agent Sandbox" output for details, then run "Agent Sandbox: Reset Sandbox" to try again.'),
       );
       return { action: CloseAction.DoNotRestart, handled: true };
     }
@@ -230,7 +230,7 @@ export class EngineClient extends Disposable {
   private async afterRestart(): Promise<void> {
     await this.configure();
     void vscode.window.showWarningMessage(
-      'The Agent Sandbox engine stopped unexpectedly and was restarted. Boxes it left behind were removed; the next run starts a fresh box.',
+      vscode.l10n.t('The Agent Sandbox engine stopped unexpectedly and was restarted. Boxes it left behind were removed; the next run starts a fresh box.'),
     );
     // The first engine call of the new server removes the dead server's boxes (found by label).
     await this.checkEngine().catch((error) => this.options.log.warn(`[client] engine check after restart failed: ${error}`));
@@ -248,7 +248,7 @@ export class EngineClient extends Disposable {
       await this.sendModelKeys(target);
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
-      void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : error}`, 'Open Settings').then((choice) => {
+      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)), vscode.l10n.t('Open Settings')).then((choice) => {
         if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
       });
     }

@@ -27,7 +27,7 @@ export async function checkEngine(deps: EngineCommandDeps): Promise<EngineReport
     lines.forEach((line) => deps.log.info(`[check] ${line}`));
     const actions = report.image.present ? ['Show Log'] : ['Pull Image', 'Show Log'];
     // The report is returned at once (callers and tests need not wait for the notification to be dismissed).
-    void vscode.window.showInformationMessage(`Agent Sandbox: ${lines.join(' · ')}`, ...actions).then((choice) => {
+    void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0}', lines.join(' · ')), ...actions).then((choice) => {
       if (choice === 'Pull Image') void vscode.commands.executeCommand('agentSandbox.pullImage');
       if (choice === 'Show Log') deps.log.show(true);
     });
@@ -65,7 +65,7 @@ export async function pullImage(deps: EngineCommandDeps, image?: string): Promis
       },
     );
     deps.log.info(`[host] pulled ${name}`);
-    void vscode.window.showInformationMessage(`Agent Sandbox: pulled ${name}.`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: pulled {0}.', name));
     return true;
   } catch (error) {
     await showEngineError(error, deps.log);
@@ -90,13 +90,13 @@ export async function resetSandbox(deps: EngineCommandDeps, folderArg?: string |
         const pending = (await deps.engine.pendingChanges(folder)).changes.length;
         if (pending > 0) {
           const choice = await vscode.window.showWarningMessage(
-            `Reset the sandbox? Its box is removed. It has ${pending} pending change(s).`,
+            vscode.l10n.t('Reset the sandbox? Its box is removed. It has {0} pending change(s).', pending),
             { modal: true },
-            'Reset and Discard Changes',
-            'Reset, Keep Changes for Review',
+            vscode.l10n.t('Reset and Discard Changes'),
+            vscode.l10n.t('Reset, Keep Changes for Review'),
           );
           if (!choice) return;
-          discardPending = choice === 'Reset and Discard Changes';
+          discardPending = choice === vscode.l10n.t('Reset and Discard Changes');
         }
       }
       await deps.engine.reset(folder, { discardPending });

@@ -57,14 +57,14 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
   const request: Partial<RunCommandArgs> = typeof args === 'string' ? { command: args } : (args ?? {});
   const folder = request.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
   if (!folder) {
-    void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the sandbox mirrors a workspace folder.');
+    void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the sandbox mirrors a workspace folder.'));
     return undefined;
   }
   const command =
     request.command ??
     (await vscode.window.showInputBox({
       title: 'Run Command in Sandbox',
-      prompt: `Runs in the box of ${path.basename(folder)} (${request.network === 'none' ? 'offline' : networkPhrase(deps.settings?.egress() ?? {})}); changes come back for review`,
+      prompt: vscode.l10n.t('Runs in the box of {0} ({1}); changes come back for review', path.basename(folder), request.network === 'none' ? 'offline' : networkPhrase(deps.settings?.egress() ?? {})),
       placeHolder: 'npm test',
       ignoreFocusOut: true,
     }));
@@ -133,9 +133,9 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
 /** Offers (or, with `pull`, goes straight) to pull the missing image; true when it was pulled. */
 async function pullMissingImage(mode: 'ask' | 'pull', message: string): Promise<boolean> {
   if (mode === 'ask') {
-    const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${message}`, 'Pull Image and Run', 'Open Settings');
-    if (choice === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
-    if (choice !== 'Pull Image and Run') return false;
+    const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', message), vscode.l10n.t('Pull Image and Run'), vscode.l10n.t('Open Settings'));
+    if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
+    if (choice !== vscode.l10n.t('Pull Image and Run')) return false;
   }
   return (await vscode.commands.executeCommand<boolean>('agentSandbox.pullImage')) === true;
 }
@@ -158,7 +158,7 @@ async function decide(
   let choice: RunDecision = decision;
   if (choice === 'ask') {
     if (n === 0) {
-      void vscode.window.showInformationMessage(`Agent Sandbox: ${describeOutcome(result)}; no files changed.`);
+      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0}; no files changed.', describeOutcome(result)));
       return { result, changeSet, decision: 'kept' };
     }
     const message = `${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`;
@@ -174,13 +174,13 @@ async function decide(
     let approveFlagged: string[] = [];
     if (flagged.length > 0 && decision === 'ask') {
       const confirm = await vscode.window.showWarningMessage(
-        `These changes can run code on your machine: ${flagged.join(', ')}. Apply them too?`,
-        { modal: true, detail: 'Choosing "Apply Others" applies everything else and leaves these pending.' },
-        'Apply All Including These',
-        'Apply Others',
+        vscode.l10n.t('These changes can run code on your machine: {0}. Apply them too?', flagged.join(', ')),
+        { modal: true, detail: vscode.l10n.t('Choosing "Apply Others" applies everything else and leaves these pending.') },
+        vscode.l10n.t('Apply All Including These'),
+        vscode.l10n.t('Apply Others'),
       );
       if (!confirm) return { result, changeSet, decision: 'kept' };
-      if (confirm === 'Apply All Including These') approveFlagged = flagged;
+      if (confirm === vscode.l10n.t('Apply All Including These')) approveFlagged = flagged;
     }
     const applied = await applyChanges(engine, changeSet, { approveFlagged, label: `Agent Sandbox: ${command}` });
     deps.runEvents.fireDecided({ folder: changeSet.folder, paths: applied.applied, decision: 'accepted', at: Date.now() });

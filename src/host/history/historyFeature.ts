@@ -143,7 +143,7 @@ export class RunHistory extends Disposable {
         await vscode.commands.executeCommand('vscode.open', real);
       } else {
         void vscode.window.showInformationMessage(
-          `Agent Sandbox: ${relPath} was ${last.decision === 'accepted' ? 'applied (deleted)' : 'rejected'} on ${new Date(last.at).toLocaleString()}; there is no pending proposal to compare.`,
+          vscode.l10n.t('Agent Sandbox: {0} was {1} on {2}; there is no pending proposal to compare.', relPath, last.decision === 'accepted' ? 'applied (deleted)' : 'rejected', new Date(last.at).toLocaleString()),
         );
       }
       return;
@@ -162,7 +162,7 @@ export class RunHistory extends Disposable {
   private async rerun(runId: string): Promise<void> {
     const record = await this.record(runId);
     if (record.command.includes(REDACTED)) {
-      void vscode.window.showWarningMessage('Agent Sandbox: this command had a secret in it, which the history does not keep; run it again yourself.');
+      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: this command had a secret in it, which the history does not keep; run it again yourself.'));
       return;
     }
     await vscode.commands.executeCommand('agentSandbox.runCommand', {
@@ -208,11 +208,11 @@ export class RunHistory extends Disposable {
   async clear(args: { confirm?: boolean } = {}): Promise<boolean> {
     if (args.confirm !== false) {
       const choice = await vscode.window.showWarningMessage(
-        'Clear the run history of this workspace?',
-        { modal: true, detail: 'Every recorded run, its output and the decisions are removed. Export the history first to keep a copy.' },
-        'Clear History',
+        vscode.l10n.t('Clear the run history of this workspace?'),
+        { modal: true, detail: vscode.l10n.t('Every recorded run, its output and the decisions are removed. Export the history first to keep a copy.') },
+        vscode.l10n.t('Clear History'),
       );
-      if (choice !== 'Clear History') return false;
+      if (choice !== vscode.l10n.t('Clear History')) return false;
     }
     await this.recorder.clear();
     return true;

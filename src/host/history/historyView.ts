@@ -83,7 +83,7 @@ export class HistoryViewProvider extends Disposable implements vscode.WebviewVie
       else this.log.warn(`[history] unknown message from the panel: ${JSON.stringify(message).slice(0, 200)}`);
     } catch (error) {
       this.log.error(`[history] ${error instanceof Error ? error.message : String(error)}`);
-      void vscode.window.showErrorMessage(`Agent Sandbox: ${error instanceof Error ? error.message : String(error)}`);
+      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)));
     }
   }
 

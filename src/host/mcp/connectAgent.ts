@@ -49,14 +49,14 @@ async function connectAgent(
 ): Promise<vscode.Uri | undefined> {
   const folder = args.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
   if (!folder) {
-    void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; an external agent works in one folder\'s box.');
+    void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; an external agent works in one folder\'s box.'));
     return undefined;
   }
   const client =
     args.client ??
     (await vscode.window.showQuickPick(AGENT_CLIENTS.map((c) => ({ label: c.label, description: c.description, client: c.client })), {
       title: 'Connect an External Agent to the Sandbox',
-      placeHolder: 'Which agent should act only in the box?',
+      placeHolder: vscode.l10n.t('Which agent should act only in the box?'),
     }))?.client;
   if (!client) return undefined;
   const bridge = bridgeCommand(process.execPath, cliPath, folder);
@@ -68,17 +68,17 @@ async function connectAgent(
     config = agentConfig(client, bridge, folder, os.homedir(), existing);
   } catch (error) {
     if (!(error instanceof ConfigFileError)) throw error;
-    void vscode.window.showErrorMessage(`Agent Sandbox: ${error.message}`);
+    void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error.message));
     return undefined;
   }
   await vscode.window.showTextDocument(previewUri(config.file, config.content), { preview: true, viewColumn: vscode.ViewColumn.Beside });
   const detail = [`${existing === undefined ? 'Creates' : 'Updates'} ${config.file} with the content shown beside (other entries are kept).`, '', config.ownTools, ...(config.alternative ? ['', `Or add it yourself: ${config.alternative}`] : [])].join('\n');
-  const write = args.confirm ?? (await vscode.window.showInformationMessage(`Connect ${config.label} to the sandbox?`, { modal: true, detail }, 'Write Configuration')) === 'Write Configuration';
+  const write = args.confirm ?? (await vscode.window.showInformationMessage(vscode.l10n.t('Connect {0} to the sandbox?', config.label), { modal: true, detail }, vscode.l10n.t('Write Configuration'))) === vscode.l10n.t('Write Configuration');
   if (!write) return undefined;
   await vscode.workspace.fs.createDirectory(vscode.Uri.joinPath(uri, '..'));
   await vscode.workspace.fs.writeFile(uri, Buffer.from(config.content, 'utf8'));
   // Served now, so the agent reaches this window's box (and review) from its first call.
   await serve(folder).catch(() => undefined);
-  void vscode.window.showInformationMessage(`Agent Sandbox: ${config.label} now reaches the box of ${folder}. ${config.ownTools}`);
+  void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} now reaches the box of {1}. {2}', config.label, folder, config.ownTools));
   return uri;
 }

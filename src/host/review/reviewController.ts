@@ -98,7 +98,7 @@ export class ReviewController extends Disposable {
     const hunkCommand = (decision: 'accept' | 'reject') => async (uri?: vscode.Uri | { scheme: string }, index?: number) => {
       const target: HunkTarget | undefined = uri && typeof index === 'number' ? { proposal: vscode.Uri.from(uri as vscode.Uri), index } : await hunks.hunkAtCursor();
       if (!target) {
-        void vscode.window.showInformationMessage('Agent Sandbox: put the cursor in a pending change of a modified text file first (its proposal, or your side of its diff).');
+        void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: put the cursor in a pending change of a modified text file first (its proposal, or your side of its diff).'));
         return undefined;
       }
       return this.decideHunk(target.proposal, target.index, decision);
@@ -268,11 +268,11 @@ export class ReviewController extends Disposable {
       await vscode.commands.executeCommand('vscode.diff', base, boxSide, `${name} (base ↔ box)`, { viewColumn: vscode.ViewColumn.Beside, preview: false });
       // The row's actions are icons; here they are spelled out (not awaited: the diff is open either way).
       void vscode.window
-        .showInformationMessage(`Agent Sandbox: ${relPath} changed on both sides. Which version stays?`, "Take the Box's Version", 'Keep Mine', 'Merge by Hand')
+        .showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} changed on both sides. Which version stays?', relPath), vscode.l10n.t("Take the Box's Version"), vscode.l10n.t('Keep Mine'), vscode.l10n.t('Merge by Hand'))
         .then((picked) => {
           const row = review.rows().find((r) => r.path === relPath && r.group === 'conflicts');
           if (!picked || !row) return;
-          const command = picked === 'Keep Mine' ? 'agentSandbox.review.keepMine' : picked === 'Merge by Hand' ? 'agentSandbox.review.mergeByHand' : 'agentSandbox.review.takeBoxVersion';
+          const command = picked === vscode.l10n.t('Keep Mine') ? 'agentSandbox.review.keepMine' : picked === vscode.l10n.t('Merge by Hand') ? 'agentSandbox.review.mergeByHand' : 'agentSandbox.review.takeBoxVersion';
           return vscode.commands.executeCommand(command, row);
         });
       return;
@@ -293,7 +293,7 @@ export class ReviewController extends Disposable {
     const wanted = options.paths ? new Set(options.paths) : undefined;
     const changes = this.review(folder).current.changes.filter((c) => !c.flags.includes('git-internal') && (!wanted || wanted.has(c.path)));
     const opened = await this.reviewEditors.open(folder, changes, options.title ?? `Review: ${path.basename(folder)}`);
-    if (!opened) void vscode.window.showInformationMessage('Agent Sandbox: no pending text file to review in one editor.');
+    if (!opened) void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: no pending text file to review in one editor.'));
     return opened;
   }
 
@@ -310,7 +310,7 @@ export class ReviewController extends Disposable {
     const located = editor ? this.locate(editor.document.uri) : undefined;
     if (located?.folder === content.folder && paths.includes(located.path)) return { folder: content.folder, paths: [located.path] };
     if (paths.length <= 1) return paths.length ? { folder: content.folder, paths } : undefined;
-    const picked = await vscode.window.showQuickPick(paths, { placeHolder: 'Which file? (Put the cursor in a file of the Review editor to act on it directly.)' });
+    const picked = await vscode.window.showQuickPick(paths, { placeHolder: vscode.l10n.t('Which file? (Put the cursor in a file of the Review editor to act on it directly.)') });
     return picked ? { folder: content.folder, paths: [picked] } : undefined;
   }
 
@@ -332,13 +332,13 @@ export class ReviewController extends Disposable {
       } else {
         const describe = flagged.map((p) => `${p} (${this.flagsOf(changeSet, p)})`).join('\n');
         const choice = await vscode.window.showWarningMessage(
-          'Apply changes that can run code on your machine?',
-          { modal: true, detail: `${describe}\n\nReview them first: they run outside the box once applied.` },
-          'Apply Them Too',
+          vscode.l10n.t('Apply changes that can run code on your machine?'),
+          { modal: true, detail: vscode.l10n.t('{0}\n\nReview them first: they run outside the box once applied.', describe) },
+          vscode.l10n.t('Apply Them Too'),
           ...(paths.length > flagged.length ? ['Apply Only the Others'] : []),
         );
         if (!choice) return undefined;
-        if (choice === 'Apply Them Too') approveFlagged = flagged;
+        if (choice === vscode.l10n.t('Apply Them Too')) approveFlagged = flagged;
         else paths = paths.filter((p) => !flagged.includes(p));
       }
     }
@@ -360,7 +360,7 @@ export class ReviewController extends Disposable {
       }
       if (outcome.conflicts.length) {
         void vscode.window.showWarningMessage(
-          `Agent Sandbox: not applied — you changed ${outcome.conflicts.join(', ')} since the box got ${outcome.conflicts.length === 1 ? 'it' : 'them'}. Resolve ${outcome.conflicts.length === 1 ? 'it' : 'them'} in the Conflicts group.`,
+          vscode.l10n.t('Agent Sandbox: not applied — you changed {0} since the box got {1}. Resolve {2} in the Conflicts group.', outcome.conflicts.join(', '), outcome.conflicts.length === 1 ? 'it' : 'them', outcome.conflicts.length === 1 ? 'it' : 'them'),
         );
       }
       await this.refresh(folder);
@@ -392,7 +392,7 @@ export class ReviewController extends Disposable {
     const review = this.review(folder);
     const pending = review.rows().filter((r) => r.group === 'pending').map((r) => r.path);
     if (pending.length === 0) {
-      void vscode.window.showInformationMessage('Agent Sandbox: nothing pending to accept (conflicts are resolved one by one).');
+      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: nothing pending to accept (conflicts are resolved one by one).'));
       return undefined;
     }
     return this.accept({ folder, paths: pending });
@@ -403,9 +403,9 @@ export class ReviewController extends Disposable {
     const paths = this.review(folder).changeRows().map((r) => r.path);
     if (paths.length === 0) return;
     const choice = await vscode.window.showWarningMessage(
-      `Reject all ${paths.length} pending change(s)? The box is put back to your workspace's version.`,
+      vscode.l10n.t('Reject all {0} pending change(s)? The box is put back to your workspace\'s version.', paths.length),
       { modal: true },
-      'Reject All',
+      vscode.l10n.t('Reject All'),
     );
     if (choice) await this.reject({ folder, paths });
   }
@@ -417,9 +417,9 @@ export class ReviewController extends Disposable {
     const choice = selection.approveFlagged
       ? 'Take the Box\'s'
       : await vscode.window.showWarningMessage(
-          `Replace your changes to ${selection.paths.join(', ')} with the box's version?`,
-          { modal: true, detail: 'Your own edits to these files since the box got them are replaced (Undo brings them back).' },
-          'Take the Box\'s',
+          vscode.l10n.t('Replace your changes to {0} with the box\'s version?', selection.paths.join(', ')),
+          { modal: true, detail: vscode.l10n.t('Your own edits to these files since the box got them are replaced (Undo brings them back).') },
+          vscode.l10n.t('Take the Box\'s'),
         );
     if (!choice) return undefined;
     const flagged = flaggedPaths(changeSet, selection.paths);
@@ -443,7 +443,7 @@ export class ReviewController extends Disposable {
     const real = vscode.Uri.file(path.join(row.folder, ...row.path.split('/')));
     await vscode.commands.executeCommand('vscode.diff', proposalUri(row.folder, row.path), real, `${path.basename(row.path)} (box ↔ yours: edit yours)`);
     void vscode.window.showInformationMessage(
-      `Edit your ${path.basename(row.path)} (right) taking what you want from the box's (left), save, then choose "Keep Mine" on the conflict: the box gets your merged file.`,
+      vscode.l10n.t('Edit your {0} (right) taking what you want from the box\'s (left), save, then choose "Keep Mine" on the conflict: the box gets your merged file.', path.basename(row.path)),
     );
   }
 
@@ -530,7 +530,7 @@ export class ReviewController extends Disposable {
     if (!folder) return;
     const rows = this.review(folder).changeRows();
     if (rows.length === 0) {
-      void vscode.window.showInformationMessage('Agent Sandbox: nothing is pending.');
+      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: nothing is pending.'));
       return;
     }
     const at = located ? rows.findIndex((r) => r.path === located.path) : -1;
@@ -555,14 +555,14 @@ export class ReviewController extends Disposable {
       const realUri = vscode.Uri.file(path.join(folder, ...relPath.split('/')));
       const document = await vscode.workspace.openTextDocument(realUri);
       if (document.isDirty) {
-        void vscode.window.showWarningMessage(`Agent Sandbox: save or revert your edits to ${relPath} first; hunks apply to the saved file.`);
+        void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: save or revert your edits to {0} first; hunks apply to the saved file.', relPath));
         return undefined;
       }
       const base = document.getText();
       const proposal = Buffer.from(await this.deps.engine.readProposal(folder, relPath)).toString('utf8');
       const split = computeHunks(base, proposal);
       if (split.wholeFileOnly !== undefined) {
-        void vscode.window.showWarningMessage(`Agent Sandbox: ${relPath} has no hunks to decide: ${split.wholeFileOnly}. Accept or reject the whole file.`);
+        void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: {0} has no hunks to decide: {1}. Accept or reject the whole file.', relPath, split.wholeFileOnly));
         return undefined;
       }
       const hunk = split.hunks[index];

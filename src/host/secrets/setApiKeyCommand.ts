@@ -29,10 +29,10 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
       MODEL_PROVIDER_IDS.map((id) => ({
         label: MODEL_PROVIDERS[id].label,
         description: stored.includes(id) ? 'key set' : 'no key',
-        detail: `Added by the box's gateway on requests to ${new URL(MODEL_PROVIDERS[id].upstream).host}; the box never holds it.`,
+        detail: vscode.l10n.t('Added by the box\'s gateway on requests to {0}; the box never holds it.', new URL(MODEL_PROVIDERS[id].upstream).host),
         id,
       })),
-      { title: 'Agent Sandbox: Set API Key', placeHolder: 'The model API whose key the egress gateway adds', ignoreFocusOut: true },
+      { title: 'Agent Sandbox: Set API Key', placeHolder: vscode.l10n.t('The model API whose key the egress gateway adds'), ignoreFocusOut: true },
     );
     provider = picked?.id;
   }
@@ -53,14 +53,14 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
   if (clear) {
     await deps.keys.clear(provider);
     deps.log.info(`[keys] ${label} API key cleared`);
-    void vscode.window.showInformationMessage(`Agent Sandbox: the ${label} API key was removed; the gateway no longer adds it.`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: the {0} API key was removed; the gateway no longer adds it.', label));
     return { provider, action: 'cleared' };
   }
   const key =
     args.key ??
     (await vscode.window.showInputBox({
       title: `Agent Sandbox: ${label} API key`,
-      prompt: `Kept in VS Code's secret storage; the box's egress gateway adds it on requests to ${new URL(MODEL_PROVIDERS[provider].upstream).host}. Get one at ${MODEL_PROVIDERS[provider].consoleUrl}.`,
+      prompt: vscode.l10n.t('Kept in VS Code\'s secret storage; the box\'s egress gateway adds it on requests to {0}. Get one at {1}.', new URL(MODEL_PROVIDERS[provider].upstream).host, MODEL_PROVIDERS[provider].consoleUrl),
       password: true,
       ignoreFocusOut: true,
       validateInput: (value) => (value.trim() && !/[^\x21-\x7e]/.test(value.trim()) ? undefined : 'Paste the key: one line, no spaces.'),
@@ -70,7 +70,7 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
   // The provider only: a key never reaches a log line.
   deps.log.info(`[keys] ${label} API key stored`);
   void vscode.window.showInformationMessage(
-    `Agent Sandbox: the ${label} API key is stored. With agentSandbox.network "allowlist", the box's gateway adds it; the box gets only a placeholder. Sandboxed terminals already open keep the variables they started with: open a new one to use it.`,
+    vscode.l10n.t('Agent Sandbox: the {0} API key is stored. With agentSandbox.network "allowlist", the box\'s gateway adds it; the box gets only a placeholder. Sandboxed terminals already open keep the variables they started with: open a new one to use it.', label),
   );
   return { provider, action: 'stored' };
 }

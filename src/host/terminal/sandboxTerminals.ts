@@ -56,7 +56,7 @@ export class SandboxTerminals extends Disposable {
         provideTerminalProfile: async () => {
           const folder = (await pickWorkspaceFolder())?.uri.fsPath;
           if (!folder) {
-            void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.');
+            void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.'));
             return undefined;
           }
           return new vscode.TerminalProfile(this.terminalOptions({ folder }));
@@ -92,7 +92,7 @@ export class SandboxTerminals extends Disposable {
   async openTerminal(args?: OpenTerminalArgs): Promise<vscode.Terminal | undefined> {
     const folder = args?.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
     if (!folder) {
-      void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.');
+      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.'));
       return undefined;
     }
     return this.create({ folder });
@@ -103,7 +103,7 @@ export class SandboxTerminals extends Disposable {
     const { entries, problems } = this.deps.settings.agentClis();
     for (const problem of problems) this.deps.log.warn(`[terminal] ${problem}`);
     if (entries.length === 0) {
-      const choice = await vscode.window.showWarningMessage('Agent Sandbox: no agent CLI is configured.', 'Open Settings');
+      const choice = await vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: no agent CLI is configured.'), vscode.l10n.t('Open Settings'));
       if (choice) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.agentClis');
       return undefined;
     }
@@ -114,14 +114,14 @@ export class SandboxTerminals extends Disposable {
     } else {
       const picked = await vscode.window.showQuickPick(
         entries.map((e) => ({ label: e.name, description: e.command, detail: e.env.length ? `needs ${e.env.join(', ')}` : undefined, entry: e })),
-        { title: 'Run Agent CLI in Sandbox', placeHolder: `Runs in the box with its prompts off; the box has ${networkPhrase(this.deps.settings.egress())}`, ignoreFocusOut: true },
+        { title: 'Run Agent CLI in Sandbox', placeHolder: vscode.l10n.t('Runs in the box with its prompts off; the box has {0}', networkPhrase(this.deps.settings.egress())), ignoreFocusOut: true },
       );
       entry = picked?.entry;
     }
     if (!entry) return undefined;
     const folder = args?.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
     if (!folder) {
-      void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the agent runs in a workspace folder\'s box.');
+      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the agent runs in a workspace folder\'s box.'));
       return undefined;
     }
     // Names only: values never appear in a log, a terminal or the history.
@@ -145,13 +145,13 @@ export class SandboxTerminals extends Disposable {
       (vscode.window.activeTerminal ? this.terminals.get(vscode.window.activeTerminal) : undefined) ??
       [...this.terminals.values()].find((p) => p.isRunning);
     if (!pty) {
-      void vscode.window.showInformationMessage('Agent Sandbox: no sandboxed terminal is open.');
+      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: no sandboxed terminal is open.'));
       return undefined;
     }
     try {
       const changeSet = await pty.collectNow();
       const n = changeSet.changes.length;
-      void vscode.window.showInformationMessage(`Agent Sandbox: ${n} file${n === 1 ? '' : 's'} changed in the box of ${path.basename(pty.folder)}; they are in the review.`);
+      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} file{1} changed in the box of {2}; they are in the review.', n, n === 1 ? '' : 's', path.basename(pty.folder)));
       return changeSet;
     } catch (error) {
       await showEngineError(error, this.deps.log);
@@ -200,7 +200,7 @@ export class SandboxTerminals extends Disposable {
     const setting = (error as { data?: Partial<ErrorData> }).data?.setting;
     if (errorReason(error) === 'not-found' && setting) {
       this.deps.log.error(`[terminal] ${errorText(error)}`);
-      const choice = await vscode.window.showErrorMessage(`Agent Sandbox: ${errorText(error)}`, 'Open Settings');
+      const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', errorText(error)), vscode.l10n.t('Open Settings'));
       if (choice) await vscode.commands.executeCommand('workbench.action.openSettings', setting);
       return;
     }

@@ -23,7 +23,7 @@ export interface CreateAgentModeResult {
 export async function createAgentMode(extensionId: string, args: CreateAgentModeArgs = {}): Promise<CreateAgentModeResult | undefined> {
   const folder = args.folder ? vscode.Uri.file(args.folder) : (await pickWorkspaceFolder())?.uri;
   if (!folder) {
-    void vscode.window.showWarningMessage('Agent Sandbox: open a folder first; the agent mode file belongs to a workspace.');
+    void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the agent mode file belongs to a workspace.'));
     return undefined;
   }
   const file = agentModeFile(vscode.version, extensionId);
@@ -32,11 +32,11 @@ export async function createAgentMode(extensionId: string, args: CreateAgentMode
   if (await exists(uri)) {
     if (args.overwrite === undefined) {
       const choice = await vscode.window.showWarningMessage(
-        `${file.path} already exists. Replace it with the sandbox-only version?`,
-        { modal: true, detail: 'Its tools list will hold only the Agent Sandbox tools; your edits to the file are lost.' },
-        'Replace',
+        vscode.l10n.t('{0} already exists. Replace it with the sandbox-only version?', file.path),
+        { modal: true, detail: vscode.l10n.t('Its tools list will hold only the Agent Sandbox tools; your edits to the file are lost.') },
+        vscode.l10n.t('Replace'),
       );
-      write = choice === 'Replace';
+      write = choice === vscode.l10n.t('Replace');
     } else {
       write = args.overwrite;
     }
@@ -48,7 +48,7 @@ export async function createAgentMode(extensionId: string, args: CreateAgentMode
   await vscode.window.showTextDocument(uri, { preview: false });
   if (write) {
     void vscode.window.showInformationMessage(
-      'Agent Sandbox: pick "Agent Sandbox" in the Chat view\'s agent picker; its agent can only act in the box, and you review every change.',
+      vscode.l10n.t('Agent Sandbox: pick "Agent Sandbox" in the Chat view\'s agent picker; its agent can only act in the box, and you review every change.'),
     );
   }
   return { uri, written: write };

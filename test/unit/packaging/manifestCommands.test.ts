@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -60,5 +62,21 @@ suite('package.json: commands the manifest points at exist', () => {
     assert.deepEqual(manifestJson.contributes.commands.filter((c) => !/^%.+%$/.test(c.title)).map((c) => c.title), []);
     const described = Object.entries(manifestJson.contributes.configuration.properties).filter(([, p]) => !/^%.+%$/.test(p.markdownDescription ?? p.description ?? '%%'));
     assert.deepEqual(described.map(([key]) => key), []);
+  });
+
+  test('l10n/bundle.l10n.json holds exactly the vscode.l10n.t strings of the code (npm run l10n writes it)', function () {
+    this.timeout(60_000);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-l10n-'));
+    try {
+      const cli = path.join(path.dirname(require.resolve('@vscode/l10n-dev/package.json')), 'dist', 'cli.js');
+      execFileSync(process.execPath, [cli, 'export', '-o', out, path.join(ROOT, 'src', 'host'), path.join(ROOT, 'src', 'extension.ts')], { cwd: ROOT, stdio: 'pipe' });
+      const fresh = JSON.parse(fs.readFileSync(path.join(out, 'bundle.l10n.json'), 'utf8')) as Record<string, string>;
+      const committed = JSON.parse(fs.readFileSync(path.join(ROOT, 'l10n', 'bundle.l10n.json'), 'utf8')) as Record<string, string>;
+      assert.ok(Object.keys(fresh).length > 50, `only ${Object.keys(fresh).length} strings in the code`);
+      assert.deepEqual(committed, fresh, 'run `npm run l10n`');
+      assert.equal((manifest as unknown as { l10n?: string }).l10n, './l10n');
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 const root = path.resolve(__dirname, '..', '..', '..', '..');
 const vsceBin = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
 
-const allowed = [/^dist\/extension\.js$/, /^dist\/languageClient\.js$/, /^dist\/server\.js$/, /^dist\/gateway\.js$/, /^dist\/cli\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/, /^package\.nls\.json$/];
+const allowed = [/^dist\/extension\.js$/, /^dist\/languageClient\.js$/, /^dist\/server\.js$/, /^dist\/gateway\.js$/, /^dist\/cli\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/, /^package\.nls\.json$/, /^l10n\/bundle\.l10n\.json$/];
 
 function vsceList(folder: string): string[] {
   const out = execFileSync(process.execPath, [vsceBin, 'ls', '--no-dependencies'], { cwd: folder, encoding: 'utf8', timeout: 60_000 });
@@ -94,7 +94,7 @@ suite('Packaging: .vsix contents', function () {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-vsix-'));
     try {
       const tree = path.join(folder, 'tree');
-      for (const rel of ['.vscodeignore', 'README.md', 'CHANGELOG.md', 'LICENSE', 'package.nls.json', 'dist', 'media']) {
+      for (const rel of ['.vscodeignore', 'README.md', 'CHANGELOG.md', 'LICENSE', 'package.nls.json', 'l10n', 'dist', 'media']) {
         if (fs.existsSync(path.join(root, rel))) fs.cpSync(path.join(root, rel), path.join(tree, rel), { recursive: true });
       }
       const copied = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
@@ -127,7 +127,7 @@ suite('Packaging: .vsix contents', function () {
     try {
       fs.copyFileSync(path.join(root, 'package.json'), path.join(folder, 'package.json'));
       fs.copyFileSync(path.join(root, '.vscodeignore'), path.join(folder, '.vscodeignore'));
-      const shipped = ['LICENSE', 'README.md', 'CHANGELOG.md', 'package.nls.json', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js', 'media/history.js', 'media/history.css'];
+      const shipped = ['LICENSE', 'README.md', 'CHANGELOG.md', 'package.nls.json', 'l10n/bundle.l10n.json', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js', 'media/history.js', 'media/history.css'];
       const kept = [
         'src/extension.ts', 'test/unit/a.test.ts', 'out/src/extension.js', 'dist/extension.js.map', 'dist/server.js.map',
         'dist/stray.js', 'node_modules/dockerode/index.js', 'scripts/run-tests.mjs', '.env', 'secret.pem', '.github/workflows/ci.yml',
