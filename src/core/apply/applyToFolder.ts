@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fs, lstatSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
@@ -7,6 +7,7 @@ import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, i
 import { hashFile } from '../workspace/workspaceScan';
 import { forEachBounded } from '../util/concurrency';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
+import { sha256 } from '../util/hash';
 
 /** Files hashed or staged at once. */
 const APPLY_CONCURRENCY = 16;
@@ -60,7 +61,7 @@ export async function applyToFolder(
       try {
         const content = await readContent(operation.path);
         attempt.bytes = content.length;
-        const hash = createHash('sha256').update(content).digest('hex');
+        const hash = sha256(content);
         if (operation.hash !== undefined && hash !== operation.hash) {
           throw new SandboxError(
             'internal',

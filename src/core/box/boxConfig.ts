@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import { schemaEnum, schemaItemPattern, schemaRange } from './settingsSchema';
+import { sha256 } from '../util/hash';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   image: 'node:22-bookworm',
@@ -214,7 +215,7 @@ export function boxLabels(owner: BoxOwner): Record<string, string> {
 /** A container name and volume name for a folder: readable, unique per box. */
 export function boxNames(folder: string): { name: string; volumeName: string } {
   const base = path.basename(folder).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 32) || 'folder';
-  const digest = createHash('sha256').update(folder).digest('hex').slice(0, 8);
+  const digest = sha256(folder).slice(0, 8);
   const name = `agent-sandbox-${base}-${digest}-${randomBytes(3).toString('hex')}`;
   return { name, volumeName: `${name}-workspace` };
 }

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import { SshAgent, sshTargetOf, type SshDialOptions } from './sshDialer';
+import { sha256 } from '../util/hash';
 
 /** Where the Docker engine is and how to talk to it. */
 export interface EngineLocation {
@@ -61,7 +61,7 @@ export function resolveEngineLocation(input: EngineLocationInput): EngineLocatio
 
 /** The folder name the docker CLI uses for a context: the SHA-256 of its name. */
 export function contextDigest(name: string): string {
-  return createHash('sha256').update(name).digest('hex');
+  return sha256(name);
 }
 
 function normalizeHost(value: string, origin: string): string {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
+import { sha256 } from '../util/hash';
 
 /** Folder of the decided contents, next to the history files. */
 export const DECIDED_DIR = 'decided';
@@ -122,7 +122,7 @@ function fits(text: string | null): boolean {
 }
 
 function hashOf(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+  return sha256(text).slice(0, 32);
 }
 
 async function folderBytes(folder: string): Promise<number> {

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ChangeSet } from '../../shared/protocol';
 import type { Manifest, ManifestEntry } from '../workspace/manifest';
+import { sha256 } from '../util/hash';
 
 /**
  * What is needed to review and apply a box's changes without the box: the change set, the baseline and box
@@ -41,7 +42,7 @@ export class ReviewStore {
   constructor(private readonly dir: string) {}
 
   private folderDir(folder: string): string {
-    return path.join(this.dir, createHash('sha256').update(folder).digest('hex').slice(0, 32));
+    return path.join(this.dir, sha256(folder).slice(0, 32));
   }
 
   async save(folder: string, review: PendingReview): Promise<void> {
@@ -51,7 +52,7 @@ export class ReviewStore {
     const storeBlobs = async (from: Map<string, Buffer>): Promise<Record<string, string>> => {
       const hashes: Record<string, string> = {};
       for (const [relPath, content] of from) {
-        const hash = createHash('sha256').update(content).digest('hex');
+        const hash = sha256(content);
         hashes[relPath] = hash;
         const blob = path.join(blobs, hash);
         if (!(await exists(blob))) await writeAtomically(blob, content);
@@ -91,7 +92,7 @@ export class ReviewStore {
       for (const [relPath, hash] of Object.entries(hashes)) {
         try {
           const content = await fs.readFile(path.join(dir, 'blobs', hash));
-          if (createHash('sha256').update(content).digest('hex') === hash) loaded.set(relPath, content);
+          if (sha256(content) === hash) loaded.set(relPath, content);
         } catch {
           // A missing blob leaves that one file unreadable; the rest of the review stays usable.
         }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -37,6 +36,7 @@ import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
 import { findRepositories, makeFreshRepositories } from './freshRepository';
 import { forEachBounded } from '../util/concurrency';
+import { sha256 } from '../util/hash';
 
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
@@ -450,7 +450,7 @@ export class BoxSession {
       const base = this.baseline.get(basePath);
       if (change.kind === 'added' || !base || base.type !== 'file' || base.size > BASE_CONTENT_MAX_BYTES) continue;
       const kept = earlier?.get(basePath);
-      const content = kept && createHash('sha256').update(kept).digest('hex') === base.hash ? kept : await this.readWorkspaceFile(basePath, base.hash);
+      const content = kept && sha256(kept) === base.hash ? kept : await this.readWorkspaceFile(basePath, base.hash);
       if (content) result.set(basePath, content);
     }
     return result;
@@ -1201,7 +1201,7 @@ export class BoxSession {
       const file = path.join(this.options.folder, ...relPath.split('/'));
       if (!(await fs.lstat(file)).isFile()) return undefined;
       const content = await fs.readFile(file);
-      return createHash('sha256').update(content).digest('hex') === hash ? content : undefined;
+      return sha256(content) === hash ? content : undefined;
     } catch {
       return undefined;
     }

@@ -221,9 +221,6 @@ export async function hashFile(absolute: string, signal?: AbortSignal): Promise<
 }
 
 /** SHA-256 (hex) of a buffer. */
-export function sha256(content: Buffer | string): string {
-  return createHash('sha256').update(content).digest('hex');
-}
 
 function toAbsolute(root: string, relPath: string): string {
   return relPath === '' ? root : path.join(root, ...relPath.split('/'));

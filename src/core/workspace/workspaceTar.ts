@@ -8,6 +8,7 @@ import { isGitConfigPath, sanitizeGitConfig } from './gitConfigSanitizer';
 import type { ManifestEntry } from './manifest';
 import { comparePaths } from './manifest';
 import { WorkspaceOpener } from './workspaceOpener';
+import { sha256 } from '../util/hash';
 
 const fstatAsync = promisify(fstatCb);
 const readFileAsync = promisify(readFileCb);
@@ -282,7 +283,7 @@ async function writeWhole(
   const mode = stat.mode & 0o1777;
   const content = isGitConfigPath(entry.path) ? Buffer.from(sanitizeGitConfig(raw.toString('utf8')), 'utf8') : raw;
   await writeEntry(pack, { ...header, type: 'file', mode, size: content.length }, content);
-  return { ...entry, mode, size: content.length, hash: sha256Hex(content), mtimeMs: stat.mtimeMs };
+  return { ...entry, mode, size: content.length, hash: sha256(content), mtimeMs: stat.mtimeMs };
 }
 
 function writeEntry(pack: tar.Pack, header: TarHeader, content?: Buffer): Promise<void> {
@@ -318,6 +319,3 @@ function cannotOpen(error: unknown): string {
   return `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
 }
 
-function sha256Hex(content: Buffer): string {
-  return createHash('sha256').update(content).digest('hex');
-}

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ApplyOperation, ChangeSet } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
+import { sha256 } from '../../core/util/hash';
 
 export interface ApplyOutcome {
   /** Paths now equal in the workspace and the box. */
@@ -131,7 +131,7 @@ async function stillHolds(uri: vscode.Uri, hash: string): Promise<boolean> {
   try {
     const stat = await vscode.workspace.fs.stat(uri);
     if ((stat.type & vscode.FileType.File) === 0 || (stat.type & vscode.FileType.SymbolicLink) !== 0) return false;
-    return createHash('sha256').update(await vscode.workspace.fs.readFile(uri)).digest('hex') === hash;
+    return sha256(await vscode.workspace.fs.readFile(uri)) === hash;
   } catch {
     return false;
   }
@@ -172,7 +172,7 @@ export function dirtyEditorsIn(folder: string): { path: string; hash: string }[]
     if (!doc.isDirty || doc.uri.scheme !== 'file') continue;
     const rel = path.relative(folder, doc.uri.fsPath);
     if (rel.startsWith('..') || path.isAbsolute(rel)) continue;
-    result.push({ path: rel.split(path.sep).join('/'), hash: createHash('sha256').update(doc.getText()).digest('hex') });
+    result.push({ path: rel.split(path.sep).join('/'), hash: sha256(doc.getText()) });
   }
   return result;
 }

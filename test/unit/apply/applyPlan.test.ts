@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
 import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
-import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 
 function file(path: string, content: string, mode = 0o644): ManifestEntry {
   return { path, type: 'file', mode, size: content.length, hash: sha256(content) };

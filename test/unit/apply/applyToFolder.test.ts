@@ -10,7 +10,8 @@ import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
+import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { makeTempDir, removeDir, writeTree } from '../workspace/treeFixtures';
 
 suite('applyToFolder', () => {

@@ -10,7 +10,7 @@ import { readBoxTree } from '../../../src/core/changes/boxTree';
 import { SandboxError } from '../../../src/core/errors';
 import { checkRelative, isFaithfulName } from '../../../src/core/workspace/pathGuard';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { makeTempDir, removeDir, tarStream } from '../workspace/treeFixtures';
 
 suite('hostile names (collect and apply)', () => {

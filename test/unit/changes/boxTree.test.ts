@@ -4,7 +4,7 @@ import { BoxTreeBuilder, readBoxTree } from '../../../src/core/changes/boxTree';
 import { SandboxError } from '../../../src/core/errors';
 import type { Manifest } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { tarStream } from '../workspace/treeFixtures';
 import type { TarEntrySpec } from '../workspace/treeFixtures';
 

@@ -4,7 +4,7 @@ import { planApply } from '../../../src/core/apply/applyPlan';
 import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { BoxTreeSnapshot } from '../../../src/core/changes/changeSet';
 import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
-import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 
 function file(path: string, content: string | Buffer, mode = 0o644): ManifestEntry {
   return { path, type: 'file', mode, size: Buffer.from(content).length, hash: sha256(content) };

@@ -12,7 +12,8 @@ import { readBoxTree } from '../../../src/core/changes/boxTree';
 import { SandboxError } from '../../../src/core/errors';
 import { checkRelative, guardedAbsolute, touchesGitDirectory } from '../../../src/core/workspace/pathGuard';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
+import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { makeTempDir, removeDir, tarStream, writeTree } from '../workspace/treeFixtures';
 import type { TarEntrySpec } from '../workspace/treeFixtures';
 

@@ -4,7 +4,7 @@ import { flagsFor, isAgentInstructions, isHostExecuted } from '../../../src/core
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { foldHostName, foldHostPath, touchesGitDirectory } from '../../../src/core/workspace/pathGuard';
 import { isSecretPath } from '../../../src/core/workspace/secretPatterns';
-import { sha256 } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 
 /**
  * There is no Windows or macOS CI: these tests spell names the way NTFS (trailing dots and spaces, `::$DATA`

@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
+import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { packWorkspace } from '../../../src/core/workspace/workspaceTar';
 import { makeTempDir, readTar, removeDir } from './treeFixtures';
 

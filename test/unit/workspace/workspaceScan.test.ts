@@ -4,7 +4,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { scanWorkspace, sha256 } from '../../../src/core/workspace/workspaceScan';
+import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
+import { sha256 } from '../../../src/core/util/hash';
 import { makeTempDir, removeDir, writeTree } from './treeFixtures';
 
 suite('workspaceScan', () => {
