@@ -18,4 +18,15 @@ export class SandboxError extends Error {
   static is(value: unknown, reason?: ErrorReason): value is SandboxError {
     return value instanceof SandboxError && (reason === undefined || value.reason === reason);
   }
+
+  /** True for a `SandboxError` with any of these reasons (e.g. `CALLER_MUST_SEE`). */
+  static isAny(value: unknown, reasons: readonly ErrorReason[]): value is SandboxError {
+    return value instanceof SandboxError && reasons.includes(value.reason);
+  }
 }
+
+/**
+ * Errors no fallback may swallow: the caller cancelled, the box is gone, or the engine cannot be reached. A step
+ * that can retry another way (a listing, a single-path read, a run's outcome) passes these on to its caller.
+ */
+export const CALLER_MUST_SEE: readonly ErrorReason[] = Object.freeze(['cancelled', 'no-box', 'engine-unreachable']);

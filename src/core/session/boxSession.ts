@@ -24,7 +24,7 @@ import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox, restoreZeroModesInBox } from './fileOps';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
-import { SandboxError } from '../errors';
+import { CALLER_MUST_SEE, SandboxError } from '../errors';
 import type { PendingReview, ReviewStore } from '../review/reviewStore';
 import { comparePaths, sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { ancestorsOf, checkRelative, parentOf } from '../workspace/pathGuard';
@@ -64,8 +64,6 @@ const STAMPED_FETCH_CONCURRENCY = 8;
 /** A listing of the box larger than this is not used (~100 bytes a path: about 2.5 million paths). */
 const LISTING_MAX_BYTES = 256 * 1024 * 1024;
 const LISTING_TIMEOUT_MS = 120_000;
-/** Errors a listing or single-path read passes on instead of falling back to the whole archive. */
-const PASS_ON = ['cancelled', 'no-box', 'engine-unreachable'] as const;
 /** Linux's PATH_MAX, including the terminating NUL. */
 const PATH_MAX = 4096;
 /** Bytes of paths per targeted listing (catch-up), so the command line stays far below the kernel's limit. */
@@ -369,8 +367,7 @@ export class BoxSession {
       });
     } catch (error) {
       // Errors about the request or the box itself go to the caller; an engine failure mid-run is the run's outcome.
-      const passOn = ['path-outside-workspace', 'cancelled', 'no-box', 'engine-unreachable'] as const;
-      if (passOn.some((reason) => SandboxError.is(error, reason))) {
+      if (SandboxError.isAny(error, [...CALLER_MUST_SEE, 'path-outside-workspace'])) {
         throw error;
       }
       outcome = {
@@ -707,7 +704,7 @@ export class BoxSession {
       this.listingSupported = true;
       return { listing: parseBoxListing(result.stdout), complete: result.exitCode === 0 };
     } catch (error) {
-      if (PASS_ON.some((reason) => SandboxError.is(error, reason))) throw error;
+      if (SandboxError.isAny(error, CALLER_MUST_SEE)) throw error;
       this.options.log(`[session] listing the box failed: ${errorText(error)}`);
       return undefined;
     }
@@ -776,7 +773,7 @@ export class BoxSession {
         await builder.addArchive(stream, { prefix: '', under: parentOf(relPath) });
       });
     } catch (error) {
-      if (PASS_ON.some((reason) => SandboxError.is(error, reason))) throw error;
+      if (SandboxError.isAny(error, CALLER_MUST_SEE)) throw error;
       // One path the engine would not give on its own (e.g. a name it cannot resolve): the whole archive can.
       this.options.log(`[session] reading a changed path on its own failed (${errorText(error)}); reading the whole tree`);
       return this.readWholeTree(listing, 'a single-path read failed', signal);
@@ -833,7 +830,7 @@ export class BoxSession {
           timeoutMs: LISTING_TIMEOUT_MS,
         });
       } catch (error) {
-        if (PASS_ON.some((reason) => SandboxError.is(error, reason))) throw error;
+        if (SandboxError.isAny(error, CALLER_MUST_SEE)) throw error;
         this.options.log(`[session] reading changed files with the box's tar failed: ${errorText(error)}`);
         return done;
       }
@@ -846,7 +843,7 @@ export class BoxSession {
       try {
         await builder.addArchive(Readable.from([result.stdout], { objectMode: false }), { prefix: '', only: new Set(names), seen });
       } catch (error) {
-        if (PASS_ON.some((reason) => SandboxError.is(error, reason))) throw error;
+        if (SandboxError.isAny(error, CALLER_MUST_SEE)) throw error;
         this.options.log(`[session] the box's tar of changed files was not usable: ${errorText(error)}`);
         return done;
       }
