@@ -2,6 +2,7 @@
 // and cancellation of a process tree that tries to get away — each real, in boxes created as the product
 // creates them. The fork bomb and the memory hog get their own small boxes; the rest share one.
 import * as assert from 'node:assert/strict';
+import { BoxTerminal, findTerminalShell } from '../../src/core/box/boxTerminal';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -93,6 +94,33 @@ suite('security: resource abuse is contained (real engine)', () => {
       assert.equal(result.leftoversKilled, true, 'the processes it left filled the pids limit and were killed');
       const after = await pidsSettled(bombBox, 5);
       assert.ok(after.current <= before.current + 1, `pids back to normal: ${before.current} → ${after.current}`);
+      assert.equal(await answers(bombBox), 'alive\n');
+    });
+
+    test('a fork bomb typed into a sandboxed terminal is killed whole when the terminal closes; the box answers', async () => {
+      const before = await pidsSettled(bombBox, 5);
+      let output = '';
+      const terminal = await BoxTerminal.start(engine!, bombBox.containerId, {
+        cols: 80,
+        rows: 24,
+        shell: await findTerminalShell(engine!, bombBox.containerId),
+        onData: (data) => (output += data),
+        onExit: () => undefined,
+      });
+      terminal.write('bomb() { bomb | bomb & sleep 600; }; bomb & echo bomb-started\r');
+      for (const until = Date.now() + 20_000; !/bomb-started/.test(output) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+      assert.match(output, /bomb-started/);
+      // The bomb fills the limit (a probe may not even start then: that counts as full too).
+      let filled = false;
+      for (let i = 0; i < 60 && !filled; i++) {
+        const now = await pidsState(bombBox).catch(() => undefined);
+        filled = now === undefined || now.events > before.events;
+        if (!filled) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(filled, 'the bomb reached the pids limit');
+      await terminal.close();
+      const after = await pidsSettled(bombBox, 5);
+      assert.ok(after.current <= before.current + 1, `pids back to normal after the close: ${before.current} → ${after.current}`);
       assert.equal(await answers(bombBox), 'alive\n');
     });
 

@@ -331,6 +331,32 @@ export async function killRunTree(engine: DockerEngine, containerId: string, pid
   }
 }
 
+/**
+ * Kills a run's or terminal's process tree (by its pid, with retries: under a fork bomb the killer's own exec may
+ * fail to start until a slot frees) and then every process carrying its marker (`NAME=value`, the variable its
+ * processes inherit). Resolves with the last error, if any; never throws.
+ */
+export async function killTreeThenMarked(engine: DockerEngine, containerId: string, pid: number | undefined, marker: string): Promise<unknown> {
+  let failure: unknown;
+  if (pid !== undefined) {
+    for (let attempt = 1; attempt <= KILL_ATTEMPTS; attempt++) {
+      try {
+        await killRunTree(engine, containerId, pid);
+        failure = undefined;
+        break;
+      } catch (error) {
+        failure = error;
+        await delay(KILL_RETRY_MS);
+      }
+    }
+  }
+  // After the tree: under a fork bomb only the builtin-only tree walk can run; then forks work again.
+  await runBoxHelper(engine, containerId, KILL_MARKED_SCRIPT, [marker]).catch((error: unknown) => {
+    failure ??= error;
+  });
+  return failure;
+}
+
 /** The box's OOM-kill counter, or -1 when the cgroup files are not visible (e.g. another runtime). */
 export async function readOomKillCount(engine: DockerEngine, containerId: string): Promise<number> {
   try {
@@ -469,27 +495,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     }
   }
 
-  /** Kills the run's tree (by its pid, with retries) and every process carrying its marker; the last error, if any. */
-  const killRun = async (pid: number | undefined): Promise<unknown> => {
-    let failure: unknown;
-    if (pid !== undefined) {
-      for (let attempt = 1; attempt <= KILL_ATTEMPTS; attempt++) {
-        try {
-          await killRunTree(engine, containerId, pid);
-          failure = undefined;
-          break;
-        } catch (error) {
-          failure = error;
-          await delay(KILL_RETRY_MS);
-        }
-      }
-    }
-    // After the tree: under a fork bomb only the builtin-only tree walk can run; then forks work again.
-    await runBoxHelper(engine, containerId, KILL_MARKED_SCRIPT, [marker]).catch((error: unknown) => {
-      failure ??= error;
-    });
-    return failure;
-  };
+  const killRun = (pid: number | undefined): Promise<unknown> => killTreeThenMarked(engine, containerId, pid, marker);
 
   let stopped: 'timeout' | 'cancelled' | undefined;
   let killError: unknown;

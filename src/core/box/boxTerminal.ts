@@ -4,7 +4,7 @@ import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import { Disposable, toDisposable } from '../lifecycle';
 import type { DockerEngine } from '../docker/dockerEngine';
-import { boxGoneError, KILL_MARKED_SCRIPT, killRunTree, resolveBoxCwd, runBoxHelper } from './boxExec';
+import { boxGoneError, killTreeThenMarked, resolveBoxCwd, runBoxHelper } from './boxExec';
 
 /** Shells tried in order; the first one the image has runs the terminal. */
 export const TERMINAL_SHELLS = ['bash', 'sh'] as const;
@@ -253,11 +253,9 @@ export class BoxTerminal extends Disposable {
   private finish(): Promise<void> {
     this.finishing ??= (async () => {
       this.ended = true;
-      if (this.pid !== undefined) {
-        await killRunTree(this.engine, this.containerId, this.pid).catch(() => undefined);
-      }
+      // Like a run's: the tree with retries (a fork bomb typed into the terminal holds every pid), then the marker.
       // The helper's own environment does not carry the marker (it is an exec of its own), so it never kills itself.
-      await runBoxHelper(this.engine, this.containerId, KILL_MARKED_SCRIPT, [`${TERMINAL_MARKER_ENV}=${this.marker}`]).catch(() => undefined);
+      await killTreeThenMarked(this.engine, this.containerId, this.pid, `${TERMINAL_MARKER_ENV}=${this.marker}`);
       this.stream?.destroy?.();
       let exitCode: number | null = null;
       try {
