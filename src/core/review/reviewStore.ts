@@ -32,6 +32,11 @@ interface StoredReview {
   baseContents: Record<string, string>;
 }
 
+/** The name of a folder's directory under a storage's `reviews/` (the same in every storage that holds one). */
+export function reviewDirName(folder: string): string {
+  return createHash('sha256').update(folder).digest('hex').slice(0, 32);
+}
+
 /**
  * Persists pending reviews, one folder each, under a storage directory (the extension's workspace storage):
  * `<dir>/<sha256(folder)>/review.json` plus content blobs named by their SHA-256. Every write goes to a temp
@@ -41,7 +46,7 @@ export class ReviewStore {
   constructor(private readonly dir: string) {}
 
   private folderDir(folder: string): string {
-    return path.join(this.dir, createHash('sha256').update(folder).digest('hex').slice(0, 32));
+    return path.join(this.dir, reviewDirName(folder));
   }
 
   async save(folder: string, review: PendingReview): Promise<void> {
