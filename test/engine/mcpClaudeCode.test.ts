@@ -1,0 +1,201 @@
+// End to end: the real Claude Code CLI acts on a folder only through `agent-sandbox mcp` (dist/cli.js), which
+// starts an engine server of its own (no VS Code runs). Its model is the Messages-API stand-in
+// (test/standIns/messagesApiServer.ts) playing a scripted conversation of MCP tool calls; the CLI's own tools are
+// off (`--tools ""`), only the box's MCP tools are allowed, and only the MCP server of `--mcp-config` is loaded
+// (`--strict-mcp-config`).
+//
+// Traffic: the CLI, the stand-in and the MCP server run in a network namespace of their own (`unshare --net`)
+// that has only a loopback interface, so nothing they send can leave the machine; the engine is reached through
+// its unix socket, and the box has no network. The CLI runs on the host as root: the MCP server it starts must
+// reach the Docker engine, which only root can here; with no built-in tools it touches nothing itself.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { RecordedMessagesRequest, ScriptedTurn } from '../standIns/messagesApiServer';
+import { REQUEST_LINE_PREFIX } from '../standIns/standInHttp';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const cliJs = path.join(ROOT, 'dist', 'cli.js');
+const standInJs = path.join(ROOT, 'out', 'test', 'standIns', 'messagesApiServer.js');
+const IMAGE = 'agent-sandbox-test/busybox';
+
+/** The native `claude` binary scripts/build-test-images.sh keeps (the version its recipe pins). */
+function cachedClaudeBinary(): string {
+  const recipe = readFileSync(path.join(ROOT, 'scripts', 'build-test-images.sh'), 'utf8');
+  const version = /^CLAUDE_CODE_VERSION=(\S+)$/m.exec(recipe)?.[1];
+  if (!version) throw new Error('scripts/build-test-images.sh no longer sets CLAUDE_CODE_VERSION');
+  const cache = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  const binary = path.join(cache, 'agent-sandbox-test-images', `claude-code-${version}`, 'claude');
+  if (!existsSync(binary)) throw new Error(`This suite needs Claude Code's binary at ${binary}; run \`bash scripts/build-test-images.sh\`.`);
+  return binary;
+}
+
+/** The MCP server's name in the CLI's configuration; Claude Code names its tools `mcp__<server>__<tool>`. */
+const SERVER = 'agent-sandbox';
+const tool = (name: string): string => `mcp__${SERVER}__${name}`;
+
+const NOTE_FILE = 'notes/from-claude.md';
+const NOTE_TEXT = '# Notes\n\nWritten by Claude Code through the box.\n';
+const GREETING_BEFORE = 'Hello from the workspace.\n';
+const GREETING_AFTER = 'Hello from Claude Code over MCP.\n';
+/** Claude Code's own tools that read, write or run on the machine it runs on. */
+const OWN_TOOLS = ['Bash', 'Edit', 'MultiEdit', 'Write', 'NotebookEdit', 'Read', 'Glob', 'Grep', 'WebFetch', 'WebSearch', 'Task', 'Agent'];
+const FINAL_TEXT = 'Done: a note written and the greeting changed, all in the box.';
+
+const SCRIPT: ScriptedTurn[] = [
+  { tool: { name: tool('agentSandbox_writeFile'), input: { path: NOTE_FILE, content: NOTE_TEXT } } },
+  { tool: { name: tool('agentSandbox_runCommand'), input: { command: "sed -i 's/the workspace/Claude Code over MCP/' greeting.txt && cat greeting.txt && id -u" } } },
+  { text: FINAL_TEXT },
+];
+
+suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (its own engine server), against the Messages-API stand-in', function () {
+  this.timeout(240_000);
+  let root: string;
+  let folder: string;
+  let env: NodeJS.ProcessEnv;
+  let claude: string;
+
+  const cli = (...args: string[]): ReturnType<typeof spawnSync<string>> =>
+    spawnSync(process.execPath, [cliJs, ...args, '--folder', folder], { env, encoding: 'utf8', timeout: 90_000 });
+
+  suiteSetup(() => {
+    for (const file of [cliJs, standInJs]) if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build && npm run compile-tests" first`);
+    claude = cachedClaudeBinary();
+    if (spawnSync('unshare', ['--net', 'true']).status !== 0) throw new Error('This suite runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux) and the right to use it (root).');
+    root = mkdtempSync(path.join(os.tmpdir(), 'as-mcp-claude-'));
+    folder = path.join(root, 'project');
+    mkdirSync(folder);
+    mkdirSync(path.join(root, 'home'));
+    writeFileSync(path.join(folder, 'greeting.txt'), GREETING_BEFORE);
+    env = {
+      PATH: process.env.PATH,
+      DOCKER_HOST: process.env.DOCKER_HOST,
+      AGENT_SANDBOX_IMAGE: IMAGE,
+      AGENT_SANDBOX_STORAGE: path.join(root, 'storage'),
+      AGENT_SANDBOX_MCP_DIR: path.join(root, 'sockets'),
+    };
+  });
+
+  suiteTeardown(() => {
+    if (!root) return;
+    for (const id of spawnSync('docker', ['ps', '-aq', '--filter', `label=dev.agent-sandbox.folder=${folder}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+      spawnSync('docker', ['rm', '-f', id]);
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /**
+   * Runs `claude -p` in the folder with the box's MCP server, `extraArgs` after the common ones, in a network
+   * namespace of its own with the stand-in playing `script` on its loopback; returns the run and what the
+   * stand-in was asked.
+   */
+  function runClaude(script: ScriptedTurn[], extraArgs: string[]): { run: ReturnType<typeof spawnSync<string>>; requests: RecordedMessagesRequest[] } {
+    const mcpConfig = path.join(root, 'mcp.json');
+    writeFileSync(mcpConfig, JSON.stringify({ mcpServers: { [SERVER]: { command: process.execPath, args: [cliJs, 'mcp', '--folder', folder], env } } }));
+    const standInLog = path.join(root, 'stand-in.log');
+    rmSync(standInLog, { force: true });
+    const args = [
+      '-p',
+      'Leave a note in notes/, then change the greeting.',
+      '--mcp-config',
+      mcpConfig,
+      '--strict-mcp-config',
+      // The box's tools need no prompt.
+      '--allowedTools',
+      `mcp__${SERVER}`,
+      ...extraArgs,
+    ];
+    const quoted = (text: string): string => `'${text.replace(/'/g, "'\\''")}'`;
+    // The namespace's loopback comes up, the stand-in listens on it, then the CLI runs; the stand-in goes with it.
+    const shell = [
+      'set -u',
+      'ip link set lo up',
+      `STAND_IN_PORT=8080 ${quoted(process.execPath)} ${quoted(standInJs)} > ${quoted(standInLog)} 2>&1 &`,
+      'standin=$!',
+      `for i in $(seq 100); do grep -q listening ${quoted(standInLog)} && break; sleep 0.1; done`,
+      `${quoted(claude)} ${args.map(quoted).join(' ')}`,
+      'status=$?',
+      'kill $standin',
+      'exit $status',
+    ].join('\n');
+    const run = spawnSync('unshare', ['--net', '--', '/bin/sh', '-c', shell], {
+      cwd: folder,
+      encoding: 'utf8',
+      timeout: 180_000,
+      env: {
+        ...env,
+        HOME: path.join(root, 'home'),
+        ANTHROPIC_BASE_URL: 'http://127.0.0.1:8080',
+        ANTHROPIC_API_KEY: 'sk-ant-stand-in',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        STAND_IN_SCRIPT: JSON.stringify(script),
+      },
+    });
+    const requests = (existsSync(standInLog) ? readFileSync(standInLog, 'utf8') : '')
+      .split('\n')
+      .filter((line) => line.startsWith(REQUEST_LINE_PREFIX))
+      .map((line) => JSON.parse(line.slice(REQUEST_LINE_PREFIX.length)) as RecordedMessagesRequest);
+    return { run, requests };
+  }
+
+  test('control: without `--tools ""` the CLI also offers its own tools (Bash, Edit…), which would act on the real folder', () => {
+    const { run, requests } = runClaude([{ text: 'nothing to do' }], []);
+    assert.equal(run.status, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
+    const offered = requests.find((r) => r.turn === 0)?.toolNames ?? [];
+    assert.ok(offered.includes('Bash') && offered.includes('Edit'), JSON.stringify(offered));
+  });
+
+  test('its tool calls become pending changes of the folder\'s review and runs in its history (source mcp, the client\'s name); the folder changes only when applied', () => {
+    const { run, requests } = runClaude(SCRIPT, ['--tools', '']);
+    assert.equal(run.status, 0, `claude failed: ${run.stdout}\n${run.stderr}\n${JSON.stringify(requests)}`);
+    assert.equal(run.stdout.trim(), FINAL_TEXT);
+
+    // The stand-in played the whole conversation; the CLI offered the box's eight tools and none of its own.
+    const conversation = requests.filter((r) => r.path === '/v1/messages' && r.turn !== undefined);
+    assert.deepEqual(conversation.map((r) => r.turn), [0, 1, 2], JSON.stringify(requests.map((r) => [r.method, r.path, r.turn])));
+    for (const request of conversation) {
+      assert.deepEqual(
+        request.toolNames!.filter((name) => name.startsWith('mcp__')).sort(),
+        ['applyPatch', 'deleteFile', 'editFile', 'listDirectory', 'pendingChanges', 'readFile', 'runCommand', 'writeFile'].map((t) => tool(`agentSandbox_${t}`)),
+        'the box\'s eight tools are offered',
+      );
+      // (Claude Code 2.1 also sends a DeferredToolPlaceholder entry, which acts on nothing.)
+      const own = request.toolNames!.filter((name) => OWN_TOOLS.includes(name));
+      assert.deepEqual(own, [], `none of the CLI's own tools is offered: ${JSON.stringify(request.toolNames)}`);
+    }
+    const results = conversation[2]!.toolResults!;
+    assert.equal(results.length, 2, JSON.stringify(results));
+    assert.match(results[0]!, /Wrote notes\/from-claude\.md \(\d+ bytes\)/);
+    assert.match(results[1]!, /Hello from Claude Code over MCP\.\n1000\n/, 'the command ran in the box, as its user, on the mirrored folder');
+
+    // The folder is untouched: both changes are pending in its review.
+    assert.equal(readFileSync(path.join(folder, 'greeting.txt'), 'utf8'), GREETING_BEFORE);
+    assert.ok(!existsSync(path.join(folder, NOTE_FILE)));
+    const diff = cli('diff');
+    assert.equal(diff.status, 0, diff.stderr);
+    assert.match(diff.stdout, /--- a\/greeting\.txt\n\+\+\+ b\/greeting\.txt\n@@ .* @@\n-Hello from the workspace\.\n\+Hello from Claude Code over MCP\.\n/);
+    assert.match(diff.stdout, /--- \/dev\/null\n\+\+\+ b\/notes\/from-claude\.md\n/);
+
+    // Both calls are runs in the folder's history, from MCP, under the name the CLI gave in `initialize`.
+    const history = cli('history', '--json');
+    assert.equal(history.status, 0, history.stderr);
+    const records = JSON.parse(history.stdout) as { source: string; agent?: string; command: string; files: { path: string }[] }[];
+    const write = records.find((r) => r.command === `write ${NOTE_FILE}`);
+    const sed = records.find((r) => r.command.startsWith("sed -i 's/the workspace/"));
+    assert.ok(write && sed, history.stdout);
+    for (const record of [write, sed]) {
+      assert.equal(record.source, 'mcp');
+      assert.equal(record.agent, 'claude-code');
+    }
+    assert.deepEqual(write.files.map((f) => f.path), [NOTE_FILE]);
+    assert.deepEqual(sed.files.map((f) => f.path), ['greeting.txt']);
+
+    // Applied by the developer, the changes reach the folder.
+    const apply = cli('apply');
+    assert.equal(apply.status, 0, apply.stderr);
+    assert.equal(readFileSync(path.join(folder, 'greeting.txt'), 'utf8'), GREETING_AFTER);
+    assert.equal(readFileSync(path.join(folder, NOTE_FILE), 'utf8'), NOTE_TEXT);
+  });
+});
