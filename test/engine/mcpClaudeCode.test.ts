@@ -4,44 +4,22 @@
 // off (`--tools ""`), only the box's MCP tools are allowed, and only the MCP server of `--mcp-config` is loaded
 // (`--strict-mcp-config`).
 //
-// Traffic: the CLI, the stand-in and the MCP server run in a network namespace of their own (`unshare --net`)
-// that has only a loopback interface, so nothing they send can leave the machine; the engine is reached through
-// its unix socket, and the box has no network. The CLI runs on the host as root: the MCP server it starts must
-// reach the Docker engine, which only root can here; with no built-in tools it touches nothing itself.
+// How the CLI runs (a loopback-only network namespace, the stand-in beside it): claudeCodeOnHost.ts.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { RecordedMessagesRequest, ScriptedTurn } from '../standIns/messagesApiServer';
-import { REQUEST_LINE_PREFIX } from '../standIns/standInHttp';
+import type { ScriptedTurn } from '../standIns/messagesApiServer';
+import { CLAUDE_OWN_TOOLS, cachedClaudeBinary, MCP_SERVER_NAME, mcpToolName as tool, runClaudeOnHost } from './claudeCodeOnHost';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const cliJs = path.join(ROOT, 'dist', 'cli.js');
-const standInJs = path.join(ROOT, 'out', 'test', 'standIns', 'messagesApiServer.js');
+const cliJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 const IMAGE = 'agent-sandbox-test/busybox';
-
-/** The native `claude` binary scripts/build-test-images.sh keeps (the version its recipe pins). */
-function cachedClaudeBinary(): string {
-  const recipe = readFileSync(path.join(ROOT, 'scripts', 'build-test-images.sh'), 'utf8');
-  const version = /^CLAUDE_CODE_VERSION=(\S+)$/m.exec(recipe)?.[1];
-  if (!version) throw new Error('scripts/build-test-images.sh no longer sets CLAUDE_CODE_VERSION');
-  const cache = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
-  const binary = path.join(cache, 'agent-sandbox-test-images', `claude-code-${version}`, 'claude');
-  if (!existsSync(binary)) throw new Error(`This suite needs Claude Code's binary at ${binary}; run \`bash scripts/build-test-images.sh\`.`);
-  return binary;
-}
-
-/** The MCP server's name in the CLI's configuration; Claude Code names its tools `mcp__<server>__<tool>`. */
-const SERVER = 'agent-sandbox';
-const tool = (name: string): string => `mcp__${SERVER}__${name}`;
 
 const NOTE_FILE = 'notes/from-claude.md';
 const NOTE_TEXT = '# Notes\n\nWritten by Claude Code through the box.\n';
 const GREETING_BEFORE = 'Hello from the workspace.\n';
 const GREETING_AFTER = 'Hello from Claude Code over MCP.\n';
-/** Claude Code's own tools that read, write or run on the machine it runs on. */
-const OWN_TOOLS = ['Bash', 'Edit', 'MultiEdit', 'Write', 'NotebookEdit', 'Read', 'Glob', 'Grep', 'WebFetch', 'WebSearch', 'Task', 'Agent'];
 const FINAL_TEXT = 'Done: a note written and the greeting changed, all in the box.';
 
 const SCRIPT: ScriptedTurn[] = [
@@ -61,9 +39,8 @@ suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (i
     spawnSync(process.execPath, [cliJs, ...args, '--folder', folder], { env, encoding: 'utf8', timeout: 90_000 });
 
   suiteSetup(() => {
-    for (const file of [cliJs, standInJs]) if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build && npm run compile-tests" first`);
+    if (!existsSync(cliJs)) throw new Error(`${cliJs} is missing: run "npm run build" first`);
     claude = cachedClaudeBinary();
-    if (spawnSync('unshare', ['--net', 'true']).status !== 0) throw new Error('This suite runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux) and the right to use it (root).');
     root = mkdtempSync(path.join(os.tmpdir(), 'as-mcp-claude-'));
     folder = path.join(root, 'project');
     mkdirSync(folder);
@@ -86,69 +63,24 @@ suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (i
     rmSync(root, { recursive: true, force: true });
   });
 
-  /**
-   * Runs `claude -p` in the folder with the box's MCP server, `extraArgs` after the common ones, in a network
-   * namespace of its own with the stand-in playing `script` on its loopback; returns the run and what the
-   * stand-in was asked.
-   */
-  function runClaude(script: ScriptedTurn[], extraArgs: string[]): { run: ReturnType<typeof spawnSync<string>>; requests: RecordedMessagesRequest[] } {
+  /** Claude Code in the folder with the box's MCP server (`agent-sandbox mcp` for the folder) and `extraArgs`. */
+  function runClaude(script: ScriptedTurn[], extraArgs: string[]): ReturnType<typeof runClaudeOnHost> {
     const mcpConfig = path.join(root, 'mcp.json');
-    writeFileSync(mcpConfig, JSON.stringify({ mcpServers: { [SERVER]: { command: process.execPath, args: [cliJs, 'mcp', '--folder', folder], env } } }));
-    const standInLog = path.join(root, 'stand-in.log');
-    rmSync(standInLog, { force: true });
-    const args = [
-      '-p',
-      'Leave a note in notes/, then change the greeting.',
-      '--mcp-config',
-      mcpConfig,
-      '--strict-mcp-config',
-      // The box's tools need no prompt.
-      '--allowedTools',
-      `mcp__${SERVER}`,
-      ...extraArgs,
-    ];
-    const quoted = (text: string): string => `'${text.replace(/'/g, "'\\''")}'`;
-    // The namespace's loopback comes up, the stand-in listens on it, then the CLI runs; the stand-in goes with it.
-    const shell = [
-      'set -u',
-      'ip link set lo up',
-      `STAND_IN_PORT=8080 ${quoted(process.execPath)} ${quoted(standInJs)} > ${quoted(standInLog)} 2>&1 &`,
-      'standin=$!',
-      `for i in $(seq 100); do grep -q listening ${quoted(standInLog)} && break; sleep 0.1; done`,
-      `${quoted(claude)} ${args.map(quoted).join(' ')}`,
-      'status=$?',
-      'kill $standin',
-      'exit $status',
-    ].join('\n');
-    const run = spawnSync('unshare', ['--net', '--', '/bin/sh', '-c', shell], {
-      cwd: folder,
-      encoding: 'utf8',
-      timeout: 180_000,
-      env: {
-        ...env,
-        HOME: path.join(root, 'home'),
-        ANTHROPIC_BASE_URL: 'http://127.0.0.1:8080',
-        ANTHROPIC_API_KEY: 'sk-ant-stand-in',
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-        STAND_IN_SCRIPT: JSON.stringify(script),
-      },
-    });
-    const requests = (existsSync(standInLog) ? readFileSync(standInLog, 'utf8') : '')
-      .split('\n')
-      .filter((line) => line.startsWith(REQUEST_LINE_PREFIX))
-      .map((line) => JSON.parse(line.slice(REQUEST_LINE_PREFIX.length)) as RecordedMessagesRequest);
-    return { run, requests };
+    writeFileSync(mcpConfig, JSON.stringify({ mcpServers: { [MCP_SERVER_NAME]: { command: process.execPath, args: [cliJs, 'mcp', '--folder', folder], env } } }));
+    return runClaudeOnHost({ binary: claude, workDir: root, cwd: folder, mcpConfig, script, extraArgs, env });
   }
 
-  test('control: without `--tools ""` the CLI also offers its own tools (Bash, Edit…), which would act on the real folder', () => {
-    const { run, requests } = runClaude([{ text: 'nothing to do' }], []);
+  test('control: without `--tools ""` the CLI also offers its own tools (Bash, Edit…), which would act on the real folder', async () => {
+    const run = await runClaude([{ text: 'nothing to do' }], []);
+    const requests = run.requests;
     assert.equal(run.status, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
     const offered = requests.find((r) => r.turn === 0)?.toolNames ?? [];
     assert.ok(offered.includes('Bash') && offered.includes('Edit'), JSON.stringify(offered));
   });
 
-  test('its tool calls become pending changes of the folder\'s review and runs in its history (source mcp, the client\'s name); the folder changes only when applied', () => {
-    const { run, requests } = runClaude(SCRIPT, ['--tools', '']);
+  test('its tool calls become pending changes of the folder\'s review and runs in its history (source mcp, the client\'s name); the folder changes only when applied', async () => {
+    const run = await runClaude(SCRIPT, ['--tools', '']);
+    const requests = run.requests;
     assert.equal(run.status, 0, `claude failed: ${run.stdout}\n${run.stderr}\n${JSON.stringify(requests)}`);
     assert.equal(run.stdout.trim(), FINAL_TEXT);
 
@@ -162,7 +94,7 @@ suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (i
         'the box\'s eight tools are offered',
       );
       // (Claude Code 2.1 also sends a DeferredToolPlaceholder entry, which acts on nothing.)
-      const own = request.toolNames!.filter((name) => OWN_TOOLS.includes(name));
+      const own = request.toolNames!.filter((name) => CLAUDE_OWN_TOOLS.includes(name));
       assert.deepEqual(own, [], `none of the CLI's own tools is offered: ${JSON.stringify(request.toolNames)}`);
     }
     const results = conversation[2]!.toolResults!;
