@@ -100,7 +100,7 @@ suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (i
     const results = conversation[2]!.toolResults!;
     assert.equal(results.length, 2, JSON.stringify(results));
     assert.match(results[0]!, /Wrote notes\/from-claude\.md \(\d+ bytes\)/);
-    assert.match(results[1]!, /Hello from Claude Code over MCP\.\n1000\n/, 'the command ran in the box, as its user, on the mirrored folder');
+    assert.match(results[1]!, /stdout:\nHello from Claude Code over MCP\.\n1000\b/, 'the command ran in the box, as its user, on the mirrored folder');
 
     // The folder is untouched: both changes are pending in its review.
     assert.equal(readFileSync(path.join(folder, 'greeting.txt'), 'utf8'), GREETING_BEFORE);

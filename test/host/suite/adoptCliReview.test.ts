@@ -31,7 +31,8 @@ suite(COMMAND_LINE_REVIEW.suite, function () {
     folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
   });
 
-  suiteTeardown(() => {
+  suiteTeardown(async () => {
+    await vscode.commands.executeCommand('agentSandbox.reset', folder);
     fs.rmSync(path.join(folder, COMMAND_LINE_REVIEW.file), { force: true });
   });
 
