@@ -6,7 +6,7 @@
 //
 // How the CLI runs (a loopback-only network namespace, the stand-in beside it): claudeCodeOnHost.ts.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,7 +35,7 @@ suite('engine: the real Claude Code CLI acts only through `agent-sandbox mcp` (i
   let env: NodeJS.ProcessEnv;
   let claude: string;
 
-  const cli = (...args: string[]): ReturnType<typeof spawnSync<string>> =>
+  const cli = (...args: string[]): SpawnSyncReturns<string> =>
     spawnSync(process.execPath, [cliJs, ...args, '--folder', folder], { env, encoding: 'utf8', timeout: 90_000 });
 
   suiteSetup(() => {

@@ -252,7 +252,7 @@ function readStats(statsFile: string, logLines: readonly string[]): Stats | unde
  */
 function seedCommandLineReview(workspace: string, stateDir: string): string | undefined {
   const command = `printf '%s\\n' '${COMMAND_LINE_REVIEW.content.trimEnd()}' > ${COMMAND_LINE_REVIEW.file}`;
-  const env = { ...process.env, XDG_STATE_HOME: stateDir, AGENT_SANDBOX_IMAGE: 'agent-sandbox-test/node' };
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: stateDir, AGENT_SANDBOX_IMAGE: 'agent-sandbox-test/node' };
   delete env.AGENT_SANDBOX_STORAGE;
   const run = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', '--folder', workspace, '--', command], { env, encoding: 'utf8', timeout: 120_000 });
   return run.status === 0 ? undefined : `agent-sandbox run (making the command line's review for the host suite) failed with ${run.status ?? run.signal}: ${run.stderr}`;
