@@ -29,7 +29,9 @@ export function cachedClaudeBinary(): string {
   const binary = path.join(cache, 'agent-sandbox-test-images', `claude-code-${version}`, 'claude');
   if (!existsSync(binary)) throw new Error(`This test needs Claude Code's binary at ${binary}; run \`bash scripts/build-test-images.sh\`.`);
   if (!existsSync(standInJs)) throw new Error(`${standInJs} is missing: run "npm run compile-tests"`);
-  if (spawnSync('unshare', ['--net', 'true']).status !== 0) throw new Error('This test runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux) and the right to use it (root).');
+  if (spawnSync('unshare', ['--net', '--', 'ip', 'link', 'set', 'lo', 'up']).status !== 0) {
+    throw new Error('This test runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux), `ip` (iproute2) and the right to use them (root).');
+  }
   return binary;
 }
 
@@ -56,7 +58,7 @@ export function runClaudeOnHost(options: { binary: string; workDir: string; cwd:
   // The namespace's loopback comes up, the stand-in listens on it, then the CLI runs; the stand-in goes with it.
   const shell = [
     'set -u',
-    'ip link set lo up',
+    'ip link set lo up || exit 97',
     `STAND_IN_PORT=8080 ${quoted(process.execPath)} ${quoted(standInJs)} > ${quoted(standInLog)} 2>&1 &`,
     'standin=$!',
     `for i in $(seq 100); do grep -q listening ${quoted(standInLog)} && break; sleep 0.1; done`,
