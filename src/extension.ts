@@ -18,6 +18,7 @@ import { createAgentMode, type CreateAgentModeArgs } from './host/tools/createAg
 import { SandboxTools } from './host/tools/sandboxTools';
 import { McpFeature } from './host/mcp/mcpFeature';
 import { ConnectAgentCommand } from './host/mcp/connectAgent';
+import { adoptCliStorage } from './host/mcp/adoptCliStorage';
 
 let engine: EngineClient | undefined;
 
@@ -29,6 +30,8 @@ export function activate(context: vscode.ExtensionContext) {
   const log = vscode.window.createOutputChannel('Agent Sandbox', { log: true });
   const output = vscode.window.createOutputChannel('Agent Sandbox: Run Output');
   const logLine = (line: string) => log.info(line);
+  // What `agent-sandbox mcp` / the command line left for an open folder VS Code had never opened joins this workspace.
+  adoptCliStorage(context.storageUri, log);
   const imageConsent = new ImageConsent({ state: context.workspaceState, prompt: askWorkspaceImage, log: logLine, isTrusted: () => vscode.workspace.isTrusted });
   const settings = new SandboxSettings({ imageConsent });
   const modelKeys = new ModelKeyStore(context.secrets);

@@ -41,9 +41,17 @@ export async function folderStorage(folder: string, env: Record<string, string |
     const found = await findWorkspaceStorage(path.join(userData, 'User', 'workspaceStorage'), folder);
     if (found) return { dir: path.join(found, EXTENSION_ID), kind: 'vscode' };
   }
-  const state = env.XDG_STATE_HOME ?? path.join(home, '.local', 'state');
+  return { dir: ownFolderStorage(folder, env, home), kind: 'own' };
+}
+
+/**
+ * The command line's own storage of a folder VS Code has never opened: `$XDG_STATE_HOME/agent-sandbox/folders/
+ * <sha256(folder)>`. The extension looks here when it opens the folder (see adoptOwnStorage.ts).
+ */
+export function ownFolderStorage(folder: string, env: Record<string, string | undefined> = process.env, home = os.homedir()): string {
+  const state = env.XDG_STATE_HOME || path.join(home, '.local', 'state');
   const digest = createHash('sha256').update(path.resolve(folder)).digest('hex').slice(0, 32);
-  return { dir: path.join(state, 'agent-sandbox', 'folders', digest), kind: 'own' };
+  return path.join(state, 'agent-sandbox', 'folders', digest);
 }
 
 /** The workspace storage directory whose `workspace.json` names `folder`, newest first when several do. */

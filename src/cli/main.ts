@@ -51,7 +51,8 @@ Commands:
 
 Run "agent-sandbox <command> --help" for its options.
 Pending changes and history live in the folder's storage: the extension's (found through VS Code's
-workspaceStorage, or $${USER_DATA_VARIABLE}), or $${STORAGE_VARIABLE}, or ~/.local/state/agent-sandbox.`,
+workspaceStorage, or $${USER_DATA_VARIABLE}), or $${STORAGE_VARIABLE}, or $XDG_STATE_HOME/agent-sandbox
+(~/.local/state/agent-sandbox), which the extension takes in when VS Code opens the folder.`,
   mcp: `Usage: agent-sandbox mcp [--folder DIR]
 
 Serves the eight sandbox tools (agentSandbox_runCommand, _readFile, _listDirectory, _writeFile, _editFile,

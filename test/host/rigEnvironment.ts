@@ -6,3 +6,15 @@ export const USER_ALLOWLISTED_VARIABLE = { name: 'AGENT_SANDBOX_TEST_USER_VARIAB
 
 /** A "token" in the extension host's environment that only a repository's settings allowlist: it must never reach a box. */
 export const REPOSITORY_ALLOWLISTED_VARIABLE = { name: 'AGENT_SANDBOX_TEST_REPO_TOKEN', value: 'ghp_canaryTokenOnlyARepositoryAsksFor0000' };
+
+/**
+ * A review the command line makes for the fixture workspace before VS Code starts (the rig runs `agent-sandbox
+ * run` with its own state directory, which the extension host inherits as XDG_STATE_HOME): the workspace's
+ * storage has never seen it. The suite of this title checks the window brings it in, and accepts it. The rig
+ * makes it only when that suite runs (MOCHA_GREP unset or part of the title), so other suites never see it.
+ */
+export const COMMAND_LINE_REVIEW = {
+  suite: 'A review the command line made before VS Code opened the folder',
+  file: 'from-the-command-line.txt',
+  content: 'made by agent-sandbox run while VS Code was closed\n',
+};

@@ -7,7 +7,7 @@
 // Contract with scripts/run-tests.mjs: writes {passed, failed, pending} to $AGENT_SANDBOX_RESULT_FILE and
 // exits non-zero on any failure. Everything it starts is killed on every path out; temp dirs are removed
 // unless AGENT_SANDBOX_HOST_KEEP=1.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { format } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { REPOSITORY_ALLOWLISTED_VARIABLE, USER_ALLOWLISTED_VARIABLE } from './rigEnvironment';
+import { COMMAND_LINE_REVIEW, REPOSITORY_ALLOWLISTED_VARIABLE, USER_ALLOWLISTED_VARIABLE } from './rigEnvironment';
 
 export const root = path.resolve(__dirname, '..', '..', '..');
 export const resultsDir = path.join(root, 'test-results');
@@ -246,6 +246,18 @@ function readStats(statsFile: string, logLines: readonly string[]): Stats | unde
   return undefined;
 }
 
+/**
+ * `agent-sandbox run` (dist/cli.js) on the workspace before VS Code has opened it: its review lands in the
+ * command line's own storage under `stateDir`. The error's text, or undefined when it worked.
+ */
+function seedCommandLineReview(workspace: string, stateDir: string): string | undefined {
+  const command = `printf '%s\\n' '${COMMAND_LINE_REVIEW.content.trimEnd()}' > ${COMMAND_LINE_REVIEW.file}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: stateDir, AGENT_SANDBOX_IMAGE: 'agent-sandbox-test/node' };
+  delete env.AGENT_SANDBOX_STORAGE;
+  const run = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', '--folder', workspace, '--', command], { env, encoding: 'utf8', timeout: 120_000 });
+  return run.status === 0 ? undefined : `agent-sandbox run (making the command line's review for the host suite) failed with ${run.status ?? run.signal}: ${run.stderr}`;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -268,6 +280,17 @@ async function main(): Promise<number> {
   // the box, and that a variable only a workspace allowlists does not).
   const dirs = prepareWorkbenchDirs(tmp, { 'agentSandbox.envAllowlist': [USER_ALLOWLISTED_VARIABLE.name] });
   const statsFile = path.join(tmp, 'stats.json');
+  // The command line's state directory, of this run only (the extension host inherits it as XDG_STATE_HOME).
+  const stateDir = path.join(tmp, 'state');
+  const grep = process.env.MOCHA_GREP;
+  if (!grep || COMMAND_LINE_REVIEW.suite.includes(grep)) {
+    const seeded = seedCommandLineReview(dirs.workspace, stateDir);
+    if (seeded) {
+      console.error(`[host rig] ${seeded}`);
+      writeResult({ passed: 0, failed: 1, pending: 0 });
+      return 1;
+    }
+  }
 
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -287,6 +310,7 @@ async function main(): Promise<number> {
       AGENT_SANDBOX_HOST_STATS_FILE: statsFile,
       [USER_ALLOWLISTED_VARIABLE.name]: USER_ALLOWLISTED_VARIABLE.value,
       [REPOSITORY_ALLOWLISTED_VARIABLE.name]: REPOSITORY_ALLOWLISTED_VARIABLE.value,
+      XDG_STATE_HOME: stateDir,
     });
     // The exit code reaches the rig through the workbench (codeAutomationExit). If the extension host dies
     // without the workbench reporting it, the server's log is the only sign; allow the report a grace period.

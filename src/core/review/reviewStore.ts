@@ -33,6 +33,11 @@ interface StoredReview {
   baseContents: Record<string, string>;
 }
 
+/** The name of a folder's directory under a storage's `reviews/` (the same in every storage that holds one). */
+export function reviewDirName(folder: string): string {
+  return sha256(folder).slice(0, 32);
+}
+
 /**
  * Persists pending reviews, one folder each, under a storage directory (the extension's workspace storage):
  * `<dir>/<sha256(folder)>/review.json` plus content blobs named by their SHA-256. Every write goes to a temp
@@ -42,7 +47,7 @@ export class ReviewStore {
   constructor(private readonly dir: string) {}
 
   private folderDir(folder: string): string {
-    return path.join(this.dir, sha256(folder).slice(0, 32));
+    return path.join(this.dir, reviewDirName(folder));
   }
 
   async save(folder: string, review: PendingReview): Promise<void> {
