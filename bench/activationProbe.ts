@@ -3,7 +3,7 @@
 // loading. Prints one JSON line: { requireMs, activateMs, totalMs }.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
- 
+
 const Module = require('node:module') as { _load: (request: string, parent: unknown, isMain: boolean) => unknown };
 
 /**
@@ -92,12 +92,14 @@ const context = new Proxy(
 );
 
 const t0 = process.hrtime.bigint();
- 
+
 const extension = require(bundle) as { activate(c: unknown): unknown };
 const t1 = process.hrtime.bigint();
 void Promise.resolve(extension.activate(context)).then(() => {
   const t2 = process.hrtime.bigint();
   const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-  process.stdout.write(`${JSON.stringify({ requireMs: ms(t0, t1), activateMs: ms(t1, t2), totalMs: ms(t0, t2), registered: subscriptions.length, loadedLanguageClient })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ requireMs: ms(t0, t1), activateMs: ms(t1, t2), totalMs: ms(t0, t2), registered: subscriptions.length, loadedLanguageClient })}\n`,
+  );
   process.exit(0);
 });

@@ -41,12 +41,17 @@ function verdict(row: Row): string {
 }
 
 function measurement(row: Row): string {
-  if (row.extra) return Object.entries(row.extra).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ');
+  if (row.extra)
+    return Object.entries(row.extra)
+      .map(([k, v]) => `${k} ${formatBytes(v)}`)
+      .join(', ');
   return row.ms !== undefined ? formatMs(row.ms) : formatBytes(row.bytes ?? Number.NaN);
 }
 
 function baselineText(row: Row): string {
-  return Object.entries(row.baselines).map(([k, v]) => `${k} ${formatMs(v)}`).join('; ');
+  return Object.entries(row.baselines)
+    .map(([k, v]) => `${k} ${formatMs(v)}`)
+    .join('; ');
 }
 
 function ratioText(row: Row): string {
@@ -69,7 +74,10 @@ export function markdown(results: BenchResults, analysis: string): string {
   const table = [
     '| scenario | workspace | measured | baselines (same run) | ratio | target |',
     '|---|---|---|---|---|---|',
-    ...results.rows.map((r) => `| ${esc(r.scenario)}${r.note ? ` <br><sub>${esc(r.note)}</sub>` : ''} | ${esc(r.workspace)} | ${esc(measurement(r))} | ${esc(baselineText(r))} | ${esc(ratioText(r))} | ${verdict(r)} |`),
+    ...results.rows.map(
+      (r) =>
+        `| ${esc(r.scenario)}${r.note ? ` <br><sub>${esc(r.note)}</sub>` : ''} | ${esc(r.workspace)} | ${esc(measurement(r))} | ${esc(baselineText(r))} | ${esc(ratioText(r))} | ${verdict(r)} |`,
+    ),
   ].join('\n');
   const workspaces = results.workspaces.map((w) => `| ${w.name} | ${w.files.toLocaleString('en-US')} | ${formatBytes(w.bytes)} |`).join('\n');
   return `# Benchmarks

@@ -36,7 +36,11 @@ const quick = process.argv.includes('--quick');
 const DEFAULT_IMAGE = 'agent-sandbox-test/node';
 const IMAGE = process.argv.find((a) => a.startsWith('--image='))?.slice('--image='.length) || DEFAULT_IMAGE;
 /** `--only=trees,exec,...`: run only these sections (cold, trees, exec, activation, memory); results are a subset. */
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',').filter(Boolean);
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',')
+  .filter(Boolean);
 const runs = (section: 'cold' | 'trees' | 'exec' | 'activation' | 'memory'): boolean => !ONLY || ONLY.includes(section);
 const REPS = quick ? 1 : 3;
 const EXEC_REPS = quick ? 10 : 40;
@@ -201,7 +205,10 @@ function prepareWorkspaces(temp: string): Workspace[] {
   return workspaces;
 }
 
-async function openSession(engine: DockerEngine, ws: Workspace): Promise<{ session: BoxSession; totalMs: number; createMs: number; mirrorMs: number }> {
+async function openSession(
+  engine: DockerEngine,
+  ws: Workspace,
+): Promise<{ session: BoxSession; totalMs: number; createMs: number; mirrorMs: number }> {
   let boxStart = 0;
   let firstSend = 0;
   const start = performance.now();
@@ -244,7 +251,16 @@ docker exec ${name} true`,
   }
   const m = median(ours);
   const b = median(cli);
-  return [{ scenario: 'cold box: create + start + mirror + exec true', workspace: ws.name, ms: m, baselines: { 'docker run + cp + exec': b }, ratio: m / b, ratioOf: 'docker run + cp + exec' }];
+  return [
+    {
+      scenario: 'cold box: create + start + mirror + exec true',
+      workspace: ws.name,
+      ms: m,
+      baselines: { 'docker run + cp + exec': b },
+      ratio: m / b,
+      ratioOf: 'docker run + cp + exec',
+    },
+  ];
 }
 
 /** Edits files in the box through one exec: names on stdin, a line appended to each. */
@@ -263,7 +279,16 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
     throw new Error(`${ws.root} resolves outside the benchmark's temp dir; its scenarios edit files, so it must be a copy`);
   }
   const m = { mirror: [] as number[], create: [] as number[], dockerCp: [] as number[], tarPipe: [] as number[], hostTar: [] as number[] };
-  const c = { wholeArchive: [] as number[], rescan: [] as number[], watched: [] as number[], catchUp10: [] as number[], collect10: [] as number[], collect1000: [] as number[], apply1000: [] as number[], tarApply: [] as number[] };
+  const c = {
+    wholeArchive: [] as number[],
+    rescan: [] as number[],
+    watched: [] as number[],
+    catchUp10: [] as number[],
+    collect10: [] as number[],
+    collect1000: [] as number[],
+    apply1000: [] as number[],
+    tarApply: [] as number[],
+  };
   // Host edits and box edits touch disjoint files, spread over the tree.
   const filter = await SyncFilter.create(ws.root, { exclude: [], useGitignore: false });
   const sendable = ws.files.filter((f) => !filter.isExcluded(f, false) && !ancestorsOf(f).some((d) => filter.isExcluded(d, true)));
@@ -309,7 +334,8 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       );
       await editInBox(session, boxEdits.slice(10));
       const collect1000 = await timed(() => session.collect());
-      if (collect1000.value.changes.length !== boxEdits.length) throw new Error(`collect found ${collect1000.value.changes.length} changes, expected ${boxEdits.length}`);
+      if (collect1000.value.changes.length !== boxEdits.length)
+        throw new Error(`collect found ${collect1000.value.changes.length} changes, expected ${boxEdits.length}`);
       c.collect1000.push(collect1000.ms);
 
       // The floor for apply: the same files out of the box as a tar, extracted by GNU tar into a copy.
@@ -366,8 +392,22 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       target: 1.0,
       note: `box create + start ${median(m.create).toFixed(0)} ms not included`,
     },
-    { scenario: 'catch-up, nothing changed (first: full rescan)', workspace: ws.name, ms: median(c.rescan), baselines: { 'full mirror': mirror }, ratio: median(c.rescan) / mirror, ratioOf: 'full mirror' },
-    { scenario: 'catch-up, nothing changed since (no file event: no rescan)', workspace: ws.name, ms: median(c.watched), baselines: { 'full mirror': mirror }, ratio: median(c.watched) / mirror, ratioOf: 'full mirror' },
+    {
+      scenario: 'catch-up, nothing changed (first: full rescan)',
+      workspace: ws.name,
+      ms: median(c.rescan),
+      baselines: { 'full mirror': mirror },
+      ratio: median(c.rescan) / mirror,
+      ratioOf: 'full mirror',
+    },
+    {
+      scenario: 'catch-up, nothing changed since (no file event: no rescan)',
+      workspace: ws.name,
+      ms: median(c.watched),
+      baselines: { 'full mirror': mirror },
+      ratio: median(c.watched) / mirror,
+      ratioOf: 'full mirror',
+    },
     {
       scenario: 'catch-up after 10 host edits',
       workspace: ws.name,
@@ -386,7 +426,14 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       ratioOf: 'full mirror',
       target: ws.largest ? 0.1 : undefined,
     },
-    { scenario: 'collect after 1,000 box edits', workspace: ws.name, ms: median(c.collect1000), baselines: { 'full mirror': mirror }, ratio: median(c.collect1000) / mirror, ratioOf: 'full mirror' },
+    {
+      scenario: 'collect after 1,000 box edits',
+      workspace: ws.name,
+      ms: median(c.collect1000),
+      baselines: { 'full mirror': mirror },
+      ratio: median(c.collect1000) / mirror,
+      ratioOf: 'full mirror',
+    },
     {
       scenario: 'apply 1,000 changed files to the folder',
       workspace: ws.name,
@@ -478,7 +525,12 @@ async function warmExec(engine: DockerEngine, docker: Dockerode, ws: Workspace, 
         scenario: 'warm exec `true` (server protocol, incl. catch-up)',
         workspace: ws.name,
         ms: ours,
-        baselines: { 'dockerode directly': d, 'docker exec': median(cli), 'core runInBox, no protocol/catch-up': median(core), 'its OOM-counter helper exec alone': median(oomRead) },
+        baselines: {
+          'dockerode directly': d,
+          'docker exec': median(cli),
+          'core runInBox, no protocol/catch-up': median(core),
+          'its OOM-counter helper exec alone': median(oomRead),
+        },
         ratio: ours / d,
         ratioOf: 'dockerode directly',
         target: 1.2,

@@ -24,7 +24,28 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-const WORDS = ['const', 'function', 'return', 'import', 'export', 'value', 'result', 'options', 'await', 'async', 'if', 'else', 'for', 'of', 'new', 'this', 'items', 'path', 'string', 'number'];
+const WORDS = [
+  'const',
+  'function',
+  'return',
+  'import',
+  'export',
+  'value',
+  'result',
+  'options',
+  'await',
+  'async',
+  'if',
+  'else',
+  'for',
+  'of',
+  'new',
+  'this',
+  'items',
+  'path',
+  'string',
+  'number',
+];
 const TEXT_EXTENSIONS = ['.ts', '.js', '.json', '.md', '.css', '.html', '.py', '.txt', '.yml'];
 const BINARY_EXTENSIONS = ['.png', '.woff2', '.gz', '.jpg', '.wasm'];
 

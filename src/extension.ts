@@ -32,7 +32,12 @@ export function activate(context: vscode.ExtensionContext) {
   const logLine = (line: string) => log.info(line);
   // What `agent-sandbox mcp` / the command line left for an open folder VS Code had never opened joins this workspace.
   adoptCliStorage(context.storageUri, log);
-  const imageConsent = new ImageConsent({ state: context.workspaceState, prompt: askWorkspaceImage, log: logLine, isTrusted: () => vscode.workspace.isTrusted });
+  const imageConsent = new ImageConsent({
+    state: context.workspaceState,
+    prompt: askWorkspaceImage,
+    log: logLine,
+    isTrusted: () => vscode.workspace.isTrusted,
+  });
   const settings = new SandboxSettings({ imageConsent });
   const modelKeys = new ModelKeyStore(context.secrets);
   engine = new EngineClient({
@@ -65,7 +70,9 @@ export function activate(context: vscode.ExtensionContext) {
   context.subscriptions.push(mcp, new ConnectAgentCommand(context.asAbsolutePath('dist/cli.js'), (folder) => mcp.serve(folder)));
   void mcp.serveOpenFolders();
   context.subscriptions.push(
-    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) => runCommandInSandbox({ ...runDeps, settings }, args)),
+    vscode.commands.registerCommand('agentSandbox.runCommand', (args?: string | RunCommandArgs) =>
+      runCommandInSandbox({ ...runDeps, settings }, args),
+    ),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),

@@ -13,7 +13,11 @@ export interface TestCertificates {
 
 /** A fresh CA in `dir` and a certificate it signed for `names` (subjectAltName DNS entries). */
 export function makeTestCertificates(dir: string, names: readonly string[]): TestCertificates {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA'], { cwd: dir, stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Agent Sandbox test CA'],
+    { cwd: dir, stdio: 'pipe' },
+  );
   return { caPem: fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8'), ...issueTestCertificate(dir, names) };
 }
 
@@ -23,7 +27,23 @@ export function issueTestCertificate(dir: string, names: readonly string[]): { k
   const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`]);
   fs.writeFileSync(path.join(dir, `${base}.ext`), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-  run(['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${base}.pem`, '-days', '2', '-extfile', `${base}.ext`]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    `${base}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${base}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    `${base}.ext`,
+  ]);
   const read = (name: string): string => fs.readFileSync(path.join(dir, name), 'utf8');
   return { keyPem: read(`${base}.key`), certPem: read(`${base}.pem`) };
 }

@@ -25,7 +25,12 @@ export interface Adoption {
  * history's lines are appended to the workspace's history (the last line of a run wins, so order is kept).
  * Undefined when there is nothing to bring. Synchronous: it runs on activation, before the history opens.
  */
-export function adoptOwnStorage(folder: string, storageDir: string, env: Record<string, string | undefined> = process.env, home = os.homedir()): Adoption | undefined {
+export function adoptOwnStorage(
+  folder: string,
+  storageDir: string,
+  env: Record<string, string | undefined> = process.env,
+  home = os.homedir(),
+): Adoption | undefined {
   const from = ownFolderStorage(folder, env, home);
   if (!fs.existsSync(from)) return undefined;
   const adoption: Adoption = { from, review: false, reviewLeft: false, historyLines: 0 };
@@ -49,7 +54,12 @@ export function adoptOwnStorage(folder: string, storageDir: string, env: Record<
   for (const file of [ROTATED_HISTORY_FILE, HISTORY_FILE]) {
     const source = path.join(ownHistory, file);
     if (!fs.existsSync(source)) continue;
-    lines.push(...fs.readFileSync(source, 'utf8').split('\n').filter((line) => line.trim() !== ''));
+    lines.push(
+      ...fs
+        .readFileSync(source, 'utf8')
+        .split('\n')
+        .filter((line) => line.trim() !== ''),
+    );
   }
   if (lines.length > 0) {
     const target = path.join(storageDir, 'history', HISTORY_FILE);

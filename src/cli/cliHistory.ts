@@ -28,13 +28,21 @@ export class CliHistoryRecorder {
     await this.store.put(record);
   }
 
-  async end(end: { runId: string; endedAt: number; result?: ExecResult; error?: { reason?: string; message: string }; changeSet?: ChangeSet }): Promise<void> {
+  async end(end: {
+    runId: string;
+    endedAt: number;
+    result?: ExecResult;
+    error?: { reason?: string; message: string };
+    changeSet?: ChangeSet;
+  }): Promise<void> {
     const started = this.started.get(end.runId);
     if (!started) return;
     this.started.delete(end.runId);
     const record = endedRecord(started.record, end, (text) => redactSecrets(text));
     if (end.changeSet) {
-      record.files = changedByRun(started.before, end.changeSet.changes).map((entry) => fileChange(entry)).sort((a, b) => a.path.localeCompare(b.path));
+      record.files = changedByRun(started.before, end.changeSet.changes)
+        .map((entry) => fileChange(entry))
+        .sort((a, b) => a.path.localeCompare(b.path));
       if (end.changeSet.refused.length > 0) record.refused = end.changeSet.refused.length;
     }
     await this.store.put(record);

@@ -31,10 +31,15 @@ export class EngineProcess {
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     // window/logMessage carries the server's log lines.
     connection.onNotification('window/logMessage', (p: { message: string }) => options.log?.(p.message));
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`The engine server (${SERVER_JS}) exited with code ${code} before it answered.`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`The engine server (${SERVER_JS}) exited with code ${code} before it answered.`))),
+    );
     connection.listen();
     const initializationOptions: InitializationOptions = { storagePath: options.storagePath };
-    await Promise.race([connection.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions }), exited]);
+    await Promise.race([
+      connection.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions }),
+      exited,
+    ]);
     await connection.sendNotification('initialized', {});
     await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
     exited.catch(() => undefined);

@@ -25,8 +25,8 @@ function userDataDirs(env: Record<string, string | undefined>, home: string): st
     process.platform === 'darwin'
       ? path.join(home, 'Library', 'Application Support')
       : process.platform === 'win32'
-        ? env.APPDATA ?? path.join(home, 'AppData', 'Roaming')
-        : env.XDG_CONFIG_HOME ?? path.join(home, '.config');
+        ? (env.APPDATA ?? path.join(home, 'AppData', 'Roaming'))
+        : (env.XDG_CONFIG_HOME ?? path.join(home, '.config'));
   return [...(env[USER_DATA_VARIABLE] ? [env[USER_DATA_VARIABLE]!] : []), ...names.map((n) => path.join(base, n))];
 }
 
@@ -35,7 +35,11 @@ function userDataDirs(env: Record<string, string | undefined>, home: string): st
  * extension's workspace storage of that folder (found by the `workspace.json` VS Code writes beside it), else a
  * directory of the command line's own under `$XDG_STATE_HOME/agent-sandbox` (VS Code has never opened the folder).
  */
-export async function folderStorage(folder: string, env: Record<string, string | undefined> = process.env, home = os.homedir()): Promise<FolderStorage> {
+export async function folderStorage(
+  folder: string,
+  env: Record<string, string | undefined> = process.env,
+  home = os.homedir(),
+): Promise<FolderStorage> {
   if (env[STORAGE_VARIABLE]) return { dir: path.resolve(env[STORAGE_VARIABLE]!), kind: 'override' };
   for (const userData of userDataDirs(env, home)) {
     const found = await findWorkspaceStorage(path.join(userData, 'User', 'workspaceStorage'), folder);

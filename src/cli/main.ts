@@ -232,14 +232,20 @@ async function run(engine: EngineProcess, parsed: Parsed, storage: FolderStorage
   process.once('SIGTERM', onSignal);
   const timeout = parsed.values.get('--timeout');
   try {
-    const result = await connection.sendRequest(ExecRequest.type, { folder, command, runId, timeoutSeconds: timeout === undefined ? undefined : Number(timeout) }, cancel.token);
+    const result = await connection.sendRequest(
+      ExecRequest.type,
+      { folder, command, runId, timeoutSeconds: timeout === undefined ? undefined : Number(timeout) },
+      cancel.token,
+    );
     // A run that lost its box has nothing to collect from: what stays pending is what the server kept.
     const after = await connection.sendRequest(result.boxLost ? PendingChangesRequest.type : CollectRequest.type, { folder });
     await history.end({ runId, endedAt: Date.now(), result, changeSet: after });
     for (const note of runNotes(result)) process.stderr.write(`agent-sandbox: ${note}\n`);
     if (result.outcome !== 'exited') process.stderr.write(`agent-sandbox: ${describeOutcome(result)}.\n`);
     if (after.changes.length > 0) {
-      process.stderr.write(`agent-sandbox: pending changes: ${countByKind(after.changes)}. See them with "agent-sandbox diff"; take them with "agent-sandbox apply".\n`);
+      process.stderr.write(
+        `agent-sandbox: pending changes: ${countByKind(after.changes)}. See them with "agent-sandbox diff"; take them with "agent-sandbox apply".\n`,
+      );
     }
     switch (result.outcome) {
       case 'exited':
@@ -274,7 +280,8 @@ async function diff(engine: EngineProcess, parsed: Parsed): Promise<number> {
   } else {
     const text = await unifiedDiff(pending.changes, {
       folder,
-      readProposal: async (relPath) => Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: relPath })).base64, 'base64'),
+      readProposal: async (relPath) =>
+        Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: relPath })).base64, 'base64'),
     });
     process.stdout.write(text);
   }
@@ -301,7 +308,8 @@ async function apply(engine: EngineProcess, parsed: Parsed): Promise<number> {
   const result = await connection.sendRequest(ApplyRequest.type, { folder, paths, approveFlagged });
   for (const p of result.applied) process.stdout.write(`applied ${p}\n`);
   for (const p of result.conflicts) process.stderr.write(`agent-sandbox: conflict, not applied: ${p} changed in the folder since the box took it\n`);
-  for (const s of result.skipped) process.stderr.write(`agent-sandbox: skipped ${s.path}: ${s.reason}${s.path.startsWith('.git/') ? '' : ' (--approve-flagged applies it)'}\n`);
+  for (const s of result.skipped)
+    process.stderr.write(`agent-sandbox: skipped ${s.path}: ${s.reason}${s.path.startsWith('.git/') ? '' : ' (--approve-flagged applies it)'}\n`);
   return result.conflicts.length > 0 || result.skipped.length > 0 ? 1 : 0;
 }
 

@@ -30,7 +30,10 @@ export async function runMcpBridge(options: BridgeOptions): Promise<number> {
   options.log(`[mcp] no Agent Sandbox server serves ${options.folder}: starting one (pending changes persist in ${options.storage.dir})`);
   const engine = await EngineProcess.start({ storagePath: options.storage.dir, box: options.box, log: options.log });
   const history = new CliHistoryRecorder(await openHistory(options.storage.dir));
-  engine.connection.onNotification(McpRunNotification.type, (run) => void recordRun(engine, history, run).catch((error) => options.log(`[mcp] history: ${String(error)}`)));
+  engine.connection.onNotification(
+    McpRunNotification.type,
+    (run) => void recordRun(engine, history, run).catch((error) => options.log(`[mcp] history: ${String(error)}`)),
+  );
   try {
     const { socketPath } = await engine.connection.sendRequest(McpListenRequest.type, { folder: options.folder });
     const socket = await connectPrivateSocket(socketPath);
@@ -43,7 +46,18 @@ export async function runMcpBridge(options: BridgeOptions): Promise<number> {
 async function recordRun(engine: EngineProcess, history: CliHistoryRecorder, run: McpRunNotification.Params): Promise<void> {
   if (run.event === 'started') {
     const before = await engine.connection.sendRequest(PendingChangesRequest.type, { folder: run.folder }).catch(() => undefined);
-    await history.start({ runId: run.runId, folder: run.folder, source: 'mcp', agent: run.agent, command: run.command ?? run.tool ?? '?', cwd: run.cwd, startedAt: run.at }, before);
+    await history.start(
+      {
+        runId: run.runId,
+        folder: run.folder,
+        source: 'mcp',
+        agent: run.agent,
+        command: run.command ?? run.tool ?? '?',
+        cwd: run.cwd,
+        startedAt: run.at,
+      },
+      before,
+    );
   } else {
     await history.end({ runId: run.runId, endedAt: run.at, result: run.result, error: run.error, changeSet: run.changeSet });
   }

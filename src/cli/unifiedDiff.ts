@@ -25,7 +25,12 @@ async function fileDiff(c: ChangeEntry, sources: DiffSources): Promise<string> {
   if (c.kind === 'renamed') header.push(`rename from ${from}`, `rename to ${c.path}`);
   if (c.kind === 'added' && c.mode !== undefined) header.push(`new file mode ${octal(c, c.mode)}`);
   if (c.kind === 'deleted') header.push(`deleted file mode ${octal(c, c.baseMode ?? c.mode ?? 0o644)}`);
-  if ((c.kind === 'mode' || c.kind === 'modified' || c.kind === 'renamed') && c.baseMode !== undefined && c.mode !== undefined && c.baseMode !== c.mode) {
+  if (
+    (c.kind === 'mode' || c.kind === 'modified' || c.kind === 'renamed') &&
+    c.baseMode !== undefined &&
+    c.mode !== undefined &&
+    c.baseMode !== c.mode
+  ) {
     header.push(`old mode ${octal(c, c.baseMode)}`, `new mode ${octal(c, c.mode)}`);
   }
   if (c.type === 'directory') return `${header.join('\n')}\n# directory ${c.kind}\n`;
@@ -35,7 +40,15 @@ async function fileDiff(c: ChangeEntry, sources: DiffSources): Promise<string> {
   if (c.binary || isBinary(before) || isBinary(after)) {
     return `${header.join('\n')}\nBinary files ${before ? `a/${from}` : '/dev/null'} and ${after ? `b/${c.path}` : '/dev/null'} differ\n`;
   }
-  const patch = createTwoFilesPatch(before ? `a/${from}` : '/dev/null', after ? `b/${c.path}` : '/dev/null', before?.toString('utf8') ?? '', after?.toString('utf8') ?? '', '', '', { context: 3 });
+  const patch = createTwoFilesPatch(
+    before ? `a/${from}` : '/dev/null',
+    after ? `b/${c.path}` : '/dev/null',
+    before?.toString('utf8') ?? '',
+    after?.toString('utf8') ?? '',
+    '',
+    '',
+    { context: 3 },
+  );
   // createTwoFilesPatch starts with an `Index:`-less "===" banner in some versions; keep from the --- line on.
   const body = patch.slice(patch.indexOf('--- '));
   return `${header.join('\n')}\n${body.replace(/\t$/gm, '')}`;

@@ -8,7 +8,14 @@ import type { Duplex } from 'node:stream';
 import { classifyAddress, type AddressVerdict } from '../core/egress/addressPolicy';
 import { ALLOWED_HOSTS_SETTING, findAllowRule, normalizeHost, parsePort, type AllowRule } from '../core/egress/allowlist';
 import type { EgressAttempt, EgressReason } from '../core/egress/egressAttempt';
-import { MODEL_PROVIDERS, parseProviderRoute, providerRequestHeaders, type ModelKeys, type ModelProvider, type ModelProviderId } from '../core/egress/modelProviders';
+import {
+  MODEL_PROVIDERS,
+  parseProviderRoute,
+  providerRequestHeaders,
+  type ModelKeys,
+  type ModelProvider,
+  type ModelProviderId,
+} from '../core/egress/modelProviders';
 
 export interface ResolvedAddress {
   address: string;
@@ -83,13 +90,20 @@ export const DenialText = {
   noProviderKey: (provider: ModelProvider): string =>
     `Agent Sandbox: no ${provider.label} API key is stored, so the gateway cannot add one. Run the command "Agent Sandbox: Set API Key…" in VS Code and choose ${provider.label}.\n`,
   upgradeRefused: (): string => 'Agent Sandbox: protocol upgrades (WebSocket) over plain HTTP are not forwarded; use wss:// (a CONNECT tunnel).\n',
-  tooMany: (limit: number): string => `Agent Sandbox: the gateway already carries ${limit} connections, its limit; try again when some have finished.\n`,
+  tooMany: (limit: number): string =>
+    `Agent Sandbox: the gateway already carries ${limit} connections, its limit; try again when some have finished.\n`,
   offlineRun: (runIds: readonly string[]): string =>
     `Agent Sandbox: this box's network is paused while an offline run (network: "none") runs: ${runIds.join(', ')}. ` +
     `Every connection is refused until it ends; try again then.\n`,
 };
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 function rawResponse(status: number, body: string): string {
   const bytes = Buffer.byteLength(body);
@@ -249,7 +263,10 @@ export class GatewayServer {
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
           const s = net.connect({ host: address, port });
-          const timer = setTimeout(() => (s.destroy(), reject(new Error(`no answer within ${this.options.connectTimeoutMs / 1000} s`))), this.options.connectTimeoutMs);
+          const timer = setTimeout(
+            () => (s.destroy(), reject(new Error(`no answer within ${this.options.connectTimeoutMs / 1000} s`))),
+            this.options.connectTimeoutMs,
+          );
           s.once('connect', () => (clearTimeout(timer), resolve(s)));
           s.once('error', (error) => (clearTimeout(timer), reject(error)));
         });
@@ -399,7 +416,11 @@ export class GatewayServer {
    * wrote; the box's credential headers are dropped and the stored key added. The response streams back as it
    * arrives (server-sent events are never buffered).
    */
-  private async forwardToProvider(req: http.IncomingMessage, res: http.ServerResponse, route: NonNullable<ReturnType<typeof parseProviderRoute>>): Promise<void> {
+  private async forwardToProvider(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: NonNullable<ReturnType<typeof parseProviderRoute>>,
+  ): Promise<void> {
     const provider = route.provider ? this.providers[route.provider] : undefined;
     const origin = provider ? new URL(provider.upstream) : undefined;
     const log = this.begin('http', req, origin?.hostname ?? route.name, route.runId);
@@ -420,10 +441,15 @@ export class GatewayServer {
       const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
         const s = tls.connect({ socket: tcp, servername: host, ca: this.trustedCa, ALPNProtocols: ['http/1.1'] });
         s.once('secureConnect', () => resolve(s));
-        s.once('error', (error) => (tcp.destroy(), reject(new Refusal(502, 'connect-failed', DenialText.connectFailed(host, port, `TLS: ${error.message}`)))));
+        s.once(
+          'error',
+          (error) => (tcp.destroy(), reject(new Refusal(502, 'connect-failed', DenialText.connectFailed(host, port, `TLS: ${error.message}`)))),
+        );
       });
       const headers = providerRequestHeaders(forwardedHeaders(req.rawHeaders), provider.id, key);
-      await this.relayExchange(log, req, res, secure, { method: req.method, path: route.path, headers }, (error) => DenialText.connectFailed(host, port, error.message));
+      await this.relayExchange(log, req, res, secure, { method: req.method, path: route.path, headers }, (error) =>
+        DenialText.connectFailed(host, port, error.message),
+      );
       log.finish('allowed', 'provider-key', `${provider.label} API: the gateway added the stored key`);
     } catch (error) {
       this.refuse(log, error, answerWith(log, res));
@@ -442,7 +468,13 @@ export class GatewayServer {
     failureText: (error: Error) => string,
   ): Promise<void> {
     return new Promise<void>((resolve) => {
-      const upstream = http.request({ createConnection: () => socket, method: request.method, path: request.path, headers: request.headers, setHost: false });
+      const upstream = http.request({
+        createConnection: () => socket,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        setHost: false,
+      });
       socket.setTimeout(this.options.idleTimeoutMs, () => upstream.destroy(new Error('idle')));
       req.on('data', (chunk: Buffer) => (log.bytesUp += chunk.length));
       req.pipe(upstream);

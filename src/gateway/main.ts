@@ -61,7 +61,12 @@ if (mode === 'gateway') {
       gateway.reconfigure(update);
       return line({ type: 'configured', update: ++updates });
     }
-    gateway = new GatewayServer({ ...config, ...update, rules: update.rules ?? config.rules, onAttempt: (attempt) => line({ type: 'attempt', attempt }) });
+    gateway = new GatewayServer({
+      ...config,
+      ...update,
+      rules: update.rules ?? config.rules,
+      onAttempt: (attempt) => line({ type: 'attempt', attempt }),
+    });
     if (offlineRuns.length) gateway.setOffline(offlineRuns);
     fs.rmSync(socketPath, { force: true });
     gateway.server.on('error', (error) => fail(`gateway: ${error.message}`));
@@ -84,7 +89,8 @@ if (mode === 'gateway') {
 function readOfflineRuns(file: string): string[] {
   try {
     const value = JSON.parse(fs.readFileSync(file, 'utf8')) as { offlineRuns?: unknown };
-    if (Array.isArray(value.offlineRuns) && value.offlineRuns.every((id) => typeof id === 'string')) return value.offlineRuns.map((id: string) => id.slice(0, 64));
+    if (Array.isArray(value.offlineRuns) && value.offlineRuns.every((id) => typeof id === 'string'))
+      return value.offlineRuns.map((id: string) => id.slice(0, 64));
   } catch {
     // Falls through to paused.
   }

@@ -168,7 +168,9 @@ export class EngineClient extends Disposable {
   private async start(): Promise<LanguageClient> {
     const { log, serverModule } = this.options;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { CloseAction, ErrorAction, LanguageClient, State, TransportKind } = (this.languageClient ??= require(this.options.languageClientModule) as LanguageClientModule);
+    const { CloseAction, ErrorAction, LanguageClient, State, TransportKind } = (this.languageClient ??= require(
+      this.options.languageClientModule,
+    ) as LanguageClientModule);
     const serverOptions: ServerOptions = {
       run: { module: serverModule, transport: TransportKind.ipc },
       debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6011'] } },
@@ -219,7 +221,9 @@ export class EngineClient extends Disposable {
     if (this.restarts.length > MAX_RESTARTS) {
       this.options.log.error('[client] the engine server crashed repeatedly; not restarting it');
       void vscode.window.showErrorMessage(
-        vscode.l10n.t('The Agent Sandbox engine stopped repeatedly and was not restarted. See the "Agent Sandbox" output for details, then run "Agent Sandbox: Reset Sandbox" to try again.'),
+        vscode.l10n.t(
+          'The Agent Sandbox engine stopped repeatedly and was not restarted. See the "Agent Sandbox" output for details, then run "Agent Sandbox: Reset Sandbox" to try again.',
+        ),
       );
       return { action: CloseAction.DoNotRestart, handled: true };
     }
@@ -230,7 +234,9 @@ export class EngineClient extends Disposable {
   private async afterRestart(): Promise<void> {
     await this.configure();
     void vscode.window.showWarningMessage(
-      vscode.l10n.t('The Agent Sandbox engine stopped unexpectedly and was restarted. Boxes it left behind were removed; the next run starts a fresh box.'),
+      vscode.l10n.t(
+        'The Agent Sandbox engine stopped unexpectedly and was restarted. Boxes it left behind were removed; the next run starts a fresh box.',
+      ),
     );
     // The first engine call of the new server removes the dead server's boxes (found by label).
     await this.checkEngine().catch((error) => this.options.log.warn(`[client] engine check after restart failed: ${error}`));
@@ -248,9 +254,11 @@ export class EngineClient extends Disposable {
       await this.sendModelKeys(target);
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
-      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)), vscode.l10n.t('Open Settings')).then((choice) => {
-        if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
-      });
+      void vscode.window
+        .showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)), vscode.l10n.t('Open Settings'))
+        .then((choice) => {
+          if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
+        });
     }
   }
 

@@ -25,13 +25,22 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
   log.error(`[host] ${reason ?? 'error'}: ${message}`);
   switch (reason) {
     case 'image-missing': {
-      const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', message), vscode.l10n.t('Pull Image'), vscode.l10n.t('Open Settings'));
+      const choice = await vscode.window.showErrorMessage(
+        vscode.l10n.t('Agent Sandbox: {0}', message),
+        vscode.l10n.t('Pull Image'),
+        vscode.l10n.t('Open Settings'),
+      );
       if (choice === vscode.l10n.t('Pull Image')) await vscode.commands.executeCommand('agentSandbox.pullImage');
       if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
       return;
     }
     case 'engine-unreachable': {
-      const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', message), vscode.l10n.t('Retry'), vscode.l10n.t('Install Docker…'), vscode.l10n.t('Open Settings'));
+      const choice = await vscode.window.showErrorMessage(
+        vscode.l10n.t('Agent Sandbox: {0}', message),
+        vscode.l10n.t('Retry'),
+        vscode.l10n.t('Install Docker…'),
+        vscode.l10n.t('Open Settings'),
+      );
       if (choice === vscode.l10n.t('Retry')) await vscode.commands.executeCommand('agentSandbox.checkEngine');
       if (choice === vscode.l10n.t('Install Docker…')) await vscode.env.openExternal(vscode.Uri.parse(DOCKER_INSTALL_URL));
       if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
@@ -40,7 +49,11 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
     case 'insecure-engine':
     case 'ssh-host-key':
     case 'ssh-failed': {
-      const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', message), vscode.l10n.t('Open Settings'), vscode.l10n.t('Show Log'));
+      const choice = await vscode.window.showErrorMessage(
+        vscode.l10n.t('Agent Sandbox: {0}', message),
+        vscode.l10n.t('Open Settings'),
+        vscode.l10n.t('Show Log'),
+      );
       if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.dockerHost');
       if (choice === vscode.l10n.t('Show Log')) log.show(true);
       return;

@@ -29,7 +29,15 @@ const BOX_KEYS = [
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /** Keys of `EgressSettings`; machine-scoped in package.json. */
-const EGRESS_KEYS = ['network', 'allowedHosts', 'networkPresets', 'gatewayImage', 'gatewayNetwork', 'gatewayDns', 'gatewayCaFile'] as const satisfies readonly (keyof EgressSettings)[];
+const EGRESS_KEYS = [
+  'network',
+  'allowedHosts',
+  'networkPresets',
+  'gatewayImage',
+  'gatewayNetwork',
+  'gatewayDns',
+  'gatewayCaFile',
+] as const satisfies readonly (keyof EgressSettings)[];
 
 /**
  * The one typed accessor for the extension's settings. It owns the keys, the change event and the scope
@@ -120,5 +128,7 @@ function workspaceSettingsLocation(): string {
   if (file) return file.scheme === 'file' ? file.fsPath : file.toString();
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
   if (!folder) return 'the workspace settings';
-  return folder.scheme === 'file' ? vscode.Uri.joinPath(folder, '.vscode', 'settings.json').fsPath : vscode.Uri.joinPath(folder, '.vscode', 'settings.json').toString();
+  return folder.scheme === 'file'
+    ? vscode.Uri.joinPath(folder, '.vscode', 'settings.json').fsPath
+    : vscode.Uri.joinPath(folder, '.vscode', 'settings.json').toString();
 }

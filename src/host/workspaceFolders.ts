@@ -7,5 +7,5 @@ export async function pickWorkspaceFolder(): Promise<vscode.WorkspaceFolder | un
   const active = vscode.window.activeTextEditor?.document.uri;
   const owner = active ? vscode.workspace.getWorkspaceFolder(active) : undefined;
   if (owner && owner.uri.scheme === 'file') return owner;
-  return vscode.window.showWorkspaceFolderPick({ placeHolder: vscode.l10n.t('Which folder\'s sandbox?') });
+  return vscode.window.showWorkspaceFolderPick({ placeHolder: vscode.l10n.t("Which folder's sandbox?") });
 }

@@ -32,7 +32,11 @@ export class LineTransport implements Transport {
       this.buffer.append(chunk);
     } catch {
       // No id can be answered: say why on the wire, then hang up.
-      const error = { jsonrpc: '2.0' as const, id: null, error: { code: -32600, message: `A message over ${MAX_MCP_MESSAGE_BYTES / 1024 / 1024} MiB was refused and the connection closed.` } };
+      const error = {
+        jsonrpc: '2.0' as const,
+        id: null,
+        error: { code: -32600, message: `A message over ${MAX_MCP_MESSAGE_BYTES / 1024 / 1024} MiB was refused and the connection closed.` },
+      };
       this.stream.end(`${JSON.stringify(error)}\n`);
       return;
     }

@@ -44,7 +44,11 @@ export class McpEndpoints extends Disposable {
     this._register(
       toDisposable(() => {
         for (const socket of this.connections) socket.destroy();
-        for (const pending of this.listening.values()) void pending.then(({ server }) => server.close(), () => undefined);
+        for (const pending of this.listening.values())
+          void pending.then(
+            ({ server }) => server.close(),
+            () => undefined,
+          );
       }),
     );
   }
@@ -87,14 +91,27 @@ function engineOverService(service: EngineService): (onOutput?: OutputListener) 
     collectAfterRun: (folder, result) => (result.boxLost ? service.pendingChanges(folder) : service.collect(folder)),
     // `network: "none"` is checked by the runner; the engine enforces it once `sandbox/exec` takes it (the audit work).
     exec: ({ folder, command, cwd, timeoutSeconds, runId, network }, signal) =>
-      service.exec({ folder, command, cwd, timeoutSeconds, runId, ...(network ? { network } : {}) }, (_runId, stream, text) => onOutput?.(stream, text), () => undefined, signal),
+      service.exec(
+        { folder, command, cwd, timeoutSeconds, runId, ...(network ? { network } : {}) },
+        (_runId, stream, text) => onOutput?.(stream, text),
+        () => undefined,
+        signal,
+      ),
     fileOp: (params, signal) => service.fileOp(params, () => undefined, signal),
   });
 }
 
 /** One MCP session over the folder's box: lists the sandbox tools and runs their calls. */
-export function createMcpServer(options: { engine: (onOutput?: OutputListener) => ToolEngine; folder: string; log: (line: string) => void; onRun: McpEndpointsOptions['onRun'] }): Server {
-  const server = new Server({ name: 'agent-sandbox', title: 'Agent Sandbox', version: '0.1.0' }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+export function createMcpServer(options: {
+  engine: (onOutput?: OutputListener) => ToolEngine;
+  folder: string;
+  log: (line: string) => void;
+  onRun: McpEndpointsOptions['onRun'];
+}): Server {
+  const server = new Server(
+    { name: 'agent-sandbox', title: 'Agent Sandbox', version: '0.1.0' },
+    { capabilities: { tools: {} }, instructions: INSTRUCTIONS },
+  );
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: sandboxToolDefinitions.map((d) => ({ name: d.name, title: d.displayName, description: d.modelDescription, inputSchema: d.inputSchema })),
   }));
@@ -108,7 +125,10 @@ export function createMcpServer(options: { engine: (onOutput?: OutputListener) =
     const onOutput: OutputListener | undefined =
       progressToken === undefined
         ? undefined
-        : (_stream, text) => void extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: ++chunks, message: text } }).catch(() => undefined);
+        : (_stream, text) =>
+            void extra
+              .sendNotification({ method: 'notifications/progress', params: { progressToken, progress: ++chunks, message: text } })
+              .catch(() => undefined);
     try {
       const outcome = await runTool({
         name,
@@ -117,8 +137,10 @@ export function createMcpServer(options: { engine: (onOutput?: OutputListener) =
         runId: newToolRunId('mcp'),
         signal: extra.signal,
         engine: options.engine(onOutput),
-        onStarted: (start) => onRun({ event: 'started', runId: start.runId, folder, agent, tool: name, command: start.command, cwd: start.cwd, at: start.startedAt }),
-        onEnded: (end) => onRun({ event: 'ended', runId: end.runId, folder, at: end.endedAt, result: end.result, error: end.error, changeSet: end.changeSet }),
+        onStarted: (start) =>
+          onRun({ event: 'started', runId: start.runId, folder, agent, tool: name, command: start.command, cwd: start.cwd, at: start.startedAt }),
+        onEnded: (end) =>
+          onRun({ event: 'ended', runId: end.runId, folder, at: end.endedAt, result: end.result, error: end.error, changeSet: end.changeSet }),
         log: options.log,
       });
       return { content: [{ type: 'text', text: outcome.text }] };

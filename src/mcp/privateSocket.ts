@@ -38,13 +38,20 @@ export function mcpSocketPath(folder: string, env: Record<string, string | undef
  */
 export async function assertPrivateDir(dir: string): Promise<void> {
   const stat = await fs.lstat(dir);
-  if (!stat.isDirectory()) throw new PrivateSocketError(`${dir} is not a directory (a symlink or a file is not trusted for MCP sockets). Remove it; Agent Sandbox recreates it.`);
+  if (!stat.isDirectory())
+    throw new PrivateSocketError(
+      `${dir} is not a directory (a symlink or a file is not trusted for MCP sockets). Remove it; Agent Sandbox recreates it.`,
+    );
   const uid = process.getuid?.();
   if (uid !== undefined && stat.uid !== uid) {
-    throw new PrivateSocketError(`${dir} belongs to user ${stat.uid}, not to you (${uid}): another user could read or replace its MCP sockets. Remove it, or set ${MCP_DIR_VARIABLE} to a directory of yours.`);
+    throw new PrivateSocketError(
+      `${dir} belongs to user ${stat.uid}, not to you (${uid}): another user could read or replace its MCP sockets. Remove it, or set ${MCP_DIR_VARIABLE} to a directory of yours.`,
+    );
   }
   if ((stat.mode & 0o077) !== 0) {
-    throw new PrivateSocketError(`${dir} has mode ${(stat.mode & 0o777).toString(8)}: other users could reach its MCP sockets. Run "chmod 700 ${dir}".`);
+    throw new PrivateSocketError(
+      `${dir} has mode ${(stat.mode & 0o777).toString(8)}: other users could reach its MCP sockets. Run "chmod 700 ${dir}".`,
+    );
   }
 }
 

@@ -71,11 +71,13 @@ export class EngineService extends Disposable {
   constructor(private readonly options: EngineServiceOptions) {
     super();
     if (options.storageDir) this.setStorageDir(options.storageDir);
-    this._register(toDisposable(() => {
-      for (const timer of this.idleTimers.values()) clearTimeout(timer);
-      for (const run of this.runs.values()) run.abort();
-      for (const overflow of this.overflowed.values()) overflow.watch.dispose();
-    }));
+    this._register(
+      toDisposable(() => {
+        for (const timer of this.idleTimers.values()) clearTimeout(timer);
+        for (const run of this.runs.values()) run.abort();
+        for (const overflow of this.overflowed.values()) overflow.watch.dispose();
+      }),
+    );
   }
 
   private get env(): Record<string, string | undefined> {
@@ -110,7 +112,11 @@ export class EngineService extends Disposable {
 
   /** What `Box.create` and `Box.replaceEgress` get: the current rules and keys. */
   private egressOptions(): NonNullable<BoxCreateOptions['egress']> {
-    return { validated: this.egress, programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js'), providerKeys: this.modelKeys };
+    return {
+      validated: this.egress,
+      programPath: this.options.gatewayProgramPath ?? path.join(__dirname, 'gateway.js'),
+      providerKeys: this.modelKeys,
+    };
   }
 
   /**
@@ -126,7 +132,12 @@ export class EngineService extends Disposable {
       const session = await pending.catch(() => undefined);
       if (!session) continue;
       const gateway = session.box.egress;
-      if (gateway && !gateway.exited && this.egress.settings.network === 'allowlist' && sameGatewayContainer(gateway.configuration.egress, this.egress)) {
+      if (
+        gateway &&
+        !gateway.exited &&
+        this.egress.settings.network === 'allowlist' &&
+        sameGatewayContainer(gateway.configuration.egress, this.egress)
+      ) {
         try {
           await gateway.reconfigure({ egress: this.egress, providerKeys: this.modelKeys });
           updatedBoxes++;
@@ -196,7 +207,9 @@ export class EngineService extends Disposable {
       this.orphansChecked = removeOrphans(engine, { isAlive: processIsAlive, currentOwnerId: this.ownerId })
         .then((removed) => {
           if (removed.containers.length + removed.volumes.length > 0) {
-            this.options.log(`[engine] removed orphaned boxes: ${removed.containers.join(', ') || '-'}; volumes: ${removed.volumes.join(', ') || '-'}`);
+            this.options.log(
+              `[engine] removed orphaned boxes: ${removed.containers.join(', ') || '-'}; volumes: ${removed.volumes.join(', ') || '-'}`,
+            );
             this.options.onOrphansRemoved?.(removed);
           }
         })
@@ -294,7 +307,11 @@ export class EngineService extends Disposable {
    * The folder's box for a long-lived user (a terminal): created if needed, and kept from idle removal until
    * `release` is called. A box that turns out to be gone (`no-box`) is forgotten, so the next use starts fresh.
    */
-  async holdBox(folder: string, progress: ProgressReporter, signal?: AbortSignal): Promise<{ session: BoxSession; release(): void; forget(): Promise<void> }> {
+  async holdBox(
+    folder: string,
+    progress: ProgressReporter,
+    signal?: AbortSignal,
+  ): Promise<{ session: BoxSession; release(): void; forget(): Promise<void> }> {
     const key = normalizeFolder(folder);
     await this.followEgressSettings(key, signal);
     const session = await this.ensureBox(key, progress, signal);
@@ -337,7 +354,10 @@ export class EngineService extends Disposable {
       if (result.boxLost) {
         // The run ended because the box went away: forget it so the next run starts fresh.
         await this.removeSession(normalizeFolder(params.folder)).catch(() => undefined);
-        return { ...result, error: `${result.error ?? 'The box was lost during the run'}; ${this.lostBoxConsequence()}. The next run starts a fresh box.` };
+        return {
+          ...result,
+          error: `${result.error ?? 'The box was lost during the run'}; ${this.lostBoxConsequence()}. The next run starts a fresh box.`,
+        };
       }
       this.touch(normalizeFolder(params.folder));
       return result;
@@ -541,4 +561,3 @@ function normalizeFolder(folder: string): string {
   }
   return path.resolve(folder);
 }
-

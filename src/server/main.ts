@@ -2,13 +2,7 @@
  * The engine server: a separate Node process that owns Docker, tar and hashing. VS Code starts it through
  * vscode-languageclient (IPC); `node dist/server.js --stdio` speaks the same protocol to any JSON-RPC client.
  */
-import {
-  type CancellationToken,
-  ErrorCodes,
-  ResponseError,
-  createConnection,
-  type Connection,
-} from 'vscode-languageserver/node';
+import { type CancellationToken, ErrorCodes, ResponseError, createConnection, type Connection } from 'vscode-languageserver/node';
 import {
   AdvanceBaselineRequest,
   ApplyRequest,
@@ -115,9 +109,9 @@ export function startServer(connection: Connection): EngineService {
     const options = params.initializationOptions as InitializationOptions | undefined;
     if (options?.storagePath) service.setStorageDir(options.storagePath);
     return {
-    capabilities: {},
-    serverInfo: { name: 'agent-sandbox-engine', version: '0.1.0' },
-    modelKeys: { publicKey: modelKeyReceiver.publicKey },
+      capabilities: {},
+      serverInfo: { name: 'agent-sandbox-engine', version: '0.1.0' },
+      modelKeys: { publicKey: modelKeyReceiver.publicKey },
     } satisfies InitializeResultExtras & Record<string, unknown>;
   });
 
@@ -158,8 +152,9 @@ export function startServer(connection: Connection): EngineService {
   onRequest(TerminalOpenRequest, (p, signal) => terminals.open(p, progressFor(p.progressToken), signal));
   onRequest(TerminalCloseRequest, (p) => terminals.close(p.terminalId));
   onNotification(TerminalInputNotification, (p) => terminals.input(p.terminalId, p.data));
-  onNotification(TerminalResizeNotification, (p) =>
-    void terminals.resize(p.terminalId, p.cols, p.rows).catch((error) => log(`[terminal] resize failed: ${error}`)),
+  onNotification(
+    TerminalResizeNotification,
+    (p) => void terminals.resize(p.terminalId, p.cols, p.rows).catch((error) => log(`[terminal] resize failed: ${error}`)),
   );
 
   // MCP: external agents' tool calls are runs of this server like any other; the client records them.
@@ -196,10 +191,14 @@ function paramsIssue<P>(message: IncomingMessage<P>, args: unknown[]): SchemaIss
 
 function invalidParams(method: string, issue: SchemaIssue): ResponseError<ErrorData> {
   const where = issue.field ? `"${issue.field}"` : 'the params';
-  return new ResponseError<ErrorData>(ErrorCodes.InvalidParams, `Invalid params for ${method}: ${where} must be ${issue.expected}, got ${issue.got}.`, {
-    reason: 'invalid-params',
-    field: issue.field,
-  });
+  return new ResponseError<ErrorData>(
+    ErrorCodes.InvalidParams,
+    `Invalid params for ${method}: ${where} must be ${issue.expected}, got ${issue.got}.`,
+    {
+      reason: 'invalid-params',
+      field: issue.field,
+    },
+  );
 }
 
 function toResponseError(error: unknown, log: (line: string) => void): ResponseError<ErrorData> {

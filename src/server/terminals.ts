@@ -32,9 +32,11 @@ export class TerminalService extends Disposable {
 
   constructor(private readonly options: TerminalServiceOptions) {
     super();
-    this._register(toDisposable(() => {
-      for (const id of [...this.terminals.keys()]) void this.close(id);
-    }));
+    this._register(
+      toDisposable(() => {
+        for (const id of [...this.terminals.keys()]) void this.close(id);
+      }),
+    );
   }
 
   async open(params: TerminalOpenRequest.Params, progress: ProgressReporter, signal?: AbortSignal): Promise<TerminalOpenRequest.Result> {
@@ -45,7 +47,13 @@ export class TerminalService extends Disposable {
     const { service, log } = this.options;
     const hold = await service.holdBox(params.folder, progress, signal);
     let resolveExited: () => void = () => undefined;
-    const entry: OpenTerminal = { folder: params.folder, terminal: undefined, buffer: '', timer: undefined, exited: new Promise((r) => (resolveExited = r)) };
+    const entry: OpenTerminal = {
+      folder: params.folder,
+      terminal: undefined,
+      buffer: '',
+      timer: undefined,
+      exited: new Promise((r) => (resolveExited = r)),
+    };
     this.terminals.set(terminalId, entry);
     try {
       const { session } = hold;
@@ -91,9 +99,13 @@ export class TerminalService extends Disposable {
       hold.release();
       if (SandboxError.is(error, 'no-box')) {
         await hold.forget().catch(() => undefined);
-        throw new SandboxError('no-box', 'The box stopped while in use (killed from inside or removed from outside). Open the terminal again to start a fresh box.', {
-          cause: error,
-        });
+        throw new SandboxError(
+          'no-box',
+          'The box stopped while in use (killed from inside or removed from outside). Open the terminal again to start a fresh box.',
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }

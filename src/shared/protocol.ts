@@ -11,7 +11,20 @@
  * `docs/protocol.md` documents it for clients that do not use TypeScript.
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
-import { array, boolean, checkedFurther, discriminated, literal, noParams, nonNegativeNumber, object, optional, string, wholeNumber, type Schema } from './schema';
+import {
+  array,
+  boolean,
+  checkedFurther,
+  discriminated,
+  literal,
+  noParams,
+  nonNegativeNumber,
+  object,
+  optional,
+  string,
+  wholeNumber,
+  type Schema,
+} from './schema';
 
 // ---------------------------------------------------------------------------------------------------------
 // Settings that the engine needs (the host reads them from VS Code settings and sends them along).
@@ -776,7 +789,14 @@ export namespace FileOpRequest {
   export const params: Schema<Params> = discriminated<Params, 'op'>('op', {
     read: object<Op<'read'>>({ folder: string, op: literal('read'), path: string }),
     write: object<Op<'write'>>({ folder: string, op: literal('write'), path: string, content: string }),
-    edit: object<Op<'edit'>>({ folder: string, op: literal('edit'), path: string, oldString: string, newString: string, replaceAll: optional(boolean) }),
+    edit: object<Op<'edit'>>({
+      folder: string,
+      op: literal('edit'),
+      path: string,
+      oldString: string,
+      newString: string,
+      replaceAll: optional(boolean),
+    }),
     delete: object<Op<'delete'>>({ folder: string, op: literal('delete'), path: string }),
     list: object<Op<'list'>>({ folder: string, op: literal('list'), path: string }),
     patch: object<Op<'patch'>>({ folder: string, op: literal('patch'), patch: string }),

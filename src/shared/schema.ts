@@ -133,7 +133,8 @@ export function discriminated<T extends object, const K extends keyof T & string
 export const noParams: Schema<void> = {
   expected: 'no params',
   optional: true,
-  check: (value, field) => (value === undefined || value === null || isPlainObject(value) ? undefined : { field, expected: 'no params', got: describe(value) }),
+  check: (value, field) =>
+    value === undefined || value === null || isPlainObject(value) ? undefined : { field, expected: 'no params', got: describe(value) },
 };
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

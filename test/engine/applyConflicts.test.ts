@@ -57,11 +57,17 @@ suite('engine: apply never overwrites a host edit whose mtime was put back (real
 
     await run('echo box > late.txt && echo box > free.txt');
     const changeSet = await session.collect();
-    assert.deepEqual(changeSet.changes.map((c) => c.path), ['free.txt', 'late.txt']);
+    assert.deepEqual(
+      changeSet.changes.map((c) => c.path),
+      ['free.txt', 'late.txt'],
+    );
     await editKeepingMtime('late.txt', 'HOST TWO\n');
 
     const plan = await session.planApply({});
-    assert.deepEqual(plan.conflicts.map((c) => c.path), ['late.txt']);
+    assert.deepEqual(
+      plan.conflicts.map((c) => c.path),
+      ['late.txt'],
+    );
     const result = await session.apply({});
     assert.deepEqual(result.applied, ['free.txt']);
     assert.deepEqual(result.conflicts, ['late.txt']);

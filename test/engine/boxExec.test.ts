@@ -69,7 +69,7 @@ suite('engine: box exec', () => {
       test('/workspace belongs to uid 1000 and is writable', async () => {
         assert.equal((await shOk(box(), 'stat -c %u:%g /workspace')).trim(), '1000:1000');
         assert.equal(await shOk(box(), 'echo ok > /workspace/probe && cat /workspace/probe && rm /workspace/probe'), 'ok\n');
-        const fsType = (await shOk(box(), "awk '$2 == \"/workspace\" { print $3 }' /proc/mounts")).trim();
+        const fsType = (await shOk(box(), 'awk \'$2 == "/workspace" { print $3 }\' /proc/mounts')).trim();
         assert.equal(fsType === 'tmpfs', flavour.workspaceVolume === 'tmpfs', `file system ${fsType}`);
       });
 
@@ -87,7 +87,13 @@ suite('engine: box exec', () => {
         const first = events.find((e) => e.text.includes('out1'));
         assert.ok(first, 'out1 was streamed');
         assert.ok(first.at < result.durationMs - 700, `out1 arrived at ${first.at} ms of ${result.durationMs} ms: not streamed live`);
-        assert.equal(events.filter((e) => e.stream === 'stdout').map((e) => e.text).join(''), 'out1\nout2\n');
+        assert.equal(
+          events
+            .filter((e) => e.stream === 'stdout')
+            .map((e) => e.text)
+            .join(''),
+          'out1\nout2\n',
+        );
         assert.ok(result.durationMs >= 1000);
       });
 
@@ -246,10 +252,7 @@ suite('engine: box exec', () => {
         assert.equal(files.get('dir/a.txt'), 'hello archive\n');
         assert.equal(files.get('dir/b.txt'), 'changed\n');
         await assert.rejects(box().getArchive('../etc'), (e: unknown) => SandboxError.is(e, 'path-outside-workspace'));
-        await assert.rejects(
-          box().putArchive(Readable.from([]), { path: '/etc' }),
-          (e: unknown) => SandboxError.is(e, 'path-outside-workspace'),
-        );
+        await assert.rejects(box().putArchive(Readable.from([]), { path: '/etc' }), (e: unknown) => SandboxError.is(e, 'path-outside-workspace'));
         await shOk(box(), 'rm -r /workspace/dir');
       });
     });

@@ -159,10 +159,7 @@ suite('engine: box hardening (busybox image, checked from inside)', () => {
         assert.equal(env.get(name), undefined, `host variable ${name} leaked into the box`);
       }
     }
-    assert.deepEqual(
-      (inspect.Config.Env ?? []).map((e) => e.slice(0, e.indexOf('='))).sort(),
-      [ALLOWED, 'HOME', 'PATH', 'TERM'].sort(),
-    );
+    assert.deepEqual((inspect.Config.Env ?? []).map((e) => e.slice(0, e.indexOf('='))).sort(), [ALLOWED, 'HOME', 'PATH', 'TERM'].sort());
   });
 
   test('memory equals memory+swap, CPUs and pids are limited, in inspect and in the cgroup', async () => {
@@ -171,8 +168,7 @@ suite('engine: box hardening (busybox image, checked from inside)', () => {
     assert.equal(inspect.HostConfig.MemorySwap, bytes);
     assert.equal(inspect.HostConfig.NanoCpus, CPUS * 1e9);
     assert.equal(inspect.HostConfig.PidsLimit, PIDS);
-    const read = async (v1: string, v2: string): Promise<string> =>
-      (await shOk(box, `if [ -r ${v1} ]; then cat ${v1}; else cat ${v2}; fi`)).trim();
+    const read = async (v1: string, v2: string): Promise<string> => (await shOk(box, `if [ -r ${v1} ]; then cat ${v1}; else cat ${v2}; fi`)).trim();
     const cgroupV2 = (await sh(box, '[ -r /sys/fs/cgroup/memory.max ]')).exitCode === 0;
     if (cgroupV2) {
       assert.equal(await read('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory.max'), String(bytes));

@@ -75,7 +75,10 @@ async function openTerminal(engine: DockerEngine, box: Box, options: { cols?: nu
 
 async function processesIn(box: Box): Promise<string[]> {
   const ps = await shOk(box, 'ps -o pid,args');
-  return ps.split('\n').slice(1).filter((line) => line.trim() && !/\bps -o\b/.test(line) && !/agent-sandbox-run/.test(line));
+  return ps
+    .split('\n')
+    .slice(1)
+    .filter((line) => line.trim() && !/\bps -o\b/.test(line) && !/agent-sandbox-run/.test(line));
 }
 
 suite('engine: box terminal', function () {
@@ -87,7 +90,10 @@ suite('engine: box terminal', function () {
     engine = await connectTestEngine();
     await Promise.all(
       flavours.map(async (f) => {
-        f.box = await Box.create(engine!, testSettings({ image: f.image }), { folder: `/tmp/agent-sandbox-terminal-${f.label.replace(/\W+/g, '-')}`, ownerId });
+        f.box = await Box.create(engine!, testSettings({ image: f.image }), {
+          folder: `/tmp/agent-sandbox-terminal-${f.label.replace(/\W+/g, '-')}`,
+          ownerId,
+        });
       }),
     );
   });
@@ -149,7 +155,10 @@ suite('engine: box terminal', function () {
         await t.terminal.close();
         assert.ok(t.exitCode() !== undefined, 'the exit was reported');
         const left = await processesIn(box());
-        assert.deepEqual(left.filter((l) => /sleep 100|bash -i|sh -i/.test(l)), []);
+        assert.deepEqual(
+          left.filter((l) => /sleep 100|bash -i|sh -i/.test(l)),
+          [],
+        );
       });
 
       test('the terminal ends with its shell although a background job holds the TTY, and the job is killed', async () => {
@@ -160,7 +169,10 @@ suite('engine: box terminal', function () {
         t.terminal.write('exit 0\r');
         assert.equal(await t.terminal.exited, 0);
         const left = await processesIn(box());
-        assert.deepEqual(left.filter((l) => /sleep 1004/.test(l)), []);
+        assert.deepEqual(
+          left.filter((l) => /sleep 1004/.test(l)),
+          [],
+        );
       });
 
       test('a command runs instead of a shell, and a missing program is detected', async () => {
@@ -263,12 +275,15 @@ suite('engine server: terminal messages over stdio (real engine)', function () {
   });
 
   test('a command whose program the image lacks is refused before anything starts, naming the image setting', async () => {
-    await assert.rejects(open('t3', { command: 'no-such-agent --yolo' }), (error: { message: string; data?: { reason?: string; setting?: string } }) => {
-      assert.equal(error.data?.reason, 'not-found');
-      assert.equal(error.data?.setting, 'agentSandbox.image');
-      assert.match(error.message, /has no "no-such-agent"/);
-      return true;
-    });
+    await assert.rejects(
+      open('t3', { command: 'no-such-agent --yolo' }),
+      (error: { message: string; data?: { reason?: string; setting?: string } }) => {
+        assert.equal(error.data?.reason, 'not-found');
+        assert.equal(error.data?.setting, 'agentSandbox.image');
+        assert.match(error.message, /has no "no-such-agent"/);
+        return true;
+      },
+    );
     assert.equal(exits.has('t3'), false);
   });
 });

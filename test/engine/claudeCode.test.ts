@@ -18,7 +18,15 @@ import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { sealModelKeys } from '../../src/core/egress/sealedKeys';
 import { MODEL_KEY_PLACEHOLDER, providerBaseUrl } from '../../src/core/egress/modelProviders';
-import { CollectRequest, ConfigureRequest, EgressAttemptsRequest, ExecRequest, ReadProposalRequest, ResetRequest, SetModelKeysRequest } from '../../src/shared/protocol';
+import {
+  CollectRequest,
+  ConfigureRequest,
+  EgressAttemptsRequest,
+  ExecRequest,
+  ReadProposalRequest,
+  ResetRequest,
+  SetModelKeysRequest,
+} from '../../src/shared/protocol';
 import { claudePids, scanWhileToolRuns, type BoxCommandRunner } from './claudeCodeKeyScan';
 import {
   CLAUDE_COMMAND,
@@ -43,7 +51,11 @@ import { connectTestEngine, TEST_IMAGES, testOwnerId } from './engineHarness';
 import { startEngineServer, type EngineServerProcess } from './engineServer';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
-async function attemptsWhen(connection: ProtocolConnection, params: EgressAttemptsRequest.Params, check: (result: EgressAttemptsRequest.Result) => boolean): Promise<EgressAttemptsRequest.Result> {
+async function attemptsWhen(
+  connection: ProtocolConnection,
+  params: EgressAttemptsRequest.Params,
+  check: (result: EgressAttemptsRequest.Result) => boolean,
+): Promise<EgressAttemptsRequest.Result> {
   let result = await connection.sendRequest(EgressAttemptsRequest.type, params);
   for (let i = 0; i < 100 && !check(result); i++) {
     await new Promise((r) => setTimeout(r, 100));
@@ -68,7 +80,8 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
 
   suiteSetup(async () => {
     engine = await connectTestEngine();
-    if (!(await engine.inspectImage(CLAUDE_IMAGE))) throw new Error(`This suite needs the image ${CLAUDE_IMAGE}; build it with \`bash scripts/build-test-images.sh\`.`);
+    if (!(await engine.inspectImage(CLAUDE_IMAGE)))
+      throw new Error(`This suite needs the image ${CLAUDE_IMAGE}; build it with \`bash scripts/build-test-images.sh\`.`);
     pkg = realPackageFromCache('ignore');
     internet = await createTestInternet(engine, ownerId, { withoutNames: [MESSAGES_API_HOST] });
     api = await startMessagesApi(engine, internet, CLAUDE_SCRIPT);
@@ -78,7 +91,11 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     // Not `*.pem`: that name is on the secrets deny-list and would not reach the box.
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     for (const [name, content] of Object.entries(lockedProject(pkg))) writeFileSync(path.join(folder, name), content);
-    ({ process: server, connection, initialized } = await startEngineServer({ box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 } }));
+    ({
+      process: server,
+      connection,
+      initialized,
+    } = await startEngineServer({ box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 } }));
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
       box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 },
@@ -104,7 +121,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     if (folder) rmSync(folder, { recursive: true, force: true });
   });
 
-  test('claude -p --dangerously-skip-permissions, as the box user, runs the stand-in model\'s Read, Edit and Bash calls; the edit and the command\'s file are pending changes (the key given to the box is in its environment: the scan\'s control)', async () => {
+  test("claude -p --dangerously-skip-permissions, as the box user, runs the stand-in model's Read, Edit and Bash calls; the edit and the command's file are pending changes (the key given to the box is in its environment: the scan's control)", async () => {
     const claude = connection.sendRequest(ExecRequest.type, {
       folder,
       runId: 'claude-run',
@@ -112,7 +129,11 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
       command: `ANTHROPIC_API_KEY=${apiKey} NODE_EXTRA_CA_CERTS=/workspace/test-ca.txt CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`,
     });
     let n = 0;
-    const scans = await scanWhileToolRuns((command, stdin) => connection.sendRequest(ExecRequest.type, { folder, runId: `look-${++n}`, command, stdin }), apiKey, apiKey);
+    const scans = await scanWhileToolRuns(
+      (command, stdin) => connection.sendRequest(ExecRequest.type, { folder, runId: `look-${++n}`, command, stdin }),
+      apiKey,
+      apiKey,
+    );
     const run = await claude;
     assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
     assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
@@ -120,15 +141,24 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     // Handed to the box, the key is where the scan looks: the CLI's environment.
     const pids = claudePids(scans.secret);
     assert.ok(pids.length > 0, `the CLI was running during the scan: ${scans.secret.processes.join(' | ')}`);
-    assert.ok(pids.some((pid) => scans.secret.hits.includes(`/proc/${pid}/environ`)), `the scan found the key in the CLI's environment: ${JSON.stringify(scans.secret.hits)}`);
+    assert.ok(
+      pids.some((pid) => scans.secret.hits.includes(`/proc/${pid}/environ`)),
+      `the scan found the key in the CLI's environment: ${JSON.stringify(scans.secret.hits)}`,
+    );
 
     // The stand-in played the whole conversation: each tool's result came back in the next request.
     const requests = await api.conversation();
     // Against api.anthropic.com the CLI also asks for its organisation's managed settings (404 here: none).
     const other = requests.filter((r) => r.path !== '/v1/messages');
-    assert.deepEqual(other.map((r) => `${r.method} ${r.path} ${r.headers['x-api-key'] === apiKey}`).sort(), ['GET /api/claude_code/policy_limits true', 'GET /api/claude_code/settings true']);
+    assert.deepEqual(other.map((r) => `${r.method} ${r.path} ${r.headers['x-api-key'] === apiKey}`).sort(), [
+      'GET /api/claude_code/policy_limits true',
+      'GET /api/claude_code/settings true',
+    ]);
     const conversation = requests.filter((r) => r.path === '/v1/messages');
-    assert.deepEqual(conversation.map((r) => [r.method, r.turn, r.stream]), [0, 1, 2, 3].map((turn) => ['POST', turn, true]));
+    assert.deepEqual(
+      conversation.map((r) => [r.method, r.turn, r.stream]),
+      [0, 1, 2, 3].map((turn) => ['POST', turn, true]),
+    );
     for (const request of conversation) {
       assert.equal(request.headers['x-api-key'], apiKey, 'the CLI sent the key in x-api-key');
       assert.match(String(request.headers['user-agent']), /^claude-cli\/2\./);
@@ -144,11 +174,15 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     const byPath = new Map(changes.changes.map((c) => [c.path, c]));
     assert.equal(byPath.get(GREETING_FILE)?.kind, 'modified', JSON.stringify(changes.changes.map((c) => [c.path, c.kind])));
     assert.equal(byPath.get(RAN_FILE)?.kind, 'added');
-    const read = async (p: string): Promise<string> => Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: p })).base64, 'base64').toString('utf8');
+    const read = async (p: string): Promise<string> =>
+      Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: p })).base64, 'base64').toString('utf8');
     assert.equal(await read(GREETING_FILE), GREETING_AFTER);
     assert.equal(await read(RAN_FILE), `${RAN_TEXT}\n`);
     // The CLI's own state stayed in its home (not the workspace).
-    assert.deepEqual([...byPath.keys()].filter((p) => p.startsWith('.claude')), []);
+    assert.deepEqual(
+      [...byPath.keys()].filter((p) => p.startsWith('.claude')),
+      [],
+    );
 
     // It reached api.anthropic.com through the gateway and tried nothing else.
     const attempts = await attemptsWhen(connection, { folder, runId: 'claude-run' }, (r) => r.attempts.length >= 1);
@@ -172,7 +206,10 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     // npm took the lockfile's tarball (npm ci resolves nothing) and checked its integrity.
     // (npm's update notifier also asks for the document of `npm` itself: a 404 here.)
     const requests = (await registry.requests()).filter((r) => r.path !== '/npm');
-    assert.deepEqual(requests.map((r) => `${r.method} ${r.path}`), [`GET /${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`]);
+    assert.deepEqual(
+      requests.map((r) => `${r.method} ${r.path}`),
+      [`GET /${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`],
+    );
     assert.match(String(requests[0]!.headers['user-agent']), /^npm\//);
     const attempts = await attemptsWhen(connection, { folder, runId: 'npm-ci' }, (r) => r.attempts.length >= 1);
     assert.deepEqual([...new Set(attempts.attempts.map((a) => `${a.host}:${a.port} ${a.decision}`))], ['registry.npmjs.org:443 allowed']);
@@ -180,7 +217,9 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     const changes = await connection.sendRequest(CollectRequest.type, { folder });
     const installed = changes.changes.find((c) => c.path === `node_modules/${pkg.name}/package.json`);
     assert.equal(installed?.kind, 'added');
-    const manifest = JSON.parse(Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: installed!.path })).base64, 'base64').toString('utf8')) as { version: string };
+    const manifest = JSON.parse(
+      Buffer.from((await connection.sendRequest(ReadProposalRequest.type, { folder, path: installed!.path })).base64, 'base64').toString('utf8'),
+    ) as { version: string };
     assert.equal(manifest.version, pkg.version);
   });
 
@@ -196,39 +235,65 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
       writeFileSync(path.join(routed, GREETING_FILE), GREETING_BEFORE);
       const before = (await api.conversation()).length;
       // Nothing but the command: the run gets the route's base URL and the placeholder from the server.
-      const claude = connection.sendRequest(ExecRequest.type, { folder: routed, runId: 'claude-route', timeoutSeconds: 240, command: `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}` });
+      const claude = connection.sendRequest(ExecRequest.type, {
+        folder: routed,
+        runId: 'claude-route',
+        timeoutSeconds: 240,
+        command: `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`,
+      });
       let n = 0;
-      const look: BoxCommandRunner = (command, stdin) => connection.sendRequest(ExecRequest.type, { folder: routed, runId: `route-look-${++n}`, command, stdin });
+      const look: BoxCommandRunner = (command, stdin) =>
+        connection.sendRequest(ExecRequest.type, { folder: routed, runId: `route-look-${++n}`, command, stdin });
       const scans = await scanWhileToolRuns(look, routeKey, MODEL_KEY_PLACEHOLDER);
       const run = await claude;
       assert.equal(run.exitCode, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
       assert.equal(run.stdout.trim(), CLAUDE_FINAL_TEXT);
-      assert.deepEqual(run.policy.modelKeys, ['anthropic'], 'the run\'s policy names the key the gateway added');
+      assert.deepEqual(run.policy.modelKeys, ['anthropic'], "the run's policy names the key the gateway added");
       const env = await connection.sendRequest(ExecRequest.type, { folder: routed, runId: 'route-env', command: 'env | grep ^ANTHROPIC_ | sort' });
       assert.equal(env.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=${providerBaseUrl('anthropic', 'route-env')}\n`);
 
       // The control: the scan sees the CLI's environment (it holds the placeholder)…
       const pids = claudePids(scans.present);
       assert.ok(pids.length > 0, `the CLI was running during the scan: ${scans.present.processes.join(' | ')}`);
-      assert.ok(pids.every((pid) => scans.present.hits.includes(`/proc/${pid}/environ`)), JSON.stringify(scans.present.hits));
+      assert.ok(
+        pids.every((pid) => scans.present.hits.includes(`/proc/${pid}/environ`)),
+        JSON.stringify(scans.present.hits),
+      );
       // …and the real key is nowhere: no process's environment or command line, no file.
       assert.deepEqual(scans.secret.hits, []);
       assert.ok(scans.secret.files > 1000, `the scan read the box's files (${scans.secret.files})`);
-      assert.deepEqual(scans.secret.unreadable.filter((u) => !/^\/proc\/1: /.test(u)), [], 'nothing the box user can reach was left out');
+      assert.deepEqual(
+        scans.secret.unreadable.filter((u) => !/^\/proc\/1: /.test(u)),
+        [],
+        'nothing the box user can reach was left out',
+      );
 
       // The stand-in got the real key on every request of this conversation, never the placeholder.
       const conversation = (await api.conversation()).slice(before);
-      assert.deepEqual(conversation.filter((r) => r.path === '/v1/messages').map((r) => r.turn), [0, 1, 2, 3], JSON.stringify(conversation.map((r) => r.path)));
+      assert.deepEqual(
+        conversation.filter((r) => r.path === '/v1/messages').map((r) => r.turn),
+        [0, 1, 2, 3],
+        JSON.stringify(conversation.map((r) => r.path)),
+      );
       for (const request of conversation) assert.equal(request.headers['x-api-key'], routeKey, `${request.method} ${request.path}`);
       // The gateway's records for this box: the route's requests, each with the key added, and nothing else.
       const attempts = await attemptsWhen(connection, { folder: routed }, (r) => r.attempts.length >= 4);
-      assert.deepEqual([...new Set(attempts.attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))], ['http api.anthropic.com:443 allowed provider-key']);
+      assert.deepEqual(
+        [...new Set(attempts.attempts.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision} ${a.reason}`))],
+        ['http api.anthropic.com:443 allowed provider-key'],
+      );
       // Each call names the run (its base URL carries the run id), so the history can show them under it.
       const byRun = await connection.sendRequest(EgressAttemptsRequest.type, { folder: routed, runId: 'claude-route' });
       assert.equal(byRun.attempts.filter((a) => a.path === '/v1/messages').length, 4, JSON.stringify(byRun.attempts.map((a) => [a.runId, a.path])));
       // What it did is a pending change of that folder.
       const changes = await connection.sendRequest(CollectRequest.type, { folder: routed });
-      assert.deepEqual(changes.changes.map((c) => [c.path, c.kind]), [[GREETING_FILE, 'modified'], [RAN_FILE, 'added']]);
+      assert.deepEqual(
+        changes.changes.map((c) => [c.path, c.kind]),
+        [
+          [GREETING_FILE, 'modified'],
+          [RAN_FILE, 'added'],
+        ],
+      );
     } finally {
       await connection.sendRequest(ResetRequest.type, { folder: routed }).catch(() => undefined);
       rmSync(routed, { recursive: true, force: true });

@@ -73,7 +73,11 @@ export type BoxCommandRunner = (command: string, stdin?: string) => Promise<{ ex
  * While the CLI waits in the scripted conversation's Bash call: scans the box for `secret` and, as the scan's
  * control, for `present` (a string the scan must find), then lets the call finish.
  */
-export async function scanWhileToolRuns(run: BoxCommandRunner, secret: string, present: string): Promise<{ secret: KeyScanResult; present: KeyScanResult }> {
+export async function scanWhileToolRuns(
+  run: BoxCommandRunner,
+  secret: string,
+  present: string,
+): Promise<{ secret: KeyScanResult; present: KeyScanResult }> {
   for (let i = 0; (await run('test -e /tmp/tool-running')).exitCode !== 0; i++) {
     if (i > 600) throw new Error('the CLI never ran its Bash call');
     await new Promise((r) => setTimeout(r, 200));

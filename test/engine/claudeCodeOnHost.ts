@@ -18,7 +18,20 @@ const standInJs = path.join(ROOT, 'out', 'test', 'standIns', 'messagesApiServer.
 export const MCP_SERVER_NAME = 'agent-sandbox';
 export const mcpToolName = (name: string): string => `mcp__${MCP_SERVER_NAME}__${name}`;
 /** Claude Code's own tools that read, write or run on the machine it runs on. */
-export const CLAUDE_OWN_TOOLS = ['Bash', 'Edit', 'MultiEdit', 'Write', 'NotebookEdit', 'Read', 'Glob', 'Grep', 'WebFetch', 'WebSearch', 'Task', 'Agent'];
+export const CLAUDE_OWN_TOOLS = [
+  'Bash',
+  'Edit',
+  'MultiEdit',
+  'Write',
+  'NotebookEdit',
+  'Read',
+  'Glob',
+  'Grep',
+  'WebFetch',
+  'WebSearch',
+  'Task',
+  'Agent',
+];
 
 /** The native `claude` binary scripts/build-test-images.sh keeps (the version its recipe pins); throws how to get it. */
 export function cachedClaudeBinary(): string {
@@ -30,7 +43,9 @@ export function cachedClaudeBinary(): string {
   if (!existsSync(binary)) throw new Error(`This test needs Claude Code's binary at ${binary}; run \`bash scripts/build-test-images.sh\`.`);
   if (!existsSync(standInJs)) throw new Error(`${standInJs} is missing: run "npm run compile-tests"`);
   if (spawnSync('unshare', ['--net', '--', 'ip', 'link', 'set', 'lo', 'up']).status !== 0) {
-    throw new Error('This test runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux), `ip` (iproute2) and the right to use them (root).');
+    throw new Error(
+      'This test runs the CLI in a network namespace of its own: it needs `unshare --net` (util-linux), `ip` (iproute2) and the right to use them (root).',
+    );
   }
   return binary;
 }
@@ -48,12 +63,29 @@ export interface ClaudeRun {
  * with the stand-in playing `script`; `workDir` holds the CLI's home and the stand-in's log. Asynchronous, so an
  * extension host running it keeps serving.
  */
-export function runClaudeOnHost(options: { binary: string; workDir: string; cwd: string; mcpConfig: string; script: ScriptedTurn[]; extraArgs: string[]; env?: NodeJS.ProcessEnv }): Promise<ClaudeRun> {
+export function runClaudeOnHost(options: {
+  binary: string;
+  workDir: string;
+  cwd: string;
+  mcpConfig: string;
+  script: ScriptedTurn[];
+  extraArgs: string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<ClaudeRun> {
   const home = path.join(options.workDir, 'claude-home');
   mkdirSync(home, { recursive: true });
   const standInLog = path.join(options.workDir, 'stand-in.log');
   rmSync(standInLog, { force: true });
-  const args = ['-p', 'Do what the task needs, in the box.', '--mcp-config', options.mcpConfig, '--strict-mcp-config', '--allowedTools', `mcp__${MCP_SERVER_NAME}`, ...options.extraArgs];
+  const args = [
+    '-p',
+    'Do what the task needs, in the box.',
+    '--mcp-config',
+    options.mcpConfig,
+    '--strict-mcp-config',
+    '--allowedTools',
+    `mcp__${MCP_SERVER_NAME}`,
+    ...options.extraArgs,
+  ];
   const quoted = (text: string): string => `'${text.replace(/'/g, "'\\''")}'`;
   // The namespace's loopback comes up, the stand-in listens on it, then the CLI runs; the stand-in goes with it.
   const shell = [

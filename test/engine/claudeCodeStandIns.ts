@@ -29,7 +29,7 @@ export interface StandIn {
 /** The stdout of a container's log (the engine frames each write with an 8-byte header when there is no TTY). */
 function stdoutOf(log: Buffer): string {
   const parts: Buffer[] = [];
-  for (let at = 0; at + 8 <= log.length; ) {
+  for (let at = 0; at + 8 <= log.length;) {
     const size = log.readUInt32BE(at + 4);
     if (log[at] === 1) parts.push(log.subarray(at + 8, at + 8 + size));
     at += 8 + size;
@@ -76,7 +76,11 @@ async function startStandIn(
 export const MESSAGES_API_HOST = 'api.anthropic.com';
 
 /** The Messages API stand-in as api.anthropic.com, playing `script` (see test/standIns/messagesApiServer.ts). */
-export async function startMessagesApi(engine: DockerEngine, internet: TestInternet, script: ScriptedTurn[]): Promise<StandIn & { conversation(): Promise<RecordedMessagesRequest[]> }> {
+export async function startMessagesApi(
+  engine: DockerEngine,
+  internet: TestInternet,
+  script: ScriptedTurn[],
+): Promise<StandIn & { conversation(): Promise<RecordedMessagesRequest[]> }> {
   const standIn = await startStandIn(engine, internet, {
     name: 'anthropic-api',
     program: 'messagesApiServer',
@@ -99,19 +103,28 @@ export interface RealPackage {
  * network; `npm ci` of this repository put it there), so the bytes are those the real registry serves.
  */
 export function realPackageFromCache(name: string): RealPackage {
-  const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string; integrity: string }> };
+  const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version: string; integrity: string }>;
+  };
   const pinned = lock.packages[`node_modules/${name}`];
   if (!pinned) throw new Error(`${name} is not in this repository's package-lock.json`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'as-real-package-'));
   try {
     let packed: { filename: string; integrity: string }[];
     try {
-      packed = JSON.parse(execFileSync('npm', ['pack', `${name}@${pinned.version}`, '--offline', '--json', '--pack-destination', dir], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as typeof packed;
+      packed = JSON.parse(
+        execFileSync('npm', ['pack', `${name}@${pinned.version}`, '--offline', '--json', '--pack-destination', dir], {
+          cwd: dir,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ) as typeof packed;
     } catch (error) {
       throw new Error(`${name}@${pinned.version} is not in npm's cache (run \`npm ci\` in the repository first): ${(error as Error).message}`);
     }
     const tarball = fs.readFileSync(path.join(dir, packed[0]!.filename));
-    if (packed[0]!.integrity !== pinned.integrity) throw new Error(`npm's cache holds ${name}@${pinned.version} with integrity ${packed[0]!.integrity}, the lockfile says ${pinned.integrity}`);
+    if (packed[0]!.integrity !== pinned.integrity)
+      throw new Error(`npm's cache holds ${name}@${pinned.version} with integrity ${packed[0]!.integrity}, the lockfile says ${pinned.integrity}`);
     return { name, version: pinned.version, tarball, integrity: pinned.integrity };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -124,7 +137,13 @@ export async function startNpmRegistry(engine: DockerEngine, internet: TestInter
   const document = {
     name: pkg.name,
     'dist-tags': { latest: pkg.version },
-    versions: { [pkg.version]: { name: pkg.name, version: pkg.version, dist: { tarball: `https://registry.npmjs.org/${pkg.name}/-/${tarballName}`, integrity: pkg.integrity } } },
+    versions: {
+      [pkg.version]: {
+        name: pkg.name,
+        version: pkg.version,
+        dist: { tarball: `https://registry.npmjs.org/${pkg.name}/-/${tarballName}`, integrity: pkg.integrity },
+      },
+    },
   };
   return startStandIn(engine, internet, {
     name: 'npm-registry',
@@ -144,7 +163,11 @@ export function lockedProject(pkg: RealPackage): Record<string, string> {
     requires: true,
     packages: {
       '': { name: manifest.name, version: manifest.version, dependencies: manifest.dependencies },
-      [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: `https://registry.npmjs.org/${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`, integrity: pkg.integrity },
+      [`node_modules/${pkg.name}`]: {
+        version: pkg.version,
+        resolved: `https://registry.npmjs.org/${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`,
+        integrity: pkg.integrity,
+      },
     },
   };
   return { 'package.json': `${JSON.stringify(manifest, null, 2)}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` };
@@ -169,7 +192,16 @@ const WAITING_COMMAND = `touch /tmp/tool-running; for i in $(seq 600); do [ -e /
 /** What the stand-in model asks Claude Code to do: read and edit a file, run a command, then report. */
 export const CLAUDE_SCRIPT: ScriptedTurn[] = [
   { tool: { name: 'Read', input: { file_path: `/workspace/${GREETING_FILE}` } } },
-  { tool: { name: 'Edit', input: { file_path: `/workspace/${GREETING_FILE}`, old_string: 'Hello from the workspace.', new_string: 'Hello from Claude Code, edited in the box.' } } },
+  {
+    tool: {
+      name: 'Edit',
+      input: {
+        file_path: `/workspace/${GREETING_FILE}`,
+        old_string: 'Hello from the workspace.',
+        new_string: 'Hello from Claude Code, edited in the box.',
+      },
+    },
+  },
   { tool: { name: 'Bash', input: { command: WAITING_COMMAND, description: 'Record who ran and where' } } },
   { text: CLAUDE_FINAL_TEXT },
 ];

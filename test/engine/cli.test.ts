@@ -102,7 +102,7 @@ suite('Command line: agent-sandbox run, diff, apply, discard, reset, history (re
     assert.match(after.stderr, /no pending changes/);
   });
 
-  test('run streams output and exits with the command\'s code; apply PATHS, discard PATHS, reset; history lists the runs', () => {
+  test("run streams output and exits with the command's code; apply PATHS, discard PATHS, reset; history lists the runs", () => {
     const folder = path.join(root, 'partial');
     cpSync(fixture, folder, { recursive: true });
     env.AGENT_SANDBOX_STORAGE = path.join(root, 'storage-partial');
@@ -129,12 +129,24 @@ suite('Command line: agent-sandbox run, diff, apply, discard, reset, history (re
     assert.equal(timedOut.status, 124);
     assert.match(timedOut.stderr, /Timed out/);
 
-    const history = JSON.parse(cli(folder, 'history', '--json').stdout) as { command: string; exitCode: number | null; outcome: string; source: string; files: { path: string }[] }[];
-    assert.deepEqual(history.map((r) => [r.command, r.outcome, r.exitCode]), [
-      ['sleep 30', 'timeout', null],
-      ["sh -c 'echo a > a.txt; echo b > b.txt; echo c > c.txt; echo oops >&2; exit 7'", 'exited', 7],
-    ]);
-    assert.deepEqual(history[1].files.map((f) => f.path), ['a.txt', 'b.txt', 'c.txt']);
+    const history = JSON.parse(cli(folder, 'history', '--json').stdout) as {
+      command: string;
+      exitCode: number | null;
+      outcome: string;
+      source: string;
+      files: { path: string }[];
+    }[];
+    assert.deepEqual(
+      history.map((r) => [r.command, r.outcome, r.exitCode]),
+      [
+        ['sleep 30', 'timeout', null],
+        ["sh -c 'echo a > a.txt; echo b > b.txt; echo c > c.txt; echo oops >&2; exit 7'", 'exited', 7],
+      ],
+    );
+    assert.deepEqual(
+      history[1].files.map((f) => f.path),
+      ['a.txt', 'b.txt', 'c.txt'],
+    );
     assert.match(cli(folder, 'history').stdout, /exit 7 .*command:agent-sandbox CLI/);
   });
 

@@ -41,7 +41,16 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     const env = await shOk(box, 'env | grep -i proxy | sort');
     assert.equal(
       env,
-      ['HTTPS_PROXY=http://127.0.0.1:3128', 'HTTP_PROXY=http://127.0.0.1:3128', 'NODE_USE_ENV_PROXY=1', 'NO_PROXY=localhost,127.0.0.1,::1', 'http_proxy=http://127.0.0.1:3128', 'https_proxy=http://127.0.0.1:3128', 'no_proxy=localhost,127.0.0.1,::1', ''].join('\n'),
+      [
+        'HTTPS_PROXY=http://127.0.0.1:3128',
+        'HTTP_PROXY=http://127.0.0.1:3128',
+        'NODE_USE_ENV_PROXY=1',
+        'NO_PROXY=localhost,127.0.0.1,::1',
+        'http_proxy=http://127.0.0.1:3128',
+        'https_proxy=http://127.0.0.1:3128',
+        'no_proxy=localhost,127.0.0.1,::1',
+        '',
+      ].join('\n'),
     );
     const interfaces = await shOk(box, 'ls /sys/class/net');
     assert.equal(interfaces.trim(), 'lo');
@@ -83,9 +92,15 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     const before = box.egress!.attempts.length;
     const out = await shOk(box, 'curl -sS --fail -X POST --data-binary @/etc/passwd http://api.test/v1/things?key=secret');
     const answer = JSON.parse(out) as Record<string, unknown>;
-    assert.deepEqual({ scheme: answer.scheme, host: answer.host, method: answer.method, url: answer.url }, { scheme: 'http', host: 'api.test', method: 'POST', url: '/v1/things?key=secret' });
+    assert.deepEqual(
+      { scheme: answer.scheme, host: answer.host, method: answer.method, url: answer.url },
+      { scheme: 'http', host: 'api.test', method: 'POST', url: '/v1/things?key=secret' },
+    );
     const a = (await attemptsOf(box, before + 1))[before]!;
-    assert.deepEqual({ kind: a.kind, method: a.method, path: a.path, status: a.status, decision: a.decision }, { kind: 'http', method: 'POST', path: '/v1/things', status: 200, decision: 'allowed' });
+    assert.deepEqual(
+      { kind: a.kind, method: a.method, path: a.path, status: a.status, decision: a.decision },
+      { kind: 'http', method: 'POST', path: '/v1/things', status: 200, decision: 'allowed' },
+    );
     assert.equal(a.bytesUp, answer.body);
   });
 
@@ -104,7 +119,11 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     const attempts = (await attemptsOf(box, before + 3)).slice(before);
     assert.deepEqual(
       attempts.map((a) => [a.host, a.port, a.decision, a.reason]),
-      [['other.test', 443, 'denied', 'not-allowlisted'], ['other.test', 443, 'denied', 'not-allowlisted'], ['registry.test', 8080, 'denied', 'not-allowlisted']],
+      [
+        ['other.test', 443, 'denied', 'not-allowlisted'],
+        ['other.test', 443, 'denied', 'not-allowlisted'],
+        ['registry.test', 8080, 'denied', 'not-allowlisted'],
+      ],
     );
   });
 
@@ -116,19 +135,30 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       all.map((a) => `${a.kind} ${a.host}:${a.port} ${a.decision}`),
       [
         'connect registry.test:443 allowed',
-        ...all.filter((a) => a.kind === 'connect' && a.host === 'registry.test' && a.port === 443).slice(1).map(() => 'connect registry.test:443 allowed'),
+        ...all
+          .filter((a) => a.kind === 'connect' && a.host === 'registry.test' && a.port === 443)
+          .slice(1)
+          .map(() => 'connect registry.test:443 allowed'),
         'http api.test:80 allowed',
         'connect other.test:443 denied',
         'connect other.test:443 denied',
         'http registry.test:8080 denied',
       ],
     );
-    assert.deepEqual(all.map((a) => a.seq), all.map((_, i) => i + 1));
+    assert.deepEqual(
+      all.map((a) => a.seq),
+      all.map((_, i) => i + 1),
+    );
     for (const a of all) assert.ok(Date.parse(a.start) <= Date.parse(a.end), JSON.stringify(a));
   });
 
   test('removing the box removes its gateway, relay and egress volume', async () => {
-    const other = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-remove', ownerId: `${ownerId}-rm`, env: [], egress: internet.egress([]) });
+    const other = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), {
+      folder: '/tmp/egress-remove',
+      ownerId: `${ownerId}-rm`,
+      env: [],
+      egress: internet.egress([]),
+    });
     const made = await ownedBy(engine, `${ownerId}-rm`);
     assert.deepEqual(Object.keys(made.containers).sort(), ['box', 'gateway', 'relay']);
     assert.equal(made.volumes.length, 2, JSON.stringify(made.volumes));
@@ -136,12 +166,19 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     assert.deepEqual(await ownedBy(engine, `${ownerId}-rm`), { containers: {}, volumes: [] });
   });
 
-  test('the orphan sweep removes a dead owner\'s gateway, relay and egress volume with its box', async () => {
+  test("the orphan sweep removes a dead owner's gateway, relay and egress volume with its box", async () => {
     const deadOwner = `${ownerId}-dead`;
     // Labelled with a host name of its own, so the sweeps of other engine servers on this shared engine (which
     // leave other hosts' boxes alone) cannot take it first; this sweep plays that host.
     const fakeHost = `egress-orphan-test-${process.pid}`;
-    await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-orphan', ownerId: deadOwner, env: [], egress: internet.egress([]), ownerPid: 999_999_999, ownerHost: fakeHost });
+    await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), {
+      folder: '/tmp/egress-orphan',
+      ownerId: deadOwner,
+      env: [],
+      egress: internet.egress([]),
+      ownerPid: 999_999_999,
+      ownerHost: fakeHost,
+    });
     assert.equal(Object.keys((await ownedBy(engine, deadOwner)).containers).length, 3);
     const removed = await removeOrphans(engine, { isAlive: (pid) => pid !== 999_999_999, currentOwnerId: ownerId, currentHost: fakeHost });
     assert.equal(removed.containers.filter((name) => name.includes('egress-orphan')).length, 3, JSON.stringify(removed));
@@ -157,7 +194,10 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       folder: '/tmp/egress-none',
       ownerId: plainOwner,
       env: [],
-      egress: { ...internet.egress(['registry.test']), validated: { ...internet.egress([]).validated, settings: { ...internet.egress([]).validated.settings, network: 'none' } } },
+      egress: {
+        ...internet.egress(['registry.test']),
+        validated: { ...internet.egress([]).validated, settings: { ...internet.egress([]).validated.settings, network: 'none' } },
+      },
     });
     try {
       assert.equal(plain.egress, undefined);
@@ -186,17 +226,34 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
         gatewayDns: ['127.0.0.1'],
       };
       await assert.rejects(
-        connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net }, egress: { ...egress, allowedHosts: ['https://registry.test/'] } }),
-        (error: { data?: { reason?: string; setting?: string } }) => error.data?.reason === 'invalid-setting' && error.data.setting === 'agentSandbox.allowedHosts',
+        connection.sendRequest(ConfigureRequest.type, {
+          engine: {},
+          box: { image: TEST_IMAGES.net },
+          egress: { ...egress, allowedHosts: ['https://registry.test/'] },
+        }),
+        (error: { data?: { reason?: string; setting?: string } }) =>
+          error.data?.reason === 'invalid-setting' && error.data.setting === 'agentSandbox.allowedHosts',
       );
       await assert.rejects(
         connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, runtime: 'runsc' }, egress }),
         (error: { data?: { setting?: string } }) => error.data?.setting === 'agentSandbox.network',
       );
-      await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
-      assert.deepEqual(await connection.sendRequest(EgressAttemptsRequest.type, { folder }), { network: 'none', attempts: [] }, 'no box yet: nothing, and no box is made');
+      await connection.sendRequest(ConfigureRequest.type, {
+        engine: {},
+        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+        egress,
+      });
+      assert.deepEqual(
+        await connection.sendRequest(EgressAttemptsRequest.type, { folder }),
+        { network: 'none', attempts: [] },
+        'no box yet: nothing, and no box is made',
+      );
       const info = await connection.sendRequest(EnsureBoxRequest.type, { folder });
-      const allowed = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-a', command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server' });
+      const allowed = await connection.sendRequest(ExecRequest.type, {
+        folder,
+        runId: 'run-a',
+        command: 'curl -sS --fail --cacert test-ca.txt https://registry.test/via-server',
+      });
       assert.equal(allowed.exitCode, 0, allowed.stderr);
       assert.equal((JSON.parse(allowed.stdout) as { url: string }).url, '/via-server');
       // The run's recorded policy says what the box could reach (the history and the terminal show it).
@@ -211,14 +268,27 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
         all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
       }
       assert.equal(all.network, 'allowlist');
-      assert.deepEqual(all.attempts.map((a) => [a.runId, a.host, a.port, a.decision]), [['run-a', 'registry.test', 443, 'allowed'], ['run-b', 'api.test', 80, 'denied']]);
+      assert.deepEqual(
+        all.attempts.map((a) => [a.runId, a.host, a.port, a.decision]),
+        [
+          ['run-a', 'registry.test', 443, 'allowed'],
+          ['run-b', 'api.test', 80, 'denied'],
+        ],
+      );
       const onlyB = await connection.sendRequest(EgressAttemptsRequest.type, { folder, runId: 'run-b' });
-      assert.deepEqual(onlyB.attempts.map((a) => a.host), ['api.test']);
+      assert.deepEqual(
+        onlyB.attempts.map((a) => a.host),
+        ['api.test'],
+      );
       const boxName = info.volumeName.replace(/-workspace$/, '');
-      const egressContainers = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
+      const egressContainers = await engine.call('listing', (d) =>
+        d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }),
+      );
       assert.deepEqual(egressContainers.map((c) => c.Labels['dev.agent-sandbox.role']).sort(), ['gateway', 'relay']);
       await connection.sendRequest(ResetRequest.type, {});
-      const afterReset = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
+      const afterReset = await engine.call('listing', (d) =>
+        d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }),
+      );
       assert.deepEqual(afterReset, [], 'reset removes the gateway and relay with the box');
     } finally {
       await connection.sendRequest(ResetRequest.type, {}).catch(() => undefined);
@@ -233,8 +303,18 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     const { process: server, connection } = await startEngineServer({ box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 } });
     try {
-      const egress = { network: 'allowlist' as const, allowedHosts: ['registry.test'], gatewayImage: TEST_IMAGES.net, gatewayNetwork: internet.networkName, gatewayDns: ['127.0.0.1'] };
-      await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
+      const egress = {
+        network: 'allowlist' as const,
+        allowedHosts: ['registry.test'],
+        gatewayImage: TEST_IMAGES.net,
+        gatewayNetwork: internet.networkName,
+        gatewayDns: ['127.0.0.1'],
+      };
+      await connection.sendRequest(ConfigureRequest.type, {
+        engine: {},
+        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+        egress,
+      });
       const curl = 'curl -sS --fail --max-time 10 --cacert test-ca.txt https://registry.test/offline-test';
       const allAttempts = async (n: number) => {
         let all = await connection.sendRequest(EgressAttemptsRequest.type, { folder });
@@ -246,7 +326,11 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       };
 
       const firstStart = Date.now();
-      const first = await connection.sendRequest(ExecRequest.type, { folder, runId: 'run-online-1', command: `${curl} && curl -sS --max-time 10 https://other.test/ ; true` });
+      const first = await connection.sendRequest(ExecRequest.type, {
+        folder,
+        runId: 'run-online-1',
+        command: `${curl} && curl -sS --max-time 10 https://other.test/ ; true`,
+      });
       assert.equal(first.exitCode, 0, first.stderr);
       assert.match(first.stdout, /"url":"\/offline-test"/);
       const afterFirst = await allAttempts(2);

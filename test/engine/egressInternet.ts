@@ -129,7 +129,12 @@ export interface TestInternet {
 function upstreamFilesTar(dir: string): Readable {
   const work = path.join(dir, 'work');
   const bare = path.join(dir, 'repo.git');
-  const git = (cwd: string, ...args: string[]): void => void execFileSync('git', args, { cwd, stdio: 'pipe', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+  const git = (cwd: string, ...args: string[]): void =>
+    void execFileSync('git', args, {
+      cwd,
+      stdio: 'pipe',
+      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    });
   fs.mkdirSync(work);
   git(work, 'init', '-q', '-b', 'main');
   fs.writeFileSync(path.join(work, 'README.md'), 'cloned through the egress gateway\n');
@@ -165,7 +170,14 @@ function upstreamFilesTar(dir: string): Readable {
   const document = {
     name: 'egress-tiny',
     'dist-tags': { latest: '1.0.0' },
-    versions: { '1.0.0': { name: 'egress-tiny', version: '1.0.0', main: 'index.js', dist: { tarball: 'https://registry.test/npm/egress-tiny/-/egress-tiny-1.0.0.tgz', integrity, shasum } } },
+    versions: {
+      '1.0.0': {
+        name: 'egress-tiny',
+        version: '1.0.0',
+        main: 'index.js',
+        dist: { tarball: 'https://registry.test/npm/egress-tiny/-/egress-tiny-1.0.0.tgz', integrity, shasum },
+      },
+    },
   };
   pack.entry({ name: 'npm/', type: 'directory', mode: 0o755 });
   pack.entry({ name: 'npm/egress-tiny/', type: 'directory', mode: 0o755 });
@@ -184,7 +196,10 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string, 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-egress-'));
   // Full owner labels (pid and host included): any engine server's orphan sweep on this shared engine removes
   // managed containers without a live owner pid, and would take the stand-ins away mid-test.
-  const labels = { ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }), 'dev.agent-sandbox.test': 'egress-internet' };
+  const labels = {
+    ...boxLabels({ folder: '', ownerId, ownerPid: process.pid, ownerHost: os.hostname() }),
+    'dev.agent-sandbox.test': 'egress-internet',
+  };
   const networkName = `agent-sandbox-test-internet-${ownerId}`.slice(0, 60);
   const certs = makeTestCertificates(dir, UPSTREAM_NAMES);
   const caFile = path.join(dir, 'ca.pem');
@@ -203,7 +218,8 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string, 
   }
   const containers: string[] = [];
   const remove = async (): Promise<void> => {
-    for (const id of containers) await engine.call('removing a test upstream', (d) => d.getContainer(id).remove({ force: true })).catch(() => undefined);
+    for (const id of containers)
+      await engine.call('removing a test upstream', (d) => d.getContainer(id).remove({ force: true })).catch(() => undefined);
     await engine.call('removing the test internet network', (d) => d.getNetwork(networkName).remove()).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   };
@@ -291,20 +307,28 @@ export async function waitUntilListening(engine: DockerEngine, containerId: stri
   }
 }
 
-export async function execIn(engine: DockerEngine, containerId: string, cmd: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  return engine.call('running a command in a test container', async (d) => {
-    const exec = await d.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-    const stream = await exec.start({ hijack: false, stdin: false });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const { PassThrough } = await import('node:stream');
-    const o = new PassThrough().on('data', (c: Buffer) => out.push(c));
-    const e = new PassThrough().on('data', (c: Buffer) => err.push(c));
-    d.modem.demuxStream(stream, o, e);
-    await new Promise((resolve) => stream.on('end', resolve));
-    const info = await exec.inspect();
-    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
-  }, { timeoutMs: 60_000 });
+export async function execIn(
+  engine: DockerEngine,
+  containerId: string,
+  cmd: string[],
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  return engine.call(
+    'running a command in a test container',
+    async (d) => {
+      const exec = await d.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: false, stdin: false });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const { PassThrough } = await import('node:stream');
+      const o = new PassThrough().on('data', (c: Buffer) => out.push(c));
+      const e = new PassThrough().on('data', (c: Buffer) => err.push(c));
+      d.modem.demuxStream(stream, o, e);
+      await new Promise((resolve) => stream.on('end', resolve));
+      const info = await exec.inspect();
+      return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+    },
+    { timeoutMs: 60_000 },
+  );
 }
 
 /** Containers and volumes with this owner label, by role (`box` for those without one). */
@@ -330,4 +354,3 @@ export async function attemptsOf(box: Box, n: number): Promise<EgressAttempt[]> 
 export function rawConnect(target: string): string {
   return `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT ${target} HTTP/1.1\\r\\nHost: ${target}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`;
 }
-

@@ -79,7 +79,11 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
     connection.onNotification('window/logMessage', (p: { message: string }) => void serverOutput.push(p.message));
     connection.listen();
-    const initialized = (await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} })) as unknown as InitializeResultExtras;
+    const initialized = (await connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: {},
+    })) as unknown as InitializeResultExtras;
     publicKey = initialized.modelKeys.publicKey;
     egress = {
       network: 'allowlist',
@@ -89,7 +93,11 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
       gatewayDns: ['127.0.0.1'],
       gatewayCaFile: internet.caFile,
     };
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress });
+    await connection.sendRequest(ConfigureRequest.type, {
+      engine: {},
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      egress,
+    });
     const set = await setKeys({ anthropic: realKey });
     assert.deepEqual(set, { providers: ['anthropic'], updatedBoxes: 0, notes: [] });
     await connection.sendRequest(EnsureBoxRequest.type, { folder });
@@ -105,15 +113,20 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     if (folder) rmSync(folder, { recursive: true, force: true });
   });
 
-  test('the box gets the base URL through its relay and a placeholder key; the run\'s policy names the provider', async () => {
+  test("the box gets the base URL through its relay and a placeholder key; the run's policy names the provider", async () => {
     const result = await run('env | grep ^ANTHROPIC_ | sort', 'keys-env');
     // The base URL carries the run id, so the gateway's record of each call names the run.
-    assert.equal(result.stdout, `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/run-keys-env/anthropic\n`);
+    assert.equal(
+      result.stdout,
+      `ANTHROPIC_API_KEY=${MODEL_KEY_PLACEHOLDER}\nANTHROPIC_BASE_URL=http://127.0.0.1:3128/_agent-sandbox/run-keys-env/anthropic\n`,
+    );
     assert.deepEqual(result.policy.modelKeys, ['anthropic']);
   });
 
   test('a request from the box with the placeholder arrives at the provider with the real key; the attempt is recorded with host, path, method, status and bytes', async () => {
-    const out = await runOk('curl -sS --fail -H "x-api-key: $ANTHROPIC_API_KEY" -H "content-type: application/json" -d \'{"model":"m"}\' "$ANTHROPIC_BASE_URL/v1/messages"');
+    const out = await runOk(
+      'curl -sS --fail -H "x-api-key: $ANTHROPIC_API_KEY" -H "content-type: application/json" -d \'{"model":"m"}\' "$ANTHROPIC_BASE_URL/v1/messages"',
+    );
     const answer = JSON.parse(out) as { host: string; url: string; scheme: string; apiKeySha256: string };
     assert.deepEqual(
       { host: answer.host, url: answer.url, scheme: answer.scheme, key: answer.apiKeySha256 },
@@ -126,8 +139,24 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     const routed = attempts.find((a) => a.reason === 'provider-key');
     assert.ok(routed, JSON.stringify(attempts));
     assert.deepEqual(
-      { host: routed.host, port: routed.port, path: routed.path, method: routed.method, status: routed.status, decision: routed.decision, address: routed.address },
-      { host: 'api.anthropic.com', port: 443, path: '/v1/messages', method: 'POST', status: 200, decision: 'allowed', address: internet.upstreamAddress },
+      {
+        host: routed.host,
+        port: routed.port,
+        path: routed.path,
+        method: routed.method,
+        status: routed.status,
+        decision: routed.decision,
+        address: routed.address,
+      },
+      {
+        host: 'api.anthropic.com',
+        port: 443,
+        path: '/v1/messages',
+        method: 'POST',
+        status: 200,
+        decision: 'allowed',
+        address: internet.upstreamAddress,
+      },
     );
     assert.equal(routed.bytesUp, 13);
     assert.ok(routed.bytesDown > 100);
@@ -149,8 +178,10 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     assert.ok(before!.includes(sha256(realKey)), 'the streamed request carried the real key');
   });
 
-  test('the key is in no box process\'s environment and no box file; controls: the same searches find the placeholder', async () => {
-    const environ = await run(`cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c -e '${patternFor(realKey)}' -e '${patternFor(newKey)}'; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${patternFor(MODEL_KEY_PLACEHOLDER)}'`);
+  test("the key is in no box process's environment and no box file; controls: the same searches find the placeholder", async () => {
+    const environ = await run(
+      `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c -e '${patternFor(realKey)}' -e '${patternFor(newKey)}'; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${patternFor(MODEL_KEY_PLACEHOLDER)}'`,
+    );
     const [keyCount, placeholderCount] = environ.stdout.trim().split('\n').map(Number);
     assert.equal(keyCount, 0);
     assert.ok(placeholderCount! > 0, environ.stdout);
@@ -162,7 +193,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     assert.deepEqual(files.stdout.trim().split('\n'), ['/tmp/control.txt'], files.stderr);
   });
 
-  test('the key is not in the egress volume, the gateway\'s or relay\'s container configuration, the run results, the attempts or the server\'s output', async () => {
+  test("the key is not in the egress volume, the gateway's or relay's container configuration, the run results, the attempts or the server's output", async () => {
     const boxName = (await connection.sendRequest(EnsureBoxRequest.type, { folder })).volumeName.replace(/-workspace$/, '');
     const containers = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`] } }));
     assert.equal(containers.length, 2);
@@ -179,20 +210,26 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     assert.ok(all.includes('api.anthropic.com'), 'control: the records are the ones of these requests');
     const output = serverOutput.join('\n');
     assert.ok(!output.includes(realKey), 'the server never logs the key');
-    assert.match(output, /model keys set for: anthropic/, 'control: the server\'s log was captured');
+    assert.match(output, /model keys set for: anthropic/, "control: the server's log was captured");
   });
 
   test('settings changes reach the running box: new rules and a new key in place (same gateway), then network "none" and back give it a new way out', async () => {
     const gatewayOf = async (): Promise<string[]> => {
       const boxName = (await connection.sendRequest(EnsureBoxRequest.type, { folder })).volumeName.replace(/-workspace$/, '');
-      const list = await engine.call('listing', (d) => d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`, 'dev.agent-sandbox.role=gateway'] } }));
+      const list = await engine.call('listing', (d) =>
+        d.listContainers({ all: true, filters: { label: [`dev.agent-sandbox.box=${boxName}`, 'dev.agent-sandbox.role=gateway'] } }),
+      );
       return list.map((c) => c.Id);
     };
     const before = await gatewayOf();
     const boxBefore = (await connection.sendRequest(EnsureBoxRequest.type, { folder })).containerId;
     const allowedBefore = await run('curl -sS --cacert /tmp/ca.pem https://other.test/');
     assert.match(allowedBefore.stderr, /CONNECT tunnel failed, response 403/);
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress: { ...egress, allowedHosts: ['other.test'] } });
+    await connection.sendRequest(ConfigureRequest.type, {
+      engine: {},
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      egress: { ...egress, allowedHosts: ['other.test'] },
+    });
     assert.deepEqual(await setKeys({ anthropic: newKey }), { providers: ['anthropic'], updatedBoxes: 1, notes: [] });
     const allowedAfter = await runOk('curl -sS --fail --cacert /tmp/ca.pem https://other.test/');
     assert.equal((JSON.parse(allowedAfter) as { upstream: string }).upstream, 'other');
@@ -207,12 +244,20 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     await setKeys({});
     assert.equal((await run('env | grep -c ^ANTHROPIC_; true')).stdout.trim(), '0');
 
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress: { ...egress, network: 'none' } });
+    await connection.sendRequest(ConfigureRequest.type, {
+      engine: {},
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      egress: { ...egress, network: 'none' },
+    });
     assert.deepEqual(await gatewayOf(), [], 'nothing ran: the gateway went at once');
     const offline = await run('curl -sS --max-time 5 --cacert /tmp/ca.pem https://other.test/');
     assert.notEqual(offline.exitCode, 0);
     assert.equal(offline.policy.network, 'none');
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 }, egress: { ...egress, allowedHosts: ['other.test'] } });
+    await connection.sendRequest(ConfigureRequest.type, {
+      engine: {},
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      egress: { ...egress, allowedHosts: ['other.test'] },
+    });
     const back = await runOk('curl -sS --fail --cacert /tmp/ca.pem https://other.test/');
     assert.equal((JSON.parse(back) as { upstream: string }).upstream, 'other');
     const after = await gatewayOf();

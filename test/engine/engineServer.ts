@@ -41,7 +41,12 @@ export async function startEngineServer(options: {
   options.beforeListen?.(connection);
   connection.listen();
   const initializationOptions = options.storagePath ? { storagePath: options.storagePath } : undefined;
-  const initialized = await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
+  const initialized = await connection.sendRequest(InitializeRequest.type, {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: {},
+    initializationOptions,
+  });
   await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
   return { process: child, connection, initialized };
 }

@@ -29,13 +29,16 @@ suite('engine: the patch file operation in a real box', function () {
   });
 
   setup(async () => {
-    await shOk(box, [
-      'cd /workspace && rm -rf ./* && mkdir -p src',
-      "printf 'one\\ntwo\\nthree\\n' > src/a.txt",
-      "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod 755 run.sh",
-      "printf 'old name\\n' > from.txt",
-      "printf 'bye\\n' > gone.txt",
-    ].join(' && '));
+    await shOk(
+      box,
+      [
+        'cd /workspace && rm -rf ./* && mkdir -p src',
+        "printf 'one\\ntwo\\nthree\\n' > src/a.txt",
+        "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod 755 run.sh",
+        "printf 'old name\\n' > from.txt",
+        "printf 'bye\\n' > gone.txt",
+      ].join(' && '),
+    );
   });
 
   test('one patch modifies, creates (in a new directory), renames and deletes; modes are kept', async () => {
@@ -71,10 +74,17 @@ suite('engine: the patch file operation in a real box', function () {
     assert.equal(
       await boxState(box),
       [
-        '644 1000 ./deep/new/file.txt', 'fresh',
-        '755 1000 ./run.sh', '#!/bin/sh', 'echo hello',
-        '644 1000 ./src/a.txt', 'one', 'two', 'three',
-        '644 1000 ./to.txt', 'new name',
+        '644 1000 ./deep/new/file.txt',
+        'fresh',
+        '755 1000 ./run.sh',
+        '#!/bin/sh',
+        'echo hello',
+        '644 1000 ./src/a.txt',
+        'one',
+        'two',
+        'three',
+        '644 1000 ./to.txt',
+        'new name',
         '',
       ].join('\n'),
     );
@@ -83,7 +93,19 @@ suite('engine: the patch file operation in a real box', function () {
 
   test('a patch whose second file does not fit changes nothing, not even the first file', async () => {
     const before = await boxState(box);
-    const patch = ['--- a/src/a.txt', '+++ b/src/a.txt', '@@ -2 +2 @@', '-two', '+TWO', '--- a/run.sh', '+++ b/run.sh', '@@ -2 +2 @@', '-echo bonjour', '+echo x', ''].join('\n');
+    const patch = [
+      '--- a/src/a.txt',
+      '+++ b/src/a.txt',
+      '@@ -2 +2 @@',
+      '-two',
+      '+TWO',
+      '--- a/run.sh',
+      '+++ b/run.sh',
+      '@@ -2 +2 @@',
+      '-echo bonjour',
+      '+echo x',
+      '',
+    ].join('\n');
     await assert.rejects(runFileOp(target, { folder: '/tmp/agent-sandbox-patch', op: 'patch', patch }), (error: unknown) => {
       assert.ok(SandboxError.is(error, 'edit-no-match'), String(error));
       assert.match(error.message, /does not apply to run\.sh: hunk 1 of 1/);

@@ -78,7 +78,7 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     rmSync(root, { recursive: true, force: true });
   });
 
-  test('the socket is private: its directory 0700 and the socket 0600, both the user\'s', async () => {
+  test("the socket is private: its directory 0700 and the socket 0600, both the user's", async () => {
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     assert.equal(socketPath, mcpSocketPath(folder, env));
     assert.equal(statSync(mcpDir).mode & 0o777, 0o700);
@@ -88,7 +88,7 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     assert.equal((await server.connection.sendRequest(McpListenRequest.type, { folder })).socketPath, socketPath);
   });
 
-  test('over the socket: each tool runs in the folder\'s box, its changes pending in the same review, recorded with the client\'s name', async () => {
+  test("over the socket: each tool runs in the folder's box, its changes pending in the same review, recorded with the client's name", async () => {
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     const { client } = await socketClient(socketPath, 'test-agent');
     try {
@@ -106,7 +106,10 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
       };
       assert.match(await call('agentSandbox_readFile', { path: 'src/app.txt', startLine: 2, endLine: 2 }), /^src\/app\.txt, lines 2-2 of 3:\nbeta$/);
       assert.match(await call('agentSandbox_listDirectory', { path: '' }), /holds 2 entries.*\nold\.txt\nsrc\//s);
-      assert.match(await call('agentSandbox_writeFile', { path: 'src/new.txt', content: 'fresh\n' }), /Wrote src\/new\.txt \(6 bytes\).*All pending changes in the box: 1 added\./s);
+      assert.match(
+        await call('agentSandbox_writeFile', { path: 'src/new.txt', content: 'fresh\n' }),
+        /Wrote src\/new\.txt \(6 bytes\).*All pending changes in the box: 1 added\./s,
+      );
       assert.match(await call('agentSandbox_editFile', { path: 'src/app.txt', oldString: 'beta', newString: 'BETA' }), /1 replacement\(s\)/);
       const patch = '--- a/src/app.txt\n+++ b/src/app.txt\n@@ -1,3 +1,3 @@\n alpha\n BETA\n-gamma\n+GAMMA\n';
       assert.match(await call('agentSandbox_applyPatch', { patch }), /Applied the patch to 1 file\(s\).*- modified src\/app\.txt/s);
@@ -119,7 +122,12 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
 
       // The same review the extension shows: the engine server's pending changes hold them.
       const pending = await server.connection.sendRequest(PendingChangesRequest.type, { folder });
-      assert.deepEqual(pending.changes.map((c) => `${c.kind} ${c.path}`).sort(), ['added made.txt', 'added src/new.txt', 'deleted old.txt', 'modified src/app.txt']);
+      assert.deepEqual(pending.changes.map((c) => `${c.kind} ${c.path}`).sort(), [
+        'added made.txt',
+        'added src/new.txt',
+        'deleted old.txt',
+        'modified src/app.txt',
+      ]);
       // Nothing reached the folder.
       assert.equal(readFileSync(path.join(folder, 'src', 'app.txt'), 'utf8'), 'alpha\nbeta\ngamma\n');
       assert.ok(!existsSync(path.join(folder, 'made.txt')));
@@ -141,13 +149,37 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     const { client } = await socketClient(socketPath, 'test-agent');
     try {
-      await refused(client.callTool({ name: 'agentSandbox_format', arguments: {} }), ErrorCode.InvalidParams, /There is no tool "agentSandbox_format"\. The sandbox tools are: agentSandbox_runCommand/);
+      await refused(
+        client.callTool({ name: 'agentSandbox_format', arguments: {} }),
+        ErrorCode.InvalidParams,
+        /There is no tool "agentSandbox_format"\. The sandbox tools are: agentSandbox_runCommand/,
+      );
       await refused(client.callTool({ name: 'agentSandbox_readFile', arguments: {} }), ErrorCode.InvalidParams, /"path" is required/);
-      await refused(client.callTool({ name: 'agentSandbox_readFile', arguments: { path: 7 } }), ErrorCode.InvalidParams, /"path" must be a string, got 7/);
-      await refused(client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'true', network: 'host' } }), ErrorCode.InvalidParams, /"network" must be "none"/);
-      await refused(client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'true', timeoutSeconds: -1 } }), ErrorCode.InvalidParams, /"timeoutSeconds" must be 0 or more/);
-      await refused(client.callTool({ name: 'agentSandbox_editFile', arguments: { path: 'a', oldString: '', newString: 'x' } }), ErrorCode.InvalidParams, /"oldString" must not be empty/);
-      await refused(client.callTool({ name: 'agentSandbox_writeFile', arguments: { path: 'big.txt', content: 'x'.repeat(9 * 1024 * 1024) } }), ErrorCode.InvalidParams, /limit is 8 MiB/);
+      await refused(
+        client.callTool({ name: 'agentSandbox_readFile', arguments: { path: 7 } }),
+        ErrorCode.InvalidParams,
+        /"path" must be a string, got 7/,
+      );
+      await refused(
+        client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'true', network: 'host' } }),
+        ErrorCode.InvalidParams,
+        /"network" must be "none"/,
+      );
+      await refused(
+        client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'true', timeoutSeconds: -1 } }),
+        ErrorCode.InvalidParams,
+        /"timeoutSeconds" must be 0 or more/,
+      );
+      await refused(
+        client.callTool({ name: 'agentSandbox_editFile', arguments: { path: 'a', oldString: '', newString: 'x' } }),
+        ErrorCode.InvalidParams,
+        /"oldString" must not be empty/,
+      );
+      await refused(
+        client.callTool({ name: 'agentSandbox_writeFile', arguments: { path: 'big.txt', content: 'x'.repeat(9 * 1024 * 1024) } }),
+        ErrorCode.InvalidParams,
+        /limit is 8 MiB/,
+      );
 
       const outside = await client.callTool({ name: 'agentSandbox_readFile', arguments: { path: '../outside.txt' } });
       assert.equal(outside.isError, true);
@@ -166,14 +198,18 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     }
   });
 
-  test('a client that asks for progress gets runCommand\'s output as it comes', async () => {
+  test("a client that asks for progress gets runCommand's output as it comes", async () => {
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     const { client } = await socketClient(socketPath, 'test-agent');
     try {
       const messages: string[] = [];
-      const result = await client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'echo first; sleep 1; echo second >&2' } }, undefined, {
-        onprogress: (progress) => messages.push(progress.message ?? ''),
-      });
+      const result = await client.callTool(
+        { name: 'agentSandbox_runCommand', arguments: { command: 'echo first; sleep 1; echo second >&2' } },
+        undefined,
+        {
+          onprogress: (progress) => messages.push(progress.message ?? ''),
+        },
+      );
       assert.match(textOf(result), /stdout:\nfirst/);
       assert.equal(messages.join(''), 'first\nsecond\n');
     } finally {
@@ -184,18 +220,24 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
   test('a client that disconnects mid-run cancels the run: its process tree is killed', async () => {
     const { socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder });
     const { client, socket } = await socketClient(socketPath, 'leaving-agent');
-    const call = client.callTool({ name: 'agentSandbox_runCommand', arguments: { command: 'echo started > started.txt; sleep 60; echo late > late.txt' } }, undefined, { timeout: 90_000 });
+    const call = client.callTool(
+      { name: 'agentSandbox_runCommand', arguments: { command: 'echo started > started.txt; sleep 60; echo late > late.txt' } },
+      undefined,
+      { timeout: 90_000 },
+    );
     call.catch(() => undefined);
     const deadline = Date.now() + 30_000;
     let started: McpRunNotification.Params | undefined;
-    while (!(started = runs.find((r) => r.event === 'started' && r.agent === 'leaving-agent')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!(started = runs.find((r) => r.event === 'started' && r.agent === 'leaving-agent')) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     assert.ok(started, 'the run started');
     // Let the command itself begin in the box before hanging up.
     await new Promise((r) => setTimeout(r, 1500));
     const t0 = Date.now();
     socket.destroy();
     let ended: McpRunNotification.Params | undefined;
-    while (!(ended = runs.find((r) => r.event === 'ended' && r.runId === started!.runId)) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+    while (!(ended = runs.find((r) => r.event === 'ended' && r.runId === started!.runId)) && Date.now() - t0 < 30_000)
+      await new Promise((r) => setTimeout(r, 100));
     assert.ok(ended, 'the run ended after the disconnect');
     assert.ok(Date.now() - t0 < 30_000);
     assert.equal(ended.result?.outcome ?? ended.error?.reason, 'cancelled');
@@ -211,7 +253,10 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     mkdirSync(otherFolder);
     const openServer = await startEngineServer({ box: { image: IMAGE }, env: { ...env, AGENT_SANDBOX_MCP_DIR: open } });
     try {
-      await assert.rejects(openServer.connection.sendRequest(McpListenRequest.type, { folder: otherFolder }), /has mode 755: other users could reach its MCP sockets\. Run "chmod 700/);
+      await assert.rejects(
+        openServer.connection.sendRequest(McpListenRequest.type, { folder: otherFolder }),
+        /has mode 755: other users could reach its MCP sockets\. Run "chmod 700/,
+      );
       // Control: the same directory made private works.
       chmodSync(open, 0o700);
       const { socketPath } = await openServer.connection.sendRequest(McpListenRequest.type, { folder: otherFolder });
@@ -221,7 +266,12 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
       // The bridge checks before it connects: the socket is there and live, but the directory is open again.
       chmodSync(open, 0o755);
       await assert.rejects(connectPrivateSocket(socketPath), /has mode 755/);
-      const bridge = spawnSync(process.execPath, [cliJs, 'mcp', '--folder', otherFolder], { env: { ...env, AGENT_SANDBOX_MCP_DIR: open }, input: '', encoding: 'utf8', timeout: 30_000 });
+      const bridge = spawnSync(process.execPath, [cliJs, 'mcp', '--folder', otherFolder], {
+        env: { ...env, AGENT_SANDBOX_MCP_DIR: open },
+        input: '',
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       assert.notEqual(bridge.status, 0);
       assert.match(bridge.stderr, /has mode 755/);
       // A directory owned by someone else (uid 1000 here, the tests run as root) is refused even at 0700.
@@ -242,10 +292,21 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     await server.connection.sendRequest(McpListenRequest.type, { folder });
     const client = new Client({ name: 'stdio-agent', version: '0.0.1' });
     // From a subfolder: the bridge finds the socket of the nearest folder served.
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [cliJs, 'mcp'], cwd: path.join(folder, 'src'), env: env as Record<string, string>, stderr: 'pipe' }));
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [cliJs, 'mcp'],
+        cwd: path.join(folder, 'src'),
+        env: env as Record<string, string>,
+        stderr: 'pipe',
+      }),
+    );
     try {
       assert.equal((await client.listTools()).tools.length, 8);
-      assert.match(textOf(await client.callTool({ name: 'agentSandbox_writeFile', arguments: { path: 'via-stdio.txt', content: 'x\n' } })), /Wrote via-stdio\.txt/);
+      assert.match(
+        textOf(await client.callTool({ name: 'agentSandbox_writeFile', arguments: { path: 'via-stdio.txt', content: 'x\n' } })),
+        /Wrote via-stdio\.txt/,
+      );
       const pending = await server.connection.sendRequest(PendingChangesRequest.type, { folder });
       assert.ok(pending.changes.some((c) => c.path === 'via-stdio.txt'));
       assert.ok(runs.some((r) => r.event === 'started' && r.agent === 'stdio-agent' && r.command === 'write via-stdio.txt'));
@@ -254,16 +315,25 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     }
   });
 
-  test('over stdio, with no server: `agent-sandbox mcp` starts its own; pending changes and history persist in the folder\'s storage', async () => {
+  test("over stdio, with no server: `agent-sandbox mcp` starts its own; pending changes and history persist in the folder's storage", async () => {
     const lone = path.join(root, 'lone');
     mkdirSync(lone);
     writeFileSync(path.join(lone, 'readme.txt'), 'hi\n');
     const loneEnv = { ...env, AGENT_SANDBOX_MCP_DIR: path.join(root, 'lone-sockets'), AGENT_SANDBOX_STORAGE: path.join(root, 'lone-storage') };
     const client = new Client({ name: 'lone-agent', version: '0.0.1' });
-    const transport = new StdioClientTransport({ command: process.execPath, args: [cliJs, 'mcp'], cwd: lone, env: loneEnv as Record<string, string>, stderr: 'pipe' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [cliJs, 'mcp'],
+      cwd: lone,
+      env: loneEnv as Record<string, string>,
+      stderr: 'pipe',
+    });
     await client.connect(transport);
     try {
-      assert.match(textOf(await client.callTool({ name: 'agentSandbox_editFile', arguments: { path: 'readme.txt', oldString: 'hi', newString: 'hello' } })), /1 replacement/);
+      assert.match(
+        textOf(await client.callTool({ name: 'agentSandbox_editFile', arguments: { path: 'readme.txt', oldString: 'hi', newString: 'hello' } })),
+        /1 replacement/,
+      );
     } finally {
       await client.close();
     }
@@ -282,6 +352,9 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
     assert.ok(edit, history.stdout);
     assert.equal(edit.source, 'mcp');
     assert.equal(edit.agent, 'lone-agent');
-    assert.deepEqual(edit.files.map((f) => f.path), ['readme.txt']);
+    assert.deepEqual(
+      edit.files.map((f) => f.path),
+      ['readme.txt'],
+    );
   });
 });

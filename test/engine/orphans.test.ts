@@ -104,7 +104,10 @@ suite('engine: orphans', () => {
     await boxes.alive.remove();
     assert.equal(await boxes.alive.isRunning(), false);
     const volumes = await engine!.call('list volumes', (d) => d.listVolumes());
-    assert.equal((volumes.Volumes ?? []).some((v) => v.Name === boxes.alive.volumeName), false);
+    assert.equal(
+      (volumes.Volumes ?? []).some((v) => v.Name === boxes.alive.volumeName),
+      false,
+    );
     await boxes.alive.remove(); // twice is fine
   });
 });

@@ -33,11 +33,17 @@ suite('pulling an image (engine server over stdio, real engine, a fake registry 
       connection.sendRequest(PullImageRequest.type, { image: registry.reference, progressToken: 'broken-pull' }),
       (error: { message: string; data?: ErrorData }) => {
         assert.equal(error.data?.reason, 'engine-error', error.message);
-        assert.match(error.message, new RegExp(`Pulling image ${registry.reference.replace(/[.]/g, '\\.')} failed: filesystem layer verification failed`));
+        assert.match(
+          error.message,
+          new RegExp(`Pulling image ${registry.reference.replace(/[.]/g, '\\.')} failed: filesystem layer verification failed`),
+        );
         return true;
       },
     );
-    assert.ok(registry.requests.some((r) => r.startsWith('GET /v2/agent-sandbox-test/broken/blobs/')), `the engine fetched the blob: ${registry.requests}`);
+    assert.ok(
+      registry.requests.some((r) => r.startsWith('GET /v2/agent-sandbox-test/broken/blobs/')),
+      `the engine fetched the blob: ${registry.requests}`,
+    );
     const ours = progress.filter((p) => p.token === 'broken-pull');
     assert.ok(ours.length > 0, 'progress was reported');
     const sized = ours.filter((p) => p.total !== undefined);

@@ -15,7 +15,6 @@ import {
 } from '../../src/shared/protocol';
 import { serverJs, startEngineServer } from './engineServer';
 
-
 interface Server {
   process: ChildProcess;
   connection: ProtocolConnection;

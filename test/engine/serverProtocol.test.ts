@@ -109,7 +109,10 @@ suite('engine server over stdio (JSON-RPC, real engine)', () => {
   test('ensureBox mirrors the workspace without secrets', async () => {
     const info = await connection.sendRequest(EnsureBoxRequest.type, { folder });
     assert.ok(info.containerId);
-    assert.equal(managedContainers().some((id) => info.containerId.startsWith(id)), true);
+    assert.equal(
+      managedContainers().some((id) => info.containerId.startsWith(id)),
+      true,
+    );
     const ls = await connection.sendRequest(ExecRequest.type, { folder, command: 'ls -A /workspace; stat -c "%a %u" run.sh' });
     assert.equal(ls.exitCode, 0, ls.stderr);
     const names = ls.stdout.trim().split('\n');
@@ -202,7 +205,10 @@ suite('engine server over stdio (JSON-RPC, real engine)', () => {
     const changes = await connection.sendRequest(CollectRequest.type, { folder });
     assert.ok(changes.changes.some((c) => c.path === 'scratch.txt'));
     await connection.sendRequest(DiscardRequest.type, { folder });
-    const check = await connection.sendRequest(ExecRequest.type, { folder, command: 'cat src/app.js; cat README.md; test -e scratch.txt && echo present || echo absent' });
+    const check = await connection.sendRequest(ExecRequest.type, {
+      folder,
+      command: 'cat src/app.js; cat README.md; test -e scratch.txt && echo present || echo absent',
+    });
     assert.equal(check.stdout, 'console.log("v2");\nhost\nabsent\n');
     assert.equal(existsSync(path.join(folder, 'scratch.txt')), false);
   });
@@ -236,7 +242,10 @@ suite('engine server over stdio (JSON-RPC, real engine)', () => {
   test('reset removes the box and its volume', async () => {
     const info = await connection.sendRequest(EnsureBoxRequest.type, { folder });
     await connection.sendRequest(ResetRequest.type, { folder });
-    assert.equal(managedContainers().some((id) => info.containerId.startsWith(id)), false);
+    assert.equal(
+      managedContainers().some((id) => info.containerId.startsWith(id)),
+      false,
+    );
     const volumes = spawnSync('docker', ['volume', 'ls', '-q'], { encoding: 'utf8' }).stdout;
     assert.ok(!volumes.split('\n').includes(info.volumeName), 'the workspace volume is removed too');
   });

@@ -164,7 +164,10 @@ suite('engine: ssh:// engines through the system ssh (real sshd on 127.0.0.1)', 
   });
 
   function sshEngine(): DockerEngine {
-    return new DockerEngine({ host: 'ssh://sandbox-engine', source: 'setting' }, { defaultTimeoutMs: 60_000, ssh: { extraArgs: ['-F', server.clientConfig] } });
+    return new DockerEngine(
+      { host: 'ssh://sandbox-engine', source: 'setting' },
+      { defaultTimeoutMs: 60_000, ssh: { extraArgs: ['-F', server.clientConfig] } },
+    );
   }
 
   test('a box is created and runs over ssh, with connections kept alive and shared', async () => {
@@ -180,7 +183,10 @@ suite('engine: ssh:// engines through the system ssh (real sshd on 127.0.0.1)', 
       await box.remove();
     }
     assert.ok(server.dials().length > 0);
-    assert.ok(server.dials().every((line) => line === 'docker system dial-stdio'), server.dials().join('\n'));
+    assert.ok(
+      server.dials().every((line) => line === 'docker system dial-stdio'),
+      server.dials().join('\n'),
+    );
   });
 
   test('keep-alive: many API calls ride on few ssh sessions, and a run quieter than the idle timeout is not cut', async () => {
@@ -211,12 +217,15 @@ suite('engine: ssh:// engines through the system ssh (real sshd on 127.0.0.1)', 
       // No shared connection: the first test's master would still be authenticated to the old server process.
       { defaultTimeoutMs: 60_000, ssh: { extraArgs: ['-F', server.clientConfig], multiplex: false } },
     );
-    await assert.rejects(impostor.version().finally(() => impostor.dispose()), (error: unknown) => {
-      assert.ok(SandboxError.is(error, 'ssh-host-key'), `expected ssh-host-key, got ${error}`);
-      assert.match(error.message, /host key changed/);
-      assert.match(error.message, /nothing was sent/);
-      return true;
-    });
+    await assert.rejects(
+      impostor.version().finally(() => impostor.dispose()),
+      (error: unknown) => {
+        assert.ok(SandboxError.is(error, 'ssh-host-key'), `expected ssh-host-key, got ${error}`);
+        assert.match(error.message, /host key changed/);
+        assert.match(error.message, /nothing was sent/);
+        return true;
+      },
+    );
     assert.equal(server.dials().length, before, 'no docker command ran on the impostor');
     assert.doesNotMatch(server.log(), /Accepted publickey/, 'the impostor never saw a login');
   });
@@ -226,6 +235,9 @@ suite('engine: ssh:// engines through the system ssh (real sshd on 127.0.0.1)', 
       { host: 'ssh://sandbox-engine', source: 'setting' },
       { defaultTimeoutMs: 20_000, ssh: { command: path.join(server.dir, 'no-such-ssh') } },
     );
-    await assert.rejects(noSsh.version().finally(() => noSsh.dispose()), (error: unknown) => SandboxError.is(error, 'ssh-failed') && /was not found/.test(error.message));
+    await assert.rejects(
+      noSsh.version().finally(() => noSsh.dispose()),
+      (error: unknown) => SandboxError.is(error, 'ssh-failed') && /was not found/.test(error.message),
+    );
   });
 });

@@ -220,7 +220,12 @@ suite('collect through box stamps (real engine, node and busybox images)', funct
     assert.deepEqual(stamped.catchUps[0], { sent: ['host.txt'], conflicts: ['both.txt'] });
     // both.txt stays a conflict until it is settled.
     assert.deepEqual(stamped.catchUps[1], { sent: ['host.txt'], conflicts: ['both.txt'] });
-    assert.deepEqual(summary(stamped.collects[4].changeSet), ['modified file added.txt', 'modified file both.txt', 'modified file bulk/file-7.txt', 'modified file later.txt']);
+    assert.deepEqual(summary(stamped.collects[4].changeSet), [
+      'modified file added.txt',
+      'modified file both.txt',
+      'modified file bulk/file-7.txt',
+      'modified file later.txt',
+    ]);
   });
 });
 

@@ -6,7 +6,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import { LABEL_FOLDER } from '../../src/core/box/boxConfig';
-import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ProgressNotification, ResetRequest, type BoxSettings, type ErrorData } from '../../src/shared/protocol';
+import {
+  ConfigureRequest,
+  EnsureBoxRequest,
+  ExecRequest,
+  ProgressNotification,
+  ResetRequest,
+  type BoxSettings,
+  type ErrorData,
+} from '../../src/shared/protocol';
 import { startEngineServer, stopEngineServer } from './engineServer';
 
 const BOX: Partial<BoxSettings> = { image: 'agent-sandbox-test/busybox', memoryMiB: 128, idleTimeoutMinutes: 0, workspaceSizeMiB: 16 };
@@ -70,7 +78,10 @@ suite('a workspace that overflows /workspace (engine server over stdio, real eng
     const first = await failingEnsureBox(folder);
     assert.equal(first.error.data?.reason, 'workspace-full', first.error.message);
     assert.equal(first.error.data?.setting, 'agentSandbox.workspaceSizeMiB');
-    assert.match(first.error.message, /does not fit in the box: 2001 files, 12\.0 MiB to mirror, and \/workspace holds 16 MiB \(agentSandbox\.workspaceSizeMiB\)/);
+    assert.match(
+      first.error.message,
+      /does not fit in the box: 2001 files, 12\.0 MiB to mirror, and \/workspace holds 16 MiB \(agentSandbox\.workspaceSizeMiB\)/,
+    );
     assert.ok(first.progressed > 0, 'the first attempt scanned and mirrored');
     assert.deepEqual(boxesOf(folder), [], 'the failed box was removed');
 
@@ -79,7 +90,10 @@ suite('a workspace that overflows /workspace (engine server over stdio, real eng
     assert.equal(again.error.message, first.error.message);
     assert.equal(again.error.data?.reason, 'workspace-full');
     assert.equal(again.progressed, 0, 'no second mirror was attempted');
-    await assert.rejects(connection.sendRequest(ExecRequest.type, { folder, command: 'true' }), (e: { message: string }) => e.message === first.error.message);
+    await assert.rejects(
+      connection.sendRequest(ExecRequest.type, { folder, command: 'true' }),
+      (e: { message: string }) => e.message === first.error.message,
+    );
     // Settings sent again with the same values are no change.
     await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: BOX });
     assert.equal((await failingEnsureBox(folder)).progressed, 0);

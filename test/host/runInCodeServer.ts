@@ -156,16 +156,22 @@ export function startServer(port: number, cwd: string, dirs: WorkbenchDirs, env:
     node24,
     [
       serverMain,
-      '--host', '127.0.0.1',
-      '--port', String(port),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
       '--without-connection-token',
       '--accept-server-license-terms',
       '--enable-smoke-test-driver',
-      '--telemetry-level', 'off',
+      '--telemetry-level',
+      'off',
       '--disable-workspace-trust',
-      '--server-data-dir', dirs.serverData,
-      '--user-data-dir', dirs.userData,
-      '--extensions-dir', dirs.extensions,
+      '--server-data-dir',
+      dirs.serverData,
+      '--user-data-dir',
+      dirs.userData,
+      '--extensions-dir',
+      dirs.extensions,
     ],
     {
       cwd,
@@ -184,14 +190,25 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath,
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
     ],
   });
 }
 
 /** A browser context in which nothing leaves loopback: the product's gallery and any other remote fetch is refused. */
-export async function offlineContext(browser: Browser, onBlocked: (url: string) => void, viewport = { width: 1440, height: 900 }): Promise<BrowserContext> {
+export async function offlineContext(
+  browser: Browser,
+  onBlocked: (url: string) => void,
+  viewport = { width: 1440, height: 900 },
+): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport });
   await context.route('**/*', (route) => {
     const url = route.request().url();
@@ -254,8 +271,14 @@ function seedCommandLineReview(workspace: string, stateDir: string): string | un
   const command = `printf '%s\\n' '${COMMAND_LINE_REVIEW.content.trimEnd()}' > ${COMMAND_LINE_REVIEW.file}`;
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_STATE_HOME: stateDir, AGENT_SANDBOX_IMAGE: 'agent-sandbox-test/node' };
   delete env.AGENT_SANDBOX_STORAGE;
-  const run = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', '--folder', workspace, '--', command], { env, encoding: 'utf8', timeout: 120_000 });
-  return run.status === 0 ? undefined : `agent-sandbox run (making the command line's review for the host suite) failed with ${run.status ?? run.signal}: ${run.stderr}`;
+  const run = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', '--folder', workspace, '--', command], {
+    env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return run.status === 0
+    ? undefined
+    : `agent-sandbox run (making the command line's review for the host suite) failed with ${run.status ?? run.signal}: ${run.stderr}`;
 }
 
 async function main(): Promise<number> {
@@ -382,7 +405,7 @@ async function main(): Promise<number> {
       console.error(`[host rig] FAILED: the extension host exited but the workbench reported no result (${outcome.trim()}).`);
     }
   } catch (error) {
-    console.error(`[host rig] FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    console.error(`[host rig] FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   } finally {
     if (timer) clearTimeout(timer);
     const failed = code !== 0 || !stats || stats.failed > 0;
@@ -393,7 +416,9 @@ async function main(): Promise<number> {
           (error: unknown) => console.error(`[host rig] no screenshot: ${error instanceof Error ? error.message : error}`),
         );
       }
-      const distinctPageErrors = [...new Set(pageErrors)].filter((e) => !workbenchChatter.test(e.replace(/^console\.error: (%c\s*ERR color: #f33 )?/, '')));
+      const distinctPageErrors = [...new Set(pageErrors)].filter(
+        (e) => !workbenchChatter.test(e.replace(/^console\.error: (%c\s*ERR color: #f33 )?/, '')),
+      );
       if (distinctPageErrors.length) console.error(`[host rig] page errors:\n${distinctPageErrors.slice(-50).join('\n')}`);
       const serverErrors = serverLogLines.filter((l) => /error|exception|fail/i.test(l) && !workbenchChatter.test(l));
       if (serverErrors.length) console.error(`[host rig] server errors:\n${serverErrors.slice(-50).join('\n')}`);

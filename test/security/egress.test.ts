@@ -36,7 +36,9 @@ suite('security: egress — the box leaves only through its own gateway, and onl
       ownerId,
       env: [],
       // The gateway also holds a model key (the provider stand-in is api.anthropic.com on the test network).
-      egress: internet.egress(['registry.test', 'api.test:80', '[::1]', '127.0.0.1', ...Object.keys(HOSTILE_NAMES)], { providerKeys: { anthropic: MODEL_KEY } }),
+      egress: internet.egress(['registry.test', 'api.test:80', '[::1]', '127.0.0.1', ...Object.keys(HOSTILE_NAMES)], {
+        providerKeys: { anthropic: MODEL_KEY },
+      }),
     });
     await shOk(box, 'cat > /tmp/ca.pem', { stdin: internet.caPem });
   });
@@ -74,7 +76,8 @@ suite('security: egress — the box leaves only through its own gateway, and onl
         `for server in 127.0.0.11 ${internet.upstreamAddress} 127.0.0.1; do timeout 5 nslookup registry.test $server >/dev/null 2>&1; echo "nslookup@$server $?"; done`,
     );
     assert.match(lookups.stdout, /^(EAI_AGAIN|ENOTFOUND)$/m);
-    for (const server of ['127.0.0.11', internet.upstreamAddress, '127.0.0.1']) assert.match(lookups.stdout, new RegExp(`nslookup@${server.replace(/\./g, '\\.')} [1-9]`));
+    for (const server of ['127.0.0.11', internet.upstreamAddress, '127.0.0.1'])
+      assert.match(lookups.stdout, new RegExp(`nslookup@${server.replace(/\./g, '\\.')} [1-9]`));
     const control = await probeSh(`${lookup}; timeout 5 nslookup registry.test 127.0.0.11 >/dev/null; echo "nslookup $?"`);
     assert.match(control.stdout, new RegExp(`^${internet.upstreamAddress.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(control.stdout, /nslookup 0/);
@@ -96,7 +99,10 @@ suite('security: egress — the box leaves only through its own gateway, and onl
       assert.match(raw.stdout, /^HTTP\/1\.1 403 Forbidden/, target);
     }
     const last = (await attemptsOf(box, 0)).slice(-3);
-    assert.deepEqual(last.map((a) => a.reason), ['refused-address', 'refused-address', 'not-allowlisted']);
+    assert.deepEqual(
+      last.map((a) => a.reason),
+      ['refused-address', 'refused-address', 'not-allowlisted'],
+    );
   });
 
   test('a CONNECT to a denied host or to an upstream IP literal is answered 403; control: an allowed name through the same relay works', async () => {
@@ -130,7 +136,7 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     assert.equal((JSON.parse(control) as { upstream: string }).upstream, 'registry');
   });
 
-  test('SNI / Host mismatch inside a tunnel cannot move it: a CONNECT to an allowed name reaches that name\'s address, whatever TLS names; control: the probe reaches other.test', async () => {
+  test("SNI / Host mismatch inside a tunnel cannot move it: a CONNECT to an allowed name reaches that name's address, whatever TLS names; control: the probe reaches other.test", async () => {
     // curl sends CONNECT registry.test:443 (allowed) but TLS SNI and Host other.test (denied).
     const fronted = await shOk(box, 'curl -sS --fail --cacert /tmp/ca.pem --connect-to other.test:443:registry.test:443 https://other.test/');
     const answer = JSON.parse(fronted) as { upstream: string; host: string };
@@ -143,31 +149,46 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     const gateway = await engine.call('inspecting the gateway', (d) => d.getContainer(box.egress!.gatewayId).inspect());
     const address = gateway.NetworkSettings.Networks[internet.networkName]!.IPAddress;
     assert.match(address, /^198\.18\./);
-    const tries = await probeSh(`for port in 3128 80 443 8080 1080; do timeout 3 bash -c "exec 3<>/dev/tcp/${address}/$port" 2>/dev/null && echo "open $port"; done; echo done`);
+    const tries = await probeSh(
+      `for port in 3128 80 443 8080 1080; do timeout 3 bash -c "exec 3<>/dev/tcp/${address}/$port" 2>/dev/null && echo "open $port"; done; echo done`,
+    );
     assert.equal(tries.stdout.trim(), 'done');
     const control = await probeSh(`timeout 3 bash -c 'exec 3<>/dev/tcp/${internet.upstreamAddress}/80' && echo reachable`);
     assert.equal(control.stdout.trim(), 'reachable');
   });
 
   test('the box has no gateway socket (no egress volume), sees no relay process, cannot take over port 3128; control: the relay serves it', async () => {
-    const look = await sh(box, 'ls /egress 2>&1; find / -xdev -type s 2>/dev/null | grep -c gateway; ls /proc | grep -c "^[0-9]"; pgrep -f gateway.js | wc -l');
+    const look = await sh(
+      box,
+      'ls /egress 2>&1; find / -xdev -type s 2>/dev/null | grep -c gateway; ls /proc | grep -c "^[0-9]"; pgrep -f gateway.js | wc -l',
+    );
     assert.match(look.stdout, /No such file or directory/);
     const lines = look.stdout.trim().split('\n');
     assert.equal(lines[lines.length - 1], '0', 'no relay or gateway process is visible in the box');
-    const bind = await sh(box, `node -e "const s=require('net').createServer();s.on('error',e=>{console.log(e.code);process.exit(0)});s.listen(3128,'127.0.0.1',()=>{console.log('bound');s.close()})"`);
+    const bind = await sh(
+      box,
+      `node -e "const s=require('net').createServer();s.on('error',e=>{console.log(e.code);process.exit(0)});s.listen(3128,'127.0.0.1',()=>{console.log('bound');s.close()})"`,
+    );
     assert.equal(bind.stdout.trim(), 'EADDRINUSE');
     const other = await sh(box, `node -e "const s=require('net').createServer();s.listen(3129,'127.0.0.1',()=>{console.log('bound');s.close()})"`);
     assert.equal(other.stdout.trim(), 'bound');
   });
 
-  test('another box cannot use this box\'s gateway: its own relay leads to its own gateway and allowlist; a box with network none has nothing on 3128', async () => {
-    const otherBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-security-b', ownerId, env: [], egress: internet.egress([]) });
+  test("another box cannot use this box's gateway: its own relay leads to its own gateway and allowlist; a box with network none has nothing on 3128", async () => {
+    const otherBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), {
+      folder: '/tmp/egress-security-b',
+      ownerId,
+      env: [],
+      egress: internet.egress([]),
+    });
     const noneBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-security-c', ownerId, env: [] });
     try {
       const viaB = await sh(otherBox, rawConnect('registry.test:443'));
       assert.match(viaB.stdout, /^HTTP\/1\.1 403[\s\S]*registry\.test:443 is not allowed/);
       assert.equal(otherBox.egress!.attempts.length, 1);
-      assert.ok(!box.egress!.attempts.some((a) => a.start > otherBox.egress!.attempts[0]!.start && a.host === 'registry.test' && a.decision === 'denied'));
+      assert.ok(
+        !box.egress!.attempts.some((a) => a.start > otherBox.egress!.attempts[0]!.start && a.host === 'registry.test' && a.decision === 'denied'),
+      );
       const viaNone = await sh(noneBox, `(${rawConnect('registry.test:443')}) 2>&1; echo "exit $?"`);
       assert.match(viaNone.stdout, /Connection refused/);
       // Control: box A's relay does reach registry.test.
@@ -201,7 +222,9 @@ suite('security: egress — the box leaves only through its own gateway, and onl
 
   test('a very large upload (64 MB through a TLS tunnel) is counted byte for byte in the record', async () => {
     const before = box.egress!.attempts.length;
-    await shOk(box, 'head -c 64000000 /dev/zero | curl -sS --fail --cacert /tmp/ca.pem -T - https://registry.test/upload >/dev/null', { timeoutMs: 120_000 });
+    await shOk(box, 'head -c 64000000 /dev/zero | curl -sS --fail --cacert /tmp/ca.pem -T - https://registry.test/upload >/dev/null', {
+      timeoutMs: 120_000,
+    });
     // Records arrive when attempts end, so earlier tunnels closing now may come first: find this one.
     let upload;
     for (let i = 0; i < 100 && !upload; i++) {
@@ -214,7 +237,11 @@ suite('security: egress — the box leaves only through its own gateway, and onl
 
   test('the gateway and relay run hardened: uid 65532, no capabilities, no-new-privileges, read-only root', async () => {
     for (const id of [box.egress!.gatewayId]) {
-      const status = await internet.execIn(id, ['node', '-e', "const s=require('fs').readFileSync('/proc/self/status','utf8');console.log(s.match(/^(Uid|CapEff|CapPrm|NoNewPrivs):.*$/gm).join('\\n'));try{require('fs').writeFileSync('/x','')}catch(e){console.log(e.code)}"]);
+      const status = await internet.execIn(id, [
+        'node',
+        '-e',
+        "const s=require('fs').readFileSync('/proc/self/status','utf8');console.log(s.match(/^(Uid|CapEff|CapPrm|NoNewPrivs):.*$/gm).join('\\n'));try{require('fs').writeFileSync('/x','')}catch(e){console.log(e.code)}",
+      ]);
       assert.match(status.stdout, /^Uid:\s+65532\s+65532/m);
       assert.match(status.stdout, /^CapEff:\s+0000000000000000$/m);
       assert.match(status.stdout, /^CapPrm:\s+0000000000000000$/m);
@@ -224,11 +251,19 @@ suite('security: egress — the box leaves only through its own gateway, and onl
   });
 
   test('the gateway killed mid-run: the box gets a readable 502 and no connection at all (never a wider one); the engine side sees it exit', async () => {
-    const victim = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-security-kill', ownerId, env: [], egress: internet.egress(['registry.test']) });
+    const victim = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), {
+      folder: '/tmp/egress-security-kill',
+      ownerId,
+      env: [],
+      egress: internet.egress(['registry.test']),
+    });
     try {
       await shOk(victim, 'cat > /tmp/ca.pem', { stdin: internet.caPem });
       // A run in flight holds a tunnel when the gateway dies.
-      const inFlight = sh(victim, 'exec 3<>/dev/tcp/127.0.0.1/3128; printf "CONNECT registry.test:443 HTTP/1.1\\r\\n\\r\\n" >&3; head -1 <&3; timeout 20 cat <&3 >/dev/null; echo "closed $?"');
+      const inFlight = sh(
+        victim,
+        'exec 3<>/dev/tcp/127.0.0.1/3128; printf "CONNECT registry.test:443 HTTP/1.1\\r\\n\\r\\n" >&3; head -1 <&3; timeout 20 cat <&3 >/dev/null; echo "closed $?"',
+      );
       await new Promise((r) => setTimeout(r, 1000));
       await engine.call('killing the gateway', (d) => d.getContainer(victim.egress!.gatewayId).kill());
       const flight = await inFlight;
@@ -257,7 +292,10 @@ suite('security: egress — the box leaves only through its own gateway, and onl
       `curl -sS --fail --max-time 10 -d "{}" ${ROUTE}/v1/messages`,
     ];
     const holdTunnel = (seconds: number) =>
-      sh(box, `exec 3<>/dev/tcp/127.0.0.1/3128; printf "CONNECT registry.test:443 HTTP/1.1\\r\\n\\r\\n" >&3; head -1 <&3; timeout ${seconds} cat <&3 >/dev/null; echo "closed $?"`);
+      sh(
+        box,
+        `exec 3<>/dev/tcp/127.0.0.1/3128; printf "CONNECT registry.test:443 HTTP/1.1\\r\\n\\r\\n" >&3; head -1 <&3; timeout ${seconds} cat <&3 >/dev/null; echo "closed $?"`,
+      );
     // Controls: every way reaches the allowed host, and a held tunnel stays open (cut by timeout: 124, or 143 where timeout reports the TERM).
     for (const way of ways) {
       const reached = await sh(box, way);
@@ -286,11 +324,21 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     assert.equal(after.exitCode, 0, `allowed again once the offline run ended: ${after.stderr}`);
   });
 
-  test('model key: it goes only to the provider\'s host — a placeholder sent to another allowed host (CONNECT or plain HTTP) stays the placeholder; control: the route delivers the real key', async () => {
-    const route = JSON.parse(await shOk(box, `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -d "{}" ${ROUTE}/v1/messages`)) as { host: string; apiKeySha256: string };
+  test("model key: it goes only to the provider's host — a placeholder sent to another allowed host (CONNECT or plain HTTP) stays the placeholder; control: the route delivers the real key", async () => {
+    const route = JSON.parse(await shOk(box, `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -d "{}" ${ROUTE}/v1/messages`)) as {
+      host: string;
+      apiKeySha256: string;
+    };
     assert.deepEqual({ host: route.host, key: route.apiKeySha256 }, { host: 'api.anthropic.com', key: sha256(MODEL_KEY) });
-    const tunnel = JSON.parse(await shOk(box, `curl -sS --fail --cacert /tmp/ca.pem -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" https://registry.test/v1/messages`)) as { apiKeySha256: string };
-    const plain = JSON.parse(await shOk(box, `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -H "authorization: Bearer ${MODEL_KEY_PLACEHOLDER}" http://api.test/v1/messages`)) as { apiKeySha256: string; authorizationSha256: string };
+    const tunnel = JSON.parse(
+      await shOk(box, `curl -sS --fail --cacert /tmp/ca.pem -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" https://registry.test/v1/messages`),
+    ) as { apiKeySha256: string };
+    const plain = JSON.parse(
+      await shOk(
+        box,
+        `curl -sS --fail -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" -H "authorization: Bearer ${MODEL_KEY_PLACEHOLDER}" http://api.test/v1/messages`,
+      ),
+    ) as { apiKeySha256: string; authorizationSha256: string };
     assert.equal(tunnel.apiKeySha256, sha256(MODEL_KEY_PLACEHOLDER));
     assert.deepEqual([plain.apiKeySha256, plain.authorizationSha256], [sha256(MODEL_KEY_PLACEHOLDER), sha256(`Bearer ${MODEL_KEY_PLACEHOLDER}`)]);
   });
@@ -309,9 +357,17 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     }
     // Absolute-form through the proxy (what an HTTP_PROXY client sends): the request goes to the host it names,
     // as any proxied request, and the gateway adds no key to it, even under the route's path.
-    const absolute = await sh(box, `curl -sS -x http://127.0.0.1:3128 -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" http://api.test/_agent-sandbox/anthropic/v1/messages`);
+    const absolute = await sh(
+      box,
+      `curl -sS -x http://127.0.0.1:3128 -H "x-api-key: ${MODEL_KEY_PLACEHOLDER}" http://api.test/_agent-sandbox/anthropic/v1/messages`,
+    );
     const proxied = JSON.parse(absolute.stdout) as { host: string; url: string; apiKeySha256: string };
-    assert.deepEqual(proxied, { ...proxied, host: 'api.test', url: '/_agent-sandbox/anthropic/v1/messages', apiKeySha256: sha256(MODEL_KEY_PLACEHOLDER) });
+    assert.deepEqual(proxied, {
+      ...proxied,
+      host: 'api.test',
+      url: '/_agent-sandbox/anthropic/v1/messages',
+      apiKeySha256: sha256(MODEL_KEY_PLACEHOLDER),
+    });
     // A CONNECT to the provider's host is an opaque tunnel: the gateway cannot and does not add the key.
     const connect = await sh(box, rawConnect('api.anthropic.com:443'));
     assert.match(connect.stdout, /^HTTP\/1\.1 403[\s\S]*api\.anthropic\.com:443 is not allowed/);
@@ -320,12 +376,17 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     assert.equal((JSON.parse(control.stdout) as { upstream: string }).upstream, 'other', control.stderr);
   });
 
-  test('model key: no other container or box can use this box\'s route — the probe finds no listener, another box\'s route has no key; control: this box\'s route adds it', async () => {
+  test("model key: no other container or box can use this box's route — the probe finds no listener, another box's route has no key; control: this box's route adds it", async () => {
     const gateway = await engine.call('inspecting the gateway', (d) => d.getContainer(box.egress!.gatewayId).inspect());
     const address = gateway.NetworkSettings.Networks[internet.networkName]!.IPAddress;
     const fromProbe = await probeSh(`curl -sS --max-time 5 -d "{}" http://${address}:3128/_agent-sandbox/anthropic/v1/messages; echo "exit $?"`);
     assert.match(fromProbe.stdout, /exit (7|28)/, fromProbe.stdout);
-    const otherBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), { folder: '/tmp/egress-security-keys-b', ownerId, env: [], egress: internet.egress(['registry.test']) });
+    const otherBox = await Box.create(engine, testSettings({ image: TEST_IMAGES.net }), {
+      folder: '/tmp/egress-security-keys-b',
+      ownerId,
+      env: [],
+      egress: internet.egress(['registry.test']),
+    });
     try {
       const viaB = await sh(otherBox, `curl -sS -w "\\n%{http_code}" -d "{}" ${ROUTE}/v1/messages`);
       assert.match(viaB.stdout, /no Anthropic API key is stored[\s\S]*\n403$/);
@@ -336,11 +397,15 @@ suite('security: egress — the box leaves only through its own gateway, and onl
     assert.equal(control.apiKeySha256, sha256(MODEL_KEY));
   });
 
-  test('model key: the box cannot read it — not in its environment, not in the egress volume its relay mounts, not in the gateway\'s configuration; control: the gateway holds it in memory only', async () => {
+  test("model key: the box cannot read it — not in its environment, not in the egress volume its relay mounts, not in the gateway's configuration; control: the gateway holds it in memory only", async () => {
     const pattern = `${MODEL_KEY.slice(0, 6)}[${MODEL_KEY[6]}]${MODEL_KEY.slice(7)}`;
     const inBox = await sh(box, `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}'; true`);
     assert.equal(inBox.stdout.trim(), '0');
-    const relayView = await internet.execIn(box.egress!.gatewayId, ['sh', '-c', `grep -r -l -s '${pattern}' /egress; cat /proc/1/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}'; true`]);
+    const relayView = await internet.execIn(box.egress!.gatewayId, [
+      'sh',
+      '-c',
+      `grep -r -l -s '${pattern}' /egress; cat /proc/1/environ /proc/*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}'; true`,
+    ]);
     assert.equal(relayView.stdout.trim(), '0');
     const inspected = await engine.call('inspecting the gateway', (d) => d.getContainer(box.egress!.gatewayId).inspect());
     assert.ok(!JSON.stringify(inspected).includes(MODEL_KEY));

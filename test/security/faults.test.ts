@@ -210,7 +210,6 @@ function dockerdPid(dir: string): number | undefined {
   }
 }
 
-
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
@@ -376,7 +375,7 @@ suite('faults on a private second Docker engine: the daemon stopped, the engine 
     assert.equal(readFileSync(path.join(folder, 'a.txt'), 'utf8'), 'alpha\nmore\n');
     assert.equal(readFileSync(path.join(folder, 'new.txt'), 'utf8'), 'proposed\n');
   });
-  test('an engine server SIGKILLed during a run: the next server removes the dead one\'s box and volume as orphans and restores the pending review', async function () {
+  test("an engine server SIGKILLed during a run: the next server removes the dead one's box and volume as orphans and restores the pending review", async function () {
     this.timeout(300_000);
     // The daemon case above restarts the engine; should it have failed half-way, this starts it again.
     startPrivateEngine(engineDir);
@@ -405,7 +404,7 @@ suite('faults on a private second Docker engine: the daemon stopped, the engine 
     assert.equal(left.Config.Labels?.[LABEL_OWNER_PID], String(first.process.pid));
     assert.equal(left.Config.Labels?.[LABEL_FOLDER], folder);
     assert.equal(left.State.Running, true, 'the orphan box outlived its server');
-    const top = await docker.call('listing the orphan\'s processes', (d) => d.getContainer(box.containerId).top({ ps_args: '-o pid,args' }));
+    const top = await docker.call("listing the orphan's processes", (d) => d.getContainer(box.containerId).top({ ps_args: '-o pid,args' }));
     assert.ok(JSON.stringify(top.Processes).includes('tick'), `the run still goes on in the orphan: ${JSON.stringify(top.Processes)}`);
 
     const second = await startServer({ storagePath: storage, env });
@@ -462,16 +461,23 @@ suite('faults: the box is killed or removed from outside (shared engine)', () =>
 
       if (fault === 'killed (docker kill)') {
         await engine.call('killing the test box', (d) => d.getContainer(box.containerId).kill());
-        await waitFor(async () => {
-          const info = await engine.call('inspecting the test box', (d) => d.getContainer(box.containerId).inspect());
-          return !info.State.Running;
-        }, 60_000, 'the killed box still runs');
+        await waitFor(
+          async () => {
+            const info = await engine.call('inspecting the test box', (d) => d.getContainer(box.containerId).inspect());
+            return !info.State.Running;
+          },
+          60_000,
+          'the killed box still runs',
+        );
       } else {
         await engine.call('removing the test box', (d) => d.getContainer(box.containerId).remove({ force: true }));
         assert.equal(await containerExists(engine, box.containerId), false);
       }
 
-      const error = await rejection(s.connection.sendRequest(ExecRequest.type, { folder, command: 'echo after > after.txt' }), 'a run in the dead box');
+      const error = await rejection(
+        s.connection.sendRequest(ExecRequest.type, { folder, command: 'echo after > after.txt' }),
+        'a run in the dead box',
+      );
       assert.equal(error.data?.reason, 'no-box', error.message);
       assert.match(error.message, /box/i);
       assert.match(error.message, /next run starts a fresh box/i, error.message);
@@ -558,7 +564,11 @@ suite('faults: the host disk fills up during apply (a real 4 MiB tmpfs)', functi
       const allowed = [before.get(rel), proposal && `file ${sha256(proposal)}`];
       assert.ok(allowed.includes(state), `${rel} is neither its old nor its new content (${state})`);
     }
-    assert.deepEqual([...after.keys()].filter((rel) => /agent-sandbox|\.tmp$/.test(rel)), [], 'no temporary file is left in the folder');
+    assert.deepEqual(
+      [...after.keys()].filter((rel) => /agent-sandbox|\.tmp$/.test(rel)),
+      [],
+      'no temporary file is left in the folder',
+    );
     assert.deepEqual(after, before, 'nothing in the workspace changed');
 
     const pending = await s.connection.sendRequest(PendingChangesRequest.type, { folder });

@@ -31,10 +31,7 @@ async function tempDir(label: string): Promise<string> {
 }
 
 function openSession(folder: string, settings: Partial<BoxSettings> = {}): Promise<BoxSession> {
-  return BoxSession.open(
-    { engine: engine!, settings: testSettings(settings), folder, ownerId, env: [], log: () => undefined },
-    () => undefined,
-  );
+  return BoxSession.open({ engine: engine!, settings: testSettings(settings), folder, ownerId, env: [], log: () => undefined }, () => undefined);
 }
 
 /** Paths in the box's /workspace whose content holds `marker` (grep -r, so also in .git objects' plain text). */
@@ -257,7 +254,10 @@ suite('host leaks: git history and git configs (agentSandbox.gitHistory)', () =>
 
     // The box's .git is its own: never pending; the host's .git is never caught up.
     const changes = await session.collect();
-    assert.deepEqual(changes.changes.map((c) => c.path), ['src/app.js']);
+    assert.deepEqual(
+      changes.changes.map((c) => c.path),
+      ['src/app.js'],
+    );
     assert.deepEqual(changes.refused, []);
     hostGit(fixture.folder, 'commit', '-q', '--allow-empty', '-m', 'a host commit after the mirror');
     await writeTree(fixture.folder, { 'host-edit.txt': 'edited on the host\n' });

@@ -66,7 +66,12 @@ async function makeArena(extra: Record<string, string | null> = {}): Promise<Are
   const folder = path.join(parent, WORKSPACE_DIR);
   await writeTree(folder, { ...BASE_WORKSPACE, ...extra });
   await fs.chmod(path.join(folder, 'run.sh'), 0o755);
-  await writeTree(parent, { 'secret.txt': 'top secret\n', 'outside/secret.txt': 'outside secret\n', 'outside/sub/deep.txt': 'deep\n', 'outside/tool.sh': '#!/bin/sh\n' });
+  await writeTree(parent, {
+    'secret.txt': 'top secret\n',
+    'outside/secret.txt': 'outside secret\n',
+    'outside/sub/deep.txt': 'deep\n',
+    'outside/tool.sh': '#!/bin/sh\n',
+  });
   await fs.chmod(path.join(parent, 'secret.txt'), 0o600);
   await fs.chmod(path.join(parent, 'outside', 'tool.sh'), 0o755);
   // Links in the real workspace that point at the sentinels: never sent, never followed, never replaced.
@@ -80,11 +85,12 @@ async function makeArena(extra: Record<string, string | null> = {}): Promise<Are
   return { parent, folder, initial: await snapshotTree(parent) };
 }
 
-
 /** A name as bytes: UTF-8 text when it is valid UTF-8, else with `\xNN` escapes (so a lossy name cannot hide). */
 function nameOf(raw: Buffer): string {
   const text = raw.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(raw) ? text : [...raw].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+  return Buffer.from(text, 'utf8').equals(raw)
+    ? text
+    : [...raw].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
 }
 
 /** Every entry below `root` (root itself as '.'), read with lstat and byte names, never through a link. */
@@ -94,7 +100,10 @@ async function snapshotTree(root: string): Promise<TreeSnapshot> {
     const stat = await fs.lstat(absolute);
     const type = stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'other';
     const state: NodeState = { type, mode: stat.mode, nlink: stat.nlink, size: type === 'directory' ? 0 : stat.size };
-    if (type === 'file') state.sha256 = createHash('sha256').update(await fs.readFile(absolute)).digest('hex');
+    if (type === 'file')
+      state.sha256 = createHash('sha256')
+        .update(await fs.readFile(absolute))
+        .digest('hex');
     if (type === 'symlink') state.target = nameOf(await fs.readlink(absolute, { encoding: 'buffer' }));
     const inWorkspace = rel === WORKSPACE_DIR || rel.startsWith(`${WORKSPACE_DIR}/`);
     if (!inWorkspace) state.mtimeMs = stat.mtimeMs;
@@ -116,11 +125,17 @@ function outsidePart(snapshot: TreeSnapshot): Record<string, NodeState> {
 
 /** The workspace part, keyed by workspace-relative path. */
 function workspacePart(snapshot: TreeSnapshot): Map<string, NodeState> {
-  return new Map([...snapshot].filter(([rel]) => rel.startsWith(`${WORKSPACE_DIR}/`)).map(([rel, state]) => [rel.slice(WORKSPACE_DIR.length + 1), state]));
+  return new Map(
+    [...snapshot].filter(([rel]) => rel.startsWith(`${WORKSPACE_DIR}/`)).map(([rel, state]) => [rel.slice(WORKSPACE_DIR.length + 1), state]),
+  );
 }
 
 function assertOutsideUnchanged(arena: Arena, after: TreeSnapshot): void {
-  assert.deepEqual(outsidePart(after), outsidePart(arena.initial), 'nothing outside the workspace folder changed (byte for byte, modes, types, mtimes)');
+  assert.deepEqual(
+    outsidePart(after),
+    outsidePart(arena.initial),
+    'nothing outside the workspace folder changed (byte for byte, modes, types, mtimes)',
+  );
   const ws = workspacePart(after);
   assert.deepEqual(ws.get('escape'), workspacePart(arena.initial).get('escape'), 'the workspace link to ../outside is untouched');
   assert.deepEqual(ws.get('secret-link'), workspacePart(arena.initial).get('secret-link'), 'the workspace link to ../secret.txt is untouched');
@@ -132,7 +147,12 @@ function assertOutsideUnchanged(arena: Arena, after: TreeSnapshot): void {
  * entry is as it was (implied parent directories of applied paths may be new). No regular file has a second
  * link and no temp file is left.
  */
-function assertWorkspaceFollowsChanges(before: Map<string, NodeState>, after: Map<string, NodeState>, changes: ChangeEntry[], applied: string[]): void {
+function assertWorkspaceFollowsChanges(
+  before: Map<string, NodeState>,
+  after: Map<string, NodeState>,
+  changes: ChangeEntry[],
+  applied: string[],
+): void {
   const done = changes.filter((c) => applied.includes(c.path));
   const gone = new Set<string>();
   const touched = new Set<string>();
@@ -184,7 +204,14 @@ const arenas: string[] = [];
 
 async function openSession(arena: Arena, image: ImageName, settings: Partial<BoxSettings> = {}): Promise<BoxSession> {
   return BoxSession.open(
-    { engine: engine!, settings: testSettings({ image: TEST_IMAGES[image], ...settings }), folder: arena.folder, ownerId, env: [], log: () => undefined },
+    {
+      engine: engine!,
+      settings: testSettings({ image: TEST_IMAGES[image], ...settings }),
+      folder: arena.folder,
+      ownerId,
+      env: [],
+      log: () => undefined,
+    },
     () => undefined,
   );
 }
@@ -204,7 +231,11 @@ interface CaseResult {
  * again: what was applied is no longer pending, what was refused still is. The session is left open for the
  * case's own checks; `runCase` callers remove it.
  */
-async function runCase(image: ImageName, attack: string, options: { extra?: Record<string, string | null>; settings?: Partial<BoxSettings>; timeoutMs?: number } = {}): Promise<CaseResult> {
+async function runCase(
+  image: ImageName,
+  attack: string,
+  options: { extra?: Record<string, string | null>; settings?: Partial<BoxSettings>; timeoutMs?: number } = {},
+): Promise<CaseResult> {
   const arena = await makeArena(options.extra);
   arenas.push(arena.parent);
   const session = await openSession(arena, image, options.settings);
@@ -239,7 +270,12 @@ function changesOf(changeSet: ChangeSet): [string, string, string][] {
   return changeSet.changes.map((c) => [c.path, c.kind, c.type]);
 }
 
-async function withCase(image: ImageName, attack: string, check: (r: CaseResult) => Promise<void> | void, options?: Parameters<typeof runCase>[2]): Promise<void> {
+async function withCase(
+  image: ImageName,
+  attack: string,
+  check: (r: CaseResult) => Promise<void> | void,
+  options?: Parameters<typeof runCase>[2],
+): Promise<void> {
   const result = await runCase(image, attack, options);
   try {
     await check(result);
@@ -279,21 +315,25 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
   for (const image of ['busybox', 'node'] as const) {
     suite(`${image} image`, () => {
       test('a file replaced by a symlink to a host path (/etc/passwd, ../outside/secret.txt, ../../secret.txt, ../../outside) is refused as symlink-outside; apply leaves the real files as they were', async () => {
-        await withCase(image, 'ln -sf /etc/passwd README.md && ln -s ../outside/secret.txt notes.txt && ln -sf ../../secret.txt src/app.js && ln -s ../../outside docs/up', (r) => {
-          assert.deepEqual(refusedOf(r.changeSet), [
-            ['README.md', 'symlink-outside'],
-            ['docs/up', 'symlink-outside'],
-            ['notes.txt', 'symlink-outside'],
-            ['src/app.js', 'symlink-outside'],
-          ]);
-          assert.match(r.changeSet.refused.find((e) => e.path === 'README.md')!.detail, /\/etc\/passwd/);
-          assert.deepEqual(changesOf(r.changeSet), [], 'nothing is proposed, not even README.md as deleted');
-          assert.deepEqual(r.applied, []);
-          const ws = workspacePart(r.after);
-          assert.equal(ws.get('README.md')?.type, 'file');
-          assert.equal(ws.get('README.md')?.sha256, sha('# demo\n'), 'README.md keeps its content');
-          assert.equal(ws.get('src/app.js')?.sha256, sha('console.log(1);\n'));
-        });
+        await withCase(
+          image,
+          'ln -sf /etc/passwd README.md && ln -s ../outside/secret.txt notes.txt && ln -sf ../../secret.txt src/app.js && ln -s ../../outside docs/up',
+          (r) => {
+            assert.deepEqual(refusedOf(r.changeSet), [
+              ['README.md', 'symlink-outside'],
+              ['docs/up', 'symlink-outside'],
+              ['notes.txt', 'symlink-outside'],
+              ['src/app.js', 'symlink-outside'],
+            ]);
+            assert.match(r.changeSet.refused.find((e) => e.path === 'README.md')!.detail, /\/etc\/passwd/);
+            assert.deepEqual(changesOf(r.changeSet), [], 'nothing is proposed, not even README.md as deleted');
+            assert.deepEqual(r.applied, []);
+            const ws = workspacePart(r.after);
+            assert.equal(ws.get('README.md')?.type, 'file');
+            assert.equal(ws.get('README.md')?.sha256, sha('# demo\n'), 'README.md keeps its content');
+            assert.equal(ws.get('src/app.js')?.sha256, sha('console.log(1);\n'));
+          },
+        );
       });
 
       test('a symlinked directory pointing out with a file written through it (ln -s /tmp d; ln -s .. up) is refused; the file lands outside /workspace in the box and is never proposed', async () => {
@@ -383,22 +423,30 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
       });
 
       test('setuid and setgid bits set by the box (chmod u+s on an own file, g+s on a directory) are refused as setuid-setgid; the real files keep their modes', async () => {
-        await withCase(image, 'chmod u+s run.sh && echo x > new-suid && chmod 4755 new-suid && mkdir sg && chmod g+s sg && echo y > sg/inside && chmod 2755 src/app.js', async (r) => {
-          assert.equal(await shOk(r.session.box, 'stat -c %a run.sh new-suid sg src/app.js'), '4755\n4755\n2755\n2755\n', 'control: the bits are really set in the box');
-          assert.deepEqual(refusedOf(r.changeSet), [
-            ['new-suid', 'setuid-setgid'],
-            ['run.sh', 'setuid-setgid'],
-            ['sg', 'setuid-setgid'],
-            ['src/app.js', 'setuid-setgid'],
-          ]);
-          // What is below a refused directory is still a plain file; it is proposed and applied without the bit.
-          assert.deepEqual(changesOf(r.changeSet), [['sg/inside', 'added', 'file']]);
-          const ws = workspacePart(r.after);
-          assert.equal(ws.get('run.sh')!.mode & 0o7777, 0o755);
-          assert.equal(ws.get('src/app.js')!.mode & 0o7777, 0o644);
-          assert.equal(ws.get('sg')!.mode & 0o7000, 0, 'the implied parent directory has no setgid bit');
-          for (const [p, state] of ws) assert.equal(state.mode & 0o6000, 0, `${p} has no setuid/setgid bit`);
-        });
+        await withCase(
+          image,
+          'chmod u+s run.sh && echo x > new-suid && chmod 4755 new-suid && mkdir sg && chmod g+s sg && echo y > sg/inside && chmod 2755 src/app.js',
+          async (r) => {
+            assert.equal(
+              await shOk(r.session.box, 'stat -c %a run.sh new-suid sg src/app.js'),
+              '4755\n4755\n2755\n2755\n',
+              'control: the bits are really set in the box',
+            );
+            assert.deepEqual(refusedOf(r.changeSet), [
+              ['new-suid', 'setuid-setgid'],
+              ['run.sh', 'setuid-setgid'],
+              ['sg', 'setuid-setgid'],
+              ['src/app.js', 'setuid-setgid'],
+            ]);
+            // What is below a refused directory is still a plain file; it is proposed and applied without the bit.
+            assert.deepEqual(changesOf(r.changeSet), [['sg/inside', 'added', 'file']]);
+            const ws = workspacePart(r.after);
+            assert.equal(ws.get('run.sh')!.mode & 0o7777, 0o755);
+            assert.equal(ws.get('src/app.js')!.mode & 0o7777, 0o644);
+            assert.equal(ws.get('sg')!.mode & 0o7000, 0, 'the implied parent directory has no setgid bit');
+            for (const [p, state] of ws) assert.equal(state.mode & 0o6000, 0, `${p} has no setuid/setgid bit`);
+          },
+        );
       });
 
       test('a 255-byte file name is collected and applied under exactly that name', async () => {
@@ -429,9 +477,13 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
           );
           // Every non-UTF-8 entry is listed (its name as decoded, with U+FFFD where the bytes were).
           // (A directory refused for its name is listed with its tar name's trailing slash by the archive collect.)
-          assert.deepEqual(refused.map(([p]) => p.replace(/\/$/, '')).sort(), ['bad\uFFFDname', 'badlink', 'caf\uFFFD', 'd\uFFFD', 'd\uFFFD/inner'].sort());
+          assert.deepEqual(
+            refused.map(([p]) => p.replace(/\/$/, '')).sort(),
+            ['bad\uFFFDname', 'badlink', 'caf\uFFFD', 'd\uFFFD', 'd\uFFFD/inner'].sort(),
+          );
           assert.deepEqual(changesOf(r.changeSet), []);
-          for (const p of workspacePart(r.after).keys()) assert.ok(!p.includes('\uFFFD') && !p.includes('\\x'), `no look-alike or raw name ${JSON.stringify(p)} in the workspace`);
+          for (const p of workspacePart(r.after).keys())
+            assert.ok(!p.includes('\uFFFD') && !p.includes('\\x'), `no look-alike or raw name ${JSON.stringify(p)} in the workspace`);
         });
       });
 
@@ -453,20 +505,24 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
       });
 
       // busybox has no tool that binds a unix socket; node does.
-      if (image === 'node') test('a unix socket created in the box is never proposed nor applied', async () => {
-        await withCase(image, `node -e "require('net').createServer().listen('/workspace/sock', () => process.exit(0))" && test -S sock`, (r) => {
-          assert.deepEqual(changesOf(r.changeSet), []);
-          for (const [p] of refusedOf(r.changeSet)) assert.equal(p, 'sock', 'only the socket itself may be listed as refused');
-          assert.equal(workspacePart(r.after).get('sock'), undefined);
+      if (image === 'node')
+        test('a unix socket created in the box is never proposed nor applied', async () => {
+          await withCase(image, `node -e "require('net').createServer().listen('/workspace/sock', () => process.exit(0))" && test -S sock`, (r) => {
+            assert.deepEqual(changesOf(r.changeSet), []);
+            for (const [p] of refusedOf(r.changeSet)) assert.equal(p, 'sock', 'only the socket itself may be listed as refused');
+            assert.equal(workspacePart(r.after).get('sock'), undefined);
+          });
         });
-      });
 
       test('a directory made in the box where the workspace has a symlink pointing outside (escape -> ../outside): its files are conflicts, nothing is written through the link, the rest is applied', async () => {
         const arena = await makeArena();
         arenas.push(arena.parent);
         const session = await openSession(arena, image);
         try {
-          await shOk(session.box, 'test ! -e escape && mkdir escape && echo pwned > escape/secret.txt && mkdir -p secret-link && echo pwned > secret-link/x && echo ok > fine.txt');
+          await shOk(
+            session.box,
+            'test ! -e escape && mkdir escape && echo pwned > escape/secret.txt && mkdir -p secret-link && echo pwned > secret-link/x && echo ok > fine.txt',
+          );
           const changeSet = structuredClone(await session.collect());
           assert.deepEqual(refusedOf(changeSet), []);
           assert.deepEqual(changesOf(changeSet), [
@@ -475,14 +531,19 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
             ['secret-link/x', 'added', 'file'],
           ]);
           const plan = await session.planApply({});
-          assert.deepEqual(plan.conflicts.map((c) => c.path), ['escape/secret.txt', 'secret-link/x']);
-          for (const c of plan.conflicts) assert.match(c.reason, /a symbolic link that leads outside the folder in the workspace; nothing is written at or through it/);
+          assert.deepEqual(
+            plan.conflicts.map((c) => c.path),
+            ['escape/secret.txt', 'secret-link/x'],
+          );
+          for (const c of plan.conflicts)
+            assert.match(c.reason, /a symbolic link that leads outside the folder in the workspace; nothing is written at or through it/);
           const result = await session.apply({});
           assert.deepEqual(result.applied, ['fine.txt']);
           assert.deepEqual(result.conflicts, ['escape/secret.txt', 'secret-link/x']);
           assertOutsideUnchanged(arena, await snapshotTree(arena.parent));
-          assert.equal((await fs.readFile(path.join(arena.parent, 'outside', 'secret.txt'), 'utf8')), 'outside secret\n');
-          for (const link of ['escape', 'secret-link']) assert.ok((await fs.lstat(path.join(arena.folder, link))).isSymbolicLink(), `${link} is still a link`);
+          assert.equal(await fs.readFile(path.join(arena.parent, 'outside', 'secret.txt'), 'utf8'), 'outside secret\n');
+          for (const link of ['escape', 'secret-link'])
+            assert.ok((await fs.lstat(path.join(arena.folder, link))).isSymbolicLink(), `${link} is still a link`);
         } finally {
           await session.remove().catch(() => undefined);
         }
@@ -532,7 +593,9 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
         const makeSeconds = (Date.now() - made) / 1000;
         const { value: collected, peakGrowthMiB, seconds } = await measured(() => session.collect());
         const changeSet = structuredClone(collected);
-        console.log(`      [${image}] 200k files: made in ${makeSeconds.toFixed(1)} s; collect ${seconds.toFixed(1)} s, peak RSS growth ${peakGrowthMiB.toFixed(0)} MiB`);
+        console.log(
+          `      [${image}] 200k files: made in ${makeSeconds.toFixed(1)} s; collect ${seconds.toFixed(1)} s, peak RSS growth ${peakGrowthMiB.toFixed(0)} MiB`,
+        );
         assert.equal(changeSet.changes.length, 200_000);
         assert.ok(changeSet.changes.every((c) => c.kind === 'added' && c.type === 'file' && c.path.startsWith('t/')));
         assert.deepEqual(changeSet.refused, []);
@@ -570,7 +633,22 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
     }
     const control = spawnSync(
       'docker',
-      ['run', '--rm', '--network', 'none', '--user', '0', '--label', `${LABEL_MANAGED}=true`, '--label', `${LABEL_OWNER}=${ownerId}`, TEST_IMAGES.busybox, 'sh', '-c', 'mknod /tmp/null c 1 3 && ls -l /tmp/null'],
+      [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--user',
+        '0',
+        '--label',
+        `${LABEL_MANAGED}=true`,
+        '--label',
+        `${LABEL_OWNER}=${ownerId}`,
+        TEST_IMAGES.busybox,
+        'sh',
+        '-c',
+        'mknod /tmp/null c 1 3 && ls -l /tmp/null',
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
     assert.equal(control.status, 0, `control container failed: ${control.stderr}`);
@@ -583,10 +661,13 @@ suite('hostile box contents: collect refuses and lists them, apply writes nothin
       // cd -P: a logical cd gives up once $PWD would pass PATH_MAX; the kernel does not care about depth.
       const attack = `i=0; while [ $i -lt 25 ]; do mkdir ${segment} && cd -P ${segment} || exit 1; i=$((i+1)); done; echo deep > f && test "$(pwd -P | wc -c)" -gt 5000`;
       await withCase(image, attack, (r) => {
-        for (const [p, reason] of refusedOf(r.changeSet)) assert.ok(Buffer.byteLength(p) >= 4096 && reason === 'invalid-name', `only an over-long name may be refused (${reason})`);
+        for (const [p, reason] of refusedOf(r.changeSet))
+          assert.ok(Buffer.byteLength(p) >= 4096 && reason === 'invalid-name', `only an over-long name may be refused (${reason})`);
         for (const c of r.changeSet.changes) assert.ok(Buffer.byteLength(c.path) < 4096, 'only names under PATH_MAX are proposed');
         assert.ok(r.changeSet.changes.length >= 1);
-        console.log(`      [${image}] deep path: ${r.changeSet.changes.length} change(s), deepest ${Math.max(...r.changeSet.changes.map((c) => c.path.length))} bytes; ${r.changeSet.refused.length} refused`);
+        console.log(
+          `      [${image}] deep path: ${r.changeSet.changes.length} change(s), deepest ${Math.max(...r.changeSet.changes.map((c) => c.path.length))} bytes; ${r.changeSet.refused.length} refused`,
+        );
       });
     });
   }
@@ -627,7 +708,10 @@ async function craftedCase(build: (arena: Arena, workspace: TarEntrySpec[]) => T
 }
 
 /** The workspace as the box would list it unchanged, so that only the hostile entries after it differ. */
-async function workspaceAsTar(folder: string, baseline: Map<string, { path: string; type: string; mode: number; linkTarget?: string }>): Promise<TarEntrySpec[]> {
+async function workspaceAsTar(
+  folder: string,
+  baseline: Map<string, { path: string; type: string; mode: number; linkTarget?: string }>,
+): Promise<TarEntrySpec[]> {
   const entries: TarEntrySpec[] = [{ name: 'workspace/', type: 'directory' }];
   for (const e of [...baseline.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
     if (e.type === 'directory') entries.push({ name: `workspace/${e.path}/`, type: 'directory', mode: e.mode });
@@ -691,11 +775,14 @@ suite('hostile crafted tars (names the engine never emits): refused and listed, 
         { name: 'C:/x', type: 'file', content: 'x' },
       ];
     });
-    assert.deepEqual(refusedOf(r.changeSet), [
-      ['/etc/passwd', 'absolute-path'],
-      [target, 'absolute-path'],
-      ['C:/x', 'absolute-path'],
-    ].sort(([a], [b]) => (a < b ? -1 : 1)) as [string, RefusedReason][]);
+    assert.deepEqual(
+      refusedOf(r.changeSet),
+      [
+        ['/etc/passwd', 'absolute-path'],
+        [target, 'absolute-path'],
+        ['C:/x', 'absolute-path'],
+      ].sort(([a], [b]) => (a < b ? -1 : 1)) as [string, RefusedReason][],
+    );
     assert.deepEqual(changesOf(r.changeSet), []);
   });
 
@@ -756,11 +843,17 @@ suite('hostile crafted tars (names the engine never emits): refused and listed, 
     );
     const changeSet = computeChangeSet(arena.folder, baseline, tree);
     const onlyNew = changeSet.changes;
-    assert.deepEqual(changesOf(changeSet), [['escape/secret.txt', 'added', 'file'], ['secret-link/x', 'added', 'file']]);
+    assert.deepEqual(changesOf(changeSet), [
+      ['escape/secret.txt', 'added', 'file'],
+      ['secret-link/x', 'added', 'file'],
+    ]);
     const before = await snapshotTree(arena.parent);
     for (const change of onlyNew) {
       const plan = planApply({ baseline, changes: [change], current: await scanWorkspace(arena.folder, filter) });
-      await assert.rejects(applyToFolder(arena.folder, plan, (p) => tree.contents.get(p)!), (e) => SandboxError.is(e, 'path-outside-workspace'));
+      await assert.rejects(
+        applyToFolder(arena.folder, plan, (p) => tree.contents.get(p)!),
+        (e) => SandboxError.is(e, 'path-outside-workspace'),
+      );
     }
     assert.deepEqual(await snapshotTree(arena.parent), before);
     assertOutsideUnchanged(arena, before);
@@ -814,7 +907,9 @@ suite('hostile crafted tars (names the engine never emits): refused and listed, 
     const r = await craftedCase((_arena, workspace) =>
       Readable.from([
         ...workspace.map((e) =>
-          e.type === 'directory' ? rawUstarEntry(Buffer.from(e.name), Buffer.alloc(0), '5', e.mode ?? 0o755) : rawUstarEntry(Buffer.from(e.name), Buffer.from(e.content ?? ''), '0', e.mode ?? 0o644),
+          e.type === 'directory'
+            ? rawUstarEntry(Buffer.from(e.name), Buffer.alloc(0), '5', e.mode ?? 0o755)
+            : rawUstarEntry(Buffer.from(e.name), Buffer.from(e.content ?? ''), '0', e.mode ?? 0o644),
         ),
         rawUstarEntry(Buffer.concat([Buffer.from('workspace/'), Buffer.from([0xff]), Buffer.from('.txt')]), Buffer.from('pwned')),
         rawUstarEntry(Buffer.from('workspace/plain.txt'), Buffer.from('ok')),
@@ -830,4 +925,3 @@ suite('hostile crafted tars (names the engine never emits): refused and listed, 
 function sha(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
-

@@ -354,7 +354,9 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
         .flat()
         .filter((a): a is os.NetworkInterfaceInfo => !!a && !(a.family === 'IPv6' && a.address.startsWith('fe80')))
         .map((a) => a.address);
-      return [...new Set(['127.0.0.1', ...all])].filter((a) => tcp.address() && (a.includes(':') ? (tcp.address() as net.AddressInfo).family === 'IPv6' : true));
+      return [...new Set(['127.0.0.1', ...all])].filter(
+        (a) => tcp.address() && (a.includes(':') ? (tcp.address() as net.AddressInfo).family === 'IPv6' : true),
+      );
     }
 
     async function hostConnects(to: net.NetConnectOpts): Promise<string> {
@@ -374,17 +376,21 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
       const fromBox = await probe(box, 'tcp', [{ host: '127.0.0.1', port }]);
       assert.equal(fromBox[`127.0.0.1 ${port}`], 'ECONNREFUSED');
       const own = await probe(box, 'own-loopback', [port]);
-      assert.equal(own.own, 'OK', 'control: TCP works on the box\'s own loopback');
+      assert.equal(own.own, 'OK', "control: TCP works on the box's own loopback");
     });
 
-    test("TCP to every address of the host fails from the box: loopback refused, every other address unreachable (ENETUNREACH)", async () => {
+    test('TCP to every address of the host fails from the box: loopback refused, every other address unreachable (ENETUNREACH)', async () => {
       const port = (tcp.address() as net.AddressInfo).port;
       const addresses = hostAddresses();
       assert.ok(addresses.length >= 2, `the host should have an address besides loopback: ${addresses}`);
       for (const host of addresses) {
         assert.equal(await hostConnects({ host, port }), 'OK', `control: the host reaches its listener on ${host}`);
       }
-      const fromBox = await probe(box, 'tcp', addresses.map((host) => ({ host, port })));
+      const fromBox = await probe(
+        box,
+        'tcp',
+        addresses.map((host) => ({ host, port })),
+      );
       for (const host of addresses) {
         const got = fromBox[`${host} ${port}`];
         if (host === '127.0.0.1' || host === '::1') assert.match(got, /^(ECONNREFUSED|EADDRNOTAVAIL|ENETUNREACH)$/, `${host}: ${got}`);
@@ -407,7 +413,9 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
     });
 
     test('no Docker socket is reachable: docker.sock paths and the engine socket are absent (ENOENT), none exists anywhere, and a host abstract socket is refused', async () => {
-      const engineSocket = (process.env.DOCKER_HOST ?? '').startsWith('unix://') ? process.env.DOCKER_HOST!.slice('unix://'.length) : '/var/run/docker.sock';
+      const engineSocket = (process.env.DOCKER_HOST ?? '').startsWith('unix://')
+        ? process.env.DOCKER_HOST!.slice('unix://'.length)
+        : '/var/run/docker.sock';
       const paths = [
         '/var/run/docker.sock',
         '/run/docker.sock',
@@ -437,9 +445,16 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
     let server: EngineServerProcess | undefined;
     process.env[name] = value;
     try {
-      server = await startEngineServer({ box: { image: TEST_IMAGES.busybox, memoryMiB: 128, idleTimeoutMinutes: 0 }, env: { ...process.env, [name]: value } });
+      server = await startEngineServer({
+        box: { image: TEST_IMAGES.busybox, memoryMiB: 128, idleTimeoutMinutes: 0 },
+        env: { ...process.env, [name]: value },
+      });
       const connection: ProtocolConnection = server.connection;
-      assert.match(readFileSync(`/proc/${server.process.pid}/environ`, 'utf8'), new RegExp(`${name}=${value}`), 'control: the server process has the marker');
+      assert.match(
+        readFileSync(`/proc/${server.process.pid}/environ`, 'utf8'),
+        new RegExp(`${name}=${value}`),
+        'control: the server process has the marker',
+      );
       await connection.sendRequest(EnsureBoxRequest.type, { folder: serverFolder });
       const look = 'env; echo ---; cat /proc/1/environ; echo; echo ---; for f in /proc/[0-9]*/environ; do cat "$f"; echo; done 2>/dev/null';
       const run = await connection.sendRequest(ExecRequest.type, { folder: serverFolder, command: look });
@@ -477,7 +492,27 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
   });
 
   test('writing outside /workspace, /tmp and $HOME fails: /, /etc, /usr, /var, /root, /home, /proc, /sys, /dev, system files, the init binary and /workspace/.. (EROFS/EACCES/ENOENT)', async () => {
-    const targets = ['/', '/etc', '/usr', '/usr/local/bin', '/var', '/root', '/home', '/opt', '/run', '/proc', '/sys', '/sys/fs/cgroup', '/dev', '/workspace/../escape', '/etc/passwd', '/usr/local/bin/node', '/bin/sh', '/sbin/docker-init', '/proc/1/exe'];
+    const targets = [
+      '/',
+      '/etc',
+      '/usr',
+      '/usr/local/bin',
+      '/var',
+      '/root',
+      '/home',
+      '/opt',
+      '/run',
+      '/proc',
+      '/sys',
+      '/sys/fs/cgroup',
+      '/dev',
+      '/workspace/../escape',
+      '/etc/passwd',
+      '/usr/local/bin/node',
+      '/bin/sh',
+      '/sbin/docker-init',
+      '/proc/1/exe',
+    ];
     const result = await probe(box, 'write', targets);
     // Directories on the read-only root: EROFS. /proc takes no new files; /dev and the cgroup tmpfs are root's.
     const expected: Record<string, RegExp> = { '/proc': /^ENOENT$/, '/dev': /^EACCES$/, '/sys/fs/cgroup': /^EACCES$/ };
@@ -514,7 +549,12 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
  * removed, and the attack program planted as a setuid-root file in its /workspace. Labelled with the suite's
  * owner, so teardown removes it with everything else.
  */
-async function createControlBox(engine: DockerEngine, ownerId: string, folder: string, binary: Buffer): Promise<{ containerId: string; hostPid: number }> {
+async function createControlBox(
+  engine: DockerEngine,
+  ownerId: string,
+  folder: string,
+  binary: Buffer,
+): Promise<{ containerId: string; hostPid: number }> {
   const settings = testSettings({ image: TEST_IMAGES.node });
   const { name, volumeName } = boxNames(`${folder}-control`);
   const labels = boxLabels({ folder: `${folder}-control`, ownerId, ownerPid: process.pid, ownerHost: os.hostname() });

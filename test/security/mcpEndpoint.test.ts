@@ -32,7 +32,10 @@ suite('security: the MCP endpoint — only its user reaches the box through it',
     if (process.getuid?.() !== 0) throw new Error('the security tier runs as root: it needs to act as another user');
     root = mkdtempSync(path.join(os.tmpdir(), 'as-mcp-sec-'));
     chmodSync(root, 0o755);
-    server = await startEngineServer({ box: { image: 'agent-sandbox-test/busybox' }, env: { ...process.env, AGENT_SANDBOX_MCP_DIR: path.join(root, 'sockets') } });
+    server = await startEngineServer({
+      box: { image: 'agent-sandbox-test/busybox' },
+      env: { ...process.env, AGENT_SANDBOX_MCP_DIR: path.join(root, 'sockets') },
+    });
     ({ socketPath } = await server.connection.sendRequest(McpListenRequest.type, { folder: path.join(root, 'work') }));
   });
 

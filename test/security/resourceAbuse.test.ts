@@ -108,7 +108,7 @@ suite('security: resource abuse is contained (real engine)', () => {
         onExit: () => undefined,
       });
       terminal.write('bomb() { bomb | bomb & sleep 600; }; bomb & echo bomb-started\r');
-      for (const until = Date.now() + 20_000; !/bomb-started/.test(output) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+      for (const until = Date.now() + 20_000; !/bomb-started/.test(output) && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
       assert.match(output, /bomb-started/);
       // The bomb fills the limit (a probe may not even start then: that counts as full too).
       let filled = false;
@@ -220,7 +220,7 @@ suite('security: resource abuse is contained (real engine)', () => {
         'sh -c "sleep 1002 & wait" &',
         'setsid sh -c "sleep 1003 & wait" &',
         '(setsid sleep 1004 &)',
-        'node -e "require(\'child_process\').spawn(\'sleep\', [\'1005\'], { detached: true, stdio: \'ignore\' }).unref()"',
+        "node -e \"require('child_process').spawn('sleep', ['1005'], { detached: true, stdio: 'ignore' }).unref()\"",
         // nohup, as busybox has none: ignores HUP and leaves the terminal's session.
         'sh -c \'trap "" HUP; exec setsid sleep 1006\' >/dev/null 2>&1 &',
         'sh -c \'trap "" TERM HUP INT; sleep 1007 & wait\' &',

@@ -54,7 +54,9 @@ function toolResultsOf(body: MessagesBody): string[] {
 }
 
 /** The content block a turn answers with, as it is once complete. */
-function blockOf(turn: ScriptedTurn): { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> } {
+function blockOf(
+  turn: ScriptedTurn,
+): { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> } {
   return 'tool' in turn ? { type: 'tool_use', id: id('toolu'), name: turn.tool.name, input: turn.tool.input } : { type: 'text', text: turn.text };
 }
 
@@ -65,7 +67,16 @@ function stream(res: http.ServerResponse, model: string, turn: ScriptedTurn): vo
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': id('req') });
   send('message_start', {
     type: 'message_start',
-    message: { id: id('msg'), type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 100, output_tokens: 1 } },
+    message: {
+      id: id('msg'),
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: 100, output_tokens: 1 },
+    },
   });
   if (block.type === 'text') {
     send('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
@@ -75,7 +86,11 @@ function stream(res: http.ServerResponse, model: string, turn: ScriptedTurn): vo
       send('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: piece } });
     }
   } else {
-    send('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} } });
+    send('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} },
+    });
     send('ping', { type: 'ping' });
     const json = JSON.stringify(block.input);
     const half = Math.ceil(json.length / 2);
@@ -84,7 +99,11 @@ function stream(res: http.ServerResponse, model: string, turn: ScriptedTurn): vo
     }
   }
   send('content_block_stop', { type: 'content_block_stop', index: 0 });
-  send('message_delta', { type: 'message_delta', delta: { stop_reason: block.type === 'tool_use' ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: 20 } });
+  send('message_delta', {
+    type: 'message_delta',
+    delta: { stop_reason: block.type === 'tool_use' ? 'tool_use' : 'end_turn', stop_sequence: null },
+    usage: { output_tokens: 20 },
+  });
   send('message_stop', { type: 'message_stop' });
   res.end();
 }
@@ -93,7 +112,10 @@ function answer(req: http.IncomingMessage, res: http.ServerResponse, path: strin
   const record: RecordedMessagesRequest = { method: req.method ?? '', path, headers: req.headers };
   if (req.method !== 'POST' || path !== '/v1/messages') {
     logRequest(record);
-    return sendJson(res, 404, { type: 'error', error: { type: 'not_found_error', message: `the stand-in serves only POST /v1/messages, not ${req.method} ${path}` } });
+    return sendJson(res, 404, {
+      type: 'error',
+      error: { type: 'not_found_error', message: `the stand-in serves only POST /v1/messages, not ${req.method} ${path}` },
+    });
   }
   let body: MessagesBody;
   try {

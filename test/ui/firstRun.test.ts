@@ -22,7 +22,9 @@ suite('UI: before the first run', function () {
     // With one provider VS Code shows its groups directly; the title holds the provider's actions.
     await page.locator('.scm-view .monaco-list-row', { hasText: 'Pending' }).first().waitFor({ state: 'visible', timeout: 30_000 });
     for (const action of ['Run Command in Sandbox', 'Open Sandboxed Terminal']) {
-      const button = page.locator(`.part.sidebar .title-actions .action-label[aria-label*="${action}"], .scm-provider .action-label[aria-label*="${action}"]`).first();
+      const button = page
+        .locator(`.part.sidebar .title-actions .action-label[aria-label*="${action}"], .scm-provider .action-label[aria-label*="${action}"]`)
+        .first();
       await button.waitFor({ state: 'visible', timeout: 30_000 }).catch(() => assert.fail(`no "${action}" button in the Source Control view`));
     }
     await page.mouse.move(640, 700);
@@ -47,7 +49,10 @@ suite('UI: before the first run', function () {
       'Open a terminal in the box',
       'Let agents act in the box',
     ]);
-    await page.locator('.getting-started-step .step-description-container a, .getting-started-step .button-link', { hasText: 'Check Docker Engine' }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    await page
+      .locator('.getting-started-step .step-description-container a, .getting-started-step .button-link', { hasText: 'Check Docker Engine' })
+      .first()
+      .waitFor({ state: 'visible', timeout: 30_000 });
     await wb.screenshot('first-run-walkthrough');
   });
 });

@@ -40,9 +40,15 @@ suite('UI: Run History panel in the browser workbench', function () {
     const newest = panel().locator('[role="option"]').first();
     let sawRunning = false;
     let nextShow = 0;
-    for (const until = Date.now() + 120_000; ; ) {
+    for (const until = Date.now() + 120_000; ;) {
       // The run shows its output channel, which takes the panel area: bring the history back each time.
-      if (!(await panel().locator('[role="listbox"]').isVisible().catch(() => false)) && Date.now() > nextShow) {
+      if (
+        !(await panel()
+          .locator('[role="listbox"]')
+          .isVisible()
+          .catch(() => false)) &&
+        Date.now() > nextShow
+      ) {
         await runFromPalette('Agent Sandbox: Show Run History');
         nextShow = Date.now() + 5_000;
       }
@@ -59,7 +65,13 @@ suite('UI: Run History panel in the browser workbench', function () {
 
   /** Brings the Run History view to the front (a run's output channel or review may have taken the panel area). */
   async function showHistory(): Promise<void> {
-    if (await panel().locator('[role="listbox"]').isVisible().catch(() => false)) return;
+    if (
+      await panel()
+        .locator('[role="listbox"]')
+        .isVisible()
+        .catch(() => false)
+    )
+      return;
     await runFromPalette('Agent Sandbox: Show Run History');
     await panel().locator('[role="listbox"]').waitFor({ state: 'visible', timeout: 30_000 });
   }
@@ -108,7 +120,10 @@ suite('UI: Run History panel in the browser workbench', function () {
     assert.equal(await rows.nth(1).locator('.codicon-pass').count(), 1, 'a run that exited with 0 shows the pass icon');
     assert.match((await rows.first().getAttribute('aria-label')) ?? '', /exit 4/, 'screen readers hear the outcome');
     // The codicon font loaded from media/ (no CDN): the icon glyph has a width.
-    const iconWidth = await rows.first().locator('.codicon-error').evaluate((e) => e.getBoundingClientRect().width);
+    const iconWidth = await rows
+      .first()
+      .locator('.codicon-error')
+      .evaluate((e) => e.getBoundingClientRect().width);
     assert.ok(iconWidth >= 12, `codicon width ${iconWidth}`);
   });
 
@@ -141,7 +156,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     const facts = await detail.locator('dl.facts').innerText();
     assert.match(facts, /Image\s+agent-sandbox-test\/node\s+sha256:[0-9a-f]{12}/);
     assert.match(facts, /Policy\s+network none · user 1000:1000/);
-    assert.match(await detail.locator('.output.stdout pre').textContent() ?? '', /^made\n?$/);
+    assert.match((await detail.locator('.output.stdout pre').textContent()) ?? '', /^made\n?$/);
     const file = detail.locator('.file-row');
     assert.equal(await file.count(), 1);
     assert.match(await file.innerText(), /A\s+ui-made\.txt\s+\+2\s+−0\s+pending/);
@@ -162,7 +177,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     const input = page.locator('.quick-input-widget input');
     await page.locator('.quick-input-widget', { hasText: 'Export Run History' }).waitFor({ state: 'visible', timeout: 20_000 });
     // The simple file dialog fills in the default path asynchronously; type over it only once it is there.
-    for (const until = Date.now() + 10_000; !(await input.inputValue()).endsWith('.json') && Date.now() < until; ) await page.waitForTimeout(100);
+    for (const until = Date.now() + 10_000; !(await input.inputValue()).endsWith('.json') && Date.now() < until;) await page.waitForTimeout(100);
     await input.fill(target);
     await page.waitForTimeout(300);
     assert.equal(await input.inputValue(), target);
@@ -171,12 +186,18 @@ suite('UI: Run History panel in the browser workbench', function () {
     while (!fs.existsSync(target) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const exported = JSON.parse(fs.readFileSync(target, 'utf8')) as HistoryExport;
     assert.equal(exported.format, 'agent-sandbox-run-history');
-    assert.deepEqual(exported.records.map((r) => [r.command, r.outcome, r.exitCode]), [
-      ['echo broken >&2; exit 4', 'exited', 4],
-      ["printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'exited', 0],
-      ['sleep 6; echo hello from the box', 'exited', 0],
-    ]);
-    assert.deepEqual(exported.records[1].files.map((f) => [f.path, f.kind, f.added]), [['ui-made.txt', 'added', 2]]);
+    assert.deepEqual(
+      exported.records.map((r) => [r.command, r.outcome, r.exitCode]),
+      [
+        ['echo broken >&2; exit 4', 'exited', 4],
+        ["printf 'one\\ntwo\\n' > ui-made.txt && echo made", 'exited', 0],
+        ['sleep 6; echo hello from the box', 'exited', 0],
+      ],
+    );
+    assert.deepEqual(
+      exported.records[1].files.map((f) => [f.path, f.kind, f.added]),
+      [['ui-made.txt', 'added', 2]],
+    );
   });
 
   test("a decided file's tab from the history shows what the box proposed next to what was decided, and cannot change the workspace", async () => {
@@ -200,7 +221,12 @@ suite('UI: Run History panel in the browser workbench', function () {
       await page.keyboard.type('typed into the decided tab');
       await page.keyboard.press('Control+S');
       const saveAs = page.locator('.quick-input-widget', { hasText: 'Save As' });
-      if (await saveAs.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) {
+      if (
+        await saveAs.waitFor({ state: 'visible', timeout: 3_000 }).then(
+          () => true,
+          () => false,
+        )
+      ) {
         await page.keyboard.press('Escape');
         await saveAs.waitFor({ state: 'hidden' });
       }
@@ -211,7 +237,7 @@ suite('UI: Run History panel in the browser workbench', function () {
     await wb.screenshot('history-decided-diff-typed');
     assert.equal(fs.existsSync(made), false, 'the decided tab wrote the workspace');
     assert.equal(await page.locator('.tabs-container .tab.dirty').count(), 0, 'the decided tab became editable');
-    assert.ok(!((await diff.innerText()).includes('typed into the decided tab')), 'the decided tab took the typing');
+    assert.ok(!(await diff.innerText()).includes('typed into the decided tab'), 'the decided tab took the typing');
     await runFromPalette('View: Close All Editors');
   });
 
@@ -230,7 +256,9 @@ suite('UI: Run History panel in the browser workbench', function () {
     await page.screenshot({ path: shot('light') });
     await setTheme('Dark High Contrast');
     await page.screenshot({ path: shot('high-contrast') });
-    const background = await panel().locator('body').evaluate((e) => e.ownerDocument.defaultView!.getComputedStyle(e).color);
+    const background = await panel()
+      .locator('body')
+      .evaluate((e) => e.ownerDocument.defaultView!.getComputedStyle(e).color);
     assert.equal(background, 'rgb(255, 255, 255)', 'the panel follows the high-contrast theme');
     const csp = wb.consoleErrors.filter((e) => /Content Security Policy|Refused to (load|execute|apply)/i.test(e));
     assert.deepEqual(csp, [], 'the webview loads nothing its CSP forbids');
@@ -241,7 +269,9 @@ suite('UI: Run History panel in the browser workbench', function () {
     // denied host is refused before any lookup, and nothing leaves the machine.
     const engine = await connectTestEngine();
     const networkName = `agent-sandbox-ui-egress-${process.pid}`;
-    await engine.call('creating the test network', (d) => d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'ui-egress' } }));
+    await engine.call('creating the test network', (d) =>
+      d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'ui-egress' } }),
+    );
     const settingsFile = path.join(wb.dirs.userData, 'Machine', 'settings.json');
     const original = fs.readFileSync(settingsFile, 'utf8');
     try {
@@ -278,7 +308,8 @@ suite('UI: Run History panel in the browser workbench', function () {
       await page.locator('.part.panel').screenshot({ path: shot('egress') });
       const filter = panel().locator('input.filter-input');
       await filter.fill('denied.test');
-      for (const until = Date.now() + 10_000; (await panel().locator('.count').textContent())?.includes(' of ') !== true && Date.now() < until; ) await page.waitForTimeout(100);
+      for (const until = Date.now() + 10_000; (await panel().locator('.count').textContent())?.includes(' of ') !== true && Date.now() < until;)
+        await page.waitForTimeout(100);
       const shown = await panel().locator('[role="option"] .run-command').allTextContents();
       assert.ok(shown.length >= 1 && shown.every((c) => c === command), JSON.stringify(shown));
       await filter.fill('');

@@ -8,10 +8,12 @@ import { useWorkbench, type Workbench } from './workbench';
 
 /** Waits until an editor draws a decoration whose text (CSS generated content, not DOM text) holds `text`. */
 async function waitForHint(editor: Locator, text: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; ; ) {
-    const drawn = await editor.locator('.view-line span').evaluateAll((spans) =>
-      spans.map((span) => span.ownerDocument.defaultView!.getComputedStyle(span, '::after').content).filter((c) => c && c !== 'none'),
-    );
+  for (const deadline = Date.now() + 30_000; ;) {
+    const drawn = await editor
+      .locator('.view-line span')
+      .evaluateAll((spans) =>
+        spans.map((span) => span.ownerDocument.defaultView!.getComputedStyle(span, '::after').content).filter((c) => c && c !== 'none'),
+      );
     if (drawn.some((c) => c.includes(text))) return;
     if (Date.now() > deadline) assert.fail(`no decoration reading "${text}" is drawn; drawn: ${JSON.stringify(drawn)}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -51,7 +53,7 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     await accept.waitFor({ state: 'visible', timeout: 30_000 });
     await accept.click();
     // The file is created, then its text written: wait for the text.
-    for (const deadline = Date.now() + 30_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === ''; ) {
+    for (const deadline = Date.now() + 30_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === '';) {
       if (Date.now() > deadline) assert.fail('Accept did not write ui-review.txt');
       await page.waitForTimeout(100);
     }
@@ -79,14 +81,14 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     await wb.screenshot('review-after-reload');
     await row.hover();
     await row.locator('.action-label[aria-label*="Accept Change"]').click();
-    for (const deadline = Date.now() + 60_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === ''; ) {
+    for (const deadline = Date.now() + 60_000; !fs.existsSync(target) || fs.readFileSync(target, 'utf8') === '';) {
       if (Date.now() > deadline) assert.fail('Accept after the reload did not write after-reload.txt');
       await page.waitForTimeout(100);
     }
     assert.equal(fs.readFileSync(target, 'utf8'), 'kept\n');
   });
 
-  test('with VS Code\'s default settings, one hunk is accepted by mouse and another rejected by keyboard', async () => {
+  test("with VS Code's default settings, one hunk is accepted by mouse and another rejected by keyboard", async () => {
     const { page } = wb;
     const name = 'two-hunks.txt';
     const target = path.join(wb.dirs.workspace, name);
@@ -94,7 +96,9 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     fs.writeFileSync(target, lines.join('\n') + '\n');
     await wb.runFromPalette('Agent Sandbox: Run Command in Sandbox');
     await page.locator('.quick-input-widget', { hasText: 'Run Command in Sandbox' }).waitFor({ state: 'visible' });
-    await page.locator('.quick-input-widget input').fill(`sed -i -e 's/^line 3$/line 3 from the box/' -e 's/^line 27$/line 27 from the box/' ${name}`);
+    await page
+      .locator('.quick-input-widget input')
+      .fill(`sed -i -e 's/^line 3$/line 3 from the box/' -e 's/^line 27$/line 27 from the box/' ${name}`);
     await page.keyboard.press('Enter');
     await wb.runFromPalette('Agent Sandbox: Review Pending Changes');
     const row = page.locator('.scm-view .monaco-list-row', { hasText: name }).first();
@@ -112,7 +116,7 @@ suite('UI: reviewing a pending change in the browser workbench', function () {
     // Mouse: click into the first hunk, then the title bar's Accept Hunk.
     await modified.locator('.view-line', { hasText: 'line 3 from the box' }).first().click();
     await page.locator('.editor-actions .action-label[aria-label*="Accept Hunk"]').first().click();
-    for (const deadline = Date.now() + 30_000; !fs.readFileSync(target, 'utf8').includes('line 3 from the box'); ) {
+    for (const deadline = Date.now() + 30_000; !fs.readFileSync(target, 'utf8').includes('line 3 from the box');) {
       if (Date.now() > deadline) assert.fail('Accept Hunk did not write the first hunk');
       await page.waitForTimeout(100);
     }

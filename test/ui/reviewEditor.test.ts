@@ -25,17 +25,19 @@ suite('UI: the run-end notification and the Review editor', function () {
   async function headers(): Promise<EntryHeader[]> {
     // The list recycles entries: only those laid out count.
     return wb.page.locator('.multiDiffEntry .file-path').evaluateAll((paths) =>
-      paths.filter((p) => p.getClientRects().length > 0).map((p) => ({
-        name: (p.querySelector('.title.modified .label-name')?.textContent ?? '').trim(),
-        status: (p.querySelector('.status')?.textContent ?? '').trim(),
-        struck: !!p.querySelector('.title.modified .strikethrough, .title.modified .monaco-icon-label.strikethrough'),
-        original: (p.querySelector('.title.original .label-name')?.textContent ?? '').trim(),
-      })),
+      paths
+        .filter((p) => p.getClientRects().length > 0)
+        .map((p) => ({
+          name: (p.querySelector('.title.modified .label-name')?.textContent ?? '').trim(),
+          status: (p.querySelector('.status')?.textContent ?? '').trim(),
+          struck: !!p.querySelector('.title.modified .strikethrough, .title.modified .monaco-icon-label.strikethrough'),
+          original: (p.querySelector('.title.original .label-name')?.textContent ?? '').trim(),
+        })),
     );
   }
 
   async function waitForHeaders(names: string[]): Promise<EntryHeader[]> {
-    for (const deadline = Date.now() + 30_000; ; ) {
+    for (const deadline = Date.now() + 30_000; ;) {
       // (A header can be drawn twice: the list's own and the one kept at the top while scrolling.)
       const found = [...new Map((await headers()).map((h) => [h.name, h])).values()];
       if (names.every((n) => found.some((h) => h.name === n)) && found.length === names.length) return found;
@@ -59,7 +61,7 @@ suite('UI: the run-end notification and the Review editor', function () {
     // toast on screen is VS Code's "sticky" rule — an active progress never times out — so that is checked.
     const notification = page.locator('.notifications-center .monaco-list-row', { hasText: '3 files changed in the box' }).first();
     const showNotifications = async () => {
-      for (const deadline = Date.now() + 120_000; !(await notification.isVisible()); ) {
+      for (const deadline = Date.now() + 120_000; !(await notification.isVisible());) {
         if (Date.now() > deadline) assert.fail('no run-end notification');
         await wb.runFromPalette('Notifications: Show Notifications');
         await notification.waitFor({ state: 'visible', timeout: 5_000 }).catch(() => undefined);
@@ -90,7 +92,10 @@ suite('UI: the run-end notification and the Review editor', function () {
     // VS Code's multi-file diff editor writes no letter for a modified file (git's rows look the same): what
     // it must not do is call it a rename, strike it through or name a second file.
     assert.deepEqual(byName.get('edited.txt'), { name: 'edited.txt', status: '', struck: false, original: '' });
-    assert.ok(shown.every((h) => h.status !== 'R' && h.original === ''), `no rename: ${JSON.stringify(shown)}`);
+    assert.ok(
+      shown.every((h) => h.status !== 'R' && h.original === ''),
+      `no rename: ${JSON.stringify(shown)}`,
+    );
     // An added file has no removed side: nothing of the workspace is shown as removed. (VS Code's diff draws an
     // empty document's single empty line as changed, as for git's added files.)
     const addedEntry = page.locator('.multiDiffEntry', { has: page.locator('.file-path .label-name', { hasText: /^added\.txt$/ }) });
@@ -106,7 +111,7 @@ suite('UI: the run-end notification and the Review editor', function () {
     const accept = page.locator('.editor-actions .action-label[aria-label*="Accept Change"]').first();
     await accept.waitFor({ state: 'visible', timeout: 30_000 });
     await accept.click();
-    for (const deadline = Date.now() + 30_000; fs.readFileSync(file('edited.txt'), 'utf8') !== 'after\n'; ) {
+    for (const deadline = Date.now() + 30_000; fs.readFileSync(file('edited.txt'), 'utf8') !== 'after\n';) {
       if (Date.now() > deadline) assert.fail('Accept in the Review editor did not write edited.txt');
       await page.waitForTimeout(100);
     }
@@ -121,7 +126,10 @@ suite('UI: the run-end notification and the Review editor', function () {
     await showNotifications();
     await notification.locator('a', { hasText: 'Discard' }).click();
     await notification.waitFor({ state: 'detached', timeout: 30_000 });
-    await page.locator('.scm-view .monaco-list-row', { hasText: 'gone.txt' }).waitFor({ state: 'detached', timeout: 30_000 }).catch(() => undefined);
+    await page
+      .locator('.scm-view .monaco-list-row', { hasText: 'gone.txt' })
+      .waitFor({ state: 'detached', timeout: 30_000 })
+      .catch(() => undefined);
     assert.equal(fs.existsSync(file('added.txt')), false);
     assert.equal(fs.readFileSync(file('gone.txt'), 'utf8'), 'delete me\n');
   });

@@ -24,8 +24,15 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
     await wb.runFromPalette('Agent Sandbox: Open Sandboxed Terminal');
     const terminal = page.locator('.terminal-wrapper .xterm').first();
     await terminal.waitFor({ state: 'visible', timeout: 60_000 });
-    const screen = async () => ((await page.locator('.terminal-wrapper .xterm-rows').first().innerText().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
-    for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await screen()); ) {
+    const screen = async () =>
+      (
+        (await page
+          .locator('.terminal-wrapper .xterm-rows')
+          .first()
+          .innerText()
+          .catch(() => '')) ?? ''
+      ).replace(/\u00a0/g, ' ');
+    for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await screen());) {
       if (Date.now() > deadline) assert.fail(`no prompt from the box in the terminal: ${JSON.stringify(await screen())}`);
       await page.waitForTimeout(250);
     }
@@ -33,7 +40,7 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
     await terminal.click();
     await page.keyboard.type('echo "in the box as $(id -u) in $PWD" > ui-terminal.txt; cat ui-terminal.txt');
     await page.keyboard.press('Enter');
-    for (const deadline = Date.now() + 30_000; !/in the box as 1000 in \/workspace/.test(await screen()); ) {
+    for (const deadline = Date.now() + 30_000; !/in the box as 1000 in \/workspace/.test(await screen());) {
       if (Date.now() > deadline) assert.fail(`the command's output did not appear: ${JSON.stringify(await screen())}`);
       await page.waitForTimeout(250);
     }
@@ -50,7 +57,7 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
     await wb.screenshot('terminal-pending');
   });
 
-  test('picked from the terminal panel\'s profile menu next to a host terminal, the sandboxed terminal is the one typed into', async () => {
+  test("picked from the terminal panel's profile menu next to a host terminal, the sandboxed terminal is the one typed into", async () => {
     const { page } = wb;
     const settingsFile = path.join(wb.dirs.workspace, '.vscode', 'settings.json');
     const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
@@ -66,8 +73,14 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
     await page.waitForTimeout(500);
     // What the user types next must land in the box, without clicking anything first.
     const activeScreen = async () =>
-      ((await page.locator('.terminal-wrapper.active .xterm-rows').first().innerText().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
-    for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await activeScreen()); ) {
+      (
+        (await page
+          .locator('.terminal-wrapper.active .xterm-rows')
+          .first()
+          .innerText()
+          .catch(() => '')) ?? ''
+      ).replace(/\u00a0/g, ' ');
+    for (const deadline = Date.now() + 120_000; !/bash-[0-9.]+\$/.test(await activeScreen());) {
       if (Date.now() > deadline) {
         await wb.screenshot('terminal-profile-failure');
         assert.fail(`the active terminal shows no prompt from the box: ${JSON.stringify(await activeScreen())}`);
@@ -76,7 +89,7 @@ suite('UI: the sandboxed terminal in the browser workbench', function () {
     }
     await page.keyboard.type('echo "uid=$(id -u)"');
     await page.keyboard.press('Enter');
-    for (const deadline = Date.now() + 30_000; !/uid=1000/.test(await activeScreen()); ) {
+    for (const deadline = Date.now() + 30_000; !/uid=1000/.test(await activeScreen());) {
       if (Date.now() > deadline) assert.fail(`what was typed did not run in the box: ${JSON.stringify(await activeScreen())}`);
       await page.waitForTimeout(250);
     }

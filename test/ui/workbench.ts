@@ -64,7 +64,10 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
   try {
     await waitForServer(`${origin}/version`, server, () => serverLog.join('\n'));
     browser = await launchChromium();
-    const context = await offlineContext(browser, (url) => consoleErrors.push(`blocked a request beyond loopback: ${url}`), { width: 1280, height: 860 });
+    const context = await offlineContext(browser, (url) => consoleErrors.push(`blocked a request beyond loopback: ${url}`), {
+      width: 1280,
+      height: 860,
+    });
     const page = await context.newPage();
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
@@ -119,8 +122,17 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
       await runFromPalette('Agent Sandbox: Reset Sandbox');
       const discard = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Reset and Discard Changes' });
       // The dialog (only with pending changes) comes a moment after the command; isVisible would not wait for it.
-      if (await discard.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false)) await discard.click();
-      await page.locator('.statusbar', { hasText: 'box removed' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+      if (
+        await discard.waitFor({ state: 'visible', timeout: 5_000 }).then(
+          () => true,
+          () => false,
+        )
+      )
+        await discard.click();
+      await page
+        .locator('.statusbar', { hasText: 'box removed' })
+        .waitFor({ timeout: 30_000 })
+        .catch(() => undefined);
     };
     return { page, dirs, consoleErrors, runFromPalette, resetSandbox, screenshot, close };
   } catch (error) {

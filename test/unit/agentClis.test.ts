@@ -21,7 +21,10 @@ suite('agent CLI entries', () => {
       null,
     ]);
     assert.deepEqual(entries, [{ name: 'Mine', command: 'my-agent --yolo', env: ['MY_KEY'] }]);
-    assert.deepEqual(problems, ['agentSandbox.agentClis[1] needs a "name" and a "command"', 'agentSandbox.agentClis[2] needs a "name" and a "command"']);
+    assert.deepEqual(problems, [
+      'agentSandbox.agentClis[1] needs a "name" and a "command"',
+      'agentSandbox.agentClis[2] needs a "name" and a "command"',
+    ]);
     assert.deepEqual(parseAgentClis(undefined).entries, DEFAULT_AGENT_CLIS);
     assert.deepEqual(parseAgentClis('oops').problems, ['agentSandbox.agentClis is not a list']);
   });
@@ -34,15 +37,29 @@ suite('agent CLI entries', () => {
   });
 
   test('each default names the provider whose key the gateway adds; a bad provider is reported and dropped', () => {
-    assert.deepEqual(Object.fromEntries(DEFAULT_AGENT_CLIS.map((e) => [e.name, e.provider])), { 'Claude Code': 'anthropic', Codex: 'openai', aider: 'anthropic', 'Gemini CLI': 'gemini' });
-    const { entries, problems } = parseAgentClis([{ name: 'A', command: 'a', provider: 'openai' }, { name: 'B', command: 'b', provider: 'mistral' }]);
-    assert.deepEqual(entries.map((e) => e.provider), ['openai', undefined]);
+    assert.deepEqual(Object.fromEntries(DEFAULT_AGENT_CLIS.map((e) => [e.name, e.provider])), {
+      'Claude Code': 'anthropic',
+      Codex: 'openai',
+      aider: 'anthropic',
+      'Gemini CLI': 'gemini',
+    });
+    const { entries, problems } = parseAgentClis([
+      { name: 'A', command: 'a', provider: 'openai' },
+      { name: 'B', command: 'b', provider: 'mistral' },
+    ]);
+    assert.deepEqual(
+      entries.map((e) => e.provider),
+      ['openai', undefined],
+    );
     assert.deepEqual(problems, ['agentSandbox.agentClis[1].provider must be "anthropic", "openai" or "gemini"; the entry runs without one']);
   });
 
-  test('the terminal\'s network notes: network none, no key stored (with the command), the key the gateway adds, no provider', () => {
+  test("the terminal's network notes: network none, no key stored (with the command), the key the gateway adds, no provider", () => {
     const claude = DEFAULT_AGENT_CLIS[0]!;
-    assert.match(agentNetworkNotes(claude, 'none', ['anthropic'])[0]!, /^Network: none \(agentSandbox\.network\)\. Claude Code cannot reach its model API.*"allowlist".*Set API Key/);
+    assert.match(
+      agentNetworkNotes(claude, 'none', ['anthropic'])[0]!,
+      /^Network: none \(agentSandbox\.network\)\. Claude Code cannot reach its model API.*"allowlist".*Set API Key/,
+    );
     assert.match(agentNetworkNotes(claude, 'allowlist', ['openai'])[0]!, /^No Anthropic API key is set: run "Agent Sandbox: Set API Key…"/);
     assert.equal(
       agentNetworkNotes(claude, 'allowlist', ['anthropic'])[0],

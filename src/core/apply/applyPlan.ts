@@ -187,7 +187,9 @@ export function planApply(input: ApplyPlanInput): ApplyPlan {
 
 /** True when applying the change sets the mode of an existing file (a chmod, or a rename that also changes the mode). */
 function changesModeOf(change: ChangeEntry): boolean {
-  return change.type === 'file' && (change.kind === 'mode' || (change.kind === 'renamed' && change.mode !== undefined && change.mode !== change.baseMode));
+  return (
+    change.type === 'file' && (change.kind === 'mode' || (change.kind === 'renamed' && change.mode !== undefined && change.mode !== change.baseMode))
+  );
 }
 
 /**

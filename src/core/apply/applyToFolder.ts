@@ -3,7 +3,17 @@ import { constants as fsConstants, promises as fs, lstatSync, readlinkSync } fro
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../errors';
-import { ancestorsOf, checkRelative, ensureParentDirectories, guardedAbsolute, isFaithfulName, isInside, lstatOrUndefined, symlinkStaysInside, type TreeLookup } from '../workspace/pathGuard';
+import {
+  ancestorsOf,
+  checkRelative,
+  ensureParentDirectories,
+  guardedAbsolute,
+  isFaithfulName,
+  isInside,
+  lstatOrUndefined,
+  symlinkStaysInside,
+  type TreeLookup,
+} from '../workspace/pathGuard';
 import { hashFile } from '../workspace/workspaceScan';
 import { forEachBounded } from '../util/concurrency';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
@@ -34,11 +44,7 @@ const APPLY_CONCURRENCY = 16;
  * does not report it. Returns the paths applied, in order; implied parent directories are not listed. Stops
  * at the first error.
  */
-export async function applyToFolder(
-  root: string,
-  plan: ApplyPlan,
-  readContent: (relPath: string) => Buffer | Promise<Buffer>,
-): Promise<string[]> {
+export async function applyToFolder(root: string, plan: ApplyPlan, readContent: (relPath: string) => Buffer | Promise<Buffer>): Promise<string[]> {
   const applied: string[] = [];
   const staged = new Map<ApplyOperation, string>();
   const verified = new Map<ApplyOperation, FileStamp | undefined>();
@@ -68,7 +74,10 @@ export async function applyToFolder(
             `Not writing "${operation.path}": its content (sha256 ${hash.slice(0, 12)}…) is not the reviewed one (${operation.hash.slice(0, 12)}…). Collect again and review the new version.`,
           );
         }
-        staged.set(operation, await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)));
+        staged.set(
+          operation,
+          await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)),
+        );
       } catch (error) {
         throw diskFullError(error, root, attempt, 0) ?? error;
       }
@@ -181,9 +190,7 @@ function sameStamp(a: FileStamp, b: FileStamp): boolean {
 
 function workspaceChanged(relPath: string, what: string, appliedCount: number): SandboxError {
   const state =
-    appliedCount === 0
-      ? 'Nothing in the workspace was changed'
-      : `${appliedCount} change(s) were applied before that; the rest are still pending`;
+    appliedCount === 0 ? 'Nothing in the workspace was changed' : `${appliedCount} change(s) were applied before that; the rest are still pending`;
   return new SandboxError(
     'workspace-changed',
     `Not overwriting "${relPath}": it ${what} since the changes were planned (it was edited in the workspace). ${state}. Review again: it is a conflict now.`,
@@ -265,7 +272,12 @@ function formatBytes(bytes: number): string {
   return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-async function applyOperation(root: string, operation: ApplyOperation, staged: string | undefined, changedDirectories: Set<string>): Promise<boolean> {
+async function applyOperation(
+  root: string,
+  operation: ApplyOperation,
+  staged: string | undefined,
+  changedDirectories: Set<string>,
+): Promise<boolean> {
   const absolute = await guardedAbsolute(root, operation.path);
   switch (operation.kind) {
     case 'write': {
@@ -338,7 +350,10 @@ async function applyOperation(root: string, operation: ApplyOperation, staged: s
         throw new SandboxError('internal', `Cannot rename "${operation.fromPath}" to "${operation.path}": the source is no longer a regular file.`);
       }
       if ((await lstatOrUndefined(absolute)) !== undefined) {
-        throw new SandboxError('internal', `Cannot rename "${operation.fromPath}" to "${operation.path}": the target already exists in the workspace.`);
+        throw new SandboxError(
+          'internal',
+          `Cannot rename "${operation.fromPath}" to "${operation.path}": the target already exists in the workspace.`,
+        );
       }
       await ensureParentDirectories(root, operation.path);
       await fs.rename(source, absolute);
@@ -371,7 +386,10 @@ function refuseEscapingLink(root: string, relPath: string, linkTarget: string): 
     resolved.startsWith('../') ||
     !symlinkStaysInside(relPath, linkTarget, hostTreeLookup(root))
   ) {
-    throw new SandboxError('path-outside-workspace', `Refusing to create the link "${relPath}" -> ${JSON.stringify(linkTarget)}: its target leaves the workspace or is not a valid name.`);
+    throw new SandboxError(
+      'path-outside-workspace',
+      `Refusing to create the link "${relPath}" -> ${JSON.stringify(linkTarget)}: its target leaves the workspace or is not a valid name.`,
+    );
   }
 }
 

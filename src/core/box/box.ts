@@ -115,7 +115,12 @@ export class Box {
       );
     }
     const { name, volumeName } = boxNames(options.folder);
-    const labels = boxLabels({ folder: options.folder, ownerId: options.ownerId, ownerPid: options.ownerPid ?? process.pid, ownerHost: options.ownerHost ?? os.hostname() });
+    const labels = boxLabels({
+      folder: options.folder,
+      ownerId: options.ownerId,
+      ownerPid: options.ownerPid ?? process.pid,
+      ownerHost: options.ownerHost ?? os.hostname(),
+    });
     const env = options.env ?? allowlistedEnv(settings.envAllowlist, process.env);
     const wantsEgress = options.egress?.validated.settings.network === 'allowlist';
     if (wantsEgress) {
@@ -150,11 +155,10 @@ export class Box {
       if (settings.workspaceVolume === 'disk') {
         await giveWorkspaceToBoxUser(engine, settings, { volumeName, labels, signal });
       }
-      const container = await engine.call(
-        `creating container ${name}`,
-        (d, abortSignal) => d.createContainer({ ...createOptions, abortSignal }),
-        { signal, image: reference },
-      );
+      const container = await engine.call(`creating container ${name}`, (d, abortSignal) => d.createContainer({ ...createOptions, abortSignal }), {
+        signal,
+        image: reference,
+      });
       containerId = container.id;
       await engine.call(`starting container ${name}`, (d, abortSignal) => d.getContainer(container.id).start({ abortSignal }), {
         signal,
@@ -174,7 +178,11 @@ export class Box {
     const target = workspacePath(options.path);
     await this.engine.call(
       `sending files to ${target} in the box`,
-      (d, abortSignal) => d.getContainer(this.containerId).putArchive(tar, { path: target, abortSignal }).then(() => undefined),
+      (d, abortSignal) =>
+        d
+          .getContainer(this.containerId)
+          .putArchive(tar, { path: target, abortSignal })
+          .then(() => undefined),
       { signal: options.signal, timeoutMs: ARCHIVE_TIMEOUT_MS },
     );
   }
@@ -232,9 +240,7 @@ export async function removeContainerAndVolume(engine: DockerEngine, containerId
     );
   }
   if (volumeName) {
-    await ignoreNotFound(
-      engine.call(`removing volume ${volumeName}`, (d, abortSignal) => d.getVolume(volumeName).remove({ abortSignal })),
-    );
+    await ignoreNotFound(engine.call(`removing volume ${volumeName}`, (d, abortSignal) => d.getVolume(volumeName).remove({ abortSignal })));
   }
 }
 
@@ -302,7 +308,11 @@ async function giveWorkspaceToBoxUser(
     helperId = helper.id;
     await engine.call(
       'preparing the workspace volume',
-      (d, abortSignal) => d.getContainer(helper.id).putArchive(tar, { path: '/', abortSignal }).then(() => undefined),
+      (d, abortSignal) =>
+        d
+          .getContainer(helper.id)
+          .putArchive(tar, { path: '/', abortSignal })
+          .then(() => undefined),
       { signal: options.signal },
     );
   } finally {

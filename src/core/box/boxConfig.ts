@@ -68,7 +68,8 @@ export function isImageReference(value: string): boolean {
   return value.length <= 512 && IMAGE_REFERENCE.test(value);
 }
 
-type IntegerKey = 'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
+type IntegerKey =
+  'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
 
 /**
  * Inclusive ranges, from package.json's schema (the one source; see settingsSchema.ts). Lower bounds there
@@ -102,15 +103,17 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
   if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
     throw new SandboxError('invalid-setting', 'Box settings must be an object of agentSandbox.* values.');
   }
-  const value = <K extends keyof BoxSettings>(key: K): unknown =>
-    partial[key] === undefined ? DEFAULT_BOX_SETTINGS[key] : partial[key];
+  const value = <K extends keyof BoxSettings>(key: K): unknown => (partial[key] === undefined ? DEFAULT_BOX_SETTINGS[key] : partial[key]);
 
   const image = value('image');
   if (typeof image !== 'string' || !image.trim()) {
     throw invalid('image', 'must be an image reference such as node:22-bookworm.');
   }
   if (!isImageReference(image.trim())) {
-    throw invalid('image', `"${image}" is not a valid image reference (expected e.g. node:22-bookworm, ghcr.io/org/image:tag or name@sha256:…; lower-case repository names).`);
+    throw invalid(
+      'image',
+      `"${image}" is not a valid image reference (expected e.g. node:22-bookworm, ghcr.io/org/image:tag or name@sha256:…; lower-case repository names).`,
+    );
   }
 
   const integers = {} as Record<IntegerKey, number>;
@@ -125,12 +128,18 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
 
   const cpus = value('cpus');
   if (typeof cpus !== 'number' || !Number.isFinite(cpus) || cpus < CPUS_RANGE.min || cpus > CPUS_RANGE.max) {
-    throw invalid('cpus', `${JSON.stringify(cpus)} is not valid; use a number of cores from ${CPUS_RANGE.min} to ${CPUS_RANGE.max} (fractions allowed).`);
+    throw invalid(
+      'cpus',
+      `${JSON.stringify(cpus)} is not valid; use a number of cores from ${CPUS_RANGE.min} to ${CPUS_RANGE.max} (fractions allowed).`,
+    );
   }
 
   const workspaceVolume = value('workspaceVolume');
   if (!WORKSPACE_VOLUMES.includes(workspaceVolume) || (workspaceVolume !== 'tmpfs' && workspaceVolume !== 'disk')) {
-    throw invalid('workspaceVolume', `${JSON.stringify(workspaceVolume)} is not valid; use ${WORKSPACE_VOLUMES.map((v) => JSON.stringify(v)).join(' or ')}.`);
+    throw invalid(
+      'workspaceVolume',
+      `${JSON.stringify(workspaceVolume)} is not valid; use ${WORKSPACE_VOLUMES.map((v) => JSON.stringify(v)).join(' or ')}.`,
+    );
   }
 
   const runtime = value('runtime');
@@ -144,7 +153,10 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
   }
   for (const name of envAllowlist) {
     if (typeof name !== 'string' || !ENV_NAME.test(name)) {
-      throw invalid('envAllowlist', `${JSON.stringify(name)} is not an environment variable name (letters, digits and _; not starting with a digit).`);
+      throw invalid(
+        'envAllowlist',
+        `${JSON.stringify(name)} is not an environment variable name (letters, digits and _; not starting with a digit).`,
+      );
     }
     if (RESERVED_ENV.has(name)) {
       throw invalid('envAllowlist', `${name} is set by the box itself and cannot come from the host.`);
@@ -214,7 +226,13 @@ export function boxLabels(owner: BoxOwner): Record<string, string> {
 
 /** A container name and volume name for a folder: readable, unique per box. */
 export function boxNames(folder: string): { name: string; volumeName: string } {
-  const base = path.basename(folder).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 32) || 'folder';
+  const base =
+    path
+      .basename(folder)
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-')
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '')
+      .slice(0, 32) || 'folder';
   const digest = sha256(folder).slice(0, 8);
   const name = `agent-sandbox-${base}-${digest}-${randomBytes(3).toString('hex')}`;
   return { name, volumeName: `${name}-workspace` };

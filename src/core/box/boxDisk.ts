@@ -11,7 +11,10 @@ const FULL_MIN_KIB = 1024;
  * `/workspace`'s size, use and free space in KiB as `df -kP` reports them in the box (busybox and coreutils
  * alike), or undefined when the image has no `df` or it printed something else.
  */
-export async function readWorkspaceUsage(box: Box, signal?: AbortSignal): Promise<{ sizeKiB: number; usedKiB: number; availableKiB: number } | undefined> {
+export async function readWorkspaceUsage(
+  box: Box,
+  signal?: AbortSignal,
+): Promise<{ sizeKiB: number; usedKiB: number; availableKiB: number } | undefined> {
   const result = await runBoxHelper(box.engine, box.containerId, 'df -kP "$1"', [WORKSPACE_DIR], { signal, timeoutMs: 10_000 });
   if (result.exitCode !== 0) return undefined;
   // Filesystem 1024-blocks Used Available Capacity Mounted-on; the numbers are the last fields but two.

@@ -29,7 +29,10 @@ export interface ExecOptions {
 }
 
 /** How a run in the box ended: the run-level fields of the protocol's `ExecResult`. */
-export type ExecOutcome = Pick<ExecResult, 'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error' | 'leftoversKilled' | 'boxLost'>;
+export type ExecOutcome = Pick<
+  ExecResult,
+  'outcome' | 'exitCode' | 'stdout' | 'stderr' | 'truncated' | 'durationMs' | 'error' | 'leftoversKilled' | 'boxLost'
+>;
 
 /**
  * The run's shell prints its own pid first (on stderr, consumed here, never shown), then becomes the
@@ -466,7 +469,11 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
       async (docker, abortSignal) => {
         const s = (await exec.start({ hijack: hasStdin, stdin: hasStdin, abortSignal })) as NodeJS.ReadWriteStream & { destroy?(): void };
         s.on('data', () => (lastDataAt = Date.now()));
-        docker.modem.demuxStream(s, sink((c) => stdout.push(c)), sink(onStderr));
+        docker.modem.demuxStream(
+          s,
+          sink((c) => stdout.push(c)),
+          sink(onStderr),
+        );
         return s;
       },
       // No signal here: once started, only the tree killer below may stop the run, or it would be orphaned.
@@ -595,7 +602,9 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   /** The run ended because its box went away: not an exit of the command, whatever exec inspect says. */
   const lostBox = async (): Promise<ExecOutcome | undefined> => {
     const lost = await boxLostAfterRun(engine, containerId);
-    return lost ? { ...result('engine-error', null, `The box was ${lost} during the run (from outside, or its main process was killed)`), boxLost: true } : undefined;
+    return lost
+      ? { ...result('engine-error', null, `The box was ${lost} during the run (from outside, or its main process was killed)`), boxLost: true }
+      : undefined;
   };
 
   if (stopped) {
@@ -617,7 +626,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     return result('engine-error', null, (streamError as Error).message);
   }
   if (info.Running) {
-    return result('engine-error', null, 'The run\'s output stream closed while the process was still running.');
+    return result('engine-error', null, "The run's output stream closed while the process was still running.");
   }
   const exitCode = info.ExitCode;
   if (oomBefore >= 0) oom.last = oomBefore;

@@ -16,8 +16,7 @@ export const TERMINAL_SHELLS = ['bash', 'sh'] as const;
  * and process-group leader, so that pid is the handle `killRunTree` kills the whole tree by.
  * `$1` = rows, `$2` = cols, `$3` = shell, `$4` = command for `shell -c` (empty: an interactive shell).
  */
-const TERMINAL_WRAPPER =
-  'echo "$$"; stty rows "$1" cols "$2" 2>/dev/null; if [ -n "$4" ]; then exec "$3" -c "$4"; fi; exec "$3" -i';
+const TERMINAL_WRAPPER = 'echo "$$"; stty rows "$1" cols "$2" 2>/dev/null; if [ -n "$4" ]; then exec "$3" -c "$4"; fi; exec "$3" -i';
 
 /** Name of the variable that marks every process a terminal starts (children inherit it). */
 export const TERMINAL_MARKER_ENV = 'AGENT_SANDBOX_TERMINAL';
@@ -53,9 +52,13 @@ export async function findTerminalShell(engine: DockerEngine, containerId: strin
   });
   const found = result.stdout.trim().split('\n')[0];
   if (result.exitCode !== 0 || !found) {
-    throw new SandboxError('not-found', `The box's image has no shell (${TERMINAL_SHELLS.join(', ')}). Choose an image with one in agentSandbox.image.`, {
-      setting: 'agentSandbox.image',
-    });
+    throw new SandboxError(
+      'not-found',
+      `The box's image has no shell (${TERMINAL_SHELLS.join(', ')}). Choose an image with one in agentSandbox.image.`,
+      {
+        setting: 'agentSandbox.image',
+      },
+    );
   }
   return found;
 }

@@ -264,10 +264,5 @@ export function stampMarginMs(listing: BoxListing): number {
  * through a page already made writable does not touch ctime (measured on ext4 and tmpfs, Linux 6.x).
  */
 export function stampRecordable(entry: ListedEntry, listing: BoxListing, clockMs: number): boolean {
-  return (
-    entry.kind === 'f' &&
-    !listing.mappingsUnknown &&
-    !listing.mappedInodes.has(entry.inode) &&
-    entry.ctimeMs < clockMs - stampMarginMs(listing)
-  );
+  return entry.kind === 'f' && !listing.mappingsUnknown && !listing.mappedInodes.has(entry.inode) && entry.ctimeMs < clockMs - stampMarginMs(listing);
 }

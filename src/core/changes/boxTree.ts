@@ -178,7 +178,9 @@ export class BoxTreeBuilder {
       if (SandboxError.is(error)) {
         throw error;
       }
-      throw new SandboxError('engine-error', `The box\u2019s files could not be read as a tar archive: ${(error as Error).message}.`, { cause: error });
+      throw new SandboxError('engine-error', `The box\u2019s files could not be read as a tar archive: ${(error as Error).message}.`, {
+        cause: error,
+      });
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -229,7 +231,12 @@ export class BoxTreeBuilder {
         this.entries.set(path, { ...base, size: known.size, hash: known.hash });
         this.contents.delete(path);
       } else {
-        this.refuse(path, 'too-large', `${formatBytes(header.size ?? 0)} is over the limit of ${formatBytes(options.maxFileBytes)} (agentSandbox.maxFileSizeMiB)`, String(header.type));
+        this.refuse(
+          path,
+          'too-large',
+          `${formatBytes(header.size ?? 0)} is over the limit of ${formatBytes(options.maxFileBytes)} (agentSandbox.maxFileSizeMiB)`,
+          String(header.type),
+        );
         if (body) await drain(body);
       }
       return;
@@ -246,7 +253,10 @@ export class BoxTreeBuilder {
     } else {
       if (body) await drain(body);
       this.contents.delete(path);
-      this.entries.set(path, type === 'symlink' ? { ...base, size: Buffer.byteLength(header.linkname ?? ''), linkTarget: header.linkname ?? '' } : base);
+      this.entries.set(
+        path,
+        type === 'symlink' ? { ...base, size: Buffer.byteLength(header.linkname ?? ''), linkTarget: header.linkname ?? '' } : base,
+      );
     }
   }
 
@@ -270,7 +280,11 @@ export class BoxTreeBuilder {
         } else if (refusedType !== undefined && refusedType !== 'directory') {
           found = { ancestor: dir, reason: 'invalid-name', detail: `"${dir}" is a refused ${refusedType}, not a directory` };
         } else if (holder?.type === 'symlink') {
-          found = { ancestor: dir, reason: 'type-change-under-symlink', detail: `"${dir}" is a symbolic link to ${JSON.stringify(holder.linkTarget)}` };
+          found = {
+            ancestor: dir,
+            reason: 'type-change-under-symlink',
+            detail: `"${dir}" is a symbolic link to ${JSON.stringify(holder.linkTarget)}`,
+          };
         } else if (holder?.type === 'file') {
           found = { ancestor: dir, reason: 'invalid-name', detail: `"${dir}" is a file, not a directory` };
         }
@@ -285,7 +299,7 @@ export class BoxTreeBuilder {
       }
     }
     // Dropping one link can change how another resolves, so repeat until stable.
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const entry of [...entries.values()]) {
         if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', (p) => entries.get(p))) {
@@ -305,9 +319,7 @@ export class BoxTreeBuilder {
 }
 
 type Verdict =
-  | { kind: 'root' }
-  | { kind: 'refused'; path: string; reason: RefusedReason; detail: string }
-  | { kind: 'accepted'; path: string; type: EntryType };
+  { kind: 'root' } | { kind: 'refused'; path: string; reason: RefusedReason; detail: string } | { kind: 'accepted'; path: string; type: EntryType };
 
 function classify(header: tar.Header, prefix: string): Verdict {
   const raw = header.name ?? '';
@@ -368,7 +380,10 @@ function formatBytes(bytes: number): string {
 }
 
 function normalizePrefix(prefix: string): string {
-  const trimmed = prefix.replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/\/+$/, '');
+  const trimmed = prefix
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
   return trimmed === '' ? '' : `${trimmed}/`;
 }
 
@@ -403,7 +418,6 @@ async function hashEntry(entry: AsyncIterable<unknown>): Promise<string> {
 }
 
 async function drain(entry: AsyncIterable<unknown>): Promise<void> {
-   
   for await (const _ of entry) {
     // Discarded: the entry is refused, excluded or has no body.
   }

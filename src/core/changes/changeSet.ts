@@ -123,7 +123,13 @@ function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>
   for (const change of changes.values()) {
     // Never across `.git` (any spelling): apply skips every change there, so a rename into or out of it would
     // take its other half — a deletion the developer wants, or a file outside `.git` — down with it for good.
-    if (change.kind === 'deleted' && change.type === 'file' && change.baseHash !== undefined && change.baseHash !== EMPTY_HASH && !touchesGitDirectory(change.path)) {
+    if (
+      change.kind === 'deleted' &&
+      change.type === 'file' &&
+      change.baseHash !== undefined &&
+      change.baseHash !== EMPTY_HASH &&
+      !touchesGitDirectory(change.path)
+    ) {
       deletedByHash.set(change.baseHash, [...(deletedByHash.get(change.baseHash) ?? []), change.path]);
     }
   }
@@ -139,7 +145,10 @@ function pairRenames(changes: Map<string, Omit<ChangeEntry, 'binary' | 'flags'>>
       continue;
     }
     const name = baseName(added.path);
-    const index = Math.max(0, candidates.findIndex((candidate) => baseName(candidate) === name));
+    const index = Math.max(
+      0,
+      candidates.findIndex((candidate) => baseName(candidate) === name),
+    );
     const [fromPath] = candidates.splice(index, 1);
     const deleted = changes.get(fromPath)!;
     changes.delete(fromPath);
@@ -158,7 +167,12 @@ function dropImpliedDirectories(changes: Map<string, Omit<ChangeEntry, 'binary' 
   }
   for (const change of [...changes.values()]) {
     // Creating what is below makes the directory with the default 755; any other mode (700, say) must be carried.
-    if (change.type === 'directory' && change.kind === 'added' && withListedDescendants.has(change.path) && (change.mode ?? DEFAULT_DIRECTORY_MODE) === DEFAULT_DIRECTORY_MODE) {
+    if (
+      change.type === 'directory' &&
+      change.kind === 'added' &&
+      withListedDescendants.has(change.path) &&
+      (change.mode ?? DEFAULT_DIRECTORY_MODE) === DEFAULT_DIRECTORY_MODE
+    ) {
       changes.delete(change.path);
     }
   }

@@ -209,6 +209,8 @@ function scriptsOf(content: Buffer): string | undefined {
   if (scripts === null || typeof scripts !== 'object' || Array.isArray(scripts)) {
     return JSON.stringify(scripts);
   }
-  const sorted = Object.keys(scripts).sort().map((key) => [key, (scripts as Record<string, unknown>)[key]]);
+  const sorted = Object.keys(scripts)
+    .sort()
+    .map((key) => [key, (scripts as Record<string, unknown>)[key]]);
   return JSON.stringify(sorted);
 }

@@ -98,9 +98,5 @@ export function rejectHunk(base: string, proposal: string, hunk: Hunk): string {
   const baseLines = splitLines(base);
   const proposalLines = splitLines(proposal);
   const original = baseLines.slice(hunk.baseStart, hunk.baseStart + hunk.baseCount);
-  return [
-    ...proposalLines.slice(0, hunk.proposalStart),
-    ...original,
-    ...proposalLines.slice(hunk.proposalStart + hunk.proposalCount),
-  ].join('');
+  return [...proposalLines.slice(0, hunk.proposalStart), ...original, ...proposalLines.slice(hunk.proposalStart + hunk.proposalCount)].join('');
 }

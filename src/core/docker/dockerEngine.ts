@@ -58,11 +58,7 @@ export class DockerEngine {
    * Runs one engine operation. `fn` receives a signal that fires on timeout or cancellation; pass it to
    * dockerode (`abortSignal`) so the request itself is torn down, not just abandoned.
    */
-  async call<T>(
-    what: string,
-    fn: (docker: Dockerode, signal: AbortSignal) => Promise<T>,
-    options: EngineCallOptions = {},
-  ): Promise<T> {
+  async call<T>(what: string, fn: (docker: Dockerode, signal: AbortSignal) => Promise<T>, options: EngineCallOptions = {}): Promise<T> {
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     if (options.signal?.aborted) {
       throw new SandboxError('cancelled', `${capitalize(what)} was cancelled.`);
@@ -166,11 +162,7 @@ export class DockerEngine {
   /** The image's inspect data, or `undefined` when it is not present locally. */
   async inspectImage(reference: string, options?: EngineCallOptions): Promise<Dockerode.ImageInspectInfo | undefined> {
     try {
-      return await this.call(
-        `inspecting image ${reference}`,
-        (d) => d.getImage(reference).inspect(),
-        { ...options, image: reference },
-      );
+      return await this.call(`inspecting image ${reference}`, (d) => d.getImage(reference).inspect(), { ...options, image: reference });
     } catch (error) {
       if (SandboxError.is(error, 'image-missing')) {
         return undefined;

@@ -207,7 +207,11 @@ export function dockerodeOptions(location: EngineLocation, dial: { ssh?: SshDial
     options.key = read(tls.key, 'client key');
     if (!tls.verify) {
       // Like `--tlsverify=false`: the connection is encrypted but the server certificate is not checked.
-      (options as Dockerode.DockerOptions & { agent?: https.Agent }).agent = new https.Agent({ rejectUnauthorized: false, cert: options.cert, key: options.key });
+      (options as Dockerode.DockerOptions & { agent?: https.Agent }).agent = new https.Agent({
+        rejectUnauthorized: false,
+        cert: options.cert,
+        key: options.key,
+      });
       options.ca = undefined;
     }
   }

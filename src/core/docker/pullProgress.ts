@@ -44,7 +44,10 @@ export class PullProgress {
     const status = event.status ?? '';
     const layer = event.id ? this.layers.get(event.id) : undefined;
     if (event.id && status === 'Downloading' && event.progressDetail?.total) {
-      this.layers.set(event.id, { current: Math.min(event.progressDetail.current ?? 0, event.progressDetail.total), total: event.progressDetail.total });
+      this.layers.set(event.id, {
+        current: Math.min(event.progressDetail.current ?? 0, event.progressDetail.total),
+        total: event.progressDetail.total,
+      });
     } else if (layer && DOWNLOADED.has(status)) {
       layer.current = layer.total;
     }

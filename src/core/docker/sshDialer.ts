@@ -48,7 +48,14 @@ function connectionArgs(target: SshTarget, options: SshDialOptions & { controlDi
   }
   const args = ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=20', '-o', 'ServerAliveInterval=30'];
   if (options.controlDir) {
-    args.push('-o', 'ControlMaster=auto', '-o', `ControlPath=${path.join(options.controlDir, '%C')}`, '-o', `ControlPersist=${CONTROL_PERSIST_SECONDS}`);
+    args.push(
+      '-o',
+      'ControlMaster=auto',
+      '-o',
+      `ControlPath=${path.join(options.controlDir, '%C')}`,
+      '-o',
+      `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
+    );
   }
   if (target.user) args.push('-l', target.user);
   if (target.port) args.push('-p', String(target.port));
@@ -62,7 +69,12 @@ function connectionArgs(target: SshTarget, options: SshDialOptions & { controlDi
  */
 export function sshFailure(target: SshTarget, exitCode: number | null, stderr: string): SandboxError {
   const where = `${target.user ? `${target.user}@` : ''}${target.host}${target.port ? `:${target.port}` : ''}`;
-  const detail = stderr.trim().split('\n').filter((line) => line.trim() && !line.startsWith('@@@')).slice(-3).join(' ');
+  const detail = stderr
+    .trim()
+    .split('\n')
+    .filter((line) => line.trim() && !line.startsWith('@@@'))
+    .slice(-3)
+    .join(' ');
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) {
     return new SandboxError(
       'ssh-host-key',
@@ -122,7 +134,11 @@ class SshConnection extends Duplex {
     child.once('error', (error: NodeJS.ErrnoException) => {
       this.destroy(
         error.code === 'ENOENT'
-          ? new SandboxError('ssh-failed', `The Docker engine is at an ssh:// address, but \`${command}\` was not found. Install the OpenSSH client (it must be on PATH), or use another engine address.`, { cause: error })
+          ? new SandboxError(
+              'ssh-failed',
+              `The Docker engine is at an ssh:// address, but \`${command}\` was not found. Install the OpenSSH client (it must be on PATH), or use another engine address.`,
+              { cause: error },
+            )
           : new SandboxError('ssh-failed', `Starting \`${command}\` failed: ${error.message}`, { cause: error }),
       );
     });

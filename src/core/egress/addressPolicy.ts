@@ -6,16 +6,7 @@ import { isIP } from 'node:net';
  * name that changes its answer (DNS rebinding) cannot move a connection onto one of these.
  */
 export type AddressRefusal =
-  | 'loopback'
-  | 'private'
-  | 'link-local'
-  | 'metadata'
-  | 'unspecified'
-  | 'multicast'
-  | 'shared'
-  | 'unique-local'
-  | 'reserved'
-  | 'invalid';
+  'loopback' | 'private' | 'link-local' | 'metadata' | 'unspecified' | 'multicast' | 'shared' | 'unique-local' | 'reserved' | 'invalid';
 
 export type AddressVerdict = { allowed: true } | { allowed: false; reason: AddressRefusal; range: string };
 

@@ -69,7 +69,9 @@ function splitHostPort(entry: string): { host: string; port?: string } {
     const close = entry.indexOf(']');
     if (close < 0) return { host: entry };
     const rest = entry.slice(close + 1);
-    return rest.startsWith(':') ? { host: entry.slice(0, close + 1), port: rest.slice(1) } : { host: entry.slice(0, close + 1), port: rest || undefined };
+    return rest.startsWith(':')
+      ? { host: entry.slice(0, close + 1), port: rest.slice(1) }
+      : { host: entry.slice(0, close + 1), port: rest || undefined };
   }
   if (isIP(entry) === 6) return { host: entry };
   const colon = entry.lastIndexOf(':');
@@ -108,7 +110,10 @@ export function parseAllowRule(entry: unknown): AllowRule {
       throw invalidEntry(entry, 'is not a valid wildcard; write "*." followed by a domain name, e.g. "*.example.com".');
     }
     if (!domain.includes('.')) {
-      throw invalidEntry(entry, `would allow every name under the top-level domain "${domain}"; name a registered domain, e.g. "*.example.${domain}".`);
+      throw invalidEntry(
+        entry,
+        `would allow every name under the top-level domain "${domain}"; name a registered domain, e.g. "*.example.${domain}".`,
+      );
     }
     return { kind: 'subdomains', host: domain, port, source };
   }
@@ -142,16 +147,22 @@ export function buildAllowlist(allowedHosts: unknown, presets: unknown): AllowRu
     });
   }
   if (!Array.isArray(presets)) {
-    throw new SandboxError('invalid-setting', `${NETWORK_PRESETS_SETTING}: must be a list of preset names (${Object.keys(NETWORK_PRESETS).join(', ')}).`, {
-      setting: NETWORK_PRESETS_SETTING,
-    });
+    throw new SandboxError(
+      'invalid-setting',
+      `${NETWORK_PRESETS_SETTING}: must be a list of preset names (${Object.keys(NETWORK_PRESETS).join(', ')}).`,
+      {
+        setting: NETWORK_PRESETS_SETTING,
+      },
+    );
   }
   const rules = allowedHosts.map(parseAllowRule);
   for (const name of presets) {
     if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(NETWORK_PRESETS, name)) {
       throw new SandboxError(
         'invalid-setting',
-        `${NETWORK_PRESETS_SETTING}: ${JSON.stringify(name)} is not a preset; use ${Object.keys(NETWORK_PRESETS).map((p) => `"${p}"`).join(', ')}.`,
+        `${NETWORK_PRESETS_SETTING}: ${JSON.stringify(name)} is not a preset; use ${Object.keys(NETWORK_PRESETS)
+          .map((p) => `"${p}"`)
+          .join(', ')}.`,
         { setting: NETWORK_PRESETS_SETTING },
       );
     }

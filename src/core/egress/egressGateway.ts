@@ -114,7 +114,10 @@ export class EgressGateway {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       confirmed,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SandboxError('timeout', 'The egress gateway did not confirm its new settings within 10 s.')), 10_000))),
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new SandboxError('timeout', 'The egress gateway did not confirm its new settings within 10 s.')), 10_000)),
+      ),
     ]).finally(() => clearTimeout(timer));
     this.current = { egress: update.egress, providerKeys: { ...update.providerKeys } };
   }
@@ -139,7 +142,10 @@ export class EgressGateway {
     const { signal, egress } = options;
     const image = egress.settings.gatewayImage || options.boxImage;
     const program = await fs.promises.readFile(options.programPath).catch((error: unknown) => {
-      throw new SandboxError('internal', `The egress gateway program is missing at ${options.programPath} (build the extension): ${(error as Error).message}`);
+      throw new SandboxError(
+        'internal',
+        `The egress gateway program is missing at ${options.programPath} (build the extension): ${(error as Error).message}`,
+      );
     });
     const volumeName = `${options.boxName}-egress`;
     const gatewayName = `${options.boxName}-gateway`;
@@ -147,9 +153,13 @@ export class EgressGateway {
     let volumeCreated = false;
     let gatewayId: string | undefined;
     try {
-      await engine.call(`creating volume ${volumeName}`, (d, abortSignal) => d.createVolume({ ...egressVolumeCreateOptions({ volumeName, labels }), abortSignal }), {
-        signal,
-      });
+      await engine.call(
+        `creating volume ${volumeName}`,
+        (d, abortSignal) => d.createVolume({ ...egressVolumeCreateOptions({ volumeName, labels }), abortSignal }),
+        {
+          signal,
+        },
+      );
       volumeCreated = true;
       const created = await engine.call(
         `creating the egress gateway ${gatewayName}`,
@@ -178,13 +188,19 @@ export class EgressGateway {
       const tar = egressVolumeTar(program);
       await engine.call(
         'putting the gateway program into its volume',
-        (d, abortSignal) => d.getContainer(created.id).putArchive(tar, { path: EGRESS_MOUNT, abortSignal }).then(() => undefined),
+        (d, abortSignal) =>
+          d
+            .getContainer(created.id)
+            .putArchive(tar, { path: EGRESS_MOUNT, abortSignal })
+            .then(() => undefined),
         { signal },
       );
       const gateway = new EgressGateway(engine, created.id, gatewayName, volumeName, image, options);
       const ready = gateway.follow(created.id, 'gateway');
       await ready.started;
-      await engine.call(`starting the egress gateway ${gatewayName}`, (d, abortSignal) => d.getContainer(created.id).start({ abortSignal }), { signal });
+      await engine.call(`starting the egress gateway ${gatewayName}`, (d, abortSignal) => d.getContainer(created.id).start({ abortSignal }), {
+        signal,
+      });
       // The keys go in on stdin, after the start: never in the container's environment, a file or a label.
       gateway.stdin?.write(configurationLine(gateway.current));
       await ready;
@@ -262,15 +278,37 @@ export class EgressGateway {
       listener = (said) => said === expected && resolve();
       this.offlineAcks.add(listener);
       timer = setTimeout(
-        () => reject(new SandboxError('timeout', `The egress gateway ${this.gatewayName} did not confirm ${offlineRuns.length ? 'the pause for an offline run' : 'the end of an offline run'} within ${OFFLINE_ACK_TIMEOUT_MS / 1000} s.`)),
+        () =>
+          reject(
+            new SandboxError(
+              'timeout',
+              `The egress gateway ${this.gatewayName} did not confirm ${offlineRuns.length ? 'the pause for an offline run' : 'the end of an offline run'} within ${OFFLINE_ACK_TIMEOUT_MS / 1000} s.`,
+            ),
+          ),
         OFFLINE_ACK_TIMEOUT_MS,
       );
     });
     acked.catch(() => undefined);
     try {
       const tar = offlineListTar(offlineRuns);
-      await this.engine.call('telling the egress gateway the offline runs', (d, abortSignal) => d.getContainer(this.gatewayId).putArchive(tar, { path: GATEWAY_SOCKET_DIR, abortSignal }).then(() => undefined), { signal });
-      await this.engine.call('signalling the egress gateway', (d, abortSignal) => d.getContainer(this.gatewayId).kill({ signal: GATEWAY_OFFLINE_SIGNAL, abortSignal }).then(() => undefined), { signal });
+      await this.engine.call(
+        'telling the egress gateway the offline runs',
+        (d, abortSignal) =>
+          d
+            .getContainer(this.gatewayId)
+            .putArchive(tar, { path: GATEWAY_SOCKET_DIR, abortSignal })
+            .then(() => undefined),
+        { signal },
+      );
+      await this.engine.call(
+        'signalling the egress gateway',
+        (d, abortSignal) =>
+          d
+            .getContainer(this.gatewayId)
+            .kill({ signal: GATEWAY_OFFLINE_SIGNAL, abortSignal })
+            .then(() => undefined),
+        { signal },
+      );
       await acked;
     } finally {
       clearTimeout(timer);
@@ -295,9 +333,13 @@ export class EgressGateway {
     const started = this.engine
       .call(`attaching to the egress ${role}`, async (d, abortSignal) => {
         const withStdin = role === 'gateway';
-        const stream = (await d
-          .getContainer(containerId)
-          .attach({ stream: true, stdout: true, stderr: true, ...(withStdin ? { stdin: true, hijack: true } : {}), abortSignal })) as unknown as Readable;
+        const stream = (await d.getContainer(containerId).attach({
+          stream: true,
+          stdout: true,
+          stderr: true,
+          ...(withStdin ? { stdin: true, hijack: true } : {}),
+          abortSignal,
+        })) as unknown as Readable;
         if (withStdin) this.stdin = stream as unknown as NodeJS.WritableStream;
         const stdout = new PassThrough();
         const stderr = new PassThrough();
@@ -339,7 +381,10 @@ export class EgressGateway {
         });
       })
       .catch((error: unknown) => fail(error as Error));
-    const timer = setTimeout(() => fail(new SandboxError('timeout', `The egress ${role} did not become ready within ${READY_TIMEOUT_MS / 1000} s.`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new SandboxError('timeout', `The egress ${role} did not become ready within ${READY_TIMEOUT_MS / 1000} s.`)),
+      READY_TIMEOUT_MS,
+    );
     const done = ready.finally(() => clearTimeout(timer));
     done.catch(() => undefined);
     return Object.assign(done, { started });
@@ -349,7 +394,10 @@ export class EgressGateway {
 /** The file the gateway reads on `GATEWAY_OFFLINE_SIGNAL`: the offline runs, in the socket directory (the gateway user's). */
 function offlineListTar(offlineRuns: string[]): Readable {
   const pack = tarStream.pack();
-  pack.entry({ name: GATEWAY_OFFLINE_FILE, type: 'file', mode: 0o600, uid: GATEWAY_UID, gid: GATEWAY_UID, mtime: new Date() }, JSON.stringify({ offlineRuns }));
+  pack.entry(
+    { name: GATEWAY_OFFLINE_FILE, type: 'file', mode: 0o600, uid: GATEWAY_UID, gid: GATEWAY_UID, mtime: new Date() },
+    JSON.stringify({ offlineRuns }),
+  );
   pack.finalize();
   return pack as unknown as Readable;
 }

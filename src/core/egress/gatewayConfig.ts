@@ -91,11 +91,23 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
   const rules = buildAllowlist(value('allowedHosts'), value('networkPresets'));
   const gatewayImage = value('gatewayImage');
   if (typeof gatewayImage !== 'string' || (gatewayImage.trim() !== '' && !isImageReference(gatewayImage.trim()))) {
-    throw invalid('gatewayImage', `${JSON.stringify(gatewayImage)} is not an image reference; use e.g. node:22-bookworm-slim, or "" for the box image.`);
+    throw invalid(
+      'gatewayImage',
+      `${JSON.stringify(gatewayImage)} is not an image reference; use e.g. node:22-bookworm-slim, or "" for the box image.`,
+    );
   }
   const gatewayNetwork = value('gatewayNetwork');
-  if (typeof gatewayNetwork !== 'string' || !NETWORK_NAME.test(gatewayNetwork) || gatewayNetwork === 'none' || gatewayNetwork === 'host' || gatewayNetwork.startsWith('container:')) {
-    throw invalid('gatewayNetwork', `${JSON.stringify(gatewayNetwork)} is not valid; name a Docker network the gateway can reach the internet through (default "bridge"; not "host" or "none").`);
+  if (
+    typeof gatewayNetwork !== 'string' ||
+    !NETWORK_NAME.test(gatewayNetwork) ||
+    gatewayNetwork === 'none' ||
+    gatewayNetwork === 'host' ||
+    gatewayNetwork.startsWith('container:')
+  ) {
+    throw invalid(
+      'gatewayNetwork',
+      `${JSON.stringify(gatewayNetwork)} is not valid; name a Docker network the gateway can reach the internet through (default "bridge"; not "host" or "none").`,
+    );
   }
   const gatewayDns = value('gatewayDns');
   if (!Array.isArray(gatewayDns) || gatewayDns.some((address) => typeof address !== 'string' || !isIP(address))) {
@@ -105,7 +117,10 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
   if (typeof gatewayCaFile !== 'string') throw invalid('gatewayCaFile', 'must be the path of a PEM file, or "" for none.');
   const extraCaPem = gatewayCaFile.trim() ? readGatewayCaFile(gatewayCaFile.trim()) : undefined;
   if (network === 'allowlist' && runtime) {
-    throw invalid('network', `"allowlist" is not supported with agentSandbox.runtime "${runtime}" yet (the relay shares the box's network namespace, which a runtime with its own network stack does not expose); use "none" or the default runtime.`);
+    throw invalid(
+      'network',
+      `"allowlist" is not supported with agentSandbox.runtime "${runtime}" yet (the relay shares the box's network namespace, which a runtime with its own network stack does not expose); use "none" or the default runtime.`,
+    );
   }
   return {
     settings: {
@@ -124,12 +139,16 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
 
 /** The PEM text of `agentSandbox.gatewayCaFile`; a missing, unreadable or certificate-less file names the setting. */
 function readGatewayCaFile(file: string): string {
-  if (!path.isAbsolute(file)) throw invalid('gatewayCaFile', `${JSON.stringify(file)} is not an absolute path; give the full path of a PEM file of CA certificates.`);
+  if (!path.isAbsolute(file))
+    throw invalid('gatewayCaFile', `${JSON.stringify(file)} is not an absolute path; give the full path of a PEM file of CA certificates.`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw invalid('gatewayCaFile', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); fix the path or clear the setting.`);
+    throw invalid(
+      'gatewayCaFile',
+      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); fix the path or clear the setting.`,
+    );
   }
   if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text) || text.length > 4 * 1024 * 1024) {
     throw invalid('gatewayCaFile', `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give a file of CA certificates in PEM form.`);
@@ -223,7 +242,9 @@ export function relayCreateOptions(options: {
 }): Dockerode.ContainerCreateOptions {
   const hostConfig = hardenedHostConfig(RELAY_LIMITS);
   hostConfig.NetworkMode = `container:${options.boxContainerId}`;
-  hostConfig.Mounts = [{ Type: 'volume', Source: options.volumeName, Target: EGRESS_MOUNT, ReadOnly: true, VolumeOptions: { NoCopy: true } as never }];
+  hostConfig.Mounts = [
+    { Type: 'volume', Source: options.volumeName, Target: EGRESS_MOUNT, ReadOnly: true, VolumeOptions: { NoCopy: true } as never },
+  ];
   return egressContainer(options, hostConfig, 'relay', []);
 }
 

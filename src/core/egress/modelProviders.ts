@@ -144,7 +144,12 @@ export function parseProviderRoute(
   const name = slash < 0 ? rest : rest.slice(0, slash);
   const tail = slash < 0 ? '' : rest.slice(slash);
   const url = new URL(tail.startsWith('?') ? `/${tail}` : tail || '/', 'http://provider.invalid');
-  return { provider: isModelProviderId(name) ? name : undefined, name: name.slice(0, 64), path: `${url.pathname}${url.search}`, ...(runId !== undefined ? { runId } : {}) };
+  return {
+    provider: isModelProviderId(name) ? name : undefined,
+    name: name.slice(0, 64),
+    path: `${url.pathname}${url.search}`,
+    ...(runId !== undefined ? { runId } : {}),
+  };
 }
 
 /**

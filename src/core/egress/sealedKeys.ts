@@ -36,7 +36,10 @@ export class ModelKeyReceiver {
       decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
       plain = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]).toString('utf8');
     } catch {
-      throw new SandboxError('invalid-params', 'The model keys could not be opened: they were not sealed to this engine server\'s key (restart the extension host and set the key again).');
+      throw new SandboxError(
+        'invalid-params',
+        "The model keys could not be opened: they were not sealed to this engine server's key (restart the extension host and set the key again).",
+      );
     }
     const value = JSON.parse(plain) as Record<string, unknown>;
     const keys: ModelKeys = {};

@@ -112,7 +112,11 @@ export class DecidedContents {
       await fs.promises.writeFile(temp, JSON.stringify(content), { mode: 0o600 });
       await fs.promises.rename(temp, file);
     } catch (cause) {
-      throw new SandboxError('internal', `Could not keep the decided contents of ${content.path} at ${this.dir}: ${(cause as Error).message}. Check that the folder is writable.`, { cause });
+      throw new SandboxError(
+        'internal',
+        `Could not keep the decided contents of ${content.path} at ${this.dir}: ${(cause as Error).message}. Check that the folder is writable.`,
+        { cause },
+      );
     }
   }
 }

@@ -40,7 +40,10 @@ export class HistoryStore extends Disposable {
   /** Lines skipped on open because they were torn or not a record. */
   skippedLines = 0;
 
-  private constructor(readonly dir: string, options: HistoryStoreOptions) {
+  private constructor(
+    readonly dir: string,
+    options: HistoryStoreOptions,
+  ) {
     super();
     this.limits = { maxSizeBytes: options.maxSizeBytes, maxAgeMs: options.maxAgeMs };
     this.now = options.now ?? Date.now;
@@ -115,7 +118,11 @@ export class HistoryStore extends Disposable {
     try {
       await fs.promises.appendFile(this.file, text, { encoding: 'utf8', mode: 0o600 });
     } catch (cause) {
-      throw new SandboxError('internal', `Could not write the run history at ${this.file}: ${(cause as Error).message}. Check that the folder is writable.`, { cause });
+      throw new SandboxError(
+        'internal',
+        `Could not write the run history at ${this.file}: ${(cause as Error).message}. Check that the folder is writable.`,
+        { cause },
+      );
     }
     this.needsNewline = false;
     this.currentSize += Buffer.byteLength(text);
@@ -222,5 +229,11 @@ export class HistoryStore extends Disposable {
 function isRecord(value: unknown): value is HistoryRecord {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Partial<HistoryRecord>;
-  return typeof v.id === 'string' && typeof v.command === 'string' && typeof v.startedAt === 'number' && typeof v.outcome === 'string' && Array.isArray(v.files);
+  return (
+    typeof v.id === 'string' &&
+    typeof v.command === 'string' &&
+    typeof v.startedAt === 'number' &&
+    typeof v.outcome === 'string' &&
+    Array.isArray(v.files)
+  );
 }

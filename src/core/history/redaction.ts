@@ -21,7 +21,7 @@ export function redactSecrets(text: string, values: readonly string[] = []): str
   for (const { pattern } of TOKEN_PATTERNS) {
     result = result.replace(pattern, (...args: unknown[]) => {
       const groups = args[args.length - 1] as Record<string, string | undefined> | undefined;
-      const keep = typeof groups === 'object' && groups ? groups.keep ?? '' : '';
+      const keep = typeof groups === 'object' && groups ? (groups.keep ?? '') : '';
       return `${keep}${REDACTED}`;
     });
   }
@@ -39,7 +39,13 @@ export function capText(text: string, maxBytes: number): { text: string; cut: bo
   const tail = maxBytes - head;
   const omitted = buffer.length - head - tail;
   // Cutting a buffer can split a UTF-8 sequence; the decoder turns the halves into U+FFFD, never into garbage.
-  const headText = buffer.subarray(0, head).toString('utf8').replace(/\uFFFD+$/, '');
-  const tailText = buffer.subarray(buffer.length - tail).toString('utf8').replace(/^\uFFFD+/, '');
+  const headText = buffer
+    .subarray(0, head)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+  const tailText = buffer
+    .subarray(buffer.length - tail)
+    .toString('utf8')
+    .replace(/^\uFFFD+/, '');
   return { text: `${headText}\n[… ${omitted} bytes not kept in the run history …]\n${tailText}`, cut: true };
 }

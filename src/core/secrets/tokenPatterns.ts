@@ -20,7 +20,10 @@ export const TOKEN_PATTERNS: readonly { name: string; pattern: RegExp }[] = [
   { name: 'npm token', pattern: /\bnpm_[A-Za-z0-9]{36}\b/g },
   { name: 'Hugging Face token', pattern: /\bhf_[A-Za-z0-9]{30,}\b/g },
   // From gitleaks' rules (ids in brackets).
-  { name: 'GitLab token', pattern: /\b(?:glptt-[0-9a-f]{40}|gldt-[0-9a-zA-Z_-]{20,}|glrt-[0-9a-zA-Z_-]{20,}|glsoat-[0-9a-zA-Z_-]{20,}|GR1348941[\w-]{20,})/g }, // [gitlab-ptt, -deploy-token, -runner-authentication-token, -rrt]
+  {
+    name: 'GitLab token',
+    pattern: /\b(?:glptt-[0-9a-f]{40}|gldt-[0-9a-zA-Z_-]{20,}|glrt-[0-9a-zA-Z_-]{20,}|glsoat-[0-9a-zA-Z_-]{20,}|GR1348941[\w-]{20,})/g,
+  }, // [gitlab-ptt, -deploy-token, -runner-authentication-token, -rrt]
   { name: 'HashiCorp Vault token', pattern: /\b(?:hvs\.[\w-]{90,120}|hvb\.[\w-]{138,300})/g }, // [vault-service-token, vault-batch-token]
   { name: 'Terraform Cloud token', pattern: /\b[a-z0-9]{14}\.atlasv1\.[a-z0-9\-_=]{60,70}/gi }, // [hashicorp-tf-api-token]
   { name: 'DigitalOcean token', pattern: /\bdo[por]_v1_[a-f0-9]{64}\b/g }, // [digitalocean-pat, -access-token, -refresh-token]
@@ -46,7 +49,8 @@ export const TOKEN_PATTERNS: readonly { name: string; pattern: RegExp }[] = [
   },
   {
     name: 'secret assignment',
-    pattern: /(?<keep>\b[A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY)[A-Za-z0-9_]*\s*[=:]\s*["']?)(?!\[REDACTED\])[^\s"';,]{8,}/gi,
+    pattern:
+      /(?<keep>\b[A-Za-z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY)[A-Za-z0-9_]*\s*[=:]\s*["']?)(?!\[REDACTED\])[^\s"';,]{8,}/gi,
   },
 ];
 

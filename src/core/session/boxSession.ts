@@ -2,16 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import type {
-  ApplyPlan,
-  BoxInfo,
-  BoxSettings,
-  ChangeEntry,
-  ChangeSet,
-  ExecResult,
-  GitHistoryMode,
-  RunPolicy,
-} from '../../shared/protocol';
+import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, RunPolicy } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
@@ -19,7 +10,16 @@ import { boxProxyEnv, offlineProxyEnv, runProxyEnv } from '../egress/gatewayConf
 import { runBoxHelperRaw, type ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
-import { CANDIDATES_TAR_SCRIPT, LISTING_EXIT, LISTING_SCRIPT, parseBoxListing, sameStamp, stampRecordable, type BoxListing, type ListedEntry } from '../changes/boxListing';
+import {
+  CANDIDATES_TAR_SCRIPT,
+  LISTING_EXIT,
+  LISTING_SCRIPT,
+  parseBoxListing,
+  sameStamp,
+  stampRecordable,
+  type BoxListing,
+  type ListedEntry,
+} from '../changes/boxListing';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox, restoreZeroModesInBox } from './fileOps';
@@ -196,16 +196,15 @@ export class BoxSession {
    * Creates the box and mirrors the workspace into it. With `restore` (a review persisted from an earlier box),
    * the box then gets those pending changes back, against their old baseline, so the review goes on as it was.
    */
-  static async open(
-    options: BoxSessionOptions,
-    progress: ProgressReporter,
-    signal?: AbortSignal,
-    restore?: PendingReview,
-  ): Promise<BoxSession> {
+  static async open(options: BoxSessionOptions, progress: ProgressReporter, signal?: AbortSignal, restore?: PendingReview): Promise<BoxSession> {
     const { settings, folder } = options;
     const gitHistory: GitHistoryMode = settings.gitHistory ?? 'fresh';
     // Except in `full`, no `.git` is sent, caught up or collected: the box's own is box-only state.
-    const filter = await SyncFilter.create(folder, { exclude: settings.exclude, useGitignore: settings.useGitignore, leaveOutGit: gitHistory !== 'full' });
+    const filter = await SyncFilter.create(folder, {
+      exclude: settings.exclude,
+      useGitignore: settings.useGitignore,
+      leaveOutGit: gitHistory !== 'full',
+    });
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
@@ -292,7 +291,9 @@ export class BoxSession {
     if (repositories.length === 0) return { mode: 'none' };
     progress('Making a fresh git repository in the box');
     const result = await makeFreshRepositories(options.engine, box.containerId, options.folder, repositories, options.log, signal);
-    options.log(`[session] ${options.folder}: fresh repositories in the box at ${result.made.map((d) => d || '.').join(', ') || 'none'}${result.note ? ` (${result.note})` : ''}`);
+    options.log(
+      `[session] ${options.folder}: fresh repositories in the box at ${result.made.map((d) => d || '.').join(', ') || 'none'}${result.note ? ` (${result.note})` : ''}`,
+    );
     return { mode: result.made.length > 0 ? 'fresh' : 'none', note: result.note };
   }
 
@@ -361,7 +362,10 @@ export class BoxSession {
         // emptied and no provider routes (the pause is what enforces it; this only spares its tools a refusal).
         env: !this.box.egress
           ? this.options.env
-          : [...this.options.env, ...(offline ? offlineProxyEnv() : [...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv(request.runId)])],
+          : [
+              ...this.options.env,
+              ...(offline ? offlineProxyEnv() : [...boxProxyEnv(), ...runProxyEnv(request.runId), ...this.box.egress.providerEnv(request.runId)]),
+            ],
         outputLimitBytes: settings.outputLimitKiB * 1024,
         onOutput,
       });
@@ -380,7 +384,11 @@ export class BoxSession {
       };
       return { runId: request.runId, ...outcome, image: this.box.image, policy, error: errorText(error), caughtUp: sent, conflicts };
     } finally {
-      await endOffline?.().catch((error: unknown) => this.options.log(`[session] the egress gateway did not confirm the end of offline run ${request.runId} (the box stays offline): ${errorText(error)}`));
+      await endOffline?.().catch((error: unknown) =>
+        this.options.log(
+          `[session] the egress gateway did not confirm the end of offline run ${request.runId} (the box stays offline): ${errorText(error)}`,
+        ),
+      );
     }
     const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy, caughtUp: sent, conflicts };
     if (this.git.note) result.gitNote = this.git.note;
@@ -522,7 +530,12 @@ export class BoxSession {
    * a file system that keeps no ctime). Only these files are read. Their hard-link count is noted too: a mode
    * change through a hard link would change the other name's file as well.
    */
-  private async rehashTouchedFiles(current: Manifest, changes: readonly ChangeEntry[], paths: string[] | undefined, signal?: AbortSignal): Promise<void> {
+  private async rehashTouchedFiles(
+    current: Manifest,
+    changes: readonly ChangeEntry[],
+    paths: string[] | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const selected = paths === undefined ? undefined : new Set(paths);
     const touched = changes
       .filter((change) => selected === undefined || selected.has(change.path) || (change.fromPath !== undefined && selected.has(change.fromPath)))
@@ -740,11 +753,17 @@ export class BoxSession {
     let treeBytes = 0;
     for (const e of listing.entries) treeBytes += e.kind === 'f' ? e.size : 0;
     const archiveLimit = Math.round(
-      Math.min(STAMPED_FETCH_MAX, Math.max(STAMPED_FETCH_MIN, treeBytes / STAMPED_FETCH_BYTES_PER_FILE + listing.entries.length / STAMPED_FETCH_PATHS_PER_FILE)),
+      Math.min(
+        STAMPED_FETCH_MAX,
+        Math.max(STAMPED_FETCH_MIN, treeBytes / STAMPED_FETCH_BYTES_PER_FILE + listing.entries.length / STAMPED_FETCH_PATHS_PER_FILE),
+      ),
     );
     // Through the box's tar, reading a file costs about its bytes: worth it up to a share of the tree.
     const files = listing.entries.length;
-    const limit = this.readsWithBoxTar && this.boxTarWorks !== false ? Math.min(STAMPED_FETCH_MAX, Math.max(archiveLimit, Math.round(files * STAMPED_FETCH_SHARE))) : archiveLimit;
+    const limit =
+      this.readsWithBoxTar && this.boxTarWorks !== false
+        ? Math.min(STAMPED_FETCH_MAX, Math.max(archiveLimit, Math.round(files * STAMPED_FETCH_SHARE)))
+        : archiveLimit;
     if (fetch.length > limit) {
       return this.readWholeTree(listing, `${fetch.length} files may have changed (limit ${limit})`, signal);
     }
@@ -807,14 +826,15 @@ export class BoxSession {
     // Its output is held in memory whole: large files stream through the archive API instead.
     const small = fetch.filter((e) => e.size <= BOX_TAR_MAX_FILE_BYTES);
     if (!this.readsWithBoxTar || small.length < 2 || this.boxTarWorks === false) return done;
-    for (let start = 0; start < small.length; ) {
+    for (let start = 0; start < small.length;) {
       const names: string[] = [];
       let argBytes = 0;
       let contentBytes = 0;
       while (
         start < small.length &&
         (names.length === 0 ||
-          (argBytes + Buffer.byteLength(small[start].path) < TARGETED_LISTING_MAX_ARG_BYTES && contentBytes + small[start].size < BOX_TAR_MAX_CHUNK_BYTES))
+          (argBytes + Buffer.byteLength(small[start].path) < TARGETED_LISTING_MAX_ARG_BYTES &&
+            contentBytes + small[start].size < BOX_TAR_MAX_CHUNK_BYTES))
       ) {
         argBytes += Buffer.byteLength(small[start].path) + 1;
         contentBytes += small[start].size;
@@ -945,7 +965,13 @@ export class BoxSession {
   /** One archive of the whole tree; with a listing taken before it, also records the stamps it proves. */
   private async readWholeTree(listing: BoxListing | undefined, reason: string, signal?: AbortSignal): Promise<BoxTree> {
     const stream = await this.box.getArchive('/workspace', signal);
-    const tree = await readBoxTree(stream, { prefix: 'workspace/', baseline: this.baseline, filter: this.filter, maxFileBytes: this.maxFileBytes, signal });
+    const tree = await readBoxTree(stream, {
+      prefix: 'workspace/',
+      baseline: this.baseline,
+      filter: this.filter,
+      maxFileBytes: this.maxFileBytes,
+      signal,
+    });
     if (listing) {
       this.stamps.clear();
       for (const entry of listing.entries) {
@@ -967,7 +993,7 @@ export class BoxSession {
       const base = this.baseline.get(p);
       return base !== undefined && (base.type !== 'file' || this.knownStamp(p) !== undefined);
     });
-    for (let start = 0; start < checkable.length; ) {
+    for (let start = 0; start < checkable.length;) {
       const chunk: string[] = [];
       let bytes = 0;
       while (start < checkable.length && (chunk.length === 0 || bytes + checkable[start].length < TARGETED_LISTING_MAX_ARG_BYTES)) {
@@ -1154,7 +1180,8 @@ export class BoxSession {
       if (change.kind === 'deleted' || !boxEntry) {
         remove.push(change.path);
       } else {
-        const content = boxEntry.type === 'file' ? (review.contents.get(change.path) ?? (await this.readWorkspaceFile(change.path, boxEntry.hash))) : undefined;
+        const content =
+          boxEntry.type === 'file' ? (review.contents.get(change.path) ?? (await this.readWorkspaceFile(change.path, boxEntry.hash))) : undefined;
         if (boxEntry.type === 'file' && !content) {
           this.options.log(`[session] cannot restore ${change.path}: its content was not kept`);
           continue;
@@ -1238,7 +1265,10 @@ async function hostStateAfterMirror(folder: string, scanned: Manifest, sent: Man
     }
     // Entries are never mutated in place, so host state and baseline share one object per file where they
     // agree (all but setuid/setgid bits, which are not sent): half the memory for a large tree.
-    hostState.set(p, sentEntry.mode === entry.mode ? sentEntry : { ...entry, size: sentEntry.size, hash: sentEntry.hash, mtimeMs: sentEntry.mtimeMs });
+    hostState.set(
+      p,
+      sentEntry.mode === entry.mode ? sentEntry : { ...entry, size: sentEntry.size, hash: sentEntry.hash, mtimeMs: sentEntry.mtimeMs },
+    );
   }
   return hostState;
 }

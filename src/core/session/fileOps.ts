@@ -61,7 +61,9 @@ export async function runFileOp(target: FileOpTarget, params: FileOpRequest.Para
           `The text to replace occurs ${count} times in ${rel}. Include more surrounding text so it matches once, or set replaceAll.`,
         );
       }
-      const updated = params.replaceAll ? text.split(params.oldString).join(params.newString) : text.replace(params.oldString, () => params.newString);
+      const updated = params.replaceAll
+        ? text.split(params.oldString).join(params.newString)
+        : text.replace(params.oldString, () => params.newString);
       await writeBoxFile(box, rel, Buffer.from(updated, 'utf8'), file.mode, signal);
       return { replacements: params.replaceAll ? count : 1 };
     }
@@ -210,7 +212,10 @@ async function readBoxFileIfExists(
     if ((header.size ?? 0) > MAX_FILE_BYTES) {
       entry.resume();
       stream.destroy();
-      throw new SandboxError('invalid-setting', `${rel} is ${header.size} bytes; file operations handle files up to ${MAX_FILE_BYTES} bytes. Use a command instead.`);
+      throw new SandboxError(
+        'invalid-setting',
+        `${rel} is ${header.size} bytes; file operations handle files up to ${MAX_FILE_BYTES} bytes. Use a command instead.`,
+      );
     }
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);

@@ -36,7 +36,7 @@ export interface SandboxToolDefinition {
 
 /** What every tool says about where it acts. */
 const IN_THE_BOX =
-  " It acts in the Agent Sandbox box: an isolated Docker container holding a copy of the workspace at /workspace, with no network unless the developer allowed some hosts (agentSandbox.network \"allowlist\": then only those, through a proxy the box's environment names). Nothing it does touches the real workspace: every change waits for the developer's review (accept or reject per file or hunk).";
+  ' It acts in the Agent Sandbox box: an isolated Docker container holding a copy of the workspace at /workspace, with no network unless the developer allowed some hosts (agentSandbox.network "allowlist": then only those, through a proxy the box\'s environment names). Nothing it does touches the real workspace: every change waits for the developer\'s review (accept or reject per file or hunk).';
 
 function pathProperty(what: string): ToolPropertySchema {
   return { type: 'string', description: `${what} Relative to the workspace root (e.g. "src/app.ts"); it must stay inside the workspace.` };
@@ -48,7 +48,8 @@ export const sandboxToolDefinitions = [
     referenceName: 'sandboxRunCommand',
     displayName: 'Run Command in Sandbox',
     icon: '$(terminal)',
-    userDescription: 'Run a shell command in the sandbox box (no network, or only the hosts you allowed; network "none" runs it offline); changes await your review.',
+    userDescription:
+      'Run a shell command in the sandbox box (no network, or only the hosts you allowed; network "none" runs it offline); changes await your review.',
     modelDescription: `Runs a shell command with /bin/sh -c in the sandbox.${IN_THE_BOX} Use it to build, test, run scripts, git, grep/find, and to make changes no other tool can (mv, chmod, generated or binary files). Runs share the box's state, so later commands see earlier results. The internet and package registries are unreachable unless the developer allowed their hosts; a denied host answers HTTP 403 with a text naming the setting that allows it. Set network to "none" to run a command offline in any case (e.g. tests after an install): nothing leaves the box while it runs, and other runs and terminals in the box lose the network until it ends. git works on a fresh repository of the workspace as mirrored: one commit with HEAD's message, so git status and git diff show the box's changes; earlier history is not in the box. Returns the exit code, how the run ended (exited, timeout, cancelled, oom), the end of stdout and stderr (long output is cut from the start), and the files this run added, modified, renamed or deleted.`,
     inputSchema: {
       type: 'object',
@@ -59,12 +60,14 @@ export const sandboxToolDefinitions = [
         timeoutSeconds: {
           type: 'number',
           minimum: 0,
-          description: 'Seconds before the command and all its processes are killed; defaults to the agentSandbox.runTimeoutSeconds setting. 0 = no timeout.',
+          description:
+            'Seconds before the command and all its processes are killed; defaults to the agentSandbox.runTimeoutSeconds setting. 0 = no timeout.',
         },
         network: {
           type: 'string',
           enum: ['none'],
-          description: "\"none\": run offline even when the box may reach allowed hosts (e.g. tests after an install). Enforced by the box's gateway, which refuses every connection while the command runs. Leave it out to use the box's network setting.",
+          description:
+            '"none": run offline even when the box may reach allowed hosts (e.g. tests after an install). Enforced by the box\'s gateway, which refuses every connection while the command runs. Leave it out to use the box\'s network setting.',
         },
       },
     },
@@ -231,7 +234,8 @@ export function checkToolInput(definition: SandboxToolDefinition, input: unknown
           : typeof value === 'number' && Number.isFinite(value) && (schema.type === 'number' || Number.isInteger(value));
     const kind = schema.type === 'integer' ? 'a whole number' : schema.type === 'boolean' ? 'true or false' : `a ${schema.type}`;
     if (!fits) return `"${key}" must be ${kind}, got ${JSON.stringify(value)?.slice(0, 40) ?? typeof value}.`;
-    if (schema.minimum !== undefined && (value as number) < schema.minimum) return `"${key}" must be ${schema.minimum} or more, got ${String(value)}.`;
+    if (schema.minimum !== undefined && (value as number) < schema.minimum)
+      return `"${key}" must be ${schema.minimum} or more, got ${String(value)}.`;
     if (schema.enum && !schema.enum.includes(value as string)) {
       return `"${key}" must be ${schema.enum.map((e) => JSON.stringify(e)).join(' or ')}, got ${JSON.stringify(value).slice(0, 40)}.`;
     }

@@ -139,7 +139,10 @@ const toolSpecs: Record<SandboxToolName, ToolSpec<unknown>> = {
     run: async (input, { folder, runId, signal, engine }) => {
       await engine.ensureBox(folder, signal);
       const before = await engine.collect(folder, signal);
-      const result = await engine.exec({ folder, command: input.command, cwd: input.cwd, timeoutSeconds: input.timeoutSeconds, runId, network: input.network }, signal);
+      const result = await engine.exec(
+        { folder, command: input.command, cwd: input.cwd, timeoutSeconds: input.timeoutSeconds, runId, network: input.network },
+        signal,
+      );
       const after = await engine.collectAfterRun(folder, result);
       return { text: formatRunResult(input.command, result, changesByRun(before, after), after.changes), result, changeSet: after };
     },
@@ -152,7 +155,9 @@ const toolSpecs: Record<SandboxToolName, ToolSpec<unknown>> = {
     run: async (input, { folder, signal, engine }) => {
       const { content = '' } = await engine.fileOp({ folder, op: 'read', path: input.path }, signal);
       if (looksBinary(content)) {
-        return { text: `${input.path} is a binary file (not UTF-8 text). Inspect it with agentSandbox_runCommand, e.g. \`od -c ${shellQuote(input.path)} | head\`.` };
+        return {
+          text: `${input.path} is a binary file (not UTF-8 text). Inspect it with agentSandbox_runCommand, e.g. \`od -c ${shellQuote(input.path)} | head\`.`,
+        };
       }
       return { text: sliceLines(input.path, content, input.startLine, input.endLine) };
     },
@@ -264,7 +269,13 @@ export async function runTool(call: ToolCall): Promise<ToolOutcome> {
   const toolSpec = checkedSpec(call.name, call.input);
   const { folder, runId, signal, engine } = call;
   const input = call.input as Record<string, unknown>;
-  call.onStarted?.({ runId, folder, command: toolSpec.describe(input), cwd: typeof input.cwd === 'string' ? input.cwd : undefined, startedAt: Date.now() });
+  call.onStarted?.({
+    runId,
+    folder,
+    command: toolSpec.describe(input),
+    cwd: typeof input.cwd === 'string' ? input.cwd : undefined,
+    startedAt: Date.now(),
+  });
   let outcome: ToolOutcome;
   try {
     outcome = await toolSpec.run(input, { folder, runId, signal, engine });

@@ -22,8 +22,7 @@ export function networkPhrase(egress: Partial<EgressSettings>): string {
 }
 
 /** Closing line of every tool that changes the box: the model must not claim its work is in the workspace. */
-export const REVIEW_NOTE =
-  'These changes exist only in the sandbox box; the developer reviews them before any reaches the real workspace.';
+export const REVIEW_NOTE = 'These changes exist only in the sandbox box; the developer reviews them before any reaches the real workspace.';
 
 /**
  * What one run did, from the change sets collected before and after it: `changed` holds the entries new or
@@ -121,7 +120,7 @@ export function formatRunResult(
 ): string {
   const lines = [`$ ${command}`, `${describeOutcome(result)} after ${(result.durationMs / 1000).toFixed(1)} s.`];
   if (result.policy.offline) lines.push('It ran offline (network "none"): the box\'s gateway refused every connection while it ran.');
-  if (result.truncated) lines.push('Output beyond the box\'s limit (agentSandbox.outputLimitKiB) was dropped.');
+  if (result.truncated) lines.push("Output beyond the box's limit (agentSandbox.outputLimitKiB) was dropped.");
   lines.push(...runNotes(result));
   lines.push('', section('stdout', result.stdout, OUTPUT_TAIL_CHARS.stdout), '', section('stderr', result.stderr, OUTPUT_TAIL_CHARS.stderr), '');
   if (byRun.changed.length === 0 && byRun.settled.length === 0) {
@@ -176,7 +175,7 @@ export function describeOutcome(result: ExecResult): string {
     case 'cancelled':
       return 'Cancelled; its whole process tree was killed';
     case 'oom':
-      return 'Killed: out of memory (the box\'s memory limit is agentSandbox.memoryMiB)';
+      return "Killed: out of memory (the box's memory limit is agentSandbox.memoryMiB)";
     case 'engine-error':
       return `Failed in the engine: ${result.error ?? 'unknown error'}`;
   }

@@ -27,7 +27,8 @@ const DROPPED_SECTIONS = new Set(['credential']);
 const DROPPED_KEY = /^(extraheader|.*(?:pass|token|secret|api-?key|private-?key|access-?key).*)$/i;
 
 /** Query parameters of a URL that carry credentials (`?private_token=…`, `&access_token=…`); their values go. */
-const CREDENTIAL_QUERY = /([?&;](?:[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key|apikey|auth|signature|sig|credential)[A-Za-z0-9_.-]*))=[^&;\s#"']*/gi;
+const CREDENTIAL_QUERY =
+  /([?&;](?:[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key|apikey|auth|signature|sig|credential)[A-Za-z0-9_.-]*))=[^&;\s#"']*/gi;
 
 /**
  * Returns the config text without credentials:

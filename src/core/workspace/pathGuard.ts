@@ -213,7 +213,12 @@ const HFS_IGNORABLE = /[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g;
  * folded name as well as the raw one only ever flags, refuses or withholds more.
  */
 export function foldHostName(segment: string): string {
-  return segment.normalize('NFC').replace(HFS_IGNORABLE, '').toLowerCase().split(':')[0].replace(/[. ]+$/, '');
+  return segment
+    .normalize('NFC')
+    .replace(HFS_IGNORABLE, '')
+    .toLowerCase()
+    .split(':')[0]
+    .replace(/[. ]+$/, '');
 }
 
 /** `foldHostName` of every segment of a workspace-relative path. */

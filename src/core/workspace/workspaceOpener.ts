@@ -36,7 +36,10 @@ export class WorkspaceOpener {
   /** Open directories of the path last used, shallowest first (Linux only). */
   private chain: { name: string; fd: number }[] = [];
 
-  constructor(private readonly root: string, options: { mode?: 'auto' | 'by-path' } = {}) {
+  constructor(
+    private readonly root: string,
+    options: { mode?: 'auto' | 'by-path' } = {},
+  ) {
     this.viaProc = options.mode !== 'by-path' && procFdWorks();
   }
 

@@ -184,7 +184,7 @@ function sameFileStamp(previous: ManifestEntry, stamp: FileStamp): boolean {
  */
 export function dropEscapingSymlinks(manifest: Manifest, onSkipped?: (relPath: string, reason: ScanSkipReason) => void): void {
   const lookup = (relPath: string): ManifestEntry | undefined => manifest.get(relPath);
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const entry of manifest.values()) {
       if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', lookup)) {

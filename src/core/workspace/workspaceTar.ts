@@ -215,10 +215,7 @@ async function writeFile(
 }
 
 /** A small file read ahead: its bytes and fstat, or why it cannot be sent, or 'large' (it grew: stream it). */
-type WholeRead =
-  | { kind: 'read'; content: Buffer; stat: { mode: number; mtimeMs: number } }
-  | { kind: 'skipped'; reason: string }
-  | { kind: 'large' };
+type WholeRead = { kind: 'read'; content: Buffer; stat: { mode: number; mtimeMs: number } } | { kind: 'skipped'; reason: string } | { kind: 'large' };
 
 /** Opens, checks and reads a file the way `writeFile` does (never through a symlink), for the read-ahead. */
 async function readWhole(opener: WorkspaceOpener, entry: ManifestEntry): Promise<WholeRead> {
@@ -318,4 +315,3 @@ function attempt(check: () => void): string | undefined {
 function cannotOpen(error: unknown): string {
   return `cannot open: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
 }
-

@@ -64,7 +64,11 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
     request.command ??
     (await vscode.window.showInputBox({
       title: 'Run Command in Sandbox',
-      prompt: vscode.l10n.t('Runs in the box of {0} ({1}); changes come back for review', path.basename(folder), request.network === 'none' ? 'offline' : networkPhrase(deps.settings?.egress() ?? {})),
+      prompt: vscode.l10n.t(
+        'Runs in the box of {0} ({1}); changes come back for review',
+        path.basename(folder),
+        request.network === 'none' ? 'offline' : networkPhrase(deps.settings?.egress() ?? {}),
+      ),
       placeHolder: 'npm test',
       ignoreFocusOut: true,
     }));
@@ -93,7 +97,14 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
           deps.runEvents.fireStarted({ runId, folder, source: 'command', command, cwd: request.cwd, startedAt: Date.now() });
           let result: ExecResult | undefined;
           try {
-            result = await engine.exec({ folder, command, cwd: request.cwd, timeoutSeconds: request.timeoutSeconds, runId, ...(request.network ? { network: request.network } : {}) });
+            result = await engine.exec({
+              folder,
+              command,
+              cwd: request.cwd,
+              timeoutSeconds: request.timeoutSeconds,
+              runId,
+              ...(request.network ? { network: request.network } : {}),
+            });
             output.appendLine(`\n[${describeOutcome(result)} in ${(result.durationMs / 1000).toFixed(1)} s]`);
             for (const note of runNotes(result)) output.appendLine(`[${note}]`);
             progress.report({ message: 'Collecting changes…' });
@@ -101,7 +112,13 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
             deps.runEvents.fireEnded({ runId, folder, result, changeSet, endedAt: Date.now() });
             return { result, changeSet };
           } catch (error) {
-            deps.runEvents.fireEnded({ runId, folder, result, error: { reason: errorReason(error), message: errorText(error) }, endedAt: Date.now() });
+            deps.runEvents.fireEnded({
+              runId,
+              folder,
+              result,
+              error: { reason: errorReason(error), message: errorText(error) },
+              endedAt: Date.now(),
+            });
             throw error;
           } finally {
             outputSub.dispose();
@@ -133,7 +150,11 @@ export async function runCommandInSandbox(deps: RunCommandDeps, args?: string | 
 /** Offers (or, with `pull`, goes straight) to pull the missing image; true when it was pulled. */
 async function pullMissingImage(mode: 'ask' | 'pull', message: string): Promise<boolean> {
   if (mode === 'ask') {
-    const choice = await vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', message), vscode.l10n.t('Pull Image and Run'), vscode.l10n.t('Open Settings'));
+    const choice = await vscode.window.showErrorMessage(
+      vscode.l10n.t('Agent Sandbox: {0}', message),
+      vscode.l10n.t('Pull Image and Run'),
+      vscode.l10n.t('Open Settings'),
+    );
     if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
     if (choice !== vscode.l10n.t('Pull Image and Run')) return false;
   }
@@ -153,7 +174,9 @@ async function decide(
     deps.log.warn(`[host] conflict: ${conflict} changed in the workspace and in the box; the box kept its version`);
   }
   if (changeSet.refused.length > 0) {
-    deps.log.warn(`[host] refused ${changeSet.refused.length} unsafe entr(ies) from the box: ${changeSet.refused.map((r) => `${r.path} (${r.reason})`).join(', ')}`);
+    deps.log.warn(
+      `[host] refused ${changeSet.refused.length} unsafe entr(ies) from the box: ${changeSet.refused.map((r) => `${r.path} (${r.reason})`).join(', ')}`,
+    );
   }
   let choice: RunDecision = decision;
   if (choice === 'ask') {
@@ -162,7 +185,14 @@ async function decide(
       return { result, changeSet, decision: 'kept' };
     }
     const message = `${describeOutcome(result)}; ${n} file${n === 1 ? '' : 's'} changed in the box.`;
-    choice = deps.review ? await deps.review.askRunEnd(changeSet.folder, changeSet.changes.map((c) => c.path), message, `Agent Sandbox: ${command}`) : 'keep';
+    choice = deps.review
+      ? await deps.review.askRunEnd(
+          changeSet.folder,
+          changeSet.changes.map((c) => c.path),
+          message,
+          `Agent Sandbox: ${command}`,
+        )
+      : 'keep';
   }
   if (choice === 'discard') {
     await engine.discard(changeSet.folder);

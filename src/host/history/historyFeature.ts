@@ -135,7 +135,13 @@ export class RunHistory extends Disposable {
       if (kept?.decided !== undefined) {
         // Both sides are read-only documents from the history: nothing in this tab can write the workspace.
         const title = `${path.basename(relPath)} (box proposed ↔ ${last.decision}, read-only)`;
-        await vscode.commands.executeCommand('vscode.diff', decidedUri(record.folder, runId, relPath, 'proposed'), decidedUri(record.folder, runId, relPath, 'decided'), title, { preview: true });
+        await vscode.commands.executeCommand(
+          'vscode.diff',
+          decidedUri(record.folder, runId, relPath, 'proposed'),
+          decidedUri(record.folder, runId, relPath, 'decided'),
+          title,
+          { preview: true },
+        );
         return;
       }
       // A decided file is no longer a proposal: the box holds the workspace's version again.
@@ -143,14 +149,25 @@ export class RunHistory extends Disposable {
         await vscode.commands.executeCommand('vscode.open', real);
       } else {
         void vscode.window.showInformationMessage(
-          vscode.l10n.t('Agent Sandbox: {0} was {1} on {2}; there is no pending proposal to compare.', relPath, last.decision === 'accepted' ? 'applied (deleted)' : 'rejected', new Date(last.at).toLocaleString()),
+          vscode.l10n.t(
+            'Agent Sandbox: {0} was {1} on {2}; there is no pending proposal to compare.',
+            relPath,
+            last.decision === 'accepted' ? 'applied (deleted)' : 'rejected',
+            new Date(last.at).toLocaleString(),
+          ),
         );
       }
       return;
     }
     const version = Date.now();
-    const left = file.kind === 'added' ? proposalUri(record.folder, relPath, { empty: true, version }) : file.fromPath ? vscode.Uri.file(path.join(record.folder, ...file.fromPath.split('/'))) : real;
-    const right = file.kind === 'deleted' ? proposalUri(record.folder, relPath, { empty: true, version }) : proposalUri(record.folder, relPath, { version });
+    const left =
+      file.kind === 'added'
+        ? proposalUri(record.folder, relPath, { empty: true, version })
+        : file.fromPath
+          ? vscode.Uri.file(path.join(record.folder, ...file.fromPath.split('/')))
+          : real;
+    const right =
+      file.kind === 'deleted' ? proposalUri(record.folder, relPath, { empty: true, version }) : proposalUri(record.folder, relPath, { version });
     await vscode.commands.executeCommand('vscode.diff', left, right, `${relPath} (workspace ↔ box)`);
   }
 
@@ -162,7 +179,9 @@ export class RunHistory extends Disposable {
   private async rerun(runId: string): Promise<void> {
     const record = await this.record(runId);
     if (record.command.includes(REDACTED)) {
-      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: this command had a secret in it, which the history does not keep; run it again yourself.'));
+      void vscode.window.showWarningMessage(
+        vscode.l10n.t('Agent Sandbox: this command had a secret in it, which the history does not keep; run it again yourself.'),
+      );
       return;
     }
     await vscode.commands.executeCommand('agentSandbox.runCommand', {
@@ -209,7 +228,10 @@ export class RunHistory extends Disposable {
     if (args.confirm !== false) {
       const choice = await vscode.window.showWarningMessage(
         vscode.l10n.t('Clear the run history of this workspace?'),
-        { modal: true, detail: vscode.l10n.t('Every recorded run, its output and the decisions are removed. Export the history first to keep a copy.') },
+        {
+          modal: true,
+          detail: vscode.l10n.t('Every recorded run, its output and the decisions are removed. Export the history first to keep a copy.'),
+        },
         vscode.l10n.t('Clear History'),
       );
       if (choice !== vscode.l10n.t('Clear History')) return false;

@@ -60,7 +60,10 @@ export class HistoryRecorder extends Disposable {
     this._register(
       deps.runEvents.onDidStartRun((e) => {
         if (!this.pending.has(e.folder) && !this.pendingBefore.has(e.runId)) {
-          this.pendingBefore.set(e.runId, deps.pendingChanges(e.folder).catch(() => undefined));
+          this.pendingBefore.set(
+            e.runId,
+            deps.pendingChanges(e.folder).catch(() => undefined),
+          );
         }
         void this.enqueue(`start ${e.runId}`, () => this.onStarted(e));
       }),
@@ -117,7 +120,16 @@ export class HistoryRecorder extends Disposable {
     // A run whose start was never seen (fired before the recorder existed) is still recorded.
     const started =
       store.get(event.runId) ??
-      startedRecord({ runId: event.runId, folder: event.folder, source: 'command', command: '(unknown)', startedAt: event.endedAt - (event.result?.durationMs ?? 0) }, this.redactor());
+      startedRecord(
+        {
+          runId: event.runId,
+          folder: event.folder,
+          source: 'command',
+          command: '(unknown)',
+          startedAt: event.endedAt - (event.result?.durationMs ?? 0),
+        },
+        this.redactor(),
+      );
     const restoredBefore = this.pendingBefore.get(event.runId);
     this.pendingBefore.delete(event.runId);
     const record = endedRecord(started, event, this.redactor(event.result?.policy.envNames));

@@ -54,7 +54,10 @@ export function agentConfig(client: AgentClient, bridge: BridgeCommand, folder: 
         client,
         label: 'Claude Code',
         file: path.join(folder, '.mcp.json'),
-        content: mergeJson(existing, '.mcp.json', (json) => ({ ...json, mcpServers: { ...objectAt(json, 'mcpServers'), [MCP_SERVER_NAME]: { type: 'stdio', ...server } } })),
+        content: mergeJson(existing, '.mcp.json', (json) => ({
+          ...json,
+          mcpServers: { ...objectAt(json, 'mcpServers'), [MCP_SERVER_NAME]: { type: 'stdio', ...server } },
+        })),
         ownTools:
           'Turn off Claude Code\'s own tools that act on your machine, so it works only in the box: start it with --disallowedTools "Bash Edit MultiEdit Write NotebookEdit" (or list them under permissions.deny in .claude/settings.json). Its Read, Grep and Glob still read the real folder, secrets included: deny them too if the box should be all it sees.',
         alternative: `claude mcp add ${MCP_SERVER_NAME} -e ELECTRON_RUN_AS_NODE=1 -- ${[bridge.command, ...bridge.args].map(shellWord).join(' ')}`,
@@ -67,10 +70,12 @@ export function agentConfig(client: AgentClient, bridge: BridgeCommand, folder: 
         content: mergeToml(existing ?? '', `mcp_servers.${MCP_SERVER_NAME}`, [
           `command = ${tomlString(bridge.command)}`,
           `args = [${bridge.args.map(tomlString).join(', ')}]`,
-          `env = { ${Object.entries(bridge.env).map(([k, v]) => `${k} = ${tomlString(v)}`).join(', ')} }`,
+          `env = { ${Object.entries(bridge.env)
+            .map(([k, v]) => `${k} = ${tomlString(v)}`)
+            .join(', ')} }`,
         ]),
         ownTools:
-          'Codex\'s own shell and apply_patch act on your machine: start it with --sandbox read-only (and --ask-for-approval untrusted) so they cannot write, and ask it to use the agentSandbox_* tools. The server is in your user configuration: it serves the folder named in its --folder argument.',
+          "Codex's own shell and apply_patch act on your machine: start it with --sandbox read-only (and --ask-for-approval untrusted) so they cannot write, and ask it to use the agentSandbox_* tools. The server is in your user configuration: it serves the folder named in its --folder argument.",
       };
     case 'gemini':
       return {
@@ -82,16 +87,20 @@ export function agentConfig(client: AgentClient, bridge: BridgeCommand, folder: 
           mcpServers: { ...objectAt(json, 'mcpServers'), [MCP_SERVER_NAME]: server },
           excludeTools: [...new Set([...stringsAt(json, 'excludeTools'), 'run_shell_command', 'write_file', 'replace'])],
         })),
-        ownTools: 'Gemini CLI\'s own run_shell_command, write_file and replace act on your machine: this configuration lists them under excludeTools, so it works only in the box.',
+        ownTools:
+          "Gemini CLI's own run_shell_command, write_file and replace act on your machine: this configuration lists them under excludeTools, so it works only in the box.",
       };
     case 'cursor':
       return {
         client,
         label: 'Cursor',
         file: path.join(folder, '.cursor', 'mcp.json'),
-        content: mergeJson(existing, '.cursor/mcp.json', (json) => ({ ...json, mcpServers: { ...objectAt(json, 'mcpServers'), [MCP_SERVER_NAME]: server } })),
+        content: mergeJson(existing, '.cursor/mcp.json', (json) => ({
+          ...json,
+          mcpServers: { ...objectAt(json, 'mcpServers'), [MCP_SERVER_NAME]: server },
+        })),
         ownTools:
-          'Cursor\'s agent runs terminal commands and edits files on your machine: in Cursor Settings → Chat, turn off auto-run and edit auto-apply (or disable its terminal and edit tools in the agent\'s tool list), and ask it to use the agentSandbox_* tools.',
+          "Cursor's agent runs terminal commands and edits files on your machine: in Cursor Settings → Chat, turn off auto-run and edit auto-apply (or disable its terminal and edit tools in the agent's tool list), and ask it to use the agentSandbox_* tools.",
       };
   }
 }
@@ -104,7 +113,9 @@ function mergeJson(existing: string | undefined, name: string, update: (json: Re
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       json = parsed as Record<string, unknown>;
     } catch (error) {
-      throw new ConfigFileError(`${name} is not a JSON object (${error instanceof Error ? error.message : error}); fix or remove it, then connect again.`);
+      throw new ConfigFileError(
+        `${name} is not a JSON object (${error instanceof Error ? error.message : error}); fix or remove it, then connect again.`,
+      );
     }
   }
   return `${JSON.stringify(update(json), null, 2)}\n`;

@@ -27,7 +27,9 @@ export class ConnectAgentCommand extends Disposable {
   constructor(cliPath: string, serve: (folder: string) => Promise<string>) {
     super();
     this._register(
-      vscode.workspace.registerTextDocumentContentProvider(PREVIEW_SCHEME, { provideTextDocumentContent: (uri) => this.previews.get(uri.toString()) ?? '' }),
+      vscode.workspace.registerTextDocumentContentProvider(PREVIEW_SCHEME, {
+        provideTextDocumentContent: (uri) => this.previews.get(uri.toString()) ?? '',
+      }),
     );
     this._register(
       vscode.commands.registerCommand('agentSandbox.connectAgent', (args?: ConnectAgentArgs) =>
@@ -49,20 +51,28 @@ async function connectAgent(
 ): Promise<vscode.Uri | undefined> {
   const folder = args.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
   if (!folder) {
-    void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; an external agent works in one folder\'s box.'));
+    void vscode.window.showWarningMessage(vscode.l10n.t("Agent Sandbox: open a folder first; an external agent works in one folder's box."));
     return undefined;
   }
   const client =
     args.client ??
-    (await vscode.window.showQuickPick(AGENT_CLIENTS.map((c) => ({ label: c.label, description: c.description, client: c.client })), {
-      title: 'Connect an External Agent to the Sandbox',
-      placeHolder: vscode.l10n.t('Which agent should act only in the box?'),
-    }))?.client;
+    (
+      await vscode.window.showQuickPick(
+        AGENT_CLIENTS.map((c) => ({ label: c.label, description: c.description, client: c.client })),
+        {
+          title: 'Connect an External Agent to the Sandbox',
+          placeHolder: vscode.l10n.t('Which agent should act only in the box?'),
+        },
+      )
+    )?.client;
   if (!client) return undefined;
   const bridge = bridgeCommand(process.execPath, cliPath, folder);
   const draft = agentConfig(client, bridge, folder, os.homedir(), undefined);
   const uri = vscode.Uri.file(draft.file);
-  const existing = await vscode.workspace.fs.readFile(uri).then((bytes) => Buffer.from(bytes).toString('utf8'), () => undefined);
+  const existing = await vscode.workspace.fs.readFile(uri).then(
+    (bytes) => Buffer.from(bytes).toString('utf8'),
+    () => undefined,
+  );
   let config;
   try {
     config = agentConfig(client, bridge, folder, os.homedir(), existing);
@@ -72,13 +82,26 @@ async function connectAgent(
     return undefined;
   }
   await vscode.window.showTextDocument(previewUri(config.file, config.content), { preview: true, viewColumn: vscode.ViewColumn.Beside });
-  const detail = [`${existing === undefined ? 'Creates' : 'Updates'} ${config.file} with the content shown beside (other entries are kept).`, '', config.ownTools, ...(config.alternative ? ['', `Or add it yourself: ${config.alternative}`] : [])].join('\n');
-  const write = args.confirm ?? (await vscode.window.showInformationMessage(vscode.l10n.t('Connect {0} to the sandbox?', config.label), { modal: true, detail }, vscode.l10n.t('Write Configuration'))) === vscode.l10n.t('Write Configuration');
+  const detail = [
+    `${existing === undefined ? 'Creates' : 'Updates'} ${config.file} with the content shown beside (other entries are kept).`,
+    '',
+    config.ownTools,
+    ...(config.alternative ? ['', `Or add it yourself: ${config.alternative}`] : []),
+  ].join('\n');
+  const write =
+    args.confirm ??
+    (await vscode.window.showInformationMessage(
+      vscode.l10n.t('Connect {0} to the sandbox?', config.label),
+      { modal: true, detail },
+      vscode.l10n.t('Write Configuration'),
+    )) === vscode.l10n.t('Write Configuration');
   if (!write) return undefined;
   await vscode.workspace.fs.createDirectory(vscode.Uri.joinPath(uri, '..'));
   await vscode.workspace.fs.writeFile(uri, Buffer.from(config.content, 'utf8'));
   // Served now, so the agent reaches this window's box (and review) from its first call.
   await serve(folder).catch(() => undefined);
-  void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} now reaches the box of {1}. {2}', config.label, folder, config.ownTools));
+  void vscode.window.showInformationMessage(
+    vscode.l10n.t('Agent Sandbox: {0} now reaches the box of {1}. {2}', config.label, folder, config.ownTools),
+  );
   return uri;
 }

@@ -49,18 +49,22 @@ export class McpFeature extends Disposable {
       }),
     );
     // A restarted server has no sockets: serve again what was served.
-    this._register(deps.engine.onDidRestart(() => {
-      const folders = [...this.served];
-      this.served.clear();
-      for (const folder of folders) void this.serve(folder).catch((error) => deps.log.warn(`[mcp] could not serve ${folder} again: ${error}`));
-    }));
+    this._register(
+      deps.engine.onDidRestart(() => {
+        const folders = [...this.served];
+        this.served.clear();
+        for (const folder of folders) void this.serve(folder).catch((error) => deps.log.warn(`[mcp] could not serve ${folder} again: ${error}`));
+      }),
+    );
   }
 
   /** Serves every open folder when `agentSandbox.mcp.serve` is on (the default); starts the engine server. */
   async serveOpenFolders(): Promise<void> {
     if (!vscode.workspace.getConfiguration('agentSandbox').get<boolean>('mcp.serve', true)) return;
     for (const folder of fileFolders()) {
-      await this.serve(folder).catch((error) => this.deps.log.warn(`[mcp] could not serve ${folder}: ${error instanceof Error ? error.message : error}`));
+      await this.serve(folder).catch((error) =>
+        this.deps.log.warn(`[mcp] could not serve ${folder}: ${error instanceof Error ? error.message : error}`),
+      );
     }
   }
 
@@ -75,13 +79,27 @@ export class McpFeature extends Disposable {
   private definition(folder: string): vscode.McpStdioServerDefinition {
     const label = fileFolders().length > 1 ? `Agent Sandbox (${path.basename(folder)})` : 'Agent Sandbox';
     // VS Code's own runtime runs the bridge as plain Node: no Node install needed.
-    return new vscode.McpStdioServerDefinition(label, process.execPath, [this.deps.cliPath, 'mcp', '--folder', folder], { ELECTRON_RUN_AS_NODE: '1' }, '0.1.0');
+    return new vscode.McpStdioServerDefinition(
+      label,
+      process.execPath,
+      [this.deps.cliPath, 'mcp', '--folder', folder],
+      { ELECTRON_RUN_AS_NODE: '1' },
+      '0.1.0',
+    );
   }
 
   private onRun(run: McpRunNotification.Params): void {
     const { runEvents } = this.deps;
     if (run.event === 'started') {
-      runEvents.fireStarted({ runId: run.runId, folder: run.folder, source: 'mcp', agent: run.agent, command: run.command ?? run.tool ?? 'MCP tool call', cwd: run.cwd, startedAt: run.at });
+      runEvents.fireStarted({
+        runId: run.runId,
+        folder: run.folder,
+        source: 'mcp',
+        agent: run.agent,
+        command: run.command ?? run.tool ?? 'MCP tool call',
+        cwd: run.cwd,
+        startedAt: run.at,
+      });
     } else {
       runEvents.fireEnded({ runId: run.runId, folder: run.folder, endedAt: run.at, result: run.result, error: run.error, changeSet: run.changeSet });
     }

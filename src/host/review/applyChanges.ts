@@ -48,7 +48,11 @@ export async function applyChanges(
   // 755; a 700 directory must be 700 before anything is written in it).
   const below = (p: string | undefined, dir: string) => p !== undefined && p.startsWith(`${dir}/`);
   const serverSubtrees = plan.operations
-    .filter((op) => (op.kind === 'delete' && op.type === 'symlink') || (op.kind === 'mkdir' && !op.implied && op.mode !== undefined && (op.mode & 0o7777) !== 0o755))
+    .filter(
+      (op) =>
+        (op.kind === 'delete' && op.type === 'symlink') ||
+        (op.kind === 'mkdir' && !op.implied && op.mode !== undefined && (op.mode & 0o7777) !== 0o755),
+    )
     .map((op) => op.path)
     .filter((root) => plan.operations.some((op) => below(op.path, root)));
   const inServerSubtree = (p: string | undefined) => p !== undefined && serverSubtrees.some((root) => p === root || below(p, root));
@@ -60,7 +64,11 @@ export async function applyChanges(
     }
     // Invariant 6 on this path too: a file this edit replaces, deletes or moves must still hold the baseline's
     // content now, whatever the plan's scan concluded (the server re-checks what goes through it).
-    if (op.baseHash !== undefined && isWorkspaceEditOperation(op) && !(await stillHolds(uriOf(op.kind === 'rename' ? (op.fromPath ?? op.path) : op.path), op.baseHash))) {
+    if (
+      op.baseHash !== undefined &&
+      isWorkspaceEditOperation(op) &&
+      !(await stillHolds(uriOf(op.kind === 'rename' ? (op.fromPath ?? op.path) : op.path), op.baseHash))
+    ) {
       changedSincePlan.push(op.path);
       continue;
     }
@@ -180,4 +188,3 @@ export function dirtyEditorsIn(folder: string): { path: string; hash: string }[]
 function unique(values: string[]): string[] {
   return [...new Set(values)];
 }
-

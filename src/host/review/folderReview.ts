@@ -104,7 +104,8 @@ export class FolderReview extends Disposable {
       decorations: {
         strikeThrough: change.kind === 'deleted',
         tooltip,
-        iconPath: flagged.length || group === 'conflicts' ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')) : undefined,
+        iconPath:
+          flagged.length || group === 'conflicts' ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')) : undefined,
       },
     };
   }

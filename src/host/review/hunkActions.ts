@@ -41,16 +41,20 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     super();
     this._register(vscode.languages.registerCodeLensProvider({ scheme: PROPOSAL_SCHEME }, this));
     this._register(vscode.languages.registerHoverProvider({ scheme: PROPOSAL_SCHEME }, this));
-    this._register(source.onDidChange(() => {
-      this.codeLensEmitter.fire();
-      void this.redraw();
-    }));
+    this._register(
+      source.onDidChange(() => {
+        this.codeLensEmitter.fire();
+        void this.redraw();
+      }),
+    );
     this._register(vscode.window.onDidChangeVisibleTextEditors(() => void this.redraw()));
     this._register(vscode.window.onDidChangeActiveTextEditor(() => void this.updateContext()));
     this._register(vscode.window.tabGroups.onDidChangeTabs(() => void this.updateContext()));
-    this._register(vscode.workspace.onDidChangeTextDocument((event) => {
-      if (event.document.uri.scheme === PROPOSAL_SCHEME) void this.redraw();
-    }));
+    this._register(
+      vscode.workspace.onDidChangeTextDocument((event) => {
+        if (event.document.uri.scheme === PROPOSAL_SCHEME) void this.redraw();
+      }),
+    );
     void this.redraw();
     void this.updateContext();
   }
@@ -69,7 +73,9 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     const count = (h: Hunk) => (onProposal ? h.proposalCount : h.baseCount);
     // The hunk holding the cursor; else the nearest one below it; else the last.
     const hunk =
-      hunks.find((h) => line >= start(h) && line < start(h) + Math.max(count(h), 1)) ?? hunks.find((h) => start(h) >= line) ?? hunks[hunks.length - 1];
+      hunks.find((h) => line >= start(h) && line < start(h) + Math.max(count(h), 1)) ??
+      hunks.find((h) => start(h) >= line) ??
+      hunks[hunks.length - 1];
     return { proposal: proposal.uri, index: hunk.index };
   }
 
@@ -101,8 +107,18 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     return split.hunks.flatMap((hunk) => {
       const range = lineRange(document, hunk);
       return [
-        new vscode.CodeLens(range, { title: 'Accept Hunk', command: 'agentSandbox.review.acceptHunk', arguments: [document.uri, hunk.index], tooltip: `Take ${hunk.header} into your workspace` }),
-        new vscode.CodeLens(range, { title: 'Reject Hunk', command: 'agentSandbox.review.rejectHunk', arguments: [document.uri, hunk.index], tooltip: `Put ${hunk.header} back in the box` }),
+        new vscode.CodeLens(range, {
+          title: 'Accept Hunk',
+          command: 'agentSandbox.review.acceptHunk',
+          arguments: [document.uri, hunk.index],
+          tooltip: `Take ${hunk.header} into your workspace`,
+        }),
+        new vscode.CodeLens(range, {
+          title: 'Reject Hunk',
+          command: 'agentSandbox.review.rejectHunk',
+          arguments: [document.uri, hunk.index],
+          tooltip: `Put ${hunk.header} back in the box`,
+        }),
       ];
     });
   }
@@ -126,7 +142,9 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
     const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
     if (!(input instanceof vscode.TabInputTextDiff) || input.original.toString() !== editor.document.uri.toString()) return undefined;
     if (input.modified.scheme !== PROPOSAL_SCHEME) return undefined;
-    return vscode.workspace.textDocuments.find((d) => d.uri.toString() === input.modified.toString()) ?? vscode.workspace.openTextDocument(input.modified);
+    return (
+      vscode.workspace.textDocuments.find((d) => d.uri.toString() === input.modified.toString()) ?? vscode.workspace.openTextDocument(input.modified)
+    );
   }
 
   private async redraw(): Promise<void> {
@@ -135,7 +153,12 @@ export class HunkActions extends Disposable implements vscode.CodeLensProvider, 
       const split = await this.source.hunksOfProposal(editor.document).catch((): HunkSplit => ({ hunks: [] }));
       if (split.wholeFileOnly !== undefined) {
         const top = new vscode.Range(0, 0, 0, 0);
-        editor.setDecorations(this.hint, [{ range: top, renderOptions: { after: { contentText: `no hunks: ${split.wholeFileOnly} · Ctrl+Alt+Shift+Y accept file · Ctrl+Alt+Shift+N reject` } } }]);
+        editor.setDecorations(this.hint, [
+          {
+            range: top,
+            renderOptions: { after: { contentText: `no hunks: ${split.wholeFileOnly} · Ctrl+Alt+Shift+Y accept file · Ctrl+Alt+Shift+N reject` } },
+          },
+        ]);
         continue;
       }
       const hunks = split.hunks;

@@ -65,7 +65,10 @@ export class ReviewController extends Disposable {
     this.runEndPrompts = this._register(
       new RunEndPrompts({
         onDidChange: this.onDidChange,
-        isPending: (folder, paths) => this.review(folder).changeRows().some((r) => paths.includes(r.path)),
+        isPending: (folder, paths) =>
+          this.review(folder)
+            .changeRows()
+            .some((r) => paths.includes(r.path)),
         openReview: async (folder, paths, title) => {
           await vscode.commands.executeCommand('agentSandbox.review.focus');
           await this.openReviewEditor(folder, { paths: [...paths], title });
@@ -74,17 +77,23 @@ export class ReviewController extends Disposable {
     );
     const hunks = this._register(new HunkActions({ hunksOfProposal: (doc) => this.hunksOfProposal(doc), onDidChange: this.onDidChange }));
     const runLabels = new Map<string, string>();
-    this._register(deps.runEvents.onDidStartRun((event) => runLabels.set(event.runId, event.agent ? `${event.agent}: ${event.command}` : event.command)));
-    this._register(deps.runEvents.onDidEndRun((event) => {
-      const label = runLabels.get(event.runId) ?? event.runId;
-      runLabels.delete(event.runId);
-      const changeSet = event.changeSet;
-      if (changeSet) this.enqueue(async () => this.onRunCollected(await this.withEgress(label, event.folder, event.runId), changeSet));
-    }));
+    this._register(
+      deps.runEvents.onDidStartRun((event) => runLabels.set(event.runId, event.agent ? `${event.agent}: ${event.command}` : event.command)),
+    );
+    this._register(
+      deps.runEvents.onDidEndRun((event) => {
+        const label = runLabels.get(event.runId) ?? event.runId;
+        runLabels.delete(event.runId);
+        const changeSet = event.changeSet;
+        if (changeSet) this.enqueue(async () => this.onRunCollected(await this.withEgress(label, event.folder, event.runId), changeSet));
+      }),
+    );
     this._register(deps.engine.onDidRestart(() => void this.refreshAll()));
-    this._register(vscode.workspace.onDidSaveTextDocument((doc) => {
-      if (doc.uri.scheme === 'file') void this.refreshConflictsFor(doc.uri.fsPath);
-    }));
+    this._register(
+      vscode.workspace.onDidSaveTextDocument((doc) => {
+        if (doc.uri.scheme === 'file') void this.refreshConflictsFor(doc.uri.fsPath);
+      }),
+    );
     const command = (id: string, fn: (...args: never[]) => unknown) => this._register(vscode.commands.registerCommand(id, fn));
     command('agentSandbox.review.openDiff', (folder: string, relPath: string) => this.openDiff(folder, relPath));
     command('agentSandbox.review.accept', (...args: unknown[]) => this.acceptCommand(args));
@@ -96,9 +105,12 @@ export class ReviewController extends Disposable {
     command('agentSandbox.review.mergeByHand', (row?: ReviewRow) => this.mergeByHand(row));
     // With no arguments (title bar, context menu, keybinding) they act on the hunk at the cursor.
     const hunkCommand = (decision: 'accept' | 'reject') => async (uri?: vscode.Uri | { scheme: string }, index?: number) => {
-      const target: HunkTarget | undefined = uri && typeof index === 'number' ? { proposal: vscode.Uri.from(uri as vscode.Uri), index } : await hunks.hunkAtCursor();
+      const target: HunkTarget | undefined =
+        uri && typeof index === 'number' ? { proposal: vscode.Uri.from(uri as vscode.Uri), index } : await hunks.hunkAtCursor();
       if (!target) {
-        void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: put the cursor in a pending change of a modified text file first (its proposal, or your side of its diff).'));
+        void vscode.window.showInformationMessage(
+          vscode.l10n.t('Agent Sandbox: put the cursor in a pending change of a modified text file first (its proposal, or your side of its diff).'),
+        );
         return undefined;
       }
       return this.decideHunk(target.proposal, target.index, decision);
@@ -113,25 +125,31 @@ export class ReviewController extends Disposable {
       return this.pendingOf(folder);
     });
     command('agentSandbox.review.focus', () => vscode.commands.executeCommand('workbench.view.scm'));
-    command('agentSandbox.review.openReviewEditor', (arg?: unknown, options?: { paths?: string[]; title?: string }) => this.openReviewEditor(this.folderFromArg(arg), options));
+    command('agentSandbox.review.openReviewEditor', (arg?: unknown, options?: { paths?: string[]; title?: string }) =>
+      this.openReviewEditor(this.folderFromArg(arg), options),
+    );
     // Every folder has its Source Control entry from the start (empty until a run), so the review and its
     // title actions (run a command, open the terminal) are there before the first run; a removed folder's goes.
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
       if (folder.uri.scheme === 'file') this.review(folder.uri.fsPath);
     }
-    this._register(vscode.workspace.onDidChangeWorkspaceFolders((event) => {
-      for (const added of event.added) if (added.uri.scheme === 'file') this.review(added.uri.fsPath);
-      for (const removed of event.removed) {
-        const review = this.reviews.get(removed.uri.fsPath);
-        if (!review) continue;
-        this.reviews.delete(removed.uri.fsPath);
-        review.dispose();
-        this.changedEmitter.fire(removed.uri.fsPath);
-        // Its box goes too (pending changes stay persisted, for when the folder comes back); no server is
-        // started just for this.
-        void deps.engine.reset(removed.uri.fsPath).catch((error) => deps.log.warn(`[review] removing the box of ${removed.uri.fsPath}: ${errorText(error)}`));
-      }
-    }));
+    this._register(
+      vscode.workspace.onDidChangeWorkspaceFolders((event) => {
+        for (const added of event.added) if (added.uri.scheme === 'file') this.review(added.uri.fsPath);
+        for (const removed of event.removed) {
+          const review = this.reviews.get(removed.uri.fsPath);
+          if (!review) continue;
+          this.reviews.delete(removed.uri.fsPath);
+          review.dispose();
+          this.changedEmitter.fire(removed.uri.fsPath);
+          // Its box goes too (pending changes stay persisted, for when the folder comes back); no server is
+          // started just for this.
+          void deps.engine
+            .reset(removed.uri.fsPath)
+            .catch((error) => deps.log.warn(`[review] removing the box of ${removed.uri.fsPath}: ${errorText(error)}`));
+        }
+      }),
+    );
   }
 
   /**
@@ -263,16 +281,32 @@ export class ReviewController extends Disposable {
       // Base, yours and the box's side by side: what each side did to the file they both started from.
       const base = proposalUri(folder, change.fromPath ?? relPath, { base: true });
       const name = path.basename(relPath);
-      await vscode.commands.executeCommand('vscode.diff', base, real, `${name} (base ↔ yours)`, { viewColumn: vscode.ViewColumn.One, preview: false });
+      await vscode.commands.executeCommand('vscode.diff', base, real, `${name} (base ↔ yours)`, {
+        viewColumn: vscode.ViewColumn.One,
+        preview: false,
+      });
       const boxSide = change.kind === 'deleted' ? proposalUri(folder, relPath, { empty: true }) : proposalUri(folder, relPath);
-      await vscode.commands.executeCommand('vscode.diff', base, boxSide, `${name} (base ↔ box)`, { viewColumn: vscode.ViewColumn.Beside, preview: false });
+      await vscode.commands.executeCommand('vscode.diff', base, boxSide, `${name} (base ↔ box)`, {
+        viewColumn: vscode.ViewColumn.Beside,
+        preview: false,
+      });
       // The row's actions are icons; here they are spelled out (not awaited: the diff is open either way).
       void vscode.window
-        .showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} changed on both sides. Which version stays?', relPath), vscode.l10n.t("Take the Box's Version"), vscode.l10n.t('Keep Mine'), vscode.l10n.t('Merge by Hand'))
+        .showInformationMessage(
+          vscode.l10n.t('Agent Sandbox: {0} changed on both sides. Which version stays?', relPath),
+          vscode.l10n.t("Take the Box's Version"),
+          vscode.l10n.t('Keep Mine'),
+          vscode.l10n.t('Merge by Hand'),
+        )
         .then((picked) => {
           const row = review.rows().find((r) => r.path === relPath && r.group === 'conflicts');
           if (!picked || !row) return;
-          const command = picked === vscode.l10n.t('Keep Mine') ? 'agentSandbox.review.keepMine' : picked === vscode.l10n.t('Merge by Hand') ? 'agentSandbox.review.mergeByHand' : 'agentSandbox.review.takeBoxVersion';
+          const command =
+            picked === vscode.l10n.t('Keep Mine')
+              ? 'agentSandbox.review.keepMine'
+              : picked === vscode.l10n.t('Merge by Hand')
+                ? 'agentSandbox.review.mergeByHand'
+                : 'agentSandbox.review.takeBoxVersion';
           return vscode.commands.executeCommand(command, row);
         });
       return;
@@ -304,13 +338,19 @@ export class ReviewController extends Disposable {
   private async reviewEditorSelection(): Promise<ReviewSelection | undefined> {
     const content = this.reviewEditors.active();
     if (!content) return undefined;
-    const pending = new Set(this.review(content.folder).changeRows().map((r) => r.path));
+    const pending = new Set(
+      this.review(content.folder)
+        .changeRows()
+        .map((r) => r.path),
+    );
     const paths = content.paths.filter((p) => pending.has(p));
     const editor = vscode.window.activeTextEditor;
     const located = editor ? this.locate(editor.document.uri) : undefined;
     if (located?.folder === content.folder && paths.includes(located.path)) return { folder: content.folder, paths: [located.path] };
     if (paths.length <= 1) return paths.length ? { folder: content.folder, paths } : undefined;
-    const picked = await vscode.window.showQuickPick(paths, { placeHolder: vscode.l10n.t('Which file? (Put the cursor in a file of the Review editor to act on it directly.)') });
+    const picked = await vscode.window.showQuickPick(paths, {
+      placeHolder: vscode.l10n.t('Which file? (Put the cursor in a file of the Review editor to act on it directly.)'),
+    });
     return picked ? { folder: content.folder, paths: [picked] } : undefined;
   }
 
@@ -360,7 +400,12 @@ export class ReviewController extends Disposable {
       }
       if (outcome.conflicts.length) {
         void vscode.window.showWarningMessage(
-          vscode.l10n.t('Agent Sandbox: not applied — you changed {0} since the box got {1}. Resolve {2} in the Conflicts group.', outcome.conflicts.join(', '), outcome.conflicts.length === 1 ? 'it' : 'them', outcome.conflicts.length === 1 ? 'it' : 'them'),
+          vscode.l10n.t(
+            'Agent Sandbox: not applied — you changed {0} since the box got {1}. Resolve {2} in the Conflicts group.',
+            outcome.conflicts.join(', '),
+            outcome.conflicts.length === 1 ? 'it' : 'them',
+            outcome.conflicts.length === 1 ? 'it' : 'them',
+          ),
         );
       }
       await this.refresh(folder);
@@ -390,7 +435,10 @@ export class ReviewController extends Disposable {
   private async acceptAll(folder: string | undefined): Promise<ApplyOutcome | undefined> {
     if (!folder) return undefined;
     const review = this.review(folder);
-    const pending = review.rows().filter((r) => r.group === 'pending').map((r) => r.path);
+    const pending = review
+      .rows()
+      .filter((r) => r.group === 'pending')
+      .map((r) => r.path);
     if (pending.length === 0) {
       void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: nothing pending to accept (conflicts are resolved one by one).'));
       return undefined;
@@ -400,10 +448,12 @@ export class ReviewController extends Disposable {
 
   private async rejectAll(folder: string | undefined): Promise<void> {
     if (!folder) return;
-    const paths = this.review(folder).changeRows().map((r) => r.path);
+    const paths = this.review(folder)
+      .changeRows()
+      .map((r) => r.path);
     if (paths.length === 0) return;
     const choice = await vscode.window.showWarningMessage(
-      vscode.l10n.t('Reject all {0} pending change(s)? The box is put back to your workspace\'s version.', paths.length),
+      vscode.l10n.t("Reject all {0} pending change(s)? The box is put back to your workspace's version.", paths.length),
       { modal: true },
       vscode.l10n.t('Reject All'),
     );
@@ -415,11 +465,11 @@ export class ReviewController extends Disposable {
     if (!selection) return undefined;
     const changeSet = this.review(selection.folder).current;
     const choice = selection.approveFlagged
-      ? 'Take the Box\'s'
+      ? "Take the Box's"
       : await vscode.window.showWarningMessage(
-          vscode.l10n.t('Replace your changes to {0} with the box\'s version?', selection.paths.join(', ')),
+          vscode.l10n.t("Replace your changes to {0} with the box's version?", selection.paths.join(', ')),
           { modal: true, detail: vscode.l10n.t('Your own edits to these files since the box got them are replaced (Undo brings them back).') },
-          vscode.l10n.t('Take the Box\'s'),
+          vscode.l10n.t("Take the Box's"),
         );
     if (!choice) return undefined;
     const flagged = flaggedPaths(changeSet, selection.paths);
@@ -441,15 +491,26 @@ export class ReviewController extends Disposable {
     if (!row?.change) return;
     this.mergingByHand.add(`${row.folder}\0${row.path}`);
     const real = vscode.Uri.file(path.join(row.folder, ...row.path.split('/')));
-    await vscode.commands.executeCommand('vscode.diff', proposalUri(row.folder, row.path), real, `${path.basename(row.path)} (box ↔ yours: edit yours)`);
+    await vscode.commands.executeCommand(
+      'vscode.diff',
+      proposalUri(row.folder, row.path),
+      real,
+      `${path.basename(row.path)} (box ↔ yours: edit yours)`,
+    );
     void vscode.window.showInformationMessage(
-      vscode.l10n.t('Edit your {0} (right) taking what you want from the box\'s (left), save, then choose "Keep Mine" on the conflict: the box gets your merged file.', path.basename(row.path)),
+      vscode.l10n.t(
+        'Edit your {0} (right) taking what you want from the box\'s (left), save, then choose "Keep Mine" on the conflict: the box gets your merged file.',
+        path.basename(row.path),
+      ),
     );
   }
 
   private flagsOf(changeSet: ChangeSet, relPath: string): string {
     const change = changeSet.changes.find((c) => c.path === relPath);
-    return (change?.flags ?? []).filter((f) => f !== 'git-internal').map(describeFlag).join(', ');
+    return (change?.flags ?? [])
+      .filter((f) => f !== 'git-internal')
+      .map(describeFlag)
+      .join(', ');
   }
 
   private async acceptCommand(args: unknown[]): Promise<ApplyOutcome | undefined> {
@@ -555,14 +616,18 @@ export class ReviewController extends Disposable {
       const realUri = vscode.Uri.file(path.join(folder, ...relPath.split('/')));
       const document = await vscode.workspace.openTextDocument(realUri);
       if (document.isDirty) {
-        void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: save or revert your edits to {0} first; hunks apply to the saved file.', relPath));
+        void vscode.window.showWarningMessage(
+          vscode.l10n.t('Agent Sandbox: save or revert your edits to {0} first; hunks apply to the saved file.', relPath),
+        );
         return undefined;
       }
       const base = document.getText();
       const proposal = Buffer.from(await this.deps.engine.readProposal(folder, relPath)).toString('utf8');
       const split = computeHunks(base, proposal);
       if (split.wholeFileOnly !== undefined) {
-        void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: {0} has no hunks to decide: {1}. Accept or reject the whole file.', relPath, split.wholeFileOnly));
+        void vscode.window.showWarningMessage(
+          vscode.l10n.t('Agent Sandbox: {0} has no hunks to decide: {1}. Accept or reject the whole file.', relPath, split.wholeFileOnly),
+        );
         return undefined;
       }
       const hunk = split.hunks[index];
@@ -581,7 +646,13 @@ export class ReviewController extends Disposable {
         await this.deps.engine.fileOp({ folder, op: 'write', path: relPath, content: rejectHunk(base, proposal, hunk) });
         await this.deps.engine.collect(folder);
       }
-      this.deps.runEvents.fireDecided({ folder, paths: [relPath], decision: decision === 'accept' ? 'accepted' : 'rejected', hunk: hunk.header, at: Date.now() });
+      this.deps.runEvents.fireDecided({
+        folder,
+        paths: [relPath],
+        decision: decision === 'accept' ? 'accepted' : 'rejected',
+        hunk: hunk.header,
+        at: Date.now(),
+      });
       return await this.refresh(folder);
     } catch (error) {
       await showEngineError(error, this.deps.log);
@@ -591,11 +662,22 @@ export class ReviewController extends Disposable {
 }
 
 function isSelection(value: unknown): value is ReviewSelection {
-  return typeof value === 'object' && value !== null && typeof (value as ReviewSelection).folder === 'string' && Array.isArray((value as ReviewSelection).paths);
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ReviewSelection).folder === 'string' &&
+    Array.isArray((value as ReviewSelection).paths)
+  );
 }
 
 function isRow(value: unknown): value is ReviewRow {
-  return typeof value === 'object' && value !== null && 'resourceUri' in value && typeof (value as ReviewRow).folder === 'string' && typeof (value as ReviewRow).path === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'resourceUri' in value &&
+    typeof (value as ReviewRow).folder === 'string' &&
+    typeof (value as ReviewRow).path === 'string'
+  );
 }
 
 /**
@@ -610,7 +692,8 @@ async function closeProposalTabs(folder: string, isDecided: (relPath: string) =>
   const tabs = vscode.window.tabGroups.all.flatMap((group) =>
     group.tabs.filter((tab) => {
       const input = tab.input;
-      const uris = input instanceof vscode.TabInputTextDiff ? [input.original, input.modified] : input instanceof vscode.TabInputText ? [input.uri] : [];
+      const uris =
+        input instanceof vscode.TabInputTextDiff ? [input.original, input.modified] : input instanceof vscode.TabInputText ? [input.uri] : [];
       return uris.some((uri) => {
         const relPath = proposalPath(uri);
         return relPath !== undefined && isDecided(relPath);

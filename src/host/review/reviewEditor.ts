@@ -38,14 +38,16 @@ export class ReviewEditors extends Disposable {
 
   constructor() {
     super();
-    this._register(vscode.window.tabGroups.onDidChangeTabs((event) => {
-      const open = vscode.window.tabGroups.all.flatMap((g) => g.tabs);
-      for (const tab of event.closed) {
-        const title = this.titleOf(tab);
-        if (title !== undefined && !open.some((t) => this.titleOf(t) === title)) this.byLabel.delete(title);
-      }
-      void this.updateContext();
-    }));
+    this._register(
+      vscode.window.tabGroups.onDidChangeTabs((event) => {
+        const open = vscode.window.tabGroups.all.flatMap((g) => g.tabs);
+        for (const tab of event.closed) {
+          const title = this.titleOf(tab);
+          if (title !== undefined && !open.some((t) => this.titleOf(t) === title)) this.byLabel.delete(title);
+        }
+        void this.updateContext();
+      }),
+    );
     this._register(vscode.window.tabGroups.onDidChangeTabGroups(() => void this.updateContext()));
   }
 
@@ -55,7 +57,11 @@ export class ReviewEditors extends Disposable {
     if (files.length === 0) return false;
     const version = Date.now();
     this.byLabel.set(title, { folder, paths: files.map((c) => c.path) });
-    await vscode.commands.executeCommand('vscode.changes', title, files.map((c) => reviewEditorRow(folder, c, version)));
+    await vscode.commands.executeCommand(
+      'vscode.changes',
+      title,
+      files.map((c) => reviewEditorRow(folder, c, version)),
+    );
     await this.updateContext();
     return true;
   }

@@ -36,33 +36,35 @@ export class RunEndPrompts extends Disposable {
   ask(folder: string, paths: readonly string[], message: string, title: string): Promise<RunEndChoice> {
     const id = `${Date.now().toString(36)}-${this.nextId++}`;
     return Promise.resolve(
-      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Agent Sandbox', cancellable: true }, (progress, token) =>
-        new Promise<RunEndChoice>((resolve) => {
-          const link = (label: string, choice: RunEndChoice | 'review', title: string) =>
-            `[${label}](command:${RUN_END_CHOICE_COMMAND}?${encodeURIComponent(JSON.stringify([id, choice]))} "${title}")`;
-          const choices = [
-            link('Review', 'review', 'Open the changed files; this question stays'),
-            link('Apply All', 'apply', 'Write every change into your workspace (undoable)'),
-            link('Discard', 'discard', "Put the box back to your workspace's version"),
-          ];
-          progress.report({ message: `${message} ${choices.join(' · ')} (Cancel: decide later in Source Control)` });
-          const subscriptions: vscode.Disposable[] = [];
-          const end = (choice: RunEndChoice) => {
-            this.waiting.delete(id);
-            for (const s of subscriptions) s.dispose();
-            resolve(choice);
-          };
-          this.waiting.set(id, (choice) => {
-            if (choice === 'review') void this.source.openReview(folder, paths, title);
-            else end(choice);
-          });
-          subscriptions.push(
-            token.onCancellationRequested(() => end('keep')),
-            this.source.onDidChange((changed) => {
-              if (changed === folder && !this.source.isPending(folder, paths)) end('keep');
-            }),
-          );
-        }),
+      vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'Agent Sandbox', cancellable: true },
+        (progress, token) =>
+          new Promise<RunEndChoice>((resolve) => {
+            const link = (label: string, choice: RunEndChoice | 'review', title: string) =>
+              `[${label}](command:${RUN_END_CHOICE_COMMAND}?${encodeURIComponent(JSON.stringify([id, choice]))} "${title}")`;
+            const choices = [
+              link('Review', 'review', 'Open the changed files; this question stays'),
+              link('Apply All', 'apply', 'Write every change into your workspace (undoable)'),
+              link('Discard', 'discard', "Put the box back to your workspace's version"),
+            ];
+            progress.report({ message: `${message} ${choices.join(' · ')} (Cancel: decide later in Source Control)` });
+            const subscriptions: vscode.Disposable[] = [];
+            const end = (choice: RunEndChoice) => {
+              this.waiting.delete(id);
+              for (const s of subscriptions) s.dispose();
+              resolve(choice);
+            };
+            this.waiting.set(id, (choice) => {
+              if (choice === 'review') void this.source.openReview(folder, paths, title);
+              else end(choice);
+            });
+            subscriptions.push(
+              token.onCancellationRequested(() => end('keep')),
+              this.source.onDidChange((changed) => {
+                if (changed === folder && !this.source.isPending(folder, paths)) end('keep');
+              }),
+            );
+          }),
       ),
     );
   }

@@ -30,15 +30,19 @@ export class SandboxStatus extends Disposable {
     super();
     this.item.name = 'Agent Sandbox';
     this.item.command = 'agentSandbox.review.focus';
-    this._register(engine.onDidChangeBoxState(({ folder, state }) => {
-      if (folder) this.states.set(folder, state);
-      else this.states.clear();
-      this.render();
-    }));
-    this._register(review.onDidChange(() => {
-      this.pending = review.totalPending();
-      this.render();
-    }));
+    this._register(
+      engine.onDidChangeBoxState(({ folder, state }) => {
+        if (folder) this.states.set(folder, state);
+        else this.states.clear();
+        this.render();
+      }),
+    );
+    this._register(
+      review.onDidChange(() => {
+        this.pending = review.totalPending();
+        this.render();
+      }),
+    );
     this.render();
   }
 

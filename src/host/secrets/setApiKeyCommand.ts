@@ -29,7 +29,7 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
       MODEL_PROVIDER_IDS.map((id) => ({
         label: MODEL_PROVIDERS[id].label,
         description: stored.includes(id) ? 'key set' : 'no key',
-        detail: vscode.l10n.t('Added by the box\'s gateway on requests to {0}; the box never holds it.', new URL(MODEL_PROVIDERS[id].upstream).host),
+        detail: vscode.l10n.t("Added by the box's gateway on requests to {0}; the box never holds it.", new URL(MODEL_PROVIDERS[id].upstream).host),
         id,
       })),
       { title: 'Agent Sandbox: Set API Key', placeHolder: vscode.l10n.t('The model API whose key the egress gateway adds'), ignoreFocusOut: true },
@@ -60,7 +60,11 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
     args.key ??
     (await vscode.window.showInputBox({
       title: `Agent Sandbox: ${label} API key`,
-      prompt: vscode.l10n.t('Kept in VS Code\'s secret storage; the box\'s egress gateway adds it on requests to {0}. Get one at {1}.', new URL(MODEL_PROVIDERS[provider].upstream).host, MODEL_PROVIDERS[provider].consoleUrl),
+      prompt: vscode.l10n.t(
+        "Kept in VS Code's secret storage; the box's egress gateway adds it on requests to {0}. Get one at {1}.",
+        new URL(MODEL_PROVIDERS[provider].upstream).host,
+        MODEL_PROVIDERS[provider].consoleUrl,
+      ),
       password: true,
       ignoreFocusOut: true,
       validateInput: (value) => (value.trim() && !/[^\x21-\x7e]/.test(value.trim()) ? undefined : 'Paste the key: one line, no spaces.'),
@@ -70,7 +74,10 @@ export async function setApiKey(deps: { keys: ModelKeyStore; log: vscode.LogOutp
   // The provider only: a key never reaches a log line.
   deps.log.info(`[keys] ${label} API key stored`);
   void vscode.window.showInformationMessage(
-    vscode.l10n.t('Agent Sandbox: the {0} API key is stored. With agentSandbox.network "allowlist", the box\'s gateway adds it; the box gets only a placeholder. Sandboxed terminals already open keep the variables they started with: open a new one to use it.', label),
+    vscode.l10n.t(
+      'Agent Sandbox: the {0} API key is stored. With agentSandbox.network "allowlist", the box\'s gateway adds it; the box gets only a placeholder. Sandboxed terminals already open keep the variables they started with: open a new one to use it.',
+      label,
+    ),
   );
   return { provider, action: 'stored' };
 }

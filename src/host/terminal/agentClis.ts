@@ -30,7 +30,8 @@ export const DEFAULT_AGENT_CLIS: readonly AgentCliEntry[] = Object.freeze([
 export function parseAgentClis(value: unknown): { entries: AgentCliEntry[]; problems: string[] } {
   const entries: AgentCliEntry[] = [];
   const problems: string[] = [];
-  if (!Array.isArray(value)) return { entries: [...DEFAULT_AGENT_CLIS], problems: value === undefined ? [] : ['agentSandbox.agentClis is not a list'] };
+  if (!Array.isArray(value))
+    return { entries: [...DEFAULT_AGENT_CLIS], problems: value === undefined ? [] : ['agentSandbox.agentClis is not a list'] };
   value.forEach((raw: unknown, index) => {
     const item = raw as Partial<AgentCliEntry> | null;
     if (!item || typeof item.name !== 'string' || !item.name.trim() || typeof item.command !== 'string' || !item.command.trim()) {
@@ -41,7 +42,12 @@ export function parseAgentClis(value: unknown): { entries: AgentCliEntry[]; prob
     if (item.provider !== undefined && !isModelProviderId(item.provider)) {
       problems.push(`agentSandbox.agentClis[${index}].provider must be "anthropic", "openai" or "gemini"; the entry runs without one`);
     }
-    entries.push({ name: item.name.trim(), command: item.command.trim(), env, ...(isModelProviderId(item.provider) ? { provider: item.provider } : {}) });
+    entries.push({
+      name: item.name.trim(),
+      command: item.command.trim(),
+      env,
+      ...(isModelProviderId(item.provider) ? { provider: item.provider } : {}),
+    });
   });
   return { entries, problems };
 }
@@ -67,11 +73,7 @@ export function agentEnvStatus(
  * The terminal's first lines about the network and the model key: which hosts the box reaches and which key
  * the gateway adds, or why it adds none and what to do. `storedKeys`: providers with a key in SecretStorage.
  */
-export function agentNetworkNotes(
-  entry: AgentCliEntry,
-  network: 'none' | 'allowlist',
-  storedKeys: readonly ModelProviderId[],
-): string[] {
+export function agentNetworkNotes(entry: AgentCliEntry, network: 'none' | 'allowlist', storedKeys: readonly ModelProviderId[]): string[] {
   if (network !== 'allowlist') {
     return [
       `Network: none (agentSandbox.network). ${entry.name} cannot reach its model API; set agentSandbox.network to "allowlist" in your user settings${entry.provider ? ` and set its key with "Agent Sandbox: Set API Key…"` : ''}.`,

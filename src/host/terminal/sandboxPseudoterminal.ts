@@ -68,18 +68,24 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
   ) {
     super();
     this.endPromise = new Promise((resolve) => (this.resolveEnd = resolve));
-    this._register(deps.engine.onTerminalOutput((p) => {
-      if (p.terminalId === this.terminalId) this.writeEmitter.fire(p.data);
-    }));
-    this._register(deps.engine.onTerminalExit((p) => {
-      if (p.terminalId === this.terminalId) void this.finish(p.exitCode, false);
-    }));
-    this._register(deps.engine.onDidRestart(() => {
-      if (this.state === 'running' || this.state === 'starting') {
-        this.writeEmitter.fire(`\r\n${RED}The Agent Sandbox engine restarted; this terminal's box is gone.${RESET}\r\n`);
-        void this.finish(null, false);
-      }
-    }));
+    this._register(
+      deps.engine.onTerminalOutput((p) => {
+        if (p.terminalId === this.terminalId) this.writeEmitter.fire(p.data);
+      }),
+    );
+    this._register(
+      deps.engine.onTerminalExit((p) => {
+        if (p.terminalId === this.terminalId) void this.finish(p.exitCode, false);
+      }),
+    );
+    this._register(
+      deps.engine.onDidRestart(() => {
+        if (this.state === 'running' || this.state === 'starting') {
+          this.writeEmitter.fire(`\r\n${RED}The Agent Sandbox engine restarted; this terminal's box is gone.${RESET}\r\n`);
+          void this.finish(null, false);
+        }
+      }),
+    );
   }
 
   /** The folder whose box this terminal uses. */
@@ -115,7 +121,8 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
     for (const note of this.options.notes ?? []) this.line(`${DIM}${note}${RESET}`);
     const progressToken = engine.newProgressToken();
     const progress = engine.onProgress((p) => {
-      if (p.token === progressToken) this.writeEmitter.fire(`\r\x1b[2K${DIM}${p.message}${p.total ? ` ${Math.round(((p.done ?? 0) / p.total) * 100)}%` : ''}${RESET}`);
+      if (p.token === progressToken)
+        this.writeEmitter.fire(`\r\x1b[2K${DIM}${p.message}${p.total ? ` ${Math.round(((p.done ?? 0) / p.total) * 100)}%` : ''}${RESET}`);
     });
     try {
       this.opened = await engine.openTerminal({
@@ -135,8 +142,20 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
       this.deps.onStartFailed(error);
       // A launch that failed is a run too (a missing CLI, no engine): the history shows it with its reason.
       const at = Date.now();
-      this.deps.runEvents.fireStarted({ runId: this.terminalId, folder, source: 'terminal', agent: this.options.agent, command: command ?? 'shell', startedAt: at });
-      this.deps.runEvents.fireEnded({ runId: this.terminalId, folder, endedAt: at, error: { reason: errorReason(error), message: errorText(error) } });
+      this.deps.runEvents.fireStarted({
+        runId: this.terminalId,
+        folder,
+        source: 'terminal',
+        agent: this.options.agent,
+        command: command ?? 'shell',
+        startedAt: at,
+      });
+      this.deps.runEvents.fireEnded({
+        runId: this.terminalId,
+        folder,
+        endedAt: at,
+        error: { reason: errorReason(error), message: errorText(error) },
+      });
       this.resolveEnd({ exitCode: null, error: errorText(error) });
       return;
     } finally {
@@ -154,11 +173,16 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
     if (policy.network === 'allowlist') {
       const hosts = policy.allowedHosts ?? [];
       this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · network: allowlist${RESET}`);
-      this.line(`${DIM}The box reaches only these hosts, through its own gateway (every attempt is recorded): ${hosts.join(', ') || 'none'}.${RESET}`);
-      if (policy.modelKeys?.length) this.line(`${DIM}The gateway adds your stored API key for: ${policy.modelKeys.join(', ')} (the box holds a placeholder).${RESET}`);
+      this.line(
+        `${DIM}The box reaches only these hosts, through its own gateway (every attempt is recorded): ${hosts.join(', ') || 'none'}.${RESET}`,
+      );
+      if (policy.modelKeys?.length)
+        this.line(`${DIM}The gateway adds your stored API key for: ${policy.modelKeys.join(', ')} (the box holds a placeholder).${RESET}`);
     } else {
       this.line(`${DIM}${image.reference} · ${shell} · user ${policy.user} · /workspace · no network${RESET}`);
-      this.line(`${DIM}The box has no network: nothing here reaches the internet (agentSandbox.network "allowlist" opens a way out to the hosts you allow).${RESET}`);
+      this.line(
+        `${DIM}The box has no network: nothing here reaches the internet (agentSandbox.network "allowlist" opens a way out to the hosts you allow).${RESET}`,
+      );
     }
     if (policy.egressNote) this.line(`${YELLOW}${policy.egressNote}${RESET}`);
     this.line(`${DIM}What changes here stays in the box until you approve it in the review (Source Control ▸ Agent Sandbox).${RESET}`);
@@ -199,7 +223,9 @@ export class SandboxPseudoterminal extends Disposable implements vscode.Pseudote
     }
     if (this.state !== 'running') return;
     void (async () => {
-      await this.deps.engine.closeTerminal(this.terminalId).catch((error) => this.deps.log.warn(`[terminal] closing ${this.terminalId}: ${errorText(error)}`));
+      await this.deps.engine
+        .closeTerminal(this.terminalId)
+        .catch((error) => this.deps.log.warn(`[terminal] closing ${this.terminalId}: ${errorText(error)}`));
       await this.finish(null, true);
     })();
   }

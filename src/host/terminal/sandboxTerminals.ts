@@ -56,7 +56,9 @@ export class SandboxTerminals extends Disposable {
         provideTerminalProfile: async () => {
           const folder = (await pickWorkspaceFolder())?.uri.fsPath;
           if (!folder) {
-            void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.'));
+            void vscode.window.showWarningMessage(
+              vscode.l10n.t("Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder's box."),
+            );
             return undefined;
           }
           return new vscode.TerminalProfile(this.terminalOptions({ folder }));
@@ -64,13 +66,15 @@ export class SandboxTerminals extends Disposable {
       }),
     );
     this._register(vscode.window.onDidOpenTerminal((terminal) => this.claim(terminal)));
-    this._register(vscode.window.onDidCloseTerminal((terminal) => {
-      const pty = this.terminals.get(terminal);
-      this.terminals.delete(terminal);
-      // The session may still be collecting; it disposes itself once its end is recorded.
-      if (pty) void pty.ended.finally(() => pty.dispose());
-      this.updateContext();
-    }));
+    this._register(
+      vscode.window.onDidCloseTerminal((terminal) => {
+        const pty = this.terminals.get(terminal);
+        this.terminals.delete(terminal);
+        // The session may still be collecting; it disposes itself once its end is recorded.
+        if (pty) void pty.ended.finally(() => pty.dispose());
+        this.updateContext();
+      }),
+    );
     this._register(vscode.window.onDidChangeActiveTerminal(() => this.updateContext()));
     const command = (id: string, fn: (...args: never[]) => unknown) => this._register(vscode.commands.registerCommand(id, fn));
     command('agentSandbox.openTerminal', (args?: OpenTerminalArgs) => this.openTerminal(args));
@@ -92,7 +96,9 @@ export class SandboxTerminals extends Disposable {
   async openTerminal(args?: OpenTerminalArgs): Promise<vscode.Terminal | undefined> {
     const folder = args?.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
     if (!folder) {
-      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder\'s box.'));
+      void vscode.window.showWarningMessage(
+        vscode.l10n.t("Agent Sandbox: open a folder first; the sandboxed terminal runs in a workspace folder's box."),
+      );
       return undefined;
     }
     return this.create({ folder });
@@ -103,7 +109,10 @@ export class SandboxTerminals extends Disposable {
     const { entries, problems } = this.deps.settings.agentClis();
     for (const problem of problems) this.deps.log.warn(`[terminal] ${problem}`);
     if (entries.length === 0) {
-      const choice = await vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: no agent CLI is configured.'), vscode.l10n.t('Open Settings'));
+      const choice = await vscode.window.showWarningMessage(
+        vscode.l10n.t('Agent Sandbox: no agent CLI is configured.'),
+        vscode.l10n.t('Open Settings'),
+      );
       if (choice) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.agentClis');
       return undefined;
     }
@@ -114,14 +123,18 @@ export class SandboxTerminals extends Disposable {
     } else {
       const picked = await vscode.window.showQuickPick(
         entries.map((e) => ({ label: e.name, description: e.command, detail: e.env.length ? `needs ${e.env.join(', ')}` : undefined, entry: e })),
-        { title: 'Run Agent CLI in Sandbox', placeHolder: vscode.l10n.t('Runs in the box with its prompts off; the box has {0}', networkPhrase(this.deps.settings.egress())), ignoreFocusOut: true },
+        {
+          title: 'Run Agent CLI in Sandbox',
+          placeHolder: vscode.l10n.t('Runs in the box with its prompts off; the box has {0}', networkPhrase(this.deps.settings.egress())),
+          ignoreFocusOut: true,
+        },
       );
       entry = picked?.entry;
     }
     if (!entry) return undefined;
     const folder = args?.folder ?? (await pickWorkspaceFolder())?.uri.fsPath;
     if (!folder) {
-      void vscode.window.showWarningMessage(vscode.l10n.t('Agent Sandbox: open a folder first; the agent runs in a workspace folder\'s box.'));
+      void vscode.window.showWarningMessage(vscode.l10n.t("Agent Sandbox: open a folder first; the agent runs in a workspace folder's box."));
       return undefined;
     }
     // Names only: values never appear in a log, a terminal or the history.
@@ -129,10 +142,16 @@ export class SandboxTerminals extends Disposable {
     const storedKeys = (await this.deps.modelKeys?.providers()) ?? [];
     const notes = agentNetworkNotes(entry, network, storedKeys);
     // A key the gateway adds is not needed in the box: its variable gets the placeholder, not the host's value.
-    const gatewayKeyVariables = network === 'allowlist' && entry.provider && storedKeys.includes(entry.provider) ? MODEL_PROVIDERS[entry.provider].keyVariables : [];
-    const status = agentEnvStatus({ ...entry, env: entry.env.filter((name) => !gatewayKeyVariables.includes(name)) }, this.deps.settings.envAllowlist(), process.env);
+    const gatewayKeyVariables =
+      network === 'allowlist' && entry.provider && storedKeys.includes(entry.provider) ? MODEL_PROVIDERS[entry.provider].keyVariables : [];
+    const status = agentEnvStatus(
+      { ...entry, env: entry.env.filter((name) => !gatewayKeyVariables.includes(name)) },
+      this.deps.settings.envAllowlist(),
+      process.env,
+    );
     if (status.passed.length) notes.push(`Passed into the box: ${status.passed.join(', ')}.`);
-    if (status.notAllowlisted.length) notes.push(`Not passed (add to agentSandbox.envAllowlist, then reset the box): ${status.notAllowlisted.join(', ')}.`);
+    if (status.notAllowlisted.length)
+      notes.push(`Not passed (add to agentSandbox.envAllowlist, then reset the box): ${status.notAllowlisted.join(', ')}.`);
     if (status.unset.length) notes.push(`Allowlisted but not set in VS Code's environment: ${status.unset.join(', ')}.`);
     this.deps.log.info(`[terminal] ${entry.name}: passing ${status.passed.join(', ') || 'no variables'}`);
     return this.create({ folder, command: entry.command, agent: entry.name, notes });
@@ -151,7 +170,14 @@ export class SandboxTerminals extends Disposable {
     try {
       const changeSet = await pty.collectNow();
       const n = changeSet.changes.length;
-      void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0} file{1} changed in the box of {2}; they are in the review.', n, n === 1 ? '' : 's', path.basename(pty.folder)));
+      void vscode.window.showInformationMessage(
+        vscode.l10n.t(
+          'Agent Sandbox: {0} file{1} changed in the box of {2}; they are in the review.',
+          n,
+          n === 1 ? '' : 's',
+          path.basename(pty.folder),
+        ),
+      );
       return changeSet;
     } catch (error) {
       await showEngineError(error, this.deps.log);

@@ -33,7 +33,7 @@ export function agentModeFile(vscodeVersion: string, extensionId: string): Agent
     '- `agentSandbox_runCommand` runs shell commands in the box (build, test, git, scripts). Package registries and',
     '  the internet are unreachable unless their hosts are allowed (a denied host answers HTTP 403 saying so); use what',
     '  the image and the workspace already hold. Pass `network: "none"` to run a command offline (e.g. tests).',
-    '- `agentSandbox_readFile`, `agentSandbox_listDirectory` read the box\'s copy of the files.',
+    "- `agentSandbox_readFile`, `agentSandbox_listDirectory` read the box's copy of the files.",
     '- `agentSandbox_writeFile`, `agentSandbox_editFile`, `agentSandbox_applyPatch`, `agentSandbox_deleteFile` change it.',
     '- `agentSandbox_pendingChanges` lists what you changed so far.',
     '',

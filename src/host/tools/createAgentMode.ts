@@ -48,7 +48,9 @@ export async function createAgentMode(extensionId: string, args: CreateAgentMode
   await vscode.window.showTextDocument(uri, { preview: false });
   if (write) {
     void vscode.window.showInformationMessage(
-      vscode.l10n.t('Agent Sandbox: pick "Agent Sandbox" in the Chat view\'s agent picker; its agent can only act in the box, and you review every change.'),
+      vscode.l10n.t(
+        'Agent Sandbox: pick "Agent Sandbox" in the Chat view\'s agent picker; its agent can only act in the box, and you review every change.',
+      ),
     );
   }
   return { uri, written: write };

@@ -92,7 +92,9 @@ function engineForTools({ engine, output }: SandboxToolsDeps): ToolEngine {
         if (chunk.runId === runId) output?.append(chunk.text);
       });
       try {
-        return await withToken(signal, (token) => engine.exec({ folder, command, cwd, timeoutSeconds, runId, ...(network ? { network } : {}) }, token));
+        return await withToken(signal, (token) =>
+          engine.exec({ folder, command, cwd, timeoutSeconds, runId, ...(network ? { network } : {}) }, token),
+        );
       } finally {
         outputSub.dispose();
         output?.appendLine('');

@@ -32,7 +32,11 @@ const MAX_ROWS = 500;
 
 type Attrs = Record<string, string | boolean | undefined>;
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Node | string | undefined | false)[]): HTMLElementTagNameMap[K] {
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Node | string | undefined | false)[]
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === false) continue;
@@ -109,15 +113,37 @@ class HistoryApp {
   constructor(private readonly root: HTMLElement) {
     this.state = { text: '', outcome: 'all', source: 'all', ...vscode.getState() };
 
-    this.filterInput = h('input', { type: 'search', class: 'filter-input', placeholder: 'Filter runs: command, file, host, output…', 'aria-label': 'Filter runs by text', spellcheck: 'false' });
+    this.filterInput = h('input', {
+      type: 'search',
+      class: 'filter-input',
+      placeholder: 'Filter runs: command, file, host, output…',
+      'aria-label': 'Filter runs by text',
+      spellcheck: 'false',
+    });
     this.filterInput.value = this.state.text;
-    this.outcomeSelect = h('select', { 'aria-label': 'Filter by outcome', class: 'outcome-filter' }, ...OUTCOME_FILTERS.map((o) => h('option', { value: o.value }, o.label)));
+    this.outcomeSelect = h(
+      'select',
+      { 'aria-label': 'Filter by outcome', class: 'outcome-filter' },
+      ...OUTCOME_FILTERS.map((o) => h('option', { value: o.value }, o.label)),
+    );
     this.outcomeSelect.value = this.state.outcome;
-    this.sourceSelect = h('select', { 'aria-label': 'Filter by source', class: 'source-filter' }, ...SOURCE_FILTERS.map((o) => h('option', { value: o.value }, o.label)));
+    this.sourceSelect = h(
+      'select',
+      { 'aria-label': 'Filter by source', class: 'source-filter' },
+      ...SOURCE_FILTERS.map((o) => h('option', { value: o.value }, o.label)),
+    );
     this.sourceSelect.value = this.state.source;
     this.count = h('span', { class: 'count', role: 'status', 'aria-live': 'polite' });
-    const exportButton = h('button', { class: 'icon-button', title: 'Export as JSON…', 'aria-label': 'Export the run history as JSON', 'data-action': 'export' }, icon('export'));
-    const clearButton = h('button', { class: 'icon-button', title: 'Clear history…', 'aria-label': 'Clear the run history', 'data-action': 'clear' }, icon('clear-all'));
+    const exportButton = h(
+      'button',
+      { class: 'icon-button', title: 'Export as JSON…', 'aria-label': 'Export the run history as JSON', 'data-action': 'export' },
+      icon('export'),
+    );
+    const clearButton = h(
+      'button',
+      { class: 'icon-button', title: 'Clear history…', 'aria-label': 'Clear the run history', 'data-action': 'clear' },
+      icon('clear-all'),
+    );
     exportButton.addEventListener('click', () => vscode.postMessage(ExportCommand.message({})));
     clearButton.addEventListener('click', () => vscode.postMessage(ClearCommand.message({})));
 
@@ -187,7 +213,11 @@ class HistoryApp {
       source: this.state.source as SourceFilter,
     });
     const total = this.records.length;
-    this.count.textContent = !this.loaded ? '' : this.visible.length === total ? `${total} run${total === 1 ? '' : 's'}` : `${this.visible.length} of ${total} runs`;
+    this.count.textContent = !this.loaded
+      ? ''
+      : this.visible.length === total
+        ? `${total} run${total === 1 ? '' : 's'}`
+        : `${this.visible.length} of ${total} runs`;
     this.renderList();
     this.renderDetail();
   }
@@ -200,13 +230,22 @@ class HistoryApp {
     if (this.visible.length === 0) {
       this.list.removeAttribute('aria-activedescendant');
       this.list.replaceChildren(
-        h('div', { class: 'empty' }, this.records.length === 0 ? 'No runs yet. Run a command in the sandbox (Agent Sandbox: Run Command in Sandbox…) and it appears here.' : 'No run matches the filter.'),
+        h(
+          'div',
+          { class: 'empty' },
+          this.records.length === 0
+            ? 'No runs yet. Run a command in the sandbox (Agent Sandbox: Run Command in Sandbox…) and it appears here.'
+            : 'No run matches the filter.',
+        ),
       );
       return;
     }
     const rows = this.visible.slice(0, MAX_ROWS).map((record) => this.row(record));
     const more = this.visible.length - rows.length;
-    this.list.replaceChildren(...rows, ...(more > 0 ? [h('div', { class: 'empty' }, `${more} more runs match; narrow the filter to see them.`)] : []));
+    this.list.replaceChildren(
+      ...rows,
+      ...(more > 0 ? [h('div', { class: 'empty' }, `${more} more runs match; narrow the filter to see them.`)] : []),
+    );
     const selected = this.state.selectedId && this.visible.some((r) => r.id === this.state.selectedId) ? this.state.selectedId : undefined;
     if (selected) this.list.setAttribute('aria-activedescendant', rowId(selected));
     else this.list.removeAttribute('aria-activedescendant');
@@ -219,10 +258,28 @@ class HistoryApp {
     const label = `${record.command}: ${outcomeLabel(record)}, ${sourceLabel(record)}, ${formatTime(record.startedAt)}${duration ? `, ${duration}` : ''}, ${fileCountLabel(record)}${egress ? `, ${egress}` : ''}`;
     return h(
       'div',
-      { id: rowId(record.id), class: `run-row${selected ? ' selected' : ''}${egress ? ' has-egress' : ''}`, role: 'option', 'aria-selected': selected ? 'true' : 'false', 'aria-label': label, 'data-id': record.id, 'data-outcome': outcomeGroup(record) },
+      {
+        id: rowId(record.id),
+        class: `run-row${selected ? ' selected' : ''}${egress ? ' has-egress' : ''}`,
+        role: 'option',
+        'aria-selected': selected ? 'true' : 'false',
+        'aria-label': label,
+        'data-id': record.id,
+        'data-outcome': outcomeGroup(record),
+      },
       statusIcon(record),
       h('span', { class: 'run-command' }, record.command),
-      h('span', { class: 'run-meta' }, [record.source === 'command' ? undefined : sourceLabel(record), record.files.length ? `${record.files.length} file${record.files.length === 1 ? '' : 's'}` : undefined, duration].filter(Boolean).join(' · ')),
+      h(
+        'span',
+        { class: 'run-meta' },
+        [
+          record.source === 'command' ? undefined : sourceLabel(record),
+          record.files.length ? `${record.files.length} file${record.files.length === 1 ? '' : 's'}` : undefined,
+          duration,
+        ]
+          .filter(Boolean)
+          .join(' · '),
+      ),
       h('span', { class: 'run-time' }, formatTime(record.startedAt)),
       egress ? h('span', { class: 'run-egress', title: egress }, icon('globe'), ' ', egress) : undefined,
     );
@@ -279,12 +336,19 @@ class HistoryApp {
   private renderDetail(): void {
     const record = this.records.find((r) => r.id === this.state.selectedId);
     if (!record || !this.visible.includes(record)) {
-      this.detail.replaceChildren(h('div', { class: 'empty' }, this.visible.length ? 'Select a run to see its output, policy, image and files.' : ''));
+      this.detail.replaceChildren(
+        h('div', { class: 'empty' }, this.visible.length ? 'Select a run to see its output, policy, image and files.' : ''),
+      );
       this.detail.setAttribute('aria-label', 'Run details');
       return;
     }
     this.detail.setAttribute('aria-label', `Details of ${record.command}`);
-    const rerun = h('button', { class: 'text-button', 'data-action': 'rerun', title: 'Run this command again in the box' }, icon('debug-rerun'), 'Re-run');
+    const rerun = h(
+      'button',
+      { class: 'text-button', 'data-action': 'rerun', title: 'Run this command again in the box' },
+      icon('debug-rerun'),
+      'Re-run',
+    );
     const copy = h('button', { class: 'text-button', 'data-action': 'copy', title: 'Copy the command' }, icon('copy'), 'Copy');
     rerun.addEventListener('click', () => vscode.postMessage(RerunCommand.message({ runId: record.id })));
     copy.addEventListener('click', () => vscode.postMessage(CopyCommandCommand.message({ runId: record.id })));
@@ -300,14 +364,25 @@ class HistoryApp {
     if (record.policy) {
       const p = record.policy;
       facts.push(['Runtime', p.runtime]);
-      facts.push(['Policy', `network ${p.network}${p.offline ? ' (offline run: the box\'s gateway refused everything while it ran)' : ''} · user ${p.user} · ${p.memoryMiB} MiB · ${p.cpus} CPU · ${p.pidsLimit} pids`]);
+      facts.push([
+        'Policy',
+        `network ${p.network}${p.offline ? " (offline run: the box's gateway refused everything while it ran)" : ''} · user ${p.user} · ${p.memoryMiB} MiB · ${p.cpus} CPU · ${p.pidsLimit} pids`,
+      ]);
       facts.push(['Host variables', p.envNames.length ? `${p.envNames.join(', ')} (values not recorded)` : 'none']);
     }
     if (record.conflicts?.length) facts.push(['Conflicts', record.conflicts.join(', ')]);
     if (record.refused) facts.push(['Refused', `${record.refused} unsafe entr${record.refused === 1 ? 'y' : 'ies'} from the box`]);
 
     const children: Node[] = [
-      h('header', { class: 'detail-header' }, statusIcon(record), h('h2', { class: 'detail-command', title: record.command }, record.command), h('span', { class: 'spacer' }), rerun, copy),
+      h(
+        'header',
+        { class: 'detail-header' },
+        statusIcon(record),
+        h('h2', { class: 'detail-command', title: record.command }, record.command),
+        h('span', { class: 'spacer' }),
+        rerun,
+        copy,
+      ),
       h('dl', { class: 'facts' }, ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       this.filesSection(record),
     ];
@@ -315,19 +390,33 @@ class HistoryApp {
     if (record.output) {
       children.push(this.outputSection('Output', record.output.stdout, 'stdout'));
       if (record.output.stderr) children.push(this.outputSection('Errors (stderr)', record.output.stderr, 'stderr'));
-      if (record.output.truncated) children.push(h('p', { class: 'note' }, icon('info'), ' Output was cut; the run history keeps at most 64 KiB of each stream.'));
+      if (record.output.truncated)
+        children.push(h('p', { class: 'note' }, icon('info'), ' Output was cut; the run history keeps at most 64 KiB of each stream.'));
     }
     this.detail.replaceChildren(...children);
   }
 
   private filesSection(record: HistoryRecord): HTMLElement {
     const heading = h('h3', {}, `Files (${record.files.length})`);
-    if (record.files.length === 0) return h('div', { class: 'files' }, heading, h('p', { class: 'note' }, record.outcome === 'running' ? 'Not collected yet.' : 'This run changed no files.'));
+    if (record.files.length === 0)
+      return h(
+        'div',
+        { class: 'files' },
+        heading,
+        h('p', { class: 'note' }, record.outcome === 'running' ? 'Not collected yet.' : 'This run changed no files.'),
+      );
     const rows = record.files.map((file) => {
       const decision = decisionLabel(file);
-      const open = h('button', { class: 'link-button', title: `Open the diff of ${file.path}`, 'aria-label': `Open diff of ${file.path}, ${file.kind}, ${decision.text}` }, file.fromPath ? `${file.fromPath} → ${file.path}` : file.path);
+      const open = h(
+        'button',
+        { class: 'link-button', title: `Open the diff of ${file.path}`, 'aria-label': `Open diff of ${file.path}, ${file.kind}, ${decision.text}` },
+        file.fromPath ? `${file.fromPath} → ${file.path}` : file.path,
+      );
       open.addEventListener('click', () => vscode.postMessage(OpenDiffCommand.message({ runId: record.id, path: file.path })));
-      const counts = file.added !== undefined ? h('span', { class: 'counts' }, h('span', { class: 'added' }, `+${file.added}`), ' ', h('span', { class: 'removed' }, `−${file.removed}`)) : h('span', { class: 'counts muted' }, file.binary ? 'binary' : '');
+      const counts =
+        file.added !== undefined
+          ? h('span', { class: 'counts' }, h('span', { class: 'added' }, `+${file.added}`), ' ', h('span', { class: 'removed' }, `−${file.removed}`))
+          : h('span', { class: 'counts muted' }, file.binary ? 'binary' : '');
       return h(
         'li',
         { class: 'file-row' },
@@ -344,7 +433,11 @@ class HistoryApp {
   /** Every host the run tried to reach, then those the box reached naming no run while it ran, labelled as such. */
   private egressSection(record: HistoryRecord): HTMLElement {
     const list = (hosts: EgressHostSummary[], label: string) =>
-      h('ul', { class: 'egress-list', 'aria-label': label }, ...hosts.map((s) => h('li', { class: `egress-row${s.denied || s.failed ? ' refused' : ''}` }, hostDetail(s))));
+      h(
+        'ul',
+        { class: 'egress-list', 'aria-label': label },
+        ...hosts.map((s) => h('li', { class: `egress-row${s.denied || s.failed ? ' refused' : ''}` }, hostDetail(s))),
+      );
     const egress = record.egress!;
     return h(
       'div',
@@ -353,7 +446,12 @@ class HistoryApp {
       egress.hosts.length ? list(egress.hosts, 'Hosts this run contacted') : h('p', { class: 'note' }, 'No attempt named this run.'),
       ...(egress.unattributed?.length
         ? [
-            h('p', { class: 'note' }, icon('info'), ' While it ran, the box also made these attempts naming no run (a process without the run\'s proxy variables); they may not be this run\'s:'),
+            h(
+              'p',
+              { class: 'note' },
+              icon('info'),
+              " While it ran, the box also made these attempts naming no run (a process without the run's proxy variables); they may not be this run's:",
+            ),
             list(egress.unattributed, 'Attempts from the box naming no run'),
           ]
         : []),

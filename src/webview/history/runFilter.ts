@@ -85,7 +85,10 @@ export function matchesText(record: HistoryRecord, text: string): boolean {
   return words.every((word) => haystack.includes(word));
 }
 
-export function filterRuns(records: readonly HistoryRecord[], filter: { text: string; outcome: OutcomeFilter; source: SourceFilter }): HistoryRecord[] {
+export function filterRuns(
+  records: readonly HistoryRecord[],
+  filter: { text: string; outcome: OutcomeFilter; source: SourceFilter },
+): HistoryRecord[] {
   return records.filter(
     (r) =>
       (filter.outcome === 'all' || outcomeGroup(r) === filter.outcome) &&

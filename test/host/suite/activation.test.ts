@@ -20,7 +20,9 @@ suite('Activation', () => {
     const ext = vscode.extensions.getExtension(extensionId);
     assert.ok(ext);
     await ext.activate();
-    const contributed = ((ext.packageJSON as { contributes: { commands: { command: string }[] } }).contributes.commands ?? []).map((c) => c.command).sort();
+    const contributed = ((ext.packageJSON as { contributes: { commands: { command: string }[] } }).contributes.commands ?? [])
+      .map((c) => c.command)
+      .sort();
     const registered = (await vscode.commands.getCommands(true)).filter((c) => c.startsWith('agentSandbox.')).sort();
     assert.ok(contributed.length > 20, `only ${contributed.length} contributed commands`);
     assert.deepEqual(
@@ -29,7 +31,15 @@ suite('Activation', () => {
       'contributed but not registered: the palette and menus would show commands that fail with "command not found"',
     );
     assert.deepEqual(
-      registered.filter((c) => !contributed.includes(c) && !c.endsWith('.focus') && !c.endsWith('.resetViewLocation') && !c.endsWith('.toggleVisibility') && !c.endsWith('.removeView') && !c.endsWith('.open')),
+      registered.filter(
+        (c) =>
+          !contributed.includes(c) &&
+          !c.endsWith('.focus') &&
+          !c.endsWith('.resetViewLocation') &&
+          !c.endsWith('.toggleVisibility') &&
+          !c.endsWith('.removeView') &&
+          !c.endsWith('.open'),
+      ),
       [],
       'registered but not contributed (views add their own .focus/.open commands)',
     );
@@ -48,8 +58,7 @@ suite('Activation', () => {
 suite('Check Docker Engine', () => {
   test('reports the real engine and the configured image', async () => {
     const report = (await vscode.commands.executeCommand('agentSandbox.checkEngine')) as
-      | { version: string; host: string; source: string; runtimes: string[]; image: { reference: string; present: boolean } }
-      | undefined;
+      { version: string; host: string; source: string; runtimes: string[]; image: { reference: string; present: boolean } } | undefined;
     assert.ok(report, 'checkEngine returned nothing (see the Agent Sandbox log)');
     assert.match(report.version, /^\d+\.\d+/);
     assert.equal(report.host, process.env.DOCKER_HOST, 'the engine is found through DOCKER_HOST');

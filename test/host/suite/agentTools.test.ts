@@ -11,7 +11,6 @@ import { invokeToolText as invoke } from './invokeTool';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
-
 /** Asserts the tool fails with an error whose message matches (VS Code hands that message to the model). */
 async function invokeFails(name: string, input: object, pattern: RegExp): Promise<void> {
   await assert.rejects(invoke(name, input), (error: unknown) => {
@@ -66,7 +65,10 @@ suite('Agent tools: language model tools act in the box (real engine)', function
       assert.equal((tool.inputSchema as { type?: string } | undefined)?.type, 'object', `${name} has an object input schema`);
     }
     assert.deepEqual(
-      vscode.lm.tools.filter((t) => t.tags.includes(sandboxToolTag)).map((t) => t.name).sort(),
+      vscode.lm.tools
+        .filter((t) => t.tags.includes(sandboxToolTag))
+        .map((t) => t.name)
+        .sort(),
       sandboxTools.map((t) => t.name).sort(),
     );
   });
@@ -117,7 +119,8 @@ suite('Agent tools: language model tools act in the box (real engine)', function
   test('listDirectory: the box root after the run', async () => {
     const text = await invoke('agentSandbox_listDirectory', { path: '.' });
     const entries = text.split('\n').slice(1);
-    for (const expected of ['created.txt', 'README.txt', 'bin.dat', 'src/', '.vscode/']) assert.ok(entries.includes(expected), `${expected} in ${entries}`);
+    for (const expected of ['created.txt', 'README.txt', 'bin.dat', 'src/', '.vscode/'])
+      assert.ok(entries.includes(expected), `${expected} in ${entries}`);
     assert.ok(!entries.includes('README.md') && !entries.includes('package.json'), entries.join(', '));
     assert.match(await invoke('agentSandbox_listDirectory', { path: 'src' }), /\napp\.js$/);
   });
@@ -130,7 +133,10 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     await invokeFails('agentSandbox_editFile', { path: 'notes/todo.txt', oldString: 'gamma', newString: 'x' }, /not found in notes\/todo\.txt/);
     await invokeFails('agentSandbox_editFile', { path: 'notes/todo.txt', oldString: 'alpha', newString: 'x' }, /occurs 2 times/);
     assert.equal(await boxFile('notes/todo.txt'), 'alpha\nBETA\nalpha', 'the failed edits changed nothing');
-    assert.match(await invoke('agentSandbox_editFile', { path: 'notes/todo.txt', oldString: 'alpha', newString: 'ALPHA', replaceAll: true }), /2 replacement/);
+    assert.match(
+      await invoke('agentSandbox_editFile', { path: 'notes/todo.txt', oldString: 'alpha', newString: 'ALPHA', replaceAll: true }),
+      /2 replacement/,
+    );
     assert.equal(await boxFile('notes/todo.txt'), 'ALPHA\nBETA\nALPHA');
     assert.deepEqual(snapshotFiles(folder, 'base64'), original, 'the real workspace is untouched');
   });
@@ -161,7 +167,11 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.equal(await boxFile('docs/guide.md'), '# Guide\nwritten by a patch');
 
     await invokeFails('agentSandbox_applyPatch', { patch: 'Please change BETA to beta.\n' }, /No file sections.*Nothing was changed/s);
-    await invokeFails('agentSandbox_applyPatch', { patch: '--- a/notes/todo.txt\n+++ b/notes/todo.txt\n@@ -1,3 +1,3 @@\n-ALPHA\n' }, /could not be parsed/);
+    await invokeFails(
+      'agentSandbox_applyPatch',
+      { patch: '--- a/notes/todo.txt\n+++ b/notes/todo.txt\n@@ -1,3 +1,3 @@\n-ALPHA\n' },
+      /could not be parsed/,
+    );
     // The first file would apply; the second does not, so neither changes.
     const halfStale = [
       '--- a/docs/guide.md',
@@ -181,7 +191,11 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     await invokeFails('agentSandbox_applyPatch', { patch: halfStale }, /does not apply to notes\/todo\.txt: hunk 1 of 1/);
     assert.equal(await boxFile('docs/guide.md'), '# Guide\nwritten by a patch', 'the applicable file of the failed patch is unchanged');
     assert.equal(await boxFile('notes/todo.txt'), 'ALPHA\nbeta, patched\nALPHA');
-    await invokeFails('agentSandbox_applyPatch', { patch: '--- a/../escape.txt\n+++ b/../escape.txt\n@@ -1 +1 @@\n-a\n+b\n' }, /outside the workspace/);
+    await invokeFails(
+      'agentSandbox_applyPatch',
+      { patch: '--- a/../escape.txt\n+++ b/../escape.txt\n@@ -1 +1 @@\n-a\n+b\n' },
+      /outside the workspace/,
+    );
     assert.deepEqual(snapshotFiles(folder, 'base64'), original, 'the real workspace is untouched');
   });
 
@@ -227,10 +241,7 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     const run = records.find((r) => r.agent === 'agentSandbox_runCommand' && r.command.startsWith('echo created > created.txt'));
     assert.ok(run, `the first runCommand is recorded; tool records: ${JSON.stringify(records.map((r) => [r.agent, r.command]))}`);
     assert.equal(run.exitCode, 0);
-    assert.deepEqual(
-      run.files.map((f) => f.path).sort(),
-      ['README.txt', 'bin.dat', 'created.txt', 'package.json', 'src/app.js'],
-    );
+    assert.deepEqual(run.files.map((f) => f.path).sort(), ['README.txt', 'bin.dat', 'created.txt', 'package.json', 'src/app.js']);
     const ambiguous = records.find((r) => r.agent === 'agentSandbox_editFile' && r.error?.reason === 'edit-ambiguous');
     assert.ok(ambiguous, 'the failed edit is recorded with its reason');
     assert.equal(ambiguous.command, 'edit notes/todo.txt');
@@ -243,8 +254,14 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     assert.equal(path.relative(folder, created.uri.fsPath).split(path.sep).join('/'), '.github/agents/Agent Sandbox.agent.md');
     assert.equal(created.written, true);
     const content = fs.readFileSync(created.uri.fsPath, 'utf8');
-    const tools = /^tools: \[(.*)\]$/m.exec(content)?.[1].split(', ').map((t) => t.replace(/'/g, ''));
-    assert.deepEqual(tools, sandboxTools.map((t) => `${extensionId}/${t.referenceName}`));
+    const tools = /^tools: \[(.*)\]$/m
+      .exec(content)?.[1]
+      .split(', ')
+      .map((t) => t.replace(/'/g, ''));
+    assert.deepEqual(
+      tools,
+      sandboxTools.map((t) => `${extensionId}/${t.referenceName}`),
+    );
     assert.match(content, /^name: Agent Sandbox$/m);
     assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, created.uri.fsPath, 'the file is opened');
     // VS Code's own prompt-file validator knows every tool name in the file: a probe naming an unknown tool gets
@@ -254,9 +271,15 @@ suite('Agent tools: language model tools act in the box (real engine)', function
     try {
       await vscode.window.showTextDocument(probe);
       const probeDiagnostics = await waitForDiagnostics(probe);
-      assert.ok(probeDiagnostics.some((d) => /no\.such-ext\/nothing/.test(d.message)), JSON.stringify(probeDiagnostics.map((d) => d.message)));
+      assert.ok(
+        probeDiagnostics.some((d) => /no\.such-ext\/nothing/.test(d.message)),
+        JSON.stringify(probeDiagnostics.map((d) => d.message)),
+      );
       assert.deepEqual(probeDiagnostics.length, 1, JSON.stringify(probeDiagnostics.map((d) => d.message)));
-      assert.deepEqual(vscode.languages.getDiagnostics(created.uri).map((d) => d.message), []);
+      assert.deepEqual(
+        vscode.languages.getDiagnostics(created.uri).map((d) => d.message),
+        [],
+      );
     } finally {
       await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
       fs.rmSync(probe.fsPath, { force: true });

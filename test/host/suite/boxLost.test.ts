@@ -49,7 +49,11 @@ suite('Run Command: a box removed mid-run (real engine)', function () {
     assert.match(run.result.error ?? '', /box was (removed|stopped) during the run/);
     assert.deepEqual(run.changeSet.changes, [], 'the pending changes (none) are listed without a box to collect from');
 
-    const next = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'echo fresh', decision: 'keep' })) as RunCommandResult;
+    const next = (await vscode.commands.executeCommand('agentSandbox.runCommand', {
+      folder,
+      command: 'echo fresh',
+      decision: 'keep',
+    })) as RunCommandResult;
     assert.equal(next.result.exitCode, 0, next.result.stderr);
     assert.equal(next.result.stdout, 'fresh\n');
     assert.ok(!docker(['ps', '-aq', '--no-trunc']).includes(box), 'the lost box is gone');

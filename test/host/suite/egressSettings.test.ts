@@ -19,7 +19,11 @@ suite('Egress settings are machine-scoped', () => {
       assert.deepEqual(settings.egress(), { network: 'allowlist', allowedHosts: ['api.example.com'], networkPresets: ['npm'] });
       for (const target of [vscode.ConfigurationTarget.Workspace, vscode.ConfigurationTarget.WorkspaceFolder]) {
         await assert.rejects(
-          Promise.resolve(vscode.workspace.getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri).update('allowedHosts', ['evil.example'], target)),
+          Promise.resolve(
+            vscode.workspace
+              .getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri)
+              .update('allowedHosts', ['evil.example'], target),
+          ),
           /user settings|machine|Unable to write/i,
         );
       }

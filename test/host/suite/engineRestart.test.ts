@@ -7,7 +7,16 @@ import type { RunCommandResult } from '../../../src/host/commands/runCommand';
 function boxesOf(folder: string): { id: string; ownerPid: number }[] {
   const r = spawnSync(
     'docker',
-    ['ps', '-a', '--filter', 'label=dev.agent-sandbox.managed=true', '--filter', `label=dev.agent-sandbox.folder=${folder}`, '--format', '{{.ID}} {{.Label "dev.agent-sandbox.owner-pid"}}'],
+    [
+      'ps',
+      '-a',
+      '--filter',
+      'label=dev.agent-sandbox.managed=true',
+      '--filter',
+      `label=dev.agent-sandbox.folder=${folder}`,
+      '--format',
+      '{{.ID}} {{.Label "dev.agent-sandbox.owner-pid"}}',
+    ],
     { encoding: 'utf8' },
   );
   assert.equal(r.status, 0, `docker ps failed: ${r.stderr}`);
@@ -25,7 +34,11 @@ suite('Engine server crash', function () {
 
   test('the server is restarted, the box it left is removed, and the next run works', async () => {
     const folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
-    const first = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'true', decision: 'keep' })) as RunCommandResult;
+    const first = (await vscode.commands.executeCommand('agentSandbox.runCommand', {
+      folder,
+      command: 'true',
+      decision: 'keep',
+    })) as RunCommandResult;
     assert.equal(first.result.exitCode, 0);
     const [box] = boxesOf(folder);
     assert.ok(box, 'a box exists for the folder');
@@ -38,7 +51,11 @@ suite('Engine server crash', function () {
       if (Date.now() > deadline) assert.fail('the orphaned box was not removed after the server restarted');
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    const next = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'echo alive', decision: 'keep' })) as RunCommandResult;
+    const next = (await vscode.commands.executeCommand('agentSandbox.runCommand', {
+      folder,
+      command: 'echo alive',
+      decision: 'keep',
+    })) as RunCommandResult;
     assert.equal(next.result.stdout, 'alive\n');
     const boxes = boxesOf(folder);
     assert.equal(boxes.length, 1);

@@ -54,7 +54,12 @@ suite('Run history (real engine)', function () {
   }
 
   async function run(command: string, extra: { decision?: 'keep' | 'apply'; timeoutSeconds?: number } = {}): Promise<RunCommandResult> {
-    const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: extra.decision ?? 'keep', timeoutSeconds: extra.timeoutSeconds })) as RunCommandResult | undefined;
+    const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', {
+      folder,
+      command,
+      decision: extra.decision ?? 'keep',
+      timeoutSeconds: extra.timeoutSeconds,
+    })) as RunCommandResult | undefined;
     assert.ok(result, 'agentSandbox.runCommand returned nothing (see the Agent Sandbox log)');
     return result;
   }
@@ -152,21 +157,37 @@ suite('Run history (real engine)', function () {
     assert.deepEqual(await kept.get(ran.result.runId, 'decided-secret.txt'), { path: 'decided-secret.txt', proposed: 'key [REDACTED]\nline\n' });
     await vscode.commands.executeCommand('agentSandbox.review.reject', { folder, paths: ['decided-secret.txt'] });
     await exportHistory();
-    assert.deepEqual(await kept.get(ran.result.runId, 'decided-secret.txt'), { path: 'decided-secret.txt', proposed: 'key [REDACTED]\nline\n', decided: null });
-    const onDisk = fs.readdirSync(kept.dir, { recursive: true, encoding: 'utf8' }).map((rel) => path.join(kept.dir, rel)).filter((f) => fs.statSync(f).isFile());
+    assert.deepEqual(await kept.get(ran.result.runId, 'decided-secret.txt'), {
+      path: 'decided-secret.txt',
+      proposed: 'key [REDACTED]\nline\n',
+      decided: null,
+    });
+    const onDisk = fs
+      .readdirSync(kept.dir, { recursive: true, encoding: 'utf8' })
+      .map((rel) => path.join(kept.dir, rel))
+      .filter((f) => fs.statSync(f).isFile());
     assert.ok(onDisk.length >= 3);
-    assert.ok(onDisk.every((f) => !fs.readFileSync(f, 'utf8').includes(token)), 'no kept content holds the token');
+    assert.ok(
+      onDisk.every((f) => !fs.readFileSync(f, 'utf8').includes(token)),
+      'no kept content holds the token',
+    );
   });
 
   test('an agent tool call is recorded with source tool, the tool name and the files it changed', async () => {
-    const result = await vscode.lm.invokeTool('agentSandbox_runCommand', { input: { command: 'echo via-tool > tool-made.txt && echo tool-out' }, toolInvocationToken: undefined });
+    const result = await vscode.lm.invokeTool('agentSandbox_runCommand', {
+      input: { command: 'echo via-tool > tool-made.txt && echo tool-out' },
+      toolInvocationToken: undefined,
+    });
     assert.ok(result.content.length > 0);
     const record = (await exportHistory()).records.find((r) => r.source === 'tool' && r.command.includes('via-tool'));
     assert.ok(record, 'the tool call is not in the history');
     assert.equal(record.agent, 'agentSandbox_runCommand');
     assert.deepEqual([record.outcome, record.exitCode, record.output?.stdout], ['exited', 0, 'tool-out\n']);
     assert.equal(record.policy?.network, 'none');
-    assert.deepEqual(record.files.map((f) => [f.path, f.kind, f.added, f.removed]), [['tool-made.txt', 'added', 1, 0]]);
+    assert.deepEqual(
+      record.files.map((f) => [f.path, f.kind, f.added, f.removed]),
+      [['tool-made.txt', 'added', 1, 0]],
+    );
   });
 
   test('the history survives a reload: a new store on the same file reads the same records', async () => {

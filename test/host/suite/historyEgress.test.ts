@@ -26,13 +26,16 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
   const before = new Map<string, unknown>();
 
   async function run(command: string, extra: { network?: 'none' } = {}): Promise<RunCommandResult> {
-    const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: 'discard', ...extra })) as RunCommandResult | undefined;
+    const result = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command, decision: 'discard', ...extra })) as
+      RunCommandResult | undefined;
     assert.ok(result, 'agentSandbox.runCommand returned nothing (see the Agent Sandbox log)');
     return result;
   }
 
   async function recordOf(runId: string): Promise<HistoryRecord> {
-    const result = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: path.join(exportDir, 'export.json') })) as ExportHistoryResult;
+    const result = (await vscode.commands.executeCommand('agentSandbox.history.export', {
+      path: path.join(exportDir, 'export.json'),
+    })) as ExportHistoryResult;
     const record = result.records.find((r) => r.id === runId);
     assert.ok(record, `run ${runId} is not in the history`);
     return record;
@@ -43,7 +46,9 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
     folder = vscode.workspace.workspaceFolders![0]!.uri.fsPath;
     exportDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-history-egress-'));
     engine = await connectTestEngine();
-    await engine.call('creating the test network', (d) => d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'host-egress' } }));
+    await engine.call('creating the test network', (d) =>
+      d.createNetwork({ Name: networkName, Internal: true, Labels: { 'dev.agent-sandbox.test': 'host-egress' } }),
+    );
     const config = vscode.workspace.getConfiguration('agentSandbox');
     const global = vscode.ConfigurationTarget.Global;
     for (const key of SETTINGS) before.set(key, config.inspect(key)?.globalValue);
@@ -70,7 +75,7 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
     fs.rmSync(exportDir, { recursive: true, force: true });
   });
 
-  test('a run\'s record holds what it contacted, per host: a denied host with its reason, an allowed one that failed, and the short line the panel shows', async () => {
+  test("a run's record holds what it contacted, per host: a denied host with its reason, an allowed one that failed, and the short line the panel shows", async () => {
     const ran = await run('curl -sS http://denied.test/ ; curl -sS http://allowed.test/ ; true');
     assert.match(ran.result.stdout, /denied\.test:80 is not allowed/);
     const record = await recordOf(ran.result.runId);
@@ -96,7 +101,10 @@ suite('Run history: what each run contacted (real engine, allowlisted box)', fun
     const record = await recordOf(ran.result.runId);
     assert.deepEqual([record.policy?.network, record.policy?.offline], ['none', true]);
     assert.deepEqual(record.egress?.hosts, []);
-    assert.deepEqual(record.egress?.unattributed?.map((s) => [s.host, s.denied, s.reasons]), [['denied.test', 1, ['offline-run']]]);
+    assert.deepEqual(
+      record.egress?.unattributed?.map((s) => [s.host, s.denied, s.reasons]),
+      [['denied.test', 1, ['offline-run']]],
+    );
     assert.equal(egressLine(record.egress), '1 more from the box naming no run');
     // The next run has the network again.
     const next = await run('curl -sS http://denied.test/ ; true');

@@ -23,7 +23,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-suite('MCP: an external agent acts in the window\'s box (real engine)', function () {
+suite("MCP: an external agent acts in the window's box (real engine)", function () {
   this.timeout(180_000);
   let folder: string;
   let client: Client | undefined;
@@ -43,14 +43,26 @@ suite('MCP: an external agent acts in the window\'s box (real engine)', function
   test('Connect writes the client configuration; a client started with it makes a change that is accepted in the review', async () => {
     const written = (await vscode.commands.executeCommand('agentSandbox.connectAgent', { client: 'claude', folder, confirm: true })) as vscode.Uri;
     assert.equal(written.fsPath, path.join(folder, '.mcp.json'));
-    const config = JSON.parse(fs.readFileSync(written.fsPath, 'utf8')) as { mcpServers: Record<string, { command: string; args: string[]; env: Record<string, string> }> };
+    const config = JSON.parse(fs.readFileSync(written.fsPath, 'utf8')) as {
+      mcpServers: Record<string, { command: string; args: string[]; env: Record<string, string> }>;
+    };
     const server = config.mcpServers['agent-sandbox'];
     assert.deepEqual(server.args.slice(1), ['mcp', '--folder', folder]);
 
     // Outside VS Code: a separate process, as Claude Code would start it from that file.
     client = new Client({ name: 'host-test-agent', version: '1.0.0' });
-    await client.connect(new StdioClientTransport({ command: server.command, args: server.args, env: { ...(process.env as Record<string, string>), ...server.env }, stderr: 'pipe' }));
-    const result = (await client.callTool({ name: 'agentSandbox_writeFile', arguments: { path: 'from-mcp.txt', content: 'written by an external agent\n' } })) as CallToolResult;
+    await client.connect(
+      new StdioClientTransport({
+        command: server.command,
+        args: server.args,
+        env: { ...(process.env as Record<string, string>), ...server.env },
+        stderr: 'pipe',
+      }),
+    );
+    const result = (await client.callTool({
+      name: 'agentSandbox_writeFile',
+      arguments: { path: 'from-mcp.txt', content: 'written by an external agent\n' },
+    })) as CallToolResult;
     assert.notEqual(result.isError, true, JSON.stringify(result.content));
     assert.ok(!fs.existsSync(path.join(folder, 'from-mcp.txt')), 'nothing reaches the workspace before review');
 
@@ -62,7 +74,9 @@ suite('MCP: an external agent acts in the window\'s box (real engine)', function
     // The history records it as an MCP run by that client.
     const target = path.join(folder, '..', 'mcp-history.json');
     const record = await until('the MCP run in the history', async () => {
-      const exported = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as { records: { source: string; agent?: string; command: string; files: { path: string }[] }[] };
+      const exported = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as {
+        records: { source: string; agent?: string; command: string; files: { path: string }[] }[];
+      };
       return exported.records.find((r) => r.source === 'mcp' && r.command === 'write from-mcp.txt' && r.files.some((f) => f.path === 'from-mcp.txt'));
     });
     assert.equal(record.agent, 'host-test-agent');

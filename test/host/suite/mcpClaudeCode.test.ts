@@ -13,7 +13,7 @@ import { cachedClaudeBinary, mcpToolName, runClaudeOnHost } from '../../engine/c
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 const FILE = 'from-claude-code.txt';
-const CONTENT = 'written by Claude Code through the window\'s box\n';
+const CONTENT = "written by Claude Code through the window's box\n";
 const FINAL_TEXT = 'Done: one file written in the box.';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -26,7 +26,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-suite('MCP: the real Claude Code CLI acts in the window\'s box through the configuration Connect wrote', function () {
+suite("MCP: the real Claude Code CLI acts in the window's box through the configuration Connect wrote", function () {
   this.timeout(240_000);
   let folder: string;
   let workDir: string;
@@ -57,7 +57,11 @@ suite('MCP: the real Claude Code CLI acts in the window\'s box through the confi
     assert.equal(run.status, 0, `claude failed: ${run.stdout}\n${run.stderr}`);
     assert.equal(run.stdout.trim(), FINAL_TEXT);
     const answered = run.requests.filter((r) => r.turn === 1);
-    assert.match(answered[0]?.toolResults?.[0] ?? '', new RegExp(`Wrote ${FILE.replace(/\./g, '\\.')}`), JSON.stringify(run.requests.map((r) => r.toolResults)));
+    assert.match(
+      answered[0]?.toolResults?.[0] ?? '',
+      new RegExp(`Wrote ${FILE.replace(/\./g, '\\.')}`),
+      JSON.stringify(run.requests.map((r) => r.toolResults)),
+    );
     assert.ok(!fs.existsSync(path.join(folder, FILE)), 'nothing reaches the workspace before review');
 
     await until('the change in the review', async () => {
@@ -66,7 +70,9 @@ suite('MCP: the real Claude Code CLI acts in the window\'s box through the confi
     });
     const target = path.join(workDir, 'history.json');
     const record = await until('the run in the history', async () => {
-      const exported = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as { records: { source: string; agent?: string; command: string }[] };
+      const exported = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as {
+        records: { source: string; agent?: string; command: string }[];
+      };
       return exported.records.find((r) => r.command === `write ${FILE}`);
     });
     assert.equal(record.source, 'mcp');

@@ -17,7 +17,7 @@ import { createTestInternet, type TestInternet } from '../../engine/egressIntern
 const extensionId = 'agent-sandbox.agent-sandbox';
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-suite('Model keys and network settings reach the box\'s gateway (real engine, stand-in internet)', function () {
+suite("Model keys and network settings reach the box's gateway (real engine, stand-in internet)", function () {
   this.timeout(240_000);
   const ownerId = testOwnerId('host-keys');
   const key = `sk-ant-host-${randomBytes(24).toString('hex')}`;
@@ -41,7 +41,11 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
     assert.fail(`never as expected: ${JSON.stringify(last?.result)}`);
   };
   const gateways = (): string[] =>
-    spawnSync('docker', ['ps', '-q', '--no-trunc', '--filter', 'label=dev.agent-sandbox.role=gateway', '--filter', `label=dev.agent-sandbox.folder=${folder}`], { encoding: 'utf8' })
+    spawnSync(
+      'docker',
+      ['ps', '-q', '--no-trunc', '--filter', 'label=dev.agent-sandbox.role=gateway', '--filter', `label=dev.agent-sandbox.folder=${folder}`],
+      { encoding: 'utf8' },
+    )
       .stdout.trim()
       .split('\n')
       .filter(Boolean);
@@ -74,7 +78,10 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
     const stored = (await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', key: ` ${key} ` })) as SetApiKeyOutcome;
     assert.deepEqual(stored, { provider: 'anthropic', action: 'stored' });
     // The key travels SecretStorage → engine server → gateway; the box's run sends the placeholder.
-    const routed = await runUntil('curl -sS --fail -H "x-api-key: $ANTHROPIC_API_KEY" -d "{}" "$ANTHROPIC_BASE_URL/v1/messages"', (r) => r.result.exitCode === 0);
+    const routed = await runUntil(
+      'curl -sS --fail -H "x-api-key: $ANTHROPIC_API_KEY" -d "{}" "$ANTHROPIC_BASE_URL/v1/messages"',
+      (r) => r.result.exitCode === 0,
+    );
     const answer = JSON.parse(routed.result.stdout) as { host: string; apiKeySha256: string };
     assert.deepEqual({ host: answer.host, key: answer.apiKeySha256 }, { host: 'api.anthropic.com', key: sha256(key) });
     assert.deepEqual(routed.result.policy.modelKeys, ['anthropic']);
@@ -92,7 +99,9 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
 
     const cleared = (await vscode.commands.executeCommand('agentSandbox.setApiKey', { provider: 'anthropic', clear: true })) as SetApiKeyOutcome;
     assert.deepEqual(cleared, { provider: 'anthropic', action: 'cleared' });
-    const without = await runUntil('env | grep -c ^ANTHROPIC_; curl -sS http://127.0.0.1:3128/_agent-sandbox/anthropic/v1/messages', (r) => r.result.stdout.startsWith('0\n'));
+    const without = await runUntil('env | grep -c ^ANTHROPIC_; curl -sS http://127.0.0.1:3128/_agent-sandbox/anthropic/v1/messages', (r) =>
+      r.result.stdout.startsWith('0\n'),
+    );
     assert.match(without.result.stdout, /no Anthropic API key is stored.*Set API Key/);
   });
 
@@ -102,13 +111,21 @@ suite('Model keys and network settings reach the box\'s gateway (real engine, st
     const before = gateways();
     assert.equal(before.length, 1);
     await config().update('allowedHosts', ['other.test'], vscode.ConfigurationTarget.Global);
-    const allowed = await runUntil('curl -sS --fail --cacert /dev/stdin https://other.test/ <<EOF\n' + internet.caPem + 'EOF', (r) => r.result.exitCode === 0);
+    const allowed = await runUntil(
+      'curl -sS --fail --cacert /dev/stdin https://other.test/ <<EOF\n' + internet.caPem + 'EOF',
+      (r) => r.result.exitCode === 0 && r.result.policy.allowedHosts?.[0] === 'other.test',
+    );
+    // (The gateway enforces the new rules a moment before its confirmation reaches the server, which is when a
+    // run's policy starts naming them: a run in between may pass with the old list in its record.)
     assert.equal((JSON.parse(allowed.result.stdout) as { upstream: string }).upstream, 'other');
     assert.deepEqual(allowed.result.policy.allowedHosts, ['other.test']);
     assert.deepEqual(gateways(), before, 'the running gateway took the new rules');
     // Network "none": the box loses its gateway at its next run, and the run says so in its policy.
     await config().update('network', 'none', vscode.ConfigurationTarget.Global);
-    const offline = await runUntil('curl -sS --max-time 5 --cacert /dev/stdin https://other.test/ <<EOF\n' + internet.caPem + 'EOF', (r) => r.result.policy.network === 'none');
+    const offline = await runUntil(
+      'curl -sS --max-time 5 --cacert /dev/stdin https://other.test/ <<EOF\n' + internet.caPem + 'EOF',
+      (r) => r.result.policy.network === 'none',
+    );
     assert.notEqual(offline.result.exitCode, 0);
     assert.deepEqual(gateways(), []);
   });

@@ -4,7 +4,6 @@ import { invokeToolText as invoke } from './invokeTool';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
-
 suite('Output flood: VS Code stays responsive while a run floods its output (real engine)', function () {
   this.timeout(180_000);
   let folder: vscode.Uri;

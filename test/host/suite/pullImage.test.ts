@@ -40,7 +40,9 @@ suite('a run whose image is missing pulls it and goes on (real engine, a registr
 
   suiteTeardown(async () => {
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
-    await vscode.workspace.getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri).update('image', original, vscode.ConfigurationTarget.Global);
+    await vscode.workspace
+      .getConfiguration('agentSandbox', vscode.workspace.workspaceFolders?.[0]?.uri)
+      .update('image', original, vscode.ConfigurationTarget.Global);
     await registry?.close();
     if (registry) spawnSync('docker', ['image', 'rm', registry.reference]);
   });
@@ -56,7 +58,10 @@ suite('a run whose image is missing pulls it and goes on (real engine, a registr
     assert.equal(run.result.exitCode, 0, run.result.stderr);
     assert.equal(run.result.stdout, 'ran after the pull\n');
     assert.equal(run.result.image.reference, registry.reference);
-    assert.ok(registry.requests.some((r) => r.includes('/manifests/')), `the registry served the pull: ${registry.requests}`);
+    assert.ok(
+      registry.requests.some((r) => r.includes('/manifests/')),
+      `the registry served the pull: ${registry.requests}`,
+    );
     const report = (await vscode.commands.executeCommand('agentSandbox.checkEngine')) as EngineReport;
     assert.equal(report.image.present, true);
   });

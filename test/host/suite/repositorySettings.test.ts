@@ -32,7 +32,11 @@ suite('A repository cannot steer the box (workspace settings)', function () {
     const first = vscode.workspace.workspaceFolders?.[0];
     assert.ok(first, 'the rig opens a workspace folder');
     folder = first.uri.fsPath;
-    assert.equal(process.env[REPOSITORY_ALLOWLISTED_VARIABLE.name], REPOSITORY_ALLOWLISTED_VARIABLE.value, 'the rig puts the token into the extension host');
+    assert.equal(
+      process.env[REPOSITORY_ALLOWLISTED_VARIABLE.name],
+      REPOSITORY_ALLOWLISTED_VARIABLE.value,
+      'the rig puts the token into the extension host',
+    );
     assert.equal(process.env[USER_ALLOWLISTED_VARIABLE.name], USER_ALLOWLISTED_VARIABLE.value);
     // A listener where the repository points the engine: anything the extension sent there would show up here.
     // (Loopback, so no confirmation for plain TCP would hold the request back: only the setting's scope does.)
@@ -67,24 +71,32 @@ suite('A repository cannot steer the box (workspace settings)', function () {
 
   suiteTeardown(async () => {
     if (settingsFile) fs.writeFileSync(settingsFile, original);
-    await until('VS Code to drop the workspace settings', () => vscode.workspace.getConfiguration('agentSandbox').get('runTimeoutSeconds') !== 599).catch(() => undefined);
+    await until(
+      'VS Code to drop the workspace settings',
+      () => vscode.workspace.getConfiguration('agentSandbox').get('runTimeoutSeconds') !== 599,
+    ).catch(() => undefined);
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
     await new Promise((resolve) => engineDecoy?.close(resolve));
   });
 
-  test('the box runs on the user\'s engine and gets only the user\'s allowlisted variables', async () => {
-    const run = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'env', decision: 'keep' })) as RunCommandResult | undefined;
+  test("the box runs on the user's engine and gets only the user's allowlisted variables", async () => {
+    const run = (await vscode.commands.executeCommand('agentSandbox.runCommand', { folder, command: 'env', decision: 'keep' })) as
+      RunCommandResult | undefined;
     assert.ok(run, 'agentSandbox.runCommand returned nothing (see the Agent Sandbox log)');
     assert.equal(run.result.exitCode, 0, run.result.stderr);
     const env = run.result.stdout;
     assert.ok(!env.includes(REPOSITORY_ALLOWLISTED_VARIABLE.name), `the repository's variable reached the box:\n${env}`);
     assert.ok(!env.includes(REPOSITORY_ALLOWLISTED_VARIABLE.value), 'the token value reached the box');
-    assert.match(env, new RegExp(`^${USER_ALLOWLISTED_VARIABLE.name}=${USER_ALLOWLISTED_VARIABLE.value}$`, 'm'), 'the user-level allowlist still works');
+    assert.match(
+      env,
+      new RegExp(`^${USER_ALLOWLISTED_VARIABLE.name}=${USER_ALLOWLISTED_VARIABLE.value}$`, 'm'),
+      'the user-level allowlist still works',
+    );
     assert.deepEqual(decoyConnections, [], 'nothing was sent to the engine the repository named');
 
     const report = (await vscode.commands.executeCommand('agentSandbox.checkEngine')) as { host: string; source: string } | undefined;
     assert.ok(report);
-    assert.equal(report.host, process.env.DOCKER_HOST, 'the user\'s engine (DOCKER_HOST), not the repository\'s');
+    assert.equal(report.host, process.env.DOCKER_HOST, "the user's engine (DOCKER_HOST), not the repository's");
     assert.equal(report.source, 'DOCKER_HOST');
     assert.deepEqual(decoyConnections, []);
   });

@@ -28,7 +28,11 @@ async function pendingNow(folder: string): Promise<ChangeSet> {
 
 function proposalUriOf(folder: string, relPath: string): vscode.Uri {
   // The proposal's path is the workspace file's: both sides of a diff are one file to VS Code.
-  return vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: vscode.Uri.file(path.join(folder, relPath)).path, query: new URLSearchParams({ folder, v: '0' }).toString() });
+  return vscode.Uri.from({
+    scheme: 'agent-sandbox-proposal',
+    path: vscode.Uri.file(path.join(folder, relPath)).path,
+    query: new URLSearchParams({ folder, v: '0' }).toString(),
+  });
 }
 
 suite('Review: accept and reject per file and per hunk (real engine)', function () {
@@ -58,11 +62,11 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
       toolInvocationToken: undefined,
       input: {
         command: [
-        'echo added > added.txt',
-        "sed -i 's/line 2/LINE 2/; s/line 8/LINE 8/' hunks.txt",
-        'mv old-name.txt new-name.txt',
-        'rm doomed.txt',
-        "printf '\\000\\001\\377' > bin.dat",
+          'echo added > added.txt',
+          "sed -i 's/line 2/LINE 2/; s/line 8/LINE 8/' hunks.txt",
+          'mv old-name.txt new-name.txt',
+          'rm doomed.txt',
+          "printf '\\000\\001\\377' > bin.dat",
         ].join(' && '),
       },
     });
@@ -79,7 +83,10 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
   });
 
   test('accept one file, reject another: the workspace takes one, the box gives the other back', async () => {
-    const accepted = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['added.txt', 'bin.dat', 'new-name.txt'] })) as ApplyOutcome;
+    const accepted = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
+      folder,
+      paths: ['added.txt', 'bin.dat', 'new-name.txt'],
+    })) as ApplyOutcome;
     assert.deepEqual(accepted.applied, ['added.txt', 'bin.dat', 'new-name.txt']);
     assert.equal(read('added.txt'), 'added\n');
     assert.deepEqual([...fs.readFileSync(path.join(folder, 'bin.dat'))], [0, 1, 255]);
@@ -88,7 +95,10 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     // One Undo takes the accepted changes back out of the workspace (the next run sends that to the box).
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder, 'added.txt')));
     await vscode.commands.executeCommand('undo');
-    await waitUntil(() => !exists('added.txt') && !exists('bin.dat') && exists('old-name.txt') && !exists('new-name.txt'), 'undo reverts the accepted files');
+    await waitUntil(
+      () => !exists('added.txt') && !exists('bin.dat') && exists('old-name.txt') && !exists('new-name.txt'),
+      'undo reverts the accepted files',
+    );
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
 
     await vscode.commands.executeCommand('agentSandbox.review.reject', { folder, paths: ['doomed.txt'] });
@@ -134,18 +144,26 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
 
     // The conflict opens base ↔ yours and base ↔ box; the base is what both started from.
     await vscode.commands.executeCommand('agentSandbox.review.openDiff', folder, 'conflict.txt');
-    const baseUri = vscode.Uri.from({ scheme: 'agent-sandbox-proposal', path: vscode.Uri.file(path.join(folder, 'conflict.txt')).path, query: new URLSearchParams({ folder, base: '1', v: '0' }).toString() });
+    const baseUri = vscode.Uri.from({
+      scheme: 'agent-sandbox-proposal',
+      path: vscode.Uri.file(path.join(folder, 'conflict.txt')).path,
+      query: new URLSearchParams({ folder, base: '1', v: '0' }).toString(),
+    });
     assert.equal((await vscode.workspace.openTextDocument(baseUri)).getText(), 'base\n');
     const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label));
     assert.ok(tabs.includes('conflict.txt (base ↔ yours)') && tabs.includes('conflict.txt (base ↔ box)'), `tabs: ${tabs.join(' | ')}`);
 
     // Once decided, no tab is left that shows the old base next to the (editable) workspace file: in such a
     // stale tab VS Code's own "revert block" wrote the placeholder text into the real file.
-    const taken = (await vscode.commands.executeCommand('agentSandbox.review.takeBoxVersion', { folder, paths: ['conflict.txt'], approveFlagged: true })) as ApplyOutcome;
+    const taken = (await vscode.commands.executeCommand('agentSandbox.review.takeBoxVersion', {
+      folder,
+      paths: ['conflict.txt'],
+      approveFlagged: true,
+    })) as ApplyOutcome;
     assert.deepEqual(taken.applied, ['conflict.txt']);
     assert.equal(read('conflict.txt'), 'box\n');
     const left = vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label)).filter((label) => label.startsWith('conflict.txt'));
-    assert.deepEqual(left, [], 'the decided conflict\'s tabs are closed');
+    assert.deepEqual(left, [], "the decided conflict's tabs are closed");
   });
 
   test('Merge by Hand, then Keep Mine: the merge goes into the box and the history says "merged"', async () => {
@@ -154,15 +172,27 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
     const boxRun = await run(folder, 'printf "a from the box\\nb\\n" > merge.txt');
     fs.writeFileSync(path.join(folder, 'merge.txt'), 'a\nb mine\n');
     await vscode.commands.executeCommand('agentSandbox.review.refresh', folder);
-    await vscode.commands.executeCommand('agentSandbox.review.mergeByHand', { folder, path: 'merge.txt', change: { path: 'merge.txt' }, group: 'conflicts' });
+    await vscode.commands.executeCommand('agentSandbox.review.mergeByHand', {
+      folder,
+      path: 'merge.txt',
+      change: { path: 'merge.txt' },
+      group: 'conflicts',
+    });
     fs.writeFileSync(path.join(folder, 'merge.txt'), 'a from the box\nb mine\n');
     await vscode.commands.executeCommand('agentSandbox.review.keepMine', { folder, paths: ['merge.txt'] });
     assert.equal(await boxFile(folder, 'merge.txt'), 'a from the box\nb mine\n', 'the box has the merged file');
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     const target = path.join(folder, '..', 'merge-history.json');
-    for (const deadline = Date.now() + 10_000; ; ) {
-      const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as { records: { id: string; files: { path: string; decisions: { decision: string }[] }[] }[] }).records;
-      const decisions = records.find((r) => r.id === boxRun.result.runId)?.files.find((f) => f.path === 'merge.txt')?.decisions.map((d) => d.decision);
+    for (const deadline = Date.now() + 10_000; ;) {
+      const records = (
+        (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as {
+          records: { id: string; files: { path: string; decisions: { decision: string }[] }[] }[];
+        }
+      ).records;
+      const decisions = records
+        .find((r) => r.id === boxRun.result.runId)
+        ?.files.find((f) => f.path === 'merge.txt')
+        ?.decisions.map((d) => d.decision);
       if (decisions?.at(-1) === 'merged') break;
       if (Date.now() > deadline) assert.fail(`the history did not record the merge: ${JSON.stringify(decisions)}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -198,7 +228,11 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
 
   test('after the engine server restarts, the pending changes are listed again and can be accepted', async () => {
     await run(folder, 'echo survivor > survivor.txt');
-    const owner = spawnSync('docker', ['ps', '--filter', `label=dev.agent-sandbox.folder=${folder}`, '--format', '{{.Label "dev.agent-sandbox.owner-pid"}}'], { encoding: 'utf8' });
+    const owner = spawnSync(
+      'docker',
+      ['ps', '--filter', `label=dev.agent-sandbox.folder=${folder}`, '--format', '{{.Label "dev.agent-sandbox.owner-pid"}}'],
+      { encoding: 'utf8' },
+    );
     const pid = Number(owner.stdout.trim().split('\n')[0]);
     assert.ok(pid > 0, `owner pid of the box: ${owner.stdout} ${owner.stderr}`);
     process.kill(pid, 'SIGKILL');
@@ -209,7 +243,10 @@ suite('Review: accept and reject per file and per hunk (real engine)', function 
       listed = (await vscode.commands.executeCommand('agentSandbox.review.refresh', folder)) as ChangeSet | undefined;
       if (listed?.changes.some((c) => c.path === 'survivor.txt')) break;
     }
-    assert.ok(listed?.changes.some((c) => c.path === 'survivor.txt'), 'the pending change is listed after the restart');
+    assert.ok(
+      listed?.changes.some((c) => c.path === 'survivor.txt'),
+      'the pending change is listed after the restart',
+    );
     const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['survivor.txt'] })) as ApplyOutcome;
     assert.deepEqual(outcome.applied, ['survivor.txt']);
     assert.equal(read('survivor.txt'), 'survivor\n');

@@ -45,7 +45,10 @@ suite('Review: the WorkspaceEdit path never overwrites by stat, and replaces a l
     await new Promise((resolve) => setTimeout(resolve, 20));
     fs.writeFileSync(file, 'BASE\n');
     execFileSync('touch', ['-r', path.join(scratch, 'ref'), file]);
-    const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', { folder, paths: ['quiet.txt', 'other.txt'] })) as ApplyOutcome;
+    const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
+      folder,
+      paths: ['quiet.txt', 'other.txt'],
+    })) as ApplyOutcome;
     assert.deepEqual(outcome.conflicts, ['quiet.txt'], JSON.stringify(outcome));
     assert.deepEqual(outcome.applied, ['other.txt']);
     assert.equal(read('quiet.txt'), 'BASE\n', 'the developer edit stays');

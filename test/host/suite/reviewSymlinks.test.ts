@@ -41,7 +41,10 @@ suite('Review: accepting never writes through a symlink out of the workspace (re
     })) as RunCommandResult;
     assert.equal(run.result.exitCode, 0, run.result.stderr);
     const pending = (await vscode.commands.executeCommand('agentSandbox.review.pending', folder)) as ChangeSet;
-    assert.ok(pending.changes.some((c) => c.path === 'linked/evil.txt'), 'the box proposes linked/evil.txt (it never saw the link)');
+    assert.ok(
+      pending.changes.some((c) => c.path === 'linked/evil.txt'),
+      'the box proposes linked/evil.txt (it never saw the link)',
+    );
 
     const outcome = (await vscode.commands.executeCommand('agentSandbox.review.accept', {
       folder,

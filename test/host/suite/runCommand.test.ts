@@ -44,11 +44,7 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     await vscode.commands.executeCommand('agentSandbox.reset', folder);
   });
 
-  const mutate = [
-    'echo "created in the box" > created.txt',
-    'echo "// changed in the box" >> src/app.js',
-    'rm README.md',
-  ].join(' && ');
+  const mutate = ['echo "created in the box" > created.txt', 'echo "// changed in the box" >> src/app.js', 'rm README.md'].join(' && ');
 
   test('the workspace is untouched until the developer decides', async () => {
     const run = await runInSandbox({ folder, command: mutate, decision: 'keep' });
@@ -73,7 +69,10 @@ suite('Run Command in Sandbox: the first loop (real engine)', function () {
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder, 'src', 'app.js')));
     await vscode.commands.executeCommand('undo');
     await vscode.workspace.saveAll(false);
-    await waitFor(() => JSON.stringify(snapshotFiles(folder)) === JSON.stringify(original), () => `undo restores the workspace; it is ${JSON.stringify(snapshotFiles(folder))}`);
+    await waitFor(
+      () => JSON.stringify(snapshotFiles(folder)) === JSON.stringify(original),
+      () => `undo restores the workspace; it is ${JSON.stringify(snapshotFiles(folder))}`,
+    );
   });
 
   test('Discard leaves the workspace untouched and reverts the box', async () => {

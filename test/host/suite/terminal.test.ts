@@ -113,10 +113,14 @@ suite('Sandboxed terminal (real engine)', function () {
 
     const target = path.join(exportDir, 'history.json');
     const history = (await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult;
-    const record = await waitUntil('the terminal run in the history', async () => {
-      const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult).records;
-      return records.find((r) => r.id === pty.terminalId && r.endedAt !== undefined);
-    }, 10_000);
+    const record = await waitUntil(
+      'the terminal run in the history',
+      async () => {
+        const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult).records;
+        return records.find((r) => r.id === pty.terminalId && r.endedAt !== undefined);
+      },
+      10_000,
+    );
     assert.ok(history.records.length > 0);
     assert.equal(record.source, 'terminal');
     assert.match(record.command, /(^|\/)(bash|sh)$/);
@@ -124,7 +128,10 @@ suite('Sandboxed terminal (real engine)', function () {
     assert.equal(record.exitCode, 0);
     assert.equal(record.image?.reference, 'agent-sandbox-test/node');
     assert.equal(record.policy?.network, 'none');
-    assert.ok(record.files.some((f) => f.path === 'term.txt' && f.kind === 'added'), 'the run lists the file it changed');
+    assert.ok(
+      record.files.some((f) => f.path === 'term.txt' && f.kind === 'added'),
+      'the run lists the file it changed',
+    );
   });
 
   test('Open Sandboxed Terminal: its size and resizes reach the TTY, and closing it leaves no process behind in the box', async () => {
@@ -153,15 +160,25 @@ suite('Sandboxed terminal (real engine)', function () {
 
     // The title action brings the running terminal's changes into the review without ending it.
     const collected = (await vscode.commands.executeCommand('agentSandbox.terminal.collect', folder)) as ChangeSet | undefined;
-    assert.ok(collected?.changes.some((c) => c.path === 'size2.txt'), 'Collect Changes returned the change set');
-    assert.ok((await pendingNow(folder)).changes.some((c) => c.path === 'size2.txt'), 'and the review shows it');
+    assert.ok(
+      collected?.changes.some((c) => c.path === 'size2.txt'),
+      'Collect Changes returned the change set',
+    );
+    assert.ok(
+      (await pendingNow(folder)).changes.some((c) => c.path === 'size2.txt'),
+      'and the review shows it',
+    );
     assert.equal(pty.isRunning, true, 'the terminal still runs');
 
     const shells = boxProcesses(folder).filter((l) => /bash|sleep 1000/.test(l));
     assert.ok(shells.length >= 2, `the shell and its job run: ${shells.join(' | ')}`);
     terminal.dispose();
     const end = await pty.ended;
-    assert.equal(end.changeSet?.changes.some((c) => c.path === 'size.txt'), true, 'closing collected the changes');
+    assert.equal(
+      end.changeSet?.changes.some((c) => c.path === 'size.txt'),
+      true,
+      'closing collected the changes',
+    );
     assert.deepEqual(boxProcesses(folder), [], 'no process is left in the box');
   });
 
@@ -175,10 +192,14 @@ suite('Sandboxed terminal (real engine)', function () {
     assert.deepEqual(boxProcesses(folder), [], 'nothing was started');
     // The failed launch is in the run history with its reason.
     const target = path.join(exportDir, 'history-failed-launch.json');
-    const record = await waitUntil('the failed launch in the history', async () => {
-      const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult).records;
-      return records.find((r) => r.id === ptyOf(terminal).terminalId && r.endedAt !== undefined);
-    }, 10_000);
+    const record = await waitUntil(
+      'the failed launch in the history',
+      async () => {
+        const records = ((await vscode.commands.executeCommand('agentSandbox.history.export', { path: target })) as ExportHistoryResult).records;
+        return records.find((r) => r.id === ptyOf(terminal).terminalId && r.endedAt !== undefined);
+      },
+      10_000,
+    );
     assert.equal(record.agent, 'Claude Code');
     assert.match(record.command, /claude/);
     assert.match(record.error?.message ?? '', /has no "claude"/);

@@ -97,7 +97,17 @@ export const HOSTILE_NAMES: readonly string[] = [
 ];
 
 /** Whole names given as is, without the prefix. */
-export const HOSTILE_FULL_NAMES: readonly string[] = ['/abs', '/etc/passwd', '/workspace/a', `${OUTSIDE}/x`, 'workspace', 'workspace/.', './workspace/', 'etc/passwd', '../workspace/a'];
+export const HOSTILE_FULL_NAMES: readonly string[] = [
+  '/abs',
+  '/etc/passwd',
+  '/workspace/a',
+  `${OUTSIDE}/x`,
+  'workspace',
+  'workspace/.',
+  './workspace/',
+  'etc/passwd',
+  '../workspace/a',
+];
 
 /** Name bytes that are not valid UTF-8 (raw encodings only): truncated, overlong `/` and `.`, surrogates. */
 export const NON_UTF8_NAMES: readonly number[][] = [
@@ -161,7 +171,9 @@ export type TarType = 'file' | 'directory' | 'symlink' | 'link' | 'character-dev
 const TAR_TYPES: readonly TarType[] = ['file', 'directory', 'symlink', 'link', 'character-device', 'block-device', 'fifo', 'contiguous-file'];
 
 /** Typeflags tar-stream does not turn into an entry type it knows (raw encodings only). */
-const UNKNOWN_TYPEFLAGS: readonly number[] = [0x44 /* D */, 0x4d /* M */, 0x4e /* N */, 0x53 /* S */, 0x56 /* V */, 0x41 /* A */, 0x38 /* 8 */, 0xff, 0x7a /* z */];
+const UNKNOWN_TYPEFLAGS: readonly number[] = [
+  0x44 /* D */, 0x4d /* M */, 0x4e /* N */, 0x53 /* S */, 0x56 /* V */, 0x41 /* A */, 0x38 /* 8 */, 0xff, 0x7a /* z */,
+];
 
 /** One entry of the box's tar, as data. */
 export interface EntrySpec {
@@ -230,7 +242,11 @@ const segment = fc.constantFrom(...SEGMENTS);
 const poolPath = fc.array(segment, { minLength: 1, maxLength: 3 }).map((parts) => parts.join('/'));
 const content = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...CONTENTS) }, { weight: 1, arbitrary: fc.string({ maxLength: 40 }) });
 const mode = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...MODES) }, { weight: 1, arbitrary: fc.nat({ max: 0o177777 }) });
-const linkTarget = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...LINK_TARGETS) }, { weight: 2, arbitrary: poolPath }, { weight: 1, arbitrary: poolPath.map((p) => `../${p}`) });
+const linkTarget = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...LINK_TARGETS) },
+  { weight: 2, arbitrary: poolPath },
+  { weight: 1, arbitrary: poolPath.map((p) => `../${p}`) },
+);
 
 /** The host tree at the baseline: files, directories and (mostly inside-pointing) symlinks from the pool. */
 export const hostEntryArb: fc.Arbitrary<HostEntrySpec> = fc.record({
@@ -274,7 +290,10 @@ const entryArb = (format: ArchiveSpec['format']): fc.Arbitrary<EntrySpec> =>
     .record({
       name: nameArb,
       rawName: format === 'pack' ? fc.constant(undefined) : fc.option(fc.constantFrom(...NON_UTF8_NAMES), { freq: 8, nil: undefined }),
-      type: fc.oneof({ weight: 4, arbitrary: fc.constantFrom<TarType>('file', 'directory', 'symlink') }, { weight: 2, arbitrary: fc.constantFrom(...TAR_TYPES) }),
+      type: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom<TarType>('file', 'directory', 'symlink') },
+        { weight: 2, arbitrary: fc.constantFrom(...TAR_TYPES) },
+      ),
       typeflag: format === 'pack' ? fc.constant(undefined) : fc.option(fc.constantFrom(...UNKNOWN_TYPEFLAGS), { freq: 10, nil: undefined }),
       mode,
       content,
@@ -297,10 +316,18 @@ const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
     value: fc.oneof(fc.constantFrom(0, 0x20, 0x2e, 0x2f, 0x30, 0x37, 0x38, 0x80, 0xff), fc.nat(255)),
     fixChecksum: fc.boolean(),
   }),
-  fc.record({ kind: fc.constant('size' as const), header: fc.nat(40), value: fc.constantFrom('huge', 'negative', 'garbage', 'bigger', 'smaller', 'nan-pax') }),
+  fc.record({
+    kind: fc.constant('size' as const),
+    header: fc.nat(40),
+    value: fc.constantFrom('huge', 'negative', 'garbage', 'bigger', 'smaller', 'nan-pax'),
+  }),
   fc.record({ kind: fc.constant('checksum' as const), header: fc.nat(40) }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
-  fc.record({ kind: fc.constant('garbage' as const), bytes: fc.array(fc.nat(255), { maxLength: 600 }), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  fc.record({
+    kind: fc.constant('garbage' as const),
+    bytes: fc.array(fc.nat(255), { maxLength: 600 }),
+    at: fc.double({ min: 0, max: 1, noNaN: true }),
+  }),
   fc.record({ kind: fc.constant('zeroBlock' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
   fc.record({
     kind: fc.constant('paxRecord' as const),
@@ -353,12 +380,22 @@ function archiveArb(baseline: HostEntrySpec[]): fc.Arbitrary<ArchiveSpec> {
         for (const change of fromBaseline) if (host.length > 0) changeOf.set(change.index % host.length, change);
         host.forEach((base, index) => {
           const change = changeOf.get(index);
-          const kept: EntrySpec = { name: PREFIX + base.path, type: base.type, mode: base.mode, content: base.type === 'file' ? base.content : '', carrier: 'header' };
+          const kept: EntrySpec = {
+            name: PREFIX + base.path,
+            type: base.type,
+            mode: base.mode,
+            content: base.type === 'file' ? base.content : '',
+            carrier: 'header',
+          };
           if (base.type === 'symlink') kept.linkname = base.target;
           if (change === undefined || change.change === 'keep') {
             entries.push(kept);
           } else if (change.change === 'content') {
-            entries.push({ ...kept, content: kept.type === 'file' ? change.content : '', linkname: kept.type === 'symlink' ? change.linkname : undefined });
+            entries.push({
+              ...kept,
+              content: kept.type === 'file' ? change.content : '',
+              linkname: kept.type === 'symlink' ? change.linkname : undefined,
+            });
           } else if (change.change === 'mode') {
             entries.push({ ...kept, mode: change.mode });
           } else if (change.change === 'move') {
@@ -434,7 +471,13 @@ export function baselineManifestOf(entries: HostEntrySpec[]): Manifest {
   const manifest: Manifest = new Map();
   for (const entry of consistentHostTree(entries)) {
     if (entry.type === 'file') {
-      manifest.set(entry.path, { path: entry.path, type: 'file', mode: entry.mode, size: Buffer.byteLength(entry.content), hash: sha256Hex(entry.content) });
+      manifest.set(entry.path, {
+        path: entry.path,
+        type: 'file',
+        mode: entry.mode,
+        size: Buffer.byteLength(entry.content),
+        hash: sha256Hex(entry.content),
+      });
     } else if (entry.type === 'directory') {
       manifest.set(entry.path, { path: entry.path, type: 'directory', mode: entry.mode, size: 0 });
     } else {
@@ -452,7 +495,13 @@ export function sha256Hex(data: string | Buffer): string {
 export async function buildArchive(spec: ArchiveSpec, outside: string): Promise<Buffer> {
   const resolve = (text: string): string => text.split(OUTSIDE).join(outside);
   if (spec.format === 'pack') {
-    return packWithTarStream(spec.entries.map((entry) => ({ ...entry, name: resolve(entry.name), linkname: entry.linkname === undefined ? undefined : resolve(entry.linkname) })));
+    return packWithTarStream(
+      spec.entries.map((entry) => ({
+        ...entry,
+        name: resolve(entry.name),
+        linkname: entry.linkname === undefined ? undefined : resolve(entry.linkname),
+      })),
+    );
   }
   const { bytes, headers } = encodeRaw(spec.entries, resolve, spec.format === 'pax');
   return spec.format === 'raw' ? corrupt(bytes, headers, spec.corruptions) : bytes;
@@ -469,7 +518,13 @@ async function packWithTarStream(entries: EntrySpec[]): Promise<Buffer> {
   for (const entry of entries) {
     const body = entry.type === 'file' || entry.type === 'contiguous-file' ? Buffer.from(entry.content) : Buffer.alloc(0);
     await new Promise<void>((resolve, reject) => {
-      const header: Parameters<typeof pack.entry>[0] = { name: entry.name, type: entry.type, mode: entry.mode, size: body.length, mtime: new Date(1_700_000_000_000) };
+      const header: Parameters<typeof pack.entry>[0] = {
+        name: entry.name,
+        type: entry.type,
+        mode: entry.mode,
+        size: body.length,
+        mtime: new Date(1_700_000_000_000),
+      };
       if (entry.linkname !== undefined) header.linkname = entry.linkname;
       if (entry.type === 'character-device' || entry.type === 'block-device') Object.assign(header, { devmajor: 1, devminor: 3 });
       const sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
@@ -659,7 +714,10 @@ function corrupt(original: Buffer, headers: number[], corruptions: Corruption[])
         const at = headerAt(corruption.header);
         if (at === undefined || at > bytes.length) break;
         const record = Buffer.from(corruption.record);
-        const pax = Buffer.concat([encodeHeader({ name: Buffer.from('PaxHeader/bad'), mode: 0o644, size: record.length, typeflag: 0x78 }), padded(record)]);
+        const pax = Buffer.concat([
+          encodeHeader({ name: Buffer.from('PaxHeader/bad'), mode: 0o644, size: record.length, typeflag: 0x78 }),
+          padded(record),
+        ]);
         bytes = Buffer.concat([bytes.subarray(0, at), pax, bytes.subarray(at)]);
         break;
       }

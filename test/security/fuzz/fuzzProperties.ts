@@ -49,31 +49,36 @@ function count(key: string): void {
 export const FUZZ_PROPERTIES: readonly FuzzProperty[] = [
   {
     id: 'parse',
-    title: 'readBoxTree on generated and corrupted archives only ever fails with a SandboxError (engine-error for a broken archive, cancelled when aborted), exactly when tar-stream cannot read the archive, and never hangs',
+    title:
+      'readBoxTree on generated and corrupted archives only ever fails with a SandboxError (engine-error for a broken archive, cancelled when aborted), exactly when tar-stream cannot read the archive, and never hangs',
     ciRuns: 1000,
     property: () => fc.asyncProperty(scenarioArb, checkParse),
   },
   {
     id: 'accepted',
-    title: 'every entry readBoxTree accepts is a safe relative path not below an accepted symlink, is a file, directory or symlink without setuid/setgid, matches the last tar entry at that path, and accepted symlinks resolve inside the root',
+    title:
+      'every entry readBoxTree accepts is a safe relative path not below an accepted symlink, is a file, directory or symlink without setuid/setgid, matches the last tar entry at that path, and accepted symlinks resolve inside the root',
     ciRuns: 1000,
     property: () => fc.asyncProperty(scenarioArb, checkAccepted),
   },
   {
     id: 'changes',
-    title: 'every change in the change set comes from an accepted entry or is a baseline deletion not shadowed by a refused or ignored path, and every accepted difference is listed',
+    title:
+      'every change in the change set comes from an accepted entry or is a baseline deletion not shadowed by a refused or ignored path, and every accepted difference is listed',
     ciRuns: 1000,
     property: () => fc.asyncProperty(scenarioArb, checkChanges),
   },
   {
     id: 'plan',
-    title: 'the apply plan only touches selected changes, never a path under .git (in any case or spelling a host filesystem folds to .git), never a flagged change that was not approved, never a path the developer changed since the baseline',
+    title:
+      'the apply plan only touches selected changes, never a path under .git (in any case or spelling a host filesystem folds to .git), never a flagged change that was not approved, never a path the developer changed since the baseline',
     ciRuns: 400,
     property: () => fc.asyncProperty(scenarioArb, checkPlan),
   },
   {
     id: 'apply',
-    title: 'applying a fuzzed change set into a real folder changes nothing outside it, never writes through a symlink planted in it, and leaves each applied path holding exactly what the archive had',
+    title:
+      'applying a fuzzed change set into a real folder changes nothing outside it, never writes through a symlink planted in it, and leaves each applied path holding exactly what the archive had',
     ciRuns: 500,
     property: () => fc.asyncProperty(scenarioArb, checkApply),
   },
@@ -111,7 +116,9 @@ async function checkParse(scenario: FuzzScenario): Promise<void> {
   } catch (caught) {
     error = caught;
   }
-  count(`parse property: ${scenario.archive.format} archive, ${error === undefined ? 'read' : SandboxError.is(error) ? error.reason : 'other error'}${abortsMidStream ? ', aborted mid-stream' : ''}`);
+  count(
+    `parse property: ${scenario.archive.format} archive, ${error === undefined ? 'read' : SandboxError.is(error) ? error.reason : 'other error'}${abortsMidStream ? ', aborted mid-stream' : ''}`,
+  );
   if (error === undefined) {
     assert.ok(reference.ok, `readBoxTree accepted an archive tar-stream cannot read (${reference.ok ? '' : reference.error})`);
     assert.ok(!abortsMidStream, 'readBoxTree finished although it was cancelled while reading');
@@ -119,7 +126,10 @@ async function checkParse(scenario: FuzzScenario): Promise<void> {
   }
   assert.ok(SandboxError.is(error), `readBoxTree threw a non-SandboxError: ${describeError(error)}`);
   if (abortsMidStream) {
-    assert.ok(error.reason === 'cancelled' || (error.reason === 'engine-error' && !reference.ok), `cancelled read failed with ${error.reason}: ${error.message}`);
+    assert.ok(
+      error.reason === 'cancelled' || (error.reason === 'engine-error' && !reference.ok),
+      `cancelled read failed with ${error.reason}: ${error.message}`,
+    );
   } else {
     assert.equal(error.reason, 'engine-error', error.message);
     assert.ok(!reference.ok, `readBoxTree refused an archive tar-stream reads: ${error.message}`);
@@ -147,7 +157,10 @@ async function checkAccepted(scenario: FuzzScenario): Promise<void> {
     const source = last.get(entry.path);
     assert.ok(source !== undefined, `accepted ${JSON.stringify(entry.path)}, which no tar entry names`);
     const type = source.header.type;
-    assert.ok(type === 'file' || type === 'contiguous-file' || type === 'directory' || type === 'symlink', `accepted ${entry.path} from a ${type} entry`);
+    assert.ok(
+      type === 'file' || type === 'contiguous-file' || type === 'directory' || type === 'symlink',
+      `accepted ${entry.path} from a ${type} entry`,
+    );
     assert.equal((source.header.mode ?? 0) & 0o6000, 0, `accepted ${entry.path} from an entry with mode ${(source.header.mode ?? 0).toString(8)}`);
     if (entry.type === 'file') {
       assert.equal(entry.hash, sha256Hex(source.content), `accepted ${entry.path} with a hash that is not its last entry's content`);
@@ -156,7 +169,10 @@ async function checkAccepted(scenario: FuzzScenario): Promise<void> {
     }
     if (entry.type === 'symlink') {
       assert.equal(entry.linkTarget, source.header.linkname, `accepted link ${entry.path} with a target its entry does not have`);
-      assert.ok(linkResolvesInside(tree.entries, entry.path), `accepted link ${entry.path} -> ${JSON.stringify(entry.linkTarget)} resolves outside the root`);
+      assert.ok(
+        linkResolvesInside(tree.entries, entry.path),
+        `accepted link ${entry.path} -> ${JSON.stringify(entry.linkTarget)} resolves outside the root`,
+      );
     }
   }
   // An unsafe entry that is the last word on its path is reported, not silently dropped.
@@ -165,7 +181,10 @@ async function checkAccepted(scenario: FuzzScenario): Promise<void> {
     const type = source.header.type;
     const unsafeType = !(type === 'file' || type === 'contiguous-file' || type === 'directory' || type === 'symlink');
     if (unsafeType || ((source.header.mode ?? 0) & 0o6000) !== 0) {
-      assert.ok(refused.has(relPath), `unsafe last entry ${relPath} (${type}, mode ${(source.header.mode ?? 0).toString(8)}) is not listed as refused`);
+      assert.ok(
+        refused.has(relPath),
+        `unsafe last entry ${relPath} (${type}, mode ${(source.header.mode ?? 0).toString(8)}) is not listed as refused`,
+      );
       assert.ok(!tree.entries.has(relPath), `unsafe last entry ${relPath} is accepted`);
     }
   }
@@ -195,7 +214,10 @@ function assertChangeSetSound(changeSet: ChangeSet, baseline: Manifest, tree: Bo
       assert.ok(!tree.entries.has(change.path), `deletion of ${change.path}, which the box holds`);
       assert.ok(!shadowed(change.path), `deletion of ${change.path}, which a refused or ignored path shadows`);
       if (change.type === 'directory') {
-        assert.ok(!shadows.some((s) => s.startsWith(`${change.path}/`)), `deletion of directory ${change.path}, which holds a refused or ignored path`);
+        assert.ok(
+          !shadows.some((s) => s.startsWith(`${change.path}/`)),
+          `deletion of directory ${change.path}, which holds a refused or ignored path`,
+        );
       }
       continue;
     }
@@ -203,13 +225,18 @@ function assertChangeSetSound(changeSet: ChangeSet, baseline: Manifest, tree: Bo
     assert.ok(entry !== undefined, `${change.kind} change of ${JSON.stringify(change.path)}, which the box's accepted entries do not hold`);
     assert.equal(change.type, entry.type, `change of ${change.path} has another type than its entry`);
     if (entry.type === 'file') assert.equal(change.hash, entry.hash, `change of ${change.path} has another hash than its entry`);
-    if (entry.type === 'symlink') assert.equal(change.linkTarget, entry.linkTarget, `change of ${change.path} has another link target than its entry`);
+    if (entry.type === 'symlink')
+      assert.equal(change.linkTarget, entry.linkTarget, `change of ${change.path} has another link target than its entry`);
     const base = baseline.get(change.path);
     if (change.kind === 'added') assert.equal(base, undefined, `addition of ${change.path}, which the baseline holds`);
-    if (change.kind === 'modified' || change.kind === 'mode') assert.ok(base !== undefined && !sameEntry(base, entry), `${change.kind} of ${change.path} without a difference`);
+    if (change.kind === 'modified' || change.kind === 'mode')
+      assert.ok(base !== undefined && !sameEntry(base, entry), `${change.kind} of ${change.path} without a difference`);
     if (change.kind === 'renamed') {
       assert.equal(base, undefined, `rename onto ${change.path}, which the baseline holds`);
-      assert.ok(change.fromPath !== undefined && baseline.get(change.fromPath)?.type === 'file', `rename of ${change.path} from a path the baseline has no file at`);
+      assert.ok(
+        change.fromPath !== undefined && baseline.get(change.fromPath)?.type === 'file',
+        `rename of ${change.path} from a path the baseline has no file at`,
+      );
       assert.ok(!tree.entries.has(change.fromPath), `rename from ${change.fromPath}, which the box still holds`);
       assert.ok(!shadowed(change.fromPath), `rename from ${change.fromPath}, which a refused or ignored path shadows`);
     }
@@ -256,16 +283,31 @@ function assertPlanSound({ baseline, current, changeSet, plan, selected, approve
     }
     if (op.implied) {
       assert.equal(op.kind, 'mkdir');
-      assert.ok(createdPaths.some((p) => p.startsWith(`${op.path}/`)), `implied directory ${op.path} is above nothing the plan creates`);
+      assert.ok(
+        createdPaths.some((p) => p.startsWith(`${op.path}/`)),
+        `implied directory ${op.path} is above nothing the plan creates`,
+      );
       continue;
     }
     const change = changeAt.get(op.path);
     assert.ok(change !== undefined, `plan ${op.kind}s ${JSON.stringify(op.path)}, which is not a change`);
-    assert.equal(op.fromPath, op.kind === 'rename' ? change.fromPath : undefined, `plan's ${op.kind} of ${op.path} has another source than its change`);
+    assert.equal(
+      op.fromPath,
+      op.kind === 'rename' ? change.fromPath : undefined,
+      `plan's ${op.kind} of ${op.path} has another source than its change`,
+    );
     const paths = change.fromPath === undefined ? [change.path] : [change.path, change.fromPath];
-    if (selected !== undefined) assert.ok(paths.some((p) => selected.has(p)), `plan ${op.kind}s ${op.path}, which was not selected`);
+    if (selected !== undefined)
+      assert.ok(
+        paths.some((p) => selected.has(p)),
+        `plan ${op.kind}s ${op.path}, which was not selected`,
+      );
     const flags = change.flags.filter((flag) => flag !== 'git-internal');
-    if (flags.length > 0) assert.ok(paths.some((p) => approved.has(p)), `plan ${op.kind}s ${op.path} (flagged ${flags.join(', ')}) without approval`);
+    if (flags.length > 0)
+      assert.ok(
+        paths.some((p) => approved.has(p)),
+        `plan ${op.kind}s ${op.path} (flagged ${flags.join(', ')}) without approval`,
+      );
     for (const p of paths) {
       assert.ok(sameState(baseline.get(p), current.get(p)), `plan ${op.kind}s ${p}, which the developer changed since the baseline (a conflict)`);
     }
@@ -348,9 +390,14 @@ async function checkApply(scenario: FuzzScenario): Promise<void> {
         case 'rename': {
           const source = last.get(op.path);
           assert.ok(source !== undefined, `${op.kind} of ${op.path}, which no tar entry names`);
-          assert.equal(state, `file ${(op.mode ?? 0o644) & 0o777} ${sha256Hex(source.content)}`, `${op.path} does not hold the archive's content and mode`);
+          assert.equal(
+            state,
+            `file ${(op.mode ?? 0o644) & 0o777} ${sha256Hex(source.content)}`,
+            `${op.path} does not hold the archive's content and mode`,
+          );
           const sourceReused = done.slice(index + 1).some((o) => o.path === op.fromPath || o.path.startsWith(`${op.fromPath}/`));
-          if (op.kind === 'rename' && !sourceReused) assert.equal(folderAfter.get(op.fromPath ?? ''), undefined, `rename left its source ${op.fromPath}`);
+          if (op.kind === 'rename' && !sourceReused)
+            assert.equal(folderAfter.get(op.fromPath ?? ''), undefined, `rename left its source ${op.fromPath}`);
           break;
         }
         case 'symlink':
@@ -363,7 +410,10 @@ async function checkApply(scenario: FuzzScenario): Promise<void> {
           assert.equal(state, undefined, `${op.path} still exists after its delete`);
           break;
         case 'chmod':
-          assert.ok(state !== undefined && state.split(' ')[1] === String((op.mode ?? 0) & 0o777), `${op.path} does not have mode ${op.mode?.toString(8)}`);
+          assert.ok(
+            state !== undefined && state.split(' ')[1] === String((op.mode ?? 0) & 0o777),
+            `${op.path} does not have mode ${op.mode?.toString(8)}`,
+          );
           break;
       }
     });
@@ -449,10 +499,19 @@ async function preparePipeline(scenario: FuzzScenario, run: RunFolders): Promise
   const { tree, reference } = parsed;
   const changeSet = computeChangeSet(run.folder, baseline, tree);
   assertChangeSetSound(changeSet, baseline, tree);
-  for (const change of changeSet.changes) count(`change: ${change.kind} ${change.type}${change.flags.length > 0 ? ` [${change.flags.join(',')}]` : ''}`);
+  for (const change of changeSet.changes)
+    count(`change: ${change.kind} ${change.type}${change.flags.length > 0 ? ` [${change.flags.join(',')}]` : ''}`);
   const selected = scenario.selection.all ? undefined : new Set(changeSet.changes.map((c) => c.path).filter((p) => picks(scenario.selection, p)));
-  const approved = new Set(changeSet.changes.flatMap((c) => (c.fromPath === undefined ? [c.path] : [c.path, c.fromPath])).filter((p) => picks(scenario.approval, p)));
-  const plan = planApply({ baseline, changes: changeSet.changes, current, selected: selected === undefined ? undefined : [...selected], approveFlagged: [...approved] });
+  const approved = new Set(
+    changeSet.changes.flatMap((c) => (c.fromPath === undefined ? [c.path] : [c.path, c.fromPath])).filter((p) => picks(scenario.approval, p)),
+  );
+  const plan = planApply({
+    baseline,
+    changes: changeSet.changes,
+    current,
+    selected: selected === undefined ? undefined : [...selected],
+    approveFlagged: [...approved],
+  });
   for (const skipped of plan.skipped) count(`plan: skipped ${skipped.reason.split(':')[0].split(' (')[0]}`);
   if (plan.conflicts.length > 0) count('plan: with conflicts');
   const pipeline: Pipeline = { baseline, current, tree, changeSet, plan, selected, approved, reference };
@@ -461,11 +520,20 @@ async function preparePipeline(scenario: FuzzScenario, run: RunFolders): Promise
 }
 
 /** The scenario's archive read by readBoxTree and by the reference reader; undefined when it is unreadable. */
-async function parseScenario(scenario: FuzzScenario, baseline: Manifest, outside = '/tmp/agent-sandbox-fuzz-outside'): Promise<{ tree: BoxTree; reference: ReferenceEntry[] } | undefined> {
+async function parseScenario(
+  scenario: FuzzScenario,
+  baseline: Manifest,
+  outside = '/tmp/agent-sandbox-fuzz-outside',
+): Promise<{ tree: BoxTree; reference: ReferenceEntry[] } | undefined> {
   const bytes = await buildArchive(scenario.archive, outside);
   const reference = await readReference(bytes);
   try {
-    const tree = await readBoxTree(chunked(bytes, scenario.chunkSize), { prefix: 'workspace/', baseline, filter: await filterFor(), maxFileBytes: scenario.maxFileBytes });
+    const tree = await readBoxTree(chunked(bytes, scenario.chunkSize), {
+      prefix: 'workspace/',
+      baseline,
+      filter: await filterFor(),
+      maxFileBytes: scenario.maxFileBytes,
+    });
     assert.ok(reference.ok, 'readBoxTree accepted an archive tar-stream cannot read');
     count(`parse: ${scenario.archive.format} read`);
     for (const refused of tree.refused) count(`refused: ${refused.reason}`);

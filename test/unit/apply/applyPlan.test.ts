@@ -18,7 +18,15 @@ function change(path: string, kind: ChangeEntry['kind'], extra: Partial<ChangeEn
 }
 
 suite('applyPlan', () => {
-  const baseline = manifest(dir('src'), file('src/a.ts', 'a'), file('src/b.ts', 'b'), file('old.ts', 'o'), dir('gone'), file('gone/x', 'x'), file('script.sh', 's'));
+  const baseline = manifest(
+    dir('src'),
+    file('src/a.ts', 'a'),
+    file('src/b.ts', 'b'),
+    file('old.ts', 'o'),
+    dir('gone'),
+    file('gone/x', 'x'),
+    file('script.sh', 's'),
+  );
 
   test('plans every kind in a safe order', () => {
     const changes: ChangeEntry[] = [
@@ -99,10 +107,16 @@ suite('applyPlan', () => {
       change('gone/x', 'deleted'),
     ];
     const plan = planApply({ baseline, changes, current });
-    assert.deepEqual(plan.conflicts.map((c) => c.path), ['created.ts', 'moved.ts', 'script.sh', 'src/a.ts', 'src/b.ts']);
+    assert.deepEqual(
+      plan.conflicts.map((c) => c.path),
+      ['created.ts', 'moved.ts', 'script.sh', 'src/a.ts', 'src/b.ts'],
+    );
     assert.match(plan.conflicts.find((c) => c.path === 'moved.ts')!.reason, /old\.ts.*deleted/);
     assert.match(plan.conflicts.find((c) => c.path === 'src/b.ts')!.reason, /became a directory/);
-    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete gone/x']);
+    assert.deepEqual(
+      plan.operations.map((op) => `${op.kind} ${op.path}`),
+      ['delete gone/x'],
+    );
   });
 
   test('.git is always skipped; flagged changes need approval; selection narrows', () => {
@@ -113,17 +127,32 @@ suite('applyPlan', () => {
       change('src/b.ts', 'modified', { hash: sha256('B') }),
     ];
     const unapproved = planApply({ baseline, changes, current: baseline });
-    assert.deepEqual(unapproved.skipped.map((s) => s.path), ['.git/config', 'Makefile', 'tool']);
+    assert.deepEqual(
+      unapproved.skipped.map((s) => s.path),
+      ['.git/config', 'Makefile', 'tool'],
+    );
     assert.match(unapproved.skipped[0].reason, /never applied/);
     assert.match(unapproved.skipped[1].reason, /host-executed/);
-    assert.deepEqual(unapproved.operations.map((op) => op.path), ['src/b.ts']);
+    assert.deepEqual(
+      unapproved.operations.map((op) => op.path),
+      ['src/b.ts'],
+    );
 
     const approved = planApply({ baseline, changes, current: baseline, approveFlagged: ['.git/config', 'Makefile', 'tool'] });
-    assert.deepEqual(approved.skipped.map((s) => s.path), ['.git/config']);
-    assert.deepEqual(approved.operations.map((op) => op.path), ['Makefile', 'src/b.ts', 'tool']);
+    assert.deepEqual(
+      approved.skipped.map((s) => s.path),
+      ['.git/config'],
+    );
+    assert.deepEqual(
+      approved.operations.map((op) => op.path),
+      ['Makefile', 'src/b.ts', 'tool'],
+    );
 
     const selected = planApply({ baseline, changes, current: baseline, selected: ['src/b.ts'] });
-    assert.deepEqual(selected.operations.map((op) => op.path), ['src/b.ts']);
+    assert.deepEqual(
+      selected.operations.map((op) => op.path),
+      ['src/b.ts'],
+    );
     assert.deepEqual(selected.skipped, []);
   });
 
@@ -136,15 +165,36 @@ suite('applyPlan', () => {
       change('d/inner', 'deleted'),
     ];
     const plan = planApply({ baseline: base, changes, current: base });
-    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete d/inner', 'delete x', 'mkdir x', 'delete d', 'write d', 'write x/child']);
+    assert.deepEqual(
+      plan.operations.map((op) => `${op.kind} ${op.path}`),
+      ['delete d/inner', 'delete x', 'mkdir x', 'delete d', 'write d', 'write x/child'],
+    );
   });
 
   test('nothing is planned at or below an obstacle the scan left out, e.g. a symlink out of the folder', () => {
-    const changes = [change('data/f', 'added', { hash: sha256('f') }), change('data', 'added', { type: 'directory' }), change('ok.txt', 'added', { hash: sha256('k') })];
-    const plan = planApply({ baseline, changes, current: baseline, obstacles: new Map([['data', 'a symbolic link to "/mnt/x", outside the folder']]) });
-    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['write ok.txt']);
-    assert.deepEqual(plan.conflicts.map((c) => c.path), ['data', 'data/f']);
-    assert.match(plan.conflicts[1].reason, /"data" is a symbolic link to "\/mnt\/x", outside the folder in the workspace; nothing is written at or through it/);
+    const changes = [
+      change('data/f', 'added', { hash: sha256('f') }),
+      change('data', 'added', { type: 'directory' }),
+      change('ok.txt', 'added', { hash: sha256('k') }),
+    ];
+    const plan = planApply({
+      baseline,
+      changes,
+      current: baseline,
+      obstacles: new Map([['data', 'a symbolic link to "/mnt/x", outside the folder']]),
+    });
+    assert.deepEqual(
+      plan.operations.map((op) => `${op.kind} ${op.path}`),
+      ['write ok.txt'],
+    );
+    assert.deepEqual(
+      plan.conflicts.map((c) => c.path),
+      ['data', 'data/f'],
+    );
+    assert.match(
+      plan.conflicts[1].reason,
+      /"data" is a symbolic link to "\/mnt\/x", outside the folder in the workspace; nothing is written at or through it/,
+    );
   });
 
   test('nothing is written through a directory that became a symlink or a file since the sync; a type change in the box is fine', () => {
@@ -163,19 +213,35 @@ suite('applyPlan', () => {
       current: baseline,
     });
     assert.deepEqual(typeChange.conflicts, []);
-    assert.deepEqual(typeChange.operations.map((op) => `${op.kind} ${op.path}`), ['delete script.sh', 'mkdir script.sh', 'write script.sh/inner']);
+    assert.deepEqual(
+      typeChange.operations.map((op) => `${op.kind} ${op.path}`),
+      ['delete script.sh', 'mkdir script.sh', 'write script.sh/inner'],
+    );
   });
 
   test('on a case-insensitive disk a new name that differs only by case from an entry or another new name is a conflict', () => {
     const current = manifest(file('README.md', 'r'));
-    const changes = [change('Readme.md', 'added', { hash: sha256('x') }), change('docs/A.md', 'added', { hash: sha256('a') }), change('docs/a.md', 'added', { hash: sha256('b') })];
+    const changes = [
+      change('Readme.md', 'added', { hash: sha256('x') }),
+      change('docs/A.md', 'added', { hash: sha256('a') }),
+      change('docs/a.md', 'added', { hash: sha256('b') }),
+    ];
     const insensitive = planApply({ baseline: current, changes, current, caseInsensitive: true });
-    assert.deepEqual(insensitive.conflicts.map((c) => c.path), ['Readme.md', 'docs/a.md']);
+    assert.deepEqual(
+      insensitive.conflicts.map((c) => c.path),
+      ['Readme.md', 'docs/a.md'],
+    );
     assert.match(insensitive.conflicts[0].reason, /differs only by case, Unicode normalisation or trailing dots from "README\.md"/);
-    assert.deepEqual(insensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['docs/A.md']);
+    assert.deepEqual(
+      insensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path),
+      ['docs/A.md'],
+    );
     // Control: a case-sensitive disk holds them side by side.
     const sensitive = planApply({ baseline: current, changes, current });
     assert.deepEqual(sensitive.conflicts, []);
-    assert.deepEqual(sensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['Readme.md', 'docs/A.md', 'docs/a.md']);
+    assert.deepEqual(
+      sensitive.operations.filter((op) => op.kind === 'write').map((op) => op.path),
+      ['Readme.md', 'docs/A.md', 'docs/a.md'],
+    );
   });
 });

@@ -63,15 +63,25 @@ suite('applyToFolder', () => {
   test('refuses to write through a symlinked parent and writes nothing outside', async () => {
     await fs.symlink(outside, path.join(root, 'escape'));
     const plan: ApplyPlan = { operations: [{ kind: 'write', path: 'escape/pwned.txt', hash: sha256('x'), mode: 0o644 }], conflicts: [], skipped: [] };
-    await assert.rejects(applyToFolder(root, plan, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    await assert.rejects(
+      applyToFolder(root, plan, () => Buffer.from('x')),
+      (e) => SandboxError.is(e, 'path-outside-workspace'),
+    );
     assert.deepEqual(await fs.readdir(outside), []);
 
     for (const kind of ['mkdir', 'symlink', 'delete', 'chmod'] as const) {
       const other: ApplyPlan = { operations: [{ kind, path: 'escape/x', linkTarget: 'y', mode: 0o600 }], conflicts: [], skipped: [] };
-      await assert.rejects(applyToFolder(root, other, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), kind);
+      await assert.rejects(
+        applyToFolder(root, other, () => Buffer.alloc(0)),
+        (e) => SandboxError.is(e, 'path-outside-workspace'),
+        kind,
+      );
     }
     const traversal: ApplyPlan = { operations: [{ kind: 'write', path: '../x', hash: sha256('x') }], conflicts: [], skipped: [] };
-    await assert.rejects(applyToFolder(root, traversal, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    await assert.rejects(
+      applyToFolder(root, traversal, () => Buffer.from('x')),
+      (e) => SandboxError.is(e, 'path-outside-workspace'),
+    );
     assert.deepEqual(await fs.readdir(outside), []);
   });
 
@@ -100,8 +110,15 @@ suite('applyToFolder', () => {
 
     // A link that the plan does not delete is still never written through.
     await fs.symlink(outside, path.join(root, 'other'));
-    const through: ApplyPlan = { operations: [{ kind: 'write', path: 'other/keep.txt', hash: sha256('x'), mode: 0o644 }], conflicts: [], skipped: [] };
-    await assert.rejects(applyToFolder(root, through, () => Buffer.from('x')), (e) => SandboxError.is(e, 'path-outside-workspace'));
+    const through: ApplyPlan = {
+      operations: [{ kind: 'write', path: 'other/keep.txt', hash: sha256('x'), mode: 0o644 }],
+      conflicts: [],
+      skipped: [],
+    };
+    await assert.rejects(
+      applyToFolder(root, through, () => Buffer.from('x')),
+      (e) => SandboxError.is(e, 'path-outside-workspace'),
+    );
     assert.equal(await fs.readFile(path.join(outside, 'keep.txt'), 'utf8'), 'outside');
   });
 
@@ -118,14 +135,27 @@ suite('applyToFolder', () => {
     const link = (p: string, linkTarget: string): ChangeEntry => ({ path: p, kind: 'added', type: 'symlink', linkTarget, binary: false, flags: [] });
     const changes = [link('x', 'hostlink/secret.txt'), link('y', 'sub/up/secret.txt'), link('ok', 'a.txt')];
     const plan = planApply({ baseline, changes, current: baseline, obstacles });
-    assert.deepEqual(plan.skipped.map((s) => s.path), ['x', 'y']);
+    assert.deepEqual(
+      plan.skipped.map((s) => s.path),
+      ['x', 'y'],
+    );
     assert.match(plan.skipped[0].reason, /^symlink-outside: .*refused/);
-    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['symlink ok']);
+    assert.deepEqual(
+      plan.operations.map((op) => `${op.kind} ${op.path}`),
+      ['symlink ok'],
+    );
 
     // Apply resolves on disk too, whatever plan it is given.
-    for (const [p, target] of [['x', 'hostlink/secret.txt'], ['y', 'sub/up/secret.txt']]) {
+    for (const [p, target] of [
+      ['x', 'hostlink/secret.txt'],
+      ['y', 'sub/up/secret.txt'],
+    ]) {
       const unplanned: ApplyPlan = { operations: [{ kind: 'symlink', path: p, linkTarget: target }], conflicts: [], skipped: [] };
-      await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), p);
+      await assert.rejects(
+        applyToFolder(root, unplanned, () => Buffer.alloc(0)),
+        (e) => SandboxError.is(e, 'path-outside-workspace'),
+        p,
+      );
       assert.equal(await fs.lstat(path.join(root, p)).catch(() => undefined), undefined);
     }
     await applyToFolder(root, plan, () => Buffer.alloc(0));
@@ -151,7 +181,11 @@ suite('applyToFolder', () => {
     add({ path: 'plain/p.txt', type: 'file', mode: 0o644, size: 1, hash: sha256('p') });
     add({ ...baseline.get('linked.txt')!, mode: 0o666 });
     add({ ...baseline.get('other.txt')!, mode: 0o644 });
-    const contents = new Map([['private/notes.txt', Buffer.from('n')], ['sealed/r.txt', Buffer.from('r')], ['plain/p.txt', Buffer.from('p')]]);
+    const contents = new Map([
+      ['private/notes.txt', Buffer.from('n')],
+      ['sealed/r.txt', Buffer.from('r')],
+      ['plain/p.txt', Buffer.from('p')],
+    ]);
     const changeSet = computeChangeSet(root, baseline, { entries: boxTree, contents, refused: [], ignored: [] });
     assert.deepEqual(
       changeSet.changes.map((c) => `${c.kind} ${c.path}`),
@@ -164,7 +198,10 @@ suite('applyToFolder', () => {
     const current = new Map(baseline);
     current.set('linked.txt', { ...baseline.get('linked.txt')!, links: 2 });
     const plan = planApply({ baseline, changes: changeSet.changes, current, approveFlagged: ['linked.txt'] });
-    assert.deepEqual(plan.conflicts.map((c) => c.path), ['linked.txt']);
+    assert.deepEqual(
+      plan.conflicts.map((c) => c.path),
+      ['linked.txt'],
+    );
     assert.match(plan.conflicts[0].reason, /2 hard links/);
     await applyToFolder(root, plan, (p) => contents.get(p)!);
     const modeOf = async (p: string) => (await fs.lstat(path.join(root, p))).mode & 0o7777;
@@ -185,7 +222,10 @@ suite('applyToFolder', () => {
       conflicts: [],
       skipped: [],
     };
-    await assert.rejects(applyToFolder(root, unplanned, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace') && /hard links/.test((e as Error).message));
+    await assert.rejects(
+      applyToFolder(root, unplanned, () => Buffer.alloc(0)),
+      (e) => SandboxError.is(e, 'path-outside-workspace') && /hard links/.test((e as Error).message),
+    );
     assert.equal((await fs.stat(path.join(outside, 'victim.txt'))).mode & 0o777, 0o600);
     assert.equal(await modeOf('other.txt'), 0o600, 'nothing of the plan was applied');
     await fs.chmod(path.join(root, 'sealed'), 0o700);
@@ -245,10 +285,18 @@ suite('applyToFolder', () => {
       execFileSync('touch', ['-r', path.join(outside, 'ref'), absolute]);
     };
     const contents = (p: string) => Buffer.from(p === 'a.txt' ? 'box!' : 'new');
-    for (const [relPath, edit] of [['a.txt', 'AAAA'], ['d.txt', 'DDDD'], ['r.txt', 'RRRR'], ['m.sh', 'MMMM']]) {
+    for (const [relPath, edit] of [
+      ['a.txt', 'AAAA'],
+      ['d.txt', 'DDDD'],
+      ['r.txt', 'RRRR'],
+      ['m.sh', 'MMMM'],
+    ]) {
       await writeTree(root, { 'a.txt': 'aaaa', 'd.txt': 'dddd', 'r.txt': 'rrrr', 'm.sh': 'mmmm' });
       await sameSizeEdit(relPath, edit);
-      await assert.rejects(applyToFolder(root, plan, contents), (e) => SandboxError.is(e, 'workspace-changed') && (e as Error).message.includes(`"${relPath}"`));
+      await assert.rejects(
+        applyToFolder(root, plan, contents),
+        (e) => SandboxError.is(e, 'workspace-changed') && (e as Error).message.includes(`"${relPath}"`),
+      );
       assert.equal(await fs.readFile(path.join(root, relPath), 'utf8'), edit, `${relPath}: the developer's edit stays`);
       assert.deepEqual((await fs.readdir(root)).sort(), ['a.txt', 'd.txt', 'm.sh', 'other.txt', 'r.txt'], `${relPath}: nothing else was applied`);
       assert.equal((await fs.stat(path.join(root, 'm.sh'))).mode & 0o777, 0o644);
@@ -319,7 +367,10 @@ suite('applyToFolder', () => {
   test('atomic: a failing content read leaves the target untouched', async () => {
     await writeTree(root, { 'a.txt': 'original' });
     const plan: ApplyPlan = { operations: [{ kind: 'write', path: 'a.txt', hash: sha256('x') }], conflicts: [], skipped: [] };
-    await assert.rejects(applyToFolder(root, plan, () => Promise.reject(new Error('box went away'))), /box went away/);
+    await assert.rejects(
+      applyToFolder(root, plan, () => Promise.reject(new Error('box went away'))),
+      /box went away/,
+    );
     assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'original');
     assert.deepEqual(await fs.readdir(root), ['a.txt']);
   });

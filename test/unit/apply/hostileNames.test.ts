@@ -46,7 +46,10 @@ suite('hostile names (collect and apply)', () => {
       ]),
       { prefix: 'workspace/', baseline: new Map(), filter },
     );
-    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['bad', 'invalid-name']]);
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [['bad', 'invalid-name']],
+    );
     assert.deepEqual([...tree.entries.keys()], ['good']);
   });
 
@@ -54,7 +57,10 @@ suite('hostile names (collect and apply)', () => {
     const name = `${'é'.repeat(100)}${'n'.repeat(55)}`;
     assert.equal(Buffer.byteLength(name), 255);
     const plan: ApplyPlan = {
-      operations: [{ kind: 'write', path: `sub/${name}`, mode: 0o644, hash: sha256('long') }, { kind: 'symlink', path: `sub/l${name.slice(1)}`, linkTarget: name }],
+      operations: [
+        { kind: 'write', path: `sub/${name}`, mode: 0o644, hash: sha256('long') },
+        { kind: 'symlink', path: `sub/l${name.slice(1)}`, linkTarget: name },
+      ],
       conflicts: [],
       skipped: [],
     };
@@ -73,11 +79,17 @@ suite('hostile names (collect and apply)', () => {
       ['lossy', 't\uFFFD'],
     ]) {
       const plan: ApplyPlan = { operations: [{ kind: 'symlink', path: linkPath, linkTarget }], conflicts: [], skipped: [] };
-      await assert.rejects(applyToFolder(root, plan, () => Buffer.alloc(0)), (e) => SandboxError.is(e, 'path-outside-workspace'), `${linkPath} -> ${linkTarget}`);
+      await assert.rejects(
+        applyToFolder(root, plan, () => Buffer.alloc(0)),
+        (e) => SandboxError.is(e, 'path-outside-workspace'),
+        `${linkPath} -> ${linkTarget}`,
+      );
     }
     assert.deepEqual(await fs.readdir(root), []);
     // Control: a link that stays inside is created.
-    await applyToFolder(root, { operations: [{ kind: 'symlink', path: 'deep/in', linkTarget: '../x' }], conflicts: [], skipped: [] }, () => Buffer.alloc(0));
+    await applyToFolder(root, { operations: [{ kind: 'symlink', path: 'deep/in', linkTarget: '../x' }], conflicts: [], skipped: [] }, () =>
+      Buffer.alloc(0),
+    );
     assert.equal(await fs.readlink(path.join(root, 'deep', 'in')), '../x');
   });
 });

@@ -49,7 +49,14 @@ suite('unit: validateBoxSettings', () => {
   });
 
   test('given values override defaults; unknown keys are ignored', () => {
-    const settings = validateBoxSettings({ memoryMiB: 4096, cpus: 0.5, runtime: 'runsc', workspaceVolume: 'disk', envAllowlist: ['GH_TOKEN'], extra: 1 } as never);
+    const settings = validateBoxSettings({
+      memoryMiB: 4096,
+      cpus: 0.5,
+      runtime: 'runsc',
+      workspaceVolume: 'disk',
+      envAllowlist: ['GH_TOKEN'],
+      extra: 1,
+    } as never);
     assert.equal(settings.memoryMiB, 4096);
     assert.equal(settings.cpus, 0.5);
     assert.equal(settings.runtime, 'runsc');

@@ -16,7 +16,11 @@ suite('unit: box exec helpers', () => {
 
   test('cwd outside /workspace is refused', () => {
     for (const cwd of ['..', '../x', '/etc', '/workspace/..', '/workspacex', 'a/../../b', 'x\0y']) {
-      assert.throws(() => resolveBoxCwd(cwd), (error: unknown) => SandboxError.is(error, 'path-outside-workspace'), cwd);
+      assert.throws(
+        () => resolveBoxCwd(cwd),
+        (error: unknown) => SandboxError.is(error, 'path-outside-workspace'),
+        cwd,
+      );
     }
   });
 

@@ -47,7 +47,7 @@ suite('unit: setting limits come from package.json', () => {
     assert.equal(rejected({ tmpSizeMiB: 8 }), undefined);
   });
 
-  test('enum values and the variable-name pattern are the schema\'s', () => {
+  test("enum values and the variable-name pattern are the schema's", () => {
     for (const value of properties['agentSandbox.workspaceVolume'].enum!) {
       assert.equal(rejected({ workspaceVolume: value as BoxSettings['workspaceVolume'] }), undefined);
     }
@@ -58,7 +58,7 @@ suite('unit: setting limits come from package.json', () => {
     }
   });
 
-  test('the server\'s defaults are the schema\'s defaults', () => {
+  test("the server's defaults are the schema's defaults", () => {
     for (const [key, value] of Object.entries(DEFAULT_BOX_SETTINGS)) {
       assert.deepEqual(properties[`agentSandbox.${key}`]?.default, value, key);
     }

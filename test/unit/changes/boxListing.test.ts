@@ -4,7 +4,11 @@ import { LISTING_SCRIPT, parseBoxListing, stampOf, stampRecordable } from '../..
 import { SandboxError } from '../../../src/core/errors';
 
 /** Builds stdout as LISTING_SCRIPT prints it. */
-function stdout(records: { head: string | Buffer; target?: string }[], maps = '', clocks = ['1700000000.5000000000', '1700000001.2500000000']): Buffer {
+function stdout(
+  records: { head: string | Buffer; target?: string }[],
+  maps = '',
+  clocks = ['1700000000.5000000000', '1700000001.2500000000'],
+): Buffer {
   const parts: Buffer[] = [Buffer.from(`${clocks[0]}\0`)];
   for (const r of records) {
     parts.push(typeof r.head === 'string' ? Buffer.from(r.head) : r.head, Buffer.from('\0'), Buffer.from(r.target ?? ''), Buffer.from('\0'));
@@ -58,7 +62,10 @@ suite('boxListing: parsing the box listing', () => {
       stdout([{ head: 'f 644 1 20 1 1.5 1.5 /workspace/a' }]).subarray(0, 40),
       Buffer.from('no clock'),
     ]) {
-      assert.throws(() => parseBoxListing(bad), (error: unknown) => SandboxError.is(error, 'engine-error'));
+      assert.throws(
+        () => parseBoxListing(bad),
+        (error: unknown) => SandboxError.is(error, 'engine-error'),
+      );
     }
   });
 

@@ -166,7 +166,13 @@ suite('boxTree', () => {
       ]),
       { prefix: W, baseline, filter, maxFileBytes: 1000 },
     );
-    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['edited.bin', 'too-large'], ['new.bin', 'too-large']]);
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [
+        ['edited.bin', 'too-large'],
+        ['new.bin', 'too-large'],
+      ],
+    );
     assert.match(tree.refused[0].detail, /over the limit .*agentSandbox\.maxFileSizeMiB/);
     assert.deepEqual([...tree.entries.keys()], ['kept.bin', 'small.txt']);
     assert.deepEqual([...tree.contents.keys()], ['small.txt']);
@@ -178,7 +184,10 @@ suite('boxTree', () => {
       { name: `${W}d/x`, type: 'file', content: 'x' },
       { name: `${W}d`, type: 'symlink', linkname: '.' },
     ]);
-    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['d/x', 'type-change-under-symlink']]);
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [['d/x', 'type-change-under-symlink']],
+    );
     assert.equal(tree.entries.get('d')!.type, 'symlink');
   });
 
@@ -277,7 +286,10 @@ suite('BoxTreeBuilder: one tree from several sources', () => {
     await builder.addListed({ name: 'real', type: 'directory', mode: 0o755 });
     await builder.addArchive(tarStream([{ name: 'x.txt', type: 'file', content: 'x' }]), { prefix: '', under: 'dir' });
     const tree = builder.finish();
-    assert.deepEqual(tree.refused.map((r) => [r.path, r.reason]), [['dir/x.txt', 'type-change-under-symlink']]);
+    assert.deepEqual(
+      tree.refused.map((r) => [r.path, r.reason]),
+      [['dir/x.txt', 'type-change-under-symlink']],
+    );
     assert.deepEqual([...tree.entries.keys()], ['dir', 'real']);
   });
 });

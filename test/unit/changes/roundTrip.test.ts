@@ -17,7 +17,7 @@ suite('mirror → collect round trip', () => {
       await writeTree(root, {
         'src/index.ts': 'export const x = 1;\n',
         'bin/tool': '#!/bin/sh\n',
-        'empty': null,
+        empty: null,
         '.git/config': '[remote "o"]\n\turl = https://u:secret@h/r.git\n',
         '.env': 'SECRET=1',
         [`${'long-directory-name/'.repeat(8)}file.txt`]: 'deep',

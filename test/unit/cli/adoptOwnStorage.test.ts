@@ -49,17 +49,23 @@ suite('Command line: the extension brings in what the command line kept for a fo
     await new ReviewStore(path.join(storage.dir, 'reviews')).save(folder, reviewOf(folder, file, content));
     const history = await openHistory(storage.dir);
     const recorder = new CliHistoryRecorder(history);
-    await recorder.start({ runId: `run-${file}`, folder, source: 'mcp', agent: 'claude-code', command: `write ${file}`, startedAt: Date.now() - 2_000 }, undefined);
+    await recorder.start(
+      { runId: `run-${file}`, folder, source: 'mcp', agent: 'claude-code', command: `write ${file}`, startedAt: Date.now() - 2_000 },
+      undefined,
+    );
     await recorder.end({ runId: `run-${file}`, endedAt: Date.now() - 1_000 });
     history.dispose();
     return storage.dir;
   }
 
-  test('the review moves into the workspace storage and loads there with its content; the history records join the workspace\'s; nothing is left behind', async () => {
+  test("the review moves into the workspace storage and loads there with its content; the history records join the workspace's; nothing is left behind", async () => {
     const own = await leftByTheCommandLine('from-cli.txt', 'made by the command line\n');
     // The workspace's history has a record of its own, torn at the end (a crash mid-write).
     const workspaceHistory = await openHistory(workspaceStorage);
-    await new CliHistoryRecorder(workspaceHistory).start({ runId: 'window-run', folder, source: 'command', command: 'make', startedAt: Date.now() - 3_000 }, undefined);
+    await new CliHistoryRecorder(workspaceHistory).start(
+      { runId: 'window-run', folder, source: 'command', command: 'make', startedAt: Date.now() - 3_000 },
+      undefined,
+    );
     workspaceHistory.dispose();
     appendFileSync(path.join(workspaceStorage, 'history', 'history.jsonl'), '{"id":"torn');
 
@@ -70,18 +76,24 @@ suite('Command line: the extension brings in what the command line kept for a fo
 
     const loaded = await new ReviewStore(path.join(workspaceStorage, 'reviews')).load(folder);
     assert.ok(loaded, 'the review loads from the workspace storage');
-    assert.deepEqual(loaded.changeSet.changes.map((c) => [c.path, c.kind]), [['from-cli.txt', 'added']]);
+    assert.deepEqual(
+      loaded.changeSet.changes.map((c) => [c.path, c.kind]),
+      [['from-cli.txt', 'added']],
+    );
     assert.equal(loaded.contents.get('from-cli.txt')?.toString(), 'made by the command line\n');
     const history = await openHistory(workspaceStorage);
     const records = history.records();
     history.dispose();
-    assert.deepEqual(records.map((r) => [r.id, r.source, r.agent, r.command]).sort(), [['run-from-cli.txt', 'mcp', 'claude-code', 'write from-cli.txt'], ['window-run', 'command', undefined, 'make']]);
+    assert.deepEqual(records.map((r) => [r.id, r.source, r.agent, r.command]).sort(), [
+      ['run-from-cli.txt', 'mcp', 'claude-code', 'write from-cli.txt'],
+      ['window-run', 'command', undefined, 'make'],
+    ]);
     assert.ok(!existsSync(own), `the command line's storage is gone: ${existsSync(own) ? readdirSync(own).join(', ') : ''}`);
     // A second activation finds nothing more to bring.
     assert.equal(adoptOwnStorage(folder, workspaceStorage, env, home), undefined);
   });
 
-  test('the persisted data keeps its checks: a blob altered in the command line\'s storage is not loaded after the move', async () => {
+  test("the persisted data keeps its checks: a blob altered in the command line's storage is not loaded after the move", async () => {
     const own = await leftByTheCommandLine('from-cli.txt', 'genuine\n');
     writeFileSync(path.join(own, 'reviews', reviewDirName(folder), 'blobs', sha('genuine\n')), 'tampered\n');
     adoptOwnStorage(folder, workspaceStorage, env, home);
@@ -90,13 +102,19 @@ suite('Command line: the extension brings in what the command line kept for a fo
     assert.equal(loaded.contents.has('from-cli.txt'), false, 'content whose hash does not match is dropped');
   });
 
-  test('a workspace that has pending changes of its own keeps them; the command line\'s review stays where it is (and is said so)', async () => {
+  test("a workspace that has pending changes of its own keeps them; the command line's review stays where it is (and is said so)", async () => {
     const own = await leftByTheCommandLine('from-cli.txt', 'cli\n');
     await new ReviewStore(path.join(workspaceStorage, 'reviews')).save(folder, reviewOf(folder, 'from-window.txt', 'window\n'));
     const adopted = adoptOwnStorage(folder, workspaceStorage, env, home);
     assert.deepEqual(adopted, { from: own, review: false, reviewLeft: true, historyLines: 2 });
-    assert.deepEqual((await new ReviewStore(path.join(workspaceStorage, 'reviews')).load(folder))?.changeSet.changes.map((c) => c.path), ['from-window.txt']);
-    assert.deepEqual((await new ReviewStore(path.join(own, 'reviews')).load(folder))?.changeSet.changes.map((c) => c.path), ['from-cli.txt']);
+    assert.deepEqual(
+      (await new ReviewStore(path.join(workspaceStorage, 'reviews')).load(folder))?.changeSet.changes.map((c) => c.path),
+      ['from-window.txt'],
+    );
+    assert.deepEqual(
+      (await new ReviewStore(path.join(own, 'reviews')).load(folder))?.changeSet.changes.map((c) => c.path),
+      ['from-cli.txt'],
+    );
   });
 
   test('a folder the command line never touched: nothing to bring, nothing created', () => {

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { EXTENSION_ID, folderStorage } from '../../../src/cli/folderStorage';
 import { commandLine, parseArgs } from '../../../src/cli/main';
 
-suite('Command line: where a folder\'s review and history live, and its arguments', () => {
+suite("Command line: where a folder's review and history live, and its arguments", () => {
   let home: string;
   setup(() => {
     home = mkdtempSync(path.join(os.tmpdir(), 'as-home-'));
@@ -22,7 +22,7 @@ suite('Command line: where a folder\'s review and history live, and its argument
     return dir;
   }
 
-  test('the extension\'s own workspace storage of the folder, found by VS Code\'s workspace.json (the newest when several)', async () => {
+  test("the extension's own workspace storage of the folder, found by VS Code's workspace.json (the newest when several)", async () => {
     const folder = '/work/my project';
     const userData = path.join(home, 'portable-data');
     workspaceStorage(userData, 'old', folder, 1_000);
@@ -30,12 +30,15 @@ suite('Command line: where a folder\'s review and history live, and its argument
     workspaceStorage(userData, 'other', '/work/other', 3_000);
     mkdirSync(path.join(userData, 'User', 'workspaceStorage', 'multi-root'));
     writeFileSync(path.join(userData, 'User', 'workspaceStorage', 'multi-root', 'workspace.json'), '{"workspace":"file:///x.code-workspace"}');
-    assert.deepEqual(await folderStorage(folder, { AGENT_SANDBOX_VSCODE_USER_DATA: userData }, home), { dir: path.join(newest, EXTENSION_ID), kind: 'vscode' });
+    assert.deepEqual(await folderStorage(folder, { AGENT_SANDBOX_VSCODE_USER_DATA: userData }, home), {
+      dir: path.join(newest, EXTENSION_ID),
+      kind: 'vscode',
+    });
     // Without the user data directory it is not found: the command line's own directory instead.
     assert.equal((await folderStorage(folder, {}, home)).kind, 'own');
   });
 
-  test('$AGENT_SANDBOX_STORAGE wins; a folder VS Code never opened gets a directory of the command line\'s own', async () => {
+  test("$AGENT_SANDBOX_STORAGE wins; a folder VS Code never opened gets a directory of the command line's own", async () => {
     assert.deepEqual(await folderStorage('/w', { AGENT_SANDBOX_STORAGE: '/s' }, home), { dir: '/s', kind: 'override' });
     const own = await folderStorage('/never/opened', { XDG_STATE_HOME: path.join(home, 'state') }, home);
     assert.equal(own.kind, 'own');

@@ -161,7 +161,10 @@ suite('unit: dockerodeOptions', () => {
   });
 
   test('TLS without verification uses an agent that accepts any server certificate', () => {
-    const options = dockerodeOptions({ host: 'tcp://h:2376', source: 'DOCKER_CONTEXT', tls: { verify: false } }) as { agent?: https.Agent; ca?: unknown };
+    const options = dockerodeOptions({ host: 'tcp://h:2376', source: 'DOCKER_CONTEXT', tls: { verify: false } }) as {
+      agent?: https.Agent;
+      ca?: unknown;
+    };
     assert.ok(options.agent instanceof https.Agent);
     assert.equal((options.agent as unknown as { options: { rejectUnauthorized?: boolean } }).options.rejectUnauthorized, false);
     assert.equal(options.ca, undefined);
@@ -174,9 +177,9 @@ suite('unit: dockerodeOptions', () => {
     );
   });
 
-  test('ssh hosts go through the system ssh (an agent that dials `ssh … -- host docker system dial-stdio`), never dockerode\'s ssh2', () => {
+  test("ssh hosts go through the system ssh (an agent that dials `ssh … -- host docker system dial-stdio`), never dockerode's ssh2", () => {
     const options = dockerodeOptions({ host: 'ssh://dev@build-box:2222', source: 'context:over-ssh' });
-    assert.notEqual(options.protocol, 'ssh', 'dockerode\'s ssh2 client checks no known_hosts');
+    assert.notEqual(options.protocol, 'ssh', "dockerode's ssh2 client checks no known_hosts");
     assert.ok((options as { agent?: unknown }).agent instanceof SshAgent);
     assert.deepEqual(sshTargetOf('ssh://dev@build-box:2222'), { host: 'build-box', port: 2222, user: 'dev' });
     assert.deepEqual(sshTargetOf('ssh://[fd00::5]'), { host: 'fd00::5' });
@@ -187,16 +190,30 @@ suite('unit: dockerodeOptions', () => {
     }
     assert.deepEqual(args.slice(args.indexOf('-l'), args.indexOf('-l') + 2), ['-l', 'dev']);
     assert.deepEqual(args.slice(args.indexOf('-p'), args.indexOf('-p') + 2), ['-p', '2222']);
-    assert.equal(sshArgs({ host: 'h' }).some((a) => a.startsWith('ControlPath')), false);
-    assert.throws(() => sshArgs({ host: '-oProxyCommand=touch /tmp/pwned' }), (error: unknown) => SandboxError.is(error, 'invalid-setting'));
+    assert.equal(
+      sshArgs({ host: 'h' }).some((a) => a.startsWith('ControlPath')),
+      false,
+    );
+    assert.throws(
+      () => sshArgs({ host: '-oProxyCommand=touch /tmp/pwned' }),
+      (error: unknown) => SandboxError.is(error, 'invalid-setting'),
+    );
   });
 
-  test('ssh failures are typed from ssh\'s own report: host key changed or unknown, authentication, no docker there', () => {
+  test("ssh failures are typed from ssh's own report: host key changed or unknown, authentication, no docker there", () => {
     const target = { host: 'build-box', user: 'dev' };
-    const changed = sshFailure(target, 255, '@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key verification failed.\n');
+    const changed = sshFailure(
+      target,
+      255,
+      '@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key verification failed.\n',
+    );
     assert.equal(changed.reason, 'ssh-host-key');
     assert.match(changed.message, /host key changed/);
-    const unknown = sshFailure(target, 255, 'No ED25519 host key is known for build-box and you have requested strict checking.\nHost key verification failed.\n');
+    const unknown = sshFailure(
+      target,
+      255,
+      'No ED25519 host key is known for build-box and you have requested strict checking.\nHost key verification failed.\n',
+    );
     assert.equal(unknown.reason, 'ssh-host-key');
     assert.match(unknown.message, /host key unknown/);
     const auth = sshFailure(target, 255, 'dev@build-box: Permission denied (publickey).\n');

@@ -35,7 +35,10 @@ suite('unit: unencrypted remote engines', () => {
       () => assertEngineAllowed(location),
       (error: unknown) => SandboxError.is(error, 'insecure-engine') && error.options.address === '10.0.0.5:2375' && /unencrypted/.test(error.message),
     );
-    assert.throws(() => assertEngineAllowed(location, ['10.0.0.6:2375']), (error: unknown) => SandboxError.is(error, 'insecure-engine'));
+    assert.throws(
+      () => assertEngineAllowed(location, ['10.0.0.6:2375']),
+      (error: unknown) => SandboxError.is(error, 'insecure-engine'),
+    );
     assert.doesNotThrow(() => assertEngineAllowed(location, ['10.0.0.5:2375']));
   });
 
@@ -54,7 +57,10 @@ suite('unit: unencrypted remote engines', () => {
     const service = new EngineService({ log: () => undefined, env: {}, homeDir: os.tmpdir() });
     try {
       service.configure({ dockerHost: `tcp://${address}:${port}` }, {});
-      await assert.rejects(service.checkEngine(), (error: unknown) => SandboxError.is(error, 'insecure-engine') && error.options.address === `${address}:${port}`);
+      await assert.rejects(
+        service.checkEngine(),
+        (error: unknown) => SandboxError.is(error, 'insecure-engine') && error.options.address === `${address}:${port}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(connections.length, 0, 'nothing was sent to the refused engine');
 

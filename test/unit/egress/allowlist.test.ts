@@ -79,7 +79,11 @@ suite('unit: egress allowlist', () => {
       ['example.com', ...NETWORK_PRESETS.npm, ...NETWORK_PRESETS.github],
     );
     assert.equal(findAllowRule(rules, 'registry.npmjs.org', 443)?.source, 'registry.npmjs.org (preset npm)');
-    rejects(() => buildAllowlist([], ['npm', 'evil']), 'agentSandbox.networkPresets', /"evil" is not a preset; use "npm", "pypi", "github", "anthropic", "openai", "gemini"/);
+    rejects(
+      () => buildAllowlist([], ['npm', 'evil']),
+      'agentSandbox.networkPresets',
+      /"evil" is not a preset; use "npm", "pypi", "github", "anthropic", "openai", "gemini"/,
+    );
     rejects(() => buildAllowlist([], ['toString']), 'agentSandbox.networkPresets', /is not a preset/);
     rejects(() => buildAllowlist('example.com', []), 'agentSandbox.allowedHosts', /must be a list/);
     rejects(() => buildAllowlist([], 'npm'), 'agentSandbox.networkPresets', /must be a list/);

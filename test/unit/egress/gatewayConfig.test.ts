@@ -30,15 +30,31 @@ function rejects(partial: Record<string, unknown>, key: string, message: RegExp,
 suite('unit: egress settings and container options', () => {
   test('defaults: network none, nothing allowed, the box image, the bridge network', () => {
     const { settings, rules } = validateEgressSettings(undefined);
-    assert.deepEqual(settings, { network: 'none', allowedHosts: [], networkPresets: [], gatewayImage: '', gatewayNetwork: 'bridge', gatewayDns: [], gatewayCaFile: '' });
+    assert.deepEqual(settings, {
+      network: 'none',
+      allowedHosts: [],
+      networkPresets: [],
+      gatewayImage: '',
+      gatewayNetwork: 'bridge',
+      gatewayDns: [],
+      gatewayCaFile: '',
+    });
     assert.deepEqual(settings, DEFAULT_EGRESS_SETTINGS);
     assert.deepEqual(rules, []);
   });
 
   test('an allowlist with presets validates to its rules', () => {
-    const { settings, rules } = validateEgressSettings({ network: 'allowlist', allowedHosts: ['example.com:8443'], networkPresets: ['pypi'], gatewayImage: ' node:22-bookworm-slim ' });
+    const { settings, rules } = validateEgressSettings({
+      network: 'allowlist',
+      allowedHosts: ['example.com:8443'],
+      networkPresets: ['pypi'],
+      gatewayImage: ' node:22-bookworm-slim ',
+    });
     assert.equal(settings.gatewayImage, 'node:22-bookworm-slim');
-    assert.deepEqual(rules.map((r) => `${r.host}:${r.port}`), ['example.com:8443', 'pypi.org:443', 'files.pythonhosted.org:443']);
+    assert.deepEqual(
+      rules.map((r) => `${r.host}:${r.port}`),
+      ['example.com:8443', 'pypi.org:443', 'files.pythonhosted.org:443'],
+    );
   });
 
   test('bad values name their setting', () => {
@@ -50,7 +66,10 @@ suite('unit: egress settings and container options', () => {
     rejects({ gatewayNetwork: 'container:abc' }, 'gatewayNetwork', /is not valid/);
     rejects({ gatewayDns: ['dns.example'] }, 'gatewayDns', /resolver IP addresses/);
     rejects({ gatewayDns: '1.1.1.1' }, 'gatewayDns', /resolver IP addresses/);
-    assert.deepEqual(validateEgressSettings({ gatewayDns: ['1.1.1.1', '2606:4700:4700::1111'] }).settings.gatewayDns, ['1.1.1.1', '2606:4700:4700::1111']);
+    assert.deepEqual(validateEgressSettings({ gatewayDns: ['1.1.1.1', '2606:4700:4700::1111'] }).settings.gatewayDns, [
+      '1.1.1.1',
+      '2606:4700:4700::1111',
+    ]);
     rejects({ network: 'allowlist' }, 'network', /not supported with agentSandbox.runtime "runsc"/, 'runsc');
     // "none" with a runtime is fine: nothing of the gateway exists then.
     assert.equal(validateEgressSettings({ network: 'none' }, 'runsc').settings.network, 'none');
@@ -84,7 +103,14 @@ suite('unit: egress settings and container options', () => {
   });
 
   test('gateway and relay are hardened: non-root, read-only root, no capabilities, no-new-privileges, limits, init; only the gateway has a network', () => {
-    const gateway = gatewayCreateOptions({ name: 'g', image: 'img', network: 'bridge', volumeName: 'v', labels: { a: 'b' }, config: { rules: [], maxConnections: 1, connectTimeoutMs: 1, idleTimeoutMs: 1 } });
+    const gateway = gatewayCreateOptions({
+      name: 'g',
+      image: 'img',
+      network: 'bridge',
+      volumeName: 'v',
+      labels: { a: 'b' },
+      config: { rules: [], maxConnections: 1, connectTimeoutMs: 1, idleTimeoutMs: 1 },
+    });
     const relay = relayCreateOptions({ name: 'r', image: 'img', boxContainerId: 'box123', volumeName: 'v', labels: { a: 'b' } });
     for (const options of [gateway, relay]) {
       const host = options.HostConfig!;
@@ -131,7 +157,12 @@ suite('unit: egress settings and container options', () => {
 
   test('only the gateway reads stdin (its keys arrive there, never in its environment); the relay has no stdin', () => {
     const common = { image: 'img', volumeName: 'vol', labels: {} };
-    const gateway = gatewayCreateOptions({ ...common, name: 'g', network: 'bridge', config: { rules: [], maxConnections: 1, connectTimeoutMs: 1, idleTimeoutMs: 1 } });
+    const gateway = gatewayCreateOptions({
+      ...common,
+      name: 'g',
+      network: 'bridge',
+      config: { rules: [], maxConnections: 1, connectTimeoutMs: 1, idleTimeoutMs: 1 },
+    });
     const relay = relayCreateOptions({ ...common, name: 'r', boxContainerId: 'box' });
     assert.deepEqual([gateway.OpenStdin, gateway.AttachStdin, gateway.StdinOnce], [true, true, false]);
     assert.deepEqual([relay.OpenStdin, relay.AttachStdin], [false, false]);
@@ -140,8 +171,19 @@ suite('unit: egress settings and container options', () => {
 
   test('attempt lines parse only when well-formed', () => {
     const attempt: EgressAttempt = {
-      seq: 1, kind: 'connect', method: 'CONNECT', host: 'example.com', port: 443, decision: 'allowed', reason: 'allowlisted',
-      detail: 'allowed by "example.com"', address: '203.0.113.9', bytesUp: 10, bytesDown: 20, start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T00:00:01.000Z',
+      seq: 1,
+      kind: 'connect',
+      method: 'CONNECT',
+      host: 'example.com',
+      port: 443,
+      decision: 'allowed',
+      reason: 'allowlisted',
+      detail: 'allowed by "example.com"',
+      address: '203.0.113.9',
+      bytesUp: 10,
+      bytesDown: 20,
+      start: '2026-01-01T00:00:00.000Z',
+      end: '2026-01-01T00:00:01.000Z',
     };
     assert.deepEqual(parseAttemptLine(JSON.stringify({ type: 'attempt', attempt })), attempt);
     assert.equal(parseAttemptLine(JSON.stringify({ type: 'ready' })), undefined);

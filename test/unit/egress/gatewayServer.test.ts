@@ -28,7 +28,9 @@ async function startUpstreams(): Promise<Upstreams> {
     req.on('data', (chunk: Buffer) => (body += chunk.length));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, proxyAuth: req.headers['proxy-authorization'] ?? null, body }));
+      res.end(
+        JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, proxyAuth: req.headers['proxy-authorization'] ?? null, body }),
+      );
     });
   });
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
@@ -98,7 +100,9 @@ suite('unit: egress gateway server (loopback only)', () => {
   });
 
   /** Names resolve through `names`; `trustLoopback` lets 127.0.0.1 through the address check (the stand-in internet). */
-  async function start(options: { allowed: string[]; names?: Record<string, string[]>; trustLoopback?: boolean } & Partial<GatewayOptions>): Promise<string> {
+  async function start(
+    options: { allowed: string[]; names?: Record<string, string[]>; trustLoopback?: boolean } & Partial<GatewayOptions>,
+  ): Promise<string> {
     const names = options.names ?? {};
     gateway = new GatewayServer({
       rules: buildAllowlist(options.allowed, []),
@@ -106,11 +110,13 @@ suite('unit: egress gateway server (loopback only)', () => {
       connectTimeoutMs: 5_000,
       idleTimeoutMs: 30_000,
       onAttempt: (attempt) => attempts.push(attempt),
-      lookup: options.lookup ?? (async (host) => {
-        const found = names[host];
-        if (!found) throw Object.assign(new Error(`no such name ${host}`), { code: 'ENOTFOUND' });
-        return found.map((address) => ({ address, family: net.isIP(address) }));
-      }),
+      lookup:
+        options.lookup ??
+        (async (host) => {
+          const found = names[host];
+          if (!found) throw Object.assign(new Error(`no such name ${host}`), { code: 'ENOTFOUND' });
+          return found.map((address) => ({ address, family: net.isIP(address) }));
+        }),
       classify: options.classify ?? ((address) => (options.trustLoopback && address === '127.0.0.1' ? { allowed: true } : classifyAddress(address))),
     });
     const socketPath = path.join(dir, 'gateway.sock');
@@ -125,7 +131,10 @@ suite('unit: egress gateway server (loopback only)', () => {
 
   test('CONNECT to an allowed host opens a tunnel to the address the gateway resolved, and the record counts the bytes', async () => {
     const socketPath = await start({ allowed: [`up.test:${upstreams.echoPort}`], names: { 'up.test': ['127.0.0.1'] }, trustLoopback: true });
-    const { status, socket } = await rawRequest(socketPath, `CONNECT up.test:${upstreams.echoPort} HTTP/1.1\r\nHost: up.test:${upstreams.echoPort}\r\nProxy-Authorization: Basic ${Buffer.from('run-r42:x').toString('base64')}\r\n\r\n`);
+    const { status, socket } = await rawRequest(
+      socketPath,
+      `CONNECT up.test:${upstreams.echoPort} HTTP/1.1\r\nHost: up.test:${upstreams.echoPort}\r\nProxy-Authorization: Basic ${Buffer.from('run-r42:x').toString('base64')}\r\n\r\n`,
+    );
     assert.equal(status, 200);
     const echoed = await new Promise<string>((resolve) => {
       socket.once('data', (chunk: Buffer) => resolve(chunk.toString('utf8')));
@@ -136,8 +145,30 @@ suite('unit: egress gateway server (loopback only)', () => {
     await attemptCount(1);
     const [a] = attempts;
     assert.deepEqual(
-      { kind: a!.kind, method: a!.method, host: a!.host, port: a!.port, decision: a!.decision, reason: a!.reason, address: a!.address, up: a!.bytesUp, down: a!.bytesDown, runId: a!.runId },
-      { kind: 'connect', method: 'CONNECT', host: 'up.test', port: upstreams.echoPort, decision: 'allowed', reason: 'allowlisted', address: '127.0.0.1', up: 24, down: 24, runId: 'r42' },
+      {
+        kind: a!.kind,
+        method: a!.method,
+        host: a!.host,
+        port: a!.port,
+        decision: a!.decision,
+        reason: a!.reason,
+        address: a!.address,
+        up: a!.bytesUp,
+        down: a!.bytesDown,
+        runId: a!.runId,
+      },
+      {
+        kind: 'connect',
+        method: 'CONNECT',
+        host: 'up.test',
+        port: upstreams.echoPort,
+        decision: 'allowed',
+        reason: 'allowlisted',
+        address: '127.0.0.1',
+        up: 24,
+        down: 24,
+        runId: 'r42',
+      },
     );
     assert.match(a!.detail, new RegExp(`allowed by "up.test:${upstreams.echoPort}"`));
     assert.ok(Date.parse(a!.end) >= Date.parse(a!.start));
@@ -174,11 +205,17 @@ suite('unit: egress gateway server (loopback only)', () => {
       assert.equal(status, 403, name);
       assert.match(body, new RegExp(`${name.replace('.', '\\.')} resolved to `), name);
       assert.match(body, /never connects to loopback, private, link-local or metadata addresses/);
-      assert.ok(addresses.some((address) => body.includes(address)), body);
+      assert.ok(
+        addresses.some((address) => body.includes(address)),
+        body,
+      );
     }
     await attemptCount(Object.keys(names).length);
     assert.ok(attempts.every((a) => a.decision === 'denied' && a.reason === 'refused-address'));
-    assert.deepEqual(attempts.map((a) => a.address), ['127.0.0.1', '10.1.2.3', '169.254.169.254', 'fd00:ec2::254', '::ffff:127.0.0.1', '192.168.1.1']);
+    assert.deepEqual(
+      attempts.map((a) => a.address),
+      ['127.0.0.1', '10.1.2.3', '169.254.169.254', 'fd00:ec2::254', '::ffff:127.0.0.1', '192.168.1.1'],
+    );
   });
 
   test('every request resolves again and checks again: a name that turns to loopback (rebinding) is refused on the next request', async () => {
@@ -190,7 +227,11 @@ suite('unit: egress gateway server (loopback only)', () => {
     });
     // First answer "public" (the test lets it through by name), then loopback.
     answer = 'trusted';
-    const first = await rawRequest(socketPath, `CONNECT flip.test:${upstreams.echoPort} HTTP/1.1\r\n\r\n`).catch((e: Error) => ({ status: 0, body: e.message, socket: undefined }));
+    const first = await rawRequest(socketPath, `CONNECT flip.test:${upstreams.echoPort} HTTP/1.1\r\n\r\n`).catch((e: Error) => ({
+      status: 0,
+      body: e.message,
+      socket: undefined,
+    }));
     first.socket?.destroy();
     answer = '127.0.0.1';
     const second = await rawRequest(socketPath, `CONNECT flip.test:${upstreams.echoPort} HTTP/1.1\r\n\r\n`);
@@ -252,17 +293,28 @@ suite('unit: egress gateway server (loopback only)', () => {
     assert.match(origin.body, /send absolute http:\/\/ URLs, or CONNECT/);
     const https = await rawRequest(socketPath, 'GET https://web.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n');
     assert.equal(https.status, 400);
-    const upgrade = await rawRequest(socketPath, 'GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const upgrade = await rawRequest(
+      socketPath,
+      'GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
     assert.equal(upgrade.status, 403);
     assert.match(upgrade.body, /use wss:\/\//);
     const noPort = await rawRequest(socketPath, 'CONNECT web.test HTTP/1.1\r\n\r\n');
     assert.equal(noPort.status, 400);
     await attemptCount(4);
-    assert.deepEqual(attempts.map((a) => a.reason), ['bad-request', 'bad-request', 'upgrade-refused', 'bad-request']);
+    assert.deepEqual(
+      attempts.map((a) => a.reason),
+      ['bad-request', 'bad-request', 'upgrade-refused', 'bad-request'],
+    );
   });
 
   test('connections beyond the limit are answered 503 and recorded; they are admitted again once others end', async () => {
-    const socketPath = await start({ allowed: [`up.test:${upstreams.echoPort}`], names: { 'up.test': ['127.0.0.1'] }, trustLoopback: true, maxConnections: 3 });
+    const socketPath = await start({
+      allowed: [`up.test:${upstreams.echoPort}`],
+      names: { 'up.test': ['127.0.0.1'] },
+      trustLoopback: true,
+      maxConnections: 3,
+    });
     const open = [];
     for (let i = 0; i < 3; i++) {
       const r = await rawRequest(socketPath, `CONNECT up.test:${upstreams.echoPort} HTTP/1.1\r\n\r\n`);
@@ -295,7 +347,13 @@ suite('unit: egress gateway server (loopback only)', () => {
     assert.equal(dead.status, 502);
     assert.match(dead.body, /ECONNREFUSED/);
     await attemptCount(2);
-    assert.deepEqual(attempts.map((a) => [a.decision, a.reason]), [['failed', 'resolve-failed'], ['failed', 'connect-failed']]);
+    assert.deepEqual(
+      attempts.map((a) => [a.decision, a.reason]),
+      [
+        ['failed', 'resolve-failed'],
+        ['failed', 'connect-failed'],
+      ],
+    );
   });
 
   test('the relay carries bytes to the gateway socket, and answers a readable 502 when the gateway is gone', async () => {
@@ -323,7 +381,11 @@ suite('unit: egress gateway server (loopback only)', () => {
   });
 
   test('paused for an offline run: every CONNECT and plain request is refused with a 403 naming the run, whatever proxy user it claims; open tunnels close; resumed, it forwards again', async () => {
-    const socketPath = await start({ allowed: [`up.test:${upstreams.echoPort}`, `up.test:${upstreams.httpPort}`], names: { 'up.test': ['127.0.0.1'] }, trustLoopback: true });
+    const socketPath = await start({
+      allowed: [`up.test:${upstreams.echoPort}`, `up.test:${upstreams.httpPort}`],
+      names: { 'up.test': ['127.0.0.1'] },
+      trustLoopback: true,
+    });
     const connect = (user?: string) =>
       rawRequest(
         socketPath,
@@ -343,7 +405,10 @@ suite('unit: egress gateway server (loopback only)', () => {
     const plain = await rawRequest(socketPath, `GET http://up.test:${upstreams.httpPort}/x HTTP/1.1\r\nHost: up.test:${upstreams.httpPort}\r\n\r\n`);
     assert.equal(plain.status, 403);
     await attemptCount(5);
-    assert.deepEqual(attempts.slice(1).map((a) => [a.decision, a.reason]), Array(4).fill(['denied', 'offline-run']));
+    assert.deepEqual(
+      attempts.slice(1).map((a) => [a.decision, a.reason]),
+      Array(4).fill(['denied', 'offline-run']),
+    );
     gateway!.setOffline([]);
     const again = await connect();
     assert.equal(again.status, 200);

@@ -84,7 +84,8 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
   /** The provider table with the stand-in's port (the real origins, on another port). */
   function providersOnPort(port: number): Record<ModelProviderId, ModelProvider> {
     const table = {} as Record<ModelProviderId, ModelProvider>;
-    for (const [id, p] of Object.entries(MODEL_PROVIDERS) as [ModelProviderId, ModelProvider][]) table[id] = { ...p, upstream: `${p.upstream}:${port}` };
+    for (const [id, p] of Object.entries(MODEL_PROVIDERS) as [ModelProviderId, ModelProvider][])
+      table[id] = { ...p, upstream: `${p.upstream}:${port}` };
     return table;
   }
 
@@ -97,7 +98,8 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
       idleTimeoutMs: 30_000,
       onAttempt: (attempt) => attempts.push(attempt),
       lookup: async (host) => {
-        if (!['api.anthropic.com', 'api.openai.com', 'other.test'].includes(host)) throw Object.assign(new Error('no such name'), { code: 'ENOTFOUND' });
+        if (!['api.anthropic.com', 'api.openai.com', 'other.test'].includes(host))
+          throw Object.assign(new Error('no such name'), { code: 'ENOTFOUND' });
         return [{ address: host === 'other.test' ? '127.0.0.1' : address, family: 4 }];
       },
       classify: (a) => (a === '127.0.0.1' ? { allowed: true } : classifyAddress(a)),
@@ -131,9 +133,13 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
     assert.equal(attempts.length, n, JSON.stringify(attempts));
   }
 
-  test('a request with the placeholder arrives at the provider with the real key in its header, over TLS to the provider\'s name; the record has host, path, method, status, bytes', async () => {
+  test("a request with the placeholder arrives at the provider with the real key in its header, over TLS to the provider's name; the record has host, path, method, status, bytes", async () => {
     await start();
-    const answer = await request('/_agent-sandbox/anthropic/v1/messages?beta=true', { 'x-api-key': MODEL_KEY_PLACEHOLDER, 'anthropic-version': '2023-06-01', host: '127.0.0.1:3128' });
+    const answer = await request('/_agent-sandbox/anthropic/v1/messages?beta=true', {
+      'x-api-key': MODEL_KEY_PLACEHOLDER,
+      'anthropic-version': '2023-06-01',
+      host: '127.0.0.1:3128',
+    });
     assert.deepEqual(answer, { status: 200, body: '{"ok":true}' });
     assert.equal(seen.length, 1);
     assert.deepEqual(
@@ -143,8 +149,30 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
     await attemptCount(1);
     const a = attempts[0]!;
     assert.deepEqual(
-      { kind: a.kind, method: a.method, host: a.host, port: a.port, path: a.path, status: a.status, decision: a.decision, reason: a.reason, address: a.address, up: a.bytesUp },
-      { kind: 'http', method: 'POST', host: 'api.anthropic.com', port: apiPort, path: '/v1/messages', status: 200, decision: 'allowed', reason: 'provider-key', address: '127.0.0.1', up: 18 },
+      {
+        kind: a.kind,
+        method: a.method,
+        host: a.host,
+        port: a.port,
+        path: a.path,
+        status: a.status,
+        decision: a.decision,
+        reason: a.reason,
+        address: a.address,
+        up: a.bytesUp,
+      },
+      {
+        kind: 'http',
+        method: 'POST',
+        host: 'api.anthropic.com',
+        port: apiPort,
+        path: '/v1/messages',
+        status: 200,
+        decision: 'allowed',
+        reason: 'provider-key',
+        address: '127.0.0.1',
+        up: 18,
+      },
     );
     assert.ok(a.bytesDown >= 11);
     assert.doesNotMatch(JSON.stringify(attempts), /sk-ant-REAL/, 'the record never holds the key');
@@ -178,11 +206,17 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
     assert.match(answer.body, /event: one[\s\S]*event: two/);
   });
 
-  test('the key goes only to the provider: a proxy request to another allowed host (even under the route\'s path) keeps the placeholder', async () => {
+  test("the key goes only to the provider: a proxy request to another allowed host (even under the route's path) keeps the placeholder", async () => {
     await start();
-    const viaProxy = await request(`http://other.test:${otherPort}/_agent-sandbox/anthropic/v1/messages`, { host: `other.test:${otherPort}`, 'x-api-key': MODEL_KEY_PLACEHOLDER });
+    const viaProxy = await request(`http://other.test:${otherPort}/_agent-sandbox/anthropic/v1/messages`, {
+      host: `other.test:${otherPort}`,
+      'x-api-key': MODEL_KEY_PLACEHOLDER,
+    });
     assert.equal(viaProxy.body, 'other');
-    assert.deepEqual({ url: seen[0]!.url, key: seen[0]!.headers['x-api-key'] }, { url: '/_agent-sandbox/anthropic/v1/messages', key: MODEL_KEY_PLACEHOLDER });
+    assert.deepEqual(
+      { url: seen[0]!.url, key: seen[0]!.headers['x-api-key'] },
+      { url: '/_agent-sandbox/anthropic/v1/messages', key: MODEL_KEY_PLACEHOLDER },
+    );
     // The route itself ignores the Host the box wrote: it goes to the provider, never to other.test.
     const hostTrick = await request('/_agent-sandbox/anthropic/v1/messages', { host: `other.test:${otherPort}`, 'x-api-key': MODEL_KEY_PLACEHOLDER });
     assert.equal(hostTrick.body, '{"ok":true}');
@@ -200,10 +234,16 @@ suite('unit: egress gateway provider routes (loopback only)', function () {
     assert.match(unknown.body, /no model provider route "mistral".*anthropic, openai, gemini/);
     assert.equal(seen.length, 0);
     await attemptCount(2);
-    assert.deepEqual(attempts.map((a) => [a.decision, a.reason]), [['denied', 'no-provider-key'], ['denied', 'bad-request']]);
+    assert.deepEqual(
+      attempts.map((a) => [a.decision, a.reason]),
+      [
+        ['denied', 'no-provider-key'],
+        ['denied', 'bad-request'],
+      ],
+    );
   });
 
-  test('the provider\'s name resolving to a private address is refused after resolution (the key never leaves); control: 127.0.0.1 let through above', async () => {
+  test("the provider's name resolving to a private address is refused after resolution (the key never leaves); control: 127.0.0.1 let through above", async () => {
     await start({ resolvesTo: '10.1.2.3' });
     const answer = await request('/_agent-sandbox/anthropic/v1/messages', { 'x-api-key': MODEL_KEY_PLACEHOLDER });
     assert.equal(answer.status, 403);

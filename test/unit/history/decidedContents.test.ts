@@ -7,7 +7,8 @@ import { DECIDED_MAX_FILE_BYTES, DecidedContents } from '../../../src/core/histo
 /** Every file under `dir`, relative, with its mode. */
 function filesUnder(dir: string): { rel: string; mode: number }[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((rel) => fs.statSync(path.join(dir, rel)).isFile())
     .map((rel) => ({ rel, mode: fs.statSync(path.join(dir, rel)).mode & 0o777 }));
 }

@@ -27,7 +27,8 @@ function attempt(host: string, extra: Partial<EgressAttempt> & { at?: number } =
   };
 }
 
-const denied = (host: string, extra: Partial<EgressAttempt> = {}) => attempt(host, { decision: 'denied', reason: 'not-allowlisted', bytesUp: 0, bytesDown: 0, ...extra });
+const denied = (host: string, extra: Partial<EgressAttempt> = {}) =>
+  attempt(host, { decision: 'denied', reason: 'not-allowlisted', bytesUp: 0, bytesDown: 0, ...extra });
 
 suite('unit: egress summary of a run (history and review)', () => {
   test('attempts are summed per host and port: counts by decision, reasons once each, bytes; most attempts first', () => {
@@ -63,8 +64,17 @@ suite('unit: egress summary of a run (history and review)', () => {
     ];
     const egress = runEgress(attempts, { id: 'r1', startedAt: T0, endedAt: T0 + 10_000 });
     // One attempt each: equal counts are in host order.
-    assert.deepEqual(egress?.hosts.map((s) => [s.host, s.allowed, s.denied]), [['evil.example', 0, 1], ['registry.npmjs.org', 1, 0]]);
-    assert.deepEqual(egress?.unattributed?.map((s) => s.host), ['sneaky.test']);
+    assert.deepEqual(
+      egress?.hosts.map((s) => [s.host, s.allowed, s.denied]),
+      [
+        ['evil.example', 0, 1],
+        ['registry.npmjs.org', 1, 0],
+      ],
+    );
+    assert.deepEqual(
+      egress?.unattributed?.map((s) => s.host),
+      ['sneaky.test'],
+    );
     // Nothing named it and nothing else happened while it ran: no summary at all.
     assert.equal(runEgress(attempts, { id: 'r9', startedAt: T0 + 20_000, endedAt: T0 + 30_000 }), undefined);
     assert.deepEqual(runEgress(attempts, { id: 'r2', startedAt: T0 + 20_000, endedAt: T0 + 30_000 })?.unattributed, undefined);
@@ -89,11 +99,29 @@ suite('unit: egress summary of a run (history and review)', () => {
 
   test('the history filter finds runs by a host they contacted or were denied', () => {
     const base: Omit<HistoryRecord, 'id' | 'command'> = { folder: '/w', source: 'command', startedAt: T0, outcome: 'exited', exitCode: 0, files: [] };
-    const npm: HistoryRecord = { ...base, id: 'a', command: 'npm ci', egress: runEgress([attempt('registry.npmjs.org', { runId: 'a' }), denied('evil.example', { runId: 'a' })], { id: 'a', startedAt: T0, endedAt: T0 + 10_000 }) };
+    const npm: HistoryRecord = {
+      ...base,
+      id: 'a',
+      command: 'npm ci',
+      egress: runEgress([attempt('registry.npmjs.org', { runId: 'a' }), denied('evil.example', { runId: 'a' })], {
+        id: 'a',
+        startedAt: T0,
+        endedAt: T0 + 10_000,
+      }),
+    };
     const tests: HistoryRecord = { ...base, id: 'b', command: 'npm test' };
-    assert.deepEqual(filterRuns([npm, tests], { text: 'evil.example', outcome: 'all', source: 'all' }).map((r) => r.id), ['a']);
-    assert.deepEqual(filterRuns([npm, tests], { text: 'npmjs', outcome: 'all', source: 'all' }).map((r) => r.id), ['a']);
-    assert.deepEqual(filterRuns([npm, tests], { text: 'npm', outcome: 'all', source: 'all' }).map((r) => r.id), ['a', 'b']);
+    assert.deepEqual(
+      filterRuns([npm, tests], { text: 'evil.example', outcome: 'all', source: 'all' }).map((r) => r.id),
+      ['a'],
+    );
+    assert.deepEqual(
+      filterRuns([npm, tests], { text: 'npmjs', outcome: 'all', source: 'all' }).map((r) => r.id),
+      ['a'],
+    );
+    assert.deepEqual(
+      filterRuns([npm, tests], { text: 'npm', outcome: 'all', source: 'all' }).map((r) => r.id),
+      ['a', 'b'],
+    );
     assert.equal(egressSearchText(npm.egress), 'evil.example\nregistry.npmjs.org');
   });
 });

@@ -30,10 +30,21 @@ suite('History store', () => {
     await store.put(record('a', 1000));
     await store.put(record('b', 2000));
     await store.put({ ...record('a', 1000), outcome: 'exited', exitCode: 0, endedAt: 1500 });
-    assert.deepEqual(store.records().map((r) => r.id), ['b', 'a']);
+    assert.deepEqual(
+      store.records().map((r) => r.id),
+      ['b', 'a'],
+    );
     assert.equal(store.get('a')?.outcome, 'exited');
     const written = lines().map((l) => JSON.parse(l) as HistoryRecord);
-    assert.deepEqual(written.map((r) => [r.id, r.outcome]), [['a', 'running'], ['b', 'running'], ['a', 'exited']], 'updates are appended, never edited in place');
+    assert.deepEqual(
+      written.map((r) => [r.id, r.outcome]),
+      [
+        ['a', 'running'],
+        ['b', 'running'],
+        ['a', 'exited'],
+      ],
+      'updates are appended, never edited in place',
+    );
   });
 
   test('a new store on the same folder reloads what was written (the last line per id wins)', async () => {
@@ -62,11 +73,17 @@ suite('History store', () => {
 
     const second = await HistoryStore.open({ dir, ...big });
     assert.equal(second.skippedLines, 1);
-    assert.deepEqual(second.records().map((r) => r.id), ['b', 'a']);
+    assert.deepEqual(
+      second.records().map((r) => r.id),
+      ['b', 'a'],
+    );
     await second.put(record('d', 4000));
 
     const third = await HistoryStore.open({ dir, ...big });
-    assert.deepEqual(third.records().map((r) => r.id), ['d', 'b', 'a']);
+    assert.deepEqual(
+      third.records().map((r) => r.id),
+      ['d', 'b', 'a'],
+    );
     assert.equal(third.skippedLines, 1, 'only the torn line is lost');
     assert.ok(lines().at(-1)?.startsWith('{"id":"d"'), 'the new record was not glued onto the torn one');
   });
@@ -74,7 +91,10 @@ suite('History store', () => {
   test('lines that are not records (garbage, other JSON) are skipped, never fatal', async () => {
     fs.writeFileSync(path.join(dir, HISTORY_FILE), `not json\n{"hello":1}\n\u0000\u0000\n${JSON.stringify(record('ok', 5))}\n`);
     const store = await HistoryStore.open({ dir, ...big });
-    assert.deepEqual(store.records().map((r) => r.id), ['ok']);
+    assert.deepEqual(
+      store.records().map((r) => r.id),
+      ['ok'],
+    );
     assert.equal(store.skippedLines, 3);
   });
 
@@ -91,7 +111,11 @@ suite('History store', () => {
     assert.ok(!ids.includes('r0'), 'the oldest records were rotated out');
     assert.ok(ids.length >= 10, `kept ${ids.length}`);
     const reloaded = await HistoryStore.open({ dir, maxSizeBytes, maxAgeMs: 0 });
-    assert.deepEqual(reloaded.records().map((r) => r.id), ids, 'what is in memory is what is on disk');
+    assert.deepEqual(
+      reloaded.records().map((r) => r.id),
+      ids,
+      'what is in memory is what is on disk',
+    );
   });
 
   test('a record updated after a rotation keeps its newest version', async () => {
@@ -109,8 +133,15 @@ suite('History store', () => {
     await first.put(record('old', now - 40 * DAY, { outcome: 'exited', exitCode: 0 }));
     await first.put(record('new', now - 1 * DAY, { outcome: 'exited', exitCode: 0 }));
     const second = await HistoryStore.open({ dir, maxSizeBytes: big.maxSizeBytes, maxAgeMs: 30 * DAY, now: () => now });
-    assert.deepEqual(second.records().map((r) => r.id), ['new']);
-    assert.deepEqual(lines().map((l) => (JSON.parse(l) as HistoryRecord).id), ['new'], 'the expired record is gone from disk');
+    assert.deepEqual(
+      second.records().map((r) => r.id),
+      ['new'],
+    );
+    assert.deepEqual(
+      lines().map((l) => (JSON.parse(l) as HistoryRecord).id),
+      ['new'],
+      'the expired record is gone from disk',
+    );
   });
 
   test('clear empties memory and both files', async () => {
@@ -125,7 +156,11 @@ suite('History store', () => {
 
   test('concurrent puts are written in call order', async () => {
     const store = await HistoryStore.open({ dir, ...big });
-    await Promise.all([store.put(record('a', 1)), store.put({ ...record('a', 1), outcome: 'oom' }), store.put({ ...record('a', 1), outcome: 'cancelled' })]);
+    await Promise.all([
+      store.put(record('a', 1)),
+      store.put({ ...record('a', 1), outcome: 'oom' }),
+      store.put({ ...record('a', 1), outcome: 'cancelled' }),
+    ]);
     assert.equal((await HistoryStore.open({ dir, ...big })).get('a')?.outcome, 'cancelled');
   });
 });

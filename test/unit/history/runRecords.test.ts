@@ -51,11 +51,18 @@ suite('History records from run events', () => {
   });
 
   test('timeouts and OOM keep their outcome; errors before the run map by reason', () => {
-    assert.equal(endedRecord(startedRecord(start, redact), { endedAt: 2, result: result({ outcome: 'timeout', exitCode: null }) }, redact).outcome, 'timeout');
+    assert.equal(
+      endedRecord(startedRecord(start, redact), { endedAt: 2, result: result({ outcome: 'timeout', exitCode: null }) }, redact).outcome,
+      'timeout',
+    );
     assert.equal(endedRecord(startedRecord(start, redact), { endedAt: 2, result: result({ outcome: 'oom', exitCode: 137 }) }, redact).outcome, 'oom');
     const cancelled = endedRecord(startedRecord(start, redact), { endedAt: 2, error: { reason: 'cancelled', message: 'stopped' } }, redact);
     assert.deepEqual([cancelled.outcome, cancelled.exitCode, cancelled.error?.reason], ['cancelled', null, 'cancelled']);
-    const failed = endedRecord(startedRecord(start, redact), { endedAt: 2, error: { reason: 'engine-unreachable', message: `no engine ${secret}` } }, redact);
+    const failed = endedRecord(
+      startedRecord(start, redact),
+      { endedAt: 2, error: { reason: 'engine-unreachable', message: `no engine ${secret}` } },
+      redact,
+    );
     assert.equal(failed.outcome, 'engine-error');
     assert.equal(failed.error?.message, `no engine ${REDACTED}`);
   });
@@ -67,14 +74,26 @@ suite('History records from run events', () => {
   });
 
   test('a run lists only what it changed, not what earlier runs left pending', () => {
-    const before = new Map([['a.txt', entry('a.txt')], ['b.txt', entry('b.txt')]]);
+    const before = new Map([
+      ['a.txt', entry('a.txt')],
+      ['b.txt', entry('b.txt')],
+    ]);
     const after = [entry('a.txt'), entry('b.txt', { hash: 'changed' }), entry('c.txt', { kind: 'added' })];
-    assert.deepEqual(changedByRun(before, after).map((e) => e.path), ['b.txt', 'c.txt']);
+    assert.deepEqual(
+      changedByRun(before, after).map((e) => e.path),
+      ['b.txt', 'c.txt'],
+    );
   });
 
   test('a decision lands on the newest run that changed the path, once per path', () => {
-    const older = { ...startedRecord({ ...start, runId: 'old', startedAt: 1 }, redact), files: [fileChange(entry('a.txt')), fileChange(entry('b.txt'))] };
-    const newer = { ...startedRecord({ ...start, runId: 'new', startedAt: 2 }, redact), files: [fileChange(entry('a.txt'), { added: 1, removed: 0 })] };
+    const older = {
+      ...startedRecord({ ...start, runId: 'old', startedAt: 1 }, redact),
+      files: [fileChange(entry('a.txt')), fileChange(entry('b.txt'))],
+    };
+    const newer = {
+      ...startedRecord({ ...start, runId: 'new', startedAt: 2 }, redact),
+      files: [fileChange(entry('a.txt'), { added: 1, removed: 0 })],
+    };
     const other = { ...startedRecord({ ...start, runId: 'elsewhere', folder: '/other', startedAt: 3 }, redact), files: [fileChange(entry('a.txt'))] };
     const changed = recordDecision([other, newer, older], { folder: '/ws', paths: ['a.txt', 'b.txt', 'z.txt'], decision: 'accepted', at: 99 });
     const byId = Object.fromEntries(changed.map((r) => [r.id, r]));
@@ -87,12 +106,25 @@ suite('History records from run events', () => {
 
   test('the panel filter narrows by outcome group, source and every word of the text', () => {
     const ok = endedRecord(startedRecord({ ...start, runId: 'ok', command: 'npm test' }, redact), { endedAt: 2, result: result() }, redact);
-    const bad = endedRecord(startedRecord({ ...start, runId: 'bad', command: 'npm run lint', source: 'tool' }, redact), { endedAt: 2, result: result({ exitCode: 2, stdout: 'lint error in src/a.ts' }) }, redact);
+    const bad = endedRecord(
+      startedRecord({ ...start, runId: 'bad', command: 'npm run lint', source: 'tool' }, redact),
+      { endedAt: 2, result: result({ exitCode: 2, stdout: 'lint error in src/a.ts' }) },
+      redact,
+    );
     assert.deepEqual([outcomeGroup(ok), outcomeGroup(bad)], ['succeeded', 'failed']);
     const all = [ok, bad];
-    assert.deepEqual(filterRuns(all, { text: '', outcome: 'failed', source: 'all' }).map((r) => r.id), ['bad']);
-    assert.deepEqual(filterRuns(all, { text: '', outcome: 'all', source: 'command' }).map((r) => r.id), ['ok']);
-    assert.deepEqual(filterRuns(all, { text: 'NPM src/a.ts', outcome: 'all', source: 'all' }).map((r) => r.id), ['bad']);
+    assert.deepEqual(
+      filterRuns(all, { text: '', outcome: 'failed', source: 'all' }).map((r) => r.id),
+      ['bad'],
+    );
+    assert.deepEqual(
+      filterRuns(all, { text: '', outcome: 'all', source: 'command' }).map((r) => r.id),
+      ['ok'],
+    );
+    assert.deepEqual(
+      filterRuns(all, { text: 'NPM src/a.ts', outcome: 'all', source: 'all' }).map((r) => r.id),
+      ['bad'],
+    );
     assert.deepEqual(filterRuns(all, { text: 'npm', outcome: 'all', source: 'all' }).length, 2);
   });
 
@@ -104,7 +136,10 @@ suite('History records from run events', () => {
       { decision: 'rejected', at: 2, hunk: '@@ -9,1 +9,1 @@' },
     ];
     assert.deepEqual(decisionSummary(file), { text: 'hunks: 1 accepted, 1 rejected', className: 'partial', at: 2 });
-    file.decisions = [{ decision: 'rejected', at: 1 }, { decision: 'accepted', at: 5, hunk: '@@ -1,1 +1,1 @@' }];
+    file.decisions = [
+      { decision: 'rejected', at: 1 },
+      { decision: 'accepted', at: 5, hunk: '@@ -1,1 +1,1 @@' },
+    ];
     assert.deepEqual(decisionSummary(file), { text: 'hunks: 1 accepted', className: 'accepted', at: 5 }, 'hunks after a whole-file decision');
     file.decisions = [{ decision: 'merged', at: 7 }];
     assert.deepEqual(decisionSummary(file), { text: 'merged by hand', className: 'merged', at: 7 });

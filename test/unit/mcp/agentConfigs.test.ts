@@ -3,7 +3,7 @@ import { ConfigFileError, agentConfig, bridgeCommand, mergeToml } from '../../..
 
 const bridge = bridgeCommand('/opt/code/code', '/ext/dist/cli.js', '/home/u/proj');
 
-suite('MCP: external agents\' configuration (Connect an External Agent…)', () => {
+suite("MCP: external agents' configuration (Connect an External Agent…)", () => {
   test('Claude Code: .mcp.json gets the server, other servers and keys are kept; the tools to turn off are named', () => {
     const existing = JSON.stringify({ mcpServers: { other: { command: 'x' } }, keep: 1 });
     const config = agentConfig('claude', bridge, '/home/u/proj', '/home/u', existing);
@@ -11,12 +11,20 @@ suite('MCP: external agents\' configuration (Connect an External Agent…)', () 
     assert.deepEqual(JSON.parse(config.content), {
       mcpServers: {
         other: { command: 'x' },
-        'agent-sandbox': { type: 'stdio', command: '/opt/code/code', args: ['/ext/dist/cli.js', 'mcp', '--folder', '/home/u/proj'], env: { ELECTRON_RUN_AS_NODE: '1' } },
+        'agent-sandbox': {
+          type: 'stdio',
+          command: '/opt/code/code',
+          args: ['/ext/dist/cli.js', 'mcp', '--folder', '/home/u/proj'],
+          env: { ELECTRON_RUN_AS_NODE: '1' },
+        },
       },
       keep: 1,
     });
     assert.match(config.ownTools, /--disallowedTools "Bash Edit MultiEdit Write NotebookEdit"/);
-    assert.equal(config.alternative, 'claude mcp add agent-sandbox -e ELECTRON_RUN_AS_NODE=1 -- /opt/code/code /ext/dist/cli.js mcp --folder /home/u/proj');
+    assert.equal(
+      config.alternative,
+      'claude mcp add agent-sandbox -e ELECTRON_RUN_AS_NODE=1 -- /opt/code/code /ext/dist/cli.js mcp --folder /home/u/proj',
+    );
   });
 
   test('Gemini CLI: excludeTools gains its own shell and edit tools, without duplicates', () => {
@@ -29,7 +37,10 @@ suite('MCP: external agents\' configuration (Connect an External Agent…)', () 
 
   test('Cursor: .cursor/mcp.json; a file that is not a JSON object is never overwritten', () => {
     assert.equal(agentConfig('cursor', bridge, '/p', '/h', undefined).file, '/p/.cursor/mcp.json');
-    assert.throws(() => agentConfig('cursor', bridge, '/p', '/h', '{ broken'), (e: unknown) => e instanceof ConfigFileError && /\.cursor\/mcp\.json is not a JSON object.*fix or remove it/.test(e.message));
+    assert.throws(
+      () => agentConfig('cursor', bridge, '/p', '/h', '{ broken'),
+      (e: unknown) => e instanceof ConfigFileError && /\.cursor\/mcp\.json is not a JSON object.*fix or remove it/.test(e.message),
+    );
     assert.throws(() => agentConfig('claude', bridge, '/p', '/h', '[1]'), ConfigFileError);
   });
 

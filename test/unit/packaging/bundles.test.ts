@@ -125,7 +125,7 @@ suite('Packaging: bundles', function () {
   /** Loads an isolated copy of a dist/ bundle with a stub `vscode`; returns its exports and what it required. */
   function loadIsolated(name: string, check: (exports: Record<string, unknown>, requested: string[]) => void): void {
     const copy = isolatedCopy(name);
-     
+
     const Module = require('node:module') as { _load(request: string, parent: { filename?: string } | undefined, isMain: boolean): unknown };
     const originalLoad = Module._load;
     const requested: string[] = [];
@@ -146,7 +146,7 @@ suite('Packaging: bundles', function () {
 
   const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 
-  test('dockerode parts the extension never calls are not bundled: BuildKit sessions (gRPC, protobuf) and docker-modem\'s own ssh2 client', () => {
+  test("dockerode parts the extension never calls are not bundled: BuildKit sessions (gRPC, protobuf) and docker-modem's own ssh2 client", () => {
     for (const name of ['server.js', 'extension.js', 'languageClient.js']) {
       const text = fs.readFileSync(path.join(dist, name), 'utf8');
       for (const marker of ['@grpc/grpc-js', 'protobufjs', 'SSH-2.0-']) assert.ok(!text.includes(marker), `${name} bundles ${marker}`);
@@ -163,7 +163,10 @@ suite('Packaging: bundles', function () {
       const size = fs.statSync(path.join(dist, 'extension.js')).size;
       const client = fs.statSync(path.join(dist, 'languageClient.js')).size;
       // vscode-languageclient lives in its own bundle, loaded when the engine server first starts.
-      assert.ok(!fs.readFileSync(path.join(dist, 'extension.js'), 'utf8').includes('class LanguageClient'), 'dist/extension.js contains the language client');
+      assert.ok(
+        !fs.readFileSync(path.join(dist, 'extension.js'), 'utf8').includes('class LanguageClient'),
+        'dist/extension.js contains the language client',
+      );
       assert.ok(size < client, `dist/extension.js (${size} B) should be smaller than dist/languageClient.js (${client} B)`);
     });
   });
@@ -182,8 +185,14 @@ suite('Packaging: bundles', function () {
     const copy = isolatedCopy('gateway.js');
     cleanups.push(copy.dispose);
     const socketPath = path.join(path.dirname(copy.file), 'gateway.sock');
-    const spawnRole = (role: string, env: Record<string, string>): { child: ChildProcessWithoutNullStreams; lines: string[]; ready: Promise<Record<string, unknown>> } => {
-      const child = spawn(process.execPath, [copy.file, role], { env: { PATH: process.env.PATH ?? '', AGENT_SANDBOX_GATEWAY_SOCKET: socketPath, ...env }, stdio: 'pipe' });
+    const spawnRole = (
+      role: string,
+      env: Record<string, string>,
+    ): { child: ChildProcessWithoutNullStreams; lines: string[]; ready: Promise<Record<string, unknown>> } => {
+      const child = spawn(process.execPath, [copy.file, role], {
+        env: { PATH: process.env.PATH ?? '', AGENT_SANDBOX_GATEWAY_SOCKET: socketPath, ...env },
+        stdio: 'pipe',
+      });
       cleanups.push(() => child.kill('SIGKILL'));
       const lines: string[] = [];
       let buffered = '';
@@ -200,7 +209,9 @@ suite('Packaging: bundles', function () {
       });
       return { child, lines, ready };
     };
-    const gateway = spawnRole('gateway', { AGENT_SANDBOX_GATEWAY: JSON.stringify({ rules: [], maxConnections: 4, connectTimeoutMs: 1000, idleTimeoutMs: 1000 }) });
+    const gateway = spawnRole('gateway', {
+      AGENT_SANDBOX_GATEWAY: JSON.stringify({ rules: [], maxConnections: 4, connectTimeoutMs: 1000, idleTimeoutMs: 1000 }),
+    });
     // The gateway listens only once its first stdin line (keys, CA) arrived.
     gateway.child.stdin.write('{"type":"configure","providerKeys":{}}\n');
     await within(10_000, 'gateway ready', gateway.ready);
@@ -222,7 +233,9 @@ suite('Packaging: bundles', function () {
     assert.match(answer, /^HTTP\/1\.1 403 Forbidden/);
     assert.match(answer, /denied\.example:443 is not allowed/);
     for (let i = 0; i < 100 && !gateway.lines.some((l) => l.includes('"attempt"')); i++) await new Promise((r) => setTimeout(r, 20));
-    const record = gateway.lines.map((l) => JSON.parse(l) as { type: string; attempt?: { host: string; reason: string } }).find((l) => l.type === 'attempt');
+    const record = gateway.lines
+      .map((l) => JSON.parse(l) as { type: string; attempt?: { host: string; reason: string } })
+      .find((l) => l.type === 'attempt');
     assert.deepEqual({ host: record?.attempt?.host, reason: record?.attempt?.reason }, { host: 'denied.example', reason: 'not-allowlisted' });
     const unknown = spawnRole('nonsense', {});
     await assert.rejects(unknown.ready, /exited 2: .*unknown mode/);
@@ -251,28 +264,39 @@ suite('Packaging: bundles', function () {
       lines.push(...parts);
     });
     const reply = (id: number) =>
-      within(20_000, `the MCP reply ${id}`, (async () => {
-        for (;;) {
-          const line = lines.find((l) => (JSON.parse(l) as { id?: number }).id === id);
-          if (line) return JSON.parse(line) as { result: { serverInfo?: { name: string }; tools?: { name: string }[] } };
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      })());
+      within(
+        20_000,
+        `the MCP reply ${id}`,
+        (async () => {
+          for (;;) {
+            const line = lines.find((l) => (JSON.parse(l) as { id?: number }).id === id);
+            if (line) return JSON.parse(line) as { result: { serverInfo?: { name: string }; tools?: { name: string }[] } };
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        })(),
+      );
     const send = (message: object) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`);
-    send({ id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bundle-test', version: '1' } } });
+    send({
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bundle-test', version: '1' } },
+    });
     assert.equal((await reply(1)).result.serverInfo?.name, 'agent-sandbox');
     send({ method: 'notifications/initialized' });
     send({ id: 2, method: 'tools/list' });
-    assert.deepEqual((await reply(2)).result.tools?.map((t) => t.name), [
-      'agentSandbox_runCommand',
-      'agentSandbox_readFile',
-      'agentSandbox_listDirectory',
-      'agentSandbox_writeFile',
-      'agentSandbox_editFile',
-      'agentSandbox_applyPatch',
-      'agentSandbox_deleteFile',
-      'agentSandbox_pendingChanges',
-    ]);
+    assert.deepEqual(
+      (await reply(2)).result.tools?.map((t) => t.name),
+      [
+        'agentSandbox_runCommand',
+        'agentSandbox_readFile',
+        'agentSandbox_listDirectory',
+        'agentSandbox_writeFile',
+        'agentSandbox_editFile',
+        'agentSandbox_applyPatch',
+        'agentSandbox_deleteFile',
+        'agentSandbox_pendingChanges',
+      ],
+    );
     // The client going away ends the bridge and the server it started.
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.stdin.end();

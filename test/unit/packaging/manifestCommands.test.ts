@@ -25,13 +25,19 @@ suite('package.json: commands the manifest points at exist', () => {
   test('menus', () => {
     const used = Object.values(manifest.contributes.menus ?? {}).flatMap((items) => items.map((i) => i.command).filter((c): c is string => !!c));
     assert.ok(used.length > 10);
-    assert.deepEqual(used.filter((c) => c.startsWith('agentSandbox.') && !contributed.has(c)), []);
+    assert.deepEqual(
+      used.filter((c) => c.startsWith('agentSandbox.') && !contributed.has(c)),
+      [],
+    );
   });
 
   test('keybindings', () => {
     const used = (manifest.contributes.keybindings ?? []).map((k) => k.command.replace(/^-/, ''));
     assert.ok(used.length > 3);
-    assert.deepEqual(used.filter((c) => c.startsWith('agentSandbox.') && !contributed.has(c)), []);
+    assert.deepEqual(
+      used.filter((c) => c.startsWith('agentSandbox.') && !contributed.has(c)),
+      [],
+    );
   });
 
   test('walkthrough steps and the Source Control welcome view', () => {
@@ -41,12 +47,18 @@ suite('package.json: commands the manifest points at exist', () => {
     ];
     const used = texts.flatMap(linked);
     assert.ok(used.length > 3, `only ${used.length} command links found`);
-    assert.deepEqual(used.filter((c) => !contributed.has(c)), []);
+    assert.deepEqual(
+      used.filter((c) => !contributed.has(c)),
+      [],
+    );
   });
 
   test('each contributed command has a title and a unique id', () => {
     assert.equal(contributed.size, manifest.contributes.commands.length);
-    assert.deepEqual(manifest.contributes.commands.filter((c) => !c.title?.trim()), []);
+    assert.deepEqual(
+      manifest.contributes.commands.filter((c) => !c.title?.trim()),
+      [],
+    );
   });
 
   test('every %key% of the manifest has its English text in package.nls.json, and every text there is used', () => {
@@ -54,14 +66,36 @@ suite('package.json: commands the manifest points at exist', () => {
     const nls = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.nls.json'), 'utf8')) as Record<string, string>;
     const used = new Set([...raw.matchAll(/"%([^%"]+)%"/g)].map((m) => m[1]!));
     assert.ok(used.size > 50, `only ${used.size} localised strings`);
-    assert.deepEqual([...used].filter((key) => typeof nls[key] !== 'string' || !nls[key]!.trim()), [], 'keys without a text');
-    assert.deepEqual(Object.keys(nls).filter((key) => !used.has(key)), [], 'texts no key uses');
+    assert.deepEqual(
+      [...used].filter((key) => typeof nls[key] !== 'string' || !nls[key]!.trim()),
+      [],
+      'keys without a text',
+    );
+    assert.deepEqual(
+      Object.keys(nls).filter((key) => !used.has(key)),
+      [],
+      'texts no key uses',
+    );
     // What users see first is localisable: the name, every command title and every setting's description.
-    const manifestJson = JSON.parse(raw) as { displayName: string; contributes: { commands: { title: string }[]; configuration: { properties: Record<string, { description?: string; markdownDescription?: string }> } } };
+    const manifestJson = JSON.parse(raw) as {
+      displayName: string;
+      contributes: {
+        commands: { title: string }[];
+        configuration: { properties: Record<string, { description?: string; markdownDescription?: string }> };
+      };
+    };
     assert.match(manifestJson.displayName, /^%.+%$/);
-    assert.deepEqual(manifestJson.contributes.commands.filter((c) => !/^%.+%$/.test(c.title)).map((c) => c.title), []);
-    const described = Object.entries(manifestJson.contributes.configuration.properties).filter(([, p]) => !/^%.+%$/.test(p.markdownDescription ?? p.description ?? '%%'));
-    assert.deepEqual(described.map(([key]) => key), []);
+    assert.deepEqual(
+      manifestJson.contributes.commands.filter((c) => !/^%.+%$/.test(c.title)).map((c) => c.title),
+      [],
+    );
+    const described = Object.entries(manifestJson.contributes.configuration.properties).filter(
+      ([, p]) => !/^%.+%$/.test(p.markdownDescription ?? p.description ?? '%%'),
+    );
+    assert.deepEqual(
+      described.map(([key]) => key),
+      [],
+    );
   });
 
   test('l10n/bundle.l10n.json holds exactly the vscode.l10n.t strings of the code (npm run l10n writes it)', function () {
@@ -69,7 +103,10 @@ suite('package.json: commands the manifest points at exist', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-l10n-'));
     try {
       const cli = path.join(path.dirname(require.resolve('@vscode/l10n-dev/package.json')), 'dist', 'cli.js');
-      execFileSync(process.execPath, [cli, 'export', '-o', out, path.join(ROOT, 'src', 'host'), path.join(ROOT, 'src', 'extension.ts')], { cwd: ROOT, stdio: 'pipe' });
+      execFileSync(process.execPath, [cli, 'export', '-o', out, path.join(ROOT, 'src', 'host'), path.join(ROOT, 'src', 'extension.ts')], {
+        cwd: ROOT,
+        stdio: 'pipe',
+      });
       const fresh = JSON.parse(fs.readFileSync(path.join(out, 'bundle.l10n.json'), 'utf8')) as Record<string, string>;
       const committed = JSON.parse(fs.readFileSync(path.join(ROOT, 'l10n', 'bundle.l10n.json'), 'utf8')) as Record<string, string>;
       assert.ok(Object.keys(fresh).length > 50, `only ${Object.keys(fresh).length} strings in the code`);

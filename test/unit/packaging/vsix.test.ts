@@ -9,7 +9,20 @@ import * as path from 'node:path';
 const root = path.resolve(__dirname, '..', '..', '..', '..');
 const vsceBin = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
 
-const allowed = [/^dist\/extension\.js$/, /^dist\/languageClient\.js$/, /^dist\/server\.js$/, /^dist\/gateway\.js$/, /^dist\/cli\.js$/, /^media\//, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE$/, /^package\.json$/, /^package\.nls\.json$/, /^l10n\/bundle\.l10n\.json$/];
+const allowed = [
+  /^dist\/extension\.js$/,
+  /^dist\/languageClient\.js$/,
+  /^dist\/server\.js$/,
+  /^dist\/gateway\.js$/,
+  /^dist\/cli\.js$/,
+  /^media\//,
+  /^README\.md$/,
+  /^CHANGELOG\.md$/,
+  /^LICENSE$/,
+  /^package\.json$/,
+  /^package\.nls\.json$/,
+  /^l10n\/bundle\.l10n\.json$/,
+];
 
 function vsceList(folder: string): string[] {
   const out = execFileSync(process.execPath, [vsceBin, 'ls', '--no-dependencies'], { cwd: folder, encoding: 'utf8', timeout: 60_000 });
@@ -30,7 +43,6 @@ function filesUnder(folder: string, prefix: string): string[] {
 
 /** The text of one entry of a zip file (through vsce's own zip reader). */
 function readZipEntry(zip: string, name: string): Promise<string> {
-   
   const yauzl = require(require.resolve('yauzl', { paths: [path.dirname(require.resolve('@vscode/vsce/package.json'))] })) as {
     open(file: string, options: { lazyEntries: boolean }, callback: (error: Error | null, zipFile: ZipFile) => void): void;
   };
@@ -75,7 +87,17 @@ suite('Packaging: .vsix contents', function () {
     const listed = vsceList(root);
     const stray = listed.filter((file) => !allowed.some((pattern) => pattern.test(file)));
     assert.deepEqual(stray, [], `files that must not ship: ${stray.join(', ')}`);
-    for (const required of ['package.json', 'package.nls.json', 'LICENSE', 'README.md', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js', 'dist/cli.js']) {
+    for (const required of [
+      'package.json',
+      'package.nls.json',
+      'LICENSE',
+      'README.md',
+      'dist/extension.js',
+      'dist/languageClient.js',
+      'dist/server.js',
+      'dist/gateway.js',
+      'dist/cli.js',
+    ]) {
       assert.ok(listed.includes(required), `${required} is missing from the package (listed: ${listed.join(', ')})`);
     }
     for (const media of filesUnder(path.join(root, 'media'), 'media')) {
@@ -85,7 +107,10 @@ suite('Packaging: .vsix contents', function () {
 
   test("the vsce step of `npm run package` builds a .vsix from the current tree, its README's links absolute", async () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-    const step = (manifest.scripts?.package ?? '').split('&&').map((part) => part.trim()).find((part) => part.startsWith('vsce package'));
+    const step = (manifest.scripts?.package ?? '')
+      .split('&&')
+      .map((part) => part.trim())
+      .find((part) => part.startsWith('vsce package'));
     assert.ok(step, `the "package" script has no \`vsce package\` step: ${manifest.scripts?.package}`);
     const args = step.split(/\s+/).slice(1);
     const out = args.findIndex((arg) => arg === '-o' || arg === '--out');
@@ -111,7 +136,10 @@ suite('Packaging: .vsix contents', function () {
       // The listing shows the packaged README: its images and links must work there, where docs/ is not.
       const readme = await readZipEntry(vsix, 'extension/readme.md');
       const targets = [...readme.matchAll(/\]\(([^)\s]+)[^)]*\)/g)].map((m) => m[1]);
-      assert.ok(targets.some((t) => /\.png$/.test(t)), 'the README has its screenshots');
+      assert.ok(
+        targets.some((t) => /\.png$/.test(t)),
+        'the README has its screenshots',
+      );
       const relative = targets.filter((t) => !/^(https:\/\/|#|mailto:)/.test(t));
       assert.deepEqual(relative, [], 'relative links in the packaged README (vsce rewrites them only when the manifest names its repository)');
       const repository = (copied as { repository?: { url?: string } }).repository?.url?.replace(/\.git$/, '');
@@ -127,12 +155,40 @@ suite('Packaging: .vsix contents', function () {
     try {
       fs.copyFileSync(path.join(root, 'package.json'), path.join(folder, 'package.json'));
       fs.copyFileSync(path.join(root, '.vscodeignore'), path.join(folder, '.vscodeignore'));
-      const shipped = ['LICENSE', 'README.md', 'CHANGELOG.md', 'package.nls.json', 'l10n/bundle.l10n.json', 'dist/extension.js', 'dist/languageClient.js', 'dist/server.js', 'dist/gateway.js', 'media/history.js', 'media/history.css'];
+      const shipped = [
+        'LICENSE',
+        'README.md',
+        'CHANGELOG.md',
+        'package.nls.json',
+        'l10n/bundle.l10n.json',
+        'dist/extension.js',
+        'dist/languageClient.js',
+        'dist/server.js',
+        'dist/gateway.js',
+        'media/history.js',
+        'media/history.css',
+      ];
       const kept = [
-        'src/extension.ts', 'test/unit/a.test.ts', 'out/src/extension.js', 'dist/extension.js.map', 'dist/server.js.map',
-        'dist/stray.js', 'node_modules/dockerode/index.js', 'scripts/run-tests.mjs', '.env', 'secret.pem', '.github/workflows/ci.yml',
-        'tsconfig.json', 'esbuild.config.mjs', 'package-lock.json', 'test-results/host.json', 'agent-sandbox.vsix', '.ci/run',
-        'test/fixtures/host-workspace/package.json', 'test/fixtures/host-workspace/README.md', '.vscode-test/vscode/LICENSE',
+        'src/extension.ts',
+        'test/unit/a.test.ts',
+        'out/src/extension.js',
+        'dist/extension.js.map',
+        'dist/server.js.map',
+        'dist/stray.js',
+        'node_modules/dockerode/index.js',
+        'scripts/run-tests.mjs',
+        '.env',
+        'secret.pem',
+        '.github/workflows/ci.yml',
+        'tsconfig.json',
+        'esbuild.config.mjs',
+        'package-lock.json',
+        'test-results/host.json',
+        'agent-sandbox.vsix',
+        '.ci/run',
+        'test/fixtures/host-workspace/package.json',
+        'test/fixtures/host-workspace/README.md',
+        '.vscode-test/vscode/LICENSE',
       ];
       for (const rel of [...shipped, ...kept]) write(folder, rel);
       assert.deepEqual(vsceList(folder), [...shipped, 'package.json'].sort());

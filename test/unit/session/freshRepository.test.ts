@@ -9,7 +9,16 @@ suite('freshRepository: what a fresh repository in the box is made of', () => {
       commit: { authorName: 'Ada', authorEmail: 'ada@example.com', authorDate: '1700000000 +0100', message: 'Subject\n\nBody\n' },
       remotes: [{ name: 'origin', url: 'https://github.com/o/r.git' }],
     });
-    assert.deepEqual(args, ['vendor/lib', 'feature/x', 'Ada', 'ada@example.com', '1700000000 +0100', 'Subject\n\nBody\n', 'origin', 'https://github.com/o/r.git']);
+    assert.deepEqual(args, [
+      'vendor/lib',
+      'feature/x',
+      'Ada',
+      'ada@example.com',
+      '1700000000 +0100',
+      'Subject\n\nBody\n',
+      'origin',
+      'https://github.com/o/r.git',
+    ]);
   });
 
   test('neutral values when HEAD is detached, unborn or unreadable; a branch name git would refuse becomes main', () => {

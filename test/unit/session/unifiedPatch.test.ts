@@ -99,6 +99,10 @@ suite('unified patch: parse and apply in memory', () => {
     const createExisting = createTwoFilesPatch('/dev/null', 'b/here.txt', '', 'new\n');
     await rejectsWith(applyFilePatches(parseUnifiedPatch(createExisting), reader({ 'here.txt': 'old\n' })), 'edit-no-match', /already exists/);
     const partialDelete = '--- a/two.txt\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-one\n';
-    await rejectsWith(applyFilePatches(parseUnifiedPatch(partialDelete), reader({ 'two.txt': 'one\ntwo\n' })), 'edit-no-match', /does not apply|does not remove all/);
+    await rejectsWith(
+      applyFilePatches(parseUnifiedPatch(partialDelete), reader({ 'two.txt': 'one\ntwo\n' })),
+      'edit-no-match',
+      /does not apply|does not remove all/,
+    );
   });
 });

@@ -14,7 +14,7 @@ function memento(initial: Record<string, unknown> = {}) {
 
 const WHERE = '/repo/.vscode/settings.json';
 
-suite('unit: a workspace image needs the user\'s confirmation', () => {
+suite("unit: a workspace image needs the user's confirmation", () => {
   function consent(answers: (boolean | undefined)[], options: { trusted?: boolean; state?: ReturnType<typeof memento> } = {}) {
     const asked: ImageConsentRequest[] = [];
     const log: string[] = [];
@@ -49,13 +49,16 @@ suite('unit: a workspace image needs the user\'s confirmation', () => {
     assert.equal(state.values.get(imageConsentKey(WHERE, 'evil/image:1')), 'allowed');
   });
 
-  test('refused: the user\'s (or default) image is used, the log says so, the refusal is remembered; another image asks again', async () => {
+  test("refused: the user's (or default) image is used, the log says so, the refusal is remembered; another image asks again", async () => {
     const { imageConsent, asked, log } = consent([false, true]);
     const inspected = { defaultValue: 'node:22', globalValue: 'mine:1', workspaceValue: 'evil/image:1' };
     assert.equal(await imageConsent.resolve(inspected, WHERE), 'mine:1');
     assert.equal(await imageConsent.resolve(inspected, WHERE), 'mine:1');
     assert.equal(asked.length, 1);
-    assert.ok(log.some((line) => line.includes('evil/image:1') && line.includes('refused') && line.includes('mine:1')), log.join('\n'));
+    assert.ok(
+      log.some((line) => line.includes('evil/image:1') && line.includes('refused') && line.includes('mine:1')),
+      log.join('\n'),
+    );
     assert.equal(await imageConsent.resolve({ ...inspected, workspaceValue: 'other/image:2' }, WHERE), 'other/image:2');
     assert.equal(asked.length, 2);
   });
@@ -76,7 +79,7 @@ suite('unit: a workspace image needs the user\'s confirmation', () => {
   });
 });
 
-suite('unit: an unencrypted remote engine needs the user\'s allowance', () => {
+suite("unit: an unencrypted remote engine needs the user's allowance", () => {
   test('asked once per address (concurrent requests share the question); an allowance is remembered', async () => {
     const state = memento();
     const asked: string[] = [];

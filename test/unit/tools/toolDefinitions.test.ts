@@ -43,13 +43,19 @@ suite('Tool definitions: one definition serves the VS Code tools and the MCP ser
     assert.match(checkToolInput(read, { path: 'a', lines: 3 }) ?? '', /has no argument "lines"; it takes "path", "startLine", "endLine"/);
     assert.match(checkToolInput(read, null) ?? '', /takes an object of named arguments, got null/);
     assert.match(checkToolInput(read, ['a']) ?? '', /got an array/);
-    assert.match(checkToolInput(definition('agentSandbox_editFile'), { path: 'a', oldString: 'x', newString: 'y', replaceAll: 'yes' }) ?? '', /"replaceAll" must be true or false/);
+    assert.match(
+      checkToolInput(definition('agentSandbox_editFile'), { path: 'a', oldString: 'x', newString: 'y', replaceAll: 'yes' }) ?? '',
+      /"replaceAll" must be true or false/,
+    );
     assert.match(checkToolInput(definition('agentSandbox_pendingChanges'), { x: 1 }) ?? '', /takes no arguments/);
   });
 
   test('an input over the size limit is refused before anything runs, with the way around it', () => {
     const write = definition('agentSandbox_writeFile');
     assert.equal(checkToolInput(write, { path: 'a', content: 'x'.repeat(MAX_TOOL_INPUT_BYTES - 100) }), undefined);
-    assert.match(checkToolInput(write, { path: 'a', content: 'x'.repeat(MAX_TOOL_INPUT_BYTES) }) ?? '', /take 8\.0 MiB; the limit is 8 MiB\. Write large content in parts/);
+    assert.match(
+      checkToolInput(write, { path: 'a', content: 'x'.repeat(MAX_TOOL_INPUT_BYTES) }) ?? '',
+      /take 8\.0 MiB; the limit is 8 MiB\. Write large content in parts/,
+    );
   });
 });

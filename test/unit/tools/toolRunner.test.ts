@@ -26,7 +26,16 @@ function fakeEngine(options: { fail?: unknown; content?: string } = {}): ToolEng
 async function call(name: string, input: unknown, engine: ToolEngine, signal = new AbortController().signal) {
   const started: ToolRunStart[] = [];
   const ended: ToolRunEnd[] = [];
-  const outcome = runTool({ name, input, folder: '/w', runId: 'r1', signal, engine, onStarted: (s) => started.push(s), onEnded: (e) => ended.push(e) });
+  const outcome = runTool({
+    name,
+    input,
+    folder: '/w',
+    runId: 'r1',
+    signal,
+    engine,
+    onStarted: (s) => started.push(s),
+    onEnded: (e) => ended.push(e),
+  });
   return { outcome, started, ended };
 }
 
@@ -37,7 +46,10 @@ suite('Tool runner: one implementation of the tools for VS Code and MCP', () => 
     const result = await outcome;
     assert.deepEqual(engine.ops, [{ folder: '/w', op: 'write', path: 'a.txt', content: 'hi' }]);
     assert.match(result.text, /^Wrote a\.txt \(2 bytes\) in the sandbox box\..*\nAll pending changes in the box: 1 added\.$/s);
-    assert.deepEqual(started.map((s) => [s.runId, s.command]), [['r1', 'write a.txt']]);
+    assert.deepEqual(
+      started.map((s) => [s.runId, s.command]),
+      [['r1', 'write a.txt']],
+    );
     assert.equal(ended[0].changeSet, added);
   });
 
@@ -58,11 +70,21 @@ suite('Tool runner: one implementation of the tools for VS Code and MCP', () => 
   test('engine failures become the text the model reads, with who can fix them; the run ends with the error', async () => {
     const unreachable = new SandboxError('engine-unreachable', 'Docker engine not reachable at unix:///x.sock: is it running?');
     const { outcome, ended } = await call('agentSandbox_readFile', { path: 'a.txt' }, fakeEngine({ fail: unreachable }));
-    await assert.rejects(outcome, (e: unknown) => ToolCallError.is(e) && e.kind === 'failed' && e.reason === 'engine-unreachable' && /is it running\? The sandbox cannot run until the developer fixes this \(command "Agent Sandbox: Check Docker Engine"\)\.$/.test(e.message));
+    await assert.rejects(
+      outcome,
+      (e: unknown) =>
+        ToolCallError.is(e) &&
+        e.kind === 'failed' &&
+        e.reason === 'engine-unreachable' &&
+        /is it running\? The sandbox cannot run until the developer fixes this \(command "Agent Sandbox: Check Docker Engine"\)\.$/.test(e.message),
+    );
     assert.equal(ended[0].error?.reason, 'engine-unreachable');
     // Over JSON-RPC the reason travels in `data`: the same text.
     const overWire = Object.assign(new Error('Invalid value.'), { data: { reason: 'invalid-setting', setting: 'agentSandbox.image' } });
-    await assert.rejects((await call('agentSandbox_readFile', { path: 'a.txt' }, fakeEngine({ fail: overWire }))).outcome, /Invalid value\. Ask the developer to correct the setting agentSandbox\.image\./);
+    await assert.rejects(
+      (await call('agentSandbox_readFile', { path: 'a.txt' }, fakeEngine({ fail: overWire }))).outcome,
+      /Invalid value\. Ask the developer to correct the setting agentSandbox\.image\./,
+    );
   });
 
   test('an aborted call is cancelled, not failed', async () => {

@@ -45,10 +45,13 @@ suite('agent tools: result text', () => {
     assert.equal(networkPhrase({ network: 'none', allowedHosts: ['x.test'] }), 'no network');
     assert.equal(networkPhrase({ network: 'allowlist' }), 'network: allowlist, no host allowed');
     assert.equal(networkPhrase({ network: 'allowlist', networkPresets: ['npm'], allowedHosts: ['api.test'] }), 'network: only npm, api.test');
-    assert.equal(networkPhrase({ network: 'allowlist', networkPresets: ['npm', 'github'], allowedHosts: ['a.test', 'b.test', 'c.test'] }), 'network: only npm, github, a.test + 2 more');
+    assert.equal(
+      networkPhrase({ network: 'allowlist', networkPresets: ['npm', 'github'], allowedHosts: ['a.test', 'b.test', 'c.test'] }),
+      'network: only npm, github, a.test + 2 more',
+    );
   });
 
-  test('an offline run\'s result says it ran offline; others do not', () => {
+  test("an offline run's result says it ran offline; others do not", () => {
     const offline = execResult({ policy: { ...execResult().policy, offline: true } });
     assert.match(formatRunResult('npm test', offline, { changed: [], settled: [] }, []), /ran offline \(network "none"\)/);
     assert.doesNotMatch(formatRunResult('npm test', execResult(), { changed: [], settled: [] }, []), /offline/);
@@ -112,7 +115,7 @@ suite('agent tools: result text', () => {
     assert.match(summarizeChangeSet(changeSet([])), /: no changes\.$/);
   });
 
-  test('formatRunResult: outcome, output tails, the run\'s files and the review note', () => {
+  test("formatRunResult: outcome, output tails, the run's files and the review note", () => {
     const long = `${'x'.repeat(OUTPUT_TAIL_CHARS.stdout)}THE END`;
     const text = formatRunResult(
       'make',
@@ -127,7 +130,10 @@ suite('agent tools: result text', () => {
     assert.match(text, /^No longer pending .*: tmp\.txt$/m);
     assert.match(text, /^Changed both in the workspace and in the box .*: src\/a\.ts$/m);
     assert.match(text, /All pending changes in the box: 1 added, 1 modified\. These changes exist only in the sandbox box/);
-    assert.match(formatRunResult('true', execResult({ outcome: 'timeout', exitCode: null }), { changed: [], settled: [] }, []), /Timed out.*\n[\s\S]*This run changed no files\./);
+    assert.match(
+      formatRunResult('true', execResult({ outcome: 'timeout', exitCode: null }), { changed: [], settled: [] }, []),
+      /Timed out.*\n[\s\S]*This run changed no files\./,
+    );
     assert.equal(tail('abc', 5), 'abc');
   });
 
@@ -169,7 +175,9 @@ suite('agent tools: the sandboxed agent mode file', () => {
 
   test('the package manifest declares each tool with its reference name, tag and model description', () => {
     const manifest = require('../../../../package.json') as {
-      contributes: { languageModelTools: { name: string; toolReferenceName: string; canBeReferencedInPrompt: boolean; tags: string[]; modelDescription: string }[] };
+      contributes: {
+        languageModelTools: { name: string; toolReferenceName: string; canBeReferencedInPrompt: boolean; tags: string[]; modelDescription: string }[];
+      };
     };
     const declared = manifest.contributes.languageModelTools;
     assert.deepEqual(

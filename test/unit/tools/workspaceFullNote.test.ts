@@ -8,7 +8,7 @@ function failedRun(extra: Partial<ExecResult> = {}): ExecResult {
     outcome: 'exited',
     exitCode: 1,
     stdout: '',
-    stderr: 'dd: error writing \'big\': No space left on device\n',
+    stderr: "dd: error writing 'big': No space left on device\n",
     truncated: false,
     durationMs: 800,
     image: { reference: 'img', id: 'sha256:1' },

@@ -17,7 +17,10 @@ suite('forEachBounded', () => {
       seen.push(item);
       inFlight--;
     });
-    assert.deepEqual([...seen].sort((a, b) => a - b), items);
+    assert.deepEqual(
+      [...seen].sort((a, b) => a - b),
+      items,
+    );
     assert.equal(peak, 4);
   });
 
@@ -25,16 +28,20 @@ suite('forEachBounded', () => {
     const started: number[] = [];
     const finished: number[] = [];
     await assert.rejects(
-      forEachBounded(Array.from({ length: 20 }, (_, i) => i), 3, async (item) => {
-        started.push(item);
-        if (item === 1) throw new Error('first');
-        if (item === 2) {
-          await tick(5);
-          throw new Error('second');
-        }
-        await tick(10);
-        finished.push(item);
-      }),
+      forEachBounded(
+        Array.from({ length: 20 }, (_, i) => i),
+        3,
+        async (item) => {
+          started.push(item);
+          if (item === 1) throw new Error('first');
+          if (item === 2) {
+            await tick(5);
+            throw new Error('second');
+          }
+          await tick(10);
+          finished.push(item);
+        },
+      ),
       /first/,
     );
     // 0, 1, 2 start together; 1 fails at once, so nothing after the first three starts.

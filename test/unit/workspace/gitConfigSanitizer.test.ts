@@ -61,7 +61,18 @@ suite('gitConfigSanitizer', () => {
     }
     assert.equal(
       output,
-      ['[core]\r', '\tbare = false\r', '[http "https://github.com/"]\r', '\tsslVerify = true\r', '[http]\r', '\tpostBuffer = 524288000\r', '[github]\r', '[user]\r', '\tname = Alice\r', ''].join('\n'),
+      [
+        '[core]\r',
+        '\tbare = false\r',
+        '[http "https://github.com/"]\r',
+        '\tsslVerify = true\r',
+        '[http]\r',
+        '\tpostBuffer = 524288000\r',
+        '[github]\r',
+        '[user]\r',
+        '\tname = Alice\r',
+        '',
+      ].join('\n'),
     );
   });
 
@@ -80,7 +91,14 @@ suite('gitConfigSanitizer', () => {
   });
 
   test('nested repositories, their modules and .gitmodules files are sanitized too (issue 11)', () => {
-    for (const p of ['vendor/lib/.git/config', 'a/b/.git/modules/sub/config', 'x/.git/worktrees/w/config.worktree', '.gitmodules', 'vendor/lib/.gitmodules', '.GIT/CONFIG']) {
+    for (const p of [
+      'vendor/lib/.git/config',
+      'a/b/.git/modules/sub/config',
+      'x/.git/worktrees/w/config.worktree',
+      '.gitmodules',
+      'vendor/lib/.gitmodules',
+      '.GIT/CONFIG',
+    ]) {
       assert.equal(isGitConfigPath(p), true, p);
     }
     const gitmodules = '[submodule "lib"]\n\tpath = lib\n\turl = https://oauth2:glpat-SECRETSECRET@gitlab.com/o/lib.git\n';

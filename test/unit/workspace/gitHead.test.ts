@@ -45,9 +45,16 @@ suite('gitHead: HEAD branch, commit and remotes read from the repository files',
     // Older commits are stored as deltas against newer ones (git verify-pack shows depth 1 and more).
     git(root, 'checkout', '-q', '--detach', 'HEAD~5');
     const packDir = path.join(root, '.git', 'objects', 'pack');
-    const index = path.join(packDir, readdirSync(packDir).find((n) => n.endsWith('.idx'))!);
+    const index = path.join(
+      packDir,
+      readdirSync(packDir).find((n) => n.endsWith('.idx'))!,
+    );
     const head = git(root, 'rev-parse', 'HEAD').trim();
-    assert.match(git(root, 'verify-pack', '-v', index), new RegExp(`^${head} commit \\d+ \\d+ \\d+ [1-9]\\d* [0-9a-f]{40}$`, 'm'), 'HEAD~5 is a delta');
+    assert.match(
+      git(root, 'verify-pack', '-v', index),
+      new RegExp(`^${head} commit \\d+ \\d+ \\d+ [1-9]\\d* [0-9a-f]{40}$`, 'm'),
+      'HEAD~5 is a delta',
+    );
     assert.equal(readGitHead(root)?.commit?.message, git(root, 'log', '-1', '--format=%B').replace(/\n$/, ''));
     assert.match(readGitHead(root)?.commit?.message ?? '', /^Commit number 24/);
   });

@@ -96,11 +96,25 @@ suite('Windows name folding', () => {
       assert.ok(isHostExecuted(p), JSON.stringify(p));
     }
     assert.ok(!isHostExecuted('src/make.ts'));
-    assert.deepEqual(flagsFor({ path: 'package.json.', kind: 'added', type: 'file' }, { box: Buffer.from('{"scripts":{"postinstall":"x"}}') }), ['host-executed']);
+    assert.deepEqual(flagsFor({ path: 'package.json.', kind: 'added', type: 'file' }, { box: Buffer.from('{"scripts":{"postinstall":"x"}}') }), [
+      'host-executed',
+    ]);
   });
 
   test('the secrets deny-list matches every spelling', () => {
-    for (const p of ['.env.', '.ENV::$DATA', '.env ', 'id_rsa.', 'ID_RSA::$DATA', '.ssh./config', '.SSH /id', 'certs/server.pem.', 'a/.aws./credentials', '.npmrc:x', '.docker./config.json.']) {
+    for (const p of [
+      '.env.',
+      '.ENV::$DATA',
+      '.env ',
+      'id_rsa.',
+      'ID_RSA::$DATA',
+      '.ssh./config',
+      '.SSH /id',
+      'certs/server.pem.',
+      'a/.aws./credentials',
+      '.npmrc:x',
+      '.docker./config.json.',
+    ]) {
       assert.ok(isSecretPath(p), JSON.stringify(p));
     }
     // `.env.example.` stays withheld (its raw name matches `.env*`): withholding more is the safe side.
@@ -118,11 +132,17 @@ suite('Windows name folding', () => {
 
   test('case twins: a new name that folds to an existing one is a conflict on a folding disk', () => {
     const file = (p: string, content: string): ManifestEntry => ({ path: p, type: 'file', mode: 0o644, size: content.length, hash: sha256(content) });
-    const current = new Map([['README.md', file('README.md', 'r')], ['café.md', file('café.md', 'c')]]);
+    const current = new Map([
+      ['README.md', file('README.md', 'r')],
+      ['café.md', file('café.md', 'c')],
+    ]);
     const added = (p: string) => ({ path: p, kind: 'added' as const, type: 'file' as const, hash: sha256('x'), binary: false, flags: [] });
     const changes = [added('readme.md.'), added('README.md::$DATA'), added(nfd('café.md')), added('notes.md')];
     const plan = planApply({ baseline: current, changes, current, caseInsensitive: true });
     assert.deepEqual(plan.conflicts.map((c) => c.path).sort(), ['README.md::$DATA', nfd('café.md'), 'readme.md.'].sort());
-    assert.deepEqual(plan.operations.filter((op) => op.kind === 'write').map((op) => op.path), ['notes.md']);
+    assert.deepEqual(
+      plan.operations.filter((op) => op.kind === 'write').map((op) => op.path),
+      ['notes.md'],
+    );
   });
 });

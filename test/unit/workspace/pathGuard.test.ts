@@ -2,7 +2,14 @@ import * as assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SandboxError } from '../../../src/core/errors';
-import { checkRelative, ensureParentDirectories, guardedAbsolute, isInside, symlinkStaysInside, toSafeRelative } from '../../../src/core/workspace/pathGuard';
+import {
+  checkRelative,
+  ensureParentDirectories,
+  guardedAbsolute,
+  isInside,
+  symlinkStaysInside,
+  toSafeRelative,
+} from '../../../src/core/workspace/pathGuard';
 import type { TreeLookup } from '../../../src/core/workspace/pathGuard';
 import { makeTempDir, removeDir } from './treeFixtures';
 

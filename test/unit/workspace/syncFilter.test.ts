@@ -38,7 +38,21 @@ suite('secretPatterns and SyncFilter', () => {
     for (const secret of secrets) {
       assert.equal(isSecretPath(secret), true, secret);
     }
-    const kept = ['.env.example', 'app/.env.sample', '.env.template', 'src/env.ts', 'keyboard.ts', 'docker/config.json', 'README.md', '.gitignore', '.git/config', 'variables.tf', 'docs/kubernetes.md', 'config/secrets.example.yml', 'service.json'];
+    const kept = [
+      '.env.example',
+      'app/.env.sample',
+      '.env.template',
+      'src/env.ts',
+      'keyboard.ts',
+      'docker/config.json',
+      'README.md',
+      '.gitignore',
+      '.git/config',
+      'variables.tf',
+      'docs/kubernetes.md',
+      'config/secrets.example.yml',
+      'service.json',
+    ];
     for (const path of kept) {
       assert.equal(isSecretPath(path), false, path);
     }
@@ -67,7 +81,10 @@ suite('secretPatterns and SyncFilter', () => {
   });
 
   test('exclude globs: bare names match at any depth, anchored and path globs match from the root', async () => {
-    const filter = await SyncFilter.create('/nonexistent', { exclude: ['*.log', 'node_modules', '/build', 'dist/**', 'docs/*.pdf', '.cache/'], useGitignore: false });
+    const filter = await SyncFilter.create('/nonexistent', {
+      exclude: ['*.log', 'node_modules', '/build', 'dist/**', 'docs/*.pdf', '.cache/'],
+      useGitignore: false,
+    });
     assert.equal(filter.isExcluded('a/b/debug.log', false), true);
     assert.equal(filter.isExcluded('node_modules', true), true);
     assert.equal(filter.isExcluded('pkg/node_modules/x/index.js', false), true);

@@ -72,11 +72,21 @@ export async function readTar(stream: Readable): Promise<{ header: tar.Header; c
  * fixtures are the same on every machine. Returns stdout.
  */
 export function hostGit(cwd: string, ...args: string[]): string {
-  return execFileSync('git', ['-c', 'user.name=Ada Lovelace', '-c', 'user.email=ada@example.com', '-c', 'commit.gpgsign=false', '-c', 'init.defaultBranch=main', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_DATE: '1700000000 +0100', GIT_COMMITTER_DATE: '1700000000 +0100' },
-  });
+  return execFileSync(
+    'git',
+    ['-c', 'user.name=Ada Lovelace', '-c', 'user.email=ada@example.com', '-c', 'commit.gpgsign=false', '-c', 'init.defaultBranch=main', ...args],
+    {
+      cwd,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_AUTHOR_DATE: '1700000000 +0100',
+        GIT_COMMITTER_DATE: '1700000000 +0100',
+      },
+    },
+  );
 }
 
 /**

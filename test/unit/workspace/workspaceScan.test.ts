@@ -26,7 +26,7 @@ suite('workspaceScan', () => {
   test('lists files, directories (empty ones too), .git content, hashes, modes; never follows symlinks', async () => {
     await writeTree(root, {
       'src/index.ts': 'export {};\n',
-      'empty': null,
+      empty: null,
       '.git/HEAD': 'ref: refs/heads/main\n',
       '.env': 'TOKEN=1',
       '.env.example': 'TOKEN=',
@@ -51,18 +51,10 @@ suite('workspaceScan', () => {
       onProgress: (files, bytes) => (progress = [files, bytes]),
     });
 
-    assert.deepEqual([...manifest.keys()], [
-      '.env.example',
-      '.git',
-      '.git/HEAD',
-      'empty',
-      'empty/up-link',
-      'inside-link',
-      'src',
-      'src/index.ts',
-      'sub',
-      'sub/up',
-    ]);
+    assert.deepEqual(
+      [...manifest.keys()],
+      ['.env.example', '.git', '.git/HEAD', 'empty', 'empty/up-link', 'inside-link', 'src', 'src/index.ts', 'sub', 'sub/up'],
+    );
     const file = manifest.get('src/index.ts')!;
     assert.equal(file.type, 'file');
     assert.equal(file.mode, 0o755);

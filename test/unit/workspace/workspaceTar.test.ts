@@ -25,7 +25,7 @@ suite('workspaceTar', () => {
     await writeTree(root, {
       'src/main.sh': '#!/bin/sh\necho hi\n',
       'src/data.bin': Buffer.from([0, 1, 2, 255]),
-      'empty': null,
+      empty: null,
       '.git/config': '[remote "origin"]\n\turl = https://me:tok3n@github.com/o/r.git\n[credential]\n\thelper = store\n',
       '.git/HEAD': 'ref: refs/heads/main\n',
     });
@@ -89,7 +89,10 @@ suite('workspaceTar', () => {
       await fs.symlink(path.join(outside, 'secret.txt'), path.join(root, 'a.txt'));
       const skipped: string[] = [];
       const entries = await readTar(packWorkspace(root, manifest.values(), { uid: 1000, gid: 1000, onSkipped: (p) => skipped.push(p) }));
-      assert.deepEqual(entries.map((e) => e.header.name), ['b.txt']);
+      assert.deepEqual(
+        entries.map((e) => e.header.name),
+        ['b.txt'],
+      );
       assert.deepEqual(skipped, ['a.txt']);
       assert.ok(!entries.some((e) => e.content.toString().includes('HOST SECRET')));
     } finally {
@@ -104,15 +107,30 @@ suite('workspaceTar', () => {
       const big = 'OUTSIDE MARKER '.repeat(40_000);
       await writeTree(outside, { 'small.txt': 'OUTSIDE MARKER', 'big.txt': big, 'sub/deep.txt': 'OUTSIDE MARKER', 'sub/inner': null });
       await fs.symlink('deep.txt', path.join(outside, 'sub', 'link'));
-      await writeTree(root, { 'keep.txt': 'k', 'dir/small.txt': 'inside', 'dir/big.txt': 'inside '.repeat(40_000), 'dir/sub/deep.txt': 'inside', 'dir/sub/inner': null });
+      await writeTree(root, {
+        'keep.txt': 'k',
+        'dir/small.txt': 'inside',
+        'dir/big.txt': 'inside '.repeat(40_000),
+        'dir/sub/deep.txt': 'inside',
+        'dir/sub/inner': null,
+      });
       await fs.symlink('deep.txt', path.join(root, 'dir', 'sub', 'link'));
       const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
       const manifest = await scanWorkspace(root, filter);
       await fs.rename(path.join(root, 'dir'), path.join(root, 'dir.moved'));
       await fs.symlink(outside, path.join(root, 'dir'));
       const skipped: string[] = [];
-      const entries = await readTar(packWorkspace(root, [...manifest.values()].filter((e) => !e.path.startsWith('dir.moved')), { uid: 1000, gid: 1000, onSkipped: (p) => skipped.push(p) }));
-      assert.deepEqual(entries.map((e) => e.header.name), ['keep.txt']);
+      const entries = await readTar(
+        packWorkspace(
+          root,
+          [...manifest.values()].filter((e) => !e.path.startsWith('dir.moved')),
+          { uid: 1000, gid: 1000, onSkipped: (p) => skipped.push(p) },
+        ),
+      );
+      assert.deepEqual(
+        entries.map((e) => e.header.name),
+        ['keep.txt'],
+      );
       assert.deepEqual(skipped.sort(), ['dir', 'dir/big.txt', 'dir/small.txt', 'dir/sub', 'dir/sub/deep.txt', 'dir/sub/inner', 'dir/sub/link']);
       assert.ok(!entries.some((e) => e.content.toString().includes('OUTSIDE MARKER')));
     } finally {
@@ -140,7 +158,10 @@ suite('workspaceTar', () => {
       }),
     );
     // Without its directory's own entry the engine would create `dir` owned by root, unwritable in the box.
-    assert.deepEqual(entries.map((e) => e.header.name), ['keep.txt']);
+    assert.deepEqual(
+      entries.map((e) => e.header.name),
+      ['keep.txt'],
+    );
     assert.deepEqual(skipped, ['dir', 'dir/big.txt']);
   });
 
@@ -168,11 +189,21 @@ suite('workspaceTar', () => {
         assert.equal(opener.readLink('a/b/l'), 'f.txt');
         opener.checkDirectory('a/b');
         for (const bad of ['a/x/f.txt', 'top/f.txt', 'a/b/l']) {
-          assert.throws(() => read(bad), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR', bad);
+          assert.throws(
+            () => read(bad),
+            (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR',
+            bad,
+          );
         }
-        assert.throws(() => opener.checkDirectory('a/x'), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR');
+        assert.throws(
+          () => opener.checkDirectory('a/x'),
+          (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR',
+        );
         assert.throws(() => opener.readLink('top/f.txt'));
-        assert.throws(() => read('a/../a/b/f.txt'), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+        assert.throws(
+          () => read('a/../a/b/f.txt'),
+          (e: NodeJS.ErrnoException) => e.code === 'EINVAL',
+        );
       } finally {
         opener.close();
         await removeDir(outside);
@@ -189,7 +220,10 @@ suite('workspaceTar', () => {
     const stream = packWorkspace(root, manifest.values(), { uid: 1000, gid: 1000, onEntry: (e) => sent.push(e) });
     await fs.appendFile(path.join(root, 'big.bin'), Buffer.alloc(4096, 9));
     const entries = await readTar(stream);
-    assert.deepEqual(entries.map((e) => e.header.name), ['big.bin', 'z.txt']);
+    assert.deepEqual(
+      entries.map((e) => e.header.name),
+      ['big.bin', 'z.txt'],
+    );
     const big = entries[0];
     assert.equal(big.content.length, big.header.size);
     assert.equal(sent[0].hash, sha256(big.content));
