@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../core/util/hash';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -54,7 +54,7 @@ export async function folderStorage(
  */
 export function ownFolderStorage(folder: string, env: Record<string, string | undefined> = process.env, home = os.homedir()): string {
   const state = env.XDG_STATE_HOME || path.join(home, '.local', 'state');
-  const digest = createHash('sha256').update(path.resolve(folder)).digest('hex').slice(0, 32);
+  const digest = sha256(path.resolve(folder)).slice(0, 32);
   return path.join(state, 'agent-sandbox', 'folders', digest);
 }
 

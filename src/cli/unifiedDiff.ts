@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { ChangeEntry } from '../shared/protocol';
+import { isBinary } from '../core/changes/binary';
 
 /** Reads what the diff compares: the workspace's file now, and the box's proposal. */
 export interface DiffSources {
@@ -37,7 +38,7 @@ async function fileDiff(c: ChangeEntry, sources: DiffSources): Promise<string> {
   if (c.kind === 'mode') return `${header.join('\n')}\n`;
   const before = c.kind === 'added' ? undefined : await workspaceContent(sources.folder, from);
   const after = c.kind === 'deleted' ? undefined : c.type === 'symlink' ? Buffer.from(c.linkTarget ?? '') : await sources.readProposal(c.path);
-  if (c.binary || isBinary(before) || isBinary(after)) {
+  if (c.binary || isBinaryContent(before) || isBinaryContent(after)) {
     return `${header.join('\n')}\nBinary files ${before ? `a/${from}` : '/dev/null'} and ${after ? `b/${c.path}` : '/dev/null'} differ\n`;
   }
   const patch = createTwoFilesPatch(
@@ -65,8 +66,9 @@ async function workspaceContent(folder: string, relPath: string): Promise<Buffer
   }
 }
 
-function isBinary(content: Buffer | undefined): boolean {
-  return content !== undefined && content.subarray(0, 8000).includes(0);
+/** Binary as the change set judges it (a NUL byte or not UTF-8): the diff then says so instead of mangling it. */
+function isBinaryContent(content: Buffer | undefined): boolean {
+  return content !== undefined && isBinary(content);
 }
 
 /** Git's mode of an entry: its type bits and permissions, e.g. `100644`, `100755`, `120000`. */

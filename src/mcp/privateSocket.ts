@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../core/util/hash';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -27,7 +27,7 @@ export function mcpSocketDir(env: Record<string, string | undefined> = process.e
 
 /** The socket that serves a folder's tools: named by a hash of its absolute path (socket paths are short). */
 export function mcpSocketPath(folder: string, env: Record<string, string | undefined> = process.env): string {
-  const digest = createHash('sha256').update(path.resolve(folder)).digest('hex').slice(0, 16);
+  const digest = sha256(path.resolve(folder)).slice(0, 16);
   return path.join(mcpSocketDir(env), `${digest}.sock`);
 }
 
