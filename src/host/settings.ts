@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { BoxSettings, EgressSettings, EngineSettings } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
 import type { ImageConsent } from './imageConsent';
-import { effectiveSetting, userLevelValue, type InspectedSetting } from './settingScopes';
+import { effectiveSetting, userLevelValue, type InspectedSetting, type MachineScopedKey } from './settingScopes';
 import { parseAgentClis, type AgentCliEntry } from './terminal/agentClis';
 
 /** The configuration section; every key below is `agentSandbox.<key>` in package.json. */
@@ -28,7 +28,7 @@ const BOX_KEYS = [
   'gitHistory',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
-/** Keys of `EgressSettings`; machine-scoped in package.json. */
+/** Keys of `EgressSettings`; each must be machine-scoped (the type refuses one that is not in MACHINE_SCOPED_KEYS). */
 const EGRESS_KEYS = [
   'network',
   'allowedHosts',
@@ -37,7 +37,7 @@ const EGRESS_KEYS = [
   'gatewayNetwork',
   'gatewayDns',
   'gatewayCaFile',
-] as const satisfies readonly (keyof EgressSettings)[];
+] as const satisfies readonly (keyof EgressSettings & MachineScopedKey)[];
 
 /**
  * The one typed accessor for the extension's settings. It owns the keys, the change event and the scope
