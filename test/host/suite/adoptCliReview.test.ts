@@ -9,18 +9,9 @@ import type { ChangeSet } from '../../../src/shared/protocol';
 import type { ApplyOutcome } from '../../../src/host/review/applyChanges';
 import { ownFolderStorage } from '../../../src/cli/folderStorage';
 import { COMMAND_LINE_REVIEW } from '../rigEnvironment';
+import { until } from './polling';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 suite(COMMAND_LINE_REVIEW.suite, function () {
   this.timeout(120_000);
@@ -39,10 +30,14 @@ suite(COMMAND_LINE_REVIEW.suite, function () {
   test('the window lists the pending change the command line left, with its run in the history; accepting it writes the workspace', async () => {
     const target = path.join(folder, COMMAND_LINE_REVIEW.file);
     assert.ok(!fs.existsSync(target), 'the command line applied nothing');
-    const pending = await until("the command line's change in the review", async () => {
-      const set = (await vscode.commands.executeCommand('agentSandbox.review.pending', folder)) as ChangeSet | undefined;
-      return set?.changes.some((c) => c.path === COMMAND_LINE_REVIEW.file) ? set : undefined;
-    });
+    const pending = await until(
+      "the command line's change in the review",
+      async () => {
+        const set = (await vscode.commands.executeCommand('agentSandbox.review.pending', folder)) as ChangeSet | undefined;
+        return set?.changes.some((c) => c.path === COMMAND_LINE_REVIEW.file) ? set : undefined;
+      },
+      30_000,
+    );
     assert.deepEqual(
       pending.changes.map((c) => [c.path, c.kind]),
       [[COMMAND_LINE_REVIEW.file, 'added']],

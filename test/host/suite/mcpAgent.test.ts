@@ -10,18 +10,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ChangeSet } from '../../../src/shared/protocol';
 import type { ApplyOutcome } from '../../../src/host/review/applyChanges';
+import { until } from './polling';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 suite("MCP: an external agent acts in the window's box (real engine)", function () {
   this.timeout(180_000);

@@ -10,21 +10,12 @@ import * as vscode from 'vscode';
 import type { ChangeSet } from '../../../src/shared/protocol';
 import type { ApplyOutcome } from '../../../src/host/review/applyChanges';
 import { cachedClaudeBinary, mcpToolName, runClaudeOnHost } from '../../engine/claudeCodeOnHost';
+import { until } from './polling';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 const FILE = 'from-claude-code.txt';
 const CONTENT = "written by Claude Code through the window's box\n";
 const FINAL_TEXT = 'Done: one file written in the box.';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 suite("MCP: the real Claude Code CLI acts in the window's box through the configuration Connect wrote", function () {
   this.timeout(240_000);
