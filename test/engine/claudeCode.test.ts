@@ -47,7 +47,7 @@ import {
   type StandIn,
 } from './claudeCodeStandIns';
 import { createTestInternet, type TestInternet } from './egressInternet';
-import { connectTestEngine, TEST_IMAGES, testOwnerId } from './engineHarness';
+import { connectTestEngine, testOwnerId } from './engineHarness';
 import { startEngineServer, type EngineServerProcess } from './engineServer';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
@@ -99,17 +99,9 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
       box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 },
-      egress: {
-        network: 'allowlist',
-        allowedHosts: [],
-        // The presets a user would pick; their names resolve to the stand-ins on the test network.
-        networkPresets: ['anthropic', 'npm'],
-        gatewayImage: TEST_IMAGES.net,
-        gatewayNetwork: internet.networkName,
-        gatewayDns: ['127.0.0.1'],
-        // For the TLS the gateway makes itself, on the provider route (the last test).
-        gatewayCaFile: path.join(folder, 'test-ca.txt'),
-      },
+      // The presets a user would pick; their names resolve to the stand-ins on the test network. The gateway
+      // trusts the test CA for the TLS it makes itself, on the provider route (the last test).
+      egress: internet.settings([], ['anthropic', 'npm']),
     });
   });
 

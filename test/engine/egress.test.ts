@@ -217,14 +217,7 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     const { process: server, connection } = await startEngineServer({ box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 } });
     try {
-      const egress = {
-        network: 'allowlist' as const,
-        allowedHosts: ['registry.test'],
-        gatewayImage: TEST_IMAGES.net,
-        gatewayNetwork: internet.networkName,
-        // The gateway's upstream resolver is its own loopback: names the embedded DNS does not know go nowhere.
-        gatewayDns: ['127.0.0.1'],
-      };
+      const egress = internet.settings(['registry.test']);
       await assert.rejects(
         connection.sendRequest(ConfigureRequest.type, {
           engine: {},
@@ -303,13 +296,7 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
     writeFileSync(path.join(folder, 'test-ca.txt'), internet.caPem);
     const { process: server, connection } = await startEngineServer({ box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 } });
     try {
-      const egress = {
-        network: 'allowlist' as const,
-        allowedHosts: ['registry.test'],
-        gatewayImage: TEST_IMAGES.net,
-        gatewayNetwork: internet.networkName,
-        gatewayDns: ['127.0.0.1'],
-      };
+      const egress = internet.settings(['registry.test']);
       await connection.sendRequest(ConfigureRequest.type, {
         engine: {},
         box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },

@@ -19,6 +19,7 @@ import { LABEL_ROLE } from '../../src/core/egress/gatewayConfig';
 import { validateEgressSettings } from '../../src/core/egress/gatewayConfig';
 import type { BoxCreateOptions } from '../../src/core/box/box';
 import type { ModelKeys } from '../../src/core/egress/modelProviders';
+import type { EgressSettings } from '../../src/shared/protocol';
 import { TEST_IMAGES } from './engineHarness';
 import { issueTestCertificate, makeTestCertificates } from '../testCertificates';
 
@@ -113,6 +114,11 @@ export interface TestInternet {
    * them on its provider routes and trusts the test CA (`gatewayCaFile`).
    */
   egress(allowedHosts: string[], overrides?: { networkPresets?: string[]; providerKeys?: ModelKeys }): NonNullable<BoxCreateOptions['egress']>;
+  /**
+   * The user's egress settings for an allowlist over this internet (what `sandbox/configure` or VS Code's settings
+   * take): the gateway on the test network, resolving only through the network's own DNS, trusting the test CA.
+   */
+  settings(allowedHosts: string[], networkPresets?: string[]): EgressSettings;
   /**
    * Starts a container on the test network (image net, as root unless told), for controls and further stand-ins:
    * `aliases` are the names the gateway resolves to it, `archive` a tar put into its /tmp before it starts.
@@ -286,6 +292,16 @@ export async function createTestInternet(engine: DockerEngine, ownerId: string, 
         programPath: GATEWAY_PROGRAM,
         dns: ['127.0.0.1'],
         extraHosts: Object.entries(HOSTILE_NAMES).map(([name, address]) => `${name}:${address}`),
+      }),
+      settings: (allowedHosts, networkPresets = []) => ({
+        network: 'allowlist',
+        allowedHosts,
+        networkPresets,
+        gatewayImage: TEST_IMAGES.net,
+        gatewayNetwork: networkName,
+        // The gateway's upstream resolver is its own loopback: names the embedded DNS does not know go nowhere.
+        gatewayDns: ['127.0.0.1'],
+        gatewayCaFile: caFile,
       }),
       runOnNetwork: (name, cmd, options) => runOnNetwork(name, cmd, options),
       issueCertificate: (names) => issueTestCertificate(dir, names),

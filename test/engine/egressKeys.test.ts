@@ -85,14 +85,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
       capabilities: {},
     })) as unknown as InitializeResultExtras;
     publicKey = initialized.modelKeys.publicKey;
-    egress = {
-      network: 'allowlist',
-      allowedHosts: ['registry.test'],
-      gatewayImage: TEST_IMAGES.net,
-      gatewayNetwork: internet.networkName,
-      gatewayDns: ['127.0.0.1'],
-      gatewayCaFile: internet.caFile,
-    };
+    egress = internet.settings(['registry.test']);
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
       box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },

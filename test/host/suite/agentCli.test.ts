@@ -37,7 +37,7 @@ import {
   startMessagesApi,
 } from '../../engine/claudeCodeStandIns';
 import { createTestInternet, type TestInternet } from '../../engine/egressInternet';
-import { connectTestEngine, TEST_IMAGES, testOwnerId } from '../../engine/engineHarness';
+import { connectTestEngine, testOwnerId } from '../../engine/engineHarness';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 const AGENT_NAME = 'Claude Code (stand-in API)';
@@ -80,13 +80,8 @@ suite(
       await vscode.commands.executeCommand('agentSandbox.reset', folder);
       Object.assign(settings, {
         image: CLAUDE_IMAGE,
-        network: 'allowlist',
         // The route needs no allowlist entry; the preset is what a user would pick, and resolves to the stand-in.
-        networkPresets: ['anthropic'],
-        gatewayImage: TEST_IMAGES.net,
-        gatewayNetwork: internet.networkName,
-        gatewayDns: ['127.0.0.1'],
-        gatewayCaFile: internet.caFile,
+        ...internet.settings([], ['anthropic']),
         agentClis: [
           { name: AGENT_NAME, command: `env CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ${CLAUDE_COMMAND}`, env: [], provider: 'anthropic' },
         ],
