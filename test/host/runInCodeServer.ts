@@ -306,7 +306,7 @@ async function main(): Promise<number> {
   // The command line's state directory, of this run only (the extension host inherits it as XDG_STATE_HOME).
   const stateDir = path.join(tmp, 'state');
   const grep = process.env.MOCHA_GREP;
-  if (!grep || COMMAND_LINE_REVIEW.suite.includes(grep)) {
+  if (!grep || new RegExp(grep).test(COMMAND_LINE_REVIEW.suite)) {
     const seeded = seedCommandLineReview(dirs.workspace, stateDir);
     if (seeded) {
       console.error(`[host rig] ${seeded}`);
