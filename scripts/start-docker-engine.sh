@@ -14,13 +14,17 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get install -y -qq docker.io >&2
 fi
 
-if docker -H "unix://$sock" version >/dev/null 2>&1; then
-  echo "[engine] reusing the engine at unix://$sock" >&2
-  echo "export DOCKER_HOST=unix://$sock"
-  exit 0
+# gVisor (runsc) from Debian: the engine tier runs boxes under it as well (agentSandbox.runtime "runsc").
+# runsc's own network stack is off: boxes have no network, and the egress relay shares a runc box's namespace.
+if ! command -v runsc >/dev/null 2>&1; then
+  echo "[engine] installing Debian's runsc (gVisor)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq runsc >&2 || { apt-get update -qq >&2 && apt-get install -y -qq runsc >&2; }
 fi
+runsc_path="$(command -v runsc)"
 
-cat > "$dir/daemon.json" <<JSON
+write_config() {
+  cat > "$dir/daemon.json" <<JSON
 {
   "data-root": "$dir/data",
   "exec-root": "$dir/exec",
@@ -30,9 +34,26 @@ cat > "$dir/daemon.json" <<JSON
   "iptables": false,
   "ip6tables": false,
   "ip-forward": false,
-  "ip-masq": false
+  "ip-masq": false,
+  "runtimes": { "runsc": { "path": "$runsc_path", "runtimeArgs": ["--network=none"] } }
 }
 JSON
+}
+
+if docker -H "unix://$sock" version >/dev/null 2>&1; then
+  if [ -f "$dir/docker.pid" ] && ! docker -H "unix://$sock" info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
+    # An engine started by an older version of this script: runtimes are reloaded on SIGHUP, no restart needed.
+    echo "[engine] registering runsc with the running engine" >&2
+    write_config
+    kill -HUP "$(cat "$dir/docker.pid")"
+    sleep 1
+  fi
+  echo "[engine] reusing the engine at unix://$sock" >&2
+  echo "export DOCKER_HOST=unix://$sock"
+  exit 0
+fi
+
+write_config
 # A bare dockerd needs containerd; Debian's docker.io starts its own when none is given.
 nohup dockerd --config-file "$dir/daemon.json" >"$dir/dockerd.log" 2>&1 &
 for _ in $(seq 1 100); do
