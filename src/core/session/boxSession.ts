@@ -1,7 +1,5 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import * as tarStream from 'tar-stream';
 import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, RunPolicy } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
@@ -9,13 +7,13 @@ import { Box, type BoxCreateOptions } from '../box/box';
 import { boxProxyEnv, offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
 import type { ExecOutcome } from '../box/boxExec';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
-import type { BoxTree } from '../changes/boxTree';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox, restoreZeroModesInBox } from './fileOps';
 import { BOX_GID, BOX_UID } from '../box/boxConfig';
 import { CALLER_MUST_SEE, SandboxError } from '../errors';
 import { BoxTreeReader, boxReadAccess, type CollectInfo } from './boxTreeReader';
+import { pendingReviewOf, restoreArchive, restorePlan, ReviewPersistence, type CollectedForReview } from './pendingReview';
 import type { PendingReview, ReviewStore } from '../review/reviewStore';
 import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { ancestorsOf } from '../workspace/pathGuard';
@@ -67,14 +65,8 @@ export interface BoxSessionOptions {
 /** Progress callback for long work: files and bytes so far. */
 export type ProgressReporter = (message: string, done?: number, total?: number) => void;
 
-/** What the box has that differs from the baseline, as of the last collect. */
-interface CollectedState {
-  changeSet: ChangeSet;
-  /** The parsed box tree of that collect (all entries; contents of changed files only). */
-  tree: BoxTree;
-  /** Baseline content of changed files, read from the workspace while it still had it (conflicts show it). */
-  baseContents: Map<string, Buffer>;
-}
+/** What the box has that differs from the baseline, as of the last collect (see `CollectedForReview`). */
+type CollectedState = CollectedForReview;
 
 /** Base contents are kept for at most this many changed files, each at most `BASE_CONTENT_MAX_BYTES`. */
 const BASE_CONTENT_MAX_FILES = 500;
@@ -108,6 +100,8 @@ export class BoxSession {
   private collected: CollectedState | undefined;
   /** Reads the box's tree for collect and catch-up, keeping the stamps that make it cheap. */
   private readonly reader: BoxTreeReader;
+  /** The pending review's copy on disk. */
+  private readonly persistence: ReviewPersistence;
   /** Knows when the workspace did not change since the last full scan, so catch-up can skip rescanning. */
   private readonly watch: WorkspaceWatch;
   /** The last full scan (callers never mutate what `scanHost` returns: catch-up may reuse it) and what it left out. */
@@ -131,6 +125,7 @@ export class BoxSession {
       readsWithBoxTar: (options.readChangedFiles ?? 'box-tar') === 'box-tar',
       log: options.log,
     });
+    this.persistence = new ReviewPersistence(options.reviewStore, options.folder, options.log);
   }
 
   /**
@@ -683,87 +678,30 @@ export class BoxSession {
     await this.persist();
   }
 
-  /** The pending review as it must survive a reload: change set, baseline and box entries, contents. */
+  /** The pending review as it must survive a reload (see `pendingReview.ts`). */
   get pendingReview(): PendingReview | undefined {
-    if (!this.collected) return undefined;
-    const { changeSet, tree, baseContents } = this.collected;
-    const review: PendingReview = { changeSet, baseline: new Map(), boxEntries: new Map(), contents: new Map(), baseContents: new Map() };
-    for (const change of changeSet.changes) {
-      for (const p of change.fromPath ? [change.path, change.fromPath] : [change.path]) {
-        const base = this.baseline.get(p);
-        if (base) review.baseline.set(p, base);
-        const boxEntry = tree.entries.get(p);
-        if (boxEntry) review.boxEntries.set(p, boxEntry);
-        const content = tree.contents.get(p);
-        if (content) review.contents.set(p, content);
-        const baseContent = baseContents.get(p);
-        if (baseContent) review.baseContents.set(p, baseContent);
-      }
-    }
-    return review;
+    return this.collected ? pendingReviewOf(this.collected, this.baseline) : undefined;
   }
 
   private async persist(): Promise<void> {
-    const store = this.options.reviewStore;
     const review = this.pendingReview;
-    if (!store || !review) return;
-    try {
-      if (review.changeSet.changes.length === 0 && review.changeSet.refused.length === 0) {
-        await store.clear(this.options.folder);
-      } else {
-        await store.save(this.options.folder, review);
-      }
-    } catch (error) {
-      // The review itself is intact in memory; only its copy for a later reload could not be written.
-      this.options.log(`[session] could not persist the pending review of ${this.options.folder}: ${errorText(error)}`);
-    }
+    if (review) await this.persistence.save(review);
   }
 
   /** Puts a persisted review's pending changes into this (freshly mirrored) box, against their old baseline. */
   private async restore(review: PendingReview, signal?: AbortSignal): Promise<void> {
-    const remove: string[] = [];
-    const write: { entry: ManifestEntry; content?: Buffer }[] = [];
-    for (const change of review.changeSet.changes) {
-      if (change.fromPath) remove.push(change.fromPath);
-      const boxEntry = review.boxEntries.get(change.path);
-      if (change.kind === 'deleted' || !boxEntry) {
-        remove.push(change.path);
-      } else {
-        const content =
-          boxEntry.type === 'file' ? (review.contents.get(change.path) ?? (await this.readWorkspaceFile(change.path, boxEntry.hash))) : undefined;
-        if (boxEntry.type === 'file' && !content) {
-          this.options.log(`[session] cannot restore ${change.path}: its content was not kept`);
-          continue;
-        }
-        write.push({ entry: boxEntry, content });
-      }
-      for (const p of change.fromPath ? [change.path, change.fromPath] : [change.path]) {
-        const base = review.baseline.get(p);
-        if (base) this.baseline.set(p, base);
-        else this.baseline.delete(p);
-      }
+    const plan = await restorePlan(review, (relPath, hash) => this.readWorkspaceFile(relPath, hash));
+    for (const p of plan.lost) this.options.log(`[session] cannot restore ${p}: its content was not kept`);
+    for (const [p, base] of plan.baseline) {
+      if (base) this.baseline.set(p, base);
+      else this.baseline.delete(p);
     }
-    this.reader.dropStamps(remove);
-    this.reader.dropStamps(write.map((w) => w.entry.path));
-    await removeInBox(this.box, remove, signal);
-    if (write.length > 0) {
-      const pack = tarStream.pack();
-      const dirs = new Set<string>();
-      for (const { entry, content } of write) {
-        for (const dir of ancestorsOf(entry.path)) {
-          if (dirs.has(dir)) continue;
-          dirs.add(dir);
-          const mode = (review.boxEntries.get(dir) ?? this.baseline.get(dir))?.mode ?? 0o755;
-          pack.entry({ name: dir, type: 'directory', mode: mode & 0o777, uid: BOX_UID, gid: BOX_GID });
-        }
-        const header = { name: entry.path, mode: entry.mode & 0o777, uid: BOX_UID, gid: BOX_GID };
-        if (entry.type === 'file') pack.entry({ ...header, type: 'file', size: content!.length }, content!);
-        else if (entry.type === 'symlink') pack.entry({ ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
-        else pack.entry({ ...header, type: 'directory' });
-      }
-      pack.finalize();
-      // tar-stream's pack is a streamx stream; the archive API takes a Node stream.
-      await this.box.putArchive(Readable.from(pack, { objectMode: false }), { path: '/workspace', signal });
+    this.reader.dropStamps(plan.remove);
+    this.reader.dropStamps(plan.write.map((w) => w.entry.path));
+    await removeInBox(this.box, plan.remove, signal);
+    if (plan.write.length > 0) {
+      const archive = restoreArchive(plan.write, (dir) => (review.boxEntries.get(dir) ?? this.baseline.get(dir))?.mode);
+      await this.box.putArchive(archive, { path: '/workspace', signal });
     }
     await this.collect(signal, review.baseContents);
   }
