@@ -17,6 +17,7 @@ import { CALLER_MUST_SEE, SandboxError } from '../errors';
 import { comparePaths, sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
 import { checkRelative, parentOf } from '../workspace/pathGuard';
 import type { SyncFilter } from '../workspace/syncFilter';
+import { chunkByBounds, type ChunkBound } from '../util/chunks';
 import { forEachBounded } from '../util/concurrency';
 import { errorText } from '../util/errorText';
 
@@ -304,20 +305,14 @@ export class BoxTreeReader {
     // Its output is held in memory whole: large files stream through the archive API instead.
     const small = fetch.filter((e) => e.size <= BOX_TAR_MAX_FILE_BYTES);
     if (!this.options.readsWithBoxTar || small.length < 2 || this.boxTarWorks === false) return done;
-    for (let start = 0; start < small.length;) {
-      const names: string[] = [];
-      let argBytes = 0;
-      let contentBytes = 0;
-      while (
-        start < small.length &&
-        (names.length === 0 ||
-          (argBytes + Buffer.byteLength(small[start].path) < TARGETED_LISTING_MAX_ARG_BYTES &&
-            contentBytes + small[start].size < BOX_TAR_MAX_CHUNK_BYTES))
-      ) {
-        argBytes += Buffer.byteLength(small[start].path) + 1;
-        contentBytes += small[start].size;
-        names.push(small[start++].path);
-      }
+    const bounds: ChunkBound<ListedEntry>[] = [
+      { measure: (e) => Buffer.byteLength(e.path) + 1, max: TARGETED_LISTING_MAX_ARG_BYTES },
+      { measure: (e) => e.size, max: BOX_TAR_MAX_CHUNK_BYTES },
+    ];
+    for (const chunk of chunkByBounds(small, bounds)) {
+      const names = chunk.map((e) => e.path);
+      const argBytes = chunk.reduce((n, e) => n + Buffer.byteLength(e.path) + 1, 0);
+      const contentBytes = chunk.reduce((n, e) => n + e.size, 0);
       // Each file as listed, rounded to blocks, a header and a long-name record each, and the end blocks.
       const cap = contentBytes + names.length * 4 * 512 + argBytes * 2 + 64 * 1024;
       let result: { exitCode: number | null; stdout: Buffer; stderr: string };
@@ -471,13 +466,8 @@ export class BoxTreeReader {
       const base = this.baseline.get(p);
       return base !== undefined && (base.type !== 'file' || this.knownStamp(p) !== undefined);
     });
-    for (let start = 0; start < checkable.length;) {
-      const chunk: string[] = [];
-      let bytes = 0;
-      while (start < checkable.length && (chunk.length === 0 || bytes + checkable[start].length < TARGETED_LISTING_MAX_ARG_BYTES)) {
-        bytes += checkable[start].length + 12;
-        chunk.push(checkable[start++]);
-      }
+    // A targeted listing takes `/workspace/<path>` arguments: each costs its bytes and that prefix.
+    for (const chunk of chunkByBounds(checkable, [{ measure: (p) => Buffer.byteLength(p) + 12, max: TARGETED_LISTING_MAX_ARG_BYTES }])) {
       const listed = await this.tryListing(chunk, signal);
       if (!listed) return unchanged;
       for (const e of listed.listing.entries) {
