@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { ChangeEntry } from '../shared/protocol';
 import { isBinary } from '../core/changes/binary';
+import { hostPath } from '../core/workspace/hostPath';
 
 /** Reads what the diff compares: the workspace's file now, and the box's proposal. */
 export interface DiffSources {
@@ -57,7 +57,7 @@ async function fileDiff(c: ChangeEntry, sources: DiffSources): Promise<string> {
 
 async function workspaceContent(folder: string, relPath: string): Promise<Buffer | undefined> {
   try {
-    const target = path.join(folder, ...relPath.split('/'));
+    const target = hostPath(folder, relPath);
     const stat = await fs.lstat(target);
     if (stat.isSymbolicLink()) return Buffer.from(await fs.readlink(target));
     return stat.isFile() ? await fs.readFile(target) : undefined;

@@ -5,6 +5,7 @@ import type { DockerEngine } from '../docker/dockerEngine';
 import { SandboxError } from '../errors';
 import type { Manifest } from '../workspace/manifest';
 import { readGitHead, type GitHeadInfo } from '../workspace/gitHead';
+import { hostPath } from '../workspace/hostPath';
 
 /**
  * `agentSandbox.gitHistory` `fresh`: the box gets no host `.git`; each host repository (the folder's, and
@@ -51,7 +52,7 @@ export function findRepositories(folder: string, scanned: Manifest): string[] {
   const found: string[] = [];
   for (const dir of ['', ...[...scanned.values()].filter((e) => e.type === 'directory').map((e) => e.path)]) {
     try {
-      const stat = lstatSync(path.join(folder, ...dir.split('/').filter(Boolean), '.git'));
+      const stat = lstatSync(path.join(hostPath(folder, dir), '.git'));
       if (stat.isDirectory() || stat.isFile()) found.push(dir);
     } catch {
       // No repository here.
@@ -84,7 +85,7 @@ export async function makeFreshRepositories(
   const kept = [...repositories].sort((a, b) => depth(a) - depth(b)).slice(0, MAX_FRESH_REPOSITORIES);
   const left = repositories.length - kept.length;
   for (const dir of kept.sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : 1))) {
-    const head = readGitHead(path.join(folder, ...dir.split('/').filter(Boolean)));
+    const head = readGitHead(hostPath(folder, dir));
     const result = await runBoxHelperRaw(engine, containerId, FRESH_REPOSITORY_SCRIPT, freshArgs(dir, head), {
       signal,
       timeoutMs: FRESH_TIMEOUT_MS,

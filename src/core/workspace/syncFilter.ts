@@ -5,6 +5,7 @@ import type { Ignore } from 'ignore';
 import picomatch from 'picomatch';
 import { SandboxError } from '../errors';
 import { isSecretPath } from './secretPatterns';
+import { hostPath } from './hostPath';
 
 /** The setting whose globs `SyncFilter` validates; errors name it so the host can point at it. */
 export const EXCLUDE_SETTING = 'agentSandbox.exclude';
@@ -136,7 +137,7 @@ export class SyncFilter {
       for (const directory of current) {
         let children: import('node:fs').Dirent[];
         try {
-          children = await fs.readdir(path.join(root, ...directory.split('/').filter(Boolean)), { withFileTypes: true });
+          children = await fs.readdir(hostPath(root, directory), { withFileTypes: true });
         } catch {
           continue;
         }
@@ -148,7 +149,7 @@ export class SyncFilter {
           if (childPath === '.git' || this.isExcluded(childPath, true)) {
             continue;
           }
-          const text = await readTextOrUndefined(path.join(root, ...childPath.split('/'), '.gitignore'));
+          const text = await readTextOrUndefined(path.join(hostPath(root, childPath), '.gitignore'));
           if (text !== undefined) {
             this.gitignoreLevels.set(childPath, { directory: childPath, rules: ignore({ allowRelativePaths: true }).add(text) });
           }

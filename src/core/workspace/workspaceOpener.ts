@@ -1,6 +1,7 @@
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readlinkSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
+import { hostPath } from './hostPath';
 
 /**
  * Opens workspace entries for sending without following a symbolic link in ANY component of their path
@@ -131,7 +132,7 @@ export class WorkspaceOpener {
   }
 
   private absolute(relPath: string): string {
-    return path.join(this.root, ...relPath.split('/'));
+    return hostPath(this.root, relPath);
   }
 }
 

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import * as path from 'node:path';
 import { SandboxError } from '../errors';
 import type { Manifest, ManifestEntry } from './manifest';
 import { symlinkStaysInside } from './pathGuard';
 import type { SyncFilter } from './syncFilter';
 import { forEachBounded } from '../util/concurrency';
+import { hostPath } from './hostPath';
 
 /** Why the scan left an entry out (beyond the filter, which is silent). */
 export type ScanSkipReason = 'symlink-outside' | 'special-file' | 'vanished' | 'unreadable';
@@ -62,7 +62,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
     let children: import('node:fs').Dirent[];
     options.beforeListing?.(relDirectory);
     try {
-      children = readdirSync(toAbsolute(root, relDirectory), { withFileTypes: true });
+      children = readdirSync(hostPath(root, relDirectory), { withFileTypes: true });
     } catch (error) {
       if (relDirectory === '') {
         throw new SandboxError('not-found', `Cannot read the workspace folder ${root}: ${(error as Error).message}.`, { cause: error });
@@ -84,7 +84,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
 
   /** Records one entry from its lstat; returns true for a directory to descend into. */
   const visitEntry = (relPath: string): boolean => {
-    const absolute = toAbsolute(root, relPath);
+    const absolute = hostPath(root, relPath);
     let stat: Stats;
     try {
       stat = lstatSync(absolute);
@@ -148,7 +148,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
   await forEachBounded(toHash, options.concurrency ?? 16, async ({ relPath, mode, stamp }) => {
     throwIfAborted();
     try {
-      const { hash, size } = await hashFile(toAbsolute(root, relPath), options.signal);
+      const { hash, size } = await hashFile(hostPath(root, relPath), options.signal);
       manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, ...stamp });
       countFile(size);
     } catch (error) {
@@ -221,10 +221,6 @@ export async function hashFile(absolute: string, signal?: AbortSignal): Promise<
 }
 
 /** SHA-256 (hex) of a buffer. */
-
-function toAbsolute(root: string, relPath: string): string {
-  return relPath === '' ? root : path.join(root, ...relPath.split('/'));
-}
 
 function isVanished(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;

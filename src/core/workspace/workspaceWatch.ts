@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
-import * as path from 'node:path';
 import { Disposable, toDisposable } from '../lifecycle';
+import { hostPath } from './hostPath';
 
 /** Beyond this many directories the watch gives up (inotify watches are a per-user budget shared with VS Code). */
 export const MAX_WATCHED_DIRECTORIES = 20_000;
@@ -83,7 +83,7 @@ export class WorkspaceWatch extends Disposable {
       this.fail(true);
       return;
     }
-    const absolute = relDirectory === '' ? this.root : path.join(this.root, ...relDirectory.split('/'));
+    const absolute = hostPath(this.root, relDirectory);
     try {
       const watcher = watch(absolute, { persistent: false }, () => {
         this.events += 1;

@@ -14,6 +14,7 @@ import { DecidedDocuments, decidedUri } from './decidedDocuments';
 import { HistoryRecorder } from './historyRecorder';
 import { HISTORY_VIEW_ID, HistoryViewProvider } from './historyView';
 import { errorText } from '../../core/util/errorText';
+import { hostPath } from '../../core/workspace/hostPath';
 
 export interface RunHistoryDeps {
   context: vscode.ExtensionContext;
@@ -127,7 +128,7 @@ export class RunHistory extends Disposable {
     const record = await this.record(runId);
     const file = record.files.find((f) => f.path === relPath);
     if (!file) throw new Error(`run ${runId} did not change ${relPath}.`);
-    const real = vscode.Uri.file(path.join(record.folder, ...relPath.split('/')));
+    const real = vscode.Uri.file(hostPath(record.folder, relPath));
     const last = file.decisions.at(-1);
     // Decided: every decision was on the whole file, or its hunks were all decided (nothing pending any more).
     const decided = last && (!last.hunk || !(await this.isPending(record.folder, relPath)));
@@ -165,7 +166,7 @@ export class RunHistory extends Disposable {
       file.kind === 'added'
         ? proposalUri(record.folder, relPath, { empty: true, version })
         : file.fromPath
-          ? vscode.Uri.file(path.join(record.folder, ...file.fromPath.split('/')))
+          ? vscode.Uri.file(hostPath(record.folder, file.fromPath))
           : real;
     const right =
       file.kind === 'deleted' ? proposalUri(record.folder, relPath, { empty: true, version }) : proposalUri(record.folder, relPath, { version });

@@ -12,6 +12,7 @@ import { changedByRun, endedRecord, fileChange, recordDecision, startedRecord, t
 import { Disposable } from '../../core/lifecycle';
 import type { DecisionEvent, RunEndedEvent, RunEvents, RunStartedEvent } from '../runEvents';
 import { errorText } from '../../core/util/errorText';
+import { hostPath } from '../../core/workspace/hostPath';
 
 /** Files of one run whose added/removed lines are counted; the rest are listed without counts. */
 const MAX_COUNTED_FILES = 100;
@@ -171,7 +172,7 @@ export class HistoryRecorder extends Disposable {
       for (const relPath of event.paths) {
         if (!this.deps.decided || !record.files.some((f) => f.path === relPath)) continue;
         // What the decision left in the workspace: the box's version, a merge, or the file as it was.
-        const decided = await readSmallText(path.join(event.folder, ...relPath.split('/')), DECIDED_MAX_FILE_BYTES);
+        const decided = await readSmallText(hostPath(event.folder, relPath), DECIDED_MAX_FILE_BYTES);
         if (decided === undefined) continue;
         await this.deps.decided.putDecided(record.id, relPath, decided === null ? null : redact(decided));
       }

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { ApplyOperation, ChangeSet } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
 import { sha256 } from '../../core/util/hash';
+import { hostPath } from '../../core/workspace/hostPath';
 
 export interface ApplyOutcome {
   /** Paths now equal in the workspace and the box. */
@@ -36,7 +37,7 @@ export async function applyChanges(
   });
   const edit = new vscode.WorkspaceEdit();
   const metadata: vscode.WorkspaceEditEntryMetadata = { label: selection.label, needsConfirmation: false };
-  const uriOf = (rel: string) => vscode.Uri.file(path.join(folder, ...rel.split('/')));
+  const uriOf = (rel: string) => vscode.Uri.file(hostPath(folder, rel));
   const edited: string[] = [];
   const viaServer: string[] = [];
   const toSave: vscode.TextDocument[] = [];

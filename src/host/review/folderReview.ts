@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeEntry, ChangeSet, RefusedEntry } from '../../shared/protocol';
 import { Disposable } from '../../core/lifecycle';
+import { hostPath } from '../../core/workspace/hostPath';
 
 /** Query that marks a review row's uri, so only review rows get the review's letter badges. */
 export const REVIEW_ROW_QUERY = 'agent-sandbox-review';
@@ -79,7 +80,7 @@ export class FolderReview extends Disposable {
   }
 
   private uriOf(relPath: string): vscode.Uri {
-    return vscode.Uri.file(path.join(this.folder, ...relPath.split('/'))).with({ query: REVIEW_ROW_QUERY });
+    return vscode.Uri.file(hostPath(this.folder, relPath)).with({ query: REVIEW_ROW_QUERY });
   }
 
   private changeRow(change: ChangeEntry, group: 'pending' | 'conflicts'): ReviewRow {

@@ -14,6 +14,7 @@ import { HunkActions, type HunkTarget } from './hunkActions';
 import { ReviewEditors } from './reviewEditor';
 import { RunEndPrompts, type RunEndChoice } from './runEndPrompt';
 import { PROPOSAL_SCHEME, proposalLocation, proposalUri, type ProposalDocuments } from './proposalDocuments';
+import { hostPath } from '../../core/workspace/hostPath';
 
 export interface ReviewControllerDeps {
   engine: EngineClient;
@@ -491,7 +492,7 @@ export class ReviewController extends Disposable {
   private async mergeByHand(row?: ReviewRow): Promise<void> {
     if (!row?.change) return;
     this.mergingByHand.add(`${row.folder}\0${row.path}`);
-    const real = vscode.Uri.file(path.join(row.folder, ...row.path.split('/')));
+    const real = vscode.Uri.file(hostPath(row.folder, row.path));
     await vscode.commands.executeCommand(
       'vscode.diff',
       proposalUri(row.folder, row.path),
@@ -601,7 +602,7 @@ export class ReviewController extends Disposable {
   }
 
   private async hunksOf(folder: string, relPath: string, proposal: string): Promise<HunkSplit> {
-    const base = await vscode.workspace.openTextDocument(vscode.Uri.file(path.join(folder, ...relPath.split('/'))));
+    const base = await vscode.workspace.openTextDocument(vscode.Uri.file(hostPath(folder, relPath)));
     return computeHunks(base.getText(), proposal);
   }
 
@@ -614,7 +615,7 @@ export class ReviewController extends Disposable {
     if (!located) return undefined;
     const { folder, path: relPath } = located;
     try {
-      const realUri = vscode.Uri.file(path.join(folder, ...relPath.split('/')));
+      const realUri = vscode.Uri.file(hostPath(folder, relPath));
       const document = await vscode.workspace.openTextDocument(realUri);
       if (document.isDirty) {
         void vscode.window.showWarningMessage(

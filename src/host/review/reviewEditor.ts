@@ -1,8 +1,8 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ChangeEntry } from '../../shared/protocol';
 import { Disposable } from '../../core/lifecycle';
 import { proposalUri } from './proposalDocuments';
+import { hostPath } from '../../core/workspace/hostPath';
 
 /** Context key: the active tab is a Review editor (the multi-file diff of a folder's proposals). */
 export const REVIEW_EDITOR_ACTIVE_KEY = 'agentSandbox.reviewEditorActive';
@@ -20,7 +20,7 @@ export interface ReviewEditorContent {
  * delete has no side at all where there is nothing, rather than an empty document (an empty removed line).
  */
 export function reviewEditorRow(folder: string, change: ChangeEntry, version: number): [vscode.Uri, vscode.Uri | undefined, vscode.Uri | undefined] {
-  const file = (relPath: string) => vscode.Uri.file(path.join(folder, ...relPath.split('/')));
+  const file = (relPath: string) => vscode.Uri.file(hostPath(folder, relPath));
   const left = change.kind === 'added' ? undefined : file(change.fromPath ?? change.path);
   const right = change.kind === 'deleted' ? undefined : proposalUri(folder, change.path, { version });
   return [file(change.path), left, right];
