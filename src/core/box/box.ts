@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import type { BoxSettings } from '../../shared/protocol';
+import type { BoxImage, BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
@@ -42,6 +42,11 @@ export interface BoxCreateOptions {
    * removed with it) and the proxy variables. Absent or `network: "none"`: no network, exactly as before.
    */
   egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[]; providerKeys?: ModelKeys };
+  /**
+   * The image as resolved for `settings.image` (pinned id, report summary; see `resolveBoxImage`): the box runs
+   * `image.id`. Absent: the id the reference points to now.
+   */
+  image?: BoxImage;
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -59,7 +64,7 @@ export class Box {
     readonly containerId: string,
     readonly containerName: string,
     readonly volumeName: string,
-    readonly image: { reference: string; id: string },
+    readonly image: BoxImage,
     /** The box's way out, when its network is an allowlist. */
     private egressGateway?: EgressGateway,
     private readonly owner?: { labels: Record<string, string> },
@@ -103,10 +108,12 @@ export class Box {
   }
 
   static async create(engine: DockerEngine, settingsIn: BoxSettings, options: BoxCreateOptions): Promise<Box> {
-    const settings = validateBoxSettings(settingsIn);
+    const validated = validateBoxSettings(settingsIn);
     const { signal } = options;
-    const reference = settings.image;
-    const image = await engine.inspectImage(reference, { signal });
+    const reference = validated.image;
+    const image = await engine.inspectImage(options.image?.id ?? reference, { signal });
+    // The container (and its helpers) run the resolved id, so a tag that moves meanwhile changes nothing.
+    const settings = { ...validated, image: image?.Id ?? reference };
     if (!image) {
       throw new SandboxError(
         'image-missing',
@@ -136,7 +143,7 @@ export class Box {
         egress = await EgressGateway.start(engine, {
           egress: options.egress!.validated,
           boxName: name,
-          boxImage: reference,
+          boxImage: settings.image,
           labels,
           programPath: options.egress!.programPath,
           dns: options.egress!.dns,
@@ -164,7 +171,8 @@ export class Box {
         signal,
       });
       await egress?.attachRelay(container.id, signal);
-      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress, { labels });
+      const boxImage: BoxImage = { ...options.image, reference, id: image.Id };
+      return new Box(engine, { ...settings, image: reference }, options.folder, container.id, name, volumeName, boxImage, egress, { labels });
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);

@@ -116,6 +116,8 @@ export interface BoxSessionOptions {
   watch?: WorkspaceWatch;
   /** The box's way out (`network: "allowlist"`), passed to `Box.create`; absent = no network. */
   egress?: BoxCreateOptions['egress'];
+  /** The image as resolved (pinned id, report), passed to `Box.create`; absent = what the reference points to now. */
+  image?: BoxCreateOptions['image'];
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -228,7 +230,14 @@ export class BoxSession {
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
     progress('Starting box');
-    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
+    const box = await Box.create(options.engine, settings, {
+      folder,
+      ownerId: options.ownerId,
+      env: options.env,
+      signal,
+      egress: options.egress,
+      image: options.image,
+    });
     const sent: Manifest = new Map();
     try {
       const tar = packWorkspace(folder, scanned.values(), {
