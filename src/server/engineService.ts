@@ -384,7 +384,7 @@ export class EngineService extends Disposable {
   }
 
   async exec(
-    params: { folder: string; command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId?: string; network?: 'none' },
+    params: { folder: string; command: string; argv?: string[]; cwd?: string; stdin?: string; timeoutSeconds?: number; runId?: string; network?: 'none' },
     onOutput: (runId: string, stream: 'stdout' | 'stderr', text: string) => void,
     progress: ProgressReporter,
     signal?: AbortSignal,
@@ -398,7 +398,7 @@ export class EngineService extends Disposable {
     try {
       const session = await this.ensureBox(params.folder, progress, controller.signal);
       const result = await session.exec(
-        { command: params.command, cwd: params.cwd, stdin: params.stdin, timeoutSeconds: params.timeoutSeconds, runId, network: params.network },
+        { command: params.command, argv: params.argv, cwd: params.cwd, stdin: params.stdin, timeoutSeconds: params.timeoutSeconds, runId, network: params.network },
         (stream, text) => onOutput(runId, stream, text),
         controller.signal,
       );

@@ -603,8 +603,14 @@ export namespace EnsureBoxRequest {
 export namespace ExecRequest {
   export const method = 'sandbox/exec' as const;
   export interface Params extends FolderParams {
-    /** Command line, run with the image's `/bin/sh -c`. */
+    /** Command line, run with the image's `/bin/sh -c`; with `argv`, only the run's label (e.g. the words joined). */
     command: string;
+    /**
+     * The program and its arguments, run directly without a shell: the only form a box on an image without
+     * `/bin/sh` runs (a command line there fails with `no-shell`). Timeout and cancellation need a shell to kill
+     * the run's processes: in a shell-less box the run ends as `timeout`/`cancelled` and says its process was left.
+     */
+    argv?: string[];
     /** Working directory relative to `/workspace`; must stay inside it. */
     cwd?: string;
     /** Text written to the command's stdin, then closed. */
@@ -624,6 +630,7 @@ export namespace ExecRequest {
   export const params: Schema<Params> = object<Params>({
     folder: string,
     command: string,
+    argv: optional(array(string)),
     cwd: optional(string),
     stdin: optional(string),
     timeoutSeconds: optional(nonNegativeNumber),

@@ -192,6 +192,11 @@ export class BoxSession {
     readonly mirrored: { files: number; bytes: number },
   ) {
     this.watch = options.watch ?? new WorkspaceWatch(options.folder);
+    if (box.image.hasShell === false) {
+      // The image report found no /bin/sh: no listing or tar in the box; collect reads through the archive API.
+      this.listingSupported = false;
+      this.boxTarWorks = false;
+    }
   }
 
   /**
@@ -347,7 +352,7 @@ export class BoxSession {
 
   /** Runs a command after catching up. */
   async exec(
-    request: { command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string; network?: 'none' },
+    request: { command: string; argv?: string[]; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string; network?: 'none' },
     onOutput: (stream: 'stdout' | 'stderr', text: string) => void,
     signal?: AbortSignal,
   ): Promise<ExecResult> {
@@ -362,6 +367,7 @@ export class BoxSession {
     try {
       outcome = await this.box.exec({
         command: request.command,
+        ...(request.argv ? { argv: request.argv } : {}),
         cwd: request.cwd,
         stdin: request.stdin,
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
