@@ -386,7 +386,7 @@ export class BoxSession {
       });
     } catch (error) {
       // Errors about the request or the box itself go to the caller; an engine failure mid-run is the run's outcome.
-      if (SandboxError.isAny(error, [...CALLER_MUST_SEE, 'path-outside-workspace'])) {
+      if (SandboxError.isAny(error, [...CALLER_MUST_SEE, 'path-outside-workspace', 'no-shell'])) {
         throw error;
       }
       outcome = {
