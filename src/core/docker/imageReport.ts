@@ -109,7 +109,7 @@ export async function readImageTree(tar: Readable, signal?: AbortSignal): Promis
 }
 
 /** The flavour of a tool binary from its content: `gnu`, `busybox`, else `other`. */
-function toolKindOfContent(stream: NodeJS.ReadableStream, baseName: string): Promise<Exclude<ImageToolKind, 'none'>> {
+export function toolKindOfContent(stream: NodeJS.ReadableStream, baseName: string): Promise<Exclude<ImageToolKind, 'none'>> {
   const wanted = MARKERS.filter((m) => m.tool === 'any' || m.tool === (baseName.includes('tar') ? 'tar' : baseName.includes('find') ? 'find' : ''));
   let found: Exclude<ImageToolKind, 'none'> | undefined;
   let tail = Buffer.alloc(0);
