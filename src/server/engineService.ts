@@ -273,9 +273,13 @@ export class EngineService extends Disposable {
     const reference = this.boxSettings.image;
     const image = await engine.inspectImage(reference);
     if (!image) {
-      throw new SandboxError('image-missing', `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`, {
-        setting: 'agentSandbox.image',
-      });
+      throw new SandboxError(
+        'image-missing',
+        `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`,
+        {
+          setting: 'agentSandbox.image',
+        },
+      );
     }
     await this.imageStore.setPin(reference, this.boxSettings.pinImageDigest !== false ? image.Id : undefined);
     this.options.log(`[image] ${reference} now follows its tag: ${image.Id}; running boxes keep their image until reset`);
@@ -384,7 +388,16 @@ export class EngineService extends Disposable {
   }
 
   async exec(
-    params: { folder: string; command: string; argv?: string[]; cwd?: string; stdin?: string; timeoutSeconds?: number; runId?: string; network?: 'none' },
+    params: {
+      folder: string;
+      command: string;
+      argv?: string[];
+      cwd?: string;
+      stdin?: string;
+      timeoutSeconds?: number;
+      runId?: string;
+      network?: 'none';
+    },
     onOutput: (runId: string, stream: 'stdout' | 'stderr', text: string) => void,
     progress: ProgressReporter,
     signal?: AbortSignal,
@@ -398,7 +411,15 @@ export class EngineService extends Disposable {
     try {
       const session = await this.ensureBox(params.folder, progress, controller.signal);
       const result = await session.exec(
-        { command: params.command, argv: params.argv, cwd: params.cwd, stdin: params.stdin, timeoutSeconds: params.timeoutSeconds, runId, network: params.network },
+        {
+          command: params.command,
+          argv: params.argv,
+          cwd: params.cwd,
+          stdin: params.stdin,
+          timeoutSeconds: params.timeoutSeconds,
+          runId,
+          network: params.network,
+        },
         (stream, text) => onOutput(runId, stream, text),
         controller.signal,
       );

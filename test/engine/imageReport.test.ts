@@ -197,7 +197,11 @@ suite('image pinning and shell-less boxes (engine server over stdio, real engine
     assert.equal(hello.exitCode, 0, JSON.stringify(hello));
     assert.equal(hello.stdout, 'a b c\n');
     assert.equal(hello.stderr, '');
-    const write = await connection.sendRequest(ExecRequest.type, { folder, command: 'write', argv: ['/usr/bin/hello', '--write', 'made.txt', 'made in the box'] });
+    const write = await connection.sendRequest(ExecRequest.type, {
+      folder,
+      command: 'write',
+      argv: ['/usr/bin/hello', '--write', 'made.txt', 'made in the box'],
+    });
     assert.equal(write.exitCode, 0, JSON.stringify(write));
     const changes = await connection.sendRequest(CollectRequest.type, { folder });
     assert.deepEqual(
@@ -224,7 +228,11 @@ suite('image pinning and shell-less boxes (engine server over stdio, real engine
 
   test('a pull the registry refuses for want of credentials names `docker login <registry>`', async () => {
     const registry = http.createServer((_req, res) => {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="agent-sandbox-test"', 'Content-Type': 'application/json', 'Docker-Distribution-API-Version': 'registry/2.0' });
+      res.writeHead(401, {
+        'WWW-Authenticate': 'Basic realm="agent-sandbox-test"',
+        'Content-Type': 'application/json',
+        'Docker-Distribution-API-Version': 'registry/2.0',
+      });
       res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
     });
     await new Promise<void>((resolve) => registry.listen(0, '127.0.0.1', resolve));

@@ -175,7 +175,13 @@ export class Box {
           signal,
         });
         toolsCreated = true;
-        await fillVolumeThroughHelper(engine, settings, { volumeName: toolsVolume, mountAt: TOOLS_DIR, entries: toolsEntries(program), labels, signal });
+        await fillVolumeThroughHelper(engine, settings, {
+          volumeName: toolsVolume,
+          mountAt: TOOLS_DIR,
+          entries: toolsEntries(program),
+          labels,
+          signal,
+        });
         createOptions.Cmd = [KEEPALIVE_PROGRAM];
         createOptions.HostConfig!.Mounts!.push({ Type: 'volume', Source: toolsVolume, Target: TOOLS_DIR, ReadOnly: true });
       }
@@ -189,7 +195,18 @@ export class Box {
       });
       await egress?.attachRelay(container.id, signal);
       const boxImage: BoxImage = { ...options.image, reference, id: image.Id };
-      return new Box(engine, { ...settings, image: reference }, options.folder, container.id, name, volumeName, boxImage, egress, { labels }, toolsVolume);
+      return new Box(
+        engine,
+        { ...settings, image: reference },
+        options.folder,
+        container.id,
+        name,
+        volumeName,
+        boxImage,
+        egress,
+        { labels },
+        toolsVolume,
+      );
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);

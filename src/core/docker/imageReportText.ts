@@ -43,4 +43,3 @@ function formatBytes(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
   return `${Math.ceil(bytes / 1024)} KB`;
 }
-

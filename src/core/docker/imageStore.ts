@@ -9,10 +9,7 @@ import { summarizeImageReport } from './imageReportText';
 import { SandboxError } from '../errors';
 
 /** Where a box's image comes from, given what the tag points to now and what it was pinned to. */
-export type PinDecision =
-  | { use: 'current'; pin?: string }
-  | { use: 'pinned'; id: string; movedTo?: string }
-  | { use: 'missing' };
+export type PinDecision = { use: 'current'; pin?: string } | { use: 'pinned'; id: string; movedTo?: string } | { use: 'missing' };
 
 /**
  * The pin rule of `agentSandbox.pinImageDigest`. Pinning on: the first id seen is pinned (`pin`), later the pinned
@@ -157,9 +154,13 @@ export async function resolveBoxImage(
   const current = (await engine.inspectImage(reference, { signal: options.signal }))?.Id;
   const decision = decidePin(reference, current, await store.pinned(reference), options.pin);
   if (decision.use === 'missing') {
-    throw new SandboxError('image-missing', `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`, {
-      setting: 'agentSandbox.image',
-    });
+    throw new SandboxError(
+      'image-missing',
+      `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`,
+      {
+        setting: 'agentSandbox.image',
+      },
+    );
   }
   let id: string;
   let note: string | undefined;

@@ -21,7 +21,15 @@ import { registryAuthError, registryOf } from '../../../src/core/docker/dockerEn
 import { keepAliveProgram, staticElf } from '../../../src/core/box/shellless';
 import { SandboxError } from '../../../src/core/errors';
 
-type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; mode?: number; linkname?: string; uid?: number; gid?: number; content?: Buffer | string };
+type Entry = {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link';
+  mode?: number;
+  linkname?: string;
+  uid?: number;
+  gid?: number;
+  content?: Buffer | string;
+};
 
 /** A tar of the entries, fed in chunks of `chunkSize` bytes (so a file's content arrives split). */
 async function tarOf(entries: Entry[], chunkSize = 1000): Promise<Readable> {
@@ -216,7 +224,10 @@ suite('unit: registry credentials errors', () => {
       json: { message: "pull access denied for private/app, repository does not exist or may require 'docker login'" },
     });
     assert.match(registryAuthError('private/app', denied)?.message ?? '', /`docker login docker\.io`/);
-    assert.equal(registryAuthError('node:22', new SandboxError('engine-error', 'Pulling image node:22 failed: filesystem layer verification failed')), undefined);
+    assert.equal(
+      registryAuthError('node:22', new SandboxError('engine-error', 'Pulling image node:22 failed: filesystem layer verification failed')),
+      undefined,
+    );
     assert.equal(registryAuthError('node:22', new SandboxError('cancelled', 'unauthorized was cancelled')), undefined);
   });
 });
@@ -228,7 +239,10 @@ suite('unit: the keep-alive of a shell-less box', () => {
     assert.equal(elf.readUInt16LE(18), 0x3e);
     assert.equal(elf.readBigUInt64LE(24), 0x400078n, 'entry right after the headers');
     assert.equal(elf.length, 121);
-    assert.throws(() => keepAliveProgram('arm64', 'img:1'), (error: SandboxError) => error.reason === 'no-shell' && /-dev tag/.test(error.message));
+    assert.throws(
+      () => keepAliveProgram('arm64', 'img:1'),
+      (error: SandboxError) => error.reason === 'no-shell' && /-dev tag/.test(error.message),
+    );
   });
 
   test('runs, ignores the signals a box process could send it, and dies only by SIGKILL', async function () {
