@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tarStream from 'tar-stream';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import {
   CheckEngineRequest,
   CollectRequest,
@@ -190,8 +190,11 @@ suite('image pinning and shell-less boxes (engine server over stdio, real engine
 
   test('a box on an image without a shell starts, runs argv commands, collects, and refuses a command line or a terminal clearly', async () => {
     await configure({ image: NOSHELL_IMAGE });
+    assert.equal(spawnSync('git', ['init', '-q', folder]).status, 0);
     const box = await connection.sendRequest(EnsureBoxRequest.type, { folder });
     assert.equal(box.image.hasShell, false);
+    assert.equal(box.git, 'none');
+    assert.match(box.gitNote ?? '', /no shell \(\/bin\/sh\) to make a fresh repository/);
     assert.match(box.image.summary ?? '', /no shell/);
     const hello = await connection.sendRequest(ExecRequest.type, { folder, command: 'hello a b', argv: ['/usr/bin/hello', 'a', 'b c'] });
     assert.equal(hello.exitCode, 0, JSON.stringify(hello));

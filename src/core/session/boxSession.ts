@@ -303,6 +303,12 @@ export class BoxSession {
   ): Promise<{ mode: GitHistoryMode; note?: string }> {
     const repositories = findRepositories(options.folder, scanned);
     if (repositories.length === 0) return { mode: 'none' };
+    if (box.image.hasShell === false) {
+      return {
+        mode: 'none',
+        note: 'the image has no shell (/bin/sh) to make a fresh repository with, so the box has no .git (the workspace files are all present)',
+      };
+    }
     progress('Making a fresh git repository in the box');
     const result = await makeFreshRepositories(options.engine, box.containerId, options.folder, repositories, options.log, signal);
     options.log(
