@@ -166,15 +166,22 @@ fi
 
 # agent-sandbox-test/noshell : an image without a shell (like a Docker Hardened Image's runtime variant): FROM
 #                              scratch with one static program compiled here from the C below (/usr/bin/hello:
-#                              prints its arguments; `--write FILE TEXT` writes a file), /etc/passwd and the dirs.
-NOSHELL_IMAGE_VERSION=1
+#                              prints its arguments; `--write FILE TEXT` writes a file; `--sleep N` sleeps),
+#                              /etc/passwd and the dirs.
+NOSHELL_IMAGE_VERSION=2
 if need agent-sandbox-test/noshell "$NOSHELL_IMAGE_VERSION"; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp"/root/{usr/bin,etc,tmp,home/sandbox,workspace}
   cat > "$tmp/hello.c" <<'C'
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--sleep") == 0) {
+    sleep((unsigned) atoi(argv[2]));
+    return 0;
+  }
   if (argc == 4 && strcmp(argv[1], "--write") == 0) {
     FILE *f = fopen(argv[2], "w");
     if (!f) { perror(argv[2]); return 2; }

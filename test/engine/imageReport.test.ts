@@ -223,6 +223,14 @@ suite('image pinning and shell-less boxes (engine server over stdio, real engine
         return true;
       },
     );
+    const stuck = await connection.sendRequest(ExecRequest.type, {
+      folder,
+      command: 'sleep',
+      argv: ['/usr/bin/hello', '--sleep', '30'],
+      timeoutSeconds: 1,
+    });
+    assert.equal(stuck.outcome, 'timeout');
+    assert.match(stuck.error ?? '', /no shell \(\/bin\/sh\), so the run's process could not be killed.*Reset Sandbox/);
     // The box is still up after all that: its keep-alive needs no shell.
     const again = await connection.sendRequest(ExecRequest.type, { folder, command: 'hello', argv: ['/usr/bin/hello', 'still', 'here'] });
     assert.equal(again.stdout, 'still here\n');

@@ -248,7 +248,17 @@ export class Box {
     if (options.argv === undefined && this.image.hasShell === false) {
       return Promise.reject(noShellError(this.image.reference, 'a command line'));
     }
-    return runInBox(this.engine, this.containerId, options, this.oomCounter);
+    const outcome = runInBox(this.engine, this.containerId, options, this.oomCounter);
+    if (this.image.hasShell !== false) return outcome;
+    // The tree killer is a shell script: without a shell a stopped run's process cannot be killed, and the run says so.
+    return outcome.then((o) =>
+      o.outcome === 'timeout' || o.outcome === 'cancelled'
+        ? {
+            ...o,
+            error: `The image ${this.image.reference} has no shell (/bin/sh), so the run's process could not be killed: it may still be running in the box until Agent Sandbox: Reset Sandbox.`,
+          }
+        : o,
+    );
   }
 
   /** True while the container exists and runs. */
