@@ -15,6 +15,7 @@ import type {
 } from '../shared/protocol';
 import { boxLabels, DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
 import { describeImageReport } from '../core/docker/imageReportText';
+import { isPinnedByDigest } from '../core/docker/imageReport';
 import { decidePin, ImageStore, resolveBoxImage, tagMovedNote } from '../core/docker/imageStore';
 import type { BoxCreateOptions } from '../core/box/box';
 import { validateEgressSettings, type ValidatedEgress } from '../core/egress/gatewayConfig';
@@ -262,7 +263,7 @@ export class EngineService extends Disposable {
         id: image?.Id,
         ...(pinnedId ? { pinnedId } : {}),
         ...(decision.use === 'pinned' && decision.movedTo ? { note: tagMovedNote(reference, decision.id, decision.movedTo) } : {}),
-        ...(report ? { report: { ...report, reference } } : {}),
+        ...(report ? { report: { ...report, reference, pinnedByDigest: isPinnedByDigest(reference) } } : {}),
       },
     };
   }
