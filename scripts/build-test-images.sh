@@ -163,3 +163,42 @@ if need agent-sandbox-test/claude "$CLAUDE_IMAGE_VERSION"; then
   rm -rf "$tmp"
   echo "[images] built agent-sandbox-test/claude (Claude Code $CLAUDE_CODE_VERSION)" >&2
 fi
+
+# agent-sandbox-test/noshell : an image without a shell (like a Docker Hardened Image's runtime variant): FROM
+#                              scratch with one static program compiled here from the C below (/usr/bin/hello:
+#                              prints its arguments; `--write FILE TEXT` writes a file; `--sleep N` sleeps),
+#                              /etc/passwd and the dirs.
+NOSHELL_IMAGE_VERSION=2
+if need agent-sandbox-test/noshell "$NOSHELL_IMAGE_VERSION"; then
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp"/root/{usr/bin,etc,tmp,home/sandbox,workspace}
+  cat > "$tmp/hello.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--sleep") == 0) {
+    sleep((unsigned) atoi(argv[2]));
+    return 0;
+  }
+  if (argc == 4 && strcmp(argv[1], "--write") == 0) {
+    FILE *f = fopen(argv[2], "w");
+    if (!f) { perror(argv[2]); return 2; }
+    fputs(argv[3], f);
+    return fclose(f) == 0 ? 0 : 3;
+  }
+  for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? " " : "", argv[i]);
+  printf("\n");
+  return 0;
+}
+C
+  gcc -static -Os -o "$tmp/root/usr/bin/hello" "$tmp/hello.c"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nsandbox:x:1000:1000:sandbox:/home/sandbox:/sbin/nologin\n' > "$tmp/root/etc/passwd"
+  printf 'root:x:0:\nsandbox:x:1000:\n' > "$tmp/root/etc/group"
+  chmod 1777 "$tmp/root/tmp"
+  chown 1000:1000 "$tmp/root/home/sandbox" "$tmp/root/workspace"
+  tar -C "$tmp/root" -c . | docker import -c "LABEL dev.agent-sandbox.test-image-version=$NOSHELL_IMAGE_VERSION" -c 'USER sandbox' -c 'WORKDIR /workspace' -c 'ENV HOME=/home/sandbox PATH=/usr/bin' - agent-sandbox-test/noshell >/dev/null
+  rm -rf "$tmp"
+  echo "[images] built agent-sandbox-test/noshell" >&2
+fi

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { runCommandInSandbox, type RunCommandArgs } from './host/commands/runCommand';
-import { checkEngine, pullImage, resetSandbox } from './host/commands/engineCommands';
+import { checkEngine, followImageTag, pullImage, resetSandbox } from './host/commands/engineCommands';
 import { EngineClient } from './host/engineClient';
 import { RunHistory } from './host/history/historyFeature';
 import { ProposalDocuments } from './host/review/proposalDocuments';
@@ -74,6 +74,7 @@ export function activate(context: vscode.ExtensionContext) {
       runCommandInSandbox({ ...runDeps, settings }, args),
     ),
     vscode.commands.registerCommand('agentSandbox.checkEngine', () => checkEngine(deps)),
+    vscode.commands.registerCommand('agentSandbox.followImageTag', () => followImageTag(deps)),
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),
     vscode.commands.registerCommand('agentSandbox.showLog', () => log.show()),

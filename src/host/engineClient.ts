@@ -24,6 +24,7 @@ import {
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
+  FollowImageTagRequest,
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
@@ -290,6 +291,10 @@ export class EngineClient extends Disposable {
 
   async checkEngine() {
     return this.request((client) => send0(client, CheckEngineRequest.type));
+  }
+
+  async followImageTag() {
+    return this.request((client) => send0(client, FollowImageTagRequest.type));
   }
 
   async pullImage(params: PullImageRequest.Params, token?: vscode.CancellationToken) {

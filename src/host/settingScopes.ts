@@ -34,6 +34,8 @@ export const MACHINE_SCOPED_KEYS = [
   'gatewayDns',
   /** Which CA certificates the gateway trusts for the TLS that carries the model keys. */
   'gatewayCaFile',
+  /** Whether the box follows a moved image tag: trusting what a tag now points to is the user's choice. */
+  'pinImageDigest',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

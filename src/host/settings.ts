@@ -26,6 +26,7 @@ const BOX_KEYS = [
   'idleTimeoutMinutes',
   'maxFileSizeMiB',
   'gitHistory',
+  'pinImageDigest',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /** Keys of `EgressSettings`; each must be machine-scoped (the type refuses one that is not in MACHINE_SCOPED_KEYS). */

@@ -13,7 +13,10 @@ import type {
   ExecResult,
   FileOpRequest,
 } from '../shared/protocol';
-import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import { boxLabels, DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
+import { describeImageReport } from '../core/docker/imageReportText';
+import { isPinnedByDigest } from '../core/docker/imageReport';
+import { decidePin, ImageStore, resolveBoxImage, tagMovedNote } from '../core/docker/imageStore';
 import type { BoxCreateOptions } from '../core/box/box';
 import { validateEgressSettings, type ValidatedEgress } from '../core/egress/gatewayConfig';
 import { providersWithKeys, type ModelKeys } from '../core/egress/modelProviders';
@@ -61,6 +64,8 @@ export class EngineService extends Disposable {
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private runCounter = 0;
   private reviewStore: ReviewStore | undefined;
+  /** Image reports and digest pins (next to the reviews when there is a storage directory). */
+  private imageStore = new ImageStore();
   /**
    * Folders whose mirror overflowed `/workspace`, with the settings it had and a watch from its scan on: until a
    * file event or a settings change, creating their box fails again at once with the same error instead of
@@ -87,6 +92,12 @@ export class EngineService extends Disposable {
   /** Pending reviews persist under this directory from now on (the extension's workspace storage). */
   setStorageDir(dir: string): void {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
+    this.imageStore = new ImageStore(path.join(dir, 'images'));
+  }
+
+  /** Labels of the never-started containers image reports read (orphan cleanup removes any left behind). */
+  private imageReaderLabels(): Record<string, string> {
+    return boxLabels({ folder: '(image report)', ownerId: this.ownerId, ownerPid: process.pid, ownerHost: os.hostname() });
   }
 
   async configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): Promise<void> {
@@ -225,7 +236,19 @@ export class EngineService extends Disposable {
   async checkEngine(): Promise<EngineReport> {
     const engine = await this.getEngine();
     const [version, info] = await Promise.all([engine.version(), engine.info()]);
-    const image = await engine.inspectImage(this.boxSettings.image);
+    const reference = this.boxSettings.image;
+    const image = await engine.inspectImage(reference);
+    const pin = this.boxSettings.pinImageDigest !== false;
+    const pinnedId = pin ? await this.imageStore.pinned(reference) : undefined;
+    const decision = decidePin(reference, image?.Id, pinnedId, pin);
+    const reportId = decision.use === 'pinned' ? decision.id : image?.Id;
+    // The report of the image a box would run; made now when it is the first look at that id (pins nothing).
+    const report = reportId
+      ? await this.imageStore
+          .report(engine, reference, reportId, { labels: this.imageReaderLabels() })
+          .catch((error: unknown) => this.options.log(`[image] no report for ${reference}: ${(error as Error).message}`))
+      : undefined;
+    if (report) describeImageReport(report).forEach((line) => this.options.log(`[image] ${line}`));
     return {
       host: engine.location.host,
       source: engine.location.source,
@@ -234,8 +257,34 @@ export class EngineService extends Disposable {
       os: `${version.Os}/${version.Arch}`,
       runtimes: Object.keys(info.Runtimes ?? {}),
       defaultRuntime: info.DefaultRuntime ?? '',
-      image: { reference: this.boxSettings.image, present: image !== undefined, id: image?.Id },
+      image: {
+        reference,
+        present: image !== undefined,
+        id: image?.Id,
+        ...(pinnedId ? { pinnedId } : {}),
+        ...(decision.use === 'pinned' && decision.movedTo ? { note: tagMovedNote(reference, decision.id, decision.movedTo) } : {}),
+        ...(report ? { report: { ...report, reference, pinnedByDigest: isPinnedByDigest(reference) } } : {}),
+      },
     };
+  }
+
+  /** Pins the configured reference anew to what its tag points to now (the next box uses it). */
+  async followImageTag(): Promise<EngineReport> {
+    const engine = await this.getEngine();
+    const reference = this.boxSettings.image;
+    const image = await engine.inspectImage(reference);
+    if (!image) {
+      throw new SandboxError(
+        'image-missing',
+        `Image ${reference} is not present locally. Pull it (Agent Sandbox: Pull Image) or set agentSandbox.image.`,
+        {
+          setting: 'agentSandbox.image',
+        },
+      );
+    }
+    await this.imageStore.setPin(reference, this.boxSettings.pinImageDigest !== false ? image.Id : undefined);
+    this.options.log(`[image] ${reference} now follows its tag: ${image.Id}; running boxes keep their image until reset`);
+    return this.checkEngine();
   }
 
   async pullImage(reference: string | undefined, progress: ProgressReporter, signal?: AbortSignal): Promise<void> {
@@ -256,6 +305,12 @@ export class EngineService extends Disposable {
         const settings = this.boxSettings;
         const watch = new WorkspaceWatch(key);
         try {
+          const resolved = await resolveBoxImage(engine, this.imageStore, settings.image, {
+            pin: settings.pinImageDigest !== false,
+            labels: this.imageReaderLabels(),
+            signal,
+          });
+          if (resolved.image.note) this.options.log(`[image] ${resolved.image.note}`);
           return await BoxSession.open(
             {
               engine,
@@ -267,6 +322,7 @@ export class EngineService extends Disposable {
               reviewStore,
               watch,
               egress: this.egressOptions(),
+              image: resolved.image,
             },
             progress,
             signal,
@@ -333,7 +389,16 @@ export class EngineService extends Disposable {
   }
 
   async exec(
-    params: { folder: string; command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId?: string; network?: 'none' },
+    params: {
+      folder: string;
+      command: string;
+      argv?: string[];
+      cwd?: string;
+      stdin?: string;
+      timeoutSeconds?: number;
+      runId?: string;
+      network?: 'none';
+    },
     onOutput: (runId: string, stream: 'stdout' | 'stderr', text: string) => void,
     progress: ProgressReporter,
     signal?: AbortSignal,
@@ -347,7 +412,15 @@ export class EngineService extends Disposable {
     try {
       const session = await this.ensureBox(params.folder, progress, controller.signal);
       const result = await session.exec(
-        { command: params.command, cwd: params.cwd, stdin: params.stdin, timeoutSeconds: params.timeoutSeconds, runId, network: params.network },
+        {
+          command: params.command,
+          argv: params.argv,
+          cwd: params.cwd,
+          stdin: params.stdin,
+          timeoutSeconds: params.timeoutSeconds,
+          runId,
+          network: params.network,
+        },
         (stream, text) => onOutput(runId, stream, text),
         controller.signal,
       );

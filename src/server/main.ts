@@ -24,6 +24,7 @@ import {
   PlanApplyRequest,
   ProgressNotification,
   PullImageRequest,
+  FollowImageTagRequest,
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
@@ -119,6 +120,7 @@ export function startServer(connection: Connection): EngineService {
   onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box, p.egress));
   onRequest(SetModelKeysRequest, (p) => service.setModelKeys(modelKeyReceiver.open(p.sealed)));
   onRequest(CheckEngineRequest, () => service.checkEngine());
+  onRequest(FollowImageTagRequest, () => service.followImageTag());
   onRequest(PullImageRequest, (p, signal) => service.pullImage(p.image, progressFor(p.progressToken), signal));
   onRequest(EnsureBoxRequest, (p, signal) => service.boxInfo(p.folder, progressFor(p.progressToken), signal));
   onRequest(ExecRequest, (p, signal) =>

@@ -4,6 +4,7 @@ import { SandboxError } from '../core/errors';
 import { boxProxyEnv, runProxyEnv } from '../core/egress/gatewayConfig';
 import { Disposable, toDisposable } from '../core/lifecycle';
 import type { ProgressReporter } from '../core/session/boxSession';
+import { noShellError } from '../core/box/shellless';
 import type { EngineService } from './engineService';
 
 /** Output is gathered this long before it is sent, so a burst of tiny TTY writes is one notification. */
@@ -58,6 +59,7 @@ export class TerminalService extends Disposable {
     try {
       const { session } = hold;
       const { engine, containerId } = session.box;
+      if (session.box.image.hasShell === false) throw noShellError(session.box.image.reference, 'a terminal');
       const shell = await findTerminalShell(engine, containerId, signal);
       const program = params.command ? firstWord(params.command) : undefined;
       if (program && !(await boxHasProgram(engine, containerId, program, signal))) {

@@ -70,6 +70,11 @@ export interface BoxSettings {
    * ones too. The box's own `.git` is never a pending change in `fresh` and `none`.
    */
   gitHistory: GitHistoryMode;
+  /**
+   * Pin the box to the image id its reference pointed to on first use (default true, machine-scoped): a tag
+   * that later points elsewhere is reported (`BoxImage.note`), never followed silently. False: the tag is followed.
+   */
+  pinImageDigest?: boolean;
 }
 
 /** Values of `BoxSettings.gitHistory`. */
@@ -187,6 +192,8 @@ export type ErrorReason =
   | 'edit-no-match'
   | 'edit-ambiguous'
   | 'workspace-full'
+  /** The box's image has no `/bin/sh` and the request needs one (a command line, a terminal): use `argv`. */
+  | 'no-shell'
   /** A patch for `sandbox/fileOp` `patch` is not a unified diff (nothing was changed). */
   | 'patch-malformed'
   /**
@@ -362,8 +369,8 @@ export interface ExecResult {
   truncated: boolean;
   /** Milliseconds from start to end. */
   durationMs: number;
-  /** Image reference and digest (`sha256:…` image id) the run used. */
-  image: { reference: string; id: string };
+  /** Image reference and digest (`sha256:…` image id) the run used, with its report's summary. */
+  image: BoxImage;
   /** The box's policy for this run. */
   policy: RunPolicy;
   /** Engine error text when `outcome` is `engine-error`. */
@@ -409,8 +416,8 @@ export interface BoxInfo {
   containerId: string;
   /** Workspace volume name. */
   volumeName: string;
-  /** Image reference and id. */
-  image: { reference: string; id: string };
+  /** Image reference and id, with its report's summary. */
+  image: BoxImage;
   /** Files and bytes sent when the box was created. */
   mirrored: { files: number; bytes: number };
   /**
@@ -440,7 +447,77 @@ export interface EngineReport {
   /** Default runtime of the engine. */
   defaultRuntime: string;
   /** The configured image and whether it is present locally. */
-  image: { reference: string; present: boolean; id?: string };
+  image: {
+    reference: string;
+    present: boolean;
+    /** The id the tag points to now. */
+    id?: string;
+    /** With `pinImageDigest`: the id boxes of this reference are pinned to (absent before first use). */
+    pinnedId?: string;
+    /** Set when the tag now points elsewhere than the pinned id: what happened and how to follow it. */
+    note?: string;
+    /** The report of the image a box would use (the pinned one when pinned), verified from its file system. */
+    report?: ImageReport;
+  };
+}
+
+/** The image a box runs: its configured reference, the id it runs, and what its report says in one line. */
+export interface BoxImage {
+  reference: string;
+  /** Image id (`sha256:…`). */
+  id: string;
+  /** Registry digest (`name@sha256:…`) when the image came from a registry, else absent. */
+  digest?: string;
+  /** One line of the image report (see `ImageReport`). */
+  summary?: string;
+  /** Set when the reference's tag now points elsewhere than the pinned id the box runs (`pinImageDigest`). */
+  note?: string;
+  /** False when the image has no `/bin/sh`: only runs in `argv` form work, terminals do not. */
+  hasShell?: boolean;
+}
+
+/** Which flavour of a tool the image has at the paths the box uses it from. */
+export type ImageToolKind = 'gnu' | 'busybox' | 'other' | 'none';
+
+/**
+ * What an image is, verified from the image itself (inspect data and the file system of a never-started
+ * container, read through the engine's export as tar headers plus the few tool binaries), on first use of an
+ * image id. Stored by the engine server.
+ */
+export interface ImageReport {
+  /** The reference it was made for (the configured image). */
+  reference: string;
+  /** Image id (`sha256:…`). */
+  id: string;
+  /** Registry digests (`name@sha256:…`) the engine knows; empty for a locally built or imported image. */
+  repoDigests: string[];
+  /** Whether the configured reference names a digest (`name@sha256:…`). */
+  pinnedByDigest: boolean;
+  sizeBytes: number;
+  /** ISO time the image was built. */
+  created: string;
+  /** e.g. `linux/amd64`. */
+  platform: string;
+  /** The image's default user (`Config.User`); empty = root. The box always runs as 1000:1000. */
+  user: string;
+  /** Whether `/bin/sh` resolves to an executable file. */
+  hasShell: boolean;
+  /** The `find` at `/usr/bin/find` or `/bin/find`. */
+  find: ImageToolKind;
+  /** The `tar` at `/usr/bin/tar` or `/bin/tar`. */
+  tar: ImageToolKind;
+  /** How collect reads the box with this image. */
+  collectPath: string;
+  /** How the workspace enters the box (mirror and catch-up). */
+  mirrorPath: string;
+  /** Regular files with the setuid or setgid bit (first 50), e.g. `/usr/bin/passwd 4755 0:0`. */
+  setuidFiles: string[];
+  /** How many such files there are in all. */
+  setuidCount: number;
+  /** Entries read from the image's file system. */
+  entries: number;
+  /** Epoch ms of the inspection. */
+  inspectedAt: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -488,6 +565,16 @@ export namespace CheckEngineRequest {
   export const type = new RequestType0<EngineReport, void>(method);
 }
 
+/**
+ * Follows the configured image's tag (`agentSandbox.pinImageDigest`): the reference is pinned anew to the id its
+ * tag points to now, with that image's report. Boxes already running keep their image until reset.
+ */
+export namespace FollowImageTagRequest {
+  export const method = 'sandbox/followImageTag' as const;
+  export const params: Schema<void> = noParams;
+  export const type = new RequestType0<EngineReport, void>(method);
+}
+
 /** Pulls the configured image (or a given one) with `sandbox/progress` notifications. */
 export namespace PullImageRequest {
   export const method = 'sandbox/pullImage' as const;
@@ -516,8 +603,14 @@ export namespace EnsureBoxRequest {
 export namespace ExecRequest {
   export const method = 'sandbox/exec' as const;
   export interface Params extends FolderParams {
-    /** Command line, run with the image's `/bin/sh -c`. */
+    /** Command line, run with the image's `/bin/sh -c`; with `argv`, only the run's label (e.g. the words joined). */
     command: string;
+    /**
+     * The program and its arguments, run directly without a shell: the only form a box on an image without
+     * `/bin/sh` runs (a command line there fails with `no-shell`). Timeout and cancellation need a shell to kill
+     * the run's processes: in a shell-less box the run ends as `timeout`/`cancelled` and says its process was left.
+     */
+    argv?: string[];
     /** Working directory relative to `/workspace`; must stay inside it. */
     cwd?: string;
     /** Text written to the command's stdin, then closed. */
@@ -537,6 +630,7 @@ export namespace ExecRequest {
   export const params: Schema<Params> = object<Params>({
     folder: string,
     command: string,
+    argv: optional(array(string)),
     cwd: optional(string),
     stdin: optional(string),
     timeoutSeconds: optional(nonNegativeNumber),

@@ -41,8 +41,8 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
   test('every request that takes params answers null params with -32602, not an internal error', async () => {
     for (const message of requestNamespaces()) {
       const response = await server.request(message.method, null);
-      if (message.method === protocol.CheckEngineRequest.method) {
-        assert.equal(response.error, undefined, `checkEngine takes no params; null is none: ${response.error?.message}`);
+      if (message.method === protocol.CheckEngineRequest.method || message.method === protocol.FollowImageTagRequest.method) {
+        assert.equal(response.error, undefined, `${message.method} takes no params; null is none: ${response.error?.message}`);
         continue;
       }
       assertInvalid(response, '', `${message.method} with null`);
@@ -72,7 +72,12 @@ suite('engine server over stdio: params are checked at the boundary (JSON-RPC, r
       [protocol.McpListenRequest.method]: 'folder',
     };
     // Requests whose fields are all optional: {} is valid params.
-    const allOptional = new Set<string>([protocol.CheckEngineRequest.method, protocol.PullImageRequest.method, protocol.ResetRequest.method]);
+    const allOptional = new Set<string>([
+      protocol.CheckEngineRequest.method,
+      protocol.FollowImageTagRequest.method,
+      protocol.PullImageRequest.method,
+      protocol.ResetRequest.method,
+    ]);
     for (const message of requestNamespaces()) {
       if (allOptional.has(message.method)) continue;
       assert.ok(required[message.method], `${message.method}: add its first required field to this test`);

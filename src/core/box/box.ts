@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import type { BoxSettings } from '../../shared/protocol';
+import type { BoxImage, BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
@@ -22,6 +22,7 @@ import { EgressGateway } from '../egress/egressGateway';
 import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';
 import type { ModelKeys } from '../egress/modelProviders';
 import { runInBox } from './boxExec';
+import { KEEPALIVE_PROGRAM, keepAliveProgram, noShellError, TOOLS_DIR, toolsEntries } from './shellless';
 
 export interface BoxCreateOptions {
   /** Absolute path of the workspace folder the box mirrors. */
@@ -42,6 +43,11 @@ export interface BoxCreateOptions {
    * removed with it) and the proxy variables. Absent or `network: "none"`: no network, exactly as before.
    */
   egress?: { validated: ValidatedEgress; programPath: string; dns?: string[]; extraHosts?: string[]; providerKeys?: ModelKeys };
+  /**
+   * The image as resolved for `settings.image` (pinned id, report summary; see `resolveBoxImage`): the box runs
+   * `image.id`. Absent: the id the reference points to now.
+   */
+  image?: BoxImage;
 }
 
 /** Archive transfers can be large; they get a long timeout and rely on cancellation otherwise. */
@@ -59,10 +65,12 @@ export class Box {
     readonly containerId: string,
     readonly containerName: string,
     readonly volumeName: string,
-    readonly image: { reference: string; id: string },
+    readonly image: BoxImage,
     /** The box's way out, when its network is an allowlist. */
     private egressGateway?: EgressGateway,
     private readonly owner?: { labels: Record<string, string> },
+    /** The box's own tools volume (keep-alive), when its image has no shell. */
+    private readonly toolsVolume?: string,
   ) {}
 
   /** The box's way out, when its network is an allowlist (see `replaceEgress`). */
@@ -103,10 +111,12 @@ export class Box {
   }
 
   static async create(engine: DockerEngine, settingsIn: BoxSettings, options: BoxCreateOptions): Promise<Box> {
-    const settings = validateBoxSettings(settingsIn);
+    const validated = validateBoxSettings(settingsIn);
     const { signal } = options;
-    const reference = settings.image;
-    const image = await engine.inspectImage(reference, { signal });
+    const reference = validated.image;
+    const image = await engine.inspectImage(options.image?.id ?? reference, { signal });
+    // The container (and its helpers) run the resolved id, so a tag that moves meanwhile changes nothing.
+    const settings = { ...validated, image: image?.Id ?? reference };
     if (!image) {
       throw new SandboxError(
         'image-missing',
@@ -128,7 +138,10 @@ export class Box {
       validateEgressSettings(options.egress!.validated.settings, settings.runtime);
     }
 
+    const shellLess = options.image?.hasShell === false;
+    const toolsVolume = shellLess ? `${volumeName}-tools` : undefined;
     let volumeCreated = false;
+    let toolsCreated = false;
     let containerId: string | undefined;
     let egress: EgressGateway | undefined;
     try {
@@ -136,7 +149,7 @@ export class Box {
         egress = await EgressGateway.start(engine, {
           egress: options.egress!.validated,
           boxName: name,
-          boxImage: reference,
+          boxImage: settings.image,
           labels,
           programPath: options.egress!.programPath,
           dns: options.egress!.dns,
@@ -153,7 +166,24 @@ export class Box {
       );
       volumeCreated = true;
       if (settings.workspaceVolume === 'disk') {
-        await giveWorkspaceToBoxUser(engine, settings, { volumeName, labels, signal });
+        await fillVolumeThroughHelper(engine, settings, { volumeName, mountAt: WORKSPACE_DIR, entries: workspaceOwnerEntries(), labels, signal });
+      }
+      if (toolsVolume) {
+        // No shell for the keep-alive loop: the box's own keep-alive, from a read-only volume of its own.
+        const program = keepAliveProgram(image.Architecture, reference);
+        await engine.call(`creating volume ${toolsVolume}`, (d, abortSignal) => d.createVolume({ Name: toolsVolume, Labels: labels, abortSignal }), {
+          signal,
+        });
+        toolsCreated = true;
+        await fillVolumeThroughHelper(engine, settings, {
+          volumeName: toolsVolume,
+          mountAt: TOOLS_DIR,
+          entries: toolsEntries(program),
+          labels,
+          signal,
+        });
+        createOptions.Cmd = [KEEPALIVE_PROGRAM];
+        createOptions.HostConfig!.Mounts!.push({ Type: 'volume', Source: toolsVolume, Target: TOOLS_DIR, ReadOnly: true });
       }
       const container = await engine.call(`creating container ${name}`, (d, abortSignal) => d.createContainer({ ...createOptions, abortSignal }), {
         signal,
@@ -164,11 +194,24 @@ export class Box {
         signal,
       });
       await egress?.attachRelay(container.id, signal);
-      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress, { labels });
+      const boxImage: BoxImage = { ...options.image, reference, id: image.Id };
+      return new Box(
+        engine,
+        { ...settings, image: reference },
+        options.folder,
+        container.id,
+        name,
+        volumeName,
+        boxImage,
+        egress,
+        { labels },
+        toolsVolume,
+      );
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);
       await removeQuietly(engine, containerId, volumeCreated ? volumeName : undefined);
+      if (toolsCreated) await removeQuietly(engine, undefined, toolsVolume);
       throw error;
     }
   }
@@ -200,9 +243,22 @@ export class Box {
   /** The box's OOM-kill count as its runs last saw it. */
   private readonly oomCounter: OomCounter = {};
 
-  /** Runs a command; see `runInBox`. */
+  /** Runs a command; see `runInBox`. A command line in a box without a shell fails with `no-shell`. */
   exec(options: ExecOptions): Promise<ExecOutcome> {
-    return runInBox(this.engine, this.containerId, options, this.oomCounter);
+    if (options.argv === undefined && this.image.hasShell === false) {
+      return Promise.reject(noShellError(this.image.reference, 'a command line'));
+    }
+    const outcome = runInBox(this.engine, this.containerId, options, this.oomCounter);
+    if (this.image.hasShell !== false) return outcome;
+    // The tree killer is a shell script: without a shell a stopped run's process cannot be killed, and the run says so.
+    return outcome.then((o) =>
+      o.outcome === 'timeout' || o.outcome === 'cancelled'
+        ? {
+            ...o,
+            error: `The image ${this.image.reference} has no shell (/bin/sh), so the run's process could not be killed: it may still be running in the box until Agent Sandbox: Reset Sandbox.`,
+          }
+        : o,
+    );
   }
 
   /** True while the container exists and runs. */
@@ -226,6 +282,7 @@ export class Box {
     let egressError: unknown;
     await this.egress?.remove().catch((error: unknown) => (egressError = error));
     await removeContainerAndVolume(this.engine, this.containerId, this.volumeName);
+    if (this.toolsVolume) await removeContainerAndVolume(this.engine, undefined, this.toolsVolume);
     if (egressError) throw egressError;
   }
 }
@@ -272,17 +329,18 @@ function workspacePath(p: string): string {
 }
 
 /**
- * A fresh disk volume's root belongs to root, and the box has no capability to chown it. The archive API
- * does chown from tar headers, but skips the extraction root itself, and refuses a read-only root file
- * system. So a never-started helper container (writable root, same image, no network) mounts the volume
- * and receives a `workspace/` entry owned by the box user at `/`. Nothing runs in the helper.
+ * Puts small entries into a volume without starting anything. A fresh disk volume's root belongs to root, and the
+ * box has no capability to chown it; the archive API does chown from tar headers, but skips the extraction root
+ * itself, and refuses a read-only root file system. So a never-started helper container (writable root, same
+ * image, no network) mounts the volume at `mountAt` and receives the entries at `/` (e.g. a `workspace/` entry
+ * owned by the box user). Nothing runs in the helper.
  */
-async function giveWorkspaceToBoxUser(
+async function fillVolumeThroughHelper(
   engine: DockerEngine,
   settings: BoxSettings,
-  options: { volumeName: string; labels: Record<string, string>; signal?: AbortSignal },
+  options: { volumeName: string; mountAt: string; entries: TarEntry[]; labels: Record<string, string>; signal?: AbortSignal },
 ): Promise<void> {
-  const tar = await workspaceOwnerTar();
+  const tar = await smallTar(options.entries);
   let helperId: string | undefined;
   try {
     const helper = await engine.call(
@@ -299,7 +357,7 @@ async function giveWorkspaceToBoxUser(
             NetworkMode: 'none',
             CapDrop: ['ALL'],
             SecurityOpt: ['no-new-privileges'],
-            Mounts: [{ Type: 'volume', Source: options.volumeName, Target: WORKSPACE_DIR, VolumeOptions: { NoCopy: true } as never }],
+            Mounts: [{ Type: 'volume', Source: options.volumeName, Target: options.mountAt, VolumeOptions: { NoCopy: true } as never }],
           },
           abortSignal,
         }),
@@ -307,7 +365,7 @@ async function giveWorkspaceToBoxUser(
     );
     helperId = helper.id;
     await engine.call(
-      'preparing the workspace volume',
+      `preparing volume ${options.volumeName}`,
       (d, abortSignal) =>
         d
           .getContainer(helper.id)
@@ -320,9 +378,21 @@ async function giveWorkspaceToBoxUser(
   }
 }
 
-function workspaceOwnerTar(): Promise<Buffer> {
+interface TarEntry {
+  header: Partial<tarStream.Header> & { name: string };
+  content?: Buffer;
+}
+
+function workspaceOwnerEntries(): TarEntry[] {
+  return [{ header: { name: 'workspace/', type: 'directory', mode: 0o755, uid: BOX_UID, gid: BOX_GID, mtime: new Date() } }];
+}
+
+function smallTar(entries: TarEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
-  pack.entry({ name: 'workspace/', type: 'directory', mode: 0o755, uid: BOX_UID, gid: BOX_GID, mtime: new Date() });
+  for (const entry of entries) {
+    if (entry.content) pack.entry(entry.header, entry.content);
+    else pack.entry(entry.header);
+  }
   pack.finalize();
   const chunks: Buffer[] = [];
   return new Promise((resolve, reject) => {

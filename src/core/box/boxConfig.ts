@@ -23,6 +23,7 @@ export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   idleTimeoutMinutes: 30,
   maxFileSizeMiB: 100,
   gitHistory: 'fresh',
+  pinImageDigest: true,
 }) as BoxSettings;
 
 /** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
@@ -178,6 +179,11 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     throw invalid('gitHistory', `${JSON.stringify(gitHistory)} is not valid; use "fresh", "none" or "full".`);
   }
 
+  const pinImageDigest = value('pinImageDigest');
+  if (typeof pinImageDigest !== 'boolean') {
+    throw invalid('pinImageDigest', 'must be true or false.');
+  }
+
   return {
     image: image.trim(),
     memoryMiB: integers.memoryMiB,
@@ -195,6 +201,7 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     idleTimeoutMinutes: integers.idleTimeoutMinutes,
     maxFileSizeMiB: integers.maxFileSizeMiB,
     gitHistory,
+    pinImageDigest,
   };
 }
 

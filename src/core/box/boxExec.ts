@@ -11,8 +11,15 @@ import { engineStatusOf } from '../docker/dockerEngine';
 import { WORKSPACE_DIR } from './boxConfig';
 
 export interface ExecOptions {
-  /** Command line, run by the image's `/bin/sh -c`. */
+  /** Command line, run by the image's `/bin/sh -c` (with `argv`, only its label). */
   command: string;
+  /**
+   * The program and its arguments, run directly without a shell (the form a box on an image without `/bin/sh`
+   * can run). Without the shell wrapper the run's pid is not known: timeout and cancellation then kill what
+   * carries the run's marker, which needs a shell too; in a shell-less box the process is left running and the
+   * run says so.
+   */
+  argv?: string[];
   /** Working directory relative to `/workspace`; must stay inside it. */
   cwd?: string;
   /** Written to the command's stdin, which is then closed. Without it, stdin is empty. */
@@ -414,7 +421,7 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
         'creating a run in the box',
         (docker, abortSignal) =>
           docker.getContainer(containerId).exec({
-            Cmd: ['/bin/sh', '-c', RUN_WRAPPER, 'agent-sandbox-run', options.command],
+            Cmd: options.argv ? [...options.argv] : ['/bin/sh', '-c', RUN_WRAPPER, 'agent-sandbox-run', options.command],
             AttachStdin: hasStdin,
             AttachStdout: true,
             AttachStderr: true,
@@ -435,10 +442,11 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
 
   const stdout = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stdout', text));
   const stderr = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stderr', text));
-  const pidLine = new PidLine();
-  const pidKnown = pidLine.pid;
+  // Only the shell wrapper prints the pid line; an argv run's stderr is all its own.
+  const pidLine = options.argv ? undefined : new PidLine();
+  const pidKnown = pidLine?.pid ?? Promise.resolve(undefined);
   const onStderr = (chunk: Buffer): void => {
-    const output = pidLine.take(chunk);
+    const output = pidLine ? pidLine.take(chunk) : chunk;
     if (output.length > 0) stderr.push(output);
   };
 
@@ -560,8 +568,8 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     const pid = await Promise.race([pidKnown, delay(0).then(() => undefined)]);
     leftoversKilled = (await killRun(pid)) === undefined;
   }
-  const held = pidLine.end();
-  if (held.length > 0) stderr.push(held);
+  const held = pidLine?.end();
+  if (held && held.length > 0) stderr.push(held);
   stdout.finish();
   stderr.finish();
 

@@ -17,6 +17,11 @@ const ROOT = '/workspace';
 /** Ends the records: its head cannot be a record's (a record's head starts with a type letter and a space). */
 const END_TOKEN = 'agent-sandbox:end';
 
+/** Where the listing looks for find, in order (the image report checks the same paths). */
+export const LISTING_FIND_PATHS = ['/usr/bin/find', '/bin/find'] as const;
+/** The box's tool `PATH` of the listing and the candidates tar: the report looks for `tar` there. */
+export const BOX_TOOL_PATH = '/usr/bin:/bin';
+
 /** Exit codes of `LISTING_SCRIPT` that mean "this image cannot list" (cached per box), or "not this time". */
 export const LISTING_EXIT = { noGnuFind: 90, noClock: 91, findFailed: 93 } as const;
 
@@ -35,9 +40,9 @@ export const LISTING_EXIT = { noGnuFind: 90, noClock: 91, findFailed: 93 } as co
  *   records: the listing is then not complete, and the caller does not treat a missing path as deleted.
  */
 export const LISTING_SCRIPT = `
-export PATH=/usr/bin:/bin LC_ALL=C
+export PATH=${BOX_TOOL_PATH} LC_ALL=C
 F=
-for c in /usr/bin/find /bin/find; do
+for c in ${LISTING_FIND_PATHS.join(' ')}; do
   if [ -x "$c" ]; then F=$c; break; fi
 done
 [ -n "$F" ] || exit ${LISTING_EXIT.noGnuFind}
@@ -72,7 +77,7 @@ exit $status
  * names asked for, else those files are read through the engine's archive API instead.
  */
 export const CANDIDATES_TAR_SCRIPT = `
-export PATH=/usr/bin:/bin LC_ALL=C
+export PATH=${BOX_TOOL_PATH} LC_ALL=C
 cd /workspace || exit 3
 exec tar -cf - -- "$@"
 `;

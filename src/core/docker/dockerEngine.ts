@@ -177,6 +177,12 @@ export class DockerEngine {
    * an error event in the stream: that fails the call (`engine-error` with the engine's message), never "pulled".
    */
   async pullImage(reference: string, onProgress: PullProgressCallback, signal?: AbortSignal): Promise<void> {
+    await this.pullImageOnce(reference, onProgress, signal).catch((error: unknown) => {
+      throw registryAuthError(reference, error) ?? error;
+    });
+  }
+
+  private async pullImageOnce(reference: string, onProgress: PullProgressCallback, signal?: AbortSignal): Promise<void> {
     await this.call(
       `pulling image ${reference}`,
       async (d, abortSignal) => {
@@ -210,6 +216,34 @@ export class DockerEngine {
       { timeoutMs: 0, signal },
     );
   }
+}
+
+/** What registries answer when they want credentials or refuse them (Docker Hub, DHI, ghcr.io, distribution). */
+const REGISTRY_AUTH_FAILURE =
+  /unauthorized|authentication required|access.{0,20}denied|denied:|no basic auth credentials|may require 'docker login'|forbidden|insufficient_scope/i;
+
+/** The registry host of a reference (`docker.io` when it names none), the one `docker login` needs. */
+export function registryOf(reference: string): string {
+  const first = reference.split('/')[0];
+  const hasDomain = reference.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return hasDomain ? first : 'docker.io';
+}
+
+/**
+ * A pull refused for want of credentials, as an error that names the fix (`docker login <registry>`);
+ * `undefined` for any other failure. Docker Hardened Images (`dhi.io/…`) and private registries answer this
+ * way until the engine's user has logged in.
+ */
+export function registryAuthError(reference: string, error: unknown): SandboxError | undefined {
+  const cause = SandboxError.is(error) ? error.cause : error;
+  const text = `${(error as Error)?.message ?? ''} ${cause ? engineMessageOf(cause) : ''}`;
+  if (SandboxError.is(error, 'cancelled') || !REGISTRY_AUTH_FAILURE.test(text)) return undefined;
+  const registry = registryOf(reference);
+  return new SandboxError(
+    'engine-error',
+    `Pulling image ${reference} was refused by ${registry}: it needs credentials (${engineMessageOf(cause ?? error).trim()}). Run \`docker login ${registry}\` for the engine's user (on the engine's machine), then pull again; Docker Hardened Images need a Docker account with access to them.`,
+    { setting: 'agentSandbox.image', cause: error },
+  );
 }
 
 /** The parts of `GET /info` the extension reads. */

@@ -1,6 +1,6 @@
 // The shape of one run in the history, shared by the store (core), the recorder (host) and the panel
 // (webview). Types only: the webview bundle imports this file too, so it must not pull in Node or `vscode`.
-import type { ChangeKind, EgressReason, FlagReason, RunOutcome, RunPolicy } from '../../shared/protocol';
+import type { BoxImage, ChangeKind, EgressReason, FlagReason, RunOutcome, RunPolicy } from '../../shared/protocol';
 
 /** Where a run came from (mirrors the host's `RunSource`). */
 export type HistorySource = 'command' | 'tool' | 'terminal' | 'mcp';
@@ -62,8 +62,8 @@ export interface HistoryRecord {
   exitCode?: number | null;
   /** Why it failed around running (engine error, cancelled before start): reason and message. */
   error?: { reason?: string; message: string };
-  /** Image reference and digest (image id). */
-  image?: { reference: string; id: string };
+  /** Image reference and digest (image id), with the registry digest, the image report's summary and a moved-tag note. */
+  image?: BoxImage;
   /** OCI runtime the box used. */
   runtime?: string;
   /** Network, user, limits and the names (never the values) of the host variables passed in. */

@@ -129,7 +129,7 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-async function writeAtomically(file: string, data: Buffer): Promise<void> {
+export async function writeAtomically(file: string, data: Buffer): Promise<void> {
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await fs.open(temp, 'wx');
   try {

@@ -60,6 +60,8 @@ export interface BoxSessionOptions {
   watch?: WorkspaceWatch;
   /** The box's way out (`network: "allowlist"`), passed to `Box.create`; absent = no network. */
   egress?: BoxCreateOptions['egress'];
+  /** The image as resolved (pinned id, report), passed to `Box.create`; absent = what the reference points to now. */
+  image?: BoxCreateOptions['image'];
 }
 
 /** Progress callback for long work: files and bytes so far. */
@@ -123,6 +125,8 @@ export class BoxSession {
     this.reader = new BoxTreeReader(boxReadAccess(options.engine, box), baseline, filter, {
       maxFileBytes: options.settings.maxFileSizeMiB * 1024 * 1024,
       readsWithBoxTar: (options.readChangedFiles ?? 'box-tar') === 'box-tar',
+      // The image report found no /bin/sh: no listing or tar in the box; collect reads through the archive API.
+      boxHasShell: box.image.hasShell !== false,
       log: options.log,
     });
     this.persistence = new ReviewPersistence(options.reviewStore, options.folder, options.log);
@@ -164,7 +168,14 @@ export class BoxSession {
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
     progress('Starting box');
-    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
+    const box = await Box.create(options.engine, settings, {
+      folder,
+      ownerId: options.ownerId,
+      env: options.env,
+      signal,
+      egress: options.egress,
+      image: options.image,
+    });
     const sent: Manifest = new Map();
     try {
       const tar = packWorkspace(folder, scanned.values(), {
@@ -225,6 +236,12 @@ export class BoxSession {
   ): Promise<{ mode: GitHistoryMode; note?: string }> {
     const repositories = findRepositories(options.folder, scanned);
     if (repositories.length === 0) return { mode: 'none' };
+    if (box.image.hasShell === false) {
+      return {
+        mode: 'none',
+        note: 'the image has no shell (/bin/sh) to make a fresh repository with, so the box has no .git (the workspace files are all present)',
+      };
+    }
     progress('Making a fresh git repository in the box');
     const result = await makeFreshRepositories(options.engine, box.containerId, options.folder, repositories, options.log, signal);
     options.log(
@@ -274,7 +291,7 @@ export class BoxSession {
 
   /** Runs a command after catching up. */
   async exec(
-    request: { command: string; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string; network?: 'none' },
+    request: { command: string; argv?: string[]; cwd?: string; stdin?: string; timeoutSeconds?: number; runId: string; network?: 'none' },
     onOutput: (stream: 'stdout' | 'stderr', text: string) => void,
     signal?: AbortSignal,
   ): Promise<ExecResult> {
@@ -289,6 +306,7 @@ export class BoxSession {
     try {
       outcome = await this.box.exec({
         command: request.command,
+        ...(request.argv ? { argv: request.argv } : {}),
         cwd: request.cwd,
         stdin: request.stdin,
         timeoutMs: timeoutSeconds > 0 ? timeoutSeconds * 1000 : undefined,
@@ -307,7 +325,7 @@ export class BoxSession {
       });
     } catch (error) {
       // Errors about the request or the box itself go to the caller; an engine failure mid-run is the run's outcome.
-      if (SandboxError.isAny(error, [...CALLER_MUST_SEE, 'path-outside-workspace'])) {
+      if (SandboxError.isAny(error, [...CALLER_MUST_SEE, 'path-outside-workspace', 'no-shell'])) {
         throw error;
       }
       outcome = {

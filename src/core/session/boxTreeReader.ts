@@ -96,6 +96,8 @@ export interface BoxTreeReaderOptions {
   maxFileBytes: number;
   /** Whether files that may have changed are read with one exec of the image's tar (else one archive each). */
   readsWithBoxTar: boolean;
+  /** False when the image has no `/bin/sh` (its report says so): no helper script can run, every read is an archive. */
+  boxHasShell?: boolean;
   log: (line: string) => void;
 }
 
@@ -121,7 +123,12 @@ export class BoxTreeReader {
     private readonly baseline: Manifest,
     private readonly filter: SyncFilter,
     private readonly options: BoxTreeReaderOptions,
-  ) {}
+  ) {
+    if (options.boxHasShell === false) {
+      this.listingSupported = false;
+      this.boxTarWorks = false;
+    }
+  }
 
   /** How the last read went. */
   get lastCollectInfo(): CollectInfo | undefined {

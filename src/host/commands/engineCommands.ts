@@ -3,6 +3,7 @@ import type { EngineReport } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
 import type { SandboxSettings } from '../settings';
 import { showEngineError } from '../errorMessages';
+import { describeImageReport, summarizeImageReport } from '../../core/docker/imageReportText';
 import { pickWorkspaceFolder } from '../workspaceFolders';
 
 export interface EngineCommandDeps {
@@ -23,14 +24,37 @@ export async function checkEngine(deps: EngineCommandDeps): Promise<EngineReport
       `Docker engine ${report.version} (API ${report.apiVersion}, ${report.os}) at ${report.host} [from ${report.source}]`,
       `Runtimes: ${report.runtimes.join(', ') || '(none reported)'}; default ${report.defaultRuntime || '?'}`,
       `Image ${report.image.reference}: ${report.image.present ? `present (${report.image.id})` : 'not present locally'}`,
+      ...(report.image.pinnedId ? [`Pinned to ${report.image.pinnedId} (agentSandbox.pinImageDigest)`] : []),
+      ...(report.image.note ? [report.image.note] : []),
+      ...(report.image.report ? [`Image report: ${summarizeImageReport(report.image.report)}`] : []),
     ];
     lines.forEach((line) => deps.log.info(`[check] ${line}`));
-    const actions = report.image.present ? ['Show Log'] : ['Pull Image', 'Show Log'];
+    report.image.report && describeImageReport(report.image.report).forEach((line) => deps.log.info(`[check] ${line}`));
+    const actions = [...(report.image.present ? [] : ['Pull Image']), ...(report.image.note ? ['Follow Image Tag'] : []), 'Show Log'];
+    const show = report.image.note ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
     // The report is returned at once (callers and tests need not wait for the notification to be dismissed).
-    void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0}', lines.join(' · ')), ...actions).then((choice) => {
+    void show(vscode.l10n.t('Agent Sandbox: {0}', lines.join(' · ')), ...actions).then((choice) => {
       if (choice === 'Pull Image') void vscode.commands.executeCommand('agentSandbox.pullImage');
+      if (choice === 'Follow Image Tag') void vscode.commands.executeCommand('agentSandbox.followImageTag');
       if (choice === 'Show Log') deps.log.show(true);
     });
+    return report;
+  } catch (error) {
+    await showEngineError(error, deps.log);
+    return undefined;
+  }
+}
+
+/**
+ * `Agent Sandbox: Follow Image Tag`: pins the configured image anew to what its tag points to now
+ * (`agentSandbox.pinImageDigest`); the next box (after Reset Sandbox for a running one) uses it.
+ */
+export async function followImageTag(deps: EngineCommandDeps): Promise<EngineReport | undefined> {
+  try {
+    const report = await deps.engine.followImageTag();
+    const message = `${report.image.reference} now follows its tag: ${report.image.id ?? '?'}. A running box keeps its image until Agent Sandbox: Reset Sandbox.`;
+    deps.log.info(`[host] ${message}`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Agent Sandbox: {0}', message));
     return report;
   } catch (error) {
     await showEngineError(error, deps.log);

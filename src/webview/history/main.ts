@@ -3,6 +3,7 @@
 // for every action; it has no network and no other page to talk to.
 import type { EgressHostSummary, HistoryFileChange, HistoryRecord } from '../../core/history/historyRecord';
 import { egressLine, hostDetail } from '../../core/history/egressSummary';
+import { imageFacts } from '../../core/history/imageFacts';
 import {
   ClearCommand,
   CopyCommandCommand,
@@ -360,7 +361,7 @@ class HistoryApp {
       ['Duration', record.outcome === 'running' ? 'running…' : formatDuration(record.durationMs)],
       ['Folder', record.cwd ? `${record.folder} (cwd ${record.cwd})` : record.folder],
     ];
-    if (record.image) facts.push(['Image', `${record.image.reference}  ${record.image.id.replace(/^(sha256:[0-9a-f]{12}).*/, '$1')}`]);
+    if (record.image) facts.push(...imageFacts(record.image));
     if (record.policy) {
       const p = record.policy;
       facts.push(['Runtime', p.runtime]);

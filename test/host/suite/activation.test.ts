@@ -1,5 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
+import type { EngineReport } from '../../../src/shared/protocol';
+import { summarizeImageReport } from '../../../src/core/docker/imageReportText';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
@@ -65,5 +67,16 @@ suite('Check Docker Engine', () => {
     assert.equal(report.source, 'DOCKER_HOST');
     assert.ok(report.runtimes.includes('runc'));
     assert.deepEqual(report.image, { ...report.image, reference: 'agent-sandbox-test/node', present: true });
+  });
+
+  test('shows the image report: verified from the image (shell, GNU find, the setuid file), and says what the log got', async () => {
+    const report = (await vscode.commands.executeCommand('agentSandbox.checkEngine')) as EngineReport | undefined;
+    assert.ok(report?.image.report, 'checkEngine returned no image report (see the Agent Sandbox log)');
+    const image = report.image.report;
+    assert.equal(image.id, report.image.id);
+    assert.deepEqual([image.hasShell, image.find, image.tar], [true, 'gnu', 'busybox']);
+    assert.deepEqual(image.setuidFiles, ['/usr/local/bin/node-setuid 4755 0:0']);
+    assert.equal(image.pinnedByDigest, false);
+    assert.match(summarizeImageReport(image), /\/bin\/sh, find gnu, tar busybox, 1 setuid\/setgid file\(s\), reference is a tag/);
   });
 });

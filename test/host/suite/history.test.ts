@@ -8,6 +8,7 @@ import type { ExportHistoryResult } from '../../../src/host/history/historyFeatu
 import type { HistoryExport, HistoryRecord } from '../../../src/core/history/historyRecord';
 import { DECIDED_DIR, DecidedContents } from '../../../src/core/history/decidedContents';
 import { HistoryStore } from '../../../src/core/history/historyStore';
+import { imageFacts } from '../../../src/core/history/imageFacts';
 
 const extensionId = 'agent-sandbox.agent-sandbox';
 
@@ -86,6 +87,11 @@ suite('Run history (real engine)', function () {
     assert.equal(record.image?.reference, 'agent-sandbox-test/node');
     assert.match(record.image?.id ?? '', /^sha256:[0-9a-f]{64}$/);
     assert.equal(record.image?.id, ran.result.image.id);
+    // The details show the digest and the image report (verified from the image: bash as /bin/sh, GNU find, one setuid file).
+    const imageRows = new Map(imageFacts(record.image!));
+    assert.match(imageRows.get('Image digest') ?? '', /^sha256:[0-9a-f]{64} \(no registry digest/);
+    assert.match(imageRows.get('Image report') ?? '', /\/bin\/sh, find gnu, tar busybox, 1 setuid\/setgid file\(s\)/);
+    assert.equal(record.image?.summary, ran.result.image.summary);
     assert.deepEqual(record.policy, ran.result.policy);
     assert.equal(record.policy?.network, 'none');
     assert.equal(record.runtime, ran.result.policy.runtime);

@@ -45,6 +45,7 @@ suite('unit: validateBoxSettings', () => {
       idleTimeoutMinutes: 30,
       maxFileSizeMiB: 100,
       gitHistory: 'fresh',
+      pinImageDigest: true,
     });
   });
 
