@@ -34,6 +34,9 @@ export const MACHINE_SCOPED_KEYS = [
   'gatewayDns',
   /** Which CA certificates the gateway trusts for the TLS that carries the model keys. */
   'gatewayCaFile',
+  /** What persists from one box to the next of a workspace (package caches), and how much of it. */
+  'caches',
+  'cacheSizeMiB',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

@@ -26,6 +26,8 @@ const BOX_KEYS = [
   'idleTimeoutMinutes',
   'maxFileSizeMiB',
   'gitHistory',
+  'caches',
+  'cacheSizeMiB',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /** Keys of `EgressSettings`; each must be machine-scoped (the type refuses one that is not in MACHINE_SCOPED_KEYS). */

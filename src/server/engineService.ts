@@ -5,6 +5,7 @@ import type {
   ApplyPlan,
   BoxInfo,
   BoxSettings,
+  CacheInfo,
   ChangeSet,
   EgressAttempt,
   EgressSettings,
@@ -26,6 +27,8 @@ import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
 import { runFileOp } from '../core/session/fileOps';
 import { ReviewStore } from '../core/review/reviewStore';
 import { WorkspaceWatch } from '../core/workspace/workspaceWatch';
+import { CacheLastUse } from '../core/cache/cacheLastUse';
+import { clearCaches, listCaches } from '../core/cache/cacheVolumes';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
@@ -61,6 +64,8 @@ export class EngineService extends Disposable {
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private runCounter = 0;
   private reviewStore: ReviewStore | undefined;
+  /** When this server's boxes last used each package cache. */
+  private readonly cacheLastUse = new CacheLastUse();
   /**
    * Folders whose mirror overflowed `/workspace`, with the settings it had and a watch from its scan on: until a
    * file event or a settings change, creating their box fails again at once with the same error instead of
@@ -87,6 +92,7 @@ export class EngineService extends Disposable {
   /** Pending reviews persist under this directory from now on (the extension's workspace storage). */
   setStorageDir(dir: string): void {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
+    this.cacheLastUse.setDir(dir);
   }
 
   async configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): Promise<void> {
@@ -288,6 +294,7 @@ export class EngineService extends Disposable {
     }
     const session = await pending;
     this.touch(key);
+    await this.cacheLastUse.mark(session.box.cacheVolumes);
     return session;
   }
 
@@ -487,6 +494,19 @@ export class EngineService extends Disposable {
     }
   }
 
+  /** Every package cache on the engine (all workspaces), with size, use and last use. */
+  async listCaches(signal?: AbortSignal): Promise<{ caches: CacheInfo[] }> {
+    return { caches: await listCaches(await this.getEngine(), await this.cacheLastUse.all(), signal) };
+  }
+
+  /** Removes the named package caches, or all; those a running box mounts stay (`inUse`). */
+  async clearCaches(volumeNames: string[] | undefined, signal?: AbortSignal): Promise<{ removed: string[]; inUse: string[] }> {
+    const result = await clearCaches(await this.getEngine(), volumeNames, signal);
+    await this.cacheLastUse.forget(result.removed);
+    this.options.log(`[cache] cleared ${result.removed.length} cache(s)${result.inUse.length ? `; ${result.inUse.length} in use by a box stayed` : ''}`);
+    return result;
+  }
+
   private async removeSession(key: string): Promise<void> {
     const pending = this.sessions.get(key);
     this.sessions.delete(key);
@@ -520,6 +540,7 @@ export class EngineService extends Disposable {
     }
     const session = await pending;
     this.touch(key);
+    await this.cacheLastUse.mark(session.box.cacheVolumes);
     return session;
   }
 

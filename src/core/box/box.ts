@@ -1,15 +1,12 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import * as tarStream from 'tar-stream';
 import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
 import {
   allowlistedEnv,
-  BOX_GID,
-  BOX_UID,
   boxLabels,
   boxNames,
   containerCreateOptions,
@@ -22,6 +19,8 @@ import { EgressGateway } from '../egress/egressGateway';
 import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';
 import type { ModelKeys } from '../egress/modelProviders';
 import { runInBox } from './boxExec';
+import { giveVolumesToBoxUser } from './volumeOwner';
+import { prepareCaches } from '../cache/cacheVolumes';
 
 export interface BoxCreateOptions {
   /** Absolute path of the workspace folder the box mirrors. */
@@ -64,6 +63,9 @@ export class Box {
     private egressGateway?: EgressGateway,
     private readonly owner?: { labels: Record<string, string> },
   ) {}
+
+  /** Names of the package cache volumes the box mounts (none with `agentSandbox.caches` off). */
+  cacheVolumes: readonly string[] = [];
 
   /** The box's way out, when its network is an allowlist (see `replaceEgress`). */
   get egress(): EgressGateway | undefined {
@@ -145,7 +147,22 @@ export class Box {
           signal,
         });
       }
-      const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env: egress ? [...env, ...egress.proxyEnv] : env });
+      const caches = settings.caches
+        ? await prepareCaches(engine, {
+            workspace: { folder: options.folder, host: options.ownerHost ?? os.hostname() },
+            image: { reference, id: image.Id },
+            maxSizeMiB: settings.cacheSizeMiB,
+            labels,
+            signal,
+          })
+        : undefined;
+      const createOptions = containerCreateOptions(settings, {
+        name,
+        volumeName,
+        labels,
+        env: egress ? [...env, ...egress.proxyEnv] : env,
+        caches,
+      });
       await engine.call(
         `creating volume ${volumeName}`,
         (d, abortSignal) => d.createVolume({ ...volumeCreateOptions(settings, { volumeName, labels }), abortSignal }),
@@ -153,7 +170,7 @@ export class Box {
       );
       volumeCreated = true;
       if (settings.workspaceVolume === 'disk') {
-        await giveWorkspaceToBoxUser(engine, settings, { volumeName, labels, signal });
+        await giveVolumesToBoxUser(engine, settings.image, [{ volumeName, dir: WORKSPACE_DIR.slice(1) }], { labels, signal });
       }
       const container = await engine.call(`creating container ${name}`, (d, abortSignal) => d.createContainer({ ...createOptions, abortSignal }), {
         signal,
@@ -164,7 +181,9 @@ export class Box {
         signal,
       });
       await egress?.attachRelay(container.id, signal);
-      return new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress, { labels });
+      const box = new Box(engine, settings, options.folder, container.id, name, volumeName, { reference, id: image.Id }, egress, { labels });
+      box.cacheVolumes = caches?.volumes.map((v) => v.volumeName) ?? [];
+      return box;
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);
@@ -269,65 +288,4 @@ function workspacePath(p: string): string {
     throw new SandboxError('path-outside-workspace', `${JSON.stringify(p)} is outside /workspace in the box.`);
   }
   return resolved;
-}
-
-/**
- * A fresh disk volume's root belongs to root, and the box has no capability to chown it. The archive API
- * does chown from tar headers, but skips the extraction root itself, and refuses a read-only root file
- * system. So a never-started helper container (writable root, same image, no network) mounts the volume
- * and receives a `workspace/` entry owned by the box user at `/`. Nothing runs in the helper.
- */
-async function giveWorkspaceToBoxUser(
-  engine: DockerEngine,
-  settings: BoxSettings,
-  options: { volumeName: string; labels: Record<string, string>; signal?: AbortSignal },
-): Promise<void> {
-  const tar = await workspaceOwnerTar();
-  let helperId: string | undefined;
-  try {
-    const helper = await engine.call(
-      'creating the volume preparation container',
-      (d, abortSignal) =>
-        d.createContainer({
-          Image: settings.image,
-          Entrypoint: [],
-          Cmd: ['true'],
-          User: '0:0',
-          NetworkDisabled: true,
-          Labels: options.labels,
-          HostConfig: {
-            NetworkMode: 'none',
-            CapDrop: ['ALL'],
-            SecurityOpt: ['no-new-privileges'],
-            Mounts: [{ Type: 'volume', Source: options.volumeName, Target: WORKSPACE_DIR, VolumeOptions: { NoCopy: true } as never }],
-          },
-          abortSignal,
-        }),
-      { signal: options.signal, image: settings.image },
-    );
-    helperId = helper.id;
-    await engine.call(
-      'preparing the workspace volume',
-      (d, abortSignal) =>
-        d
-          .getContainer(helper.id)
-          .putArchive(tar, { path: '/', abortSignal })
-          .then(() => undefined),
-      { signal: options.signal },
-    );
-  } finally {
-    await removeQuietly(engine, helperId, undefined);
-  }
-}
-
-function workspaceOwnerTar(): Promise<Buffer> {
-  const pack = tarStream.pack();
-  pack.entry({ name: 'workspace/', type: 'directory', mode: 0o755, uid: BOX_UID, gid: BOX_GID, mtime: new Date() });
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  return new Promise((resolve, reject) => {
-    pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-    pack.on('end', () => resolve(Buffer.concat(chunks)));
-    pack.on('error', reject);
-  });
 }

@@ -5,6 +5,7 @@ import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import { schemaEnum, schemaItemPattern, schemaRange } from './settingsSchema';
 import { sha256 } from '../util/hash';
+import type { CacheMounts } from '../cache/cacheVolumes';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   image: 'node:22-bookworm',
@@ -23,6 +24,8 @@ export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   idleTimeoutMinutes: 30,
   maxFileSizeMiB: 100,
   gitHistory: 'fresh',
+  caches: true,
+  cacheSizeMiB: 4096,
 }) as BoxSettings;
 
 /** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
@@ -69,7 +72,15 @@ export function isImageReference(value: string): boolean {
 }
 
 type IntegerKey =
-  'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
+  | 'memoryMiB'
+  | 'pidsLimit'
+  | 'workspaceSizeMiB'
+  | 'tmpSizeMiB'
+  | 'runTimeoutSeconds'
+  | 'outputLimitKiB'
+  | 'idleTimeoutMinutes'
+  | 'maxFileSizeMiB'
+  | 'cacheSizeMiB';
 
 /**
  * Inclusive ranges, from package.json's schema (the one source; see settingsSchema.ts). Lower bounds there
@@ -84,6 +95,7 @@ const UNITS: Record<IntegerKey, string> = {
   outputLimitKiB: 'KiB',
   idleTimeoutMinutes: 'minutes (0 = never)',
   maxFileSizeMiB: 'MiB',
+  cacheSizeMiB: 'MiB',
 };
 export const INTEGER_RANGES = Object.fromEntries(
   (Object.keys(UNITS) as IntegerKey[]).map((key) => [key, { ...schemaRange(key), unit: UNITS[key] }]),
@@ -178,6 +190,11 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     throw invalid('gitHistory', `${JSON.stringify(gitHistory)} is not valid; use "fresh", "none" or "full".`);
   }
 
+  const caches = value('caches');
+  if (typeof caches !== 'boolean') {
+    throw invalid('caches', 'must be true or false.');
+  }
+
   return {
     image: image.trim(),
     memoryMiB: integers.memoryMiB,
@@ -195,6 +212,8 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     idleTimeoutMinutes: integers.idleTimeoutMinutes,
     maxFileSizeMiB: integers.maxFileSizeMiB,
     gitHistory,
+    caches,
+    cacheSizeMiB: integers.cacheSizeMiB,
   };
 }
 
@@ -268,7 +287,7 @@ export function volumeCreateOptions(
  */
 export function containerCreateOptions(
   settings: BoxSettings,
-  options: { name: string; volumeName: string; labels: Record<string, string>; env: string[] },
+  options: { name: string; volumeName: string; labels: Record<string, string>; env: string[]; caches?: CacheMounts },
 ): Dockerode.ContainerCreateOptions {
   for (const entry of options.env) {
     const name = entry.slice(0, entry.indexOf('='));
@@ -293,6 +312,13 @@ export function containerCreateOptions(
         // The image's own /workspace content must not leak into the mirror.
         VolumeOptions: { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>,
       },
+      // Package caches of this workspace (see src/core/cache/cacheVolumes.ts); no copy of the image's content either.
+      ...(options.caches?.volumes ?? []).map((cache) => ({
+        Type: 'volume' as const,
+        Source: cache.volumeName,
+        Target: cache.target,
+        VolumeOptions: { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>,
+      })),
     ],
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
@@ -316,7 +342,7 @@ export function containerCreateOptions(
     User: BOX_USER,
     WorkingDir: WORKSPACE_DIR,
     Hostname: 'agent-sandbox',
-    Env: [`HOME=${BOX_HOME}`, `TERM=${BOX_TERM}`, ...options.env],
+    Env: [`HOME=${BOX_HOME}`, `TERM=${BOX_TERM}`, ...options.env, ...(options.caches?.env ?? [])],
     Entrypoint: [],
     Cmd: ['/bin/sh', '-c', KEEPALIVE_SCRIPT],
     Labels: { ...options.labels, [LABEL_VOLUME]: options.volumeName },
