@@ -503,7 +503,9 @@ export class EngineService extends Disposable {
   async clearCaches(volumeNames: string[] | undefined, signal?: AbortSignal): Promise<{ removed: string[]; inUse: string[] }> {
     const result = await clearCaches(await this.getEngine(), volumeNames, signal);
     await this.cacheLastUse.forget(result.removed);
-    this.options.log(`[cache] cleared ${result.removed.length} cache(s)${result.inUse.length ? `; ${result.inUse.length} in use by a box stayed` : ''}`);
+    this.options.log(
+      `[cache] cleared ${result.removed.length} cache(s)${result.inUse.length ? `; ${result.inUse.length} in use by a box stayed` : ''}`,
+    );
     return result;
   }
 

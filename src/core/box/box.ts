@@ -5,15 +5,7 @@ import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
-import {
-  allowlistedEnv,
-  boxLabels,
-  boxNames,
-  containerCreateOptions,
-  validateBoxSettings,
-  volumeCreateOptions,
-  WORKSPACE_DIR,
-} from './boxConfig';
+import { allowlistedEnv, boxLabels, boxNames, containerCreateOptions, validateBoxSettings, volumeCreateOptions, WORKSPACE_DIR } from './boxConfig';
 import type { ExecOptions, ExecOutcome, OomCounter } from './boxExec';
 import { EgressGateway } from '../egress/egressGateway';
 import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';

@@ -45,6 +45,8 @@ suite('unit: validateBoxSettings', () => {
       idleTimeoutMinutes: 30,
       maxFileSizeMiB: 100,
       gitHistory: 'fresh',
+      caches: true,
+      cacheSizeMiB: 4096,
     });
   });
 

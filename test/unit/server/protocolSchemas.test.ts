@@ -41,8 +41,8 @@ suite('protocol params schemas', () => {
       for (const request of requestNamespaces()) {
         const handler = requests.get(request.method);
         assert.ok(handler, `${request.method} has no handler registered by method name`);
-        // checkEngine takes no params (null is none): a number is what it refuses. Nothing here contacts Docker.
-        const bad = request.method === 'sandbox/checkEngine' ? 5 : null;
+        // Requests without params (checkEngine, listCaches: null is none) refuse a number. Nothing here contacts Docker.
+        const bad = request.params?.check(null, '') === undefined ? 5 : null;
         await assert.rejects(
           Promise.resolve().then(() => handler(bad, token)),
           (error: { code?: number; data?: { reason?: string; field?: string } }) =>
