@@ -10,16 +10,10 @@ import { LABEL_MANAGED } from '../../src/core/box/boxConfig';
 import { CACHE_ROOT, CACHE_TOOLS, clearCaches, listCaches } from '../../src/core/cache/cacheVolumes';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { EnsureBoxRequest, ListCachesRequest, ClearCachesRequest, ResetRequest, type BoxSettings } from '../../src/shared/protocol';
+import { removeCachesOf } from './cacheHarness';
 import { createTestInternet, type TestInternet } from './egressInternet';
 import { startEngineServer, stopEngineServer, type EngineServerProcess } from './engineServer';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
-
-/** Removes every cache volume of these folders (cache volumes carry no owner label, so suite cleanup misses them). */
-export async function removeCachesOf(engine: DockerEngine | undefined, folders: readonly string[]): Promise<void> {
-  if (!engine) return;
-  const names = (await listCaches(engine, new Map())).filter((c) => folders.includes(c.folder)).map((c) => c.volumeName);
-  if (names.length > 0) await clearCaches(engine, names).catch(() => undefined);
-}
 
 /** A workspace folder on this machine with the given npm lockfile content (or none). */
 function workspaceWithLock(lock?: string): string {
