@@ -62,6 +62,12 @@ suite('engine: package caches', function () {
     const box = await create(folder);
     assert.equal(box.cacheVolumes.length, CACHE_TOOLS.length);
     assert.deepEqual((await containerMounts(engine!, box)).filter((n) => n.startsWith('agent-sandbox-cache-')).sort(), [...box.cacheVolumes].sort());
+    const info = await engine!.call('inspecting the box', (d) => d.getContainer(box.containerId).inspect());
+    assert.deepEqual(
+      info.Mounts.filter((m) => m.Type !== 'volume').map((m) => m.Type),
+      [],
+      'engine volumes only, no host bind',
+    );
     const env = await shOk(box, 'env');
     for (const { tool, variable } of CACHE_TOOLS) assert.ok(env.includes(`${variable}=${CACHE_ROOT}/${tool}\n`), `${variable} in ${env}`);
     // Each cache belongs to the box user; $HOME stays the box user's (no root-owned parents made inside it).
