@@ -118,8 +118,9 @@ async function listCacheVolumes(engine: DockerEngine, workspace?: CacheWorkspace
 
 /** Sizes and use counts of volumes as the engine measures them (`docker system df`), by name. */
 async function volumeUsage(engine: DockerEngine, signal?: AbortSignal): Promise<Map<string, { size: number; refCount: number }>> {
-  // dockerode's df takes no abort signal; the engine call's timeout and cancellation still bound the wait.
-  const df = (await engine.call('measuring volumes', (d) => d.df() as Promise<{ Volumes?: DfVolume[] }>, { signal })) as { Volumes?: DfVolume[] };
+  // dockerode's typings omit df's options; it does take the abort signal.
+  type Df = (options: { abortSignal: AbortSignal }) => Promise<{ Volumes?: DfVolume[] }>;
+  const df = await engine.call('measuring volumes', (d, abortSignal) => (d.df as unknown as Df).call(d, { abortSignal }), { signal });
   return new Map((df.Volumes ?? []).map((v) => [v.Name, { size: v.UsageData?.Size ?? -1, refCount: v.UsageData?.RefCount ?? 0 }]));
 }
 
