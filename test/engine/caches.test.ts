@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Box } from '../../src/core/box/box';
 import { LABEL_MANAGED } from '../../src/core/box/boxConfig';
-import { CACHE_ROOT, CACHE_TOOLS, clearCaches, listCaches } from '../../src/core/cache/cacheVolumes';
+import { CACHE_ROOT, CACHE_TOOLS, listCaches } from '../../src/core/cache/cacheVolumes';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { EnsureBoxRequest, ListCachesRequest, ClearCachesRequest, ResetRequest, type BoxSettings } from '../../src/shared/protocol';
 import { removeCachesOf } from './cacheHarness';
