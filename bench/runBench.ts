@@ -20,6 +20,7 @@ import { startEngineServer, stopEngineServer, type EngineServerProcess } from '.
 import { bash, dockerSync, median, memoryOf, q, timed } from './benchUtil';
 import { writeReport, type BenchResults, type Row } from './report';
 import { generateTree } from './trees';
+import { npmCacheRows } from './cacheBench';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const quick = process.argv.includes('--quick');
@@ -29,13 +30,13 @@ const quick = process.argv.includes('--quick');
  */
 const DEFAULT_IMAGE = 'agent-sandbox-test/node';
 const IMAGE = process.argv.find((a) => a.startsWith('--image='))?.slice('--image='.length) || DEFAULT_IMAGE;
-/** `--only=trees,exec,...`: run only these sections (cold, trees, exec, activation, memory); results are a subset. */
+/** `--only=trees,exec,...`: run only these sections (cold, trees, exec, activation, memory, caches); results are a subset. */
 const ONLY = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',')
   .filter(Boolean);
-const runs = (section: 'cold' | 'trees' | 'exec' | 'activation' | 'memory'): boolean => !ONLY || ONLY.includes(section);
+const runs = (section: 'cold' | 'trees' | 'exec' | 'activation' | 'memory' | 'caches'): boolean => !ONLY || ONLY.includes(section);
 const REPS = quick ? 1 : 3;
 const EXEC_REPS = quick ? 10 : 40;
 
@@ -57,6 +58,8 @@ const settings: BoxSettings = {
   cpus: 2,
   workspaceSizeMiB: 2048,
   idleTimeoutMinutes: 0,
+  // The baselines have no package caches; the `caches` section (bench/cacheBench.ts) measures them on their own.
+  caches: false,
 };
 const logLines: string[] = [];
 const log = (line: string) => logLines.push(line);
@@ -129,6 +132,9 @@ async function main(): Promise<void> {
     // 8. Server peak RSS while mirroring the largest tree.
     const largest = workspaces.find((w) => w.largest) ?? workspaces[workspaces.length - 1];
     if (runs('memory')) rows.push(...(await serverMemory(largest, servers)));
+
+    // 9. npm ci with a warm package cache in a new box, against the first (cold) one.
+    if (runs('caches')) rows.push(...(await npmCacheRows(engine, { temp, ownerId, reps: REPS, packages: quick ? 100 : 300, settings, say })));
 
     const results: BenchResults = {
       mode: quick ? 'quick' : treesWanted() || ONLY || IMAGE !== DEFAULT_IMAGE ? 'subset' : 'full',

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { runCommandInSandbox, type RunCommandArgs } from './host/commands/runCommand';
 import { checkEngine, followImageTag, pullImage, resetSandbox } from './host/commands/engineCommands';
+import { clearCaches, type ClearCachesArgs } from './host/commands/cacheCommands';
 import { EngineClient } from './host/engineClient';
 import { RunHistory } from './host/history/historyFeature';
 import { ProposalDocuments } from './host/review/proposalDocuments';
@@ -78,6 +79,7 @@ export function activate(context: vscode.ExtensionContext) {
     vscode.commands.registerCommand('agentSandbox.pullImage', (image?: string) => pullImage({ ...deps, settings }, image)),
     vscode.commands.registerCommand('agentSandbox.reset', (folder?: string | { all: true }) => resetSandbox(deps, folder)),
     vscode.commands.registerCommand('agentSandbox.showLog', () => log.show()),
+    vscode.commands.registerCommand('agentSandbox.clearCaches', (args?: ClearCachesArgs) => clearCaches(deps, args)),
     vscode.commands.registerCommand('agentSandbox.setApiKey', (args?: SetApiKeyArgs) => setApiKey({ keys: modelKeys, log }, args)),
   );
 }

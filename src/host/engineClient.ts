@@ -28,6 +28,8 @@ import {
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
+  ListCachesRequest,
+  ClearCachesRequest,
   TerminalCloseRequest,
   TerminalExitNotification,
   TerminalInputNotification,
@@ -416,6 +418,16 @@ export class EngineClient extends Disposable {
     if (!options.discardPending && !this.running) return;
     await this.sendRequest(ResetRequest.type, { folder, discardPending: options.discardPending });
     this.boxStateEmitter.fire({ folder, state: 'none' });
+  }
+
+  /** Every package cache on the engine, of all workspaces. */
+  async listCaches() {
+    return this.request((client) => send0(client, ListCachesRequest.type));
+  }
+
+  /** Removes the named package caches, or all of them. */
+  async clearCaches(volumeNames?: string[]) {
+    return this.sendRequest(ClearCachesRequest.type, { volumeNames });
   }
 
   /** Stops the server; it removes its boxes on shutdown. */

@@ -36,6 +36,9 @@ export const MACHINE_SCOPED_KEYS = [
   'gatewayCaFile',
   /** Whether the box follows a moved image tag: trusting what a tag now points to is the user's choice. */
   'pinImageDigest',
+  /** What persists from one box to the next of a workspace (package caches), and how much of it. */
+  'caches',
+  'cacheSizeMiB',
 ] as const;
 
 export type MachineScopedKey = (typeof MACHINE_SCOPED_KEYS)[number];

@@ -27,6 +27,8 @@ const BOX_KEYS = [
   'maxFileSizeMiB',
   'gitHistory',
   'pinImageDigest',
+  'caches',
+  'cacheSizeMiB',
 ] as const satisfies readonly (keyof BoxSettings)[];
 
 /** Keys of `EgressSettings`; each must be machine-scoped (the type refuses one that is not in MACHINE_SCOPED_KEYS). */

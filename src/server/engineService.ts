@@ -5,6 +5,7 @@ import type {
   ApplyPlan,
   BoxInfo,
   BoxSettings,
+  CacheInfo,
   ChangeSet,
   EgressAttempt,
   EgressSettings,
@@ -29,6 +30,8 @@ import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
 import { runFileOp } from '../core/session/fileOps';
 import { ReviewStore } from '../core/review/reviewStore';
 import { WorkspaceWatch } from '../core/workspace/workspaceWatch';
+import { CacheLastUse } from '../core/cache/cacheLastUse';
+import { clearCaches, listCaches } from '../core/cache/cacheVolumes';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
@@ -66,6 +69,8 @@ export class EngineService extends Disposable {
   private reviewStore: ReviewStore | undefined;
   /** Image reports and digest pins (next to the reviews when there is a storage directory). */
   private imageStore = new ImageStore();
+  /** When this server's boxes last used each package cache. */
+  private readonly cacheLastUse = new CacheLastUse();
   /**
    * Folders whose mirror overflowed `/workspace`, with the settings it had and a watch from its scan on: until a
    * file event or a settings change, creating their box fails again at once with the same error instead of
@@ -93,6 +98,7 @@ export class EngineService extends Disposable {
   setStorageDir(dir: string): void {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
     this.imageStore = new ImageStore(path.join(dir, 'images'));
+    this.cacheLastUse.setDir(dir);
   }
 
   /** Labels of the never-started containers image reports read (orphan cleanup removes any left behind). */
@@ -344,6 +350,7 @@ export class EngineService extends Disposable {
     }
     const session = await pending;
     this.touch(key);
+    await this.cacheLastUse.mark(session.box.cacheVolumes);
     return session;
   }
 
@@ -560,6 +567,21 @@ export class EngineService extends Disposable {
     }
   }
 
+  /** Every package cache on the engine (all workspaces), with size, use and last use. */
+  async listCaches(signal?: AbortSignal): Promise<{ caches: CacheInfo[] }> {
+    return { caches: await listCaches(await this.getEngine(), await this.cacheLastUse.all(), signal) };
+  }
+
+  /** Removes the named package caches, or all; those a running box mounts stay (`inUse`). */
+  async clearCaches(volumeNames: string[] | undefined, signal?: AbortSignal): Promise<{ removed: string[]; inUse: string[] }> {
+    const result = await clearCaches(await this.getEngine(), volumeNames, signal);
+    await this.cacheLastUse.forget(result.removed);
+    this.options.log(
+      `[cache] cleared ${result.removed.length} cache(s)${result.inUse.length ? `; ${result.inUse.length} in use by a box stayed` : ''}`,
+    );
+    return result;
+  }
+
   private async removeSession(key: string): Promise<void> {
     const pending = this.sessions.get(key);
     this.sessions.delete(key);
@@ -593,6 +615,7 @@ export class EngineService extends Disposable {
     }
     const session = await pending;
     this.touch(key);
+    await this.cacheLastUse.mark(session.box.cacheVolumes);
     return session;
   }
 

@@ -28,6 +28,8 @@ import {
   ReadBaseRequest,
   ReadProposalRequest,
   ResetRequest,
+  ListCachesRequest,
+  ClearCachesRequest,
   SetModelKeysRequest,
   TerminalCloseRequest,
   TerminalExitNotification,
@@ -144,6 +146,8 @@ export function startServer(connection: Connection): EngineService {
   onRequest(DiscardRequest, (p, signal) => service.discard(p.folder, p.paths, signal));
   onRequest(ResetRequest, (p) => service.reset(p.folder, { discardPending: p.discardPending }));
   onRequest(FileOpRequest, (p, signal) => service.fileOp(p, () => undefined, signal));
+  onRequest(ListCachesRequest, (_p, signal) => service.listCaches(signal));
+  onRequest(ClearCachesRequest, (p, signal) => service.clearCaches(p.volumeNames, signal));
 
   // Terminals.
   const terminals = new TerminalService({

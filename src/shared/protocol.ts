@@ -75,6 +75,10 @@ export interface BoxSettings {
    * that later points elsewhere is reported (`BoxImage.note`), never followed silently. False: the tag is followed.
    */
   pinImageDigest?: boolean;
+  /** Keep package caches (npm, pnpm, yarn, pip, uv, cargo, go) in volumes reused by this workspace's next box. */
+  caches: boolean;
+  /** Bound on one workspace's caches together, in MiB; over it they are emptied when the next box starts. */
+  cacheSizeMiB: number;
 }
 
 /** Values of `BoxSettings.gitHistory`. */
@@ -842,6 +846,42 @@ export namespace ResetRequest {
   }
   export const params: Schema<Params> = object<Params>({ folder: optional(string), discardPending: optional(boolean) });
   export const type = new RequestType<Params, void, void>(method);
+}
+
+/** One package cache volume (see `sandbox/listCaches`). */
+export interface CacheInfo {
+  /** Engine volume name, what `sandbox/clearCaches` takes. */
+  volumeName: string;
+  /** `npm`, `pnpm`, `yarn`, `pip`, `uv`, `cargo`, `go-mod` or `go-build`. */
+  tool: string;
+  /** Workspace folder whose boxes (only) mount it, and the host it is on. */
+  folder: string;
+  host: string;
+  /** Size as the engine measures it; absent when the engine did not say. */
+  sizeBytes?: number;
+  /** Whether a container (a running box) mounts it now; such a cache is not removed. */
+  inUse: boolean;
+  /** ISO times: when the volume was made, and when a box of this server's storage last mounted it (when known). */
+  createdAt?: string;
+  lastUsed?: string;
+}
+
+/** Every package cache on the engine, of all workspaces, with size and last use. */
+export namespace ListCachesRequest {
+  export const method = 'sandbox/listCaches' as const;
+  export const params: Schema<void> = noParams;
+  export const type = new RequestType0<{ caches: CacheInfo[] }, void>(method);
+}
+
+/** Removes package caches: the named volumes (cache volumes only), or all of them when `volumeNames` is absent. */
+export namespace ClearCachesRequest {
+  export const method = 'sandbox/clearCaches' as const;
+  export interface Params {
+    volumeNames?: string[];
+  }
+  export const params: Schema<Params> = object<Params>({ volumeNames: optional(array(string)) });
+  /** `inUse`: caches a running box mounts, left in place. */
+  export const type = new RequestType<Params, { removed: string[]; inUse: string[] }, void>(method);
 }
 
 /** One file a `patch` file operation changed. */

@@ -52,7 +52,8 @@ export async function startEngineServer(options: {
     capabilities: {},
     initializationOptions,
   });
-  await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: options.box });
+  // Package caches outlive the server and its boxes: off unless the suite asks (test/engine/caches.test.ts).
+  await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { caches: false, ...options.box } });
   return { process: child, connection, initialized };
 }
 
@@ -99,7 +100,7 @@ export async function startRawEngineServer(options: { box: Partial<BoxSettings> 
     if (response.error) throw new Error(`${method} failed: ${response.error.message}`);
   };
   await ok(InitializeRequest.method, { processId: process.pid, rootUri: null, capabilities: {} });
-  await ok(ConfigureRequest.method, { engine: {}, box: options.box });
+  await ok(ConfigureRequest.method, { engine: {}, box: { caches: false, ...options.box } });
   return {
     process: child,
     request,

@@ -5,6 +5,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { removeCachesUnder } from './cacheHarness';
 
 const cliJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 
@@ -46,6 +47,7 @@ suite('Command line: agent-sandbox run, diff, apply, discard, reset, history (re
   });
 
   suiteTeardown(() => {
+    removeCachesUnder(root); // the command line runs with package caches on, as a user's does
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -50,6 +50,8 @@ export function testSettings(overrides: Partial<BoxSettings> = {}): BoxSettings 
     pidsLimit: 128,
     workspaceSizeMiB: 64,
     tmpSizeMiB: 32,
+    // Package caches outlive boxes and their owners; suites that test them turn them on (test/engine/caches.test.ts).
+    caches: false,
     ...overrides,
   };
 }

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ScriptedTurn } from '../standIns/messagesApiServer';
 import { CLAUDE_OWN_TOOLS, cachedClaudeBinary, MCP_SERVER_NAME, mcpToolName as tool, runClaudeOnHost } from './claudeCodeOnHost';
+import { removeCachesUnder } from './cacheHarness';
 
 const cliJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 const IMAGE = 'agent-sandbox-test/busybox';
@@ -69,6 +70,7 @@ suite(
         .filter(Boolean)) {
         spawnSync('docker', ['rm', '-f', id]);
       }
+      removeCachesUnder(root); // the command line's own server runs with package caches on
       rmSync(root, { recursive: true, force: true });
     });
 

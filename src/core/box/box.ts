@@ -1,28 +1,19 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import * as tarStream from 'tar-stream';
 import type { BoxImage, BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
-import {
-  allowlistedEnv,
-  BOX_GID,
-  BOX_UID,
-  boxLabels,
-  boxNames,
-  containerCreateOptions,
-  validateBoxSettings,
-  volumeCreateOptions,
-  WORKSPACE_DIR,
-} from './boxConfig';
+import { allowlistedEnv, boxLabels, boxNames, containerCreateOptions, validateBoxSettings, volumeCreateOptions, WORKSPACE_DIR } from './boxConfig';
 import type { ExecOptions, ExecOutcome, OomCounter } from './boxExec';
 import { EgressGateway } from '../egress/egressGateway';
 import { validateEgressSettings, type ValidatedEgress } from '../egress/gatewayConfig';
 import type { ModelKeys } from '../egress/modelProviders';
 import { runInBox } from './boxExec';
 import { KEEPALIVE_PROGRAM, keepAliveProgram, noShellError, TOOLS_DIR, toolsEntries } from './shellless';
+import { giveVolumesToBoxUser } from './volumeOwner';
+import { prepareCaches } from '../cache/cacheVolumes';
 
 export interface BoxCreateOptions {
   /** Absolute path of the workspace folder the box mirrors. */
@@ -72,6 +63,9 @@ export class Box {
     /** The box's own tools volume (keep-alive), when its image has no shell. */
     private readonly toolsVolume?: string,
   ) {}
+
+  /** Names of the package cache volumes the box mounts (none with `agentSandbox.caches` off). */
+  cacheVolumes: readonly string[] = [];
 
   /** The box's way out, when its network is an allowlist (see `replaceEgress`). */
   get egress(): EgressGateway | undefined {
@@ -158,7 +152,22 @@ export class Box {
           signal,
         });
       }
-      const createOptions = containerCreateOptions(settings, { name, volumeName, labels, env: egress ? [...env, ...egress.proxyEnv] : env });
+      const caches = settings.caches
+        ? await prepareCaches(engine, {
+            workspace: { folder: options.folder, host: options.ownerHost ?? os.hostname() },
+            image: { reference, id: image.Id },
+            maxSizeMiB: settings.cacheSizeMiB,
+            labels,
+            signal,
+          })
+        : undefined;
+      const createOptions = containerCreateOptions(settings, {
+        name,
+        volumeName,
+        labels,
+        env: egress ? [...env, ...egress.proxyEnv] : env,
+        caches,
+      });
       await engine.call(
         `creating volume ${volumeName}`,
         (d, abortSignal) => d.createVolume({ ...volumeCreateOptions(settings, { volumeName, labels }), abortSignal }),
@@ -166,7 +175,7 @@ export class Box {
       );
       volumeCreated = true;
       if (settings.workspaceVolume === 'disk') {
-        await fillVolumeThroughHelper(engine, settings, { volumeName, mountAt: WORKSPACE_DIR, entries: workspaceOwnerEntries(), labels, signal });
+        await giveVolumesToBoxUser(engine, settings.image, [{ volumeName, dir: WORKSPACE_DIR.slice(1) }], { labels, signal });
       }
       if (toolsVolume) {
         // No shell for the keep-alive loop: the box's own keep-alive, from a read-only volume of its own.
@@ -175,10 +184,7 @@ export class Box {
           signal,
         });
         toolsCreated = true;
-        await fillVolumeThroughHelper(engine, settings, {
-          volumeName: toolsVolume,
-          mountAt: TOOLS_DIR,
-          entries: toolsEntries(program),
+        await giveVolumesToBoxUser(engine, settings.image, [{ volumeName: toolsVolume, dir: TOOLS_DIR.slice(1), entries: toolsEntries(program) }], {
           labels,
           signal,
         });
@@ -195,7 +201,7 @@ export class Box {
       });
       await egress?.attachRelay(container.id, signal);
       const boxImage: BoxImage = { ...options.image, reference, id: image.Id };
-      return new Box(
+      const box = new Box(
         engine,
         { ...settings, image: reference },
         options.folder,
@@ -207,6 +213,8 @@ export class Box {
         { labels },
         toolsVolume,
       );
+      box.cacheVolumes = caches?.volumes.map((v) => v.volumeName) ?? [];
+      return box;
     } catch (error) {
       // Nothing half-made is left behind: a failed create removes what it created.
       await egress?.remove().catch(() => undefined);
@@ -326,78 +334,4 @@ function workspacePath(p: string): string {
     throw new SandboxError('path-outside-workspace', `${JSON.stringify(p)} is outside /workspace in the box.`);
   }
   return resolved;
-}
-
-/**
- * Puts small entries into a volume without starting anything. A fresh disk volume's root belongs to root, and the
- * box has no capability to chown it; the archive API does chown from tar headers, but skips the extraction root
- * itself, and refuses a read-only root file system. So a never-started helper container (writable root, same
- * image, no network) mounts the volume at `mountAt` and receives the entries at `/` (e.g. a `workspace/` entry
- * owned by the box user). Nothing runs in the helper.
- */
-async function fillVolumeThroughHelper(
-  engine: DockerEngine,
-  settings: BoxSettings,
-  options: { volumeName: string; mountAt: string; entries: TarEntry[]; labels: Record<string, string>; signal?: AbortSignal },
-): Promise<void> {
-  const tar = await smallTar(options.entries);
-  let helperId: string | undefined;
-  try {
-    const helper = await engine.call(
-      'creating the volume preparation container',
-      (d, abortSignal) =>
-        d.createContainer({
-          Image: settings.image,
-          Entrypoint: [],
-          Cmd: ['true'],
-          User: '0:0',
-          NetworkDisabled: true,
-          Labels: options.labels,
-          HostConfig: {
-            NetworkMode: 'none',
-            CapDrop: ['ALL'],
-            SecurityOpt: ['no-new-privileges'],
-            Mounts: [{ Type: 'volume', Source: options.volumeName, Target: options.mountAt, VolumeOptions: { NoCopy: true } as never }],
-          },
-          abortSignal,
-        }),
-      { signal: options.signal, image: settings.image },
-    );
-    helperId = helper.id;
-    await engine.call(
-      `preparing volume ${options.volumeName}`,
-      (d, abortSignal) =>
-        d
-          .getContainer(helper.id)
-          .putArchive(tar, { path: '/', abortSignal })
-          .then(() => undefined),
-      { signal: options.signal },
-    );
-  } finally {
-    await removeQuietly(engine, helperId, undefined);
-  }
-}
-
-interface TarEntry {
-  header: Partial<tarStream.Header> & { name: string };
-  content?: Buffer;
-}
-
-function workspaceOwnerEntries(): TarEntry[] {
-  return [{ header: { name: 'workspace/', type: 'directory', mode: 0o755, uid: BOX_UID, gid: BOX_GID, mtime: new Date() } }];
-}
-
-function smallTar(entries: TarEntry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const entry of entries) {
-    if (entry.content) pack.entry(entry.header, entry.content);
-    else pack.entry(entry.header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  return new Promise((resolve, reject) => {
-    pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-    pack.on('end', () => resolve(Buffer.concat(chunks)));
-    pack.on('error', reject);
-  });
 }

@@ -5,6 +5,7 @@ import type { BoxSettings } from '../../shared/protocol';
 import { SandboxError } from '../errors';
 import { schemaEnum, schemaItemPattern, schemaRange } from './settingsSchema';
 import { sha256 } from '../util/hash';
+import type { CacheMounts } from '../cache/cacheVolumes';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   image: 'node:22-bookworm',
@@ -24,6 +25,8 @@ export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
   maxFileSizeMiB: 100,
   gitHistory: 'fresh',
   pinImageDigest: true,
+  caches: true,
+  cacheSizeMiB: 4096,
 }) as BoxSettings;
 
 /** The uid and gid every process in the box runs as, and that owns `/workspace`, `/home/sandbox`. */
@@ -70,7 +73,15 @@ export function isImageReference(value: string): boolean {
 }
 
 type IntegerKey =
-  'memoryMiB' | 'pidsLimit' | 'workspaceSizeMiB' | 'tmpSizeMiB' | 'runTimeoutSeconds' | 'outputLimitKiB' | 'idleTimeoutMinutes' | 'maxFileSizeMiB';
+  | 'memoryMiB'
+  | 'pidsLimit'
+  | 'workspaceSizeMiB'
+  | 'tmpSizeMiB'
+  | 'runTimeoutSeconds'
+  | 'outputLimitKiB'
+  | 'idleTimeoutMinutes'
+  | 'maxFileSizeMiB'
+  | 'cacheSizeMiB';
 
 /**
  * Inclusive ranges, from package.json's schema (the one source; see settingsSchema.ts). Lower bounds there
@@ -85,6 +96,7 @@ const UNITS: Record<IntegerKey, string> = {
   outputLimitKiB: 'KiB',
   idleTimeoutMinutes: 'minutes (0 = never)',
   maxFileSizeMiB: 'MiB',
+  cacheSizeMiB: 'MiB',
 };
 export const INTEGER_RANGES = Object.fromEntries(
   (Object.keys(UNITS) as IntegerKey[]).map((key) => [key, { ...schemaRange(key), unit: UNITS[key] }]),
@@ -183,6 +195,10 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
   if (typeof pinImageDigest !== 'boolean') {
     throw invalid('pinImageDigest', 'must be true or false.');
   }
+  const caches = value('caches');
+  if (typeof caches !== 'boolean') {
+    throw invalid('caches', 'must be true or false.');
+  }
 
   return {
     image: image.trim(),
@@ -202,6 +218,8 @@ export function validateBoxSettings(partial: Partial<BoxSettings>): BoxSettings 
     maxFileSizeMiB: integers.maxFileSizeMiB,
     gitHistory,
     pinImageDigest,
+    caches,
+    cacheSizeMiB: integers.cacheSizeMiB,
   };
 }
 
@@ -275,7 +293,7 @@ export function volumeCreateOptions(
  */
 export function containerCreateOptions(
   settings: BoxSettings,
-  options: { name: string; volumeName: string; labels: Record<string, string>; env: string[] },
+  options: { name: string; volumeName: string; labels: Record<string, string>; env: string[]; caches?: CacheMounts },
 ): Dockerode.ContainerCreateOptions {
   for (const entry of options.env) {
     const name = entry.slice(0, entry.indexOf('='));
@@ -300,6 +318,13 @@ export function containerCreateOptions(
         // The image's own /workspace content must not leak into the mirror.
         VolumeOptions: { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>,
       },
+      // Package caches of this workspace (see src/core/cache/cacheVolumes.ts); no copy of the image's content either.
+      ...(options.caches?.volumes ?? []).map((cache) => ({
+        Type: 'volume' as const,
+        Source: cache.volumeName,
+        Target: cache.target,
+        VolumeOptions: { NoCopy: true } as NonNullable<Dockerode.MountSettings['VolumeOptions']>,
+      })),
     ],
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
@@ -323,7 +348,7 @@ export function containerCreateOptions(
     User: BOX_USER,
     WorkingDir: WORKSPACE_DIR,
     Hostname: 'agent-sandbox',
-    Env: [`HOME=${BOX_HOME}`, `TERM=${BOX_TERM}`, ...options.env],
+    Env: [`HOME=${BOX_HOME}`, `TERM=${BOX_TERM}`, ...options.env, ...(options.caches?.env ?? [])],
     Entrypoint: [],
     Cmd: ['/bin/sh', '-c', KEEPALIVE_SCRIPT],
     Labels: { ...options.labels, [LABEL_VOLUME]: options.volumeName },

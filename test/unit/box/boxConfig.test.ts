@@ -46,6 +46,8 @@ suite('unit: validateBoxSettings', () => {
       maxFileSizeMiB: 100,
       gitHistory: 'fresh',
       pinImageDigest: true,
+      caches: true,
+      cacheSizeMiB: 4096,
     });
   });
 
