@@ -12,6 +12,7 @@ import type {
   EngineSettings,
   ExecResult,
   FileOpRequest,
+  ImageBuildDecisions,
 } from '../shared/protocol';
 import { DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
 import type { BoxCreateOptions } from '../core/box/box';
@@ -26,6 +27,8 @@ import { BoxSession, type ProgressReporter } from '../core/session/boxSession';
 import { runFileOp } from '../core/session/fileOps';
 import { ReviewStore } from '../core/review/reviewStore';
 import { WorkspaceWatch } from '../core/workspace/workspaceWatch';
+import { FolderImageResolver } from '../core/image/folderImage';
+import { AUTO_IMAGE, DEFAULT_IMAGE } from '../core/image/imageSource';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
@@ -38,6 +41,8 @@ export interface EngineServiceOptions {
   homeDir?: string;
   /** The egress gateway program; default `gateway.js` next to this bundle (`dist/`). */
   gatewayProgramPath?: string;
+  /** The Dev Containers CLI; default `devcontainers-cli/devcontainer.js` next to this bundle (`dist/`). */
+  devcontainerCliPath?: string;
 }
 
 /**
@@ -50,6 +55,9 @@ export class EngineService extends Disposable {
   private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
   private engineSettings: EngineSettings = {};
   private egress: ValidatedEgress = validateEgressSettings(undefined);
+  /** The user's answers about building folders' images (`image: "auto"`); undefined: build nothing. */
+  private imageBuilds: ImageBuildDecisions | undefined;
+  private folderImages: FolderImageResolver | undefined;
   /** The model API keys the gateways add; in this process's memory only (never logged, written or recorded). */
   private modelKeys: ModelKeys = {};
   /** Folders whose box was in use when the network settings changed in a way its gateway cannot take in place. */
@@ -89,7 +97,12 @@ export class EngineService extends Disposable {
     this.reviewStore = new ReviewStore(path.join(dir, 'reviews'));
   }
 
-  async configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): Promise<void> {
+  async configure(
+    engine: EngineSettings,
+    box: Partial<BoxSettings>,
+    egress?: Partial<EgressSettings>,
+    imageBuilds?: ImageBuildDecisions,
+  ): Promise<void> {
     // Validate first so a bad setting leaves the previous configuration in force.
     const validated = validateBoxSettings(box);
     const validatedEgress = validateEgressSettings(egress, validated.runtime);
@@ -100,6 +113,7 @@ export class EngineService extends Disposable {
     this.engineSettings = { ...engine, allowInsecureHosts: [...(engine.allowInsecureHosts ?? [])] };
     this.boxSettings = validated;
     this.egress = validatedEgress;
+    this.imageBuilds = imageBuilds && { allowed: [...imageBuilds.allowed], refused: [...imageBuilds.refused], ask: imageBuilds.ask };
     await this.applyEgress();
   }
 
@@ -225,7 +239,8 @@ export class EngineService extends Disposable {
   async checkEngine(): Promise<EngineReport> {
     const engine = await this.getEngine();
     const [version, info] = await Promise.all([engine.version(), engine.info()]);
-    const image = await engine.inspectImage(this.boxSettings.image);
+    const reference = this.settingImage();
+    const image = await engine.inspectImage(reference);
     return {
       host: engine.location.host,
       source: engine.location.source,
@@ -234,13 +249,28 @@ export class EngineService extends Disposable {
       os: `${version.Os}/${version.Arch}`,
       runtimes: Object.keys(info.Runtimes ?? {}),
       defaultRuntime: info.DefaultRuntime ?? '',
-      image: { reference: this.boxSettings.image, present: image !== undefined, id: image?.Id },
+      image: { reference, present: image !== undefined, id: image?.Id },
     };
   }
 
   async pullImage(reference: string | undefined, progress: ProgressReporter, signal?: AbortSignal): Promise<void> {
     const engine = await this.getEngine();
-    await engine.pullImage(reference ?? this.boxSettings.image, progress, signal);
+    await engine.pullImage(reference ?? this.settingImage(), progress, signal);
+  }
+
+  /** The image setting without a folder: `auto` means the default image (a folder's own is built with its box). */
+  private settingImage(): string {
+    return this.boxSettings.image === AUTO_IMAGE ? DEFAULT_IMAGE : this.boxSettings.image;
+  }
+
+  /** The image of the folder's box: the setting's, or for `auto` the folder's dev container or Dockerfile, built. */
+  private resolveFolderImage(engine: DockerEngine, folder: string, progress: ProgressReporter, signal?: AbortSignal) {
+    this.folderImages ??= new FolderImageResolver({
+      devcontainerCliPath: this.options.devcontainerCliPath ?? path.join(__dirname, 'devcontainers-cli', 'devcontainer.js'),
+      env: this.env,
+      log: this.options.log,
+    });
+    return this.folderImages.resolve({ engine, folder, setting: this.boxSettings.image, decisions: this.imageBuilds, progress, signal });
   }
 
   /** The folder's box, created and mirrored on first use. Concurrent callers share one creation. */
@@ -253,10 +283,11 @@ export class EngineService extends Disposable {
         const engine = await this.getEngine();
         const reviewStore = this.reviewStore;
         const restore = await reviewStore?.load(key);
-        const settings = this.boxSettings;
+        const image = await this.resolveFolderImage(engine, key, progress, signal);
+        const settings = { ...this.boxSettings, image: image.reference };
         const watch = new WorkspaceWatch(key);
         try {
-          return await BoxSession.open(
+          const session = await BoxSession.open(
             {
               engine,
               settings,
@@ -272,9 +303,11 @@ export class EngineService extends Disposable {
             signal,
             restore,
           );
+          session.imageSource = image.source;
+          return session;
         } catch (error) {
           if (SandboxError.is(error, 'workspace-full') && !this.isDisposed) {
-            this.overflowed.set(key, { error, settings: JSON.stringify(settings), watch });
+            this.overflowed.set(key, { error, settings: JSON.stringify(this.boxSettings), watch });
           } else {
             watch.dispose();
           }

@@ -7,7 +7,7 @@ import { schemaEnum, schemaItemPattern, schemaRange } from './settingsSchema';
 import { sha256 } from '../util/hash';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
-  image: 'node:22-bookworm',
+  image: 'auto',
   memoryMiB: 2048,
   cpus: 2,
   pidsLimit: 512,

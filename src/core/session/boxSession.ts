@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, RunPolicy } from '../../shared/protocol';
+import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, ImageSourceInfo, RunPolicy } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
@@ -159,6 +159,8 @@ export class BoxSession {
    * mode (none / allowlist) cannot change in place: runs and terminals say so until the box is made anew.
    */
   egressNote: string | undefined;
+  /** Where the box's image came from (set by the engine server): shown in the box's info and every run's result. */
+  imageSource: ImageSourceInfo | undefined;
   private collected: CollectedState | undefined;
   /**
    * Box stamps (see `boxListing.ts`) of files whose box content was proven equal to their baseline entry. A
@@ -306,6 +308,7 @@ export class BoxSession {
       mirrored: this.mirrored,
       git: this.git.mode,
       ...(this.git.note ? { gitNote: this.git.note } : {}),
+      ...(this.imageSource ? { imageSource: this.imageSource } : {}),
     };
   }
 
@@ -391,6 +394,7 @@ export class BoxSession {
       );
     }
     const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy, caughtUp: sent, conflicts };
+    if (this.imageSource) result.imageSource = this.imageSource;
     if (this.git.note) result.gitNote = this.git.note;
     if (outcome.outcome === 'exited' && outcome.exitCode !== 0) {
       const workspaceFull = await workspaceFullAfterFailure(this.box, settings.workspaceVolume, signal);
