@@ -64,7 +64,9 @@ export class ImageBuildConsent {
             ? { allowed: [...keep(allowed), request.inputHash], refused: keep(refused) }
             : { allowed: keep(allowed), refused: [...keep(refused), request.inputHash] },
         );
-        this.deps.log(`[image] building ${request.file} (${request.builds}) ${answer ? 'allowed' : 'declined'} by the user (inputs ${request.inputHash.slice(0, 12)})`);
+        this.deps.log(
+          `[image] building ${request.file} (${request.builds}) ${answer ? 'allowed' : 'declined'} by the user (inputs ${request.inputHash.slice(0, 12)})`,
+        );
       }
       return answer === true;
     }

@@ -62,7 +62,12 @@ export class FolderImageResolver {
     if (found.kind === 'devcontainer') {
       devcontainer = { configFile: found.configFile, configuration: await this.readConfiguration(folder, found.configFile, env, request.signal) };
       if (devcontainer.configuration.dockerComposeFile !== undefined) {
-        return this.fallback(file, undefined, [], `${file} describes a Docker Compose dev container, which the box cannot run; it uses ${DEFAULT_IMAGE}.`);
+        return this.fallback(
+          file,
+          undefined,
+          [],
+          `${file} describes a Docker Compose dev container, which the box cannot run; it uses ${DEFAULT_IMAGE}.`,
+        );
       }
       inputs = devcontainerInputs(folder, devcontainer, `devcontainers-cli ${this.cliVersion()}`);
       builds = describeDevcontainerBuild(folder, devcontainer);
@@ -94,13 +99,31 @@ export class FolderImageResolver {
       else if (found.kind === 'dockerfile') await this.buildDockerfile(found.dockerfile, tag, inputHash, env, request.progress, request.signal);
       built = true;
     }
-    const note = lifecycle.length
-      ? `Lifecycle commands (${lifecycle.join(', ')}) are not run on their own: run one yourself as a run in the box if you want it.`
-      : undefined;
+    const notes: string[] = [];
+    const baked = devcontainer ? await this.containerEnvInImage(request.engine, tag, devcontainer.configuration) : [];
+    if (baked.length > 0) {
+      ignored = ignored.filter((key) => key !== 'containerEnv');
+      notes.push(`containerEnv (${baked.join(', ')}) is part of the image: the Dev Containers CLI wrote it into the image it built.`);
+    }
+    if (lifecycle.length)
+      notes.push(`Lifecycle commands (${lifecycle.join(', ')}) are not run on their own: run one yourself as a run in the box if you want it.`);
+    const note = notes.length ? notes.join(' ') : undefined;
     return {
       reference: tag,
       source: { kind: inputs.kind, file, inputHash, built, ...(ignored.length ? { ignored } : {}), ...(note ? { note } : {}) },
     };
+  }
+
+  /**
+   * The names of containerEnv the built image defines with the file's values: the CLI writes them into images it
+   * builds with features, so there they are the image's own variables (from the repository, never from the host).
+   */
+  private async containerEnvInImage(engine: DockerEngine, tag: string, configuration: Record<string, unknown>): Promise<string[]> {
+    const wanted = configuration.containerEnv;
+    if (!wanted || typeof wanted !== 'object') return [];
+    const env = new Set((await engine.inspectImage(tag))?.Config.Env ?? []);
+    const entries = Object.entries(wanted as Record<string, unknown>);
+    return entries.every(([name, value]) => env.has(`${name}=${String(value)}`)) ? entries.map(([name]) => name) : [];
   }
 
   /** Undefined when allowed; `ask` when the client should ask; else why it is not built. */
@@ -113,7 +136,10 @@ export class FolderImageResolver {
 
   private fallback(file: string, inputHash: string | undefined, ignored: string[], note: string): FolderImage {
     this.options.log(`[image] ${note}`);
-    return { reference: DEFAULT_IMAGE, source: { kind: 'default', file, ...(inputHash ? { inputHash } : {}), ...(ignored.length ? { ignored } : {}), note } };
+    return {
+      reference: DEFAULT_IMAGE,
+      source: { kind: 'default', file, ...(inputHash ? { inputHash } : {}), ...(ignored.length ? { ignored } : {}), note },
+    };
   }
 
   /**
@@ -141,7 +167,9 @@ export class FolderImageResolver {
   /** The CLI's version (part of the input hash: another CLI may build another image), from its package.json. */
   private cliVersion(): string {
     try {
-      const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(this.options.devcontainerCliPath), 'package.json'), 'utf8')) as { version?: string };
+      const manifest = JSON.parse(fs.readFileSync(path.join(path.dirname(this.options.devcontainerCliPath), 'package.json'), 'utf8')) as {
+        version?: string;
+      };
       return manifest.version ?? 'unknown';
     } catch (error) {
       throw this.cliMissing(error);
@@ -156,8 +184,19 @@ export class FolderImageResolver {
     );
   }
 
-  private async readConfiguration(folder: string, configFile: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Record<string, unknown>> {
-    const result = await this.runCli(['read-configuration', '--workspace-folder', folder, '--config', configFile, '--log-format', 'json'], env, () => undefined, signal, `the configuration of ${configFile}`);
+  private async readConfiguration(
+    folder: string,
+    configFile: string,
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const result = await this.runCli(
+      ['read-configuration', '--workspace-folder', folder, '--config', configFile, '--log-format', 'json'],
+      env,
+      () => undefined,
+      signal,
+      `the configuration of ${configFile}`,
+    );
     const parsed = lastJson(result.stdout) as { configuration?: Record<string, unknown> } | undefined;
     if (result.code !== 0 || !parsed?.configuration) {
       throw new SandboxError(
@@ -207,11 +246,16 @@ export class FolderImageResolver {
   }
 
   private runCli(args: string[], env: NodeJS.ProcessEnv, onLine: (line: string) => void, signal: AbortSignal | undefined, what: string) {
-    return runBuildProcess({ command: this.options.nodePath ?? process.execPath, args: [this.options.devcontainerCliPath, ...args], env, onLine, signal, what }).catch(
-      (error) => {
-        throw SandboxError.is(error) ? error : this.cliMissing(error);
-      },
-    );
+    return runBuildProcess({
+      command: this.options.nodePath ?? process.execPath,
+      args: [this.options.devcontainerCliPath, ...args],
+      env,
+      onLine,
+      signal,
+      what,
+    }).catch((error) => {
+      throw SandboxError.is(error) ? error : this.cliMissing(error);
+    });
   }
 
   /** The build's log to the server log, its steps as progress. */

@@ -40,7 +40,8 @@ export function devcontainerDockerBuild(inputs: DevcontainerBuildInputs): { dock
   const dockerfile = build?.dockerfile ?? inputs.configuration.dockerFile;
   if (typeof dockerfile !== 'string') return undefined;
   const base = path.dirname(inputs.configFile);
-  const context = typeof build?.context === 'string' ? build.context : typeof inputs.configuration.context === 'string' ? inputs.configuration.context : '.';
+  const context =
+    typeof build?.context === 'string' ? build.context : typeof inputs.configuration.context === 'string' ? inputs.configuration.context : '.';
   return { dockerfile: path.resolve(base, dockerfile), context: path.resolve(base, context) };
 }
 
