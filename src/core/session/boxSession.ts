@@ -2,7 +2,17 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, ImageSourceInfo, RunPolicy } from '../../shared/protocol';
+import type {
+  ApplyPlan,
+  BoxInfo,
+  BoxSettings,
+  ChangeEntry,
+  ChangeSet,
+  ExecResult,
+  GitHistoryMode,
+  ImageSourceInfo,
+  RunPolicy,
+} from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
