@@ -7,7 +7,7 @@ import { SandboxError } from '../errors';
 import { buildStep, runBuildProcess } from './buildProcess';
 import { describeDevcontainerBuild, ignoredDevcontainerOptions, lifecycleCommands } from './devcontainerOptions';
 import { builtImageTag, devcontainerInputs, dockerfileInputs, imageInputHash, type DevcontainerBuildInputs, type ImageInputs } from './imageInputs';
-import { AUTO_IMAGE, DEFAULT_IMAGE, findFolderImageSource, sourceFile } from './imageSource';
+import { AUTO_IMAGE, DEFAULT_IMAGE, findFolderImageSource, sourceFile, type FolderImageSource } from './imageSource';
 
 /** The image a folder's box runs: a reference `Box.create` can use as is (present locally or pulled), and where it came from. */
 export interface FolderImage {
@@ -16,6 +16,34 @@ export interface FolderImage {
 }
 
 export type BuildProgress = (message: string, done?: number, total?: number) => void;
+
+/** One `auto` resolution: the folder, the setting, the user's answers, and where progress goes. */
+export interface FolderImageRequest {
+  engine: DockerEngine;
+  folder: string;
+  /** `agentSandbox.image`: `auto`, or an image used as is. */
+  setting: string;
+  decisions: ImageBuildDecisions | undefined;
+  progress: BuildProgress;
+  signal?: AbortSignal;
+}
+
+/** What a folder's file would build, found before anyone is asked. */
+interface BuildPlan {
+  folder: string;
+  /** The file, relative to the folder. */
+  file: string;
+  found: Exclude<FolderImageSource, { kind: 'default' }>;
+  devcontainer?: DevcontainerBuildInputs;
+  /** A Docker Compose dev container: not built. */
+  compose?: boolean;
+  inputs: ImageInputs;
+  inputHash: string;
+  tag: string;
+  builds: string;
+  ignored: string[];
+  lifecycle: string[];
+}
 
 export interface FolderImageOptions {
   /** `dist/devcontainers-cli/devcontainer.js` (the Dev Containers CLI as shipped) or the package's own. */
@@ -39,79 +67,101 @@ export interface FolderImageOptions {
 export class FolderImageResolver {
   constructor(private readonly options: FolderImageOptions) {}
 
-  async resolve(request: {
-    engine: DockerEngine;
-    folder: string;
-    setting: string;
-    decisions: ImageBuildDecisions | undefined;
-    progress: BuildProgress;
-    signal?: AbortSignal;
-  }): Promise<FolderImage> {
+  async resolve(request: FolderImageRequest): Promise<FolderImage> {
     const { folder, setting } = request;
     if (setting !== AUTO_IMAGE) return { reference: setting, source: { kind: 'setting' } };
     const found = findFolderImageSource(folder);
     if (found.kind === 'default') return { reference: DEFAULT_IMAGE, source: { kind: 'default' } };
-    const file = sourceFile(folder, found)!;
     const env = this.childEnv(request.engine.location);
-
-    let inputs: ImageInputs;
-    let builds: string;
-    let ignored: string[] = [];
-    let lifecycle: string[] = [];
-    let devcontainer: DevcontainerBuildInputs | undefined;
-    if (found.kind === 'devcontainer') {
-      devcontainer = { configFile: found.configFile, configuration: await this.readConfiguration(folder, found.configFile, env, request.signal) };
-      if (devcontainer.configuration.dockerComposeFile !== undefined) {
-        return this.fallback(
-          file,
-          undefined,
-          [],
-          `${file} describes a Docker Compose dev container, which the box cannot run; it uses ${DEFAULT_IMAGE}.`,
-        );
-      }
-      inputs = devcontainerInputs(folder, devcontainer, `devcontainers-cli ${this.cliVersion()}`);
-      builds = describeDevcontainerBuild(folder, devcontainer);
-      ignored = ignoredDevcontainerOptions(devcontainer.configuration);
-      lifecycle = lifecycleCommands(devcontainer.configuration).map((c) => c.name);
-    } else {
-      inputs = dockerfileInputs(folder, found.dockerfile, 'docker build');
-      builds = `the Dockerfile ${file} (build context ${path.posix.dirname(file)})`;
+    const plan = await this.plan(folder, found, env, request.signal);
+    if (plan.compose) {
+      return this.fallback(plan, `${plan.file} describes a Docker Compose dev container, which the box cannot run; it uses ${DEFAULT_IMAGE}.`);
     }
-    const inputHash = imageInputHash(folder, inputs);
-    const refusal = this.refusal(request.decisions, inputHash);
+    const refusal = this.refusal(request.decisions, plan.inputHash);
     if (refusal === 'ask') {
       throw new SandboxError(
         'image-build-unconfirmed',
-        `${file} asks to build ${builds}. Building runs the repository's commands on the Docker engine; confirm it once, or set agentSandbox.image.`,
-        { imageBuild: { folder, file, inputHash, builds, ignored } },
+        `${plan.file} asks to build ${plan.builds}. Building runs the repository's commands on the Docker engine; confirm it once, or set agentSandbox.image.`,
+        { imageBuild: { folder, file: plan.file, inputHash: plan.inputHash, builds: plan.builds, ignored: plan.ignored } },
       );
     }
-    if (refusal) return this.fallback(file, inputHash, ignored, `${file} was not built (${refusal}); the box uses ${DEFAULT_IMAGE}.`);
+    if (refusal) return this.fallback(plan, `${plan.file} was not built (${refusal}); the box uses ${DEFAULT_IMAGE}.`);
+    const built = await this.buildUnlessPresent(plan, env, request);
+    return this.describe(plan, built, request.engine);
+  }
 
-    const tag = builtImageTag(inputs.kind, inputHash);
-    let built = false;
-    if (await request.engine.inspectImage(tag, { signal: request.signal })) {
-      this.options.log(`[image] ${folder}: ${file} unchanged since its image ${tag} was built; reusing it`);
-    } else {
-      await this.checkDockerCli(env, request.signal);
-      this.options.log(`[image] ${folder}: building ${builds} from ${file} as ${tag}`);
-      if (devcontainer) await this.buildDevcontainer(folder, devcontainer.configFile, tag, env, request.progress, request.signal);
-      else if (found.kind === 'dockerfile') await this.buildDockerfile(found.dockerfile, tag, inputHash, env, request.progress, request.signal);
-      built = true;
+  /** What the folder's file builds: its inputs and their hash, in words, and the options the box will not honour. */
+  private async plan(
+    folder: string,
+    found: Exclude<FolderImageSource, { kind: 'default' }>,
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): Promise<BuildPlan> {
+    const file = sourceFile(folder, found)!;
+    if (found.kind === 'dockerfile') {
+      const inputs = dockerfileInputs(folder, found.dockerfile, 'docker build');
+      const inputHash = imageInputHash(folder, inputs);
+      const builds = `the Dockerfile ${file} (build context ${path.posix.dirname(file)})`;
+      return { folder, file, found, inputs, inputHash, tag: builtImageTag(inputs.kind, inputHash), builds, ignored: [], lifecycle: [] };
     }
+    const devcontainer = { configFile: found.configFile, configuration: await this.readConfiguration(folder, found.configFile, env, signal) };
+    const inputs = devcontainerInputs(folder, devcontainer, `devcontainers-cli ${this.cliVersion()}`);
+    const inputHash = imageInputHash(folder, inputs);
+    return {
+      folder,
+      file,
+      found,
+      devcontainer,
+      compose: devcontainer.configuration.dockerComposeFile !== undefined,
+      inputs,
+      inputHash,
+      tag: builtImageTag(inputs.kind, inputHash),
+      builds: describeDevcontainerBuild(folder, devcontainer),
+      ignored: ignoredDevcontainerOptions(devcontainer.configuration),
+      lifecycle: lifecycleCommands(devcontainer.configuration).map((c) => c.name),
+    };
+  }
+
+  /**
+   * Builds the plan's image unless its tag is there already; true when it built. The inputs are hashed again
+   * after the build: a file changed meanwhile would leave the tag naming other inputs, so that image is removed.
+   */
+  private async buildUnlessPresent(plan: BuildPlan, env: NodeJS.ProcessEnv, request: FolderImageRequest): Promise<boolean> {
+    const { engine, progress, signal } = request;
+    if (await engine.inspectImage(plan.tag, { signal })) {
+      this.options.log(`[image] ${plan.folder}: ${plan.file} unchanged since its image ${plan.tag} was built; reusing it`);
+      return false;
+    }
+    await this.checkDockerCli(env, signal);
+    this.options.log(`[image] ${plan.folder}: building ${plan.builds} from ${plan.file} as ${plan.tag}`);
+    if (plan.devcontainer) await this.buildDevcontainer(plan.folder, plan.devcontainer.configFile, plan.tag, env, progress, signal);
+    else if (plan.found.kind === 'dockerfile') await this.buildDockerfile(plan.found.dockerfile, plan.tag, plan.inputHash, env, progress, signal);
+    if (imageInputHash(plan.folder, plan.inputs) !== plan.inputHash) {
+      await engine.call('removing an image built from changed inputs', (d) => d.getImage(plan.tag).remove({ force: true })).catch(() => undefined);
+      throw new SandboxError('image-build-failed', `${plan.file} or a file it builds from changed during the build; nothing was kept. Try again.`);
+    }
+    return true;
+  }
+
+  /** The result: the built tag, what was ignored, and notes (containerEnv in the image, lifecycle commands not run). */
+  private async describe(plan: BuildPlan, built: boolean, engine: DockerEngine): Promise<FolderImage> {
+    let ignored = plan.ignored;
     const notes: string[] = [];
-    const baked = devcontainer ? await this.containerEnvInImage(request.engine, tag, devcontainer.configuration) : [];
+    const baked = plan.devcontainer ? await this.containerEnvInImage(engine, plan.tag, plan.devcontainer.configuration) : [];
     if (baked.length > 0) {
       ignored = ignored.filter((key) => key !== 'containerEnv');
       notes.push(`containerEnv (${baked.join(', ')}) is part of the image: the Dev Containers CLI wrote it into the image it built.`);
     }
-    if (lifecycle.length)
-      notes.push(`Lifecycle commands (${lifecycle.join(', ')}) are not run on their own: run one yourself as a run in the box if you want it.`);
-    const note = notes.length ? notes.join(' ') : undefined;
-    return {
-      reference: tag,
-      source: { kind: inputs.kind, file, inputHash, built, ...(ignored.length ? { ignored } : {}), ...(note ? { note } : {}) },
-    };
+    if (plan.lifecycle.length > 0) {
+      notes.push(`Lifecycle commands (${plan.lifecycle.join(', ')}) are not run on their own: run one yourself as a run in the box if you want it.`);
+    }
+    if (ignored.length > 0) {
+      this.options.log(`[image] ${plan.folder}: ${plan.file} options the box does not honour (its hardening is its own): ${ignored.join(', ')}`);
+    }
+    const source: ImageSourceInfo = { kind: plan.inputs.kind, file: plan.file, inputHash: plan.inputHash, built };
+    if (ignored.length > 0) source.ignored = ignored;
+    if (notes.length > 0) source.note = notes.join(' ');
+    return { reference: plan.tag, source };
   }
 
   /**
@@ -134,12 +184,12 @@ export class FolderImageResolver {
     return decisions.allowed.includes(inputHash) ? undefined : 'ask';
   }
 
-  private fallback(file: string, inputHash: string | undefined, ignored: string[], note: string): FolderImage {
+  private fallback(plan: BuildPlan, note: string): FolderImage {
     this.options.log(`[image] ${note}`);
-    return {
-      reference: DEFAULT_IMAGE,
-      source: { kind: 'default', file, ...(inputHash ? { inputHash } : {}), ...(ignored.length ? { ignored } : {}), note },
-    };
+    const source: ImageSourceInfo = { kind: 'default', file: plan.file, note };
+    if (!plan.compose) source.inputHash = plan.inputHash;
+    if (plan.ignored.length > 0) source.ignored = plan.ignored;
+    return { reference: DEFAULT_IMAGE, source };
   }
 
   /**
