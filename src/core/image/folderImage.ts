@@ -81,7 +81,7 @@ export class FolderImageResolver {
     if (refusal === 'ask') {
       throw new SandboxError(
         'image-build-unconfirmed',
-        `${plan.file} asks to build ${plan.builds}. Building runs the repository's commands on the Docker engine; confirm it once, or set agentSandbox.image.`,
+        `${plan.file} asks to build ${plan.builds}. Building runs the repository's commands on the Docker engine, so it needs your confirmation once (VS Code asks when a box of this folder starts there), or set agentSandbox.image.`,
         { imageBuild: { folder, file: plan.file, inputHash: plan.inputHash, builds: plan.builds, ignored: plan.ignored } },
       );
     }
