@@ -2,19 +2,12 @@
 // same engine. Prints a table, writes bench/results/*.json and (full runs) regenerates docs/benchmarks.md.
 // Every box, volume, server process and temp dir it creates is removed at the end, also on failure.
 // `--report-from <results.json>` only regenerates docs/benchmarks.md from saved results.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Dockerode = require('dockerode');
-import {
-  createProtocolConnection,
-  InitializeRequest,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type ProtocolConnection,
-} from 'vscode-languageserver-protocol/node';
-import { ConfigureRequest, EnsureBoxRequest, ExecRequest, ResetRequest, type BoxSettings } from '../src/shared/protocol';
+import { EnsureBoxRequest, ExecRequest, type BoxSettings } from '../src/shared/protocol';
 import { Box } from '../src/core/box/box';
 import { readOomKillCount, runInBox } from '../src/core/box/boxExec';
 import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_OWNER_HOST, LABEL_OWNER_PID } from '../src/core/box/boxConfig';
@@ -23,6 +16,7 @@ import { dockerodeOptions, resolveEngineLocation } from '../src/core/docker/engi
 import { BoxSession } from '../src/core/session/boxSession';
 import { ancestorsOf } from '../src/core/workspace/pathGuard';
 import { SyncFilter } from '../src/core/workspace/syncFilter';
+import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../test/builders/engineServer';
 import { bash, dockerSync, median, memoryOf, q, timed } from './benchUtil';
 import { writeReport, type BenchResults, type Row } from './report';
 import { generateTree } from './trees';
@@ -454,28 +448,15 @@ function existsDir(p: string): boolean {
   }
 }
 
-async function startServer(servers: ChildProcess[]): Promise<{ server: ChildProcess; connection: ProtocolConnection }> {
-  const serverJs = path.join(repoRoot, 'dist', 'server.js');
-  const server = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'ignore'], env: process.env });
-  servers.push(server);
-  const connection = createProtocolConnection(new StreamMessageReader(server.stdout!), new StreamMessageWriter(server.stdin!));
-  connection.listen();
-  await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
-  await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: settings });
-  return { server, connection };
-}
-
-async function stopServer(server: ChildProcess, connection: ProtocolConnection): Promise<void> {
-  try {
-    await connection.sendRequest(ResetRequest.type, {});
-  } finally {
-    connection.dispose();
-    server.kill();
-  }
+async function startServer(servers: ChildProcess[]): Promise<EngineServerProcess> {
+  const started = await startEngineServer({ box: settings, stderr: 'ignore' });
+  servers.push(started.process);
+  return started;
 }
 
 async function warmExec(engine: DockerEngine, docker: Dockerode, ws: Workspace, servers: ChildProcess[]): Promise<Row[]> {
-  const { server, connection } = await startServer(servers);
+  const started = await startServer(servers);
+  const { connection } = started;
   try {
     const info = await connection.sendRequest(EnsureBoxRequest.type, { folder: ws.root });
     const viaServer: number[] = [];
@@ -538,7 +519,7 @@ async function warmExec(engine: DockerEngine, docker: Dockerode, ws: Workspace, 
       },
     ];
   } finally {
-    await stopServer(server, connection);
+    await stopEngineServer(started);
   }
 }
 
@@ -637,7 +618,8 @@ async function activation(temp: string, details: Record<string, unknown>): Promi
 }
 
 async function serverMemory(ws: Workspace, servers: ChildProcess[]): Promise<Row[]> {
-  const { server, connection } = await startServer(servers);
+  const started = await startServer(servers);
+  const { process: server, connection } = started;
   try {
     let peak = 0;
     const sampler = setInterval(() => {
@@ -662,7 +644,7 @@ async function serverMemory(ws: Workspace, servers: ChildProcess[]): Promise<Row
       },
     ];
   } finally {
-    await stopServer(server, connection);
+    await stopEngineServer(started);
   }
 }
 

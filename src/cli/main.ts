@@ -24,6 +24,7 @@ import { EngineProcess } from './engineProcess';
 import { folderStorage, STORAGE_VARIABLE, USER_DATA_VARIABLE, type FolderStorage } from './folderStorage';
 import { runMcpBridge } from './mcpBridge';
 import { unifiedDiff } from './unifiedDiff';
+import { errorText } from '../core/util/errorText';
 
 /** Exit codes beyond the command's own, as `docker run` and shells use them. */
 const EXIT = { usage: 2, engine: 125, timeout: 124, cancelled: 130, oom: 137 } as const;
@@ -260,7 +261,7 @@ async function run(engine: EngineProcess, parsed: Parsed, storage: FolderStorage
         return EXIT.engine;
     }
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorText(error);
     const reason = (error as { data?: { reason?: string } }).data?.reason;
     await history.end({ runId, endedAt: Date.now(), error: { reason, message } });
     process.stderr.write(`agent-sandbox: ${message}\n`);
@@ -351,7 +352,7 @@ if (require.main === module) {
     // Exit at once: stdin may still be open (mcp), and every child was stopped already.
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`agent-sandbox: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`agent-sandbox: ${errorText(error)}\n`);
       process.exit(EXIT.engine);
     },
   );

@@ -44,6 +44,7 @@ import type { InsecureEngineConsent } from './engineConsent';
 import type { ImageBuildConsent } from './imageBuildConsent';
 import { errorReason } from './errorMessages';
 import type { SandboxSettings } from './settings';
+import { errorText } from '../core/util/errorText';
 
 /*
  * Messages go out and are handled by method name. The protocol's message-type objects are built from this
@@ -266,11 +267,9 @@ export class EngineClient extends Disposable {
       await this.sendModelKeys(target);
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
-      void vscode.window
-        .showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)), vscode.l10n.t('Open Settings'))
-        .then((choice) => {
-          if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
-        });
+      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', errorText(error)), vscode.l10n.t('Open Settings')).then((choice) => {
+        if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox');
+      });
     }
   }
 

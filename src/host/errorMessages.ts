@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { ErrorData, ErrorReason } from '../shared/protocol';
+import { errorText } from '../core/util/errorText';
 
 /** Where a user without a Docker engine learns to install one (Docker Desktop, or the engine on Linux). */
 export const DOCKER_INSTALL_URL = 'https://docs.docker.com/get-started/get-docker/';
@@ -8,10 +9,6 @@ export const DOCKER_INSTALL_URL = 'https://docs.docker.com/get-started/get-docke
 export function errorReason(error: unknown): ErrorReason | undefined {
   const data = (error as { data?: Partial<ErrorData> } | undefined)?.data;
   return typeof data?.reason === 'string' ? data.reason : undefined;
-}
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

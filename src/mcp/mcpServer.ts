@@ -10,6 +10,7 @@ import { ToolCallError, newToolRunId, runTool, type ToolEngine } from '../core/t
 import type { EngineService } from '../server/engineService';
 import { LineTransport } from './lineTransport';
 import { listenPrivateSocket, mcpSocketPath } from './privateSocket';
+import { errorText } from '../core/util/errorText';
 
 /** What the model reads once, at `initialize`: how to work through the box. */
 const INSTRUCTIONS = [
@@ -75,7 +76,7 @@ export class McpEndpoints extends Disposable {
     socket.once('close', () => this.connections.delete(socket));
     const server = createMcpServer({ ...this.options, engine: this.engine, folder });
     void server.connect(new LineTransport(socket)).catch((error) => {
-      this.options.log(`[mcp] connection failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.options.log(`[mcp] connection failed: ${errorText(error)}`);
       socket.destroy();
     });
   }

@@ -45,6 +45,7 @@ import type { ProgressReporter } from '../core/session/boxSession';
 import { McpEndpoints } from '../mcp/mcpServer';
 import { EngineService } from './engineService';
 import { TerminalService } from './terminals';
+import { errorText } from '../core/util/errorText';
 
 /** JSON-RPC error code for failures the server understood (the reason is in `data`). */
 const SANDBOX_ERROR_CODE = -32001;
@@ -211,7 +212,7 @@ function toResponseError(error: unknown, log: (line: string) => void): ResponseE
     return new ResponseError(SANDBOX_ERROR_CODE, error.message, data);
   }
   log(`[engine] internal error: ${error instanceof Error ? error.stack : String(error)}`);
-  return new ResponseError(ErrorCodes.InternalError, error instanceof Error ? error.message : String(error), {
+  return new ResponseError(ErrorCodes.InternalError, errorText(error), {
     reason: 'internal',
   });
 }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import type { ChildProcess } from 'node:child_process';
 import { EnsureBoxRequest, ExecRequest, OutputNotification } from '../../src/shared/protocol';
-import { startEngineServer, stopEngineServer } from './engineServer';
+import { startEngineServer, stopEngineServer } from '../builders/engineServer';
 
 const IMAGE = 'agent-sandbox-test/busybox';
 

@@ -19,7 +19,7 @@ import {
 import { Box } from '../../src/core/box/box';
 import { BoxTerminal, boxHasProgram, findTerminalShell } from '../../src/core/box/boxTerminal';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { startEngineServer } from './engineServer';
+import { startEngineServer } from '../builders/engineServer';
 import { connectTestEngine, removeEverythingOwnedBy, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
 
 interface Flavour {

@@ -48,7 +48,7 @@ import {
 } from './claudeCodeStandIns';
 import { createTestInternet, type TestInternet } from './egressInternet';
 import { connectTestEngine, testOwnerId } from './engineHarness';
-import { startEngineServer, type EngineServerProcess } from './engineServer';
+import { startEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 /** Waits for `check` to hold over the folder's attempts (the gateway reports an attempt when it ends). */
 async function attemptsWhen(

@@ -9,9 +9,10 @@ import { SandboxError } from '../../src/core/errors';
 import { ConfigureRequest, EnsureBoxRequest, ExecRequest, type BoxInfo, type ErrorData, type ExecResult } from '../../src/shared/protocol';
 import { Box } from '../../src/core/box/box';
 import { connectTestEngine, removeEverythingOwnedBy, sh, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
-import { startEngineServer, stopEngineServer, type EngineServerProcess } from './engineServer';
+import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../builders/engineServer';
 import { defineHardeningSuite } from './hardeningSuite';
-import { ASKING, confirmAndBuild, DEVCONTAINER_PROJECT, fixtureCopy, removeBuiltImages, testResolver, writeFiles } from './folderImageFixtures';
+import { writeTree } from '../builders/trees';
+import { ASKING, confirmAndBuild, DEVCONTAINER_PROJECT, fixtureCopy, removeBuiltImages, testResolver } from './folderImageFixtures';
 
 const built = new Set<string>();
 let hardeningFolder: { folder: string; dispose(): void } | undefined;
@@ -49,7 +50,7 @@ suite('engine: image auto (dev containers and .agent-sandbox/Dockerfile)', () =>
 
   test('an image-form devcontainer.json: asked about, then built on the image and tagged by its input hash', async () => {
     const folder = copy();
-    writeFiles(folder, {
+    await writeTree(folder, {
       '.devcontainer.json': JSON.stringify({ image: TEST_IMAGES.node, runArgs: ['--privileged'], forwardPorts: [8080] }),
     });
     const progress: string[] = [];
@@ -128,7 +129,7 @@ suite('engine: image auto (dev containers and .agent-sandbox/Dockerfile)', () =>
 
   test('.agent-sandbox/Dockerfile when there is no dev container; a dev container wins when both exist', async () => {
     const folder = copy();
-    writeFiles(folder, {
+    await writeTree(folder, {
       '.agent-sandbox/Dockerfile': `FROM ${TEST_IMAGES.busybox}\nCOPY marker.txt /marker.txt\n`,
       '.agent-sandbox/marker.txt': 'from the agent-sandbox folder\n',
     });
@@ -140,7 +141,7 @@ suite('engine: image auto (dev containers and .agent-sandbox/Dockerfile)', () =>
     const inspect = await engine!.inspectImage(image.reference);
     assert.equal(inspect?.Config.Labels?.['dev.agent-sandbox.image-inputs'], request.inputHash);
 
-    writeFiles(folder, { '.devcontainer/devcontainer.json': JSON.stringify({ image: TEST_IMAGES.busybox }) });
+    await writeTree(folder, { '.devcontainer/devcontainer.json': JSON.stringify({ image: TEST_IMAGES.busybox }) });
     const withDevcontainer = await testResolver()
       .resolve({ engine: engine!, folder, setting: 'auto', decisions: ASKING, progress: () => undefined })
       .catch((error: SandboxError) => error.options.imageBuild);
@@ -150,7 +151,7 @@ suite('engine: image auto (dev containers and .agent-sandbox/Dockerfile)', () =>
   test('cancelling stops a build: the build container is gone and nothing is tagged', async () => {
     const folder = copy();
     const token = `agent-sandbox-cancel-${process.pid}-${Date.now()}`;
-    writeFiles(folder, { '.agent-sandbox/Dockerfile': `FROM ${TEST_IMAGES.busybox}\nRUN echo ${token} && sleep 60\n` });
+    await writeTree(folder, { '.agent-sandbox/Dockerfile': `FROM ${TEST_IMAGES.busybox}\nRUN echo ${token} && sleep 60\n` });
     const controller = new AbortController();
     const started = Date.now();
     const outcome = confirmAndBuild(engine!, folder, {
@@ -184,7 +185,7 @@ suite('engine: image auto (dev containers and .agent-sandbox/Dockerfile)', () =>
 
   test('a missing docker command line is a clear error naming the cause and the fix', async () => {
     const folder = copy();
-    writeFiles(folder, { '.agent-sandbox/Dockerfile': `FROM ${TEST_IMAGES.busybox}\nRUN echo ${Date.now()}\n` });
+    await writeTree(folder, { '.agent-sandbox/Dockerfile': `FROM ${TEST_IMAGES.busybox}\nRUN echo ${Date.now()}\n` });
     const resolver = testResolver([], { dockerPath: path.join(folder, 'no-such-docker') });
     await assert.rejects(
       confirmAndBuild(engine!, folder, { resolver }),

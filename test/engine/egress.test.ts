@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { ConfigureRequest, EgressAttemptsRequest, EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { attemptsOf, createTestInternet, ownedBy, rawConnect, type TestInternet } from './egressInternet';
 import { egressLine, runEgress } from '../../src/core/history/egressSummary';
-import { startEngineServer } from './engineServer';
+import { startEngineServer } from '../builders/engineServer';
 
 suite('engine: egress gateway (allowlist) against a local stand-in internet', function () {
   this.timeout(180_000);

@@ -31,7 +31,7 @@ import {
 } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, TEST_IMAGES, testOwnerId } from './engineHarness';
 import { createTestInternet, execIn, type TestInternet } from './egressInternet';
-import { serverJs } from './engineServer';
+import { serverJs } from '../builders/engineServer';
 
 /** A grep pattern that matches `text` without containing it (a bracketed character), so the search itself never holds the key. */
 function patternFor(text: string): string {

@@ -22,14 +22,6 @@ export function fixtureCopy(source?: string): { folder: string; dispose(): void 
   return { folder, dispose: () => fs.rmSync(folder, { recursive: true, force: true }) };
 }
 
-/** Writes `files` (relative path → content) into `folder`. */
-export function writeFiles(folder: string, files: Record<string, string>): void {
-  for (const [relative, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(folder, relative)), { recursive: true });
-    fs.writeFileSync(path.join(folder, relative), content);
-  }
-}
-
 export function testResolver(log: string[] = [], options: { dockerPath?: string } = {}): FolderImageResolver {
   assert.ok(fs.existsSync(DEVCONTAINERS_CLI), `${DEVCONTAINERS_CLI} is missing: run "npm run build"`);
   return new FolderImageResolver({ devcontainerCliPath: DEVCONTAINERS_CLI, env: process.env, log: (line) => log.push(line), ...options });

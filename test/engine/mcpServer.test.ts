@@ -13,7 +13,7 @@ import { McpListenRequest, McpRunNotification, PendingChangesRequest } from '../
 import { sandboxToolDefinitions } from '../../src/core/tools/toolDefinitions';
 import { LineTransport } from '../../src/mcp/lineTransport';
 import { connectPrivateSocket, mcpSocketPath } from '../../src/mcp/privateSocket';
-import { startEngineServer, stopEngineServer, type EngineServerProcess } from './engineServer';
+import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 const cliJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 const IMAGE = 'agent-sandbox-test/busybox';

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import { CheckEngineRequest, ConfigureRequest, ProgressNotification, PullImageRequest, type ErrorData } from '../../src/shared/protocol';
-import { startEngineServer, stopEngineServer } from './engineServer';
+import { startEngineServer, stopEngineServer } from '../builders/engineServer';
 import { startFakeRegistry, type FakeRegistry } from '../fakeRegistry';
 
 suite('pulling an image (engine server over stdio, real engine, a fake registry on 127.0.0.1)', () => {

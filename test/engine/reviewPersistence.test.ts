@@ -13,7 +13,7 @@ import {
   ReadProposalRequest,
   ResetRequest,
 } from '../../src/shared/protocol';
-import { serverJs, startEngineServer } from './engineServer';
+import { serverJs, startEngineServer } from '../builders/engineServer';
 
 interface Server {
   process: ChildProcess;

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ResponseMessage } from 'vscode-languageserver-protocol/node';
 import * as protocol from '../../src/shared/protocol';
-import { startRawEngineServer, type RawEngineServer } from './engineServer';
+import { startRawEngineServer, type RawEngineServer } from '../builders/engineServer';
 import { requestNamespaces } from '../protocolMessages';
 
 const IMAGE = 'agent-sandbox-test/busybox';

@@ -18,7 +18,7 @@ import {
   ResetRequest,
   type ChangeSet,
 } from '../../src/shared/protocol';
-import { serverJs, startEngineServer } from './engineServer';
+import { serverJs, startEngineServer } from '../builders/engineServer';
 
 const IMAGE = 'agent-sandbox-test/node';
 

@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ChangeSet } from '../../src/shared/protocol';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
-import { BoxSession, type CollectInfo } from '../../src/core/session/boxSession';
+import { BoxSession } from '../../src/core/session/boxSession';
+import type { CollectInfo } from '../../src/core/session/boxTreeReader';
 import { connectTestEngine, removeEverythingOwnedBy, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
 
 /**

@@ -15,7 +15,7 @@ import {
   type BoxSettings,
   type ErrorData,
 } from '../../src/shared/protocol';
-import { startEngineServer, stopEngineServer } from './engineServer';
+import { startEngineServer, stopEngineServer } from '../builders/engineServer';
 
 const BOX: Partial<BoxSettings> = { image: 'agent-sandbox-test/busybox', memoryMiB: 128, idleTimeoutMinutes: 0, workspaceSizeMiB: 16 };
 const MiB = 1024 * 1024;

@@ -32,7 +32,7 @@ import { endedRecord, startedRecord } from '../../src/core/history/runRecords';
 import { ReviewStore } from '../../src/core/review/reviewStore';
 import { processIsAlive } from '../../src/core/box/orphans';
 import { connectTestEngine, TEST_IMAGES } from '../engine/engineHarness';
-import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';
+import { startEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const BOX = { image: TEST_IMAGES.busybox, idleTimeoutMinutes: 0 } as const;

@@ -18,7 +18,7 @@ import { scanWorkspace } from '../../src/core/workspace/workspaceScan';
 import { packWorkspace } from '../../src/core/workspace/workspaceTar';
 import type { BoxSettings } from '../../src/shared/protocol';
 import { TEST_IMAGES, connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from '../engine/engineHarness';
-import { CREDENTIAL_FILE_SAMPLES, hostGit, writeTree } from '../unit/workspace/treeFixtures';
+import { CREDENTIAL_FILE_SAMPLES, hostGit, writeTree } from '../builders/trees';
 
 let engine: DockerEngine | undefined;
 const ownerId = testOwnerId('host-leaks');

@@ -25,7 +25,7 @@ import { BoxSession } from '../../src/core/session/boxSession';
 import { SyncFilter } from '../../src/core/workspace/syncFilter';
 import { scanWorkspace } from '../../src/core/workspace/workspaceScan';
 import { TEST_IMAGES, connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from '../engine/engineHarness';
-import { tarStream, writeTree, type TarEntrySpec } from '../unit/workspace/treeFixtures';
+import { tarStream, writeTree, type TarEntrySpec } from '../builders/trees';
 
 type ImageName = keyof typeof TEST_IMAGES;
 

@@ -18,7 +18,7 @@ import { runInBox } from '../../src/core/box/boxExec';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from '../engine/engineHarness';
-import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';
+import { startEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 /** One static binary, one syscall per sub-command; prints `what: OK` or `what: ERRNAME (message)`. */
 const ATTACK_C = String.raw`

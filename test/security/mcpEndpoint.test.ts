@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { McpListenRequest } from '../../src/shared/protocol';
-import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../engine/engineServer';
+import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 const OTHER_UID = 1000;
 

@@ -12,7 +12,7 @@ import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { formatRunResult, workspaceFullNote } from '../../src/core/tools/toolText';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from '../engine/engineHarness';
-import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';
+import { startEngineServer, type EngineServerProcess } from '../builders/engineServer';
 
 /** The pids cgroup's `max` event count (forks refused at the limit) and current count, v1 or v2. */
 const PIDS_STATE =

@@ -4,6 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
 import type * as Dockerode from 'dockerode';
 import type { ExecResult, RunOutcome } from '../../shared/protocol';
+import { PidLine } from './pidLine';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
@@ -434,32 +435,11 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
 
   const stdout = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stdout', text));
   const stderr = new OutputCollector(options.outputLimitBytes, (text) => options.onOutput?.('stderr', text));
-  let pidLine: Buffer | undefined = Buffer.alloc(0);
-  let resolvePid: (pid: number | undefined) => void = () => undefined;
-  const pidKnown = new Promise<number | undefined>((resolve) => (resolvePid = resolve));
+  const pidLine = new PidLine();
+  const pidKnown = pidLine.pid;
   const onStderr = (chunk: Buffer): void => {
-    if (pidLine === undefined) {
-      stderr.push(chunk);
-      return;
-    }
-    pidLine = Buffer.concat([pidLine, chunk]);
-    const newline = pidLine.indexOf(0x0a);
-    if (newline < 0 && pidLine.length < 32) {
-      return;
-    }
-    const first = newline < 0 ? '' : pidLine.subarray(0, newline).toString('latin1');
-    const rest = pidLine;
-    pidLine = undefined;
-    if (/^[0-9]+$/.test(first)) {
-      resolvePid(Number(first));
-      if (rest.length > newline + 1) {
-        stderr.push(rest.subarray(newline + 1));
-      }
-    } else {
-      // The wrapper did not run (e.g. no /bin/sh): whatever came is the engine's or runtime's message.
-      resolvePid(undefined);
-      stderr.push(rest);
-    }
+    const output = pidLine.take(chunk);
+    if (output.length > 0) stderr.push(output);
   };
 
   let lastDataAt = Date.now();
@@ -580,11 +560,8 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
     const pid = await Promise.race([pidKnown, delay(0).then(() => undefined)]);
     leftoversKilled = (await killRun(pid)) === undefined;
   }
-  if (pidLine !== undefined && pidLine.length > 0) {
-    stderr.push(pidLine);
-    pidLine = undefined;
-  }
-  resolvePid(undefined);
+  const held = pidLine.end();
+  if (held.length > 0) stderr.push(held);
   stdout.finish();
   stderr.finish();
 

@@ -5,6 +5,7 @@ import { SandboxError } from '../errors';
 import { Disposable, toDisposable } from '../lifecycle';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { boxGoneError, killTreeThenMarked, resolveBoxCwd, runBoxHelper } from './boxExec';
+import { PidLine } from './pidLine';
 
 /** Shells tried in order; the first one the image has runs the terminal. */
 export const TERMINAL_SHELLS = ['bash', 'sh'] as const;
@@ -157,21 +158,10 @@ export class BoxTerminal extends Disposable {
       });
     this.stream = stream;
     const decoder = new StringDecoder('utf8');
-    let head: Buffer | undefined = Buffer.alloc(0);
-    let resolvePid: () => void = () => undefined;
-    const pidSeen = new Promise<void>((resolve) => (resolvePid = resolve));
-    stream.on('data', (chunk: Buffer) => {
-      if (head !== undefined) {
-        head = Buffer.concat([head, chunk]);
-        const newline = head.indexOf(0x0a);
-        if (newline < 0 && head.length < 64) return;
-        const first = newline < 0 ? '' : head.subarray(0, newline).toString('latin1').replace(/\r$/, '');
-        const rest = newline < 0 ? head : head.subarray(newline + 1);
-        head = undefined;
-        if (/^[0-9]+$/.test(first)) this.pid = Number(first);
-        resolvePid();
-        chunk = rest;
-      }
+    const pidLine = new PidLine();
+    void pidLine.pid.then((pid) => (this.pid = pid));
+    stream.on('data', (data: Buffer) => {
+      const chunk = pidLine.take(data);
       const text = decoder.write(chunk);
       if (text) this.options.onData(text);
     });
@@ -181,13 +171,13 @@ export class BoxTerminal extends Disposable {
       stream.on('error', () => resolve());
     });
     void streamDone.then(() => {
-      resolvePid();
-      const tail = decoder.end();
+      const held = pidLine.end();
+      const tail = decoder.write(held) + decoder.end();
       if (tail) this.options.onData(tail);
       void this.finish();
     });
     void this.watchExit(streamDone);
-    await Promise.race([pidSeen, delay(PID_WAIT_MS)]);
+    await Promise.race([pidLine.pid, delay(PID_WAIT_MS)]);
     // Input typed before the process was ready is sent now, after the pid line, so it is never echoed into it.
     this.ready = true;
     for (const data of this.pending.splice(0)) stream.write(data);

@@ -1,5 +1,6 @@
 import { applyPatch, parsePatch, type StructuredPatch } from 'diff';
 import { SandboxError } from '../errors';
+import { errorText } from '../util/errorText';
 
 /** What one file section of a unified diff does. */
 export interface FilePatch {
@@ -29,7 +30,7 @@ export function parseUnifiedPatch(text: string): FilePatch[] {
     // The parser splits on \n; a patch written on Windows keeps its \r inside lines, which is what it means.
     sections = parsePatch(text);
   } catch (error) {
-    throw malformed(`The patch could not be parsed: ${error instanceof Error ? error.message : String(error)}.`);
+    throw malformed(`The patch could not be parsed: ${errorText(error)}.`);
   }
   const files = sections.filter((s) => s.oldFileName !== undefined || s.newFileName !== undefined || s.hunks.length > 0);
   if (files.length === 0) {

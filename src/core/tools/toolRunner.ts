@@ -2,6 +2,7 @@ import type { ChangeSet, ErrorData, ErrorReason, ExecResult, FileOpRequest } fro
 import { SandboxError } from '../errors';
 import { checkToolInput, findToolDefinition, type SandboxToolName } from './toolDefinitions';
 import { REVIEW_NOTE, changesByRun, countByKind, formatPatched, formatRunResult, looksBinary, sliceLines, summarizeChangeSet } from './toolText';
+import { errorText } from '../util/errorText';
 
 /**
  * What the tools need of the engine. The extension host implements it over its engine client (JSON-RPC), the
@@ -245,7 +246,7 @@ function checkedSpec(name: string, input: unknown): ToolSpec<unknown> {
   try {
     toolSpec.validate?.(input);
   } catch (error) {
-    throw new ToolCallError('input', error instanceof Error ? error.message : String(error));
+    throw new ToolCallError('input', errorText(error));
   }
   return toolSpec;
 }
@@ -281,7 +282,7 @@ export async function runTool(call: ToolCall): Promise<ToolOutcome> {
     outcome = await toolSpec.run(input, { folder, runId, signal, engine });
   } catch (error) {
     const reason = reasonOf(error);
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorText(error);
     call.onEnded?.({ runId, folder, endedAt: Date.now(), error: { reason, message } });
     call.log?.(`[tools] ${call.name} failed: ${reason ?? 'error'}: ${message}`);
     if (signal.aborted || reason === 'cancelled') throw new ToolCallError('cancelled', `${call.name} was cancelled.`, 'cancelled');
@@ -291,7 +292,7 @@ export async function runTool(call: ToolCall): Promise<ToolOutcome> {
   if (toolSpec.mutates && !changeSet) {
     // The review and the history see the box as this run left it; a failed collect does not undo the run.
     changeSet = await engine.collect(folder).catch((error: unknown) => {
-      call.log?.(`[tools] collect after ${call.name} failed: ${error instanceof Error ? error.message : String(error)}`);
+      call.log?.(`[tools] collect after ${call.name} failed: ${errorText(error)}`);
       return undefined;
     });
   }
@@ -320,7 +321,7 @@ function settingOf(error: unknown): string | undefined {
 
 /** An engine error as the model should read it: the engine's message names the cause; this adds who can fix it. */
 function toolErrorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   switch (reasonOf(error)) {
     case 'engine-unreachable':
       return `${message} The sandbox cannot run until the developer fixes this (command "Agent Sandbox: Check Docker Engine").`;

@@ -13,6 +13,7 @@ import type { SandboxSettings } from '../settings';
 import { DecidedDocuments, decidedUri } from './decidedDocuments';
 import { HistoryRecorder } from './historyRecorder';
 import { HISTORY_VIEW_ID, HistoryViewProvider } from './historyView';
+import { errorText } from '../../core/util/errorText';
 
 export interface RunHistoryDeps {
   context: vscode.ExtensionContext;
@@ -72,7 +73,7 @@ export class RunHistory extends Disposable {
         this._register(s);
         if (s.skippedLines > 0) deps.log.warn(`[history] skipped ${s.skippedLines} unreadable line(s) in ${s.file} (a write cut short by a crash)`);
       },
-      (error: unknown) => deps.log.error(`[history] could not open the run history: ${error instanceof Error ? error.message : String(error)}`),
+      (error: unknown) => deps.log.error(`[history] could not open the run history: ${errorText(error)}`),
     );
     this.recorder = this._register(
       new HistoryRecorder({

@@ -11,6 +11,7 @@ import { redactSecrets } from '../../core/history/redaction';
 import { changedByRun, endedRecord, fileChange, recordDecision, startedRecord, type Redactor } from '../../core/history/runRecords';
 import { Disposable } from '../../core/lifecycle';
 import type { DecisionEvent, RunEndedEvent, RunEvents, RunStartedEvent } from '../runEvents';
+import { errorText } from '../../core/util/errorText';
 
 /** Files of one run whose added/removed lines are counted; the rest are listed without counts. */
 const MAX_COUNTED_FILES = 100;
@@ -94,7 +95,7 @@ export class HistoryRecorder extends Disposable {
   private enqueue(what: string, work: (store: HistoryStore) => Promise<void>): Promise<void> {
     const next = this.queue.then(async () => work(await this.deps.store));
     this.queue = next.catch((error: unknown) => {
-      this.deps.log.error(`[history] could not record ${what}: ${error instanceof Error ? error.message : String(error)}`);
+      this.deps.log.error(`[history] could not record ${what}: ${errorText(error)}`);
     });
     return this.queue as Promise<void>;
   }
@@ -154,7 +155,7 @@ export class HistoryRecorder extends Disposable {
       const attempts = await this.deps.egressAttempts(record.folder);
       return runEgress(attempts, { id: record.id, startedAt: record.startedAt, endedAt: record.endedAt ?? Date.now() });
     } catch (error) {
-      this.deps.log.debug(`[history] no egress summary for ${record.id}: ${error instanceof Error ? error.message : String(error)}`);
+      this.deps.log.debug(`[history] no egress summary for ${record.id}: ${errorText(error)}`);
       return undefined;
     }
   }
@@ -204,7 +205,7 @@ export class HistoryRecorder extends Disposable {
       if (before === undefined) return undefined;
       return { before: before ?? '', after };
     } catch (error) {
-      this.deps.log.debug(`[history] no line counts for ${entry.path}: ${error instanceof Error ? error.message : String(error)}`);
+      this.deps.log.debug(`[history] no line counts for ${entry.path}: ${errorText(error)}`);
       return undefined;
     }
   }

@@ -13,6 +13,7 @@ import {
   type IpcMessage,
 } from '../../webview/history/protocol';
 import type { HistoryRecorder } from './historyRecorder';
+import { errorText } from '../../core/util/errorText';
 
 /** Id of the Run History webview view (package.json `contributes.views.agentSandbox`). */
 export const HISTORY_VIEW_ID = 'agentSandbox.historyView';
@@ -82,8 +83,8 @@ export class HistoryViewProvider extends Disposable implements vscode.WebviewVie
       else if (ClearCommand.is(message)) await this.actions.clear();
       else this.log.warn(`[history] unknown message from the panel: ${JSON.stringify(message).slice(0, 200)}`);
     } catch (error) {
-      this.log.error(`[history] ${error instanceof Error ? error.message : String(error)}`);
-      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', error instanceof Error ? error.message : String(error)));
+      this.log.error(`[history] ${errorText(error)}`);
+      void vscode.window.showErrorMessage(vscode.l10n.t('Agent Sandbox: {0}', errorText(error)));
     }
   }
 

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { adoptOwnStorage } from '../../cli/adoptOwnStorage';
+import { errorText } from '../../core/util/errorText';
 
 /**
  * For each open folder, brings the pending review and run history that `agent-sandbox mcp` or the command line
@@ -28,7 +29,7 @@ export function adoptCliStorage(storageUri: vscode.Uri | undefined, log: vscode.
         );
     } catch (error) {
       log.warn(
-        `[review] could not bring the command line's pending changes of ${fsPath} (in its state directory) into this workspace: ${error instanceof Error ? error.message : String(error)}`,
+        `[review] could not bring the command line's pending changes of ${fsPath} (in its state directory) into this workspace: ${errorText(error)}`,
       );
     }
   }

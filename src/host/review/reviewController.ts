@@ -5,7 +5,8 @@ import { acceptHunk, computeHunks, rejectHunk, type HunkSplit } from '../../core
 import { Disposable } from '../../core/lifecycle';
 import { egressLine, summarizeAttempts } from '../../core/history/egressSummary';
 import type { EngineClient } from '../engineClient';
-import { errorText, showEngineError } from '../errorMessages';
+import { showEngineError } from '../errorMessages';
+import { errorText } from '../../core/util/errorText';
 import type { RunEvents } from '../runEvents';
 import { applyChanges, dirtyEditorsIn, flaggedPaths, type ApplyOutcome } from './applyChanges';
 import { FolderReview, ReviewDecorations, describeFlag, type ReviewRow } from './folderReview';

@@ -3,7 +3,8 @@ import * as vscode from 'vscode';
 import type { ChangeSet, ExecResult, TerminalOpenRequest } from '../../shared/protocol';
 import { Disposable } from '../../core/lifecycle';
 import type { EngineClient } from '../engineClient';
-import { errorReason, errorText } from '../errorMessages';
+import { errorReason } from '../errorMessages';
+import { errorText } from '../../core/util/errorText';
 import type { RunEvents } from '../runEvents';
 
 export interface SandboxTerminalOptions {

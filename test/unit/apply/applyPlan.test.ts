@@ -1,21 +1,8 @@
 import * as assert from 'node:assert/strict';
 import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
-import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
 import { sha256 } from '../../../src/core/util/hash';
-
-function file(path: string, content: string, mode = 0o644): ManifestEntry {
-  return { path, type: 'file', mode, size: content.length, hash: sha256(content) };
-}
-function dir(path: string, mode = 0o755): ManifestEntry {
-  return { path, type: 'directory', mode, size: 0 };
-}
-function manifest(...entries: ManifestEntry[]): Manifest {
-  return new Map(entries.map((e) => [e.path, e]));
-}
-function change(path: string, kind: ChangeEntry['kind'], extra: Partial<ChangeEntry> = {}): ChangeEntry {
-  return { path, kind, type: 'file', binary: false, flags: [], ...extra };
-}
+import { change, dir, file, manifest } from '../../builders/entries';
 
 suite('applyPlan', () => {
   const baseline = manifest(

@@ -12,7 +12,7 @@ import { SandboxError } from '../../../src/core/errors';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
 import { sha256 } from '../../../src/core/util/hash';
-import { makeTempDir, removeDir, writeTree } from '../workspace/treeFixtures';
+import { makeTempDir, removeDir, writeTree } from '../../builders/trees';
 
 suite('applyToFolder', () => {
   let root: string;

@@ -11,7 +11,7 @@ import { SandboxError } from '../../../src/core/errors';
 import { checkRelative, isFaithfulName } from '../../../src/core/workspace/pathGuard';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { sha256 } from '../../../src/core/util/hash';
-import { makeTempDir, removeDir, tarStream } from '../workspace/treeFixtures';
+import { makeTempDir, removeDir, tarStream } from '../../builders/trees';
 
 suite('hostile names (collect and apply)', () => {
   let parent: string;

@@ -2,20 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { LISTING_SCRIPT, parseBoxListing, stampOf, stampRecordable } from '../../../src/core/changes/boxListing';
 import { SandboxError } from '../../../src/core/errors';
-
-/** Builds stdout as LISTING_SCRIPT prints it. */
-function stdout(
-  records: { head: string | Buffer; target?: string }[],
-  maps = '',
-  clocks = ['1700000000.5000000000', '1700000001.2500000000'],
-): Buffer {
-  const parts: Buffer[] = [Buffer.from(`${clocks[0]}\0`)];
-  for (const r of records) {
-    parts.push(typeof r.head === 'string' ? Buffer.from(r.head) : r.head, Buffer.from('\0'), Buffer.from(r.target ?? ''), Buffer.from('\0'));
-  }
-  parts.push(Buffer.from('agent-sandbox:end\0\0'), Buffer.from(`${clocks[1]}\0`), Buffer.from(maps));
-  return Buffer.concat(parts);
-}
+import { listingBytes } from '../../builders/listing';
 
 suite('boxListing: parsing the box listing', () => {
   test('the listing script is valid POSIX shell', () => {
@@ -25,7 +12,7 @@ suite('boxListing: parsing the box listing', () => {
 
   test('reads type, mode, size, inode, links, times, path and symlink target of each record', () => {
     const listing = parseBoxListing(
-      stdout([
+      listingBytes([
         { head: 'd 755 4096 11 2 1699999990.1234567890 1699999990.0000000000 /workspace/src' },
         { head: 'f 4755 12 12 1 1699999991.0000000000 946684800.0000000000 /workspace/src/a.txt' },
         { head: 'l 777 5 13 1 1699999992.5000000000 1699999992.5000000000 /workspace/link', target: 'a b\nc' },
@@ -48,7 +35,7 @@ suite('boxListing: parsing the box listing', () => {
 
   test('names with spaces, newlines and bytes that are not UTF-8 come through whole (the latter marked by U+FFFD)', () => {
     const odd = Buffer.concat([Buffer.from('f 644 1 20 1 1.5 1.5 /workspace/a b\nc '), Buffer.from([0xff, 0x41])]);
-    const listing = parseBoxListing(stdout([{ head: odd }, { head: 'f 644 1 21 1 1.5 1.5 /workspace/ lead' }]));
+    const listing = parseBoxListing(listingBytes([{ head: odd }, { head: 'f 644 1 21 1 1.5 1.5 /workspace/ lead' }]));
     assert.deepEqual(
       listing.entries.map((e) => e.path),
       ['a b\nc \uFFFDA', ' lead'],
@@ -57,9 +44,9 @@ suite('boxListing: parsing the box listing', () => {
 
   test('a record that is not in the format, a path outside /workspace or a cut listing is an engine-error, never guessed at', () => {
     for (const bad of [
-      stdout([{ head: 'f 644 1 20 /workspace/missing-fields' }]),
-      stdout([{ head: 'f 644 1 20 1 1.5 1.5 /etc/passwd' }]),
-      stdout([{ head: 'f 644 1 20 1 1.5 1.5 /workspace/a' }]).subarray(0, 40),
+      listingBytes([{ head: 'f 644 1 20 /workspace/missing-fields' }]),
+      listingBytes([{ head: 'f 644 1 20 1 1.5 1.5 /etc/passwd' }]),
+      listingBytes([{ head: 'f 644 1 20 1 1.5 1.5 /workspace/a' }]).subarray(0, 40),
       Buffer.from('no clock'),
     ]) {
       assert.throws(
@@ -76,14 +63,14 @@ suite('boxListing: parsing the box listing', () => {
       '7f20-7f30 rw-p 00000000 00:2a 22                         /workspace/private.bin',
       '',
     ].join('\n');
-    const listing = parseBoxListing(stdout([], maps));
+    const listing = parseBoxListing(listingBytes([], maps));
     assert.deepEqual([...listing.mappedInodes], ['20']);
     assert.equal(listing.mappingsUnknown, false);
-    assert.equal(parseBoxListing(stdout([], `${maps}unreadable 42\n`)).mappingsUnknown, true);
+    assert.equal(parseBoxListing(listingBytes([], `${maps}unreadable 42\n`)).mappingsUnknown, true);
   });
 
   test('a stamp changes with type, mode, size, inode, links and ctime, and with nothing else', () => {
-    const listing = parseBoxListing(stdout([{ head: 'f 644 10 20 1 1699999990.1000000000 1.0 /workspace/a' }]));
+    const listing = parseBoxListing(listingBytes([{ head: 'f 644 10 20 1 1699999990.1000000000 1.0 /workspace/a' }]));
     const base = listing.entries[0];
     const same = { ...base, mtimeMs: 5, path: 'elsewhere' };
     assert.equal(stampOf(same), stampOf(base));
@@ -94,7 +81,7 @@ suite('boxListing: parsing the box listing', () => {
 
   test('a stamp is recordable only for a file changed clearly before the clock and mapped by no process', () => {
     const listing = parseBoxListing(
-      stdout(
+      listingBytes(
         [
           { head: 'f 644 1 20 1 1699999999.9000000000 1.0 /workspace/old' },
           { head: 'f 644 1 21 1 1700000000.4900000000 1.0 /workspace/recent' },
@@ -110,11 +97,11 @@ suite('boxListing: parsing the box listing', () => {
       [true, false, false, false],
     );
     // Whole-second filesystems get a two-second margin.
-    const coarse = parseBoxListing(stdout([{ head: 'f 644 1 20 1 1699999999.0000000000 1.0 /workspace/a' }]));
+    const coarse = parseBoxListing(listingBytes([{ head: 'f 644 1 20 1 1699999999.0000000000 1.0 /workspace/a' }]));
     assert.equal(coarse.fineTimes, false);
     assert.equal(stampRecordable(coarse.entries[0], coarse, coarse.clockBeforeMs), false);
     assert.equal(stampRecordable(coarse.entries[0], coarse, coarse.clockBeforeMs + 2000), true);
-    const unknown = parseBoxListing(stdout([{ head: 'f 644 1 20 1 1.5 1.0 /workspace/a' }], 'unreadable 7\n'));
+    const unknown = parseBoxListing(listingBytes([{ head: 'f 644 1 20 1 1.5 1.0 /workspace/a' }], 'unreadable 7\n'));
     assert.equal(stampRecordable(unknown.entries[0], unknown, unknown.clockBeforeMs), false);
   });
 });

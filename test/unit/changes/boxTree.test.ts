@@ -5,8 +5,8 @@ import { SandboxError } from '../../../src/core/errors';
 import type { Manifest } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { sha256 } from '../../../src/core/util/hash';
-import { tarStream } from '../workspace/treeFixtures';
-import type { TarEntrySpec } from '../workspace/treeFixtures';
+import { tarStream } from '../../builders/trees';
+import type { TarEntrySpec } from '../../builders/trees';
 
 const W = 'workspace/';
 

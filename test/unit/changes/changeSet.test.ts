@@ -5,19 +5,8 @@ import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { BoxTreeSnapshot } from '../../../src/core/changes/changeSet';
 import type { Manifest, ManifestEntry } from '../../../src/core/workspace/manifest';
 import { sha256 } from '../../../src/core/util/hash';
+import { dir, file, link, manifest } from '../../builders/entries';
 
-function file(path: string, content: string | Buffer, mode = 0o644): ManifestEntry {
-  return { path, type: 'file', mode, size: Buffer.from(content).length, hash: sha256(content) };
-}
-function dir(path: string, mode = 0o755): ManifestEntry {
-  return { path, type: 'directory', mode, size: 0 };
-}
-function link(path: string, linkTarget: string): ManifestEntry {
-  return { path, type: 'symlink', mode: 0o777, size: linkTarget.length, linkTarget };
-}
-function manifest(...entries: ManifestEntry[]): Manifest {
-  return new Map(entries.map((e) => [e.path, e]));
-}
 /** A box snapshot whose contents hold every file that differs from the baseline, as readBoxTree keeps them. */
 function box(
   baseline: Manifest,

@@ -14,8 +14,8 @@ import { checkRelative, guardedAbsolute, touchesGitDirectory } from '../../../sr
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
 import { sha256 } from '../../../src/core/util/hash';
-import { makeTempDir, removeDir, tarStream, writeTree } from '../workspace/treeFixtures';
-import type { TarEntrySpec } from '../workspace/treeFixtures';
+import { makeTempDir, removeDir, tarStream, writeTree } from '../../builders/trees';
+import type { TarEntrySpec } from '../../builders/trees';
 
 /** Bugs the collect → apply fuzz (test/security/fuzz.test.ts, `npm run fuzz`) found, each pinned here. */
 

@@ -8,7 +8,7 @@ import type { Manifest } from '../../../src/core/workspace/manifest';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
 import { packWorkspace } from '../../../src/core/workspace/workspaceTar';
-import { makeTempDir, removeDir, writeTree } from '../workspace/treeFixtures';
+import { makeTempDir, removeDir, writeTree } from '../../builders/trees';
 
 suite('mirror → collect round trip', () => {
   test('what packWorkspace sends, readBoxTree reads back with no changes against the onEntry baseline', async () => {

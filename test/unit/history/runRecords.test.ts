@@ -3,6 +3,7 @@ import type { ChangeEntry, ExecResult } from '../../../src/shared/protocol';
 import { REDACTED, redactSecrets } from '../../../src/core/history/redaction';
 import { changedByRun, endedRecord, fileChange, recordDecision, startedRecord } from '../../../src/core/history/runRecords';
 import { decisionSummary, filterRuns, outcomeGroup } from '../../../src/webview/history/runFilter';
+import { change } from '../../builders/entries';
 
 const secret = 'tok-1234567890';
 const redact = (text: string) => redactSecrets(text, [secret]);
@@ -24,9 +25,7 @@ function result(extra: Partial<ExecResult> = {}): ExecResult {
   };
 }
 
-function entry(path: string, extra: Partial<ChangeEntry> = {}): ChangeEntry {
-  return { path, kind: 'modified', type: 'file', binary: false, flags: [], hash: `h-${path}`, ...extra };
-}
+const entry = (path: string, extra: Partial<ChangeEntry> = {}) => change(path, 'modified', { hash: `h-${path}`, ...extra });
 
 suite('History records from run events', () => {
   const start = { runId: 'r1', folder: '/ws', source: 'command' as const, command: `curl -H "x: ${secret}" localhost`, startedAt: 1000 };

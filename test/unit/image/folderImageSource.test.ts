@@ -1,34 +1,31 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildStep } from '../../../src/core/image/buildProcess';
 import { describeDevcontainerBuild, ignoredDevcontainerOptions, lifecycleCommands } from '../../../src/core/image/devcontainerOptions';
 import { builtImageTag, devcontainerInputs, dockerfileInputs, imageInputHash } from '../../../src/core/image/imageInputs';
 import { findFolderImageSource, sourceFile } from '../../../src/core/image/imageSource';
 import { SandboxError } from '../../../src/core/errors';
+import { makeTempDir, writeTree } from '../../builders/trees';
 
-function tempFolder(files: Record<string, string> = {}): string {
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-image-unit-'));
-  for (const [relative, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(folder, relative)), { recursive: true });
-    fs.writeFileSync(path.join(folder, relative), content);
-  }
+async function tempFolder(files: Record<string, string> = {}): Promise<string> {
+  const folder = await makeTempDir('image-unit');
+  await writeTree(folder, files);
   return folder;
 }
 
 suite("unit: image auto chooses the folder's source", () => {
   const made: string[] = [];
-  const folderWith = (files: Record<string, string>) => {
-    const folder = tempFolder(files);
+  const folderWith = async (files: Record<string, string>) => {
+    const folder = await tempFolder(files);
     made.push(folder);
     return folder;
   };
   suiteTeardown(() => made.forEach((f) => fs.rmSync(f, { recursive: true, force: true })));
 
-  test('.devcontainer/devcontainer.json, then .devcontainer.json, then .agent-sandbox/Dockerfile, else the default', () => {
+  test('.devcontainer/devcontainer.json, then .devcontainer.json, then .agent-sandbox/Dockerfile, else the default', async () => {
     const all = { '.devcontainer/devcontainer.json': '{}', '.devcontainer.json': '{}', '.agent-sandbox/Dockerfile': 'FROM x' };
-    const folder = folderWith(all);
+    const folder = await folderWith(all);
     const choose = () => {
       const source = findFolderImageSource(folder);
       return { kind: source.kind, file: sourceFile(folder, source) };
@@ -42,9 +39,9 @@ suite("unit: image auto chooses the folder's source", () => {
     assert.deepEqual(choose(), { kind: 'default', file: undefined });
   });
 
-  test('a symbolic link (to the file or a folder on its way) does not count: it could point the build outside the folder', () => {
-    const outside = folderWith({ 'devcontainer.json': '{}', Dockerfile: 'FROM x' });
-    const folder = folderWith({});
+  test('a symbolic link (to the file or a folder on its way) does not count: it could point the build outside the folder', async () => {
+    const outside = await folderWith({ 'devcontainer.json': '{}', Dockerfile: 'FROM x' });
+    const folder = await folderWith({});
     fs.symlinkSync(path.join(outside, 'devcontainer.json'), path.join(folder, '.devcontainer.json'));
     fs.symlinkSync(outside, path.join(folder, '.agent-sandbox'));
     assert.equal(findFolderImageSource(folder).kind, 'default');
@@ -54,8 +51,8 @@ suite("unit: image auto chooses the folder's source", () => {
     assert.equal(findFolderImageSource(folder).kind, 'devcontainer');
   });
 
-  test('a directory named like the file is not a source', () => {
-    const folder = folderWith({ '.devcontainer.json/x': '' });
+  test('a directory named like the file is not a source', async () => {
+    const folder = await folderWith({ '.devcontainer.json/x': '' });
     assert.equal(findFolderImageSource(folder).kind, 'default');
   });
 });
@@ -63,8 +60,8 @@ suite("unit: image auto chooses the folder's source", () => {
 suite('unit: the input hash of a built image', () => {
   const made: string[] = [];
   suiteTeardown(() => made.forEach((f) => fs.rmSync(f, { recursive: true, force: true })));
-  const project = () => {
-    const folder = tempFolder({
+  const project = async () => {
+    const folder = await tempFolder({
       '.devcontainer/devcontainer.json': '{"build":{"dockerfile":"Dockerfile"},"features":{"./feat":{}}}',
       '.devcontainer/Dockerfile': 'FROM base\nCOPY . /src\n',
       '.devcontainer/context-file.txt': 'one',
@@ -82,9 +79,9 @@ suite('unit: the input hash of a built image', () => {
     return { folder, hash, configuration };
   };
 
-  test('the same inputs give the same hash, also in another folder; files outside the inputs do not count', () => {
-    const a = project();
-    const b = project();
+  test('the same inputs give the same hash, also in another folder; files outside the inputs do not count', async () => {
+    const a = await project();
+    const b = await project();
     assert.match(a.hash(), /^[0-9a-f]{64}$/);
     assert.equal(a.hash(), b.hash());
     fs.writeFileSync(path.join(a.folder, 'src/app.js'), 'changed');
@@ -93,8 +90,8 @@ suite('unit: the input hash of a built image', () => {
     assert.equal(a.hash(), b.hash());
   });
 
-  test('each input changes it: the config, the Dockerfile, a context file, a local feature, an executable bit, a link, the builder', () => {
-    const { folder, hash, configuration } = project();
+  test('each input changes it: the config, the Dockerfile, a context file, a local feature, an executable bit, a link, the builder', async () => {
+    const { folder, hash, configuration } = await project();
     const seen = new Set([hash()]);
     const changed = (what: string) => {
       const now = hash();
@@ -120,8 +117,8 @@ suite('unit: the input hash of a built image', () => {
     assert.ok(!seen.has(other), 'another CLI version is another build');
   });
 
-  test('inputs outside the folder are refused with the fix', () => {
-    const folder = tempFolder({ '.devcontainer/devcontainer.json': '{}' });
+  test('inputs outside the folder are refused with the fix', async () => {
+    const folder = await tempFolder({ '.devcontainer/devcontainer.json': '{}' });
     made.push(folder);
     const configFile = path.join(folder, '.devcontainer/devcontainer.json');
     for (const configuration of [{ build: { dockerfile: 'Dockerfile', context: '../..' } }, { features: { '../../elsewhere': {} } }]) {
@@ -136,8 +133,8 @@ suite('unit: the input hash of a built image', () => {
     );
   });
 
-  test('.agent-sandbox/Dockerfile hashes its folder; the kind is part of the hash and of the tag', () => {
-    const folder = tempFolder({ '.agent-sandbox/Dockerfile': 'FROM x\n', '.agent-sandbox/extra.txt': 'a' });
+  test('.agent-sandbox/Dockerfile hashes its folder; the kind is part of the hash and of the tag', async () => {
+    const folder = await tempFolder({ '.agent-sandbox/Dockerfile': 'FROM x\n', '.agent-sandbox/extra.txt': 'a' });
     made.push(folder);
     const inputs = dockerfileInputs(folder, path.join(folder, '.agent-sandbox/Dockerfile'), 'docker build');
     const hash = imageInputHash(folder, inputs);
@@ -149,7 +146,7 @@ suite('unit: the input hash of a built image', () => {
 });
 
 suite('unit: devcontainer options the box does not honour', () => {
-  test('run options, environment, users, ports and lifecycle commands are listed; what builds the image is not', () => {
+  test('run options, environment, users, ports and lifecycle commands are listed; what builds the image is not', async () => {
     const configuration = {
       name: 'x',
       image: 'node',
@@ -184,7 +181,7 @@ suite('unit: devcontainer options the box does not honour', () => {
     );
   });
 
-  test('what is built, in words', () => {
+  test('what is built, in words', async () => {
     const folder = '/repo';
     const configFile = '/repo/.devcontainer/devcontainer.json';
     assert.equal(describeDevcontainerBuild(folder, { configFile, configuration: { image: 'node:22' } }), 'the image node:22');
@@ -197,7 +194,7 @@ suite('unit: devcontainer options the box does not honour', () => {
     );
   });
 
-  test('build steps become progress (classic builder and BuildKit)', () => {
+  test('build steps become progress (classic builder and BuildKit)', async () => {
     assert.deepEqual(buildStep('Step 3/12 : RUN make'), { done: 3, total: 12 });
     assert.deepEqual(buildStep('#7 [2/5] RUN make'), { done: 2, total: 5 });
     assert.deepEqual(buildStep('#7 [stage-1 2/5] COPY . .'), { done: 2, total: 5 });

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import type { ChangeEntry, ChangeSet, ExecResult } from '../../../src/shared/protocol';
+import type { ChangeEntry, ExecResult } from '../../../src/shared/protocol';
 import { agentModeFile } from '../../../src/host/tools/agentModeFile';
 import { sandboxTools } from '../../../src/host/tools/toolNames';
 import {
@@ -13,14 +13,11 @@ import {
   summarizeChangeSet,
   tail,
 } from '../../../src/core/tools/toolText';
+import { change, changeSet } from '../../builders/entries';
 
-function entry(path: string, kind: ChangeEntry['kind'], extra: Partial<ChangeEntry> = {}): ChangeEntry {
-  return { path, kind, type: 'file', binary: false, flags: [], mode: 0o644, hash: `h-${path}`, ...extra };
-}
-
-function changeSet(changes: ChangeEntry[], extra: Partial<ChangeSet> = {}): ChangeSet {
-  return { folder: '/w', changes, refused: [], ignoredCount: 0, ...extra };
-}
+/** A change with a mode and a hash, as collect reports a file's. */
+const entry = (path: string, kind: ChangeEntry['kind'], extra: Partial<ChangeEntry> = {}) =>
+  change(path, kind, { mode: 0o644, hash: `h-${path}`, ...extra });
 
 function execResult(extra: Partial<ExecResult> = {}): ExecResult {
   return {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { readGitHead } from '../../../src/core/workspace/gitHead';
-import { hostGit, makeTempDir, removeDir, writeTree } from './treeFixtures';
+import { hostGit, makeTempDir, removeDir, writeTree } from '../../builders/trees';
 
 const git = hostGit;
 

@@ -6,7 +6,7 @@ import { SyncFilter } from '../../../src/core/workspace/syncFilter';
 import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
 import { sha256 } from '../../../src/core/util/hash';
 import { packWorkspace } from '../../../src/core/workspace/workspaceTar';
-import { makeTempDir, readTar, removeDir } from './treeFixtures';
+import { makeTempDir, readTar, removeDir } from '../../builders/trees';
 
 // The first mirror lists the tree with lstat only and lets packing read files ahead of the tar writer
 // (bench/ measures why). These tests hold the read-ahead to the same contract as the one-file-at-a-time path.

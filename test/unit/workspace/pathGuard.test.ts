@@ -11,7 +11,7 @@ import {
   toSafeRelative,
 } from '../../../src/core/workspace/pathGuard';
 import type { TreeLookup } from '../../../src/core/workspace/pathGuard';
-import { makeTempDir, removeDir } from './treeFixtures';
+import { makeTempDir, removeDir } from '../../builders/trees';
 
 suite('pathGuard', () => {
   test('toSafeRelative normalises plain names and refuses unsafe ones with a reason', () => {

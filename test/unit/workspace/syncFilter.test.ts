@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { SandboxError } from '../../../src/core/errors';
 import { isSecretPath } from '../../../src/core/workspace/secretPatterns';
 import { SyncFilter } from '../../../src/core/workspace/syncFilter';
-import { CREDENTIAL_FILE_SAMPLES, makeTempDir, removeDir, writeTree } from './treeFixtures';
+import { CREDENTIAL_FILE_SAMPLES, makeTempDir, removeDir, writeTree } from '../../builders/trees';
 
 suite('secretPatterns and SyncFilter', () => {
   test('the deny-list catches secrets at any depth and keeps .env examples', () => {

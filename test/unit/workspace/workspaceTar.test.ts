@@ -8,7 +8,7 @@ import { scanWorkspace } from '../../../src/core/workspace/workspaceScan';
 import { sha256 } from '../../../src/core/util/hash';
 import { packWorkspace, WHOLE_FILE_LIMIT } from '../../../src/core/workspace/workspaceTar';
 import { WorkspaceOpener } from '../../../src/core/workspace/workspaceOpener';
-import { makeTempDir, readTar, removeDir, writeTree } from './treeFixtures';
+import { makeTempDir, readTar, removeDir, writeTree } from '../../builders/trees';
 
 suite('workspaceTar', () => {
   let root: string;

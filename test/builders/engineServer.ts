@@ -1,5 +1,5 @@
 // Starts the bundled engine server as a standalone process and speaks its protocol over stdio, as any
-// non-VS Code client would.
+// non-VS Code client would. Used by the engine and security tiers and by the benchmark.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -34,9 +34,14 @@ export async function startEngineServer(options: {
   beforeListen?: (connection: ProtocolConnection) => void;
   /** The server's environment (e.g. a `DOCKER_HOST` of another engine); defaults to this process's. */
   env?: NodeJS.ProcessEnv;
+  /** Where the server's log goes: this process's stderr (tests) or nowhere (the benchmark). */
+  stderr?: 'inherit' | 'ignore';
 }): Promise<EngineServerProcess> {
   if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [serverJs, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'], env: options.env ?? process.env });
+  const child = spawn(process.execPath, [serverJs, '--stdio'], {
+    stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'],
+    env: options.env ?? process.env,
+  });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
   options.beforeListen?.(connection);
   connection.listen();
