@@ -49,6 +49,26 @@ const noUnusedDockerParts = {
   },
 };
 
+/**
+ * The Dev Containers CLI (`@devcontainers/cli`, already one bundled file) ships as is in dist/devcontainers-cli/:
+ * the engine server runs it with Node to build a folder's dev container (src/core/image/folderImage.ts). Its
+ * package.json comes along (the CLI reads its own version from it), and its licence notices.
+ */
+const DEVCONTAINERS_CLI_FILES = ['devcontainer.js', 'dist/spec-node/devContainersSpecCLI.js', 'package.json', 'scripts/updateUID.Dockerfile', 'LICENSE.txt', 'ThirdPartyNotices.txt'];
+const copyDevcontainersCli = {
+  name: 'copy-devcontainers-cli',
+  setup(build) {
+    build.onEnd(() => {
+      const from = path.dirname(require.resolve('@devcontainers/cli/package.json'));
+      for (const file of DEVCONTAINERS_CLI_FILES) {
+        const to = path.join('dist', 'devcontainers-cli', file);
+        fs.mkdirSync(path.dirname(to), { recursive: true });
+        fs.copyFileSync(path.join(from, file), to);
+      }
+    });
+  },
+};
+
 /** Marks a bundle executable (a `bin` run directly, `./dist/cli.js`). */
 function executable(file) {
   return { name: 'executable', setup: (build) => build.onEnd(() => fs.chmodSync(file, 0o755)) };
@@ -98,7 +118,7 @@ const webview = {
 
 const builds = [
   { ...common, entryPoints: { extension: 'src/extension.ts', languageClient: 'src/host/languageClient.ts' }, outdir: 'dist' },
-  { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist' },
+  { ...common, entryPoints: { server: 'src/server/main.ts' }, outdir: 'dist', plugins: [...common.plugins, copyDevcontainersCli] },
   // The command line (`agent-sandbox`, the package's bin): plain Node 20, spawns dist/server.js next to it.
   { ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' }, plugins: [noNativeAddons, executable('dist/cli.js')] },
   // The egress gateway and relay: runs inside their containers (node only, no dependencies), never in VS Code.

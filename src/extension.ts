@@ -8,7 +8,8 @@ import { ProposalDocuments } from './host/review/proposalDocuments';
 import { ReviewController } from './host/review/reviewController';
 import { SandboxStatus } from './host/review/sandboxStatus';
 import { RunEvents } from './host/runEvents';
-import { askInsecureEngine, askWorkspaceImage } from './host/consentPrompts';
+import { askImageBuild, askInsecureEngine, askWorkspaceImage } from './host/consentPrompts';
+import { ImageBuildConsent } from './host/imageBuildConsent';
 import { InsecureEngineConsent } from './host/engineConsent';
 import { ImageConsent } from './host/imageConsent';
 import { SandboxSettings } from './host/settings';
@@ -49,6 +50,12 @@ export function activate(context: vscode.ExtensionContext) {
     settings,
     insecureEngines: new InsecureEngineConsent({ state: context.globalState, prompt: askInsecureEngine, log: logLine }),
     modelKeys,
+    imageBuilds: new ImageBuildConsent({
+      state: context.workspaceState,
+      prompt: askImageBuild,
+      log: logLine,
+      isTrusted: () => vscode.workspace.isTrusted,
+    }),
   });
   const proposals = new ProposalDocuments(engine);
   const runEvents = new RunEvents();

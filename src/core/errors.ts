@@ -1,4 +1,4 @@
-import type { ErrorReason } from '../shared/protocol';
+import type { ErrorReason, ImageBuildRequest } from '../shared/protocol';
 
 /**
  * The one error type core and server throw on purpose. Callers branch on `reason`, never on `message`;
@@ -10,7 +10,7 @@ export class SandboxError extends Error {
   constructor(
     readonly reason: ErrorReason,
     message: string,
-    readonly options: { setting?: string; address?: string; cause?: unknown } = {},
+    readonly options: { setting?: string; address?: string; imageBuild?: ImageBuildRequest; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
   }

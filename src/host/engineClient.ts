@@ -36,6 +36,7 @@ import {
   TerminalOpenRequest,
   TerminalOutputNotification,
   TerminalResizeNotification,
+  type ErrorData,
   type ExecResult,
   type InitializationOptions,
 } from '../shared/protocol';
@@ -43,6 +44,7 @@ import { Disposable } from '../core/lifecycle';
 import { sealModelKeys } from '../core/egress/sealedKeys';
 import type { ModelKeyStore } from './secrets/modelKeyStore';
 import type { InsecureEngineConsent } from './engineConsent';
+import type { ImageBuildConsent } from './imageBuildConsent';
 import { errorReason } from './errorMessages';
 import type { SandboxSettings } from './settings';
 import { errorText } from '../core/util/errorText';
@@ -93,6 +95,8 @@ export interface EngineClientOptions {
   insecureEngines?: InsecureEngineConsent;
   /** The model API keys the egress gateways add; sent sealed after every configure and when they change. */
   modelKeys?: ModelKeyStore;
+  /** Asks before a folder's devcontainer.json or `.agent-sandbox/Dockerfile` is built; without it nothing is built. */
+  imageBuilds?: ImageBuildConsent;
 }
 
 /**
@@ -132,6 +136,8 @@ export class EngineClient extends Disposable {
   constructor(private readonly options: EngineClientOptions) {
     super();
     this._register(options.settings.onDidChange(() => void this.configure()));
+    // Trust granted: the folder's own image may be asked about and built from now on.
+    this._register(vscode.workspace.onDidGrantWorkspaceTrust(() => void this.configure()));
     if (options.modelKeys) this._register(options.modelKeys.onDidChange(() => void this.sendModelKeys().catch(() => undefined)));
   }
 
@@ -254,7 +260,13 @@ export class EngineClient extends Disposable {
     try {
       const { settings, insecureEngines } = this.options;
       const box = await settings.boxForEngine();
-      await send(target, ConfigureRequest.type, { engine: settings.engine(insecureEngines?.allowed() ?? []), box, egress: settings.egress() });
+      const imageBuilds = this.options.imageBuilds?.decisions();
+      await send(target, ConfigureRequest.type, {
+        engine: settings.engine(insecureEngines?.allowed() ?? []),
+        box,
+        egress: settings.egress(),
+        ...(imageBuilds ? { imageBuilds } : {}),
+      });
       await this.sendModelKeys(target);
     } catch (error) {
       this.options.log.error(`[client] settings rejected: ${error instanceof Error ? error.message : error}`);
@@ -267,19 +279,34 @@ export class EngineClient extends Disposable {
   /**
    * Sends one request on the running client (started on first use). When the server refuses an unencrypted
    * remote engine (`insecure-engine`), the user is asked about that address; allowed, the server is
-   * reconfigured with the allowance and the request sent once more.
+   * reconfigured with the allowance and the request sent once more. When the folder's image needs building
+   * (`image-build-unconfirmed`), the user is asked; whatever the answer the server is reconfigured with it and
+   * the request sent again (declined or dismissed: the box gets the default image).
    */
   private async request<R>(run: (client: LanguageClient) => Promise<R>): Promise<R> {
     const client = await this.ready();
-    try {
-      return await run(client);
-    } catch (error) {
-      const address = (error as { data?: { address?: unknown } }).data?.address;
-      const consent = this.options.insecureEngines;
-      if (errorReason(error) !== 'insecure-engine' || typeof address !== 'string' || !consent || !(await consent.ask(address))) throw error;
-      await this.configure(client);
-      return run(client);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run(client);
+      } catch (error) {
+        if (attempt >= 2 || !(await this.answered(error))) throw error;
+        await this.configure(client);
+      }
     }
+  }
+
+  /** Asks the user what the server's error needs; true when the request should be sent again. */
+  private async answered(error: unknown): Promise<boolean> {
+    const data = (error as { data?: ErrorData }).data;
+    if (errorReason(error) === 'insecure-engine') {
+      const consent = this.options.insecureEngines;
+      return typeof data?.address === 'string' && !!consent && (await consent.ask(data.address));
+    }
+    if (errorReason(error) === 'image-build-unconfirmed' && data?.imageBuild && this.options.imageBuilds) {
+      await this.options.imageBuilds.ask(data.imageBuild);
+      return true;
+    }
+    return false;
   }
 
   private sendRequest<P, R>(type: RequestType<P, R, void>, params: P, token?: vscode.CancellationToken): Promise<R> {

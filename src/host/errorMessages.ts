@@ -55,6 +55,18 @@ export async function showEngineError(error: unknown, log: vscode.LogOutputChann
       if (choice === vscode.l10n.t('Show Log')) log.show(true);
       return;
     }
+    case 'image-build-failed':
+    case 'image-build-unconfirmed':
+    case 'docker-cli-missing': {
+      const choice = await vscode.window.showErrorMessage(
+        vscode.l10n.t('Agent Sandbox: {0}', message),
+        vscode.l10n.t('Show Log'),
+        vscode.l10n.t('Open Settings'),
+      );
+      if (choice === vscode.l10n.t('Show Log')) log.show(true);
+      if (choice === vscode.l10n.t('Open Settings')) await vscode.commands.executeCommand('workbench.action.openSettings', 'agentSandbox.image');
+      return;
+    }
     case 'invalid-setting':
     case 'workspace-full': {
       const setting = (error as { data?: ErrorData }).data?.setting ?? 'agentSandbox';

@@ -13,6 +13,7 @@ import type {
   EngineSettings,
   ExecResult,
   FileOpRequest,
+  ImageBuildDecisions,
 } from '../shared/protocol';
 import { boxLabels, DEFAULT_BOX_SETTINGS, validateBoxSettings } from '../core/box/boxConfig';
 import { describeImageReport } from '../core/docker/imageReportText';
@@ -32,6 +33,9 @@ import { ReviewStore } from '../core/review/reviewStore';
 import { WorkspaceWatch } from '../core/workspace/workspaceWatch';
 import { CacheLastUse } from '../core/cache/cacheLastUse';
 import { clearCaches, listCaches } from '../core/cache/cacheVolumes';
+import { FolderImageResolver } from '../core/image/folderImage';
+import { AUTO_IMAGE, DEFAULT_IMAGE } from '../core/image/imageSource';
+import { errorText } from '../core/util/errorText';
 
 export interface EngineServiceOptions {
   log: (line: string) => void;
@@ -44,6 +48,8 @@ export interface EngineServiceOptions {
   homeDir?: string;
   /** The egress gateway program; default `gateway.js` next to this bundle (`dist/`). */
   gatewayProgramPath?: string;
+  /** The Dev Containers CLI; default `devcontainers-cli/devcontainer.js` next to this bundle (`dist/`). */
+  devcontainerCliPath?: string;
 }
 
 /**
@@ -56,6 +62,9 @@ export class EngineService extends Disposable {
   private boxSettings: BoxSettings = DEFAULT_BOX_SETTINGS;
   private engineSettings: EngineSettings = {};
   private egress: ValidatedEgress = validateEgressSettings(undefined);
+  /** The user's answers about building folders' images (`image: "auto"`); undefined: build nothing. */
+  private imageBuilds: ImageBuildDecisions | undefined;
+  private folderImages: FolderImageResolver | undefined;
   /** The model API keys the gateways add; in this process's memory only (never logged, written or recorded). */
   private modelKeys: ModelKeys = {};
   /** Folders whose box was in use when the network settings changed in a way its gateway cannot take in place. */
@@ -106,7 +115,12 @@ export class EngineService extends Disposable {
     return boxLabels({ folder: '(image report)', ownerId: this.ownerId, ownerPid: process.pid, ownerHost: os.hostname() });
   }
 
-  async configure(engine: EngineSettings, box: Partial<BoxSettings>, egress?: Partial<EgressSettings>): Promise<void> {
+  async configure(
+    engine: EngineSettings,
+    box: Partial<BoxSettings>,
+    egress?: Partial<EgressSettings>,
+    imageBuilds?: ImageBuildDecisions,
+  ): Promise<void> {
     // Validate first so a bad setting leaves the previous configuration in force.
     const validated = validateBoxSettings(box);
     const validatedEgress = validateEgressSettings(egress, validated.runtime);
@@ -117,6 +131,7 @@ export class EngineService extends Disposable {
     this.engineSettings = { ...engine, allowInsecureHosts: [...(engine.allowInsecureHosts ?? [])] };
     this.boxSettings = validated;
     this.egress = validatedEgress;
+    this.imageBuilds = imageBuilds && { allowed: [...imageBuilds.allowed], refused: [...imageBuilds.refused], ask: imageBuilds.ask };
     await this.applyEgress();
   }
 
@@ -242,7 +257,7 @@ export class EngineService extends Disposable {
   async checkEngine(): Promise<EngineReport> {
     const engine = await this.getEngine();
     const [version, info] = await Promise.all([engine.version(), engine.info()]);
-    const reference = this.boxSettings.image;
+    const reference = this.settingImage();
     const image = await engine.inspectImage(reference);
     const pin = this.boxSettings.pinImageDigest !== false;
     const pinnedId = pin ? await this.imageStore.pinned(reference) : undefined;
@@ -252,7 +267,7 @@ export class EngineService extends Disposable {
     const report = reportId
       ? await this.imageStore
           .report(engine, reference, reportId, { labels: this.imageReaderLabels() })
-          .catch((error: unknown) => this.options.log(`[image] no report for ${reference}: ${(error as Error).message}`))
+          .catch((error: unknown) => this.options.log(`[image] no report for ${reference}: ${errorText(error)}`))
       : undefined;
     if (report) describeImageReport(report).forEach((line) => this.options.log(`[image] ${line}`));
     return {
@@ -277,7 +292,7 @@ export class EngineService extends Disposable {
   /** Pins the configured reference anew to what its tag points to now (the next box uses it). */
   async followImageTag(): Promise<EngineReport> {
     const engine = await this.getEngine();
-    const reference = this.boxSettings.image;
+    const reference = this.settingImage();
     const image = await engine.inspectImage(reference);
     if (!image) {
       throw new SandboxError(
@@ -295,7 +310,22 @@ export class EngineService extends Disposable {
 
   async pullImage(reference: string | undefined, progress: ProgressReporter, signal?: AbortSignal): Promise<void> {
     const engine = await this.getEngine();
-    await engine.pullImage(reference ?? this.boxSettings.image, progress, signal);
+    await engine.pullImage(reference ?? this.settingImage(), progress, signal);
+  }
+
+  /** The image setting without a folder: `auto` means the default image (a folder's own is built with its box). */
+  private settingImage(): string {
+    return this.boxSettings.image === AUTO_IMAGE ? DEFAULT_IMAGE : this.boxSettings.image;
+  }
+
+  /** The image of the folder's box: the setting's, or for `auto` the folder's dev container or Dockerfile, built. */
+  private resolveFolderImage(engine: DockerEngine, folder: string, progress: ProgressReporter, signal?: AbortSignal) {
+    this.folderImages ??= new FolderImageResolver({
+      devcontainerCliPath: this.options.devcontainerCliPath ?? path.join(__dirname, 'devcontainers-cli', 'devcontainer.js'),
+      env: this.env,
+      log: this.options.log,
+    });
+    return this.folderImages.resolve({ engine, folder, setting: this.boxSettings.image, decisions: this.imageBuilds, progress, signal });
   }
 
   /** The folder's box, created and mirrored on first use. Concurrent callers share one creation. */
@@ -308,7 +338,8 @@ export class EngineService extends Disposable {
         const engine = await this.getEngine();
         const reviewStore = this.reviewStore;
         const restore = await reviewStore?.load(key);
-        const settings = this.boxSettings;
+        const image = await this.resolveFolderImage(engine, key, progress, signal);
+        const settings = { ...this.boxSettings, image: image.reference };
         const watch = new WorkspaceWatch(key);
         try {
           const resolved = await resolveBoxImage(engine, this.imageStore, settings.image, {
@@ -317,7 +348,7 @@ export class EngineService extends Disposable {
             signal,
           });
           if (resolved.image.note) this.options.log(`[image] ${resolved.image.note}`);
-          return await BoxSession.open(
+          const session = await BoxSession.open(
             {
               engine,
               settings,
@@ -334,9 +365,11 @@ export class EngineService extends Disposable {
             signal,
             restore,
           );
+          session.imageSource = image.source;
+          return session;
         } catch (error) {
           if (SandboxError.is(error, 'workspace-full') && !this.isDisposed) {
-            this.overflowed.set(key, { error, settings: JSON.stringify(settings), watch });
+            this.overflowed.set(key, { error, settings: JSON.stringify(this.boxSettings), watch });
           } else {
             watch.dispose();
           }

@@ -119,7 +119,7 @@ export function startServer(connection: Connection): EngineService {
     } satisfies InitializeResultExtras & Record<string, unknown>;
   });
 
-  onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box, p.egress));
+  onRequest(ConfigureRequest, (p) => service.configure(p.engine, p.box, p.egress, p.imageBuilds));
   onRequest(SetModelKeysRequest, (p) => service.setModelKeys(modelKeyReceiver.open(p.sealed)));
   onRequest(CheckEngineRequest, () => service.checkEngine());
   onRequest(FollowImageTagRequest, () => service.followImageTag());
@@ -214,6 +214,7 @@ function toResponseError(error: unknown, log: (line: string) => void): ResponseE
     const data: ErrorData = { reason: error.reason };
     if (error.options.setting) data.setting = error.options.setting;
     if (error.options.address) data.address = error.options.address;
+    if (error.options.imageBuild) data.imageBuild = error.options.imageBuild;
     return new ResponseError(SANDBOX_ERROR_CODE, error.message, data);
   }
   log(`[engine] internal error: ${error instanceof Error ? error.stack : String(error)}`);

@@ -31,7 +31,12 @@ import {
 
 /** How the box is made. Every field has a default in the server; a client sends only what it overrides. */
 export interface BoxSettings {
-  /** Image to run, e.g. `node:22-bookworm`. Must already be present locally (see `sandbox/pullImage`). */
+  /**
+   * Image to run, e.g. `node:22-bookworm` (must already be present locally, see `sandbox/pullImage`), or `auto`:
+   * the folder's dev container (`.devcontainer/devcontainer.json`, `.devcontainer.json`), then its
+   * `.agent-sandbox/Dockerfile`, built once the user confirmed it (`ConfigureRequest.Params.imageBuilds`), else
+   * `node:22-bookworm`. The box's `BoxInfo.imageSource` says what was chosen and what was ignored.
+   */
   image: string;
   /** Memory limit in MiB; swap is the same value (no swap beyond it). */
   memoryMiB: number;
@@ -228,7 +233,17 @@ export type ErrorReason =
    * `sandbox/apply` found a file it was about to overwrite, delete or rename no longer holding the baseline's
    * content (changed after the plan). It was left alone; plan again and it shows as a conflict.
    */
-  | 'workspace-changed';
+  | 'workspace-changed'
+  /**
+   * `agentSandbox.image` is `auto` and the folder has a devcontainer.json or `.agent-sandbox/Dockerfile` whose
+   * build (`data.imageBuild.inputHash`) is in neither list of `ConfigureRequest.Params.imageBuilds`, which asks
+   * for a question (`ask`). Nothing was built; ask the user about `data.imageBuild`, configure, and retry.
+   */
+  | 'image-build-unconfirmed'
+  /** Building the folder's image failed (the message ends with the build's last lines), or its inputs lead outside the folder. */
+  | 'image-build-failed'
+  /** Building the folder's image needs the `docker` command line, which was not found on the engine server's PATH. */
+  | 'docker-cli-missing';
 
 /** The `data` of every JSON-RPC error the server sends. */
 export interface ErrorData {
@@ -240,6 +255,57 @@ export interface ErrorData {
   address?: string;
   /** For `invalid-params`: the params field that does not fit, e.g. `folder`, `paths[2]`; empty for the params themselves. */
   field?: string;
+  /** For `image-build-unconfirmed`: what would be built, to ask the user about. */
+  imageBuild?: ImageBuildRequest;
+}
+
+/** A repository's image build that needs the user's confirmation (`image-build-unconfirmed`). */
+export interface ImageBuildRequest {
+  /** The folder whose file it is. */
+  folder: string;
+  /** The file, relative to the folder: `.devcontainer/devcontainer.json`, `.devcontainer.json` or `.agent-sandbox/Dockerfile`. */
+  file: string;
+  /** SHA-256 of everything the build reads (file, Dockerfile, build context, local features): what the answer is kept for. */
+  inputHash: string;
+  /** What it builds, in words, e.g. `the Dockerfile .devcontainer/Dockerfile (build context .devcontainer) with the features ./hello`. */
+  builds: string;
+  /** devcontainer.json properties the box will not honour (`runArgs`, `mounts`, `postCreateCommand`, …). */
+  ignored: string[];
+}
+
+/**
+ * The user's answers about building repository images (`agentSandbox.image: "auto"`), by input hash. Without
+ * this field (the command line, other clients) nothing is built and `auto` uses the default image.
+ */
+export interface ImageBuildDecisions {
+  /** Input hashes the user allowed to build. */
+  allowed: string[];
+  /** Input hashes the user declined: the default image is used, without asking. */
+  refused: string[];
+  /**
+   * Whether a build in neither list fails with `image-build-unconfirmed` (the client asks and retries). `false`
+   * (e.g. VS Code's Restricted Mode): the default image is used and nothing in `allowed` is built either.
+   */
+  ask: boolean;
+}
+
+/** Where the box's image came from (`BoxInfo.imageSource`, `ExecResult.imageSource`). */
+export interface ImageSourceInfo {
+  /**
+   * `setting`: `agentSandbox.image` named it. `default`: `auto` found nothing to build, or the build was not
+   * confirmed (`note` says which). `devcontainer`, `dockerfile`: built from the folder's file.
+   */
+  kind: 'setting' | 'default' | 'devcontainer' | 'dockerfile';
+  /** The file `auto` found (relative to the folder), also when it was not built. */
+  file?: string;
+  /** SHA-256 of the build's inputs; the built image is tagged with it (`agent-sandbox-built:<kind>-<hash prefix>`). */
+  inputHash?: string;
+  /** Whether this box's creation built the image (false: an image of the same inputs was already there). */
+  built?: boolean;
+  /** devcontainer.json properties the box did not honour: its hardening is its own, whatever the image. */
+  ignored?: string[];
+  /** Why the image is not the one `auto` found, or what to do about ignored lifecycle commands. */
+  note?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -375,6 +441,8 @@ export interface ExecResult {
   durationMs: number;
   /** Image reference and digest (`sha256:…` image id) the run used, with its report's summary. */
   image: BoxImage;
+  /** Where the box's image came from (`agentSandbox.image: "auto"`), with the devcontainer options it ignored. */
+  imageSource?: ImageSourceInfo;
   /** The box's policy for this run. */
   policy: RunPolicy;
   /** Engine error text when `outcome` is `engine-error`. */
@@ -432,6 +500,8 @@ export interface BoxInfo {
   git?: GitHistoryMode;
   /** Why the box's git differs from `agentSandbox.gitHistory`, in words for the agent and the developer. */
   gitNote?: string;
+  /** Where the image came from (`agentSandbox.image: "auto"`): the folder's dev container or Dockerfile, and what was ignored. */
+  imageSource?: ImageSourceInfo;
 }
 
 /** Result of `sandbox/checkEngine`. */
@@ -552,12 +622,15 @@ export namespace ConfigureRequest {
     box: Partial<BoxSettings>;
     /** Network settings (machine-scoped); absent = no network, as before. Applies to boxes created after it. */
     egress?: Partial<EgressSettings>;
+    /** The user's answers about building the folder's image (`image: "auto"`); absent = build nothing, use the default. */
+    imageBuilds?: ImageBuildDecisions;
   }
   /** Box and egress values are checked by the server's settings validation, which names the `agentSandbox.*` key. */
   export const params: Schema<Params> = object<Params>({
     engine: object<EngineSettings>({ dockerHost: optional(string), allowInsecureHosts: optional(array(string)) }),
     box: checkedFurther<Partial<BoxSettings>>(),
     egress: optional(checkedFurther<Partial<EgressSettings>>()),
+    imageBuilds: optional(object<ImageBuildDecisions>({ allowed: array(string), refused: array(string), ask: boolean })),
   });
   export const type = new RequestType<Params, void, void>(method);
 }

@@ -8,7 +8,7 @@ import { sha256 } from '../util/hash';
 import type { CacheMounts } from '../cache/cacheVolumes';
 
 export const DEFAULT_BOX_SETTINGS: BoxSettings = Object.freeze({
-  image: 'node:22-bookworm',
+  image: 'auto',
   memoryMiB: 2048,
   cpus: 2,
   pidsLimit: 512,

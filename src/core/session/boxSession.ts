@@ -1,6 +1,16 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ApplyPlan, BoxInfo, BoxSettings, ChangeEntry, ChangeSet, ExecResult, GitHistoryMode, RunPolicy } from '../../shared/protocol';
+import type {
+  ApplyPlan,
+  BoxInfo,
+  BoxSettings,
+  ChangeEntry,
+  ChangeSet,
+  ExecResult,
+  GitHistoryMode,
+  ImageSourceInfo,
+  RunPolicy,
+} from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
@@ -99,6 +109,8 @@ export class BoxSession {
    * mode (none / allowlist) cannot change in place: runs and terminals say so until the box is made anew.
    */
   egressNote: string | undefined;
+  /** Where the box's image came from (set by the engine server): shown in the box's info and every run's result. */
+  imageSource: ImageSourceInfo | undefined;
   private collected: CollectedState | undefined;
   /** Reads the box's tree for collect and catch-up, keeping the stamps that make it cheap. */
   private readonly reader: BoxTreeReader;
@@ -259,6 +271,7 @@ export class BoxSession {
       mirrored: this.mirrored,
       git: this.git.mode,
       ...(this.git.note ? { gitNote: this.git.note } : {}),
+      ...(this.imageSource ? { imageSource: this.imageSource } : {}),
     };
   }
 
@@ -345,6 +358,7 @@ export class BoxSession {
       );
     }
     const result: ExecResult = { runId: request.runId, ...outcome, image: this.box.image, policy, caughtUp: sent, conflicts };
+    if (this.imageSource) result.imageSource = this.imageSource;
     if (this.git.note) result.gitNote = this.git.note;
     if (outcome.outcome === 'exited' && outcome.exitCode !== 0) {
       const workspaceFull = await workspaceFullAfterFailure(this.box, settings.workspaceVolume, signal);

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { AUTO_IMAGE, DEFAULT_IMAGE } from '../../core/image/imageSource';
 import type { EngineReport } from '../../shared/protocol';
 import type { EngineClient } from '../engineClient';
 import type { SandboxSettings } from '../settings';
@@ -68,7 +69,9 @@ export async function followImageTag(deps: EngineCommandDeps): Promise<EngineRep
  */
 export async function pullImage(deps: EngineCommandDeps, image?: string): Promise<boolean> {
   try {
-    const name = image ?? deps.settings?.box().image ?? 'the sandbox image';
+    const configured = deps.settings?.box().image;
+    // `auto` pulls the default image (a folder's own image is built, not pulled).
+    const name = image ?? (configured && configured !== AUTO_IMAGE ? configured : DEFAULT_IMAGE);
     await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Agent Sandbox: pulling ${name}`, cancellable: true },
       async (progress, token) => {

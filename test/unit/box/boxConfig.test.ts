@@ -29,7 +29,7 @@ suite('unit: validateBoxSettings', () => {
   test('an empty object gives the defaults', () => {
     assert.deepEqual(validateBoxSettings({}), DEFAULT_BOX_SETTINGS);
     assert.deepEqual(DEFAULT_BOX_SETTINGS, {
-      image: 'node:22-bookworm',
+      image: 'auto',
       memoryMiB: 2048,
       cpus: 2,
       pidsLimit: 512,

@@ -302,4 +302,27 @@ suite('Packaging: bundles', function () {
     child.stdin.end();
     assert.equal(await within(20_000, 'the bridge exiting', exited), 0);
   });
+
+  test('dist/devcontainers-cli runs on its own (no node_modules above it): its version and the build command the engine server uses', () => {
+    // Reading and building a configuration needs an engine (the CLI looks for containers): the engine tier does that
+    // through dist/server.js (test/engine/devcontainerImage.test.ts).
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-sandbox-devcontainers-cli-'));
+    try {
+      fs.cpSync(path.join(dist, 'devcontainers-cli'), path.join(folder, 'dist', 'devcontainers-cli'), { recursive: true });
+      const cli = path.join(folder, 'dist', 'devcontainers-cli', 'devcontainer.js');
+      const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000, cwd: folder });
+      const version = run(['--version']);
+      assert.equal(version.status, 0, version.stderr);
+      const manifest = JSON.parse(fs.readFileSync(path.join(root, 'node_modules', '@devcontainers', 'cli', 'package.json'), 'utf8')) as {
+        version: string;
+      };
+      assert.equal(version.stdout.trim(), manifest.version);
+      const help = run(['build', '--help']);
+      assert.equal(help.status, 0, help.stderr);
+      for (const option of ['--image-name', '--config', '--log-format', '--no-lockfile', '--docker-path'])
+        assert.ok(help.stdout.includes(option), option);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });

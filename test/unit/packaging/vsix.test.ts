@@ -15,6 +15,8 @@ const allowed = [
   /^dist\/server\.js$/,
   /^dist\/gateway\.js$/,
   /^dist\/cli\.js$/,
+  // The Dev Containers CLI as published (one bundled file), with its manifest and licence notices.
+  /^dist\/devcontainers-cli\/(devcontainer\.js|dist\/spec-node\/devContainersSpecCLI\.js|package\.json|scripts\/updateUID\.Dockerfile|LICENSE\.txt|ThirdPartyNotices\.txt)$/,
   /^media\//,
   /^README\.md$/,
   /^CHANGELOG\.md$/,
@@ -97,6 +99,8 @@ suite('Packaging: .vsix contents', function () {
       'dist/server.js',
       'dist/gateway.js',
       'dist/cli.js',
+      'dist/devcontainers-cli/devcontainer.js',
+      'dist/devcontainers-cli/dist/spec-node/devContainersSpecCLI.js',
     ]) {
       assert.ok(listed.includes(required), `${required} is missing from the package (listed: ${listed.join(', ')})`);
     }

@@ -1,6 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { INSECURE_ENGINES_KEY, InsecureEngineConsent } from '../../../src/host/engineConsent';
 import { ImageConsent, imageConsentKey, type ImageConsentRequest } from '../../../src/host/imageConsent';
+import { IMAGE_BUILDS_KEY, ImageBuildConsent } from '../../../src/host/imageBuildConsent';
+import type { ImageBuildRequest } from '../../../src/shared/protocol';
 
 /** A Memento in memory (the extension's workspaceState / globalState). */
 function memento(initial: Record<string, unknown> = {}) {
@@ -100,5 +102,66 @@ suite("unit: an unencrypted remote engine needs the user's allowance", () => {
     assert.equal(await consent.ask('10.0.0.5:2375'), false);
     assert.deepEqual(consent.allowed(), []);
     assert.equal(answers.length, 0);
+  });
+});
+
+const REQUEST: ImageBuildRequest = {
+  folder: '/repo',
+  file: '.devcontainer/devcontainer.json',
+  inputHash: 'a'.repeat(64),
+  builds: 'the image node:22',
+  ignored: ['runArgs'],
+};
+
+suite("unit: building a folder's image needs the user's confirmation, per input hash", () => {
+  function consent(answers: (boolean | undefined)[], options: { trusted?: boolean; state?: ReturnType<typeof memento> } = {}) {
+    const asked: ImageBuildRequest[] = [];
+    const state = options.state ?? memento();
+    const builds = new ImageBuildConsent({
+      state,
+      prompt: async (request) => {
+        asked.push(request);
+        return answers.shift();
+      },
+      log: () => undefined,
+      isTrusted: () => options.trusted ?? true,
+    });
+    return { builds, asked, state };
+  }
+
+  test('allowed once: remembered for that hash only; a changed file (another hash) asks again', async () => {
+    const { builds, asked, state } = consent([true, false]);
+    assert.deepEqual(builds.decisions(), { allowed: [], refused: [], ask: true });
+    assert.equal(await builds.ask(REQUEST), true);
+    assert.deepEqual(builds.decisions(), { allowed: [REQUEST.inputHash], refused: [], ask: true });
+    assert.deepEqual(state.values.get(IMAGE_BUILDS_KEY), { allowed: [REQUEST.inputHash], refused: [] });
+    const changed = { ...REQUEST, inputHash: 'b'.repeat(64) };
+    assert.equal(await builds.ask(changed), false);
+    assert.deepEqual(builds.decisions(), { allowed: [REQUEST.inputHash], refused: [changed.inputHash], ask: true });
+    assert.deepEqual(asked, [REQUEST, changed]);
+  });
+
+  test('dismissed: not built, not remembered, not asked again in this window', async () => {
+    const state = memento();
+    const { builds } = consent([undefined], { state });
+    assert.equal(await builds.ask(REQUEST), false);
+    assert.deepEqual(builds.decisions().refused, [REQUEST.inputHash]);
+    assert.equal(state.values.get(IMAGE_BUILDS_KEY), undefined);
+    // A new window (a new consent over the same state) asks again.
+    assert.deepEqual(consent([], { state }).builds.decisions(), { allowed: [], refused: [], ask: true });
+  });
+
+  test('concurrent requests share one question', async () => {
+    const { builds, asked } = consent([true]);
+    assert.deepEqual(await Promise.all([builds.ask(REQUEST), builds.ask(REQUEST)]), [true, true]);
+    assert.equal(asked.length, 1);
+  });
+
+  test('Restricted Mode: never asks, and the server is told not to build even what was allowed before', async () => {
+    const state = memento({ [IMAGE_BUILDS_KEY]: { allowed: [REQUEST.inputHash], refused: [] } });
+    const { builds, asked } = consent([true], { trusted: false, state });
+    assert.equal(await builds.ask(REQUEST), false);
+    assert.equal(asked.length, 0);
+    assert.equal(builds.decisions().ask, false);
   });
 });
