@@ -6,6 +6,7 @@ import type { ChangeSet } from '../../src/shared/protocol';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { BoxSession, type CollectInfo } from '../../src/core/session/boxSession';
 import { connectTestEngine, removeEverythingOwnedBy, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
+import { suiteUnderEachRuntime } from './gvisorRuntimes';
 
 /**
  * Collect through box stamps (GNU find listing + one archive per possibly changed file) must give exactly
@@ -54,9 +55,15 @@ function makeWorkspace(): string {
   return folder;
 }
 
-async function runScenario(engine: DockerEngine, ownerId: string, image: string, readChangedFiles?: 'box-tar' | 'archive'): Promise<ScenarioResult> {
+async function runScenario(
+  engine: DockerEngine,
+  ownerId: string,
+  image: string,
+  readChangedFiles?: 'box-tar' | 'archive',
+  runtime = '',
+): Promise<ScenarioResult> {
   const folder = makeWorkspace();
-  const settings = testSettings({ image, maxFileSizeMiB: 1, idleTimeoutMinutes: 0 });
+  const settings = testSettings({ image, maxFileSizeMiB: 1, idleTimeoutMinutes: 0, runtime });
   const session = await BoxSession.open({ engine, settings, folder, ownerId, env: [], log: () => undefined, readChangedFiles }, () => undefined);
   const result: ScenarioResult = { collects: [], catchUps: [] };
   const collect = async () => {
@@ -124,10 +131,10 @@ async function runScenario(engine: DockerEngine, ownerId: string, image: string,
   return result;
 }
 
-suite('collect through box stamps (real engine, node and busybox images)', function () {
+suiteUnderEachRuntime('collect through box stamps (real engine, node and busybox images)', function (runtime) {
   this.timeout(300_000);
   let engine: DockerEngine;
-  const ownerId = testOwnerId('stamped-collect');
+  const ownerId = testOwnerId(`stamped-collect${runtime.setting}`);
   let stamped: ScenarioResult;
   let stampedByArchive: ScenarioResult;
   let full: ScenarioResult;
@@ -135,9 +142,9 @@ suite('collect through box stamps (real engine, node and busybox images)', funct
   suiteSetup(async () => {
     engine = await connectTestEngine();
     [stamped, stampedByArchive, full] = await Promise.all([
-      runScenario(engine, ownerId, TEST_IMAGES.node),
-      runScenario(engine, ownerId, TEST_IMAGES.node, 'archive'),
-      runScenario(engine, ownerId, TEST_IMAGES.busybox),
+      runScenario(engine, ownerId, TEST_IMAGES.node, undefined, runtime.setting),
+      runScenario(engine, ownerId, TEST_IMAGES.node, 'archive', runtime.setting),
+      runScenario(engine, ownerId, TEST_IMAGES.busybox, undefined, runtime.setting),
     ]);
   });
 

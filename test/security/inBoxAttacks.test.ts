@@ -19,6 +19,7 @@ import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from '../engine/engineHarness';
 import { startEngineServer, type EngineServerProcess } from '../engine/engineServer';
+import { suiteUnderEachRuntime } from '../engine/gvisorRuntimes';
 
 /** One static binary, one syscall per sub-command; prints `what: OK` or `what: ERRNAME (message)`. */
 const ATTACK_C = String.raw`
@@ -166,8 +167,8 @@ async function probe<T = Record<string, string>>(box: Box, cmd: string, arg: unk
   return JSON.parse(out) as T;
 }
 
-suite('security: attacks from inside the box fail (hardened box, node image)', () => {
-  const ownerId = testOwnerId('in-box-attacks');
+suiteUnderEachRuntime('security: attacks from inside the box fail (hardened box, node image)', (runtime) => {
+  const ownerId = testOwnerId(`in-box-attacks${runtime.setting}`);
   const folder = '/tmp/agent-sandbox-in-box-attacks';
   let engine: DockerEngine | undefined;
   let box: Box;
@@ -179,7 +180,7 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
     tmp = mkdtempSync(path.join(os.tmpdir(), 'as-attacks-'));
     attackBinary = compileAttack(tmp);
     engine = await connectTestEngine();
-    box = await Box.create(engine, testSettings({ image: TEST_IMAGES.node }), { folder, ownerId });
+    box = await Box.create(engine, testSettings({ image: TEST_IMAGES.node, runtime: runtime.setting }), { folder, ownerId });
     await box.putArchive(
       tarOf([
         { name: 'attack', data: attackBinary, mode: 0o755 },
@@ -189,7 +190,7 @@ suite('security: attacks from inside the box fail (hardened box, node image)', (
       ]),
       { path: '/workspace' },
     );
-    control = await createControlBox(engine, ownerId, folder, attackBinary);
+    control = await createControlBox(engine, ownerId, folder, attackBinary, runtime.setting);
   });
 
   suiteTeardown(async () => {
@@ -554,8 +555,9 @@ async function createControlBox(
   ownerId: string,
   folder: string,
   binary: Buffer,
+  runtime = '',
 ): Promise<{ containerId: string; hostPid: number }> {
-  const settings = testSettings({ image: TEST_IMAGES.node });
+  const settings = testSettings({ image: TEST_IMAGES.node, runtime });
   const { name, volumeName } = boxNames(`${folder}-control`);
   const labels = boxLabels({ folder: `${folder}-control`, ownerId, ownerPid: process.pid, ownerHost: os.hostname() });
   await engine.call('creating the control volume', (d) => d.createVolume(volumeCreateOptions(settings, { volumeName, labels })));
