@@ -15,10 +15,14 @@ import { suiteUnderEachRuntime } from './gvisorRuntimes';
  */
 
 /** A change set without the folder (the two runs use two folders), refusals by path and reason. */
-function comparable(changeSet: ChangeSet): unknown {
+/**
+ * `withoutFifos`: under gVisor a fifo made in the box stays inside the sandbox (runsc --host-fifo=none), so the
+ * engine's archive, read on the host, never holds it; the box's own listing does, and refuses it.
+ */
+function comparable(changeSet: ChangeSet, withoutFifos = false): unknown {
   return {
     changes: changeSet.changes,
-    refused: changeSet.refused.map((r) => `${r.reason} ${r.path}`),
+    refused: changeSet.refused.filter((r) => !(withoutFifos && r.reason === 'fifo')).map((r) => `${r.reason} ${r.path}`),
     ignoredCount: changeSet.ignoredCount,
   };
 }
@@ -178,7 +182,8 @@ suiteUnderEachRuntime('collect through box stamps (real engine, node and busybox
     ] as const) {
       assert.equal(run.collects.length, full.collects.length);
       for (let i = 0; i < run.collects.length; i++) {
-        assert.deepEqual(comparable(run.collects[i].changeSet), comparable(full.collects[i].changeSet), `${name}: collect ${i + 1}`);
+        const gvisor = runtime.gvisor;
+        assert.deepEqual(comparable(run.collects[i].changeSet, gvisor), comparable(full.collects[i].changeSet, gvisor), `${name}: collect ${i + 1}`);
       }
       assert.deepEqual(run.catchUps, full.catchUps, name);
     }
