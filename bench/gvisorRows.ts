@@ -16,6 +16,8 @@ export interface GvisorBenchContext {
 }
 
 interface RuntimeTimes {
+  /** Container create + start (between the session's "Starting box" and its first file sent). */
+  startMs: number[];
   coldMs: number[];
   mirrorMs: number[];
   collectMs: number[];
@@ -33,8 +35,8 @@ export async function gvisorRows(context: GvisorBenchContext, ws: { name: string
   }
   const edited = ws.files.filter((_, i) => i % EDITED_SHARE === 0);
   const times: Record<'runc' | 'runsc', RuntimeTimes> = {
-    runc: { coldMs: [], mirrorMs: [], collectMs: [] },
-    runsc: { coldMs: [], mirrorMs: [], collectMs: [] },
+    runc: { startMs: [], coldMs: [], mirrorMs: [], collectMs: [] },
+    runsc: { startMs: [], coldMs: [], mirrorMs: [], collectMs: [] },
   };
   for (let i = 0; i < context.reps; i++) {
     // Alternating runtimes within each repetition keeps a change of machine load from favouring one of them.
@@ -49,6 +51,7 @@ export async function gvisorRows(context: GvisorBenchContext, ws: { name: string
     return { scenario, workspace: ws.name, ms: runsc, baselines: { runc }, ratio: runsc / runc, ratioOf: 'runc', note };
   };
   return [
+    row('gVisor (runsc): box create + start', (t) => t.startMs, 'the container alone, before any file is sent'),
     row('gVisor (runsc): cold box, create + start + mirror + exec true', (t) => t.coldMs, 'same box, same engine, runtime runc'),
     row('gVisor (runsc): mirror in', (t) => t.mirrorMs, 'the tar stream into /workspace (served to the sandbox by its gofer)'),
     row(`gVisor (runsc): collect after ${edited.length} edits in the box`, (t) => t.collectMs, 'reading the box tree back'),
@@ -78,6 +81,7 @@ async function measureOnce(
     const first = await session.exec({ command: 'true', runId: `gvisor-cold-${runtime}` }, () => undefined);
     if (first.exitCode !== 0) throw new Error(`true exited ${first.exitCode} under ${runtime}`);
     into.coldMs.push(performance.now() - start);
+    if (boxStart > 0 && firstSend > 0) into.startMs.push(firstSend - boxStart);
     into.mirrorMs.push(firstSend > 0 ? opened - firstSend : opened - boxStart);
     const edit = await session.box.exec({
       command: `cd /workspace && xargs -0 sh -c 'for f; do echo "edited in the box" >> "$f"; done' sh`,
