@@ -21,6 +21,7 @@ import { bash, dockerSync, median, memoryOf, q, timed } from './benchUtil';
 import { writeReport, type BenchResults, type Row } from './report';
 import { generateTree } from './trees';
 import { npmCacheRows } from './cacheBench';
+import { gvisorRows } from './gvisorRows';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const quick = process.argv.includes('--quick');
@@ -30,13 +31,13 @@ const quick = process.argv.includes('--quick');
  */
 const DEFAULT_IMAGE = 'agent-sandbox-test/node';
 const IMAGE = process.argv.find((a) => a.startsWith('--image='))?.slice('--image='.length) || DEFAULT_IMAGE;
-/** `--only=trees,exec,...`: run only these sections (cold, trees, exec, activation, memory, caches); results are a subset. */
+/** `--only=trees,exec,...`: run only these sections (cold, trees, exec, activation, memory, caches, gvisor); results are a subset. */
 const ONLY = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',')
   .filter(Boolean);
-const runs = (section: 'cold' | 'trees' | 'exec' | 'activation' | 'memory' | 'caches'): boolean => !ONLY || ONLY.includes(section);
+const runs = (section: 'cold' | 'trees' | 'exec' | 'activation' | 'memory' | 'caches' | 'gvisor'): boolean => !ONLY || ONLY.includes(section);
 const REPS = quick ? 1 : 3;
 const EXEC_REPS = quick ? 10 : 40;
 
@@ -125,6 +126,9 @@ async function main(): Promise<void> {
 
     // 5. Warm exec.
     if (runs('exec')) rows.push(...(await warmExec(engine, docker, workspaces[0], servers)));
+
+    // gVisor: cold start and file-system speed under runsc as ratios to runc (bench/gvisorRows.ts).
+    if (runs('gvisor')) rows.push(...(await gvisorRows({ engine, settings, ownerId, reps: REPS, log, say }, workspaces[0])));
 
     // 7. Activation and bundles.
     if (runs('activation')) rows.push(...(await activation(temp, details)));

@@ -465,7 +465,8 @@ export interface ExecResult {
   leftoversKilled?: boolean;
   /**
    * True when the run ended because its box was removed or stopped (from outside, or its main process killed):
-   * `outcome` is `engine-error`, `exitCode` `null` and `error` says so. The server has forgotten that box; the
+   * `outcome` is `engine-error`, `exitCode` `null` and `error` says so (or `oom`, exit 137, when the engine says
+   * the OOM killer stopped it: under gVisor a run past the memory limit stops the whole box). The server has forgotten that box; the
    * next request that needs one creates a fresh box (and brings back the pending review when one is persisted).
    */
   boxLost?: boolean;

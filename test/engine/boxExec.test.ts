@@ -8,6 +8,7 @@ import { truncationMarker } from '../../src/core/box/boxExec';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { SandboxError } from '../../src/core/errors';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
+import { suiteUnderEachRuntime } from './gvisorRuntimes';
 
 interface Flavour {
   label: string;
@@ -42,18 +43,22 @@ async function waitForTree(box: Box, base: number): Promise<void> {
   assert.fail('the command tree did not start');
 }
 
-suite('engine: box exec', () => {
-  const ownerId = testOwnerId('exec');
+suiteUnderEachRuntime('engine: box exec', (runtime) => {
+  const ownerId = testOwnerId(`exec${runtime.setting}`);
   let engine: DockerEngine | undefined;
 
   suiteSetup(async () => {
     engine = await connectTestEngine();
     await Promise.all(
       flavours.map(async (f) => {
-        f.box = await Box.create(engine!, testSettings({ image: f.image, workspaceVolume: f.workspaceVolume, pidsLimit: 256 }), {
-          folder: `/tmp/agent-sandbox-exec-${f.workspaceVolume}`,
-          ownerId,
-        });
+        f.box = await Box.create(
+          engine!,
+          testSettings({ image: f.image, workspaceVolume: f.workspaceVolume, pidsLimit: 256, runtime: runtime.setting }),
+          {
+            folder: `/tmp/agent-sandbox-exec-${f.workspaceVolume}`,
+            ownerId,
+          },
+        );
       }),
     );
   });
@@ -70,7 +75,9 @@ suite('engine: box exec', () => {
         assert.equal((await shOk(box(), 'stat -c %u:%g /workspace')).trim(), '1000:1000');
         assert.equal(await shOk(box(), 'echo ok > /workspace/probe && cat /workspace/probe && rm /workspace/probe'), 'ok\n');
         const fsType = (await shOk(box(), 'awk \'$2 == "/workspace" { print $3 }\' /proc/mounts')).trim();
-        assert.equal(fsType === 'tmpfs', flavour.workspaceVolume === 'tmpfs', `file system ${fsType}`);
+        // Under gVisor every volume reaches the box through its gofer (9p), whatever backs it on the host.
+        if (runtime.gvisor) assert.equal(fsType, '9p');
+        else assert.equal(fsType === 'tmpfs', flavour.workspaceVolume === 'tmpfs', `file system ${fsType}`);
       });
 
       test('streams stdout and stderr separately while the command runs', async () => {

@@ -21,6 +21,7 @@ import { BoxTerminal, boxHasProgram, findTerminalShell } from '../../src/core/bo
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { startEngineServer } from '../builders/engineServer';
 import { connectTestEngine, removeEverythingOwnedBy, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
+import { suiteUnderEachRuntime } from './gvisorRuntimes';
 
 interface Flavour {
   label: string;
@@ -81,16 +82,16 @@ async function processesIn(box: Box): Promise<string[]> {
     .filter((line) => line.trim() && !/\bps -o\b/.test(line) && !/agent-sandbox-run/.test(line));
 }
 
-suite('engine: box terminal', function () {
+suiteUnderEachRuntime('engine: box terminal', function (runtime) {
   this.timeout(60_000);
-  const ownerId = testOwnerId('terminal');
+  const ownerId = testOwnerId(`terminal${runtime.setting}`);
   let engine: DockerEngine | undefined;
 
   suiteSetup(async () => {
     engine = await connectTestEngine();
     await Promise.all(
       flavours.map(async (f) => {
-        f.box = await Box.create(engine!, testSettings({ image: f.image }), {
+        f.box = await Box.create(engine!, testSettings({ image: f.image, runtime: runtime.setting }), {
           folder: `/tmp/agent-sandbox-terminal-${f.label.replace(/\W+/g, '-')}`,
           ownerId,
         });

@@ -5,12 +5,13 @@ import * as path from 'node:path';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { BoxSession } from '../../src/core/session/boxSession';
 import { connectTestEngine, removeEverythingOwnedBy, testOwnerId, testSettings } from './engineHarness';
+import { suiteUnderEachRuntime } from './gvisorRuntimes';
 
 /** Catch-up before each run skips the workspace rescan when no file event came since the last one. */
-suite('engine: catch-up skips the rescan while the workspace is unchanged (real file events, real box)', function () {
+suiteUnderEachRuntime('engine: catch-up skips the rescan while the workspace is unchanged (real file events, real box)', function (runtime) {
   this.timeout(120_000);
   let engine: DockerEngine | undefined;
-  const ownerId = testOwnerId('catchup-watch');
+  const ownerId = testOwnerId(`catchup-watch${runtime.setting}`);
   let folder: string;
   let session: BoxSession;
 
@@ -33,7 +34,10 @@ suite('engine: catch-up skips the rescan while the workspace is unchanged (real 
     folder = mkdtempSync(path.join(os.tmpdir(), 'as-watch-'));
     mkdirSync(path.join(folder, 'src'));
     writeFileSync(path.join(folder, 'src', 'a.txt'), 'one\n');
-    session = await BoxSession.open({ engine, settings: testSettings(), folder, ownerId, env: [], log: () => undefined }, () => undefined);
+    session = await BoxSession.open(
+      { engine, settings: testSettings({ runtime: runtime.setting }), folder, ownerId, env: [], log: () => undefined },
+      () => undefined,
+    );
   });
 
   suiteTeardown(async () => {

@@ -3,10 +3,11 @@
 import * as assert from 'node:assert/strict';
 import type * as Dockerode from 'dockerode';
 import { Box } from '../../src/core/box/box';
-import { LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_OWNER_PID } from '../../src/core/box/boxConfig';
+import { gvisorHostLimits, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_OWNER_PID } from '../../src/core/box/boxConfig';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { SandboxError } from '../../src/core/errors';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings } from './engineHarness';
+import { RUNC, skipUnlessRunscRegistered, type BoxRuntime } from './gvisorRuntimes';
 
 const MEMORY_MIB = 64;
 const PIDS = 64;
@@ -24,12 +25,17 @@ export interface HardeningVariant {
   tag: string;
   /** The image (built or present) the box runs. */
   image(engine: DockerEngine): Promise<string>;
+  /** The box runtime (default runc); under gVisor some checks read differently (see README, "gVisor"). */
+  runtime?: BoxRuntime;
 }
 
 export function defineHardeningSuite(variant: HardeningVariant): void {
-  suite(`engine: box hardening (${variant.title}, checked from inside)`, () => {
-    const ownerId = testOwnerId(`hardening-${variant.tag}`);
-    const folder = `/tmp/agent-sandbox-hardening-${variant.tag}`;
+  const runtime = variant.runtime ?? RUNC;
+  const title = `engine: box hardening (${variant.title}, checked from inside)${runtime.gvisor ? ' [gVisor]' : ''}`;
+  suite(title, () => {
+    if (runtime.gvisor) suiteSetup(skipUnlessRunscRegistered);
+    const ownerId = testOwnerId(`hardening-${variant.tag}${runtime.setting}`);
+    const folder = `/tmp/agent-sandbox-hardening-${variant.tag}${runtime.setting}`;
     let image = '';
     let engine: DockerEngine | undefined;
     let box: Box;
@@ -50,6 +56,7 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
           tmpSizeMiB: TMP_MIB,
           workspaceSizeMiB: WORKSPACE_MIB,
           envAllowlist: [ALLOWED],
+          runtime: runtime.setting,
         }),
         { folder, ownerId },
       );
@@ -75,8 +82,16 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
       assert.equal(field('CapEff'), '0000000000000000');
       assert.equal(field('CapPrm'), '0000000000000000');
       assert.equal(field('CapBnd'), '0000000000000000');
-      assert.equal(field('NoNewPrivs'), '1');
-      assert.equal(field('Seccomp'), '2', 'seccomp must be in filter mode (the engine default profile)');
+      if (runtime.gvisor) {
+        // gVisor's kernel shows neither field: the OCI seccomp profile is not loaded inside the sandbox (runsc
+        // without --oci-seccomp); the Sentry itself runs under gVisor's own seccomp filter on the host.
+        assert.equal(field('NoNewPrivs'), 'missing');
+        assert.equal(field('Seccomp'), '0');
+        assert.equal(inspect.HostConfig.Runtime, 'runsc');
+      } else {
+        assert.equal(field('NoNewPrivs'), '1');
+        assert.equal(field('Seccomp'), '2', 'seccomp must be in filter mode (the engine default profile)');
+      }
       assert.deepEqual(inspect.HostConfig.SecurityOpt, ['no-new-privileges']);
       assert.deepEqual(inspect.HostConfig.CapDrop, ['ALL']);
       assert.equal(inspect.HostConfig.Privileged, false);
@@ -97,7 +112,8 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
       for (const target of ['/x', '/etc/x', '/usr/x', '/bin/x']) {
         const result = await sh(box, `echo hi > ${target}`);
         assert.notEqual(result.exitCode, 0, `writing ${target} must fail`);
-        assert.match(result.stderr, /Read-only file system/);
+        // gVisor checks the directory's permission before the mount's read-only flag.
+        assert.match(result.stderr, runtime.gvisor ? /Read-only file system|Permission denied/ : /Read-only file system/);
       }
       const mounts = await shOk(box, 'cat /proc/mounts');
       assert.match(mounts, /^\S+ \/ \S+ ro[,\s]/m);
@@ -111,9 +127,10 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
         const line = mounts.split('\n').find((l) => l.split(' ')[1] === dir);
         assert.ok(line, `${dir} must be a mount`);
         assert.equal(line.split(' ')[2], 'tmpfs', `${dir} is tmpfs`);
-        assert.match(line, new RegExp(`size=${TMP_MIB * 1024}k`), `${dir} has the configured size: ${line}`);
+        assert.match(line, new RegExp(`size=(${TMP_MIB * 1024}k|${TMP_MIB}m)\\b`), `${dir} has the configured size: ${line}`);
         assert.match(line, /\brw\b/);
-        assert.match(line, /\bnosuid\b/);
+        // gVisor's own tmpfs lists no nosuid (and set-id bits gain nothing there: no capabilities, no_new_privs).
+        if (!runtime.gvisor) assert.match(line, /\bnosuid\b/);
       }
       await shOk(box, 'echo a > /tmp/a && echo b > "$HOME/b" && cat /tmp/a "$HOME/b" && rm /tmp/a "$HOME/b"');
       // The size is a real cap: writing past it fails with ENOSPC.
@@ -127,9 +144,15 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
       const mounts = await shOk(box, 'cat /proc/mounts');
       const line = mounts.split('\n').find((l) => l.split(' ')[1] === '/workspace');
       assert.ok(line, '/workspace must be a mount');
-      assert.equal(line.split(' ')[2], 'tmpfs');
-      assert.match(line, new RegExp(`size=${WORKSPACE_MIB * 1024}k`));
-      assert.match(line, /uid=1000/);
+      if (runtime.gvisor) {
+        // gVisor's gofer serves the host's tmpfs volume over 9p: its size is what df sees through it.
+        assert.equal(line.split(' ')[2], '9p');
+        assert.equal((await shOk(box, 'df -kP /workspace | tail -1')).trim().split(/\s+/)[1], String(WORKSPACE_MIB * 1024));
+      } else {
+        assert.equal(line.split(' ')[2], 'tmpfs');
+        assert.match(line, new RegExp(`size=${WORKSPACE_MIB * 1024}k`));
+        assert.match(line, /uid=1000/);
+      }
       assert.equal((await shOk(box, 'stat -c %u:%g /workspace')).trim(), '1000:1000');
       assert.equal(await shOk(box, 'echo data > /workspace/f && cat /workspace/f && rm /workspace/f'), 'data\n');
       assert.equal((await shOk(box, 'pwd')).trim(), '/workspace');
@@ -180,6 +203,18 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
     });
 
     test('memory equals memory+swap, CPUs and pids are limited, in inspect and in the cgroup', async () => {
+      if (runtime.gvisor) {
+        // The box's own kernel holds the process limit; the host cgroup holds memory with the Sentry's share.
+        const host = gvisorHostLimits({ memoryMiB: MEMORY_MIB, pidsLimit: PIDS });
+        assert.equal(inspect.HostConfig.Memory, host.Memory);
+        assert.equal(inspect.HostConfig.MemorySwap, host.Memory);
+        assert.equal(inspect.HostConfig.PidsLimit, host.PidsLimit);
+        assert.deepEqual(inspect.HostConfig.Ulimits, [{ Name: 'nproc', Soft: PIDS, Hard: PIDS }]);
+        assert.equal(inspect.HostConfig.NanoCpus, CPUS * 1e9);
+        assert.equal((await shOk(box, 'ulimit -u')).trim(), String(PIDS));
+        assert.match(await shOk(box, 'cat /proc/meminfo'), new RegExp(`^MemTotal:\\s+${host.Memory! / 1024} kB$`, 'm'));
+        return;
+      }
       const bytes = MEMORY_MIB * 1024 * 1024;
       assert.equal(inspect.HostConfig.Memory, bytes);
       assert.equal(inspect.HostConfig.MemorySwap, bytes);
@@ -203,6 +238,19 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
     });
 
     test('a fork loop hits the pids limit and stops by itself; the box survives', async () => {
+      if (runtime.gvisor) {
+        // No pids cgroup inside gVisor: the loop counts its own forks (echo is a builtin) until one fails.
+        const loop =
+          '( i=0; while [ $i -lt 200 ]; do sleep 29 & i=$((i+1)); echo $i > /tmp/forks; done ) 2>/dev/null; echo "loop-exit=$?"; cat /tmp/forks; ' +
+          'pkill -x -f "sleep 29"';
+        const result = await sh(box, loop, { timeoutMs: 30_000 });
+        assert.equal(result.outcome, 'exited', result.stderr);
+        assert.match(result.stdout, /loop-exit=[1-9]/);
+        const forks = Number(result.stdout.split('\n')[1]);
+        assert.ok(forks > PIDS / 2 && forks < PIDS, `the loop must stop near the limit of ${PIDS}: ${result.stdout}`);
+        assert.equal(await shOk(box, 'echo alive; rm /tmp/forks'), 'alive\n');
+        return;
+      }
       const events = '/sys/fs/cgroup/pids/pids.events';
       const script =
         `f=${events}; [ -r $f ] || f=/sys/fs/cgroup/pids.events; ` +
@@ -223,6 +271,25 @@ export function defineHardeningSuite(variant: HardeningVariant): void {
     });
 
     test('a memory hog is OOM-killed and reported as oom', async () => {
+      if (runtime.gvisor) {
+        // Under gVisor the host's OOM killer takes the Sentry: the whole box stops, so this runs in a box of its own.
+        const hogOwner = `${ownerId}-oom`;
+        const hogBox = await Box.create(engine!, testSettings({ image, memoryMiB: MEMORY_MIB, runtime: runtime.setting }), {
+          folder,
+          ownerId: hogOwner,
+        });
+        try {
+          const result = await sh(hogBox, 'dd if=/dev/zero of=/dev/null bs=400M count=1', { timeoutMs: 60_000 });
+          assert.equal(result.outcome, 'oom', `outcome ${result.outcome}, exit ${result.exitCode}, stderr ${result.stderr}`);
+          assert.equal(result.boxLost, true);
+          assert.match(result.error ?? '', /ran out of memory.*gVisor.*agentSandbox\.memoryMiB/);
+          // The same hog within the limit is an ordinary run: only exceeding it stops the box.
+          assert.equal(await shOk(box, 'dd if=/dev/zero of=/dev/null bs=16M count=1 2>/dev/null; echo fits'), 'fits\n');
+        } finally {
+          await removeEverythingOwnedBy(engine, hogOwner);
+        }
+        return;
+      }
       // ash keeps a command substitution's output in memory: 200 MB cannot fit in 64 MiB.
       const result = await sh(box, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); exit $?', { timeoutMs: 60_000 });
       assert.equal(result.outcome, 'oom', `outcome ${result.outcome}, exit ${result.exitCode}, stderr ${result.stderr}`);

@@ -342,6 +342,9 @@ export function containerCreateOptions(
   if (settings.runtime) {
     hostConfig.Runtime = settings.runtime;
   }
+  if (isGvisorRuntime(settings.runtime)) {
+    Object.assign(hostConfig, gvisorHostLimits(settings));
+  }
   return {
     name: options.name,
     Image: settings.image,
@@ -359,5 +362,41 @@ export function containerCreateOptions(
     Tty: false,
     NetworkDisabled: true,
     HostConfig: hostConfig,
+  };
+}
+
+/** Whether a runtime name is gVisor's (`runsc`, or a name registered for it such as `runsc-kvm`, `gvisor`). */
+export function isGvisorRuntime(runtime: string): boolean {
+  return /runsc|gvisor/i.test(runtime);
+}
+
+/**
+ * Host pids per process in a gVisor box, measured with runsc 20221219 on the ptrace platform: each process in the
+ * sandbox is a stub process plus threads of the Sentry (gVisor's kernel) on the host (~8 each, ~65 for an idle box).
+ */
+const GVISOR_HOST_PIDS_PER_PROCESS = 10;
+const GVISOR_HOST_PIDS_BASE = 256;
+/**
+ * The Sentry's own memory is charged to the box's cgroup (an idle box ~14 MiB, 64 sleeping processes ~60 MiB): a
+ * box limited to exactly memoryMiB would lose its kernel, and all its processes, well before its programs used it.
+ */
+export const GVISOR_MEMORY_OVERHEAD_MIB = 128;
+
+/**
+ * Host limits of a gVisor box. The host's pids cgroup counts the Sentry's threads, not the box's processes, and
+ * when it runs out the Sentry dies and takes the whole box with it. So the box's process limit is enforced by
+ * gVisor's own kernel instead (`RLIMIT_NPROC`: every process in the box runs as uid 1000 in a kernel of its own,
+ * so it bounds the box), and the host cgroup only gets a backstop far above what that many processes need.
+ * Memory gets the Sentry's share on top (memory = memory+swap as under runc).
+ */
+export function gvisorHostLimits(
+  settings: Pick<BoxSettings, 'pidsLimit' | 'memoryMiB'>,
+): Pick<Dockerode.HostConfig, 'PidsLimit' | 'Ulimits' | 'Memory' | 'MemorySwap'> {
+  const memoryBytes = (settings.memoryMiB + GVISOR_MEMORY_OVERHEAD_MIB) * 1024 * 1024;
+  return {
+    PidsLimit: GVISOR_HOST_PIDS_BASE + settings.pidsLimit * GVISOR_HOST_PIDS_PER_PROCESS,
+    Ulimits: [{ Name: 'nproc', Soft: settings.pidsLimit, Hard: settings.pidsLimit }],
+    Memory: memoryBytes,
+    MemorySwap: memoryBytes,
   };
 }

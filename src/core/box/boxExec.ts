@@ -8,7 +8,7 @@ import { PidLine } from './pidLine';
 import { SandboxError } from '../errors';
 import type { DockerEngine } from '../docker/dockerEngine';
 import { engineStatusOf } from '../docker/dockerEngine';
-import { WORKSPACE_DIR } from './boxConfig';
+import { isGvisorRuntime, WORKSPACE_DIR } from './boxConfig';
 
 export interface ExecOptions {
   /** Command line, run by the image's `/bin/sh -c` (with `argv`, only its label). */
@@ -176,6 +176,10 @@ const PID_WAIT_MS = 5_000;
 const HELPER_TIMEOUT_MS = 15_000;
 /** How often a run's own process is checked for having exited while its output pipe stays open. */
 const MAIN_EXIT_POLL_MS = 1_000;
+/** A run's exec inspect; it hangs when a gVisor box died under the run. */
+const RUN_CHECK_TIMEOUT_MS = 5_000;
+/** Every this many polls of a still-running run, the box itself is checked too (see watchMainProcess). */
+const BOX_CHECK_EVERY_POLLS = 3;
 /** After the run's process has exited, the stream is dropped once it has been quiet this long. */
 const MAIN_EXIT_DRAIN_MS = 500;
 
@@ -522,14 +526,20 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   let finished = false;
   let leftBehind = false;
   const watchMainProcess = (async () => {
-    while (!finished && !stopped) {
+    for (let poll = 1; !finished && !stopped; poll++) {
       await Promise.race([delay(MAIN_EXIT_POLL_MS), streamDone]);
       if (finished || stopped) {
         return;
       }
+      if (poll % BOX_CHECK_EVERY_POLLS === 0 && (await boxLostState(engine, containerId))) {
+        // gVisor leaves the exec of a box that died (its Sentry killed) hanging and its stream open for good.
+        stream.destroy?.();
+        return;
+      }
       let running = true;
       try {
-        running = (await engine.call('checking a run', (_d, abortSignal) => exec.inspect({ abortSignal }))).Running;
+        running = (await engine.call('checking a run', (_d, abortSignal) => exec.inspect({ abortSignal }), { timeoutMs: RUN_CHECK_TIMEOUT_MS }))
+          .Running;
       } catch {
         continue;
       }
@@ -587,6 +597,9 @@ export async function runInBox(engine: DockerEngine, containerId: string, option
   /** The run ended because its box went away: not an exit of the command, whatever exec inspect says. */
   const lostBox = async (): Promise<ExecOutcome | undefined> => {
     const lost = await boxLostAfterRun(engine, containerId);
+    if (lost === 'stopped' && (await boxStoppedOutOfMemory(engine, containerId))) {
+      return { ...result('oom', 137, BOX_OUT_OF_MEMORY), boxLost: true };
+    }
     return lost
       ? { ...result('engine-error', null, `The box was ${lost} during the run (from outside, or its main process was killed)`), boxLost: true }
       : undefined;
@@ -649,6 +662,28 @@ export async function boxLostAfterRun(engine: DockerEngine, containerId: string)
     const lost = await boxLostState(engine, containerId);
     if (lost || Date.now() - started >= BOX_STATE_LAG_MS) return lost;
     await delay(100);
+  }
+}
+
+/**
+ * Why a box stopped by the OOM killer is gone. Under runc only the box's main process dying does that; under gVisor
+ * the host's OOM killer takes the Sentry, gVisor's kernel, so any run past the limit stops the whole box.
+ */
+const BOX_OUT_OF_MEMORY =
+  'The box ran out of memory and was stopped during the run (under gVisor, runtime runsc, a run past agentSandbox.memoryMiB stops the whole box; unless the box was killed from outside). Raise agentSandbox.memoryMiB if the run needs more';
+
+/**
+ * Whether the box's container was stopped by the OOM killer: the engine says so (`State.OOMKilled`), or it is a
+ * gVisor box that died of SIGKILL (137), which the engine does not always flag as OOM for runsc (its OOM event
+ * races the Sentry's death); an outside `docker kill` mid-run reads the same, a rare case said in the message.
+ */
+async function boxStoppedOutOfMemory(engine: DockerEngine, containerId: string): Promise<boolean> {
+  try {
+    const info = await engine.call('checking the box', (docker, abortSignal) => docker.getContainer(containerId).inspect({ abortSignal }));
+    if (info.State?.Running) return false;
+    return info.State?.OOMKilled === true || (isGvisorRuntime(info.HostConfig?.Runtime ?? '') && info.State?.ExitCode === 137);
+  } catch {
+    return false;
   }
 }
 

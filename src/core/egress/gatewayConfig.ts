@@ -119,7 +119,9 @@ export function validateEgressSettings(partial: Partial<EgressSettings> | undefi
   if (network === 'allowlist' && runtime) {
     throw invalid(
       'network',
-      `"allowlist" is not supported with agentSandbox.runtime "${runtime}" yet (the relay shares the box's network namespace, which a runtime with its own network stack does not expose); use "none" or the default runtime.`,
+      `"allowlist" is not supported with agentSandbox.runtime "${runtime}": the egress relay joins the box's network namespace on the host, ` +
+        "and a runtime with a network stack of its own (gVisor's runsc keeps it inside its kernel) hides the box's 127.0.0.1 from it, so no proxy could be reached. " +
+        'Use agentSandbox.network "none" with this runtime, or the default runtime ("") to allow hosts (README, "gVisor", says what an allowlist under gVisor needs).',
     );
   }
   return {

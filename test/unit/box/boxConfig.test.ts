@@ -6,6 +6,8 @@ import {
   boxNames,
   containerCreateOptions,
   DEFAULT_BOX_SETTINGS,
+  GVISOR_MEMORY_OVERHEAD_MIB,
+  isGvisorRuntime,
   isImageReference,
   validateBoxSettings,
   volumeCreateOptions,
@@ -180,6 +182,40 @@ suite('unit: box create options', () => {
     assert.equal(JSON.stringify(options).includes('docker.sock'), false);
     const runsc = containerCreateOptions(validateBoxSettings({ runtime: 'runsc' }), { name: 'n', volumeName: 'v', labels, env: [] });
     assert.equal(runsc.HostConfig?.Runtime, 'runsc');
+  });
+
+  test("under gVisor the process limit is the box kernel's RLIMIT_NPROC, the host cgroups get the Sentry's share on top", () => {
+    const settings = { memoryMiB: 512, pidsLimit: 100 };
+    const runsc = containerCreateOptions(validateBoxSettings({ ...settings, runtime: 'runsc' }), {
+      name: 'n',
+      volumeName: 'v',
+      labels,
+      env: [],
+    }).HostConfig!;
+    assert.deepEqual(runsc.Ulimits, [{ Name: 'nproc', Soft: 100, Hard: 100 }]);
+    assert.equal(runsc.PidsLimit, 256 + 100 * 10);
+    assert.equal(runsc.Memory, (512 + GVISOR_MEMORY_OVERHEAD_MIB) * 1024 * 1024);
+    assert.equal(runsc.MemorySwap, runsc.Memory);
+    // Everything else stays the box's own hardening.
+    assert.deepEqual(runsc.CapDrop, ['ALL']);
+    assert.deepEqual(runsc.SecurityOpt, ['no-new-privileges']);
+    assert.equal(runsc.ReadonlyRootfs, true);
+    assert.equal(runsc.NetworkMode, 'none');
+    // Under runc (or another runtime) nothing changes: the pids cgroup counts the box's own processes.
+    for (const runtime of ['', 'io.containerd.kata.v2']) {
+      const other = containerCreateOptions(validateBoxSettings({ ...settings, runtime }), {
+        name: 'n',
+        volumeName: 'v',
+        labels,
+        env: [],
+      }).HostConfig!;
+      assert.equal(other.Ulimits, undefined);
+      assert.equal(other.PidsLimit, 100);
+      assert.equal(other.Memory, 512 * 1024 * 1024);
+    }
+    assert.equal(isGvisorRuntime('runsc'), true);
+    assert.equal(isGvisorRuntime('runsc-kvm'), true);
+    assert.equal(isGvisorRuntime('runc'), false);
   });
 
   test('env entries that are not NAME=value or that set PATH are refused', () => {
