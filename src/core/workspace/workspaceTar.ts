@@ -46,6 +46,12 @@ export interface PackOptions {
   onEntry?(entry: ManifestEntry): void;
   /** Called for an entry that could not be sent (vanished, became another type, unreadable). */
   onSkipped?(relPath: string, reason: string): void;
+  /**
+   * Directories go out with owner rwx added, for an extraction by the box user (busybox tar gives a directory
+   * its mode when it makes it, so a read-only one could not get its entries). `onEntry` still reports the real
+   * mode; `restoreLockedModesInBox` sets it once everything is in.
+   */
+  openDirectories?: boolean;
 }
 
 /**
@@ -114,7 +120,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
           options.onSkipped?.(entry.path, skipped);
           continue;
         }
-        await writeEntry(pack, { ...header, type: 'directory' });
+        await writeEntry(pack, { ...header, type: 'directory', mode: options.openDirectories ? header.mode! | 0o700 : header.mode });
         options.onEntry?.({ ...entry, mode: header.mode! });
       } else if (entry.type === 'symlink') {
         let target: string | undefined;
