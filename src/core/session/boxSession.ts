@@ -211,6 +211,13 @@ export class BoxSession {
       useGitignore: settings.useGitignore,
       leaveOutGit: gitHistory !== 'full',
     });
+    const started = performance.now();
+    const phases: string[] = [];
+    const phase = (name: string, since: number): number => {
+      const now = performance.now();
+      phases.push(`${name} ${Math.round(now - since)} ms`);
+      return now;
+    };
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
@@ -233,8 +240,10 @@ export class BoxSession {
       // Cannot fit, whatever the file system's overhead: no box is started for it.
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
+    let mark = phase('scan', started);
     progress('Starting box');
     const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
+    mark = phase('box', mark);
     const sent: Manifest = new Map();
     try {
       const pack = (openDirectories: boolean): Readable =>
@@ -254,6 +263,7 @@ export class BoxSession {
         viaBoxTar = false;
       }
       if (!viaBoxTar) await box.putArchive(pack(false), { path: '/workspace', signal });
+      mark = phase(viaBoxTar ? 'send (box tar)' : 'send (archive API)', mark);
       await restoreZeroModesInBox(box, sent.values(), signal, { openedDirectories: viaBoxTar });
     } catch (error) {
       // A mirror that filled /workspace (ENOSPC in the engine's extraction) says so, with the setting that fixes it.
@@ -270,7 +280,7 @@ export class BoxSession {
         throw error;
       }
     }
-    options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
+    mark = phase('modes and git', mark);
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     session.git = git;
@@ -281,6 +291,10 @@ export class BoxSession {
       await box.remove().catch(() => undefined);
       throw error;
     }
+    phase('host state and stamps', mark);
+    options.log(
+      `[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)} in ${Math.round(performance.now() - started)} ms (${phases.join(', ')})`,
+    );
     if (restore && restore.changeSet.changes.length > 0) {
       try {
         await session.restore(restore, signal);
