@@ -78,6 +78,8 @@ export async function extractWithBoxTar(box: Box, makeTar: () => Readable, signa
         const started = await Promise.race([readySeen, ended.then(() => false)]);
         if (started) {
           tar = makeTar();
+          // Packing may have failed (or been cancelled) before anyone read it.
+          if (tar.destroyed) throw tar.errored ?? new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.');
           tar.on('error', (error) => {
             failure ??= error;
             stream.destroy();

@@ -39,6 +39,8 @@ import { findRepositories, makeFreshRepositories } from './freshRepository';
 import { forEachBounded } from '../util/concurrency';
 import { sha256 } from '../util/hash';
 
+/** Packed workspace that may wait while the box starts (memory bought for time: all of a small tree). */
+const MIRROR_PACK_AHEAD_BYTES = 8 * 1024 * 1024;
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
 /** Per-path checks in flight at once. */
@@ -241,31 +243,48 @@ export class BoxSession {
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
     let mark = phase('scan', started);
-    progress('Starting box');
-    const box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
-    mark = phase('box', mark);
+    // Packing starts now and goes on while the box starts, up to MIRROR_PACK_AHEAD_BYTES. Directories are sent
+    // opened (owner rwx) whichever way they go in, and get their modes after: the two ways leave the same tree.
     const sent: Manifest = new Map();
+    let boxUp = false;
+    const tar = packWorkspace(folder, scanned.values(), {
+      uid: BOX_UID,
+      gid: BOX_GID,
+      signal,
+      openDirectories: true,
+      bufferBytes: MIRROR_PACK_AHEAD_BYTES,
+      onProgress: (done, bytes) => boxUp && progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
+      onEntry: (entry) => sent.set(entry.path, entry),
+      onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+    });
+    // An error (cancellation) while nobody reads yet is kept in `tar.errored` and seen by whoever reads it.
+    tar.on('error', () => undefined);
+    progress('Starting box');
+    let box: Box;
     try {
-      const pack = (openDirectories: boolean): Readable =>
-        packWorkspace(folder, scanned.values(), {
-          uid: BOX_UID,
-          gid: BOX_GID,
-          signal,
-          openDirectories,
-          onProgress: (done, bytes) => progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
-          onEntry: (entry) => sent.set(entry.path, entry),
-          onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
-        });
+      box = await Box.create(options.engine, settings, { folder, ownerId: options.ownerId, env: options.env, signal, egress: options.egress });
+    } catch (error) {
+      tar.destroy();
+      throw error;
+    }
+    mark = phase('box', mark);
+    boxUp = true;
+    progress(`Mirroring workspace (0/${files.length} files)`, 0, totalBytes);
+    try {
       // The image's tar, streamed (about half the archive API's time); the archive API when there is none.
       let viaBoxTar = (options.mirrorWith ?? 'box-tar') === 'box-tar';
-      if (viaBoxTar && (await extractWithBoxTar(box, () => pack(true), signal)) === 'no-tar') {
+      if (viaBoxTar && (await extractWithBoxTar(box, () => tar, signal)) === 'no-tar') {
         options.log(`[session] ${folder}: the image has no tar; mirroring through the engine's archive API`);
         viaBoxTar = false;
       }
-      if (!viaBoxTar) await box.putArchive(pack(false), { path: '/workspace', signal });
+      if (!viaBoxTar) {
+        if (tar.destroyed) throw tar.errored ?? new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.');
+        await box.putArchive(tar, { path: '/workspace', signal });
+      }
       mark = phase(viaBoxTar ? 'send (box tar)' : 'send (archive API)', mark);
-      await restoreZeroModesInBox(box, sent.values(), signal, { openedDirectories: viaBoxTar });
+      await restoreZeroModesInBox(box, sent.values(), signal, { openedDirectories: true });
     } catch (error) {
+      tar.destroy();
       // A mirror that filled /workspace (ENOSPC in the engine's extraction) says so, with the setting that fixes it.
       const full = SandboxError.is(error, 'cancelled') ? undefined : await workspaceFullAfterFailure(box, settings.workspaceVolume, signal);
       await box.remove().catch(() => undefined);
