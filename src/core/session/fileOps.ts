@@ -148,9 +148,9 @@ export async function removeInBox(box: Box, relPaths: string[], signal?: AbortSi
 }
 
 /**
- * Gives entries the box received with no permission bits at all their mode 000 back: tar-stream writes mode 0
- * as its default 644/755, so without this a file or directory the developer locked came back as a "mode
- * change" after a run that changed nothing, and applying it widened the permissions. With `openedDirectories`
+ * Gives entries the box received with no permission bits at all their mode 000, whatever extracted them (a tar
+ * writer or extractor may treat 0 as "default", 644/755): without this a file or directory the developer locked
+ * came back as a "mode change" after a run that changed nothing, and applying it widened the permissions. With `openedDirectories`
  * (the box's own tar extracted them, see `PackOptions.openDirectories`), directories without owner rwx get
  * their mode too. Deepest first (the box user owns them, but cannot reach into a directory already locked).
  */
