@@ -12,6 +12,7 @@ import {
   isFaithfulName,
   isInside,
   lstatOrUndefined,
+  plainAbsolute,
   symlinkStaysInside,
   type TreeLookup,
 } from '../workspace/pathGuard';
@@ -300,7 +301,10 @@ async function applyOperation(
   staged: string | undefined,
   changedDirectories: Set<string>,
 ): Promise<boolean> {
-  const absolute = await guardedAbsolute(root, operation.path);
+  // Writes and links walk the ancestors in `ensureParentDirectories` (refusing a link or a non-directory
+  // there, as `guardedAbsolute` does), so they skip the second walk.
+  const absolute =
+    operation.kind === 'write' || operation.kind === 'symlink' ? plainAbsolute(root, operation.path) : await guardedAbsolute(root, operation.path);
   switch (operation.kind) {
     case 'write': {
       if (staged === undefined) {
