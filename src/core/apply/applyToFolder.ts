@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fs, lstatSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -11,6 +12,7 @@ import {
   isFaithfulName,
   isInside,
   lstatOrUndefined,
+  plainAbsolute,
   symlinkStaysInside,
   type TreeLookup,
 } from '../workspace/pathGuard';
@@ -62,6 +64,9 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
       verified.set(operation, await verifyBaseContent(root, operation, applied.length));
     });
     const writes = plan.operations.filter((operation) => operation.kind === 'write');
+    // One flush of the file system for all staged files where the platform has one (`syncFileSystem`), else an
+    // fsync each: the staged bytes are on disk before the first rename either way.
+    const batched = writes.length > 1 && (await canSyncFileSystem());
     await forEachBounded(writes, APPLY_CONCURRENCY, async (operation) => {
       const attempt: { operation: ApplyOperation; bytes?: number } = { operation };
       try {
@@ -76,12 +81,24 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
         }
         staged.set(
           operation,
-          await stage(root, operation.path, content, operation.mode ?? 0o644, replacedLinks, (temporary) => staged.set(operation, temporary)),
+          await stage(
+            root,
+            operation.path,
+            content,
+            operation.mode ?? 0o644,
+            replacedLinks,
+            (temporary) => staged.set(operation, temporary),
+            batched,
+          ),
         );
       } catch (error) {
         throw diskFullError(error, root, attempt, 0) ?? error;
       }
     });
+    if (batched) {
+      current = undefined;
+      await syncFileSystem(root);
+    }
     // The renames run in the plan's order, one at a time; the directories they changed are synced once at the end.
     const changedDirectories = new Set<string>();
     for (const operation of plan.operations) {
@@ -96,7 +113,11 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
       }
     }
     current = undefined;
-    await forEachBounded([...changedDirectories], APPLY_CONCURRENCY, syncDirectory);
+    if (batched && changedDirectories.size > 1) {
+      await syncFileSystem(root);
+    } else {
+      await forEachBounded([...changedDirectories], APPLY_CONCURRENCY, syncDirectory);
+    }
     return applied;
   } catch (error) {
     throw diskFullError(error, root, current, applied.length) ?? error;
@@ -209,6 +230,8 @@ async function stage(
   mode: number,
   replacedLinks: ReadonlySet<string>,
   onCreated: (temporary: string) => void,
+  /** The caller flushes the file system once for all staged files (`syncFileSystem`): no fsync here. */
+  batched = false,
 ): Promise<string> {
   const checked = checkRelative(relPath);
   const absolute = path.join(root, ...relPath.split('/'));
@@ -239,7 +262,7 @@ async function stage(
     await handle.writeFile(content);
     // The umask must not decide the mode the developer approved.
     await handle.chmod(mode & 0o777);
-    await handle.sync();
+    if (!batched) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -278,7 +301,10 @@ async function applyOperation(
   staged: string | undefined,
   changedDirectories: Set<string>,
 ): Promise<boolean> {
-  const absolute = await guardedAbsolute(root, operation.path);
+  // Writes and links walk the ancestors in `ensureParentDirectories` (refusing a link or a non-directory
+  // there, as `guardedAbsolute` does), so they skip the second walk.
+  const absolute =
+    operation.kind === 'write' || operation.kind === 'symlink' ? plainAbsolute(root, operation.path) : await guardedAbsolute(root, operation.path);
   switch (operation.kind) {
     case 'write': {
       if (staged === undefined) {
@@ -451,6 +477,33 @@ async function syncDirectory(directory: string): Promise<void> {
   } catch {
     // best effort
   }
+}
+
+let fileSystemSync: Promise<boolean> | undefined;
+
+/** Whether `sync -f` (syncfs(2): one flush of the file system holding a path) runs here; asked once. */
+function canSyncFileSystem(): Promise<boolean> {
+  if (process.platform !== 'linux') return Promise.resolve(false);
+  fileSystemSync ??= new Promise((resolve) => {
+    execFile('sync', ['-f', '/'], { timeout: 60_000 }, (error) => resolve(error === null));
+  });
+  return fileSystemSync;
+}
+
+/**
+ * Flushes the file system holding `root` (syncfs(2) through `sync -f`): every staged file's bytes, or every
+ * rename, durable with one call instead of one fsync per file (measured: about half of a 1,000-file apply).
+ * A failure to write back fails the apply; out of space it is `disk-full` like a failed write.
+ */
+function syncFileSystem(root: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', ['-f', root], { timeout: 10 * 60_000 }, (error, _stdout, stderr) => {
+      if (error === null) return resolve();
+      const text = String(stderr).trim();
+      const code = /No space left/i.test(text) ? 'ENOSPC' : /quota/i.test(text) ? 'EDQUOT' : 'EIO';
+      reject(Object.assign(new Error(`Flushing the workspace's file system failed: ${text || error.message}`), { code }));
+    });
+  });
 }
 
 function temporaryName(absolute: string): string {

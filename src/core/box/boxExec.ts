@@ -710,7 +710,7 @@ export function boxGoneError(error: unknown): unknown {
   return error;
 }
 
-function sink(onChunk: (chunk: Buffer) => void): Writable {
+export function sink(onChunk: (chunk: Buffer) => void): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
       onChunk(chunk);

@@ -33,11 +33,14 @@ import { hashFile, scanWorkspace, type ScanSkipReason } from '../workspace/works
 import { ignoresCase } from '../workspace/folderCase';
 import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
+import { extractWithBoxTar } from '../box/boxTarExtract';
 import { findRepositories, makeFreshRepositories } from './freshRepository';
 import { forEachBounded } from '../util/concurrency';
 import { sha256 } from '../util/hash';
 import { errorText } from '../util/errorText';
 
+/** Packed workspace that may wait while the box starts (memory bought for time: all of a small tree). */
+const MIRROR_PACK_AHEAD_BYTES = 8 * 1024 * 1024;
 /** Above this many host edits, catch-up asks the box for its whole tree instead of one path at a time. */
 const PER_PATH_CHECK_LIMIT = 200;
 /** Per-path checks in flight at once. */
@@ -62,6 +65,11 @@ export interface BoxSessionOptions {
    * for all of them (see `BoxSession.readCandidatesInBox`), `archive` one engine archive request each.
    */
   readChangedFiles?: 'box-tar' | 'archive';
+  /**
+   * How the workspace is mirrored in: `box-tar` (default) streamed into the image's own tar run as the box user
+   * (`extractWithBoxTar`; the archive API when the image has none), `archive` the engine's archive API.
+   */
+  mirrorWith?: 'box-tar' | 'archive';
   /**
    * Watches the workspace from the mirror's own scan on (see `WorkspaceWatch`). The session owns it once `open`
    * succeeds; when `open` fails the caller still has it, and can tell whether anything changed since that scan
@@ -157,6 +165,13 @@ export class BoxSession {
       useGitignore: settings.useGitignore,
       leaveOutGit: gitHistory !== 'full',
     });
+    const started = performance.now();
+    const phases: string[] = [];
+    const phase = (name: string, since: number): number => {
+      const now = performance.now();
+      phases.push(`${name} ${Math.round(now - since)} ms`);
+      return now;
+    };
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
@@ -179,28 +194,59 @@ export class BoxSession {
       // Cannot fit, whatever the file system's overhead: no box is started for it.
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
-    progress('Starting box');
-    const box = await Box.create(options.engine, settings, {
-      folder,
-      ownerId: options.ownerId,
-      env: options.env,
-      signal,
-      egress: options.egress,
-      image: options.image,
-    });
+    let mark = phase('scan', started);
+    // Packing starts now and goes on while the box starts, up to MIRROR_PACK_AHEAD_BYTES. Directories are sent
+    // opened (owner rwx) whichever way they go in, and get their modes after: the two ways leave the same tree.
     const sent: Manifest = new Map();
+    let boxUp = false;
+    // A box without a shell (its image report says so) can run neither tar nor chmod: the archive API alone,
+    // which extracts as root, so directories need not be opened for it.
+    const boxHasShell = options.image?.hasShell !== false;
+    const tar = packWorkspace(folder, scanned.values(), {
+      uid: BOX_UID,
+      gid: BOX_GID,
+      signal,
+      openDirectories: boxHasShell,
+      bufferBytes: MIRROR_PACK_AHEAD_BYTES,
+      onProgress: (done, bytes) => boxUp && progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
+      onEntry: (entry) => sent.set(entry.path, entry),
+      onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+    });
+    // An error (cancellation) while nobody reads yet is kept in `tar.errored` and seen by whoever reads it.
+    tar.on('error', () => undefined);
+    progress('Starting box');
+    let box: Box;
     try {
-      const tar = packWorkspace(folder, scanned.values(), {
-        uid: BOX_UID,
-        gid: BOX_GID,
+      box = await Box.create(options.engine, settings, {
+        folder,
+        ownerId: options.ownerId,
+        env: options.env,
         signal,
-        onProgress: (done, bytes) => progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
-        onEntry: (entry) => sent.set(entry.path, entry),
-        onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+        egress: options.egress,
+        image: options.image,
       });
-      await box.putArchive(tar, { path: '/workspace', signal });
-      await restoreZeroModesInBox(box, sent.values(), signal);
     } catch (error) {
+      tar.destroy();
+      throw error;
+    }
+    mark = phase('box', mark);
+    boxUp = true;
+    progress(`Mirroring workspace (0/${files.length} files)`, 0, totalBytes);
+    try {
+      // The image's tar, streamed (about half the archive API's time); the archive API when there is none.
+      let viaBoxTar = boxHasShell && (options.mirrorWith ?? 'box-tar') === 'box-tar';
+      if (viaBoxTar && (await extractWithBoxTar(box, () => tar, signal)) === 'no-tar') {
+        options.log(`[session] ${folder}: the image has no tar; mirroring through the engine's archive API`);
+        viaBoxTar = false;
+      }
+      if (!viaBoxTar) {
+        if (tar.destroyed) throw tar.errored ?? new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.');
+        await box.putArchive(tar, { path: '/workspace', signal });
+      }
+      mark = phase(viaBoxTar ? 'send (box tar)' : 'send (archive API)', mark);
+      if (boxHasShell) await restoreZeroModesInBox(box, sent.values(), signal, { openedDirectories: true });
+    } catch (error) {
+      tar.destroy();
       // A mirror that filled /workspace (ENOSPC in the engine's extraction) says so, with the setting that fixes it.
       const full = SandboxError.is(error, 'cancelled') ? undefined : await workspaceFullAfterFailure(box, settings.workspaceVolume, signal);
       await box.remove().catch(() => undefined);
@@ -215,7 +261,7 @@ export class BoxSession {
         throw error;
       }
     }
-    options.log(`[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)}`);
+    mark = phase('modes and git', mark);
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     session.git = git;
@@ -226,6 +272,10 @@ export class BoxSession {
       await box.remove().catch(() => undefined);
       throw error;
     }
+    phase('host state and stamps', mark);
+    options.log(
+      `[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)} in ${Math.round(performance.now() - started)} ms (${phases.join(', ')})`,
+    );
     if (restore && restore.changeSet.changes.length > 0) {
       try {
         await session.restore(restore, signal);

@@ -148,25 +148,35 @@ export async function removeInBox(box: Box, relPaths: string[], signal?: AbortSi
 }
 
 /**
- * Gives entries the box received with no permission bits at all their mode 000 back: tar-stream writes mode 0
- * as its default 644/755, so without this a file or directory the developer locked came back as a "mode
- * change" after a run that changed nothing, and applying it widened the permissions. Deepest first (the box
- * user owns them, but cannot reach into a directory already made 000).
+ * Gives entries the box received with no permission bits at all their mode 000, whatever extracted them (a tar
+ * writer or extractor may treat 0 as "default", 644/755): without this a file or directory the developer locked
+ * came back as a "mode change" after a run that changed nothing, and applying it widened the permissions. With `openedDirectories`
+ * (the box's own tar extracted them, see `PackOptions.openDirectories`), directories without owner rwx get
+ * their mode too. Deepest first (the box user owns them, but cannot reach into a directory already locked).
  */
-export async function restoreZeroModesInBox(box: Box, sent: Iterable<ManifestEntry>, signal?: AbortSignal): Promise<void> {
+export async function restoreZeroModesInBox(
+  box: Box,
+  sent: Iterable<ManifestEntry>,
+  signal?: AbortSignal,
+  options: { openedDirectories?: boolean } = {},
+): Promise<void> {
   const locked = [...sent]
-    .filter((entry) => entry.type !== 'symlink' && (entry.mode & 0o1777) === 0)
-    .map((entry) => entry.path)
-    .sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? -1 : a > b ? 1 : 0));
+    .filter(
+      (entry) =>
+        entry.type !== 'symlink' &&
+        ((entry.mode & 0o1777) === 0 || (options.openedDirectories === true && entry.type === 'directory' && (entry.mode & 0o700) !== 0o700)),
+    )
+    .sort((a, b) => b.path.split('/').length - a.path.split('/').length || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   if (locked.length === 0) return;
+  // Pairs of mode and path, one chmod each (in order); `./` keeps a name starting with '-' from being an option.
   const result = await box.exec({
-    command: 'cd /workspace && xargs -0 chmod 0 --',
-    stdin: Buffer.from(locked.map((p) => `${p}\0`).join('')),
+    command: 'cd /workspace && xargs -0 -n 2 chmod',
+    stdin: Buffer.from(locked.map((e) => `${(e.mode & 0o1777).toString(8)}\0./${e.path}\0`).join('')),
     signal,
     outputLimitBytes: 64 * 1024,
   });
   if (result.exitCode !== 0) {
-    throw new SandboxError('engine-error', `Could not give ${locked.length} path(s) their mode 000 in the box: ${result.stderr.trim()}`);
+    throw new SandboxError('engine-error', `Could not give ${locked.length} locked path(s) their mode in the box: ${result.stderr.trim()}`);
   }
 }
 

@@ -129,11 +129,10 @@ export function symlinkStaysInside(linkPath: string, linkTarget: string, lookup:
 }
 
 /**
- * Checks, with lstat, that every existing ancestor of `relPath` below `root` is a real directory (not a
- * symlink, not a file) and that the path stays inside `root`; returns the absolute path. Missing ancestors are
- * fine (the caller creates them with `ensureParentDirectories`). Throws `path-outside-workspace` otherwise.
+ * The absolute path of a plain workspace-relative path, refusing anything else; pure (the ancestors are not
+ * looked at: `guardedAbsolute` or `ensureParentDirectories` do that).
  */
-export async function guardedAbsolute(root: string, relPath: string): Promise<string> {
+export function plainAbsolute(root: string, relPath: string): string {
   const checked = checkRelative(relPath);
   if (!checked.ok || checked.path !== relPath) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path.`);
@@ -142,6 +141,16 @@ export async function guardedAbsolute(root: string, relPath: string): Promise<st
   if (!isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it resolves outside the workspace ${root}.`);
   }
+  return absolute;
+}
+
+/**
+ * Checks, with lstat, that every existing ancestor of `relPath` below `root` is a real directory (not a
+ * symlink, not a file) and that the path stays inside `root`; returns the absolute path. Missing ancestors are
+ * fine (the caller creates them with `ensureParentDirectories`). Throws `path-outside-workspace` otherwise.
+ */
+export async function guardedAbsolute(root: string, relPath: string): Promise<string> {
+  const absolute = plainAbsolute(root, relPath);
   for (const ancestor of ancestorsOf(relPath)) {
     const stat = await lstatOrUndefined(path.join(root, ...ancestor.split('/')));
     if (stat === undefined) {

@@ -1,22 +1,21 @@
 import { createHash } from 'node:crypto';
 import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, read as readCb, readFile as readFileCb, readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import * as tar from 'tar-stream';
 import { SandboxError } from '../errors';
 import { isGitConfigPath, sanitizeGitConfig } from './gitConfigSanitizer';
 import type { ManifestEntry } from './manifest';
 import { comparePaths } from './manifest';
 import { WorkspaceOpener } from './workspaceOpener';
 import { sha256 } from '../util/hash';
+import { TarWriter, type TarMember } from './tarWriter';
 
 const fstatAsync = promisify(fstatCb);
 const readFileAsync = promisify(readFileCb);
 const readAsync = promisify(readCb);
 const closeAsync = promisify(closeCb);
 
-type TarHeader = Partial<tar.Header> & { name: string };
-type TarSink = ReturnType<tar.Pack['entry']>;
+type TarHeader = Omit<TarMember, 'type'>;
 
 /** Files up to this size are read whole before their header is written, so header and body always agree. */
 export const WHOLE_FILE_LIMIT = 8 * 1024 * 1024;
@@ -46,6 +45,14 @@ export interface PackOptions {
   onEntry?(entry: ManifestEntry): void;
   /** Called for an entry that could not be sent (vanished, became another type, unreadable). */
   onSkipped?(relPath: string, reason: string): void;
+  /**
+   * Directories go out with owner rwx added, for an extraction by the box user (busybox tar gives a directory
+   * its mode when it makes it, so a read-only one could not get its entries). `onEntry` still reports the real
+   * mode; `restoreLockedModesInBox` sets it once everything is in.
+   */
+  openDirectories?: boolean;
+  /** Packed output that may wait for a reader (e.g. packing on while the box starts); a few chunks by default. */
+  bufferBytes?: number;
 }
 
 /**
@@ -56,9 +63,7 @@ export interface PackOptions {
  * sanitized. Entries are written parents first whatever order they come in.
  */
 export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, options: PackOptions): Readable {
-  const pack = tar.pack();
-  // Errors reach the consumer through the Node stream below; without a listener streamx would also throw them.
-  pack.on('error', () => undefined);
+  const pack = new TarWriter(options.bufferBytes);
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   const onAbort = (): void => {
     pack.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
@@ -114,8 +119,8 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
           options.onSkipped?.(entry.path, skipped);
           continue;
         }
-        await writeEntry(pack, { ...header, type: 'directory' });
-        options.onEntry?.({ ...entry, mode: header.mode! });
+        await pack.member({ ...header, type: 'directory', mode: options.openDirectories ? header.mode | 0o700 : header.mode });
+        options.onEntry?.({ ...entry, mode: header.mode });
       } else if (entry.type === 'symlink') {
         let target: string | undefined;
         const skipped = attempt(() => void (target = opener.readLink(entry.path)));
@@ -123,7 +128,7 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
           options.onSkipped?.(entry.path, skipped ?? 'link target changed since the scan');
           continue;
         }
-        await writeEntry(pack, { ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
+        await pack.member({ ...header, type: 'symlink', linkname: entry.linkTarget ?? '' });
         options.onEntry?.({ ...entry });
       } else {
         const read = readAhead.get(entry);
@@ -140,19 +145,18 @@ export function packWorkspace(root: string, entries: Iterable<ManifestEntry>, op
         }
       }
     }
-    pack.finalize();
+    pack.finish();
   })()
     .catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))))
     .finally(() => {
       opener.close();
       options.signal?.removeEventListener('abort', onAbort);
     });
-  // A Node stream for callers (dockerode, stream.pipeline); destroying it ends the iteration, which destroys the pack.
-  return Readable.from(pack, { objectMode: false });
+  return pack.readable;
 }
 
 async function writeFile(
-  pack: tar.Pack,
+  pack: TarWriter,
   opener: WorkspaceOpener,
   entry: ManifestEntry,
   header: TarHeader,
@@ -189,25 +193,20 @@ async function writeFile(
     // one that grows is cut, so the tar stays valid. The reported hash is of the bytes actually sent.
     const size = stat.size;
     const hash = createHash('sha256');
-    const sink = pack.entry({ ...header, type: 'file', mode, size });
-    const finished = waitFinished(sink);
+    pack.header({ ...header, type: 'file', mode, size });
     const buffer = Buffer.allocUnsafe(1024 * 1024);
     let position = 0;
     while (position < size) {
-      if (options.signal?.aborted) {
-        sink.destroy(new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.'));
+      if (options.signal?.aborted || pack.destroyed) {
         return undefined;
       }
       const { bytesRead } = await readAsync(fd, buffer, 0, Math.min(buffer.length, size - position), position);
       const chunk = bytesRead === 0 ? Buffer.alloc(Math.min(buffer.length, size - position)) : Buffer.from(buffer.subarray(0, bytesRead));
       hash.update(chunk);
       position += chunk.length;
-      if (!sink.write(chunk)) {
-        await new Promise<void>((resolve) => sink.once('drain', resolve));
-      }
+      await pack.body(chunk);
     }
-    sink.end(undefined);
-    await finished;
+    await pack.endBody(size);
     return { ...entry, mode, size, hash: hash.digest('hex'), mtimeMs: stat.mtimeMs };
   } finally {
     await closeAsync(fd);
@@ -271,7 +270,7 @@ function readSmallSync(opener: WorkspaceOpener, entry: ManifestEntry): WholeRead
 
 /** Writes a file read whole (sanitized if it is a git config) and returns the entry as sent. */
 async function writeWhole(
-  pack: tar.Pack,
+  pack: TarWriter,
   entry: ManifestEntry,
   header: TarHeader,
   raw: Buffer,
@@ -279,26 +278,8 @@ async function writeWhole(
 ): Promise<ManifestEntry> {
   const mode = stat.mode & 0o1777;
   const content = isGitConfigPath(entry.path) ? Buffer.from(sanitizeGitConfig(raw.toString('utf8')), 'utf8') : raw;
-  await writeEntry(pack, { ...header, type: 'file', mode, size: content.length }, content);
+  await pack.member({ ...header, type: 'file', mode, size: content.length }, content);
   return { ...entry, mode, size: content.length, hash: sha256(content), mtimeMs: stat.mtimeMs };
-}
-
-function writeEntry(pack: tar.Pack, header: TarHeader, content?: Buffer): Promise<void> {
-  const sink = pack.entry(header);
-  const finished = waitFinished(sink);
-  if (content !== undefined && content.length > 0) {
-    sink.write(content);
-  }
-  sink.end(undefined);
-  return finished;
-}
-
-function waitFinished(sink: TarSink): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    sink.once('error', reject);
-    sink.once('finish', () => resolve());
-    sink.once('close', () => resolve());
-  });
 }
 
 /** Runs a synchronous check; the reason it failed, or undefined. */
