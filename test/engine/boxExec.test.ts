@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
 import { Box } from '../../src/core/box/box';
-import { truncationMarker } from '../../src/core/box/boxExec';
+import { truncationMarker } from '../../src/core/box/boxRun';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { SandboxError } from '../../src/core/errors';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';

@@ -6,7 +6,7 @@ import { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { resolveEngineLocation } from '../../src/core/docker/engineLocation';
 import { DEFAULT_BOX_SETTINGS, LABEL_MANAGED, LABEL_OWNER } from '../../src/core/box/boxConfig';
 import type { Box } from '../../src/core/box/box';
-import type { ExecOptions, ExecOutcome } from '../../src/core/box/boxExec';
+import type { ExecOptions, ExecOutcome } from '../../src/core/box/boxRun';
 
 export const TEST_IMAGES = {
   /** busybox-static only; /bin/sh is busybox ash. */

@@ -14,7 +14,7 @@ import type { ProtocolConnection } from 'vscode-languageserver-protocol/node';
 import * as tarStream from 'tar-stream';
 import { Box } from '../../src/core/box/box';
 import { boxLabels, boxNames, containerCreateOptions, volumeCreateOptions } from '../../src/core/box/boxConfig';
-import { runInBox } from '../../src/core/box/boxExec';
+import { runInBox } from '../../src/core/box/boxRun';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';
 import { connectTestEngine, removeEverythingOwnedBy, sh, shOk, testOwnerId, testSettings, TEST_IMAGES } from '../engine/engineHarness';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Box } from '../../src/core/box/box';
-import { truncationMarker } from '../../src/core/box/boxExec';
+import { truncationMarker } from '../../src/core/box/boxRun';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { formatRunResult, workspaceFullNote } from '../../src/core/tools/toolText';
 import { EnsureBoxRequest, ExecRequest, ResetRequest } from '../../src/shared/protocol';

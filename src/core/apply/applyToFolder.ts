@@ -20,6 +20,7 @@ import { hashFile } from '../workspace/workspaceScan';
 import { forEachBounded } from '../util/concurrency';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 import { sha256 } from '../util/hash';
+import { hostPath } from '../workspace/hostPath';
 
 /** Files hashed or staged at once. */
 const APPLY_CONCURRENCY = 16;
@@ -234,7 +235,7 @@ async function stage(
   batched = false,
 ): Promise<string> {
   const checked = checkRelative(relPath);
-  const absolute = path.join(root, ...relPath.split('/'));
+  const absolute = hostPath(root, relPath);
   if (!checked.ok || checked.path !== relPath || !isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path inside ${root}.`);
   }
@@ -243,7 +244,7 @@ async function stage(
   // never carries the temp file out of the workspace. The write itself re-checks every ancestor with lstat.
   let directory = root;
   for (const ancestor of ancestorsOf(relPath)) {
-    const candidate = path.join(root, ...ancestor.split('/'));
+    const candidate = hostPath(root, ancestor);
     const stat = await lstatOrUndefined(candidate);
     if (stat?.isSymbolicLink() && replacedLinks.has(ancestor)) break;
     if (stat?.isSymbolicLink()) {
@@ -424,13 +425,13 @@ function hostTreeLookup(root: string): TreeLookup {
   return (relPath) => {
     let stat: Stats;
     try {
-      stat = lstatSync(path.join(root, ...relPath.split('/')));
+      stat = lstatSync(hostPath(root, relPath));
     } catch {
       return undefined;
     }
     if (stat.isSymbolicLink()) {
       try {
-        return { type: 'symlink', linkTarget: readlinkSync(path.join(root, ...relPath.split('/'))) };
+        return { type: 'symlink', linkTarget: readlinkSync(hostPath(root, relPath)) };
       } catch {
         return { type: 'symlink', linkTarget: '/' };
       }

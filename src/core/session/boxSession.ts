@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type {
   ApplyPlan,
   BoxInfo,
@@ -15,7 +14,7 @@ import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
 import { Box, type BoxCreateOptions } from '../box/box';
 import { boxProxyEnv, offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
-import type { ExecOutcome } from '../box/boxExec';
+import type { ExecOutcome } from '../box/boxRun';
 import { workspaceFullAfterFailure } from '../box/boxDisk';
 import { computeChangeSet } from '../changes/changeSet';
 import type { DockerEngine } from '../docker/dockerEngine';
@@ -38,6 +37,7 @@ import { findRepositories, makeFreshRepositories } from './freshRepository';
 import { forEachBounded } from '../util/concurrency';
 import { sha256 } from '../util/hash';
 import { errorText } from '../util/errorText';
+import { hostPath } from '../workspace/hostPath';
 
 /** Packed workspace that may wait while the box starts (memory bought for time: all of a small tree). */
 const MIRROR_PACK_AHEAD_BYTES = 8 * 1024 * 1024;
@@ -554,7 +554,7 @@ export class BoxSession {
       const entry = current.get(p);
       if (entry?.type !== 'file') return;
       try {
-        const absolute = path.join(this.options.folder, ...p.split('/'));
+        const absolute = hostPath(this.options.folder, p);
         const { hash, size } = await hashFile(absolute, signal);
         const { nlink } = await fs.lstat(absolute);
         current.set(p, { ...entry, hash, size, links: nlink });
@@ -791,7 +791,7 @@ export class BoxSession {
   /** The workspace file's bytes when they still have `hash` (a mode-only change keeps the base content). */
   private async readWorkspaceFile(relPath: string, hash: string | undefined): Promise<Buffer | undefined> {
     try {
-      const file = path.join(this.options.folder, ...relPath.split('/'));
+      const file = hostPath(this.options.folder, relPath);
       if (!(await fs.lstat(file)).isFile()) return undefined;
       const content = await fs.readFile(file);
       return sha256(content) === hash ? content : undefined;
@@ -825,7 +825,7 @@ async function hostStateAfterMirror(folder: string, scanned: Manifest, sent: Man
     if (sentEntry?.hash === undefined) continue;
     if (isGitConfigPath(p)) {
       try {
-        const { hash, size } = await hashFile(path.join(folder, ...p.split('/')), signal);
+        const { hash, size } = await hashFile(hostPath(folder, p), signal);
         hostState.set(p, { ...entry, size, hash });
       } catch (error) {
         if (SandboxError.is(error)) throw error;

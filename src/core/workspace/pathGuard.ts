@@ -3,6 +3,7 @@ import type { Stats } from 'node:fs';
 import * as path from 'node:path';
 import type { RefusedReason } from '../../shared/protocol';
 import { SandboxError } from '../errors';
+import { hostPath } from './hostPath';
 
 /**
  * Path safety shared by collect (names from a possibly hostile tar) and apply (writes to the real workspace).
@@ -137,7 +138,7 @@ export function plainAbsolute(root: string, relPath: string): string {
   if (!checked.ok || checked.path !== relPath) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it is not a plain workspace-relative path.`);
   }
-  const absolute = path.join(root, ...relPath.split('/'));
+  const absolute = hostPath(root, relPath);
   if (!isInside(root, absolute) || path.resolve(absolute) === path.resolve(root)) {
     throw new SandboxError('path-outside-workspace', `Refusing to write "${relPath}": it resolves outside the workspace ${root}.`);
   }
@@ -152,7 +153,7 @@ export function plainAbsolute(root: string, relPath: string): string {
 export async function guardedAbsolute(root: string, relPath: string): Promise<string> {
   const absolute = plainAbsolute(root, relPath);
   for (const ancestor of ancestorsOf(relPath)) {
-    const stat = await lstatOrUndefined(path.join(root, ...ancestor.split('/')));
+    const stat = await lstatOrUndefined(hostPath(root, ancestor));
     if (stat === undefined) {
       break;
     }
@@ -175,7 +176,7 @@ export async function guardedAbsolute(root: string, relPath: string): Promise<st
 /** Creates the missing ancestors of `relPath` one by one, re-checking each with lstat (never through a link). */
 export async function ensureParentDirectories(root: string, relPath: string): Promise<void> {
   for (const ancestor of ancestorsOf(relPath)) {
-    const absolute = path.join(root, ...ancestor.split('/'));
+    const absolute = hostPath(root, ancestor);
     // Usually the parent exists: lstat first (a failing mkdir costs an exception per ancestor per file).
     let stat = await lstatOrUndefined(absolute);
     if (stat === undefined) {

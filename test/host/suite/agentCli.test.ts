@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { runInBox } from '../../../src/core/box/boxExec';
+import { runInBox } from '../../../src/core/box/boxRun';
 import { LABEL_FOLDER } from '../../../src/core/box/boxConfig';
 import type { DockerEngine } from '../../../src/core/docker/dockerEngine';
 import { LABEL_ROLE } from '../../../src/core/egress/gatewayConfig';

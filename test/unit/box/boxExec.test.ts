@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { KILL_TREE_SCRIPT, OOM_COUNT_SCRIPT, resolveBoxCwd, truncationMarker } from '../../../src/core/box/boxExec';
+import { KILL_TREE_SCRIPT, OOM_COUNT_SCRIPT, resolveBoxCwd } from '../../../src/core/box/boxExec';
+import { truncationMarker } from '../../../src/core/box/boxRun';
 import { SandboxError } from '../../../src/core/errors';
 
 suite('unit: box exec helpers', () => {
