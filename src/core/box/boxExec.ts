@@ -309,6 +309,28 @@ export function boxGoneError(error: unknown): unknown {
   return error;
 }
 
+/**
+ * When an exec's stream is over: ended, closed or failed (never rejects). `error` is its first error, if any:
+ * callers decide what a failed stream means for their run.
+ */
+export function streamEnd(stream: NodeJS.EventEmitter): { done: Promise<void>; readonly error: unknown } {
+  let error: unknown;
+  const done = new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', (e: unknown) => {
+      error ??= e;
+      resolve();
+    });
+  });
+  return {
+    done,
+    get error() {
+      return error;
+    },
+  };
+}
+
 export function sink(onChunk: (chunk: Buffer) => void): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {

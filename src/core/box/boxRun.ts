@@ -17,6 +17,7 @@ import {
   RUN_MARKER_ENV,
   runBoxHelper,
   sink,
+  streamEnd,
 } from './boxExec';
 import { PidLine } from './pidLine';
 
@@ -254,15 +255,7 @@ async function attachRun(engine: DockerEngine, exec: Dockerode.Exec, options: Ex
       throw boxGoneError(error);
     });
 
-  let streamError: unknown;
-  const done = new Promise<void>((resolve) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', (error) => {
-      streamError ??= error;
-      resolve();
-    });
-  });
+  const end = streamEnd(stream);
 
   if (hasStdin) {
     const data = typeof options.stdin === 'string' ? Buffer.from(options.stdin, 'utf8') : (options.stdin as Buffer);
@@ -272,9 +265,9 @@ async function attachRun(engine: DockerEngine, exec: Dockerode.Exec, options: Ex
   }
   return {
     stream,
-    done,
+    done: end.done,
     get error() {
-      return streamError;
+      return end.error;
     },
     get lastDataAt() {
       return lastDataAt;

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import type { Box } from './box';
-import { sink } from './boxExec';
+import { sink, streamEnd } from './boxExec';
 
 /** A whole-workspace extraction may take long on a big tree; the same bound as the engine's archive API. */
 const EXTRACT_TIMEOUT_MS = 10 * 60_000;
@@ -60,15 +60,9 @@ export async function extractWithBoxTar(box: Box, makeTar: () => Readable, signa
         }),
       );
       let tar: Readable | undefined;
-      let failure: unknown;
-      const ended = new Promise<void>((resolve) => {
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', (error) => {
-          failure ??= error;
-          resolve();
-        });
-      });
+      let tarFailure: unknown;
+      const end = streamEnd(stream);
+      const ended = end.done;
       const onAbort = (): void => {
         tar?.destroy();
         stream.destroy();
@@ -81,12 +75,14 @@ export async function extractWithBoxTar(box: Box, makeTar: () => Readable, signa
           // Packing may have failed (or been cancelled) before anyone read it.
           if (tar.destroyed) throw tar.errored ?? new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.');
           tar.on('error', (error) => {
-            failure ??= error;
+            tarFailure ??= error;
             stream.destroy();
           });
           // Ending the tar half-closes the hijacked connection, which closes the box tar's stdin.
           tar.pipe(stream);
           await ended;
+          // The stream's own error when it failed first (a tar that failed destroys it without one).
+          const failure = end.error ?? tarFailure;
           if (failure) throw failure;
         }
         const info = await exec.inspect({ abortSignal });

@@ -4,7 +4,7 @@ import type * as Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import { Disposable, toDisposable } from '../lifecycle';
 import type { DockerEngine } from '../docker/dockerEngine';
-import { boxGoneError, killTreeThenMarked, resolveBoxCwd, runBoxHelper } from './boxExec';
+import { boxGoneError, killTreeThenMarked, resolveBoxCwd, runBoxHelper, streamEnd } from './boxExec';
 import { PidLine } from './pidLine';
 
 /** Shells tried in order; the first one the image has runs the terminal. */
@@ -165,11 +165,7 @@ export class BoxTerminal extends Disposable {
       const text = decoder.write(chunk);
       if (text) this.options.onData(text);
     });
-    const streamDone = new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', () => resolve());
-    });
+    const streamDone = streamEnd(stream).done;
     void streamDone.then(() => {
       const held = pidLine.end();
       const tail = decoder.write(held) + decoder.end();
