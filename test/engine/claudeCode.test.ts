@@ -98,7 +98,7 @@ suite('engine: the real Claude Code CLI and npm ci in an allowlisted box, agains
     } = await startEngineServer({ box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 } }));
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
-      box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0 },
+      box: { image: CLAUDE_IMAGE, memoryMiB: 1024, idleTimeoutMinutes: 0, caches: false },
       // The presets a user would pick; their names resolve to the stand-ins on the test network. The gateway
       // trusts the test CA for the TLS it makes itself, on the provider route (the last test).
       egress: internet.settings([], ['anthropic', 'npm']),

@@ -210,7 +210,7 @@ suite('engine: image auto through the engine server (the fixture project builds 
     const configure = (allowed: string[]) =>
       server!.connection.sendRequest(ConfigureRequest.type, {
         engine: {},
-        box: { memoryMiB: 512, idleTimeoutMinutes: 0 },
+        box: { memoryMiB: 512, idleTimeoutMinutes: 0, caches: false },
         imageBuilds: { allowed, refused: [], ask: true },
       });
     await configure([]);

@@ -221,19 +221,19 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       await assert.rejects(
         connection.sendRequest(ConfigureRequest.type, {
           engine: {},
-          box: { image: TEST_IMAGES.net },
+          box: { image: TEST_IMAGES.net, caches: false },
           egress: { ...egress, allowedHosts: ['https://registry.test/'] },
         }),
         (error: { data?: { reason?: string; setting?: string } }) =>
           error.data?.reason === 'invalid-setting' && error.data.setting === 'agentSandbox.allowedHosts',
       );
       await assert.rejects(
-        connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, runtime: 'runsc' }, egress }),
+        connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: TEST_IMAGES.net, runtime: 'runsc', caches: false }, egress }),
         (error: { data?: { setting?: string } }) => error.data?.setting === 'agentSandbox.network',
       );
       await connection.sendRequest(ConfigureRequest.type, {
         engine: {},
-        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
         egress,
       });
       assert.deepEqual(
@@ -299,7 +299,7 @@ suite('engine: egress gateway (allowlist) against a local stand-in internet', fu
       const egress = internet.settings(['registry.test']);
       await connection.sendRequest(ConfigureRequest.type, {
         engine: {},
-        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+        box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
         egress,
       });
       const curl = 'curl -sS --fail --max-time 10 --cacert test-ca.txt https://registry.test/offline-test';

@@ -88,7 +88,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     egress = internet.settings(['registry.test']);
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
-      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
       egress,
     });
     const set = await setKeys({ anthropic: realKey });
@@ -220,7 +220,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     assert.match(allowedBefore.stderr, /CONNECT tunnel failed, response 403/);
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
-      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
       egress: { ...egress, allowedHosts: ['other.test'] },
     });
     assert.deepEqual(await setKeys({ anthropic: newKey }), { providers: ['anthropic'], updatedBoxes: 1, notes: [] });
@@ -239,7 +239,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
 
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
-      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
       egress: { ...egress, network: 'none' },
     });
     assert.deepEqual(await gatewayOf(), [], 'nothing ran: the gateway went at once');
@@ -248,7 +248,7 @@ suite('engine: model keys are added by the gateway and never enter the box (stan
     assert.equal(offline.policy.network, 'none');
     await connection.sendRequest(ConfigureRequest.type, {
       engine: {},
-      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0 },
+      box: { image: TEST_IMAGES.net, memoryMiB: 256, idleTimeoutMinutes: 0, caches: false },
       egress: { ...egress, allowedHosts: ['other.test'] },
     });
     const back = await runOk('curl -sS --fail --cacert /tmp/ca.pem https://other.test/');

@@ -122,7 +122,7 @@ suite('image pinning and shell-less boxes (engine server over stdio, real engine
     await engine.call('tagging', (d) => d.getImage(image).tag({ repo: tagRepo, tag: 'v1' }));
   };
   const configure = (box: Record<string, unknown>) =>
-    connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { idleTimeoutMinutes: 0, memoryMiB: 256, cpus: 1, ...box } });
+    connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { idleTimeoutMinutes: 0, memoryMiB: 256, cpus: 1, caches: false, ...box } });
 
   suiteSetup(async () => {
     engine = await connectTestEngine();

@@ -54,7 +54,7 @@ suite('pulling an image (engine server over stdio, real engine, a fake registry 
       assert.match(p.message, /^(Downloading|Extracting layers): [\d.]+ (B|KiB|MiB) of 4\.0 MiB \(\d{1,3}%\)$/);
     }
     // The image is not there: the failure was real, and a check says so.
-    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: registry.reference, idleTimeoutMinutes: 0 } });
+    await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { image: registry.reference, idleTimeoutMinutes: 0, caches: false } });
     const report = await connection.sendRequest(CheckEngineRequest.type);
     assert.equal(report.image.present, false);
   });

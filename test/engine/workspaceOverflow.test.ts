@@ -17,7 +17,8 @@ import {
 } from '../../src/shared/protocol';
 import { startEngineServer, stopEngineServer } from '../builders/engineServer';
 
-const BOX: Partial<BoxSettings> = { image: 'agent-sandbox-test/busybox', memoryMiB: 128, idleTimeoutMinutes: 0, workspaceSizeMiB: 16 };
+// caches off as the builder sets them: configure sends the whole box again below, and another value is a change.
+const BOX: Partial<BoxSettings> = { image: 'agent-sandbox-test/busybox', memoryMiB: 128, idleTimeoutMinutes: 0, workspaceSizeMiB: 16, caches: false };
 const MiB = 1024 * 1024;
 
 function boxesOf(folder: string): string[] {
