@@ -71,9 +71,59 @@ export function adoptOwnStorage(
     adoption.historyLines = lines.length;
   }
   for (const file of [ROTATED_HISTORY_FILE, HISTORY_FILE]) fs.rmSync(path.join(ownHistory, file), { force: true });
+  adoptImagesAndCacheTimes(from, storageDir);
   // What is left (empty directories, a review left in place) stays only if it still holds something.
   removeEmpty(from);
   return adoption.review || adoption.reviewLeft || adoption.historyLines > 0 ? adoption : undefined;
+}
+
+/**
+ * The engine server's other state in that storage: image reports (by image id; the workspace's own copy wins),
+ * digest pins (the workspace's pin of a reference wins, the command line's others are kept) and when package
+ * caches were last used (the later time wins). None of it is worth a line in the log.
+ */
+function adoptImagesAndCacheTimes(from: string, storageDir: string): void {
+  const reports = path.join(from, 'images', 'reports');
+  if (fs.existsSync(reports)) {
+    const target = path.join(storageDir, 'images', 'reports');
+    fs.mkdirSync(target, { recursive: true });
+    for (const name of fs.readdirSync(reports)) {
+      if (fs.existsSync(path.join(target, name))) fs.rmSync(path.join(reports, name), { force: true });
+      else move(path.join(reports, name), path.join(target, name));
+    }
+  }
+  mergeJson(path.join(from, 'images', 'pins.json'), path.join(storageDir, 'images', 'pins.json'), (own, theirs) => ({
+    version: 1,
+    pins: { ...pinsOf(own), ...pinsOf(theirs) },
+  }));
+  mergeJson(path.join(from, 'cache-last-use.json'), path.join(storageDir, 'cache-last-use.json'), (own, theirs) => {
+    const times: Record<string, number> = {};
+    for (const source of [own, theirs]) {
+      if (!source || typeof source !== 'object') continue;
+      for (const [name, time] of Object.entries(source)) if (typeof time === 'number' && time > (times[name] ?? 0)) times[name] = time;
+    }
+    return times;
+  });
+}
+
+function pinsOf(stored: unknown): Record<string, string> {
+  const pins = (stored as { version?: unknown; pins?: unknown } | undefined)?.pins;
+  return pins && typeof pins === 'object' ? (pins as Record<string, string>) : {};
+}
+
+/** Merges the JSON file `source` into `target` with `merge(source's, target's)`, then removes `source`. */
+function mergeJson(source: string, target: string, merge: (own: unknown, theirs: unknown) => unknown): void {
+  if (!fs.existsSync(source)) return;
+  const read = (file: string): unknown => {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.writeFileSync(target, JSON.stringify(merge(read(source), fs.existsSync(target) ? read(target) : undefined)));
+  fs.rmSync(source, { force: true });
 }
 
 /** Renames, or copies and removes across file systems. */

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { adoptOwnStorage } from '../../../src/cli/adoptOwnStorage';
@@ -8,6 +8,8 @@ import { CliHistoryRecorder, openHistory } from '../../../src/cli/cliHistory';
 import { folderStorage, ownFolderStorage } from '../../../src/cli/folderStorage';
 import { ReviewStore, reviewDirName, type PendingReview } from '../../../src/core/review/reviewStore';
 import type { ChangeSet } from '../../../src/shared/protocol';
+import { ImageStore } from '../../../src/core/docker/imageStore';
+import { CacheLastUse } from '../../../src/core/cache/cacheLastUse';
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -91,6 +93,39 @@ suite('Command line: the extension brings in what the command line kept for a fo
     assert.ok(!existsSync(own), `the command line's storage is gone: ${existsSync(own) ? readdirSync(own).join(', ') : ''}`);
     // A second activation finds nothing more to bring.
     assert.equal(adoptOwnStorage(folder, workspaceStorage, env, home), undefined);
+  });
+
+  test("the engine server's image pins, reports and cache times come along (the workspace's own pin wins), and nothing is left behind", async () => {
+    const own = await leftByTheCommandLine('from-cli.txt', 'x\n');
+    const cliImages = new ImageStore(path.join(own, 'images'));
+    await cliImages.setPin('node:22', 'sha256:cli-node');
+    await cliImages.setPin('busybox', 'sha256:cli-busybox');
+    mkdirSync(path.join(own, 'images', 'reports'), { recursive: true });
+    writeFileSync(path.join(own, 'images', 'reports', 'r1.json'), '{"id":"sha256:cli-node"}');
+    const cliTimes = new CacheLastUse();
+    cliTimes.setDir(own);
+    await cliTimes.mark(['agent-sandbox-cache-npm-a'], 2_000);
+    await cliTimes.mark(['agent-sandbox-cache-pip-a'], 5_000);
+    const windowImages = new ImageStore(path.join(workspaceStorage, 'images'));
+    await windowImages.setPin('node:22', 'sha256:window-node');
+    const windowTimes = new CacheLastUse();
+    windowTimes.setDir(workspaceStorage);
+    await windowTimes.mark(['agent-sandbox-cache-npm-a'], 3_000);
+    await windowTimes.mark(['agent-sandbox-cache-pip-a'], 1_000);
+
+    adoptOwnStorage(folder, workspaceStorage, env, home);
+
+    const images = new ImageStore(path.join(workspaceStorage, 'images'));
+    assert.equal(await images.pinned('node:22'), 'sha256:window-node');
+    assert.equal(await images.pinned('busybox'), 'sha256:cli-busybox');
+    assert.ok(existsSync(path.join(workspaceStorage, 'images', 'reports', 'r1.json')));
+    const times = new CacheLastUse();
+    times.setDir(workspaceStorage);
+    assert.deepEqual([...(await times.all())].sort(), [
+      ['agent-sandbox-cache-npm-a', 3_000],
+      ['agent-sandbox-cache-pip-a', 5_000],
+    ]);
+    assert.ok(!existsSync(own), `the command line's storage is gone: ${existsSync(own) ? readdirSync(own).join(', ') : ''}`);
   });
 
   test("the persisted data keeps its checks: a blob altered in the command line's storage is not loaded after the move", async () => {
