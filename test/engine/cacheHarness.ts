@@ -11,15 +11,23 @@ export async function removeCachesOf(engine: DockerEngine | undefined, folders: 
 }
 
 /**
- * For suites that run the product's own defaults (the command line, caches on): removes the cache volumes of every
- * folder under `root` with the docker CLI, synchronously, so a suite teardown leaves no cache behind.
+ * For suites that run the product's own defaults (the command line, the host and UI workbenches, caches on):
+ * removes the boxes and then the cache volumes of every folder under `root` with the docker CLI, synchronously, so
+ * a teardown leaves nothing behind (a volume a box still mounts cannot be removed, and a workbench's server may
+ * have died before resetting its boxes).
  */
 export function removeCachesUnder(root: string): void {
-  const list = spawnSync('docker', ['volume', 'ls', '-q', '--filter', `label=${LABEL_CACHE_TOOL}`], { encoding: 'utf8' });
-  for (const name of (list.stdout ?? '').split('\n').filter(Boolean)) {
-    const folder = spawnSync('docker', ['volume', 'inspect', '--format', `{{index .Labels "${LABEL_FOLDER}"}}`, name], {
+  const under = (folder: string | undefined): boolean => !!folder && (folder === root || folder.startsWith(`${root}/`));
+  const folderOf = (kind: 'container' | 'volume', name: string): string | undefined =>
+    spawnSync('docker', [kind, 'inspect', '--format', `{{index ${kind === 'container' ? '.Config.Labels' : '.Labels'} "${LABEL_FOLDER}"}}`, name], {
       encoding: 'utf8',
     }).stdout?.trim();
-    if (folder && (folder === root || folder.startsWith(`${root}/`))) spawnSync('docker', ['volume', 'rm', name]);
+  const boxes = spawnSync('docker', ['ps', '-aq', '--filter', `label=${LABEL_FOLDER}`], { encoding: 'utf8' });
+  for (const id of (boxes.stdout ?? '').split('\n').filter(Boolean)) {
+    if (under(folderOf('container', id))) spawnSync('docker', ['rm', '-f', '-v', id]);
+  }
+  const list = spawnSync('docker', ['volume', 'ls', '-q', '--filter', `label=${LABEL_CACHE_TOOL}`], { encoding: 'utf8' });
+  for (const name of (list.stdout ?? '').split('\n').filter(Boolean)) {
+    if (under(folderOf('volume', name))) spawnSync('docker', ['volume', 'rm', name]);
   }
 }

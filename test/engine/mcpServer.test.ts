@@ -14,6 +14,7 @@ import { sandboxToolDefinitions } from '../../src/core/tools/toolDefinitions';
 import { LineTransport } from '../../src/mcp/lineTransport';
 import { connectPrivateSocket, mcpSocketPath } from '../../src/mcp/privateSocket';
 import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../builders/engineServer';
+import { removeCachesUnder } from './cacheHarness';
 
 const cliJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 const IMAGE = 'agent-sandbox-test/busybox';
@@ -75,6 +76,7 @@ suite('MCP server: the sandbox tools for any MCP client (real engine)', function
   suiteTeardown(async () => {
     await stopEngineServer(server);
     for (const id of boxesOf(folder)) spawnSync('docker', ['rm', '-f', id]);
+    removeCachesUnder(root);
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { format } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { COMMAND_LINE_REVIEW, REPOSITORY_ALLOWLISTED_VARIABLE, USER_ALLOWLISTED_VARIABLE } from './rigEnvironment';
+import { removeCachesUnder } from '../engine/cacheHarness';
 
 export const root = path.resolve(__dirname, '..', '..', '..');
 export const resultsDir = path.join(root, 'test-results');
@@ -428,7 +429,11 @@ async function main(): Promise<number> {
     await browser?.close().catch(() => undefined);
     killTree(server);
     if (process.env.AGENT_SANDBOX_HOST_KEEP === '1') log(`kept ${tmp}`);
-    else fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    else {
+      // The workbench runs the product's defaults: its boxes' package caches go with its folder.
+      removeCachesUnder(tmp);
+      fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    }
   }
 
   const result = stats ?? { passed: 0, failed: 1, pending: 0 };

@@ -19,6 +19,7 @@ import {
   waitForServer,
   type WorkbenchDirs,
 } from '../host/runInCodeServer';
+import { removeCachesUnder } from '../engine/cacheHarness';
 
 export interface Workbench {
   page: Page;
@@ -59,6 +60,8 @@ export async function openWorkbench(logName: string): Promise<Workbench> {
     fs.writeFileSync(path.join(resultsDir, `ui-${logName}-server.log`), serverLog.join('\n') + '\n');
     await browser?.close().catch(() => undefined);
     killTree(server);
+    // The workbench runs the product's defaults: its boxes' package caches go with its folder.
+    removeCachesUnder(tmp);
     fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
   };
   try {
