@@ -50,7 +50,8 @@ const noUnusedDockerParts = {
 };
 
 /**
- * The Dev Containers CLI (`@devcontainers/cli`, already one bundled file) ships as is in dist/devcontainers-cli/:
+ * The Dev Containers CLI (`@devcontainers/cli`, a devDependency: already one bundled file, never imported) ships as
+ * is in dist/devcontainers-cli/, copied here at build time:
  * the engine server runs it with Node to build a folder's dev container (src/core/image/folderImage.ts). Its
  * package.json comes along (the CLI reads its own version from it), and its licence notices.
  */
