@@ -11,6 +11,7 @@ import type {
   EgressSettings,
   EngineReport,
   EngineSettings,
+  ExecRequest,
   ExecResult,
   FileOpRequest,
   ImageBuildDecisions,
@@ -429,16 +430,7 @@ export class EngineService extends Disposable {
   }
 
   async exec(
-    params: {
-      folder: string;
-      command: string;
-      argv?: string[];
-      cwd?: string;
-      stdin?: string;
-      timeoutSeconds?: number;
-      runId?: string;
-      network?: 'none';
-    },
+    params: ExecRequest.Params,
     onOutput: (runId: string, stream: 'stdout' | 'stderr', text: string) => void,
     progress: ProgressReporter,
     signal?: AbortSignal,
