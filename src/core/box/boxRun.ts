@@ -422,9 +422,10 @@ async function runExitStatus(
   } catch (error) {
     return (await lostBox()) ?? result('engine-error', null, (error as Error).message);
   }
-  // A box removed or stopped mid-run ends the run with SIGKILL's code (137) or none at all: the box is asked,
-  // so that is never reported as the command's own exit.
-  if (info.ExitCode === null || info.ExitCode === 137 || streamError || info.Running) {
+  // A box removed or stopped mid-run ends the run with SIGKILL's code (137) or none at all, and a gVisor box whose
+  // Sentry died with 128 (runsc: "waiting on pid …: urpc method containerManager.WaitPID failed: EOF"): the box is
+  // asked, so that is never reported as the command's own exit (a command's own 128, e.g. git's, costs one check).
+  if (info.ExitCode === null || info.ExitCode === 137 || info.ExitCode === 128 || streamError || info.Running) {
     const lost = await lostBox();
     if (lost) return lost;
   }
