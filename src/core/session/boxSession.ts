@@ -111,6 +111,12 @@ const OBSTACLES: Partial<Record<ScanSkipReason, string>> = {
   unreadable: 'unreadable',
 };
 
+/** Records what a scan left out that an apply must not write over (see `OBSTACLES`). */
+function noteObstacle(obstacles: Map<string, string>, relPath: string, reason: ScanSkipReason): void {
+  const what = OBSTACLES[reason];
+  if (what) obstacles.set(relPath, what);
+}
+
 export class BoxSession {
   /**
    * Set by the engine server when the network settings changed while this box was in use and its network
@@ -177,12 +183,14 @@ export class BoxSession {
     // state is completed from that below instead of reading the whole tree twice.
     const beforeListing = options.watch?.beginScan();
     let scanned: Manifest | undefined;
+    const obstacles = new Map<string, string>();
     try {
       scanned = await scanWorkspace(folder, filter, {
         signal,
         hashFiles: false,
         beforeListing,
         onProgress: (files) => progress('Scanning workspace', files),
+        onSkipped: (relPath, reason) => noteObstacle(obstacles, relPath, reason),
       });
     } finally {
       options.watch?.endScan(scanned !== undefined);
@@ -267,6 +275,10 @@ export class BoxSession {
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     session.git = git;
+    // The mirror's scan was watched: while no file event comes, the first catch-up reuses it (with the hashes of
+    // what was sent) instead of rescanning the whole tree. Not when a file could not be sent: a rescan sends it.
+    // A copy of the map (the entries are shared, never mutated): the session changes its host state in place.
+    if (options.watch && hostState.size === scanned.size) session.lastScan = { manifest: new Map(hostState), obstacles };
     // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
     try {
       await session.reader.stampAfterMirror(signal);
@@ -741,10 +753,7 @@ export class BoxSession {
         previous: this.hostState,
         signal,
         beforeListing,
-        onSkipped: (relPath, reason) => {
-          const what = OBSTACLES[reason];
-          if (what) obstacles.set(relPath, what);
-        },
+        onSkipped: (relPath, reason) => noteObstacle(obstacles, relPath, reason),
       });
       complete = true;
       this.lastScan = { manifest, obstacles };

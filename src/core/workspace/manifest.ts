@@ -26,6 +26,37 @@ export interface ManifestEntry {
   links?: number;
 }
 
+/**
+ * A regular file's entry, always built by this one literal so that every file entry of a large tree shares one
+ * hidden class. A spread (`{ ...entry, hash }`) in a hot loop gives each object a map of its own once V8's
+ * inline cache gives up: on the 50k-file tree that was 50k maps, descriptor and property arrays (~15 MiB of
+ * the server's heap). Optional stamps are left out when unknown, as the spread did.
+ */
+export function fileEntry(
+  path: string,
+  content: { mode: number; size: number; hash?: string; mtimeMs?: number },
+  stamp: { ctimeMs?: number; ino?: number } = {},
+): ManifestEntry {
+  if (content.hash !== undefined && content.mtimeMs !== undefined && stamp.ctimeMs !== undefined && stamp.ino !== undefined) {
+    return {
+      path,
+      type: 'file',
+      mode: content.mode,
+      size: content.size,
+      hash: content.hash,
+      mtimeMs: content.mtimeMs,
+      ctimeMs: stamp.ctimeMs,
+      ino: stamp.ino,
+    };
+  }
+  const entry: ManifestEntry = { path, type: 'file', mode: content.mode, size: content.size };
+  if (content.hash !== undefined) entry.hash = content.hash;
+  if (content.mtimeMs !== undefined) entry.mtimeMs = content.mtimeMs;
+  if (stamp.ctimeMs !== undefined) entry.ctimeMs = stamp.ctimeMs;
+  if (stamp.ino !== undefined) entry.ino = stamp.ino;
+  return entry;
+}
+
 /** Entries by path. */
 export type Manifest = Map<string, ManifestEntry>;
 

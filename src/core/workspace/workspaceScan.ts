@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { SandboxError } from '../errors';
-import type { Manifest, ManifestEntry } from './manifest';
+import { fileEntry, type Manifest, type ManifestEntry } from './manifest';
 import { symlinkStaysInside } from './pathGuard';
 import type { SyncFilter } from './syncFilter';
 import { forEachBounded } from '../util/concurrency';
@@ -113,10 +113,10 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
       const previous = options.previous?.get(relPath);
       const stamp = fileStamp(stat);
       if (options.hashFiles === false) {
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, ...stamp });
+        manifest.set(relPath, fileEntry(relPath, { mode, size: stat.size, mtimeMs: stamp.mtimeMs }, stamp));
         countFile(stat.size);
       } else if (previous?.type === 'file' && previous.hash !== undefined && previous.size === stat.size && sameFileStamp(previous, stamp)) {
-        manifest.set(relPath, { path: relPath, type: 'file', mode, size: stat.size, hash: previous.hash, ...stamp });
+        manifest.set(relPath, fileEntry(relPath, { mode, size: stat.size, hash: previous.hash, mtimeMs: stamp.mtimeMs }, stamp));
         countFile(stat.size);
       } else {
         toHash.push({ relPath, mode, stamp });
@@ -149,7 +149,7 @@ export async function scanWorkspace(root: string, filter: SyncFilter, options: S
     throwIfAborted();
     try {
       const { hash, size } = await hashFile(hostPath(root, relPath), options.signal);
-      manifest.set(relPath, { path: relPath, type: 'file', mode, size, hash, ...stamp });
+      manifest.set(relPath, fileEntry(relPath, { mode, size, hash, mtimeMs: stamp.mtimeMs }, stamp));
       countFile(size);
     } catch (error) {
       if (SandboxError.is(error)) throw error;

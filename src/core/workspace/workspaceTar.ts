@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { SandboxError } from '../errors';
 import { isGitConfigPath, sanitizeGitConfig } from './gitConfigSanitizer';
 import type { ManifestEntry } from './manifest';
-import { comparePaths } from './manifest';
+import { comparePaths, fileEntry } from './manifest';
 import { WorkspaceOpener } from './workspaceOpener';
 import { sha256 } from '../util/hash';
 import { TarWriter, type TarMember } from './tarWriter';
@@ -207,7 +207,7 @@ async function writeFile(
       await pack.body(chunk);
     }
     await pack.endBody(size);
-    return { ...entry, mode, size, hash: hash.digest('hex'), mtimeMs: stat.mtimeMs };
+    return fileEntry(entry.path, { mode, size, hash: hash.digest('hex'), mtimeMs: stat.mtimeMs }, entry);
   } finally {
     await closeAsync(fd);
   }
@@ -279,7 +279,7 @@ async function writeWhole(
   const mode = stat.mode & 0o1777;
   const content = isGitConfigPath(entry.path) ? Buffer.from(sanitizeGitConfig(raw.toString('utf8')), 'utf8') : raw;
   await pack.member({ ...header, type: 'file', mode, size: content.length }, content);
-  return { ...entry, mode, size: content.length, hash: sha256(content), mtimeMs: stat.mtimeMs };
+  return fileEntry(entry.path, { mode, size: content.length, hash: sha256(content), mtimeMs: stat.mtimeMs }, entry);
 }
 
 /** Runs a synchronous check; the reason it failed, or undefined. */
