@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { ConfigureRequest, type BoxSettings, type InitializationOptions } from '../shared/protocol';
+import { SERVER_EXEC_ARGV, serverEnvAdditions } from '../shared/serverLaunch';
 
 /** The bundled engine server next to this bundle (`dist/server.js`). */
 export const SERVER_JS = path.join(__dirname, 'server.js');
@@ -26,7 +27,10 @@ export class EngineProcess {
   ) {}
 
   static async start(options: EngineProcessOptions): Promise<EngineProcess> {
-    const child = spawn(process.execPath, [SERVER_JS, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...SERVER_EXEC_ARGV, SERVER_JS, '--stdio'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...serverEnvAdditions(process.env) },
+    });
     child.stderr!.on('data', (chunk: Buffer) => options.log?.(chunk.toString('utf8').trimEnd()));
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     // window/logMessage carries the server's log lines.

@@ -41,6 +41,7 @@ import {
   type InitializationOptions,
 } from '../shared/protocol';
 import { Disposable } from '../core/lifecycle';
+import { SERVER_EXEC_ARGV, serverEnvAdditions } from '../shared/serverLaunch';
 import { sealModelKeys } from '../core/egress/sealedKeys';
 import type { ModelKeyStore } from './secrets/modelKeyStore';
 import type { InsecureEngineConsent } from './engineConsent';
@@ -182,7 +183,11 @@ export class EngineClient extends Disposable {
       this.options.languageClientModule,
     ) as LanguageClientModule);
     const serverOptions: ServerOptions = {
-      run: { module: serverModule, transport: TransportKind.ipc },
+      run: {
+        module: serverModule,
+        transport: TransportKind.ipc,
+        options: { execArgv: [...SERVER_EXEC_ARGV], env: serverEnvAdditions(process.env) },
+      },
       debug: { module: serverModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6011'] } },
     };
     const clientOptions: LanguageClientOptions = {

@@ -14,6 +14,7 @@ import {
   type ResponseMessage,
 } from 'vscode-languageserver-protocol/node';
 import { ConfigureRequest, ResetRequest, type BoxSettings, type InitializeResultExtras } from '../../src/shared/protocol';
+import { SERVER_EXEC_ARGV, serverEnvAdditions } from '../../src/shared/serverLaunch';
 
 export const serverJs = path.resolve(__dirname, '..', '..', '..', 'dist', 'server.js');
 
@@ -38,9 +39,11 @@ export async function startEngineServer(options: {
   stderr?: 'inherit' | 'ignore';
 }): Promise<EngineServerProcess> {
   if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [serverJs, '--stdio'], {
+  // Started as every client starts it (src/shared/serverLaunch.ts): the benchmark measures its memory.
+  const env = options.env ?? process.env;
+  const child = spawn(process.execPath, [...SERVER_EXEC_ARGV, serverJs, '--stdio'], {
     stdio: ['pipe', 'pipe', options.stderr ?? 'inherit'],
-    env: options.env ?? process.env,
+    env: { ...env, ...serverEnvAdditions(env) },
   });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
   options.beforeListen?.(connection);
