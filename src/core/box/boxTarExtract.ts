@@ -3,6 +3,7 @@ import type Dockerode from 'dockerode';
 import { SandboxError } from '../errors';
 import type { Box } from './box';
 import { sink, streamEnd } from './boxExec';
+import { pipeRecyclingChunks } from '../workspace/tarWriter';
 
 /** A whole-workspace extraction may take long on a big tree; the same bound as the engine's archive API. */
 const EXTRACT_TIMEOUT_MS = 10 * 60_000;
@@ -78,8 +79,9 @@ export async function extractWithBoxTar(box: Box, makeTar: () => Readable, signa
             tarFailure ??= error;
             stream.destroy();
           });
-          // Ending the tar half-closes the hijacked connection, which closes the box tar's stdin.
-          tar.pipe(stream);
+          // Ending the tar half-closes the hijacked connection, which closes the box tar's stdin. Each chunk goes
+          // back to the tar writer once the socket wrote it (see `recycleTarChunk`).
+          pipeRecyclingChunks(tar, stream);
           await ended;
           // The stream's own error when it failed first (a tar that failed destroys it without one).
           const failure = end.error ?? tarFailure;
