@@ -201,12 +201,17 @@ export class BoxSession {
     // state is completed from that below instead of reading the whole tree twice.
     const beforeListing = options.watch?.beginScan();
     let scanned: Manifest | undefined;
+    const obstacles = new Map<string, string>();
     try {
       scanned = await scanWorkspace(folder, filter, {
         signal,
         hashFiles: false,
         beforeListing,
         onProgress: (files) => progress('Scanning workspace', files),
+        onSkipped: (relPath, reason) => {
+          const what = OBSTACLES[reason];
+          if (what) obstacles.set(relPath, what);
+        },
       });
     } catch (error) {
       await removeCreated();
@@ -226,6 +231,7 @@ export class BoxSession {
     // Packing starts now and goes on while the box starts, up to MIRROR_PACK_AHEAD_BYTES. Directories are sent
     // opened (owner rwx) whichever way they go in, and get their modes after: the two ways leave the same tree.
     const sent: Manifest = new Map();
+    let notSent = 0;
     let boxUp = false;
     // A box without a shell (its image report says so) can run neither tar nor chmod: the archive API alone,
     // which extracts as root, so directories need not be opened for it.
@@ -238,7 +244,10 @@ export class BoxSession {
       bufferBytes: MIRROR_PACK_AHEAD_BYTES,
       onProgress: (done, bytes) => boxUp && progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
       onEntry: (entry) => sent.set(entry.path, entry),
-      onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+      onSkipped: (relPath, reason) => {
+        notSent += 1;
+        options.log(`[session] not sent: ${relPath} (${reason})`);
+      },
     });
     // An error (cancellation) while nobody reads yet is kept in `tar.errored` and seen by whoever reads it.
     tar.on('error', () => undefined);
@@ -294,6 +303,11 @@ export class BoxSession {
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     session.git = git;
     session.openedIn = { boxMs, totalMs: 0 };
+    // The host state is the mirror's scan completed with the hashes of what was sent: when every entry went in,
+    // it is what a rescan would find as long as the watch (begun before the scan) saw no event since, so the
+    // first catch-up need not rescan. An entry not sent is missing from it: the first catch-up rescans then. A
+    // copy (entries shared), as a rescan's result would be: the session updates its host state in place.
+    if (notSent === 0 && hostState.size === scanned.size) session.lastScan = { manifest: new Map(hostState), obstacles };
     // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
     try {
       await session.reader.stampAfterMirror(signal, mirrorListing);
