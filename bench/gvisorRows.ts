@@ -16,7 +16,7 @@ export interface GvisorBenchContext {
 }
 
 interface RuntimeTimes {
-  /** Container create + start (between the session's "Starting box" and its first file sent). */
+  /** Container create + start (`BoxSession.openedIn.boxMs`: alongside the scan, from its start). */
   startMs: number[];
   coldMs: number[];
   mirrorMs: number[];
@@ -65,24 +65,20 @@ async function measureOnce(
   edited: string[],
   into: RuntimeTimes,
 ): Promise<void> {
-  let boxStart = 0;
-  let firstSend = 0;
   const settings: BoxSettings = { ...context.settings, runtime: runtime === 'runsc' ? 'runsc' : '' };
   const start = performance.now();
   const session = await BoxSession.open(
     { engine: context.engine, settings, folder, ownerId: context.ownerId, env: [], log: context.log },
-    (message) => {
-      if (message === 'Starting box') boxStart = performance.now();
-      else if (firstSend === 0 && message.startsWith('Mirroring')) firstSend = performance.now();
-    },
+    () => undefined,
   );
   try {
     const opened = performance.now();
     const first = await session.exec({ command: 'true', runId: `gvisor-cold-${runtime}` }, () => undefined);
     if (first.exitCode !== 0) throw new Error(`true exited ${first.exitCode} under ${runtime}`);
     into.coldMs.push(performance.now() - start);
-    if (boxStart > 0 && firstSend > 0) into.startMs.push(firstSend - boxStart);
-    into.mirrorMs.push(firstSend > 0 ? opened - firstSend : opened - boxStart);
+    // The box is created and started alongside the scan (`openedIn`): the mirror is the rest of the open.
+    into.startMs.push(session.openedIn.boxMs);
+    into.mirrorMs.push(opened - start - session.openedIn.boxMs);
     const edit = await session.box.exec({
       command: `cd /workspace && xargs -0 sh -c 'for f; do echo "edited in the box" >> "$f"; done' sh`,
       stdin: Buffer.from(edited.map((f) => `${f}\0`).join('')),

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { BoxSession } from '../../src/core/session/boxSession';
+import { WorkspaceWatch } from '../../src/core/workspace/workspaceWatch';
 import { connectTestEngine, removeEverythingOwnedBy, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
 
 /**
@@ -99,6 +100,32 @@ suite('mirror: the box tar and the archive API leave the same tree (real engine,
       await session.remove().catch(() => undefined);
     }
   }
+
+  test('the first run after the mirror takes its scan while the watch saw nothing; a host edit right after the mirror still reaches the box', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'as-mirror-scan-'));
+    mkdirSync(path.join(folder, 'sub'));
+    writeFileSync(path.join(folder, 'a.txt'), 'one\n');
+    writeFileSync(path.join(folder, 'sub', 'b.txt'), 'bee\n');
+    const settings = testSettings({ image: TEST_IMAGES.node, idleTimeoutMinutes: 0 });
+    // Watched from before the mirror's scan, as the engine server opens boxes.
+    const watch = new WorkspaceWatch(folder);
+    const session = await BoxSession.open({ engine: engine!, settings, folder, ownerId, env: [], log: () => undefined, watch }, () => undefined);
+    const run = (command: string) => session.exec({ command, runId: `r${Date.now()}` }, () => undefined);
+    try {
+      const first = await run('cat a.txt sub/b.txt');
+      assert.equal(first.stdout, 'one\nbee\n', first.stderr);
+      assert.deepEqual(first.caughtUp, []);
+      assert.equal(session.hostScans, 0, 'no rescan: the mirror scanned the unchanged workspace');
+      appendFileSync(path.join(folder, 'sub', 'b.txt'), 'two\n');
+      const second = await run('cat sub/b.txt');
+      assert.equal(second.stdout, 'bee\ntwo\n', second.stderr);
+      assert.deepEqual(second.caughtUp, ['sub/b.txt']);
+      assert.equal(session.hostScans, 1, 'the edit caused a rescan');
+    } finally {
+      await session.remove().catch(() => undefined);
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 
   for (const image of [TEST_IMAGES.node, TEST_IMAGES.busybox]) {
     test(`${image}: same owners, modes, mtimes, contents, names and links either way`, async () => {

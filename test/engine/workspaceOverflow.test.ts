@@ -109,13 +109,13 @@ suite('a workspace that overflows /workspace (engine server over stdio, real eng
     await connection.sendRequest(ResetRequest.type, { folder });
   });
 
-  test('a workspace larger than /workspace fails before any box is started, and a settings change tries again', async () => {
+  test('a workspace larger than /workspace fails at the scan, the box started alongside it is removed, and a settings change tries again', async () => {
     const folder = newFolder();
     writeFileSync(path.join(folder, 'huge.bin'), Buffer.alloc(20 * MiB, 1));
     const first = await failingEnsureBox(folder);
     assert.equal(first.error.data?.reason, 'workspace-full', first.error.message);
     assert.match(first.error.message, /1 files, 20\.0 MiB to mirror, and \/workspace holds 16 MiB/);
-    assert.deepEqual(boxesOf(folder), [], 'no box was created for a workspace that cannot fit');
+    assert.deepEqual(boxesOf(folder), [], 'no box is left for a workspace that cannot fit');
     assert.equal((await failingEnsureBox(folder)).progressed, 0);
 
     await connection.sendRequest(ConfigureRequest.type, { engine: {}, box: { ...BOX, workspaceSizeMiB: 64 } });

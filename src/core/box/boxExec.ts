@@ -153,13 +153,20 @@ const HELPER_STDERR_CAP = 64 * 1024;
  * need not be UTF-8). Output beyond `maxStdoutBytes` fails the call with `engine-error` rather than being
  * cut: a cut listing would silently lose paths.
  */
+/** A helper script's exit status (null: still running) and output. */
+export interface BoxHelperResult {
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
 export async function runBoxHelperRaw(
   engine: DockerEngine,
   containerId: string,
   script: string,
   args: string[],
   options: { timeoutMs?: number; signal?: AbortSignal; maxStdoutBytes: number },
-): Promise<{ exitCode: number | null; stdout: Buffer; stderr: string }> {
+): Promise<BoxHelperResult> {
   const timeoutMs = options.timeoutMs ?? HELPER_TIMEOUT_MS;
   return engine.call(
     'running a helper in the box',

@@ -21,7 +21,7 @@ import type { DockerEngine } from '../docker/dockerEngine';
 import { removeInBox, restoreZeroModesInBox } from './fileOps';
 import { BOX_GID, BOX_UID, isGvisorRuntime } from '../box/boxConfig';
 import { CALLER_MUST_SEE, SandboxError } from '../errors';
-import { BoxTreeReader, boxReadAccess, type CollectInfo } from './boxTreeReader';
+import { BoxTreeReader, boxReadAccess, MIRROR_LISTING, type CollectInfo } from './boxTreeReader';
 import { pendingReviewOf, restoreArchive, restorePlan, ReviewPersistence, type CollectedForReview } from './pendingReview';
 import type { PendingReview, ReviewStore } from '../review/reviewStore';
 import { sameState, type Manifest, type ManifestEntry } from '../workspace/manifest';
@@ -33,6 +33,7 @@ import { ignoresCase } from '../workspace/folderCase';
 import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
 import { extractWithBoxTar } from '../box/boxTarExtract';
+import type { BoxHelperResult } from '../box/boxExec';
 import { findRepositories, makeFreshRepositories } from './freshRepository';
 import { forEachBounded } from '../util/concurrency';
 import { sha256 } from '../util/hash';
@@ -125,6 +126,11 @@ export class BoxSession {
   egressNote: string | undefined;
   /** Where the box's image came from (set by the engine server): shown in the box's info and every run's result. */
   imageSource: ImageSourceInfo | undefined;
+  /**
+   * How long `open` took until the box was ready for runs, and how much of it creating and starting the box
+   * took (alongside the scan), both from the scan's start (the benchmark's mirror time is the difference).
+   */
+  openedIn: { boxMs: number; totalMs: number } = { boxMs: 0, totalMs: 0 };
   private collected: CollectedState | undefined;
   /** Reads the box's tree for collect and catch-up, keeping the stamps that make it cheap. */
   private readonly reader: BoxTreeReader;
@@ -178,6 +184,24 @@ export class BoxSession {
       phases.push(`${name} ${Math.round(now - since)} ms`);
       return now;
     };
+    // The box is created and started while the workspace is scanned: neither needs the other. A scan that
+    // fails (cancelled, or a workspace that cannot fit) removes the box once it is up.
+    progress('Starting box');
+    let boxMs = 0;
+    const creating = Box.create(options.engine, settings, {
+      folder,
+      ownerId: options.ownerId,
+      env: options.env,
+      signal,
+      egress: options.egress,
+      image: options.image,
+    }).then((created) => {
+      boxMs = performance.now() - started;
+      return created;
+    });
+    const removeCreated = (): Promise<void> => creating.then((created) => created.remove()).catch(() => undefined);
+    // Rejections are seen where it is awaited (or dropped by removeCreated after a failed scan).
+    creating.catch(() => undefined);
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
@@ -192,6 +216,9 @@ export class BoxSession {
         onProgress: (files) => progress('Scanning workspace', files),
         onSkipped: (relPath, reason) => noteObstacle(obstacles, relPath, reason),
       });
+    } catch (error) {
+      await removeCreated();
+      throw error;
     } finally {
       options.watch?.endScan(scanned !== undefined);
     }
@@ -199,13 +226,15 @@ export class BoxSession {
     const totalBytes = files.reduce((n, e) => n + e.size, 0);
     const sizeBytes = settings.workspaceSizeMiB * 1024 * 1024;
     if (settings.workspaceVolume === 'tmpfs' && totalBytes > sizeBytes) {
-      // Cannot fit, whatever the file system's overhead: no box is started for it.
+      // Cannot fit, whatever the file system's overhead: the box started alongside the scan is removed.
+      await removeCreated();
       throw workspaceOverflow(settings, files.length, totalBytes);
     }
     let mark = phase('scan', started);
     // Packing starts now and goes on while the box starts, up to MIRROR_PACK_AHEAD_BYTES. Directories are sent
     // opened (owner rwx) whichever way they go in, and get their modes after: the two ways leave the same tree.
     const sent: Manifest = new Map();
+    let notSent = 0;
     let boxUp = false;
     // A box without a shell (its image report says so) can run neither tar nor chmod: the archive API alone,
     // which extracts as root, so directories need not be opened for it.
@@ -218,36 +247,37 @@ export class BoxSession {
       bufferBytes: MIRROR_PACK_AHEAD_BYTES,
       onProgress: (done, bytes) => boxUp && progress(`Mirroring workspace (${done}/${files.length} files)`, bytes, totalBytes),
       onEntry: (entry) => sent.set(entry.path, entry),
-      onSkipped: (relPath, reason) => options.log(`[session] not sent: ${relPath} (${reason})`),
+      onSkipped: (relPath, reason) => {
+        notSent += 1;
+        options.log(`[session] not sent: ${relPath} (${reason})`);
+      },
     });
     // An error (cancellation) while nobody reads yet is kept in `tar.errored` and seen by whoever reads it.
     tar.on('error', () => undefined);
-    progress('Starting box');
     let box: Box;
     try {
-      box = await Box.create(options.engine, settings, {
-        folder,
-        ownerId: options.ownerId,
-        env: options.env,
-        signal,
-        egress: options.egress,
-        image: options.image,
-      });
+      box = await creating;
     } catch (error) {
       tar.destroy();
       throw error;
     }
-    mark = phase('box', mark);
+    phases.push(`box ${Math.round(boxMs)} ms (from the start, alongside the scan)`);
+    mark = performance.now();
     boxUp = true;
     progress(`Mirroring workspace (0/${files.length} files)`, 0, totalBytes);
+    let mirrorListing: BoxHelperResult | undefined;
     try {
       // The image's tar, streamed (about half the archive API's time); the archive API when there is none.
       // Under gVisor the box's own tar writes through the gofer (the bench measured it 10× slower than the
       // engine's extraction on the host): the archive API there.
       let viaBoxTar = boxHasShell && !isGvisorRuntime(settings.runtime) && (options.mirrorWith ?? 'box-tar') === 'box-tar';
-      if (viaBoxTar && (await extractWithBoxTar(box, () => tar, signal)) === 'no-tar') {
+      // The same exec lists the box for the stamps once its tar is done (one round trip less).
+      const extracted = viaBoxTar ? await extractWithBoxTar(box, () => tar, signal, MIRROR_LISTING) : undefined;
+      if (extracted?.kind === 'no-tar') {
         options.log(`[session] ${folder}: the image has no tar; mirroring through the engine's archive API`);
         viaBoxTar = false;
+      } else if (extracted) {
+        mirrorListing = extracted.followUp;
       }
       if (!viaBoxTar) {
         if (tar.destroyed) throw tar.errored ?? new SandboxError('cancelled', 'Sending the workspace to the box was cancelled.');
@@ -275,18 +305,21 @@ export class BoxSession {
     const hostState = await hostStateAfterMirror(folder, scanned, sent, signal);
     const session = new BoxSession(options, box, filter, sent, hostState, { files: files.length, bytes: totalBytes });
     session.git = git;
-    // The mirror's scan was watched: while no file event comes, the first catch-up reuses it (with the hashes of
-    // what was sent) instead of rescanning the whole tree. Not when a file could not be sent: a rescan sends it.
-    // A copy of the map (the entries are shared, never mutated): the session changes its host state in place.
-    if (options.watch && hostState.size === scanned.size) session.lastScan = { manifest: new Map(hostState), obstacles };
+    session.openedIn = { boxMs, totalMs: 0 };
+    // The host state is the mirror's scan completed with the hashes of what was sent: when every entry went in,
+    // it is what a rescan would find as long as the watch (begun before the scan) saw no event since, so the
+    // first catch-up need not rescan. An entry not sent is missing from it: the first catch-up rescans then. A
+    // copy (entries shared), as a rescan's result would be: the session updates its host state in place.
+    if (notSent === 0 && hostState.size === scanned.size) session.lastScan = { manifest: new Map(hostState), obstacles };
     // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
     try {
-      await session.reader.stampAfterMirror(signal);
+      await session.reader.stampAfterMirror(signal, mirrorListing);
     } catch (error) {
       await box.remove().catch(() => undefined);
       throw error;
     }
     phase('host state and stamps', mark);
+    session.openedIn.totalMs = performance.now() - started;
     options.log(
       `[session] ${folder}: mirrored ${files.length} files, ${totalBytes} bytes into ${box.containerId.slice(0, 12)} in ${Math.round(performance.now() - started)} ms (${phases.join(', ')})`,
     );

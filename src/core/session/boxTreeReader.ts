@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { runBoxHelperRaw } from '../box/boxExec';
+import { runBoxHelperRaw, type BoxHelperResult } from '../box/boxExec';
 import type { Box } from '../box/box';
 import { BoxTreeBuilder, readBoxTree, type BoxTree } from '../changes/boxTree';
 import {
@@ -41,6 +41,15 @@ const STAMPED_FETCH_CONCURRENCY = 8;
 /** A listing of the box larger than this is not used (~100 bytes a path: about 2.5 million paths). */
 const LISTING_MAX_BYTES = 256 * 1024 * 1024;
 const LISTING_TIMEOUT_MS = 120_000;
+/**
+ * The listing the mirror's own exec runs once the box's tar extracted the workspace (`extractWithBoxTar`'s
+ * follow-up), instead of a second exec. It first waits out the stamp margin of fine-grained file times
+ * (`stampMarginMs`): files written in the extraction's last milliseconds would not be recordable yet.
+ */
+export const MIRROR_LISTING = {
+  script: `sleep 0.025 2>/dev/null || sleep 1\n${LISTING_SCRIPT}`,
+  maxStdoutBytes: LISTING_MAX_BYTES,
+};
 /** Linux's PATH_MAX, including the terminating NUL. */
 const PATH_MAX = 4096;
 /** Bytes of paths per targeted listing (catch-up), so the command line stays far below the kernel's limit. */
@@ -73,11 +82,7 @@ export interface BoxReadAccess {
   /** The image's name, for log lines. */
   readonly image: string;
   /** Runs a `/bin/sh -c` helper script as the box user (see `runBoxHelperRaw`). */
-  helper(
-    script: string,
-    args: string[],
-    options: { signal?: AbortSignal; timeoutMs?: number; maxStdoutBytes: number },
-  ): Promise<{ exitCode: number | null; stdout: Buffer; stderr: string }>;
+  helper(script: string, args: string[], options: { signal?: AbortSignal; timeoutMs?: number; maxStdoutBytes: number }): Promise<BoxHelperResult>;
   /** A tar stream of an absolute path in the box (`not-found` when absent). */
   archive(path: string, signal?: AbortSignal): Promise<Readable>;
 }
@@ -139,10 +144,11 @@ export class BoxTreeReader {
    * Right after the mirror, before anything has run in the box, the box holds exactly what was sent: one
    * listing then proves every file whose type, mode and size match its baseline entry, so the first collect
    * already reads only what changed. Nothing else writes to /workspace while the session is being opened, so
-   * the clock that bounds recordable ctimes is the one after the walk.
+   * the clock that bounds recordable ctimes is the one after the walk. `taken`: the result of `MIRROR_LISTING`
+   * run by the mirror's own exec; without it the box is listed now.
    */
-  async stampAfterMirror(signal?: AbortSignal): Promise<void> {
-    const listed = await this.tryListing(undefined, signal);
+  async stampAfterMirror(signal?: AbortSignal, taken?: BoxHelperResult): Promise<void> {
+    const listed = await this.tryListing(undefined, signal, taken);
     if (!listed?.complete) return;
     const { listing } = listed;
     for (const entry of listing.entries) {
@@ -183,14 +189,20 @@ export class BoxTreeReader {
    * list (remembered: no GNU find) or the listing failed; `complete` is false when find reported an error
    * (then a path missing from the listing may still exist).
    */
-  private async tryListing(paths: string[] | undefined, signal?: AbortSignal): Promise<{ listing: BoxListing; complete: boolean } | undefined> {
+  private async tryListing(
+    paths: string[] | undefined,
+    signal?: AbortSignal,
+    taken?: BoxHelperResult,
+  ): Promise<{ listing: BoxListing; complete: boolean } | undefined> {
     if (this.listingSupported === false) return undefined;
     try {
-      const result = await this.access.helper(
-        LISTING_SCRIPT,
-        (paths ?? []).map((p) => `/workspace/${p}`),
-        { signal, timeoutMs: LISTING_TIMEOUT_MS, maxStdoutBytes: LISTING_MAX_BYTES },
-      );
+      const result =
+        taken ??
+        (await this.access.helper(
+          LISTING_SCRIPT,
+          (paths ?? []).map((p) => `/workspace/${p}`),
+          { signal, timeoutMs: LISTING_TIMEOUT_MS, maxStdoutBytes: LISTING_MAX_BYTES },
+        ));
       if (result.exitCode === LISTING_EXIT.noGnuFind) {
         this.listingSupported = false;
         this.options.log(`[session] ${this.access.image} has no GNU find: collect reads the whole tree each time`);
