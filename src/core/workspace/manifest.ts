@@ -37,17 +37,13 @@ export function fileEntry(
   content: { mode: number; size: number; hash?: string; mtimeMs?: number },
   stamp: { ctimeMs?: number; ino?: number } = {},
 ): ManifestEntry {
-  if (content.hash !== undefined && content.mtimeMs !== undefined && stamp.ctimeMs !== undefined && stamp.ino !== undefined) {
-    return {
-      path,
-      type: 'file',
-      mode: content.mode,
-      size: content.size,
-      hash: content.hash,
-      mtimeMs: content.mtimeMs,
-      ctimeMs: stamp.ctimeMs,
-      ino: stamp.ino,
-    };
+  const { mode, size, hash, mtimeMs } = content;
+  const { ctimeMs, ino } = stamp;
+  if (mtimeMs !== undefined && ctimeMs !== undefined && ino !== undefined) {
+    // The two shapes of a scan: with the hash, and listed only (lstat, before the mirror reads the file).
+    return hash !== undefined
+      ? { path, type: 'file', mode, size, hash, mtimeMs, ctimeMs, ino }
+      : { path, type: 'file', mode, size, mtimeMs, ctimeMs, ino };
   }
   const entry: ManifestEntry = { path, type: 'file', mode: content.mode, size: content.size };
   if (content.hash !== undefined) entry.hash = content.hash;
