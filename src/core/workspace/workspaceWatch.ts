@@ -108,15 +108,18 @@ export class WorkspaceWatch extends Disposable {
 
   /**
    * Starts a scan, full or partial, once the file events already queued have been handled (its counting window
-   * starts there); pass the hooks to it, and end it with `endScan`.
+   * starts there); pass the hooks to it, and end it with `endScan`. `changed` is what `changedDirectories` would
+   * say at this very point, taken together with starting the new window so no event falls between.
    */
-  async beginScan(): Promise<ScanHooks> {
+  async beginScan(): Promise<ScanHooks & { changed: Set<string> | undefined }> {
     await flushEvents();
+    const changed = this.trustedChanges();
     this.failed = this.gaveUp;
     this.trusted = false;
     this.window = { ...processWide.flushed };
     this.fired = new Set();
     return {
+      changed,
       beforeListing: (relDirectory, identity) => {
         const known = this.watchers.get(relDirectory);
         if (known && sameIdentity(known.identity, identity)) return;
@@ -149,6 +152,11 @@ export class WorkspaceWatch extends Disposable {
    */
   async changedDirectories(): Promise<Set<string> | undefined> {
     await flushEvents();
+    return this.trustedChanges();
+  }
+
+  /** The directories that fired, when nothing may have been missed since the last scan began (right after a flush). */
+  private trustedChanges(): Set<string> | undefined {
     const { delivered, closed } = processWide.flushed;
     if (this.isDisposed || this.failed || !this.trusted) return undefined;
     if (closed !== this.window.closed || delivered - this.window.delivered >= this.queueLimit) return undefined;
@@ -165,12 +173,11 @@ export class WorkspaceWatch extends Disposable {
     last: WorkspaceScan | undefined,
     options: { reuse: boolean; previous?: Manifest; signal?: AbortSignal },
   ): Promise<{ scan: WorkspaceScan; kind: 'reused' | 'partial' | 'full' }> {
-    const changed = options.reuse && last ? await this.changedDirectories() : undefined;
-    if (last && changed?.size === 0) return { scan: last, kind: 'reused' };
-    const hooks = await this.beginScan();
+    if (options.reuse && last && (await this.changedDirectories())?.size === 0) return { scan: last, kind: 'reused' };
+    const { changed, ...hooks } = await this.beginScan();
     let scan: WorkspaceScan | undefined;
     try {
-      if (last && changed) {
+      if (options.reuse && last && changed) {
         // Undefined when a file has a new hard link (its other names may be anywhere): then in full.
         scan = await rescanWorkspace(this.root, filter, last, { signal: options.signal, changed, ...hooks });
         if (scan) return { scan, kind: 'partial' };
