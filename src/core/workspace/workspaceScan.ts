@@ -106,17 +106,36 @@ export async function rescanWorkspace(
   const skipped = new Map([...previous.skipped].filter(([, reason]) => reason !== 'symlink-outside'));
   const walk = new TreeWalk(root, filter, { ...options, previous: options.previous ?? previous.manifest }, manifest, skipped);
   walk.throwIfAborted();
-  // What each directory held, from the previous scan (entries and obstacles alike).
-  const childrenOf = new Map<string, string[]>();
-  for (const relPath of [...manifest.keys(), ...skipped.keys()]) {
-    const parent = relPath.slice(0, Math.max(0, relPath.lastIndexOf('/')));
-    const list = childrenOf.get(parent);
-    if (list) list.push(relPath);
-    else childrenOf.set(parent, [relPath]);
+  // Every path the previous scan knew (entries and obstacles alike), in path order: a directory's subtree is
+  // the contiguous run of paths that start with its path and a slash.
+  const known = [...previous.manifest.keys()];
+  if (previous.escaping.size > 0 || previous.skipped.size > 0) {
+    known.push(...previous.escaping.keys(), ...previous.skipped.keys());
+    known.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
+  const subtree = (relDirectory: string): string[] => {
+    if (relDirectory === '') return known;
+    const prefix = `${relDirectory}/`;
+    let low = 0;
+    let high = known.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (known[middle] < prefix) low = middle + 1;
+      else high = middle;
+    }
+    let end = low;
+    while (end < known.length && known[end].startsWith(prefix)) end++;
+    return known.slice(low, end);
+  };
+  const childrenOf = (relDirectory: string): string[] => {
+    const from = relDirectory === '' ? 0 : relDirectory.length + 1;
+    return subtree(relDirectory).filter((relPath) => relPath.indexOf('/', from) === -1);
+  };
   const drop = (relPath: string, itself: boolean): void => {
-    for (const child of childrenOf.get(relPath) ?? []) drop(child, true);
-    childrenOf.delete(relPath);
+    for (const below of subtree(relPath)) {
+      manifest.delete(below);
+      skipped.delete(below);
+    }
     if (itself) {
       manifest.delete(relPath);
       skipped.delete(relPath);
@@ -150,7 +169,7 @@ export async function rescanWorkspace(
     }
     const listed = walk.listDirectory(relDirectory, identity);
     const kept = new Set(listed);
-    for (const old of childrenOf.get(relDirectory) ?? []) {
+    for (const old of childrenOf(relDirectory)) {
       if (!kept.has(old)) drop(old, true);
       else skipped.delete(old);
     }
@@ -336,7 +355,8 @@ class TreeWalk {
         manifest.delete(relPath);
       }
     });
-    const links = new Map([...manifest].filter(([, entry]) => entry.type === 'symlink'));
+    const links: Manifest = new Map();
+    for (const entry of manifest.values()) if (entry.type === 'symlink') links.set(entry.path, entry);
     const escaping: Manifest = new Map();
     dropEscapingSymlinks(manifest, (relPath, reason) => {
       escaping.set(relPath, links.get(relPath)!);
