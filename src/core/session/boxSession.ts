@@ -124,7 +124,7 @@ export class BoxSession {
   private readonly reader: BoxTreeReader;
   /** The pending review's copy on disk. */
   private readonly persistence: ReviewPersistence;
-  /** Knows when the workspace did not change since the last full scan, so catch-up can skip rescanning. */
+  /** Knows which directories changed since the last scan, so catch-up lists only those again (or none). */
   private readonly watch: WorkspaceWatch;
   /** The last scan (callers never mutate what `scanHost` returns: catch-up may reuse it) and what it left out. */
   private lastScan: { scan: WorkspaceScan; obstacles: Map<string, string> } | undefined;

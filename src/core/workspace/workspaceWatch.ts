@@ -95,14 +95,14 @@ export class WorkspaceWatch extends Disposable {
   private readonly queueLimit: number;
   private readonly maxDirectories: number;
 
+  /** `queueLimit` stands in for the kernel's `max_queued_events` (tests make it small). */
   constructor(
     private readonly root: string,
-    options: { maxDirectories?: number; queueLimit?: number } | number = {},
+    options: { maxDirectories?: number; queueLimit?: number } = {},
   ) {
     super();
-    const { maxDirectories, queueLimit } = typeof options === 'number' ? { maxDirectories: options, queueLimit: undefined } : options;
-    this.maxDirectories = maxDirectories ?? MAX_WATCHED_DIRECTORIES;
-    this.queueLimit = queueLimit ?? inotifyQueueLimit();
+    this.maxDirectories = options.maxDirectories ?? MAX_WATCHED_DIRECTORIES;
+    this.queueLimit = options.queueLimit ?? inotifyQueueLimit();
     this._register(toDisposable(() => this.closeAll()));
   }
 

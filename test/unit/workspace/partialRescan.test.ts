@@ -219,4 +219,21 @@ suite('WorkspaceWatch.scan: a catch-up lists only the directories that fired, an
     await catchUpIsExact(catchUps, 'partial', 'write through the other name');
     assert.equal(fs.readFileSync(abs('src/b.ts'), 'utf8'), 'b written through the other name');
   });
+
+  test('a cancelled catch-up, invalidate() and a watcher given up each leave the next catch-up full', async () => {
+    const catchUps = await started();
+    write('src/x.ts');
+    const cancelled = new AbortController();
+    cancelled.abort();
+    await assert.rejects(catchUps.watch.scan(filter, catchUps.last, { reuse: true, signal: cancelled.signal }), /cancelled/);
+    await catchUpIsExact(catchUps, 'full', 'after a cancelled catch-up');
+    write('src/y.ts');
+    catchUps.watch.invalidate();
+    await catchUpIsExact(catchUps, 'full', 'after invalidate()');
+    const tooMany = new CatchUps(new WorkspaceWatch(root, { maxDirectories: 3 }));
+    watches.push(tooMany.watch);
+    await catchUpIsExact(tooMany, 'full', 'first catch-up');
+    write('src/z.ts');
+    await catchUpIsExact(tooMany, 'full', 'more directories than it may watch');
+  });
 });

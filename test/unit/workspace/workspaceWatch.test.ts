@@ -109,7 +109,7 @@ suite('WorkspaceWatch: knowing nothing changed without a rescan (real file event
   });
 
   test('too many directories to watch: it gives up for good and every catch-up rescans', async () => {
-    const small = new WorkspaceWatch(root, 2);
+    const small = new WorkspaceWatch(root, { maxDirectories: 2 });
     try {
       await scan(small);
       assert.equal(await small.unchanged(), false);
