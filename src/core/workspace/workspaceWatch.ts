@@ -79,8 +79,8 @@ export interface ScanHooks {
  * after another flush), no overflow happened in the window: every entry of an overflowing queue would have been
  * counted in it. A scan's window starts at the flush it begins with; any check that fails means a full rescan.
  * This holds while every `fs.watch` in the process is a `WorkspaceWatch`'s (true of the engine server and the
- * CLI: outside `src/host`, which runs in VS Code's process, nothing else watches files), since another watcher's events would fill
- * the queue uncounted.
+ * CLI: outside `src/host`, which runs in VS Code's process, nothing else watches files), since another
+ * watcher's events would fill the queue uncounted.
  * Closing a watcher (a directory gone or replaced, a workspace closed) thus costs every workspace one full
  * rescan; events in excluded directories are never queued at all (they are not watched).
  */
