@@ -23,10 +23,11 @@ export function inotifyQueueLimit(): number {
 
 /**
  * What every `WorkspaceWatch` in this process shares: libuv reads all of a loop's watches through one inotify
- * queue. `delivered` counts events handed to any watcher here, `closed` watchers closed; `flushed` is both as
- * they were right after the last `flushEvents`, when every event queued before it had been read.
+ * queue. `delivered` counts events handed to any watcher here, `closed` watchers closed; `flushed` is what the
+ * last `flushEvents` saw: `delivered` when it ended (every event queued before it began had been read), and
+ * `closed` both when it began and when it ended.
  */
-const processWide = { delivered: 0, closed: 0, flushed: { delivered: 0, closed: 0 } };
+const processWide = { delivered: 0, closed: 0, flushed: { delivered: 0, closedBefore: 0, closedAfter: 0 } };
 
 /**
  * Two turns of the event loop: the second runs after a poll phase that began after this call, and libuv's
@@ -34,8 +35,9 @@ const processWide = { delivered: 0, closed: 0, flushed: { delivered: 0, closed: 
  * call has been handed to its watcher (or found none) by the time it returns.
  */
 async function flushEvents(): Promise<void> {
+  const closedBefore = processWide.closed;
   for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-  processWide.flushed = { delivered: processWide.delivered, closed: processWide.closed };
+  processWide.flushed = { delivered: processWide.delivered, closedBefore, closedAfter: processWide.closed };
 }
 
 interface Watched {
@@ -77,7 +79,10 @@ export interface ScanHooks {
  * the counting window starts at a flush (every entry queued before it was read by then), no watcher was closed
  * since (`processWide.closed` unchanged) and fewer than `max_queued_events` events were delivered since (read
  * after another flush), no overflow happened in the window: every entry of an overflowing queue would have been
- * counted in it. A scan's window starts at the flush it begins with; any check that fails means a full rescan.
+ * counted in it. A scan's window starts at the flush it begins with, and the next check ends it with another:
+ * events are counted from the end of the first (windows meet, so each event counts in one) and closings from
+ * its start (a watcher closed while it ran may hold entries it did not read) to the end of the second. Any
+ * check that fails means a full rescan.
  * This holds while every `fs.watch` in the process is a `WorkspaceWatch`'s (true of the engine server and the
  * CLI: outside `src/host`, which runs in VS Code's process, nothing else watches files), since another
  * watcher's events would fill the queue uncounted.
@@ -119,7 +124,7 @@ export class WorkspaceWatch extends Disposable {
     const changed = this.trustedChanges();
     this.failed = this.gaveUp;
     this.trusted = false;
-    this.window = { ...processWide.flushed };
+    this.window = { delivered: processWide.flushed.delivered, closed: processWide.flushed.closedBefore };
     this.fired = new Set();
     return {
       changed,
@@ -160,7 +165,7 @@ export class WorkspaceWatch extends Disposable {
 
   /** The directories that fired, when nothing may have been missed since the last scan began (right after a flush). */
   private trustedChanges(): Set<string> | undefined {
-    const { delivered, closed } = processWide.flushed;
+    const { delivered, closedAfter: closed } = processWide.flushed;
     if (this.isDisposed || this.failed || !this.trusted) return undefined;
     if (closed !== this.window.closed || delivered - this.window.delivered >= this.queueLimit) return undefined;
     return new Set(this.fired);
