@@ -142,8 +142,14 @@ export async function rescanWorkspace(
     }
   };
   // Subtrees listed in full in this pass: a changed directory inside one needs nothing more.
-  const scannedAnew: string[] = [];
-  const inScannedAnew = (relPath: string): boolean => scannedAnew.some((d) => d === '' || relPath === d || relPath.startsWith(`${d}/`));
+  const scannedAnew = new Set<string>();
+  const inScannedAnew = (relPath: string): boolean => {
+    if (scannedAnew.has('')) return true;
+    for (let at = relPath.length; at > 0; at = relPath.lastIndexOf('/', at - 1)) {
+      if (scannedAnew.has(relPath.slice(0, at))) return true;
+    }
+    return false;
+  };
   const depth = (relPath: string): number => (relPath === '' ? 0 : relPath.split('/').length);
   const pending: string[] = [];
   for (const relDirectory of [...new Set(options.changed)].sort((a, b) => depth(a) - depth(b))) {
@@ -163,7 +169,7 @@ export async function rescanWorkspace(
     }
     if (!options.isKnownDirectory(relDirectory, identity)) {
       drop(relDirectory, false);
-      scannedAnew.push(relDirectory);
+      scannedAnew.add(relDirectory);
       pending.push(...walk.listDirectory(relDirectory, identity));
       continue;
     }
@@ -181,7 +187,7 @@ export async function rescanWorkspace(
       }
       if (before?.type === 'directory') drop(relPath, false);
       if (found) {
-        scannedAnew.push(relPath);
+        scannedAnew.add(relPath);
         pending.push(...walk.listDirectory(relPath, found));
       }
     }
