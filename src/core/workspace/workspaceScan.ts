@@ -405,18 +405,21 @@ function sameFileStamp(previous: ManifestEntry, stamp: FileStamp): boolean {
 
 /**
  * Removes symlinks that leave the tree. Removing one can change how another resolves (a link through it now
- * resolves lexically), so this repeats until nothing changes.
+ * resolves lexically), so this repeats until nothing changes. Each round judges every link against the same
+ * tree and only then removes what leaves it, so the result does not depend on the order of the entries (a
+ * link through one that leaves goes too, even if it would stay inside once that one is gone).
  */
 export function dropEscapingSymlinks(manifest: Manifest, onSkipped?: (relPath: string, reason: ScanSkipReason) => void): void {
   const lookup = (relPath: string): ManifestEntry | undefined => manifest.get(relPath);
-  for (let changed = true; changed;) {
-    changed = false;
+  for (;;) {
+    const escaping: string[] = [];
     for (const entry of manifest.values()) {
-      if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', lookup)) {
-        manifest.delete(entry.path);
-        onSkipped?.(entry.path, 'symlink-outside');
-        changed = true;
-      }
+      if (entry.type === 'symlink' && !symlinkStaysInside(entry.path, entry.linkTarget ?? '', lookup)) escaping.push(entry.path);
+    }
+    if (escaping.length === 0) return;
+    for (const relPath of escaping) {
+      manifest.delete(relPath);
+      onSkipped?.(relPath, 'symlink-outside');
     }
   }
 }

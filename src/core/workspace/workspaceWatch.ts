@@ -67,7 +67,11 @@ export interface ScanHooks {
  * whatever is at `d` now. The move itself changed both parents, whose watchers fired: the parent of `d.old`
  * is listed again and finds a directory no watcher of that path knows by that identity, so it is scanned in full
  * (and watched); the new `d` (`mkdir d`, or `rm -rf d && mkdir d`) has another inode than the watch on `d`, so
- * it is scanned in full too and the stale watcher is replaced. The same holds for the root.
+ * it is scanned in full too and the stale watcher is replaced. The same holds for the root. A directory made
+ * anew may get the inode of the one just removed (`rm -rf d && mkdir d` often does), whose watch the kernel
+ * dropped with it: so a directory whose name came in a create/delete/move event of its parent counts as new
+ * whatever its identity. After a possible overflow that event may be lost too: the next full scan then renews
+ * every watcher.
  *
  * Overflow. libuv gives each event loop one inotify descriptor, so every watcher in this process (every
  * workspace of the engine server) shares one kernel queue of `max_queued_events` entries. When it is full the
@@ -93,6 +97,14 @@ export class WorkspaceWatch extends Disposable {
   private readonly watchers = new Map<string, Watched>();
   /** Directories whose watcher fired since the current (or last) scan began. */
   private fired = new Set<string>();
+  /**
+   * Paths named by a create, delete or move event of their parent's watcher since then (`dir/` alone: the event
+   * named nothing). A directory made anew there may have the inode of the one removed (file systems reuse them),
+   * so its identity cannot tell it from the one watched: it counts as new either way.
+   */
+  private renamed = new Set<string>();
+  /** Events may have been lost (a queue overflow): the next complete scan watches every directory anew. */
+  private lost = false;
   private failed = false;
   /** Set for good when watching cannot work here (watch budget, file descriptors, too many directories). */
   private gaveUp = false;
@@ -122,22 +134,29 @@ export class WorkspaceWatch extends Disposable {
   async beginScan(): Promise<ScanHooks & { changed: Set<string> | undefined }> {
     await flushEvents();
     const changed = this.trustedChanges();
+    this.lost ||= processWide.flushed.delivered - this.window.delivered >= this.queueLimit;
     this.failed = this.gaveUp;
     this.trusted = false;
     this.window = { delivered: processWide.flushed.delivered, closed: processWide.flushed.closedBefore };
     this.fired = new Set();
+    const renamed = this.renamed;
+    this.renamed = new Set();
+    const lost = this.lost;
+    const known = (relDirectory: string, identity: DirectoryIdentity): boolean => {
+      const watched = this.watchers.get(relDirectory);
+      if (lost || watched === undefined || !sameIdentity(watched.identity, identity) || renamed.has(relDirectory)) return false;
+      return !renamed.has(`${relDirectory.slice(0, Math.max(0, relDirectory.lastIndexOf('/')))}/`);
+    };
     return {
       changed,
       beforeListing: (relDirectory, identity) => {
-        const known = this.watchers.get(relDirectory);
-        if (known && sameIdentity(known.identity, identity)) return;
-        if (known) this.close(relDirectory);
+        if (known(relDirectory, identity)) return;
+        // The new watcher first: on the same inode it shares the old one's kernel watch, which then stays.
+        const old = this.watchers.get(relDirectory);
         this.add(relDirectory, identity);
+        if (old) this.closeWatcher(old.watcher);
       },
-      isKnownDirectory: (relDirectory, identity) => {
-        const known = this.watchers.get(relDirectory);
-        return !this.failed && known !== undefined && sameIdentity(known.identity, identity);
-      },
+      isKnownDirectory: (relDirectory, identity) => !this.failed && known(relDirectory, identity),
     };
   }
 
@@ -147,6 +166,7 @@ export class WorkspaceWatch extends Disposable {
    */
   endScan(manifest: Map<string, { type: string }> | undefined): void {
     if (manifest === undefined || this.failed) return;
+    this.lost = false;
     for (const relDirectory of [...this.watchers.keys()]) {
       if (relDirectory !== '' && manifest.get(relDirectory)?.type !== 'directory') this.close(relDirectory);
     }
@@ -220,9 +240,13 @@ export class WorkspaceWatch extends Disposable {
     }
     const absolute = hostPath(this.root, relDirectory);
     try {
-      const watcher = watch(absolute, { persistent: false }, () => {
+      const watcher = watch(absolute, { persistent: false }, (eventType, name) => {
         processWide.delivered += 1;
         this.fired.add(relDirectory);
+        if (eventType === 'rename') {
+          const prefix = relDirectory === '' ? '' : `${relDirectory}/`;
+          this.renamed.add(typeof name === 'string' && name !== '' ? `${prefix}${name}` : `${relDirectory}/`);
+        }
       });
       watcher.on('error', () => this.fail());
       this.watchers.set(relDirectory, { watcher, identity });
@@ -236,8 +260,12 @@ export class WorkspaceWatch extends Disposable {
   private close(relDirectory: string): void {
     const watched = this.watchers.get(relDirectory);
     if (!watched) return;
-    watched.watcher.close();
     this.watchers.delete(relDirectory);
+    this.closeWatcher(watched.watcher);
+  }
+
+  private closeWatcher(watcher: FSWatcher): void {
+    watcher.close();
     processWide.closed += 1;
   }
 
