@@ -154,7 +154,9 @@ export class WorkspaceWatch extends Disposable {
         // The new watcher first: on the same inode it shares the old one's kernel watch, which then stays.
         const old = this.watchers.get(relDirectory);
         this.add(relDirectory, identity);
-        if (old) this.closeWatcher(old.watcher);
+        if (old === undefined) return;
+        if (this.watchers.get(relDirectory) === old) this.watchers.delete(relDirectory);
+        this.closeWatcher(old.watcher);
       },
       isKnownDirectory: (relDirectory, identity) => !this.failed && known(relDirectory, identity),
     };
