@@ -299,6 +299,7 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
     rescan: [] as number[],
     watched: [] as number[],
     catchUp10: [] as number[],
+    catchUp10Partial: [] as boolean[],
     collect10: [] as number[],
     collect1000: [] as number[],
     apply1000: [] as number[],
@@ -331,9 +332,11 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       if (watched.value.sent.length !== 0) throw new Error(`a second catch-up sent ${watched.value.sent.length} paths, expected none`);
       c.watched.push(watched.ms);
       for (const f of hostEdits) appendFileSync(path.join(ws.root, f), `// host edit ${rep}\n`);
+      const partialScans = session.partialHostScans;
       const catchUp = await timed(() => session.catchUp());
       if (catchUp.value.sent.length !== hostEdits.length) throw new Error(`catch-up sent ${catchUp.value.sent.length}, expected ${hostEdits.length}`);
       c.catchUp10.push(catchUp.ms);
+      c.catchUp10Partial.push(session.partialHostScans > partialScans);
 
       await editInBox(session, boxEdits.slice(0, 10));
       const collect10 = await timed(() => session.collect());
@@ -432,6 +435,9 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       ratio: median(c.catchUp10) / mirror,
       ratioOf: 'full mirror',
       target: ws.largest ? 0.05 : undefined,
+      note: c.catchUp10Partial.every(Boolean)
+        ? 'partial rescan: only the directories whose watchers fired'
+        : `full rescan in ${c.catchUp10Partial.filter((p) => !p).length} of ${c.catchUp10Partial.length}`,
     },
     {
       scenario: 'collect after 10 box edits',

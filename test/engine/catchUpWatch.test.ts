@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
@@ -68,5 +68,34 @@ suiteUnderEachRuntime('engine: catch-up skips the rescan while the workspace is 
     assert.ok(await eventually(async () => (await run('true'), session.hostScans === settled)), 'no rescan once nothing changes');
     writeFileSync(path.join(folder, 'fresh', 'b.txt'), 'bee 2\n');
     assert.equal((await run('cat fresh/b.txt')).stdout, 'bee 2\n', 'a change inside the new directory is seen');
+  });
+
+  test('catch-up lists again only what fired: an edit deep down and a directory replaced on the host reach the box exactly', async () => {
+    const listing = 'find nest -type f | LC_ALL=C sort | while read -r f; do printf "%s=%s\\n" "$f" "$(cat "$f")"; done';
+    writeFileSync(path.join(folder, 'top.txt'), 'top\n');
+    mkdirSync(path.join(folder, 'nest', 'a', 'b'), { recursive: true });
+    mkdirSync(path.join(folder, 'nest', 'gone', 'deep'), { recursive: true });
+    writeFileSync(path.join(folder, 'nest', 'a', 'b', 'c.txt'), 'c1');
+    writeFileSync(path.join(folder, 'nest', 'gone', 'deep', 'old.txt'), 'old');
+    await run('true');
+    // Settle: once no event comes, catch-ups reuse the last scan (a closed watcher costs one full scan first).
+    let settled = session.hostScans;
+    assert.ok(await eventually(async () => (await run('true'), session.hostScans === settled || ((settled = session.hostScans), false))));
+
+    const partial = session.partialHostScans;
+    appendFileSync(path.join(folder, 'nest', 'a', 'b', 'c.txt'), '+edit');
+    renameSync(path.join(folder, 'nest', 'gone'), path.join(folder, 'nest', 'gone.old'));
+    mkdirSync(path.join(folder, 'nest', 'gone', 'deep'), { recursive: true });
+    writeFileSync(path.join(folder, 'nest', 'gone', 'deep', 'new.txt'), 'new');
+    const result = await run(listing);
+    assert.equal(result.stdout, 'nest/a/b/c.txt=c1+edit\nnest/gone.old/deep/old.txt=old\nnest/gone/deep/new.txt=new\n');
+    assert.equal(session.partialHostScans, partial + 1, 'the catch-up listed only the directories that fired');
+
+    // rm -rf and recreate under the same name, with other contents: the box holds exactly the new ones.
+    rmSync(path.join(folder, 'nest', 'gone'), { recursive: true });
+    mkdirSync(path.join(folder, 'nest', 'gone'));
+    writeFileSync(path.join(folder, 'nest', 'gone', 'again.txt'), 'again');
+    const again = await run(listing);
+    assert.equal(again.stdout, 'nest/a/b/c.txt=c1+edit\nnest/gone.old/deep/old.txt=old\nnest/gone/again.txt=again\n');
   });
 });

@@ -28,7 +28,7 @@ import { sameState, type Manifest, type ManifestEntry } from '../workspace/manif
 import { ancestorsOf } from '../workspace/pathGuard';
 import { SyncFilter } from '../workspace/syncFilter';
 import { isGitConfigPath } from '../workspace/gitConfigSanitizer';
-import { hashFile, scanWorkspace, type ScanSkipReason } from '../workspace/workspaceScan';
+import { hashFile, scanWorkspaceTree, type ScanSkipReason, type WorkspaceScan } from '../workspace/workspaceScan';
 import { ignoresCase } from '../workspace/folderCase';
 import { WorkspaceWatch } from '../workspace/workspaceWatch';
 import { packWorkspace } from '../workspace/workspaceTar';
@@ -112,10 +112,14 @@ const OBSTACLES: Partial<Record<ScanSkipReason, string>> = {
   unreadable: 'unreadable',
 };
 
-/** Records what a scan left out that an apply must not write over (see `OBSTACLES`). */
-function noteObstacle(obstacles: Map<string, string>, relPath: string, reason: ScanSkipReason): void {
-  const what = OBSTACLES[reason];
-  if (what) obstacles.set(relPath, what);
+/** A scan with what it left out that an apply must not write over (see `OBSTACLES`). */
+function scanResult(scan: WorkspaceScan): { scan: WorkspaceScan; obstacles: Map<string, string> } {
+  const obstacles = new Map<string, string>();
+  for (const [relPath, reason] of scan.skipped) {
+    const what = OBSTACLES[reason];
+    if (what) obstacles.set(relPath, what);
+  }
+  return { scan, obstacles };
 }
 
 export class BoxSession {
@@ -136,12 +140,13 @@ export class BoxSession {
   private readonly reader: BoxTreeReader;
   /** The pending review's copy on disk. */
   private readonly persistence: ReviewPersistence;
-  /** Knows when the workspace did not change since the last full scan, so catch-up can skip rescanning. */
+  /** Knows which directories changed since the last scan, so catch-up lists only those again (or none). */
   private readonly watch: WorkspaceWatch;
-  /** The last full scan (callers never mutate what `scanHost` returns: catch-up may reuse it) and what it left out. */
-  private lastScan: { manifest: Manifest; obstacles: Map<string, string> } | undefined;
+  /** The last scan (callers never mutate what `scanHost` returns: catch-up may reuse it) and what it left out. */
+  private lastScan: { scan: WorkspaceScan; obstacles: Map<string, string> } | undefined;
   private caseInsensitive: Promise<boolean> | undefined;
   private hostScanCount = 0;
+  private partialScanCount = 0;
   /** What the box holds of git (see `BoxInfo.git`), and why when that is not what the setting asks for. */
   private git: { mode: GitHistoryMode; note?: string } = { mode: 'none' };
 
@@ -205,23 +210,23 @@ export class BoxSession {
     progress('Scanning workspace');
     // Listed with lstat only: packing reads every file anyway and reports the hash of what it sent, so the host
     // state is completed from that below instead of reading the whole tree twice.
-    const beforeListing = options.watch?.beginScan();
-    let scanned: Manifest | undefined;
-    const obstacles = new Map<string, string>();
+    const hooks = await options.watch?.beginScan();
+    let tree: WorkspaceScan | undefined;
     try {
-      scanned = await scanWorkspace(folder, filter, {
+      tree = await scanWorkspaceTree(folder, filter, {
         signal,
         hashFiles: false,
-        beforeListing,
+        beforeListing: hooks?.beforeListing,
         onProgress: (files) => progress('Scanning workspace', files),
-        onSkipped: (relPath, reason) => noteObstacle(obstacles, relPath, reason),
       });
     } catch (error) {
       await removeCreated();
       throw error;
     } finally {
-      options.watch?.endScan(scanned !== undefined);
+      options.watch?.endScan(tree?.manifest);
     }
+    const mirrorScan: WorkspaceScan = tree;
+    const scanned = mirrorScan.manifest;
     const files = [...scanned.values()].filter((e) => e.type === 'file');
     const totalBytes = files.reduce((n, e) => n + e.size, 0);
     const sizeBytes = settings.workspaceSizeMiB * 1024 * 1024;
@@ -310,7 +315,7 @@ export class BoxSession {
     // it is what a rescan would find as long as the watch (begun before the scan) saw no event since, so the
     // first catch-up need not rescan. An entry not sent is missing from it: the first catch-up rescans then. A
     // copy (entries shared), as a rescan's result would be: the session updates its host state in place.
-    if (notSent === 0 && hostState.size === scanned.size) session.lastScan = { manifest: new Map(hostState), obstacles };
+    if (notSent === 0 && hostState.size === scanned.size) session.lastScan = scanResult({ ...mirrorScan, manifest: new Map(hostState) });
     // Before anyone gets the box: a stamp taken after anything ran in it could vouch for a changed file.
     try {
       await session.reader.stampAfterMirror(signal, mirrorListing);
@@ -372,9 +377,14 @@ export class BoxSession {
     };
   }
 
-  /** Full scans of the workspace since the box was opened (catch-up skips one when no file event came). */
+  /** Scans of the workspace since the box was opened, full or partial (catch-up skips one when no file event came). */
   get hostScans(): number {
     return this.hostScanCount;
+  }
+
+  /** Of `hostScans`, those that listed only the directories whose watchers fired (see `WorkspaceWatch`). */
+  get partialHostScans(): number {
+    return this.partialScanCount;
   }
 
   /** The change set of the last collect, if any. */
@@ -771,29 +781,20 @@ export class BoxSession {
   /**
    * Scans the workspace (hashes reused by size and mtime), watching every directory it reads. With
    * `reuseIfUnchanged` (catch-up only, which does not mutate the result) the last scan is returned as it was
-   * when no file event came since; apply plans always rescan in full.
+   * when no file event came since, or patched by listing again only the directories whose watchers fired when
+   * the watch can vouch for the rest; apply plans always rescan in full.
    */
   private async scanHost(signal?: AbortSignal, options: { reuseIfUnchanged?: boolean } = {}): Promise<Manifest> {
-    if (options.reuseIfUnchanged && this.lastScan && (await this.watch.unchanged())) {
-      return this.lastScan.manifest;
-    }
+    const { scan, kind } = await this.watch.scan(this.filter, this.lastScan?.scan, {
+      reuse: options.reuseIfUnchanged === true,
+      previous: this.hostState,
+      signal,
+    });
+    if (kind === 'reused') return scan.manifest;
     this.hostScanCount += 1;
-    const obstacles = new Map<string, string>();
-    const beforeListing = this.watch.beginScan();
-    let complete = false;
-    try {
-      const manifest = await scanWorkspace(this.options.folder, this.filter, {
-        previous: this.hostState,
-        signal,
-        beforeListing,
-        onSkipped: (relPath, reason) => noteObstacle(obstacles, relPath, reason),
-      });
-      complete = true;
-      this.lastScan = { manifest, obstacles };
-      return manifest;
-    } finally {
-      this.watch.endScan(complete);
-    }
+    if (kind === 'partial') this.partialScanCount += 1;
+    this.lastScan = scanResult(scan);
+    return scan.manifest;
   }
 
   private async dropPending(paths: Set<string>): Promise<void> {
