@@ -16,11 +16,11 @@ import {
   symlinkStaysInside,
   type TreeLookup,
 } from '../workspace/pathGuard';
-import { hashFile } from '../workspace/workspaceScan';
 import { forEachBounded } from '../util/concurrency';
 import type { ApplyOperation, ApplyPlan } from '../../shared/protocol';
 import { sha256 } from '../util/hash';
 import { hostPath } from '../workspace/hostPath';
+import { hashStamped, sameStamp, stampOf, type FileStamp, type StampedHash } from './fileStamp';
 
 /** Files hashed or staged at once. */
 const APPLY_CONCURRENCY = 16;
@@ -41,19 +41,31 @@ const APPLY_CONCURRENCY = 16;
  *
  * Every file an operation replaces, deletes, moves or chmods (`baseHash` in the plan) is hashed before anything
  * is written and must still hold the baseline's content, and its stamp is checked again right before the
- * operation: a file the developer changed after the plan is never overwritten (`workspace-changed`).
+ * operation: a file the developer changed after the plan is never overwritten (`workspace-changed`). A file
+ * in `options.hashed` (hashed by the caller while planning, with the stamp it had while read) is not read
+ * again when its stamp is still that one: any write since moves its ctime, a replacement its inode.
+ *
+ * The writes of the plan (one phase: distinct paths, their parents made before) are renamed into place a few
+ * at a time, each right after its own conflict check; the other operations run one at a time in plan order.
  *
  * A directory delete that finds the directory not empty (the developer kept something in it) leaves it and
  * does not report it. Returns the paths applied, in order; implied parent directories are not listed. Stops
- * at the first error.
+ * at the first error (writes already under way finish, and count as applied).
  */
-export async function applyToFolder(root: string, plan: ApplyPlan, readContent: (relPath: string) => Buffer | Promise<Buffer>): Promise<string[]> {
+export async function applyToFolder(
+  root: string,
+  plan: ApplyPlan,
+  readContent: (relPath: string) => Buffer | Promise<Buffer>,
+  options: { hashed?: ReadonlyMap<string, StampedHash> } = {},
+): Promise<string[]> {
   const applied: string[] = [];
   const staged = new Map<ApplyOperation, string>();
   const verified = new Map<ApplyOperation, FileStamp | undefined>();
   let current: { operation: ApplyOperation; bytes?: number } | undefined;
   // Links the plan deletes before it writes below their path (a link to a directory that became a directory).
   const replacedLinks = new Set(plan.operations.filter((op) => op.kind === 'delete' && op.type === 'symlink').map((op) => op.path));
+  // Reading before anything is written: a directory's check (no link, no file) is made once for all its files.
+  const directoryStat = onceEach(lstatOrUndefined);
   try {
     // Invariant 6 does not rest on the scan's stat stamps: every file about to be replaced, deleted, moved or
     // chmodded is hashed now, before anything is written, and must still hold the baseline's content.
@@ -62,7 +74,7 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
     await forEachBounded(plan.operations, APPLY_CONCURRENCY, async (operation) => {
       await refuseHardLinkedModeChange(root, operation);
       if (operation.baseHash === undefined) return;
-      verified.set(operation, await verifyBaseContent(root, operation, applied.length));
+      verified.set(operation, await verifyBaseContent(root, operation, options.hashed?.get(baseHashPath(operation)), directoryStat));
     });
     const writes = plan.operations.filter((operation) => operation.kind === 'write');
     // One flush of the file system for all staged files where the platform has one (`syncFileSystem`), else an
@@ -100,18 +112,46 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
       current = undefined;
       await syncFileSystem(root);
     }
-    // The renames run in the plan's order, one at a time; the directories they changed are synced once at the end.
+    // The operations run in the plan's order; a run of writes a few at a time (each after its own conflict
+    // check). The directories they changed are synced once at the end.
     const changedDirectories = new Set<string>();
-    for (const operation of plan.operations) {
-      current = { operation };
-      if (verified.has(operation)) {
-        await reverifyBaseContent(root, operation, verified.get(operation), applied.length);
+    const run = async (operation: ApplyOperation): Promise<boolean> => {
+      try {
+        // A write checks right before its rename, once its parents were walked (and made) with lstat.
+        const check = verified.has(operation) ? () => reverifyBaseContent(root, operation, verified.get(operation)) : undefined;
+        if (operation.kind !== 'write') await check?.();
+        const done = await applyOperation(root, operation, staged.get(operation), changedDirectories, operation.kind === 'write' ? check : undefined);
+        staged.delete(operation);
+        return done;
+      } catch (error) {
+        current ??= { operation };
+        throw error;
       }
-      const done = await applyOperation(root, operation, staged.get(operation), changedDirectories);
-      staged.delete(operation);
-      if (done && !operation.implied && !applied.includes(operation.path)) {
-        applied.push(operation.path);
+    };
+    const noteApplied = (operation: ApplyOperation): void => {
+      if (!operation.implied && !applied.includes(operation.path)) applied.push(operation.path);
+    };
+    for (let i = 0; i < plan.operations.length;) {
+      const operation = plan.operations[i] as ApplyOperation;
+      let end = i + 1;
+      while (operation.kind === 'write' && end < plan.operations.length && plan.operations[end]?.kind === 'write') end++;
+      if (end - i === 1) {
+        current = { operation };
+        if (await run(operation)) noteApplied(operation);
+        current = undefined;
+      } else {
+        const group = plan.operations.slice(i, end);
+        const done: boolean[] = [];
+        try {
+          await forEachBounded(group, APPLY_CONCURRENCY, async (write, index) => {
+            done[index] = await run(write);
+          });
+        } finally {
+          // Also after a failure: the writes that finished are applied, in plan order.
+          group.forEach((write, index) => done[index] && noteApplied(write));
+        }
       }
+      i = end;
     }
     current = undefined;
     if (batched && changedDirectories.size > 1) {
@@ -121,6 +161,7 @@ export async function applyToFolder(root: string, plan: ApplyPlan, readContent: 
     }
     return applied;
   } catch (error) {
+    if (error instanceof BaseChanged) throw workspaceChanged(error.relPath, error.what, applied.length);
     throw diskFullError(error, root, current, applied.length) ?? error;
   } finally {
     await Promise.all([...staged.values()].map((temporary) => fs.rm(temporary, { force: true }).catch(() => undefined)));
@@ -147,67 +188,62 @@ async function refuseHardLinkedModeChange(root: string, operation: ApplyOperatio
   }
 }
 
-/** What identifies a file's content state without reading it; only the kernel sets ctime. */
-interface FileStamp {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
-
 /** The path an operation with a `baseHash` changes: a rename's source, otherwise its path. */
 function baseHashPath(operation: ApplyOperation): string {
   return operation.kind === 'rename' ? (operation.fromPath ?? '') : operation.path;
 }
 
+/** A file to be replaced, deleted, moved or chmodded no longer holds its baseline: `workspace-changed` once the count of applied changes is known. */
+class BaseChanged extends Error {
+  constructor(
+    readonly relPath: string,
+    readonly what: string,
+  ) {
+    super(`"${relPath}" ${what}`);
+  }
+}
+
 /**
- * Hashes the file an operation would replace, delete, move or chmod, and throws `workspace-changed` unless it
- * still holds `baseHash`. A delete of a file that is gone already is fine; for anything else a missing file
- * or another type is a change too. Returns the file's stamp (undefined when it is gone).
+ * Hashes the file an operation would replace, delete, move or chmod (unless `hashed` holds its hash from a
+ * stamp it still has), and throws `BaseChanged` unless it still holds `baseHash`. A delete of a file that is
+ * gone already is fine; for anything else a missing file or another type is a change too. Returns the file's
+ * stamp (undefined when it is gone).
  */
-async function verifyBaseContent(root: string, operation: ApplyOperation, appliedCount: number): Promise<FileStamp | undefined> {
+async function verifyBaseContent(
+  root: string,
+  operation: ApplyOperation,
+  hashed?: StampedHash,
+  /** How the ancestors are looked at (the verify phase looks at each directory once). */
+  ancestorStat?: (absolute: string) => Promise<Stats | undefined>,
+): Promise<FileStamp | undefined> {
   const relPath = baseHashPath(operation);
-  const absolute = await guardedAbsolute(root, relPath);
-  const before = await lstatOrUndefined(absolute);
-  if (before === undefined && operation.kind === 'delete') return undefined;
-  if (before === undefined || !before.isFile()) {
-    throw workspaceChanged(relPath, before === undefined ? 'was deleted' : 'is no longer a regular file', appliedCount);
+  const absolute = await guardedAbsolute(root, relPath, ancestorStat);
+  let result: StampedHash | 'gone' | 'not-a-file' | 'changed' | undefined;
+  if (hashed !== undefined) {
+    const now = await lstatOrUndefined(absolute);
+    if (now?.isFile() && sameStamp(hashed.stamp, stampOf(now))) result = hashed;
   }
-  let hash: string;
-  try {
-    ({ hash } = await hashFile(absolute));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP') {
-      throw workspaceChanged(relPath, 'was replaced while it was read', appliedCount);
-    }
-    throw error;
+  result ??= await hashStamped(absolute);
+  if (result === 'gone' && operation.kind === 'delete') return undefined;
+  if (result === 'gone') throw new BaseChanged(relPath, 'was deleted');
+  if (result === 'not-a-file') throw new BaseChanged(relPath, 'is no longer a regular file');
+  if (result === 'changed') throw new BaseChanged(relPath, 'changed while it was read');
+  if (result.hash !== operation.baseHash) {
+    throw new BaseChanged(relPath, 'no longer holds the content the box was given');
   }
-  const after = await lstatOrUndefined(absolute);
-  if (after === undefined || !sameStamp(stampOf(before), stampOf(after))) {
-    throw workspaceChanged(relPath, 'changed while it was read', appliedCount);
-  }
-  if (hash !== operation.baseHash) {
-    throw workspaceChanged(relPath, 'no longer holds the content the box was given', appliedCount);
-  }
-  return stampOf(after);
+  return result.stamp;
 }
 
 /**
  * Right before the operation: the file must still carry the stamp it had when it was hashed (any write since
- * moves ctime, a replacement changes the inode); otherwise it is hashed again.
+ * moves ctime, a replacement changes the inode); otherwise it is hashed again. A write calls this once its
+ * parents were walked (`ensureParentDirectories`), the others before their own walk.
  */
-async function reverifyBaseContent(root: string, operation: ApplyOperation, stamp: FileStamp | undefined, appliedCount: number): Promise<void> {
-  const now = await lstatOrUndefined(await guardedAbsolute(root, baseHashPath(operation)));
+async function reverifyBaseContent(root: string, operation: ApplyOperation, stamp: FileStamp | undefined): Promise<void> {
+  const absolute = operation.kind === 'write' ? plainAbsolute(root, operation.path) : await guardedAbsolute(root, baseHashPath(operation));
+  const now = await lstatOrUndefined(absolute);
   if (stamp === undefined ? now === undefined : now?.isFile() && sameStamp(stamp, stampOf(now))) return;
-  await verifyBaseContent(root, operation, appliedCount);
-}
-
-function stampOf(stat: Stats): FileStamp {
-  return { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs };
-}
-
-function sameStamp(a: FileStamp, b: FileStamp): boolean {
-  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+  await verifyBaseContent(root, operation);
 }
 
 function workspaceChanged(relPath: string, what: string, appliedCount: number): SandboxError {
@@ -301,6 +337,8 @@ async function applyOperation(
   operation: ApplyOperation,
   staged: string | undefined,
   changedDirectories: Set<string>,
+  /** For a write: the conflict check, run after the parents were walked, right before the rename. */
+  beforeWrite?: () => Promise<void>,
 ): Promise<boolean> {
   // Writes and links walk the ancestors in `ensureParentDirectories` (refusing a link or a non-directory
   // there, as `guardedAbsolute` does), so they skip the second walk.
@@ -312,8 +350,14 @@ async function applyOperation(
         throw new SandboxError('internal', `Not writing "${operation.path}": its content was not staged.`);
       }
       await ensureParentDirectories(root, operation.path);
-      await refuseDirectoryAt(absolute, operation.path);
-      await fs.rename(staged, absolute);
+      await beforeWrite?.();
+      try {
+        await fs.rename(staged, absolute);
+      } catch (error) {
+        // A file renamed over a directory fails with EISDIR: no lstat before every write to find it first.
+        if ((error as NodeJS.ErrnoException).code === 'EISDIR') throw directoryInTheWay(operation.path);
+        throw error;
+      }
       changedDirectories.add(path.dirname(absolute)).add(path.dirname(staged));
       return true;
     }
@@ -442,9 +486,24 @@ function hostTreeLookup(root: string): TreeLookup {
 
 async function refuseDirectoryAt(absolute: string, relPath: string): Promise<void> {
   const stat = await lstatOrUndefined(absolute);
-  if (stat?.isDirectory()) {
-    throw new SandboxError('internal', `Cannot write "${relPath}": a directory is in the way in the workspace.`);
-  }
+  if (stat?.isDirectory()) throw directoryInTheWay(relPath);
+}
+
+function directoryInTheWay(relPath: string): SandboxError {
+  return new SandboxError('internal', `Cannot write "${relPath}": a directory is in the way in the workspace.`);
+}
+
+/** `check` memoized per argument: each distinct argument is checked once, and every caller sees that one outcome. */
+function onceEach<T>(check: (key: string) => Promise<T>): (key: string) => Promise<T> {
+  const outcomes = new Map<string, Promise<T>>();
+  return (key) => {
+    let outcome = outcomes.get(key);
+    if (outcome === undefined) {
+      outcome = check(key);
+      outcomes.set(key, outcome);
+    }
+    return outcome;
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
 } from '../../shared/protocol';
 import { planApply } from '../apply/applyPlan';
 import { applyToFolder } from '../apply/applyToFolder';
+import { hashStamped, type StampedHash } from '../apply/fileStamp';
 import { Box, type BoxCreateOptions } from '../box/box';
 import { boxProxyEnv, offlineProxyEnv, runProxyEnv } from '../egress/gatewayConfig';
 import type { ExecOutcome } from '../box/boxRun';
@@ -555,10 +556,18 @@ export class BoxSession {
     selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; dirtyEditors?: { path: string; hash: string }[] },
     signal?: AbortSignal,
   ): Promise<ApplyPlan> {
+    return (await this.planWithHashes(selection, signal)).plan;
+  }
+
+  /** The plan, and the touched workspace files as hashed for it (with their stamps: `applyToFolder` need not read them again). */
+  private async planWithHashes(
+    selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[]; dirtyEditors?: { path: string; hash: string }[] },
+    signal?: AbortSignal,
+  ): Promise<{ plan: ApplyPlan; hashed: Map<string, StampedHash> }> {
     const collected = this.requireCollected();
     // A copy: this plan's view (dirty editors, taken box versions) must not leak into the cached scan.
     const current = new Map(await this.scanHost(signal));
-    await this.rehashTouchedFiles(current, collected.changeSet.changes, selection.paths, signal);
+    const hashed = await this.rehashTouchedFiles(current, collected.changeSet.changes, selection.paths, signal);
     for (const dirty of selection.dirtyEditors ?? []) {
       const entry = current.get(dirty.path);
       current.set(dirty.path, { ...(entry ?? { path: dirty.path, type: 'file', mode: 0o644, size: 0 }), hash: dirty.hash });
@@ -588,21 +597,23 @@ export class BoxSession {
         return rest;
       });
     }
-    return plan;
+    return { plan, hashed };
   }
 
   /**
    * Hashes again, from disk, every file in `current` that the selected changes would overwrite, delete, move
    * or chmod: the scan reuses hashes by stat stamp, and invariant 6 must not rest on a stamp (a clock set back,
    * a file system that keeps no ctime). Only these files are read. Their hard-link count is noted too: a mode
-   * change through a hard link would change the other name's file as well.
+   * change through a hard link would change the other name's file as well. Returns the hashes with the stamp
+   * each file had while it was read.
    */
   private async rehashTouchedFiles(
     current: Manifest,
     changes: readonly ChangeEntry[],
     paths: string[] | undefined,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<Map<string, StampedHash>> {
+    const hashed = new Map<string, StampedHash>();
     const selected = paths === undefined ? undefined : new Set(paths);
     const touched = changes
       .filter((change) => selected === undefined || selected.has(change.path) || (change.fromPath !== undefined && selected.has(change.fromPath)))
@@ -610,23 +621,27 @@ export class BoxSession {
     await forEachBounded(touched, REHASH_CONCURRENCY, async (p) => {
       const entry = current.get(p);
       if (entry?.type !== 'file') return;
+      let result: Awaited<ReturnType<typeof hashStamped>> | undefined;
       try {
-        const absolute = hostPath(this.options.folder, p);
-        const { hash, size } = await hashFile(absolute, signal);
-        const { nlink } = await fs.lstat(absolute);
-        current.set(p, { ...entry, hash, size, links: nlink });
+        result = await hashStamped(hostPath(this.options.folder, p), signal);
       } catch (error) {
         if (SandboxError.is(error)) throw error;
-        // Gone or replaced by something else since the scan: not the baseline's file any more.
+      }
+      if (typeof result === 'object') {
+        hashed.set(p, result);
+        current.set(p, { ...entry, hash: result.hash, size: result.size, links: result.links });
+      } else {
+        // Gone, replaced by something else or changing since the scan: not the baseline's file (for now).
         current.set(p, { ...entry, hash: undefined });
       }
     });
+    return hashed;
   }
 
   /** Applies the selection to the folder on disk, then advances the baseline for what was written. */
   async apply(selection: { paths?: string[]; approveFlagged?: string[]; takeBoxVersion?: string[] }, signal?: AbortSignal) {
-    const plan = await this.planApply(selection, signal);
-    const applied = await applyToFolder(this.options.folder, plan, (p) => this.readProposal(p));
+    const { plan, hashed } = await this.planWithHashes(selection, signal);
+    const applied = await applyToFolder(this.options.folder, plan, (p) => this.readProposal(p), { hashed });
     await this.markApplied(applied);
     return { applied, conflicts: plan.conflicts.map((c) => c.path), skipped: plan.skipped };
   }

@@ -150,10 +150,15 @@ export function plainAbsolute(root: string, relPath: string): string {
  * symlink, not a file) and that the path stays inside `root`; returns the absolute path. Missing ancestors are
  * fine (the caller creates them with `ensureParentDirectories`). Throws `path-outside-workspace` otherwise.
  */
-export async function guardedAbsolute(root: string, relPath: string): Promise<string> {
+export async function guardedAbsolute(
+  root: string,
+  relPath: string,
+  /** How an ancestor is looked at: lstat, or a caller's memo of it. */
+  lstat: (absolute: string) => Promise<Stats | undefined> = lstatOrUndefined,
+): Promise<string> {
   const absolute = plainAbsolute(root, relPath);
   for (const ancestor of ancestorsOf(relPath)) {
-    const stat = await lstatOrUndefined(hostPath(root, ancestor));
+    const stat = await lstat(hostPath(root, ancestor));
     if (stat === undefined) {
       break;
     }

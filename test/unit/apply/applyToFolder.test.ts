@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ChangeEntry } from '../../../src/shared/protocol';
 import { planApply } from '../../../src/core/apply/applyPlan';
 import type { ApplyPlan } from '../../../src/shared/protocol';
 import { applyToFolder } from '../../../src/core/apply/applyToFolder';
+import { hashStamped, stampOf } from '../../../src/core/apply/fileStamp';
 import { computeChangeSet } from '../../../src/core/changes/changeSet';
 import type { ManifestEntry } from '../../../src/core/workspace/manifest';
 import { SandboxError } from '../../../src/core/errors';
@@ -380,5 +381,99 @@ suite('applyToFolder', () => {
     const plan: ApplyPlan = { operations: [{ kind: 'delete', path: 'd', type: 'directory' }], conflicts: [], skipped: [] };
     assert.deepEqual(await applyToFolder(root, plan, () => Buffer.alloc(0)), []);
     assert.equal(await fs.readFile(path.join(root, 'd/kept.txt'), 'utf8'), 'mine');
+  });
+  test('a hash from planning stands for the file only while its stamp is unchanged: a same-size edit with mtime put back is hashed again and kept', async () => {
+    await writeTree(root, { 'a.txt': 'aaaa', 'b.txt': 'bbbb' });
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = [{ path: 'a.txt', kind: 'modified', type: 'file', hash: sha256('box!'), mode: 0o644, binary: false, flags: [] }];
+    const plan = planApply({ baseline, changes, current: baseline });
+    const planned = await hashStamped(path.join(root, 'a.txt'));
+    assert.ok(typeof planned === 'object');
+    assert.equal(planned.hash, sha256('aaaa'));
+    // The developer edits a.txt after planning, keeping its size and putting its mtime back.
+    execFileSync('cp', ['-p', path.join(root, 'a.txt'), path.join(outside, 'ref')]);
+    await fs.writeFile(path.join(root, 'a.txt'), 'AAAA');
+    execFileSync('touch', ['-r', path.join(outside, 'ref'), path.join(root, 'a.txt')]);
+    await assert.rejects(
+      applyToFolder(root, plan, () => Buffer.from('box!'), { hashed: new Map([['a.txt', planned]]) }),
+      (e) =>
+        SandboxError.is(e, 'workspace-changed') &&
+        /"a\.txt"/.test((e as Error).message) &&
+        /Nothing in the workspace was changed/.test((e as Error).message),
+    );
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'AAAA', "the developer's edit stays");
+
+    // Control: the planning hash is what the check uses while the stamp holds (a hash claimed for the file's
+    // current stamp is believed, so the file is not read again), which is why a moved stamp must void it.
+    const claimed = { ...planned, hash: sha256('aaaa'), stamp: stampOf(await fs.lstat(path.join(root, 'a.txt'))) };
+    assert.deepEqual(await applyToFolder(root, plan, () => Buffer.from('box!'), { hashed: new Map([['a.txt', claimed]]) }), ['a.txt']);
+    assert.equal(await fs.readFile(path.join(root, 'a.txt'), 'utf8'), 'box!');
+  });
+
+  test('writes renamed into place a few at a time: each is checked right before its rename, and a conflict names how many were applied', async () => {
+    const count = 60;
+    const names = Array.from({ length: count }, (_, i) => `d${i % 6}/w${String(i).padStart(3, '0')}.txt`);
+    await writeTree(root, Object.fromEntries(names.map((n) => [n, `old ${n}`])));
+    const filter = await SyncFilter.create(root, { exclude: [], useGitignore: false });
+    const baseline = await scanWorkspace(root, filter);
+    const changes: ChangeEntry[] = names.map((n) => ({
+      path: n,
+      kind: 'modified',
+      type: 'file',
+      hash: sha256(`new ${n}`),
+      mode: 0o644,
+      binary: false,
+      flags: [],
+    }));
+    const plan = planApply({ baseline, changes, current: baseline });
+    assert.equal(plan.operations.filter((op) => op.kind === 'write').length, count);
+    // The last file is edited by the developer while the others are staged: after the plan and after its own
+    // hash was checked, before any rename.
+    const late = names[count - 1];
+    let edited = false;
+    const contents = (p: string) => {
+      if (p === names[count - 2] && !edited) {
+        edited = true;
+        writeFileSync(path.join(root, late), 'the developer was here');
+      }
+      return Buffer.from(`new ${p}`);
+    };
+    const error = await applyToFolder(root, plan, contents).then(
+      () => assert.fail('the apply must stop at the edited file'),
+      (e: unknown) => e,
+    );
+    assert.ok(SandboxError.is(error, 'workspace-changed'), String(error));
+    assert.match((error as Error).message, new RegExp(`"${late.replace('.', '\\.')}"`));
+    assert.equal(await fs.readFile(path.join(root, late), 'utf8'), 'the developer was here', "the developer's edit stays");
+    const now = await Promise.all(names.map((n) => fs.readFile(path.join(root, n), 'utf8')));
+    const written = names.filter((n, i) => now[i] === `new ${n}`);
+    names.forEach((n, i) => assert.ok(now[i] === `new ${n}` || now[i] === `old ${n}` || n === late, `${n} is whole: ${now[i]}`));
+    assert.match((error as Error).message, new RegExp(`${written.length} change\\(s\\) were applied before that`), 'the count is what was written');
+    const leftovers = (await fs.readdir(root, { recursive: true })).filter((name) => String(name).includes('agent-sandbox'));
+    assert.deepEqual(leftovers, [], 'no temp files remain');
+  });
+
+  test('a write that fails at its rename (a directory in the way) stops the writes: none starts after it, none is half-written, no temp file is left', async () => {
+    const count = 200;
+    const names = Array.from({ length: count }, (_, i) => `f${String(i).padStart(3, '0')}.txt`);
+    await writeTree(root, Object.fromEntries(names.slice(1).map((n) => [n, `old ${n}`])));
+    const plan: ApplyPlan = {
+      operations: names.map((n) => ({ kind: 'write' as const, path: n, hash: sha256(`new ${n}`) })),
+      conflicts: [],
+      skipped: [],
+    };
+    // The first file's name became a directory after the plan: its staged content cannot be renamed there.
+    await fs.mkdir(path.join(root, names[0]));
+    await assert.rejects(
+      applyToFolder(root, plan, (p) => Buffer.from(`new ${p}`)),
+      (e) => SandboxError.is(e, 'internal') && /a directory is in the way/.test((e as Error).message),
+    );
+    assert.ok((await fs.lstat(path.join(root, names[0]))).isDirectory());
+    const now = await Promise.all(names.slice(1).map((n) => fs.readFile(path.join(root, n), 'utf8')));
+    names.slice(1).forEach((n, i) => assert.ok(now[i] === `new ${n}` || now[i] === `old ${n}`, `${n} is whole: ${now[i]}`));
+    assert.equal(now[now.length - 1], `old ${names[count - 1]}`, 'no write started after the failure (the last is far behind the ones in flight)');
+    const leftovers = (await fs.readdir(root, { recursive: true })).filter((name) => String(name).includes('agent-sandbox'));
+    assert.deepEqual(leftovers, [], 'no temp files remain');
   });
 });
