@@ -14,7 +14,9 @@ import { runInBox } from '../src/core/box/boxRun';
 import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_OWNER_HOST, LABEL_OWNER_PID } from '../src/core/box/boxConfig';
 import { DockerEngine } from '../src/core/docker/dockerEngine';
 import { dockerodeOptions, resolveEngineLocation } from '../src/core/docker/engineLocation';
-import { BoxSession } from '../src/core/session/boxSession';
+import { BOX_TAR_MEMORY_SHARE, BoxSession, mirrorRoute } from '../src/core/session/boxSession';
+
+const BOX_TAR_SHARE_PERCENT = BOX_TAR_MEMORY_SHARE * 100;
 import { ancestorsOf } from '../src/core/workspace/pathGuard';
 import { SyncFilter } from '../src/core/workspace/syncFilter';
 import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../test/builders/engineServer';
@@ -58,7 +60,6 @@ const ownerId = `bench-${process.pid}-${Date.now().toString(36)}`;
 const settings: BoxSettings = {
   ...DEFAULT_BOX_SETTINGS,
   image: IMAGE,
-  memoryMiB: 1024,
   cpus: 2,
   workspaceSizeMiB: 2048,
   idleTimeoutMinutes: 0,
@@ -413,7 +414,11 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       ratioOf: 'docker cp',
       // Issue 16: the box's own tar, streamed, should take the mirror near `tar | docker exec tar -x`.
       target: 0.6,
-      note: `box create + start ${median(m.create).toFixed(0)} ms not included`,
+      note: `box create + start ${median(m.create).toFixed(0)} ms not included; ${
+        mirrorRoute(settings, { hasShell: true, files: ws.files.length, bytes: ws.bytes }).via === 'box-tar'
+          ? "the box's own tar"
+          : `the archive API (over ${BOX_TAR_SHARE_PERCENT}% of memoryMiB ${settings.memoryMiB} in tmpfs)`
+      }`,
     },
     {
       scenario: 'catch-up, nothing changed (first: full rescan)',

@@ -125,6 +125,13 @@ export async function extractWithBoxTar(
         if (followedUp) {
           return { kind: 'extracted', followUp: stdoutOverflow ? undefined : { exitCode, stdout: out.subarray(2), stderr } };
         }
+        if (exitCode === 137) {
+          // SIGKILL: the box's memory limit (what its tar writes into an in-memory /workspace counts against it).
+          throw new SandboxError(
+            'engine-error',
+            'The box\'s tar was killed while extracting the workspace (exit 137): the box ran out of memory, and what its tar writes into the in-memory /workspace counts against agentSandbox.memoryMiB. Raise agentSandbox.memoryMiB, or set agentSandbox.workspaceVolume to "disk".',
+          );
+        }
         if (exitCode !== 0) {
           throw new SandboxError('engine-error', `The box's tar could not extract the workspace (exit ${exitCode}): ${stderr.trim()}`);
         }

@@ -68,8 +68,9 @@ export interface BoxSessionOptions {
    */
   readChangedFiles?: 'box-tar' | 'archive';
   /**
-   * How the workspace is mirrored in: `box-tar` (default) streamed into the image's own tar run as the box user
-   * (`extractWithBoxTar`; the archive API when the image has none), `archive` the engine's archive API.
+   * How the workspace is mirrored in (see `mirrorRoute`): by default the image's own tar run as the box user
+   * when it may (`extractWithBoxTar`), else the engine's archive API; `box-tar` and `archive` force one (tests,
+   * bench; `box-tar` still falls back to the archive API when the image has no tar).
    */
   mirrorWith?: 'box-tar' | 'archive';
   /**
@@ -112,6 +113,35 @@ const OBSTACLES: Partial<Record<ScanSkipReason, string>> = {
   'special-file': 'a fifo, socket or device',
   unreadable: 'unreadable',
 };
+
+/** Beyond this share of the box's memory limit, a tmpfs workspace is not written by the box's own tar. */
+export const BOX_TAR_MEMORY_SHARE = 0.25;
+
+/**
+ * How the mirror goes in. The image's own tar, streamed into an exec, takes about half the archive API's time,
+ * but the pages it writes into a tmpfs `/workspace` are charged to the box's memory cgroup (the engine's archive
+ * API extracts from the daemon's side, whose pages are not): so a tmpfs workspace whose size (rounded up to
+ * pages) is over `BOX_TAR_MEMORY_SHARE` of `memoryMiB` goes through the archive API, and the box keeps its memory
+ * for its runs — a workspace as large as the limit could not be mirrored at all otherwise (the tar is OOM-killed).
+ * The archive API too for a box without a shell (nothing to run tar with) and under gVisor (the box's own tar
+ * writes through the gofer: the bench measured it 10× slower there). `why` says why, when not the box's tar.
+ */
+export function mirrorRoute(
+  settings: Pick<BoxSettings, 'runtime' | 'workspaceVolume' | 'memoryMiB'>,
+  workspace: { hasShell: boolean; files: number; bytes: number; mirrorWith?: 'box-tar' | 'archive' },
+): { via: 'box-tar' | 'archive'; why?: string } {
+  if (workspace.mirrorWith === 'archive') return { via: 'archive' };
+  if (!workspace.hasShell) return { via: 'archive', why: 'the image has no shell to run tar with' };
+  if (isGvisorRuntime(settings.runtime)) return { via: 'archive', why: "under gVisor the box's own tar writes through the gofer, much slower" };
+  if (workspace.mirrorWith === 'box-tar' || settings.workspaceVolume !== 'tmpfs') return { via: 'box-tar' };
+  const onTmpfs = workspace.bytes + workspace.files * 4096;
+  const share = settings.memoryMiB * 1024 * 1024 * BOX_TAR_MEMORY_SHARE;
+  if (onTmpfs <= share) return { via: 'box-tar' };
+  return {
+    via: 'archive',
+    why: `the workspace (~${Math.ceil(onTmpfs / 1048576)} MiB in memory) is over ${BOX_TAR_MEMORY_SHARE * 100}% of agentSandbox.memoryMiB (${settings.memoryMiB}), and what the box's own tar writes into the in-memory /workspace would count against it`,
+  };
+}
 
 /** A scan with what it left out that an apply must not write over (see `OBSTACLES`). */
 function scanResult(scan: WorkspaceScan): { scan: WorkspaceScan; obstacles: Map<string, string> } {
@@ -273,10 +303,9 @@ export class BoxSession {
     progress(`Mirroring workspace (0/${files.length} files)`, 0, totalBytes);
     let mirrorListing: BoxHelperResult | undefined;
     try {
-      // The image's tar, streamed (about half the archive API's time); the archive API when there is none.
-      // Under gVisor the box's own tar writes through the gofer (the bench measured it 10× slower than the
-      // engine's extraction on the host): the archive API there.
-      let viaBoxTar = boxHasShell && !isGvisorRuntime(settings.runtime) && (options.mirrorWith ?? 'box-tar') === 'box-tar';
+      const route = mirrorRoute(settings, { hasShell: boxHasShell, files: files.length, bytes: totalBytes, mirrorWith: options.mirrorWith });
+      if (route.why) options.log(`[session] ${folder}: mirroring through the engine's archive API: ${route.why}`);
+      let viaBoxTar = route.via === 'box-tar';
       // The same exec lists the box for the stamps once its tar is done (one round trip less).
       const extracted = viaBoxTar ? await extractWithBoxTar(box, () => tar, signal, MIRROR_LISTING) : undefined;
       if (extracted?.kind === 'no-tar') {
