@@ -41,9 +41,7 @@ export function dockerSync(args: string[]): string {
 }
 
 /** Single-quotes a value for bash. */
-export function q(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote as q } from '../src/core/util/shellQuote';
 
 /** Peak and current resident set of a process, in bytes (Linux /proc). */
 export function memoryOf(pid: number): { hwm: number; rss: number } | undefined {

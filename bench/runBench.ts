@@ -15,8 +15,6 @@ import { DEFAULT_BOX_SETTINGS, LABEL_FOLDER, LABEL_MANAGED, LABEL_OWNER, LABEL_O
 import { DockerEngine } from '../src/core/docker/dockerEngine';
 import { dockerodeOptions, resolveEngineLocation } from '../src/core/docker/engineLocation';
 import { BOX_TAR_MEMORY_SHARE, BoxSession, mirrorRoute } from '../src/core/session/boxSession';
-
-const BOX_TAR_SHARE_PERCENT = BOX_TAR_MEMORY_SHARE * 100;
 import { ancestorsOf } from '../src/core/workspace/pathGuard';
 import { SyncFilter } from '../src/core/workspace/syncFilter';
 import { startEngineServer, stopEngineServer, type EngineServerProcess } from '../test/builders/engineServer';
@@ -417,7 +415,7 @@ async function treeScenarios(engine: DockerEngine, ws: Workspace, temp: string, 
       note: `box create + start ${median(m.create).toFixed(0)} ms not included; ${
         mirrorRoute(settings, { hasShell: true, files: ws.files.length, bytes: ws.bytes }).via === 'box-tar'
           ? "the box's own tar"
-          : `the archive API (over ${BOX_TAR_SHARE_PERCENT}% of memoryMiB ${settings.memoryMiB} in tmpfs)`
+          : `the archive API (over ${BOX_TAR_MEMORY_SHARE * 100}% of memoryMiB ${settings.memoryMiB} in tmpfs)`
       }`,
     },
     {

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DockerEngine } from '../../src/core/docker/dockerEngine';
 import { BoxSession } from '../../src/core/session/boxSession';
+import { shellQuote } from '../../src/core/util/shellQuote';
 import { WorkspaceWatch } from '../../src/core/workspace/workspaceWatch';
 import { connectTestEngine, removeEverythingOwnedBy, testOwnerId, testSettings, TEST_IMAGES } from './engineHarness';
 
@@ -48,15 +49,18 @@ function makeWorkspace(): string {
   return folder;
 }
 
-/** Every entry of /workspace: type, mode, owner, size, file mtime, link target, content hash. */
-const LISTING = `cd /workspace && find . -print0 | sort -z | while IFS= read -r -d '' p; do
-  t=$(stat -c %F "$p"); line="$(stat -c '%a %u:%g' "$p") $t"
+/** One line for the entry at `$p`: mode, owner, type, size, file mtime, link target, content hash. */
+const ENTRY_LINE = `t=$(stat -c %F "$p"); line="$(stat -c '%a %u:%g' "$p") $t"
   case "$t" in
     directory) ;;
     symbolic*) line="$line -> $(readlink "$p")" ;;
     *) line="$line $(stat -c '%s %Y' "$p") $(md5sum < "$p" | cut -c1-32)" ;;
   esac
-  printf '%s %s\\n' "$line" "$p"
+  printf '%s %s\\n' "$line" "$p"`;
+
+/** Every entry of /workspace: type, mode, owner, size, file mtime, link target, content hash. */
+const LISTING = `cd /workspace && find . -print0 | sort -z | while IFS= read -r -d '' p; do
+  ${ENTRY_LINE}
 done`;
 
 suite('mirror: the box tar and the archive API leave the same tree (real engine, node and busybox images)', function () {
@@ -90,7 +94,7 @@ suite('mirror: the box tar and the archive API leave the same tree (real engine,
     try {
       // bash (node image) for read -d; busybox sh has none, so the busybox image lists one name a line.
       const listed = await session.exec(
-        { command: image === TEST_IMAGES.busybox ? BUSYBOX_LISTING : `bash -c ${quote(LISTING)}`, runId: 'list' },
+        { command: image === TEST_IMAGES.busybox ? BUSYBOX_LISTING : `bash -c ${shellQuote(LISTING)}`, runId: 'list' },
         () => undefined,
       );
       assert.equal(listed.exitCode, 0, listed.stderr);
@@ -154,15 +158,5 @@ suite('mirror: the box tar and the archive API leave the same tree (real engine,
 /** `LISTING` for busybox sh: names come one a line (the newline name then spans two, the same either way). */
 const BUSYBOX_LISTING = `cd /workspace && find . | sort | while IFS= read -r p; do
   [ -e "$p" ] || [ -L "$p" ] || { printf '(part) %s\\n' "$p"; continue; }
-  t=$(stat -c %F "$p"); line="$(stat -c '%a %u:%g' "$p") $t"
-  case "$t" in
-    directory) ;;
-    symbolic*) line="$line -> $(readlink "$p")" ;;
-    *) line="$line $(stat -c '%s %Y' "$p") $(md5sum < "$p" | cut -c1-32)" ;;
-  esac
-  printf '%s %s\\n' "$line" "$p"
+  ${ENTRY_LINE}
 done`;
-
-function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}

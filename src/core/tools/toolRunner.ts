@@ -3,6 +3,7 @@ import { SandboxError } from '../errors';
 import { checkToolInput, findToolDefinition, type SandboxToolName } from './toolDefinitions';
 import { REVIEW_NOTE, changesByRun, countByKind, formatPatched, formatRunResult, looksBinary, sliceLines, summarizeChangeSet } from './toolText';
 import { errorText } from '../util/errorText';
+import { shellQuote } from '../util/shellQuote';
 
 /**
  * What the tools need of the engine. The extension host implements it over its engine client (JSON-RPC), the
@@ -343,10 +344,6 @@ function nonEmpty(value: string, key: string): void {
 function oneLine(text: string): string {
   const first = text.split('\n')[0];
   return first.length > 80 || text.includes('\n') ? `${first.slice(0, 80)}…` : first;
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The files a patch names, for the chat line and the history (best effort: the engine parses it for real). */
